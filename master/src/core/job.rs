@@ -1,0 +1,197 @@
+//! One job inside the scheduler core: its lazy shard cursor, the shards in flight, and the
+//! accumulator that reduces shard outputs into the job result.
+
+use super::{JobId, WorkerId};
+use farm_proto::{JobSpec, Output};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::time::Instant;
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// Submitted, no shard handed out yet.
+    Queued,
+    /// At least one shard handed out.
+    Running,
+    /// Every shard completed; the result is set.
+    Succeeded,
+    /// A shard failed; the error names it.
+    Failed,
+    /// Cancelled by a client.
+    Cancelled,
+}
+
+impl JobState {
+    /// Whether the job is over.
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
+    }
+}
+
+/// A job as the core tracks it. Shards are generated lazily: `next` is the first shard never
+/// handed out, `requeued` holds shards handed back by lost workers.
+#[derive(Debug)]
+pub(crate) struct Job {
+    pub id: JobId,
+    pub spec: JobSpec,
+    pub state: JobState,
+    pub total: u64,
+    pub next: u64,
+    pub requeued: VecDeque<u64>,
+    /// Shards in flight and the worker that holds each.
+    pub running: HashMap<u64, WorkerId>,
+    pub done: u64,
+    pub acc: Accumulator,
+    pub result_json: Option<String>,
+    pub error: Option<String>,
+    pub submitted: Instant,
+    pub finished: Option<Instant>,
+    /// Workers that were sent this job's definition and have not been told to forget it.
+    pub known_by: HashSet<WorkerId>,
+}
+
+impl Job {
+    pub fn new(id: JobId, spec: JobSpec, now: Instant) -> Self {
+        let total = spec.source.shard_count();
+        Job {
+            id,
+            spec,
+            state: JobState::Queued,
+            total,
+            next: 0,
+            requeued: VecDeque::new(),
+            running: HashMap::new(),
+            done: 0,
+            acc: Accumulator::default(),
+            result_json: None,
+            error: None,
+            submitted: now,
+            finished: None,
+            known_by: HashSet::new(),
+        }
+    }
+
+    /// Shards waiting to be handed out.
+    pub fn pending(&self) -> u64 {
+        self.requeued.len() as u64 + (self.total - self.next)
+    }
+
+    /// Takes the next shard to hand out: re-queued ones first, then the cursor.
+    pub fn take_shard(&mut self) -> Option<u64> {
+        if let Some(shard) = self.requeued.pop_front() {
+            return Some(shard);
+        }
+        (self.next < self.total).then(|| {
+            self.next += 1;
+            self.next - 1
+        })
+    }
+
+    pub fn elapsed_ms(&self, now: Instant) -> u64 {
+        let end = self.finished.unwrap_or(now);
+        end.saturating_duration_since(self.submitted).as_millis() as u64
+    }
+}
+
+/// Reduces shard outputs: counts and pi hits are summed as they arrive; list outputs are kept by
+/// shard and joined in index order at the end.
+#[derive(Debug, Default)]
+pub(crate) struct Accumulator {
+    count: Option<u64>,
+    pi: Option<(u64, u64)>,
+    ordered: BTreeMap<u64, Output>,
+}
+
+impl Accumulator {
+    /// Adds one shard's output; fails when the shard's output is of another variant than the
+    /// others (a kernel bug), or a sum overflows.
+    pub fn add(&mut self, shard: u64, output: Output) -> Result<(), String> {
+        let variant = std::mem::discriminant(&output);
+        let mismatch = match (&self.count, &self.pi, self.ordered.values().next()) {
+            (Some(_), _, _) => !matches!(output, Output::Count(_)),
+            (_, Some(_), _) => !matches!(output, Output::Pi { .. }),
+            (_, _, Some(first)) => std::mem::discriminant(first) != variant,
+            _ => false,
+        };
+        if mismatch {
+            return Err(format!("shard {shard} returned another kind of output than the others"));
+        }
+        match output {
+            Output::Count(n) => {
+                let sum = self.count.unwrap_or(0).checked_add(n);
+                self.count = Some(sum.ok_or("job result overflows u64")?);
+            }
+            Output::Pi { hits, samples } => {
+                let (h, s) = self.pi.unwrap_or((0, 0));
+                let sum = h.checked_add(hits).zip(s.checked_add(samples));
+                self.pi = Some(sum.ok_or("pi sample count overflows u64")?);
+            }
+            other => {
+                self.ordered.insert(shard, other);
+            }
+        }
+        Ok(())
+    }
+
+    /// The job result as JSON.
+    pub fn finish(self) -> String {
+        if let Some(n) = self.count {
+            return n.to_string();
+        }
+        if let Some((hits, samples)) = self.pi {
+            let estimate = 4.0 * hits as f64 / samples.max(1) as f64;
+            return serde_json::json!({"hits": hits, "samples": samples, "estimate": estimate})
+                .to_string();
+        }
+        let mut items = Vec::new();
+        for output in self.ordered.into_values() {
+            match output {
+                Output::Lines(lines) => items.extend(lines.into_iter().map(Into::into)),
+                Output::Rows(rows) => items.extend(rows.into_iter().map(|r| serde_json::json!(r))),
+                Output::Exec(runs) => items.extend(runs.into_iter().map(|r| {
+                    serde_json::json!({"exit_code": r.exit_code, "stdout": r.stdout})
+                })),
+                Output::Count(_) | Output::Pi { .. } => {}
+            }
+        }
+        serde_json::Value::Array(items).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use farm_proto::ExecRun;
+
+    #[test]
+    fn counts_are_summed_and_lists_joined_in_shard_order() {
+        let mut acc = Accumulator::default();
+        acc.add(1, Output::Count(2)).expect("count");
+        acc.add(0, Output::Count(3)).expect("count");
+        assert!(acc.add(2, Output::Lines(vec![])).is_err());
+        assert_eq!(acc.finish(), "5");
+
+        let mut acc = Accumulator::default();
+        acc.add(1, Output::Lines(vec!["c".into()])).expect("lines");
+        acc.add(0, Output::Lines(vec!["a".into(), "b".into()])).expect("lines");
+        assert_eq!(acc.finish(), r#"["a","b","c"]"#);
+
+        let mut acc = Accumulator::default();
+        acc.add(0, Output::Exec(vec![ExecRun { exit_code: 1, stdout: "x".into() }])).expect("exec");
+        assert_eq!(acc.finish(), r#"[{"exit_code":1,"stdout":"x"}]"#);
+    }
+
+    #[test]
+    fn pi_reduces_to_an_estimate_and_overflow_is_an_error() {
+        let mut acc = Accumulator::default();
+        acc.add(0, Output::Pi { hits: 3, samples: 4 }).expect("pi");
+        acc.add(1, Output::Pi { hits: 3, samples: 4 }).expect("pi");
+        let v: serde_json::Value = serde_json::from_str(&acc.finish()).expect("json");
+        assert_eq!(v["hits"], 6);
+        assert_eq!(v["estimate"], 3.0);
+
+        let mut acc = Accumulator::default();
+        acc.add(0, Output::Count(u64::MAX)).expect("count");
+        assert!(acc.add(1, Output::Count(1)).is_err());
+    }
+}

@@ -1,0 +1,299 @@
+//! Core tests with simulated workers: a recording outbox, no sockets, no clock.
+
+use super::*;
+use farm_proto::JobSource;
+use proptest::prelude::*;
+use std::collections::VecDeque;
+
+/// Records what the core sent; keeps each simulated worker's queue of assigned tasks.
+#[derive(Default)]
+struct Rec {
+    queues: BTreeMap<WorkerId, VecDeque<TaskOut>>,
+    defs: Vec<(WorkerId, JobId)>,
+    cancels: Vec<(WorkerId, JobId)>,
+    forgets: Vec<(WorkerId, JobId)>,
+    outputs: Vec<(JobId, u64, Output)>,
+    finished: Vec<JobView>,
+    dropped: Vec<WorkerId>,
+}
+
+impl Outbox for Rec {
+    fn assign(&mut self, worker: WorkerId, defs: Vec<JobDefOut>, tasks: Vec<TaskOut>) {
+        self.defs.extend(defs.into_iter().map(|d| (worker, d.job)));
+        self.queues.entry(worker).or_default().extend(tasks);
+    }
+    fn cancel_job(&mut self, worker: WorkerId, job: JobId) {
+        self.cancels.push((worker, job));
+        if let Some(q) = self.queues.get_mut(&worker) {
+            q.retain(|t| t.job != job);
+        }
+    }
+    fn forget_job(&mut self, worker: WorkerId, job: JobId) {
+        self.forgets.push((worker, job));
+    }
+    fn shard_output(&mut self, job: JobId, shard: u64, output: &Output) {
+        self.outputs.push((job, shard, output.clone()));
+    }
+    fn job_changed(&mut self, view: &JobView) {
+        if view.state.is_final() {
+            self.finished.push(view.clone());
+        }
+    }
+    fn drop_worker(&mut self, worker: WorkerId, _reason: &str) {
+        self.dropped.push(worker);
+    }
+}
+
+impl Rec {
+    /// Completes up to `n` of the worker's queued tasks, each output counting its indices.
+    fn complete(&mut self, core: &mut Core, worker: WorkerId, n: usize, now: Instant) -> usize {
+        let q = self.queues.entry(worker).or_default();
+        let batch: Vec<_> = q.drain(..n.min(q.len())).collect();
+        let outcomes = batch
+            .iter()
+            .map(|t| (t.job, t.shard, ShardOutcome::Done(Output::Count(t.hi - t.lo))))
+            .collect::<Vec<_>>();
+        core.results(worker, outcomes, now, self).unwrap_or(0)
+    }
+}
+
+fn spec(kind: &str, start: u64, end: u64, shard_size: u64, priority: i32) -> JobSpec {
+    JobSpec::new(kind, JobSource::Range { start, end, shard_size }, Params::default(), priority)
+        .expect("valid spec")
+}
+
+fn worker(threads: u32) -> WorkerSpec {
+    WorkerSpec { threads, kinds: vec!["noop".into(), "primes".into()], ..Default::default() }
+}
+
+fn core() -> Core {
+    Core::new(CoreConfig::default())
+}
+
+#[test]
+fn dispatch_fills_each_worker_to_threads_plus_prefetch() {
+    let (mut core, mut rec, now) = (core(), Rec::default(), Instant::now());
+    let w = core.worker_joined(worker(3), now, &mut rec);
+    core.submit(spec("noop", 0, 100, 1, 0), now, &mut rec).expect("submit");
+    assert_eq!(rec.queues[&w].len(), 6, "3 threads + 3 prefetch");
+    assert_eq!(rec.defs, vec![(w, 1)], "the job definition goes out once");
+    rec.complete(&mut core, w, 2, now);
+    assert_eq!(rec.queues[&w].len(), 6, "refilled after two results");
+    assert_eq!(rec.defs.len(), 1);
+}
+
+#[test]
+fn a_job_completes_with_the_reduced_result_and_workers_forget_it() {
+    let (mut core, mut rec, now) = (core(), Rec::default(), Instant::now());
+    let a = core.worker_joined(worker(1), now, &mut rec);
+    let b = core.worker_joined(worker(2), now, &mut rec);
+    let job = core.submit(spec("noop", 5, 1005, 10, 0), now, &mut rec).expect("submit");
+    while rec.finished.is_empty() {
+        rec.complete(&mut core, a, 1, now);
+        rec.complete(&mut core, b, 3, now);
+    }
+    let status = core.status(job, now).expect("status");
+    assert_eq!(status.state, JobState::Succeeded);
+    assert_eq!(status.result_json.as_deref(), Some("1000"));
+    assert_eq!((status.done, status.total, status.running), (100, 100, 0));
+    assert_eq!(rec.outputs.len(), 100);
+    let mut forgot: Vec<_> = rec.forgets.iter().map(|f| f.0).collect();
+    forgot.sort();
+    assert_eq!(forgot, vec![a, b]);
+}
+
+#[test]
+fn a_lost_workers_shards_run_elsewhere_and_its_late_results_are_dropped() {
+    let (mut core, mut rec, now) = (core(), Rec::default(), Instant::now());
+    let a = core.worker_joined(worker(2), now, &mut rec);
+    let job = core.submit(spec("noop", 0, 10, 1, 0), now, &mut rec).expect("submit");
+    let held: Vec<TaskOut> = rec.queues[&a].iter().cloned().collect();
+    assert_eq!(held.len(), 4);
+    core.worker_left(a, &mut rec);
+    assert_eq!(core.status(job, now).map(|s| s.running), Some(0));
+    let b = core.worker_joined(worker(1), now, &mut rec);
+    let first: Vec<u64> = rec.queues[&b].iter().map(|t| t.shard).collect();
+    assert_eq!(first, vec![held[0].shard, held[1].shard], "re-queued shards go first");
+    // The lost worker's session id is gone: its late batch is refused as a whole.
+    let late = held.iter().map(|t| (t.job, t.shard, ShardOutcome::Done(Output::Count(1))));
+    assert_eq!(core.results(a, late.clone(), now, &mut rec), Err(CoreError::NoSuchWorker(a)));
+    // The same results under another worker's id count only for shards that worker holds.
+    assert_eq!(core.results(b, late, now, &mut rec), Ok(2));
+    while rec.finished.is_empty() {
+        rec.complete(&mut core, b, 1, now);
+    }
+    assert_eq!(core.status(job, now).and_then(|s| s.result_json), Some("10".into()));
+    assert_eq!(rec.outputs.len(), 10, "each shard's output is delivered once");
+}
+
+#[test]
+fn higher_priority_runs_first_then_submission_order() {
+    let (mut core, mut rec, now) = (core(), Rec::default(), Instant::now());
+    let low = core.submit(spec("noop", 0, 4, 1, 0), now, &mut rec).expect("submit");
+    let later = core.submit(spec("noop", 0, 4, 1, 0), now, &mut rec).expect("submit");
+    let high = core.submit(spec("noop", 0, 4, 1, 5), now, &mut rec).expect("submit");
+    let w = core.worker_joined(WorkerSpec { threads: 5, ..worker(0) }, now, &mut rec);
+    let jobs: Vec<JobId> = rec.queues[&w].iter().map(|t| t.job).collect();
+    assert_eq!(jobs, vec![high, high, high, high, low, low, low, low, later, later]);
+    assert_eq!(core.status(later, now).map(|s| s.state), Some(JobState::Running));
+}
+
+#[test]
+fn cancel_stops_shards_on_workers_and_later_results_are_dropped() {
+    let (mut core, mut rec, now) = (core(), Rec::default(), Instant::now());
+    let w = core.worker_joined(worker(2), now, &mut rec);
+    let job = core.submit(spec("noop", 0, 100, 1, 0), now, &mut rec).expect("submit");
+    let held: Vec<TaskOut> = rec.queues[&w].iter().cloned().collect();
+    let status = core.cancel(job, now, &mut rec).expect("cancel");
+    assert_eq!(status.state, JobState::Cancelled);
+    assert_eq!(rec.cancels, vec![(w, job)]);
+    let late = held.iter().map(|t| (t.job, t.shard, ShardOutcome::Done(Output::Count(1))));
+    assert_eq!(core.results(w, late, now, &mut rec), Ok(4));
+    assert!(rec.outputs.is_empty());
+    assert_eq!(core.cancel(job, now, &mut rec), Err(CoreError::JobEnded(job)));
+    assert_eq!(core.cancel(99, now, &mut rec).map(|_| ()), Err(CoreError::NoSuchJob(99)));
+    // The worker's slots are free for the next job at once.
+    core.submit(spec("noop", 0, 100, 1, 0), now, &mut rec).expect("submit");
+    assert_eq!(rec.queues[&w].len(), 4);
+}
+
+#[test]
+fn a_failed_shard_fails_its_job_with_a_message_naming_it_and_spares_others() {
+    let (mut core, mut rec, now) = (core(), Rec::default(), Instant::now());
+    let w = core.worker_joined(worker(4), now, &mut rec);
+    let bad = core.submit(spec("noop", 0, 40, 10, 1), now, &mut rec).expect("submit");
+    let good = core.submit(spec("noop", 0, 2, 1, 0), now, &mut rec).expect("submit");
+    let failing = (bad, 2, ShardOutcome::Failed("boom".into()));
+    core.results(w, [failing], now, &mut rec).expect("results");
+    let status = core.status(bad, now).expect("status");
+    assert_eq!(status.state, JobState::Failed);
+    assert_eq!(status.error.as_deref(), Some("shard 2 (indices 20..30) failed on worker 1: boom"));
+    rec.queues.get_mut(&w).expect("queue").retain(|t| t.job == good);
+    rec.complete(&mut core, w, 10, now);
+    assert_eq!(core.status(good, now).map(|s| s.state), Some(JobState::Succeeded));
+}
+
+#[test]
+fn silent_workers_are_declared_lost_on_tick() {
+    let (mut core, mut rec, t0) = (core(), Rec::default(), Instant::now());
+    let a = core.worker_joined(worker(1), t0, &mut rec);
+    let b = core.worker_joined(worker(1), t0, &mut rec);
+    core.submit(spec("noop", 0, 10, 1, 0), t0, &mut rec).expect("submit");
+    core.heartbeat(b, t0 + Duration::from_secs(2));
+    core.tick(t0 + Duration::from_millis(3500), &mut rec);
+    assert_eq!(rec.dropped, vec![a]);
+    assert_eq!(core.workers(t0).len(), 1);
+    assert_eq!(core.holding_total(), 2, "b holds its own two; a's wait for a free slot");
+}
+
+#[test]
+fn shards_go_only_to_workers_that_offer_the_kind() {
+    let (mut core, mut rec, now) = (core(), Rec::default(), Instant::now());
+    let w = core.worker_joined(worker(1), now, &mut rec);
+    let job = core.submit(spec("exec", 0, 10, 1, 0), now, &mut rec).expect("submit");
+    assert!(rec.queues.get(&w).is_none_or(|q| q.is_empty()));
+    assert!(!core.kind_offered("exec"));
+    let e = core.worker_joined(WorkerSpec { threads: 1, kinds: vec!["exec".into()], ..Default::default() }, now, &mut rec);
+    assert_eq!(rec.queues[&e].len(), 2);
+    assert_eq!(core.status(job, now).map(|s| s.running), Some(2));
+}
+
+#[test]
+fn jobs_over_the_shard_limit_are_refused_and_huge_range_jobs_stay_lazy() {
+    let config = CoreConfig { max_shards_per_job: 1000, ..Default::default() };
+    let (mut core, mut rec, now) = (Core::new(config), Rec::default(), Instant::now());
+    let err = core.submit(spec("noop", 0, 1001, 1, 0), now, &mut rec);
+    assert_eq!(err, Err(CoreError::TooManyShards { shards: 1001, limit: 1000 }));
+    let config = CoreConfig { max_shards_per_job: u64::MAX, ..Default::default() };
+    let mut core = Core::new(config);
+    let job = core.submit(spec("noop", 0, u64::MAX, 1, 0), now, &mut rec).expect("lazy job");
+    let w = core.worker_joined(worker(1), now, &mut rec);
+    rec.complete(&mut core, w, 1, now);
+    let status = core.status(job, now).expect("status");
+    assert_eq!((status.total, status.done, status.running), (u64::MAX, 1, 2));
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Join(u32),
+    Leave(usize),
+    Complete(usize, usize),
+    /// A result for a task of worker `.0` reported by worker `.1` (a stray or late reply).
+    Stray(usize, usize),
+    Tick(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (1u32..4).prop_map(Op::Join),
+        (0usize..8).prop_map(Op::Leave),
+        ((0usize..8), (1usize..6)).prop_map(|(w, n)| Op::Complete(w, n)),
+        ((0usize..8), (0usize..8)).prop_map(|(a, b)| Op::Stray(a, b)),
+        (0u64..5000).prop_map(Op::Tick),
+    ]
+}
+
+proptest! {
+    /// Whatever the interleaving of joins, leaves, completions, stray replies and timeouts,
+    /// every shard of every job is delivered exactly once and each job's result is exact.
+    #[test]
+    fn every_shard_completes_exactly_once(ops in prop::collection::vec(op(), 1..120)) {
+        let (mut core, mut rec, t0) = (core(), Rec::default(), Instant::now());
+        let mut now = t0;
+        let sizes = [(0u64, 37u64, 5u64), (100, 110, 1), (7, 1000, 97)];
+        let jobs: Vec<JobId> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &(a, b, s))| core.submit(spec("noop", a, b, s, i as i32 % 2), now, &mut rec).expect("submit"))
+            .collect();
+        let mut live: Vec<WorkerId> = Vec::new();
+        for op in ops {
+            match op {
+                Op::Join(t) => live.push(core.worker_joined(worker(t), now, &mut rec)),
+                Op::Leave(i) if !live.is_empty() => {
+                    let w = live.remove(i % live.len());
+                    core.worker_left(w, &mut rec);
+                }
+                Op::Complete(i, n) if !live.is_empty() => {
+                    let w = live[i % live.len()];
+                    core.heartbeat(w, now);
+                    rec.complete(&mut core, w, n, now);
+                }
+                Op::Stray(a, b) if !live.is_empty() => {
+                    let (wa, wb) = (live[a % live.len()], live[b % live.len()]);
+                    if let Some(t) = rec.queues.get(&wa).and_then(|q| q.front()).cloned() {
+                        let _ = core.results(wb, [(t.job, t.shard, ShardOutcome::Done(Output::Count(t.hi - t.lo)))], now, &mut rec);
+                    }
+                }
+                Op::Tick(ms) => {
+                    now += Duration::from_millis(ms);
+                    core.tick(now, &mut rec);
+                    live.retain(|w| !rec.dropped.contains(w));
+                }
+                _ => {}
+            }
+        }
+        // Drain: the others fall silent and are declared lost; one fresh worker finishes the rest.
+        let w = core.worker_joined(worker(2), now, &mut rec);
+        now += Duration::from_secs(10);
+        core.heartbeat(w, now);
+        core.tick(now, &mut rec);
+        for _ in 0..10_000 {
+            if rec.finished.len() == jobs.len() { break; }
+            if rec.complete(&mut core, w, 4, now) == 0 && rec.queues[&w].is_empty() {
+                core.tick(now, &mut rec);
+            }
+        }
+        prop_assert_eq!(rec.finished.len(), jobs.len());
+        for (job, &(a, b, _)) in jobs.iter().zip(&sizes) {
+            let status = core.status(*job, now).expect("status");
+            prop_assert_eq!(status.state, JobState::Succeeded);
+            prop_assert_eq!(status.result_json, Some((b - a).to_string()));
+            let mut shards: Vec<u64> = rec.outputs.iter().filter(|o| o.0 == *job).map(|o| o.1).collect();
+            shards.sort();
+            let expected: Vec<u64> = (0..status.total).collect();
+            prop_assert_eq!(shards, expected);
+        }
+        prop_assert_eq!(core.holding_total(), 0);
+    }
+}

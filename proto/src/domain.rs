@@ -1,0 +1,187 @@
+//! Domain types shared by master, worker and client: a job's spec and a shard's output.
+//! Conversions from and to the prost types live in `convert.rs`.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Job parameters as the user gave them (`--param key=value`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Params(pub BTreeMap<String, String>);
+
+impl Params {
+    /// Parses `key=value` pairs as given on a command line.
+    pub fn from_pairs<I, S>(pairs: I) -> Result<Self, SpecError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut map = BTreeMap::new();
+        for pair in pairs {
+            let pair = pair.as_ref();
+            let (key, value) = pair
+                .split_once('=')
+                .filter(|(k, _)| !k.trim().is_empty())
+                .ok_or_else(|| SpecError::Invalid(format!("param {pair:?} is not key=value")))?;
+            map.insert(key.trim().to_string(), value.to_string());
+        }
+        Ok(Params(map))
+    }
+}
+
+/// What one shard produced; the master reduces outputs by variant.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// A count; the job result is the sum.
+    Count(u64),
+    /// Monte Carlo hits; the job result is {"hits","samples","estimate"}.
+    Pi {
+        /// Points inside the unit quarter circle.
+        hits: u64,
+        /// Points drawn.
+        samples: u64,
+    },
+    /// One string per index (e.g. lowercase hex digests); the job result is the list in index order.
+    Lines(Vec<String>),
+    /// One row of numbers per index (mandelbrot iteration counts); the job result is the rows in order.
+    Rows(Vec<Vec<u32>>),
+    /// One program run per index.
+    Exec(Vec<ExecRun>),
+}
+
+/// One run of the `exec` kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRun {
+    /// The program's exit code; minus the signal number when a signal ended it.
+    pub exit_code: i32,
+    /// What it wrote to stdout (lossy UTF-8).
+    pub stdout: String,
+}
+
+/// Where a job's shards come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobSource {
+    /// Indices `start..end` cut into shards of `shard_size` (the last may be shorter).
+    Range {
+        /// First index.
+        start: u64,
+        /// One past the last index.
+        end: u64,
+        /// Indices per shard, at least 1.
+        shard_size: u64,
+    },
+    /// One shard per input line; the shard's index is the line's position.
+    Inputs(Vec<String>),
+}
+
+impl JobSource {
+    /// How many shards the job has.
+    pub fn shard_count(&self) -> u64 {
+        match self {
+            JobSource::Range { start, end, shard_size } => (end - start).div_ceil(*shard_size),
+            JobSource::Inputs(lines) => lines.len() as u64,
+        }
+    }
+
+    /// The indices `lo..hi` of shard `shard` and its input line, if any.
+    pub fn shard(&self, shard: u64) -> (u64, u64, Option<&str>) {
+        match self {
+            JobSource::Range { start, end, shard_size } => {
+                let lo = start + shard * shard_size;
+                (lo, lo.saturating_add(*shard_size).min(*end), None)
+            }
+            JobSource::Inputs(lines) => (shard, shard + 1, Some(lines[shard as usize].as_str())),
+        }
+    }
+}
+
+/// A checked job specification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSpec {
+    /// Kernel name.
+    pub kind: String,
+    /// The shards.
+    pub source: JobSource,
+    /// Kernel parameters.
+    pub params: Params,
+    /// Higher runs first.
+    pub priority: i32,
+}
+
+/// Why a job spec was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// The spec is malformed (maps to InvalidArgument).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl JobSpec {
+    /// Checks the parts every job needs: a kind, a non-empty range and a shard size of at least 1.
+    pub fn new(
+        kind: impl Into<String>,
+        source: JobSource,
+        params: Params,
+        priority: i32,
+    ) -> Result<Self, SpecError> {
+        let kind = kind.into();
+        if kind.trim().is_empty() {
+            return Err(SpecError::Invalid("kind is empty".into()));
+        }
+        match &source {
+            JobSource::Range { start, end, shard_size } => {
+                if *shard_size == 0 {
+                    return Err(SpecError::Invalid("shard size must be at least 1".into()));
+                }
+                if start >= end {
+                    return Err(SpecError::Invalid(format!(
+                        "range {start}..{end} is empty or reversed"
+                    )));
+                }
+            }
+            JobSource::Inputs(lines) if lines.is_empty() => {
+                return Err(SpecError::Invalid("inputs are empty".into()));
+            }
+            JobSource::Inputs(_) => {}
+        }
+        Ok(JobSpec { kind, source, params, priority })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(start: u64, end: u64, shard_size: u64) -> JobSource {
+        JobSource::Range { start, end, shard_size }
+    }
+
+    #[test]
+    fn shard_count_and_bounds_cover_the_range() {
+        let src = range(10, 105, 10);
+        assert_eq!(src.shard_count(), 10);
+        assert_eq!(src.shard(0), (10, 20, None));
+        assert_eq!(src.shard(9), (100, 105, None));
+        let edge = range(u64::MAX - 5, u64::MAX, 4);
+        assert_eq!(edge.shard_count(), 2);
+        assert_eq!(edge.shard(1), (u64::MAX - 1, u64::MAX, None));
+    }
+
+    #[test]
+    fn bad_specs_are_refused() {
+        let p = Params::default();
+        assert!(JobSpec::new("noop", range(5, 5, 1), p.clone(), 0).is_err());
+        assert!(JobSpec::new("noop", range(6, 5, 1), p.clone(), 0).is_err());
+        assert!(JobSpec::new("noop", range(0, 5, 0), p.clone(), 0).is_err());
+        assert!(JobSpec::new(" ", range(0, 5, 1), p.clone(), 0).is_err());
+        assert!(JobSpec::new("noop", JobSource::Inputs(vec![]), p, 0).is_err());
+    }
+
+    #[test]
+    fn params_parse_pairs() {
+        let p = Params::from_pairs(["a=1", "b=x=y"]).expect("valid pairs");
+        assert_eq!(p.0["a"], "1");
+        assert_eq!(p.0["b"], "x=y");
+        assert!(Params::from_pairs(["novalue"]).is_err());
+        assert!(Params::from_pairs(["=1"]).is_err());
+    }
+}

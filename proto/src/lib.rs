@@ -1,0 +1,20 @@
+//! farm's wire contract: the generated gRPC code for `farm.proto`, the protocol version that
+//! both ends check, and the domain types that master and worker logic use instead of prost types.
+
+pub mod domain;
+mod convert;
+
+/// Generated prost messages and tonic services of package `farm.v1`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod pb {
+    tonic::include_proto!("farm.v1");
+}
+
+/// Bumped on any incompatible change to `farm.proto`; checked when a worker registers and when a
+/// client that states its version submits.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Encoded `FileDescriptorSet` of `farm.proto`, served by the master for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/farm_descriptor.bin"));
+
+pub use domain::{ExecRun, JobSource, JobSpec, Output, Params, SpecError};
