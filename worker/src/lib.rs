@@ -1,1 +1,66 @@
-//! placeholder
+//! The farm worker: dials a master, registers its capacity, runs the shards it is sent on a
+//! pool of exactly T OS threads and streams their outcomes back.
+//!
+//! It is also the SDK for user kernels: implement [`sdk::Kernel`], add it to a [`Registry`]
+//! and call [`run`] from your own binary (see `examples/collatz`).
+
+pub mod kernels;
+mod pool;
+mod registry;
+pub mod sdk;
+mod session;
+
+pub use registry::Registry;
+pub use session::run;
+
+use std::time::Duration;
+
+/// How a worker runs; built by the CLI from its flags, or by a user's own worker binary.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The master's URL, e.g. `http://10.0.0.5:7070`.
+    pub master: String,
+    /// Shards run at once: the size of the thread pool.
+    pub threads: usize,
+    /// Shown in `farm workers`.
+    pub name: String,
+    /// Exit when the master is lost instead of reconnecting (set for workers a master spawned).
+    pub exit_on_disconnect: bool,
+    /// Longest wait between reconnection attempts.
+    pub max_backoff: Duration,
+}
+
+impl WorkerConfig {
+    /// A worker for `master` with one thread per available core.
+    pub fn new(master: impl Into<String>) -> Self {
+        WorkerConfig {
+            master: master.into(),
+            threads: default_threads(),
+            name: String::new(),
+            exit_on_disconnect: false,
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One thread per available core.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Why a worker stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The master URL does not parse.
+    #[error("bad master url {0}")]
+    BadMasterUrl(String),
+    /// The thread pool could not be started.
+    #[error("cannot start threads: {0}")]
+    Threads(std::io::Error),
+    /// The master refused the registration (another protocol version, bad token…).
+    #[error("master refused the worker: {0}")]
+    Rejected(String),
+    /// The master went away and the worker was told to exit with it.
+    #[error("master lost: {0}")]
+    MasterLost(String),
+}

@@ -1,0 +1,69 @@
+//! The `noop` kernel: does nothing, for measuring the farm's own per-shard overhead.
+//!
+//! It takes no parameters and does not allocate while running. The output is
+//! `Output::Count(hi - lo)` for a range shard and `Output::Count(1)` for an input shard.
+
+use crate::kernels::params::check_known;
+use crate::sdk::{CancelFlag, Kernel, KernelError, Output, Params, Prepared, ShardInput};
+
+/// The `noop` kernel.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Noop;
+
+impl Kernel for Noop {
+    fn name(&self) -> &str {
+        "noop"
+    }
+
+    fn prepare(&self, params: &Params) -> Result<Box<dyn Prepared>, KernelError> {
+        check_known(self.name(), params, &[])?;
+        Ok(Box::new(PreparedNoop))
+    }
+}
+
+struct PreparedNoop;
+
+impl Prepared for PreparedNoop {
+    fn run(&self, shard: &ShardInput, cancel: &CancelFlag) -> Result<Output, KernelError> {
+        cancel.check()?;
+        let count = match shard.input {
+            Some(_) => 1,
+            None => shard.hi.saturating_sub(shard.lo),
+        };
+        Ok(Output::Count(count))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::params::tests::{line, params, range};
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn counts() {
+        let job = Noop.prepare(&Params::default()).unwrap();
+        let cancel = CancelFlag::default();
+        assert_eq!(job.run(&range(10, 15), &cancel), Ok(Output::Count(5)));
+        assert_eq!(
+            job.run(&range(0, u64::MAX), &cancel),
+            Ok(Output::Count(u64::MAX))
+        );
+        assert_eq!(job.run(&line(4, "anything"), &cancel), Ok(Output::Count(1)));
+        cancel.0.store(true, Ordering::Relaxed);
+        assert_eq!(
+            job.run(&range(10, 15), &cancel),
+            Err(KernelError::Cancelled)
+        );
+    }
+
+    #[test]
+    fn rejects_params() {
+        assert_eq!(
+            Noop.prepare(&params(&[("ms", "1")])).err(),
+            Some(KernelError::BadParam(
+                "unknown param ms for kernel noop; known: none".into()
+            ))
+        );
+    }
+}

@@ -1,0 +1,291 @@
+//! The worker's side of `WorkerService.Connect`: dial the master (with backoff), register,
+//! then run shards it is sent on the pool and stream their outcomes back in batches.
+
+use crate::pool::{Finished, JobEntry, Pool, Work};
+use crate::registry::Registry;
+use crate::sdk::{CancelFlag, KernelError, ShardInput};
+use crate::{WorkerConfig, WorkerError};
+use farm_proto::pb::{self, master_message::Msg as In, worker_message::Msg as Out};
+use farm_proto::pb::worker_service_client::WorkerServiceClient;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+use tracing::{debug, info, warn};
+
+/// Most outcomes sent in one result message.
+const MAX_BATCH: usize = 4096;
+/// Gives up on a master that never answered, for workers that exit with their master.
+const FIRST_CONNECT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// How a session ended.
+enum End {
+    /// The worker was asked to stop.
+    Shutdown,
+    /// The connection to the master was lost; the reason says how.
+    Lost(String),
+}
+
+/// Runs the worker until `shutdown` resolves, or, with `exit_on_disconnect`, until the master
+/// is lost.
+pub async fn run<F>(config: WorkerConfig, registry: Registry, shutdown: F) -> Result<(), WorkerError>
+where
+    F: Future<Output = ()> + Send,
+{
+    let endpoint = Endpoint::from_shared(config.master.clone())
+        .map_err(|e| WorkerError::BadMasterUrl(format!("{}: {e}", config.master)))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true);
+    let threads = config.threads.max(1);
+    let pool = Pool::new(threads).map_err(WorkerError::Threads)?;
+    tokio::pin!(shutdown);
+    let started = Instant::now();
+    let mut backoff = Backoff::new(config.max_backoff);
+    let mut ever_connected = false;
+    loop {
+        let attempt = tokio::select! {
+            _ = shutdown.as_mut() => return Ok(()),
+            c = endpoint.connect() => c,
+        };
+        let end = match attempt {
+            Ok(channel) => {
+                ever_connected = true;
+                match session(channel, &config, &registry, &pool, &mut shutdown, &mut backoff).await {
+                    Ok(end) => end,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => End::Lost(format!("cannot connect: {e}")),
+        };
+        match end {
+            End::Shutdown => return Ok(()),
+            End::Lost(reason) if config.exit_on_disconnect => {
+                if ever_connected || started.elapsed() > FIRST_CONNECT_DEADLINE {
+                    return Err(WorkerError::MasterLost(reason));
+                }
+            }
+            End::Lost(reason) => warn!(master = %config.master, %reason, "master unreachable, retrying"),
+        }
+        let delay = backoff.next();
+        debug!(?delay, "reconnecting after backoff");
+        tokio::select! {
+            _ = shutdown.as_mut() => return Ok(()),
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// One registered session with the master.
+async fn session<F: Future<Output = ()>>(
+    channel: Channel,
+    config: &WorkerConfig,
+    registry: &Registry,
+    pool: &Pool,
+    shutdown: &mut Pin<&mut F>,
+    backoff: &mut Backoff,
+) -> Result<End, WorkerError> {
+    let mut client = WorkerServiceClient::new(channel)
+        .max_decoding_message_size(farm_proto::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(farm_proto::MAX_MESSAGE_BYTES);
+    let (tx, rx) = mpsc::channel::<pb::WorkerMessage>(64);
+    let register = pb::Register {
+        protocol_version: farm_proto::PROTOCOL_VERSION,
+        threads: config.threads.max(1) as u32,
+        kinds: registry.kinds(),
+        name: config.name.clone(),
+        hostname: hostname(),
+        pid: std::process::id(),
+    };
+    let _ = tx.send(pb::WorkerMessage { msg: Some(Out::Register(register)) }).await;
+    let mut inbound = match client.connect(ReceiverStream::new(rx)).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => return rejected_or_lost(status),
+    };
+    let welcome = match inbound.message().await {
+        Ok(Some(pb::MasterMessage { msg: Some(In::Welcome(w)) })) => w,
+        Ok(_) => return Ok(End::Lost("master did not welcome the worker".into())),
+        Err(status) => return rejected_or_lost(status),
+    };
+    backoff.reset();
+    let heartbeat = Duration::from_millis(u64::from(welcome.heartbeat_ms.max(50)));
+    info!(worker = welcome.worker_id, master = %config.master, threads = config.threads, "registered");
+
+    let (reply, mut finished) = mpsc::unbounded_channel::<Finished>();
+    let mut jobs: HashMap<u64, Arc<JobEntry>> = HashMap::new();
+    let mut ticker = tokio::time::interval(heartbeat);
+    let mut last_heard = Instant::now();
+    let end = loop {
+        tokio::select! {
+            _ = shutdown.as_mut() => break End::Shutdown,
+            msg = inbound.message() => match msg {
+                Ok(Some(msg)) => {
+                    last_heard = Instant::now();
+                    handle(msg, registry, pool, &mut jobs, &reply);
+                }
+                Ok(None) => break End::Lost("master closed the stream".into()),
+                Err(status) => break End::Lost(format!("stream error: {}", status.message())),
+            },
+            Some(first) = finished.recv() => {
+                let mut done = vec![shard_done(first)];
+                while done.len() < MAX_BATCH {
+                    match finished.try_recv() {
+                        Ok(f) => done.push(shard_done(f)),
+                        Err(_) => break,
+                    }
+                }
+                let batch = pb::WorkerMessage { msg: Some(Out::Results(pb::ResultBatch { done })) };
+                if tx.send(batch).await.is_err() {
+                    break End::Lost("master closed the stream".into());
+                }
+            }
+            _ = ticker.tick() => {
+                if last_heard.elapsed() > heartbeat * 3 {
+                    break End::Lost("no heartbeat from the master".into());
+                }
+                let beat = pb::WorkerMessage { msg: Some(Out::Heartbeat(pb::Heartbeat {})) };
+                if tx.send(beat).await.is_err() {
+                    break End::Lost("master closed the stream".into());
+                }
+            }
+        }
+    };
+    for job in jobs.values() {
+        job.cancel.cancel();
+    }
+    Ok(end)
+}
+
+/// Applies one message from the master.
+fn handle(
+    msg: pb::MasterMessage,
+    registry: &Registry,
+    pool: &Pool,
+    jobs: &mut HashMap<u64, Arc<JobEntry>>,
+    reply: &mpsc::UnboundedSender<Finished>,
+) {
+    match msg.msg {
+        Some(In::Assign(batch)) => {
+            for def in batch.jobs {
+                let params = farm_proto::Params(def.params.into_iter().collect());
+                let prepared = registry.prepare(&def.kind, &params).unwrap_or_else(|e| {
+                    warn!(job = def.job_id, kind = %def.kind, error = %e, "cannot prepare job");
+                    Box::new(Refused(e))
+                });
+                jobs.insert(def.job_id, Arc::new(JobEntry { prepared, cancel: CancelFlag::default() }));
+            }
+            for task in batch.tasks {
+                let input = ShardInput { lo: task.lo, hi: task.hi, input: task.input };
+                match jobs.get(&task.job_id) {
+                    Some(job) => pool.submit(Work {
+                        job_id: task.job_id,
+                        shard: task.shard,
+                        job: job.clone(),
+                        input,
+                        reply: reply.clone(),
+                    }),
+                    None => {
+                        let error = KernelError::Failed(format!("job {} was never defined", task.job_id));
+                        let _ = reply.send(Finished { job_id: task.job_id, shard: task.shard, outcome: Err(error) });
+                    }
+                }
+            }
+        }
+        Some(In::Cancel(c)) => {
+            if let Some(job) = jobs.remove(&c.job_id) {
+                job.cancel.cancel();
+                debug!(job = c.job_id, "job cancelled");
+            }
+        }
+        Some(In::Forget(f)) => {
+            jobs.remove(&f.job_id);
+        }
+        Some(In::Heartbeat(_)) | Some(In::Welcome(_)) | None => {}
+    }
+}
+
+/// Stands in for a job whose parameters this worker could not parse: every shard fails with why.
+struct Refused(KernelError);
+
+impl crate::sdk::Prepared for Refused {
+    fn run(&self, _: &ShardInput, _: &CancelFlag) -> Result<crate::sdk::Output, KernelError> {
+        Err(self.0.clone())
+    }
+}
+
+fn shard_done(f: Finished) -> pb::ShardDone {
+    use pb::shard_done::Outcome;
+    let outcome = match f.outcome {
+        Ok(output) => Outcome::Output(output.into()),
+        Err(KernelError::Cancelled) => Outcome::Cancelled(true),
+        Err(e) => Outcome::Error(e.to_string()),
+    };
+    pb::ShardDone { job_id: f.job_id, shard: f.shard, outcome: Some(outcome) }
+}
+
+/// A refusal that retrying cannot fix ends the worker; anything else is a lost connection.
+fn rejected_or_lost(status: tonic::Status) -> Result<End, WorkerError> {
+    match status.code() {
+        tonic::Code::FailedPrecondition | tonic::Code::InvalidArgument | tonic::Code::Unauthenticated => {
+            Err(WorkerError::Rejected(status.message().to_string()))
+        }
+        _ => Ok(End::Lost(format!("stream error: {}", status.message()))),
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Capped exponential backoff with jitter: 100 ms, 200 ms, … up to the cap, each ±25 %.
+struct Backoff {
+    next: Duration,
+    cap: Duration,
+}
+
+impl Backoff {
+    fn new(cap: Duration) -> Self {
+        Backoff { next: Duration::from_millis(100), cap }
+    }
+
+    fn reset(&mut self) {
+        self.next = Duration::from_millis(100);
+    }
+
+    fn next(&mut self) -> Duration {
+        let base = self.next.min(self.cap);
+        self.next = (self.next * 2).min(self.cap);
+        // Jitter from the clock's nanoseconds: enough to spread reconnecting workers apart.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let factor = 0.75 + f64::from(nanos % 1000) / 2000.0;
+        base.mul_f64(factor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_grows_to_its_cap_with_jitter() {
+        let mut b = Backoff::new(Duration::from_secs(2));
+        let first = b.next();
+        assert!(first >= Duration::from_millis(75) && first <= Duration::from_millis(125));
+        for _ in 0..10 {
+            b.next();
+        }
+        let capped = b.next();
+        assert!(capped >= Duration::from_millis(1500) && capped <= Duration::from_millis(2500));
+        b.reset();
+        assert!(b.next() <= Duration::from_millis(125));
+    }
+}
