@@ -264,6 +264,11 @@ impl Core {
         id
     }
 
+    /// The id the next worker to join will get.
+    pub fn next_worker_id(&self) -> WorkerId {
+        self.next_worker
+    }
+
     /// Whether some connected worker can run `kind`.
     pub fn kind_offered(&self, kind: &str) -> bool {
         self.workers.values().any(|w| w.kinds.contains(kind))

@@ -1,0 +1,290 @@
+//! The gRPC services: thin adapters that unpack a request, hand it to the core's task and map
+//! the answer (or the error, in one place) to the wire.
+
+use crate::actor::{CoreHandle, SubmitError, Subscription};
+use crate::core::{CoreError, JobState, JobView, ShardOutcome, WorkerSpec};
+use farm_proto::pb::{self, farm_service_server::FarmService, job_event::Event};
+use farm_proto::pb::{worker_message::Msg, worker_service_server::WorkerService};
+use farm_proto::{JobSpec, Output};
+use std::pin::Pin;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{debug, warn};
+
+/// A worker claiming more threads is refused.
+pub const MAX_THREADS: u32 = 4096;
+/// A worker must register within this long after opening its stream.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Maps every error the core can return to a status, in one place.
+fn status(e: CoreError) -> Status {
+    match e {
+        CoreError::TooManyShards { .. } => Status::resource_exhausted(e.to_string()),
+        CoreError::NoSuchJob(_) | CoreError::NoSuchWorker(_) => Status::not_found(e.to_string()),
+        CoreError::JobEnded(_) => Status::failed_precondition(e.to_string()),
+    }
+}
+
+fn submit_status(e: SubmitError) -> Status {
+    match e {
+        SubmitError::Core(e) => status(e),
+        SubmitError::Invalid(m) => Status::invalid_argument(m),
+        SubmitError::NotOffered(m) => Status::failed_precondition(m),
+    }
+}
+
+/// The job status as sent to clients.
+pub fn job_status(v: JobView) -> pb::JobStatus {
+    let state = match v.state {
+        JobState::Queued => pb::JobState::Queued,
+        JobState::Running => pb::JobState::Running,
+        JobState::Succeeded => pb::JobState::Succeeded,
+        JobState::Failed => pb::JobState::Failed,
+        JobState::Cancelled => pb::JobState::Cancelled,
+    };
+    pb::JobStatus {
+        job_id: v.id,
+        kind: v.kind,
+        state: state as i32,
+        shards_total: v.total,
+        shards_done: v.done,
+        shards_running: v.running,
+        result_json: v.result_json.unwrap_or_default(),
+        error: v.error.unwrap_or_default(),
+        elapsed_ms: v.elapsed_ms,
+        priority: v.priority,
+    }
+}
+
+/// `FarmService`, for clients.
+pub struct Farm {
+    /// The core's task.
+    pub core: CoreHandle,
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::JobEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl FarmService for Farm {
+    async fn submit(
+        &self,
+        req: Request<pb::SubmitRequest>,
+    ) -> Result<Response<pb::SubmitResponse>, Status> {
+        let req = req.into_inner();
+        let ours = farm_proto::PROTOCOL_VERSION;
+        if req.protocol_version != 0 && req.protocol_version != ours {
+            return Err(Status::failed_precondition(format!(
+                "client speaks protocol version {}, this master speaks {ours}",
+                req.protocol_version
+            )));
+        }
+        let spec = req.spec.ok_or_else(|| Status::invalid_argument("spec is missing"))?;
+        let spec = JobSpec::try_from(spec).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let (job_id, shards) = self.core.submit(spec).await?.map_err(submit_status)?;
+        Ok(Response::new(pb::SubmitResponse { job_id, shards }))
+    }
+
+    type WatchStream = EventStream;
+
+    async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<EventStream>, Status> {
+        let req = req.into_inner();
+        let sub = self
+            .core
+            .watch(req.job_id, req.shard_results)
+            .await?
+            .ok_or_else(|| status(CoreError::NoSuchJob(req.job_id)))?;
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(forward_events(sub, tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::JobStatus>, Status> {
+        let job = req.into_inner().job_id;
+        let view = self.core.get(job).await?.ok_or_else(|| status(CoreError::NoSuchJob(job)))?;
+        Ok(Response::new(job_status(view)))
+    }
+
+    async fn list(&self, _: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
+        let jobs = self.core.list().await?.into_iter().map(job_status).collect();
+        Ok(Response::new(pb::ListResponse { jobs }))
+    }
+
+    async fn cancel(&self, req: Request<pb::CancelRequest>) -> Result<Response<pb::JobStatus>, Status> {
+        let view = self.core.cancel(req.into_inner().job_id).await?.map_err(status)?;
+        Ok(Response::new(job_status(view)))
+    }
+
+    async fn list_workers(
+        &self,
+        _: Request<pb::ListWorkersRequest>,
+    ) -> Result<Response<pb::ListWorkersResponse>, Status> {
+        let workers = self
+            .core
+            .workers()
+            .await?
+            .into_iter()
+            .map(|w| pb::WorkerInfo {
+                worker_id: w.id,
+                name: w.spec.name,
+                hostname: w.spec.hostname,
+                pid: w.spec.pid,
+                threads: w.spec.threads,
+                shards_running: w.running,
+                shards_done: w.done,
+                kinds: w.spec.kinds,
+                connected_secs: w.connected_secs,
+                address: w.spec.address,
+            })
+            .collect();
+        Ok(Response::new(pb::ListWorkersResponse { workers }))
+    }
+}
+
+/// Turns a subscription into the events of a `Watch` stream: progress while the job runs, shard
+/// results if asked, and the final status last.
+async fn forward_events(sub: Subscription, tx: mpsc::Sender<Result<pb::JobEvent, Status>>) {
+    let Subscription { mut status, mut shards } = sub;
+    let event = |e: Event| Ok(pb::JobEvent { event: Some(e) });
+    let progress = |v: &JobView| {
+        event(Event::Progress(pb::Progress { done: v.done, total: v.total, running: v.running }))
+    };
+    let first = status.borrow_and_update().clone();
+    if !first.state.is_final() && tx.send(progress(&first)).await.is_err() {
+        return;
+    }
+    loop {
+        let current = status.borrow().clone();
+        if current.state.is_final() {
+            // Every shard result was queued before the final status: pass them on first.
+            if let Some(rx) = shards.as_mut() {
+                while let Ok((shard, output)) = rx.try_recv() {
+                    let result = pb::ShardResult { shard, output: Some(output) };
+                    if tx.send(event(Event::Shard(result))).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            let _ = tx.send(event(Event::Finished(job_status(current)))).await;
+            return;
+        }
+        tokio::select! {
+            biased;
+            shard = async { shards.as_mut()?.recv().await }, if shards.is_some() => match shard {
+                Some((shard, output)) => {
+                    let result = pb::ShardResult { shard, output: Some(output) };
+                    if tx.send(event(Event::Shard(result))).await.is_err() {
+                        return;
+                    }
+                }
+                None if status.borrow().state.is_final() => shards = None,
+                None => {
+                    let msg = "watcher fell behind: shard results were dropped; watch without them";
+                    let _ = tx.send(Err(Status::resource_exhausted(msg))).await;
+                    return;
+                }
+            },
+            changed = status.changed() => {
+                if changed.is_ok() {
+                    let v = status.borrow_and_update().clone();
+                    if !v.state.is_final() && tx.send(progress(&v)).await.is_err() {
+                        return;
+                    }
+                } else if !status.borrow().state.is_final() {
+                    let _ = tx.send(Err(Status::unavailable("master is shutting down"))).await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// `WorkerService`, for workers.
+pub struct Workers {
+    /// The core's task.
+    pub core: CoreHandle,
+}
+
+type MasterStream = UnboundedReceiverStream<Result<pb::MasterMessage, Status>>;
+
+#[tonic::async_trait]
+impl WorkerService for Workers {
+    type ConnectStream = MasterStream;
+
+    async fn connect(
+        &self,
+        req: Request<Streaming<pb::WorkerMessage>>,
+    ) -> Result<Response<MasterStream>, Status> {
+        let address = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+        let mut inbound = req.into_inner();
+        let first = tokio::time::timeout(REGISTER_TIMEOUT, inbound.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no register message in time"))??;
+        let Some(pb::WorkerMessage { msg: Some(Msg::Register(reg)) }) = first else {
+            return Err(Status::invalid_argument("the first message must be register"));
+        };
+        let ours = farm_proto::PROTOCOL_VERSION;
+        if reg.protocol_version != ours {
+            warn!(%address, theirs = reg.protocol_version, ours, "worker of another protocol version refused");
+            return Err(Status::failed_precondition(format!(
+                "worker speaks protocol version {}, this master speaks {ours}",
+                reg.protocol_version
+            )));
+        }
+        if reg.threads == 0 || reg.threads > MAX_THREADS {
+            warn!(%address, threads = reg.threads, "worker with a bad thread count refused");
+            return Err(Status::invalid_argument(format!(
+                "threads must be 1..={MAX_THREADS}, got {}",
+                reg.threads
+            )));
+        }
+        let spec = WorkerSpec {
+            threads: reg.threads,
+            kinds: reg.kinds,
+            name: reg.name,
+            hostname: reg.hostname,
+            pid: reg.pid,
+            address,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let id = self.core.join(spec, tx).await?;
+        let core = self.core.clone();
+        tokio::spawn(async move {
+            loop {
+                match inbound.message().await {
+                    Ok(Some(pb::WorkerMessage { msg: Some(Msg::Heartbeat(_)) })) => core.heartbeat(id),
+                    Ok(Some(pb::WorkerMessage { msg: Some(Msg::Results(batch)) })) => {
+                        core.results(id, batch.done.into_iter().map(outcome).collect())
+                    }
+                    Ok(Some(other)) => {
+                        warn!(worker = id, message = ?other.msg.map(|_| "register"), "unexpected message from worker, ending session");
+                        break;
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        debug!(worker = id, error = %e, "worker stream ended");
+                        break;
+                    }
+                }
+            }
+            core.left(id);
+        });
+        Ok(Response::new(UnboundedReceiverStream::new(rx)))
+    }
+}
+
+fn outcome(done: pb::ShardDone) -> (u64, u64, ShardOutcome) {
+    use pb::shard_done::Outcome;
+    let outcome = match done.outcome {
+        Some(Outcome::Output(o)) => match Output::try_from(o) {
+            Ok(output) => ShardOutcome::Done(output),
+            Err(e) => ShardOutcome::Failed(format!("malformed output from worker: {e}")),
+        },
+        Some(Outcome::Error(e)) => ShardOutcome::Failed(e),
+        Some(Outcome::Cancelled(_)) => ShardOutcome::Cancelled,
+        None => ShardOutcome::Failed("worker sent a result without an outcome".into()),
+    };
+    (done.job_id, done.shard, outcome)
+}

@@ -1,0 +1,85 @@
+//! Serving: the client and worker services, gRPC health and reflection, on one listener.
+
+use crate::actor;
+use crate::core::CoreConfig;
+use crate::grpc::{Farm, Workers};
+use farm_proto::pb::farm_service_server::FarmServiceServer;
+use farm_proto::pb::worker_service_server::WorkerServiceServer;
+use std::future::Future;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::info;
+
+/// How the master serves.
+#[derive(Debug, Clone)]
+pub struct MasterConfig {
+    /// Scheduler limits and tuning.
+    pub core: CoreConfig,
+    /// How often master and workers exchange heartbeats; a worker silent for 3 of these is lost.
+    pub heartbeat: Duration,
+}
+
+impl Default for MasterConfig {
+    fn default() -> Self {
+        let heartbeat = Duration::from_secs(1);
+        MasterConfig { core: CoreConfig { heartbeat_timeout: heartbeat * 3, ..Default::default() }, heartbeat }
+    }
+}
+
+/// Why serving stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterError {
+    /// The transport failed.
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// The reflection service could not be built from the descriptor set.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// Serves on `listener` until `shutdown` resolves. On shutdown every worker session and watch
+/// stream is ended first, so the transport can close without waiting on long-lived streams.
+pub async fn serve(
+    listener: TcpListener,
+    config: MasterConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), MasterError> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let core = actor::spawn(config.core.clone(), config.heartbeat, stop_rx.clone());
+    let max = farm_proto::MAX_MESSAGE_BYTES;
+    let farm = FarmServiceServer::new(Farm { core: core.clone() })
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let workers = WorkerServiceServer::new(Workers { core })
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<FarmServiceServer<Farm>>().await;
+    health_reporter.set_serving::<WorkerServiceServer<Workers>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(farm_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, "master serving");
+    }
+    let mut stopped = stop_rx;
+    let signal = async move {
+        shutdown.await;
+        info!("master shutting down");
+        let _ = stop_tx.send(true);
+        // Give the core's task a moment to end sessions and streams before the transport drains.
+        let _ = tokio::time::timeout(Duration::from_millis(200), stopped.changed()).await;
+    };
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(farm)
+        .add_service(workers)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! Local workers: the master starts N processes of its own executable (`farm worker …`) and
+//! supervises them, restarting one that exits unexpectedly (with backoff, so a crash loop does
+//! not spin), and stops them all on shutdown. Spawned workers also die with the master: they
+//! exit when their connection to it is lost, and the kernel kills them if the master dies.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+/// What to spawn.
+#[derive(Debug, Clone)]
+pub struct SpawnConfig {
+    /// The `farm` executable (normally `std::env::current_exe()`).
+    pub exe: PathBuf,
+    /// The master's URL, as the workers dial it.
+    pub master: String,
+    /// How many worker processes.
+    pub workers: usize,
+    /// Threads per worker.
+    pub threads: usize,
+    /// Extra arguments for `farm worker` (e.g. `--allow-exec`).
+    pub extra_args: Vec<String>,
+    /// Log filter for the workers when `RUST_LOG` is not set.
+    pub log_filter: String,
+}
+
+/// The supervised local workers; [`LocalWorkers::stop`] ends them.
+pub struct LocalWorkers {
+    stop: watch::Sender<bool>,
+    supervisors: Vec<JoinHandle<()>>,
+}
+
+/// Starts the workers, each under its own supervisor task.
+pub fn spawn(config: SpawnConfig) -> LocalWorkers {
+    let (stop, stopped) = watch::channel(false);
+    let supervisors = (0..config.workers)
+        .map(|slot| tokio::spawn(supervise(config.clone(), slot, stopped.clone())))
+        .collect();
+    LocalWorkers { stop, supervisors }
+}
+
+impl LocalWorkers {
+    /// Asks every worker to stop (SIGTERM), kills any still running after `grace`, and waits for
+    /// all of them to be gone.
+    pub async fn stop(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        for supervisor in self.supervisors {
+            let _ = tokio::time::timeout(grace + Duration::from_secs(2), supervisor).await;
+        }
+    }
+}
+
+fn command(config: &SpawnConfig, slot: usize) -> Command {
+    let mut cmd = Command::new(&config.exe);
+    cmd.arg("worker")
+        .args(["--master", &config.master])
+        .args(["--threads", &config.threads.to_string()])
+        .args(["--name", &format!("local-{slot}")])
+        .arg("--exit-with-master")
+        .args(&config.extra_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true);
+    if std::env::var_os("RUST_LOG").is_none() {
+        cmd.env("RUST_LOG", &config.log_filter);
+    }
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent. It asks the kernel
+    // to SIGKILL the worker when the thread that spawned it (a runtime thread, alive as long as
+    // the master) dies, so even `kill -9` of the master leaves no worker behind.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+async fn supervise(config: SpawnConfig, slot: usize, mut stopped: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_millis(200);
+    let mut restarts = 0u32;
+    loop {
+        let mut child = match command(&config, slot).spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                error!(slot, exe = %config.exe.display(), error = %e, "cannot start local worker");
+                return;
+            }
+        };
+        let started = Instant::now();
+        info!(slot, pid = child.id(), restarts, "local worker started");
+        tokio::select! {
+            status = child.wait() => {
+                warn!(slot, ?status, "local worker exited, restarting");
+                if started.elapsed() > Duration::from_secs(10) {
+                    backoff = Duration::from_millis(200);
+                }
+            }
+            _ = stopped.changed() => {
+                terminate(&mut child, Duration::from_secs(3)).await;
+                return;
+            }
+        }
+        restarts += 1;
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stopped.changed() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// SIGTERM, then SIGKILL after `grace`.
+async fn terminate(child: &mut Child, grace: Duration) {
+    if let Some(pid) = child.id() {
+        // SAFETY: plain kill(2) on our own child's pid, which it keeps until we reap it.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+        }
+    }
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        warn!(pid = child.id(), "local worker did not stop in time, killing it");
+        let _ = child.kill().await;
+    }
+}
