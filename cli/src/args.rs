@@ -1,0 +1,217 @@
+//! The command line: clap structs only. Each role converts its args into the plain config type
+//! its library takes (see `roles.rs`).
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// farm: a distributed master/worker process farm. A master splits a job into shards and hands
+/// them to worker processes (local or on other machines); each worker runs them on its own
+/// thread pool.
+#[derive(Debug, Parser)]
+#[command(name = "farm", version, propagate_version = true)]
+pub struct Cli {
+    /// The master to talk to (client commands) or to dial (worker).
+    #[arg(long, global = true, env = "FARM_MASTER", default_value = "http://127.0.0.1:7070")]
+    pub master: String,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// farm's roles and client commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a job locally: start a master in this process and N local worker processes, run the
+    /// job, print its result, stop everything.
+    Run(RunArgs),
+    /// Serve as the master: accept workers and clients on one port.
+    Master(MasterArgs),
+    /// Serve as a worker: dial the master and run the shards it hands out.
+    Worker(WorkerArgs),
+    /// Submit a job to a running master; prints its id, or waits for its result with --wait.
+    Submit(SubmitArgs),
+    /// Follow a job until it ends and print its result.
+    Watch(JobRef),
+    /// Print a job's status.
+    Status(JobRef),
+    /// Cancel a job: every shard stops on every worker.
+    Cancel(JobRef),
+    /// List the jobs the master remembers.
+    Jobs(OutputArgs),
+    /// List the connected workers.
+    Workers(OutputArgs),
+}
+
+/// What a job is: a kernel over a range cut into shards, or over explicit inputs.
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    /// Kernel: primes, pi, hashchain, mandelbrot, spin, sleep, noop, exec, or a user kernel that
+    /// a connected worker offers.
+    pub kind: String,
+
+    /// Indices to run, A..B (B exclusive), e.g. 0..10000000.
+    #[arg(long, value_name = "A..B", required_unless_present = "inputs", conflicts_with = "inputs")]
+    pub range: Option<String>,
+
+    /// Indices per shard [default: about 1000 shards per job].
+    #[arg(long, value_name = "S")]
+    pub shard_size: Option<u64>,
+
+    /// A kernel parameter, key=value; repeat for several (e.g. --param rounds=1000).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+
+    /// One shard per line of FILE instead of a range ("-" reads standard input).
+    #[arg(long, value_name = "FILE")]
+    pub inputs: Option<PathBuf>,
+
+    /// Higher priority jobs get shards first; equal priorities run in submission order.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub priority: i32,
+
+    /// For mandelbrot: write the image to this PNG file.
+    #[arg(long, value_name = "FILE.png")]
+    pub out: Option<PathBuf>,
+}
+
+/// Output format.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Print JSON for scripts instead of text for people.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A job id and the output format.
+#[derive(Debug, Args)]
+pub struct JobRef {
+    /// The job's id, as printed by submit.
+    pub id: u64,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `farm submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// Wait for the job to end, with a progress bar on a terminal, and print its result.
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Local workers to spawn and supervise.
+#[derive(Debug, Args)]
+pub struct LocalWorkerArgs {
+    /// Threads per local worker [default: available cores].
+    #[arg(long, value_name = "T")]
+    pub threads: Option<usize>,
+    /// Let local workers run the exec kernel (runs programs named in job parameters).
+    #[arg(long)]
+    pub allow_exec: bool,
+}
+
+/// Scheduler tuning shared by `farm master` and `farm run`.
+#[derive(Debug, Args)]
+pub struct SchedulerArgs {
+    /// Heartbeat period between master and workers, e.g. 1s or 500ms; a worker silent for three
+    /// periods is declared lost and its shards run elsewhere.
+    #[arg(long, default_value = "1s", value_parser = parse_duration, env = "FARM_HEARTBEAT")]
+    pub heartbeat: std::time::Duration,
+    /// Shards queued on a worker beyond its threads, per thread, to hide the round trip.
+    #[arg(long, default_value_t = 1, env = "FARM_PREFETCH")]
+    pub prefetch: u32,
+    /// Jobs with more shards are refused (ResourceExhausted).
+    #[arg(long, default_value_t = 100_000_000, env = "FARM_MAX_SHARDS")]
+    pub max_shards: u64,
+}
+
+/// `farm run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// Local worker processes to start.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub workers: usize,
+    #[command(flatten)]
+    pub local: LocalWorkerArgs,
+    #[command(flatten)]
+    pub scheduler: SchedulerArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `farm master`.
+#[derive(Debug, Args)]
+pub struct MasterArgs {
+    /// Address to serve workers and clients on; 0.0.0.0:7070 to accept other machines.
+    #[arg(long, default_value = "127.0.0.1:7070", env = "FARM_LISTEN")]
+    pub listen: String,
+    /// Local worker processes to start and supervise.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub workers: usize,
+    #[command(flatten)]
+    pub local: LocalWorkerArgs,
+    #[command(flatten)]
+    pub scheduler: SchedulerArgs,
+}
+
+/// `farm worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Shards to run at once: the size of the thread pool [default: available cores].
+    #[arg(long, value_name = "T", env = "FARM_THREADS")]
+    pub threads: Option<usize>,
+    /// Name shown in `farm workers` [default: hostname and pid].
+    #[arg(long, env = "FARM_WORKER_NAME")]
+    pub name: Option<String>,
+    /// Offer the exec kernel, which runs programs named in job parameters.
+    #[arg(long, env = "FARM_ALLOW_EXEC")]
+    pub allow_exec: bool,
+    /// Exit when the master is lost instead of reconnecting (set for workers a master spawns).
+    #[arg(long)]
+    pub exit_with_master: bool,
+}
+
+/// Parses `500ms`, `2s`, `1m` or a bare number of milliseconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, "ms"), |i| s.split_at(i));
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 500ms or 2s"))?;
+    let ms = match unit {
+        "ms" => n,
+        "s" => n.saturating_mul(1000),
+        "m" => n.saturating_mul(60_000),
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use ms, s or m")),
+    };
+    if ms == 0 {
+        return Err("duration must be more than zero".into());
+    }
+    Ok(std::time::Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("500ms"), Ok(std::time::Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(std::time::Duration::from_secs(2)));
+        assert_eq!(parse_duration("750"), Ok(std::time::Duration::from_millis(750)));
+        assert!(parse_duration("2h").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("x").is_err());
+    }
+}

@@ -1,0 +1,85 @@
+//! Client commands: submit, watch, status, cancel, jobs, workers.
+
+use crate::args::{JobRef, OutputArgs, SubmitArgs};
+use crate::roles::master_url;
+use crate::{job, show};
+use anyhow::Result;
+use farm_client::Client;
+
+async fn connect(master: &str) -> Result<Client> {
+    Ok(Client::connect(&master_url(master)).await?)
+}
+
+/// `farm submit`.
+pub async fn submit(master: &str, args: SubmitArgs) -> Result<()> {
+    let spec = job::spec(&args.job)?;
+    let mut client = connect(master).await?;
+    let submitted = client.submit(spec.clone()).await?;
+    if !args.wait {
+        if args.output.json {
+            println!("{}", serde_json::to_string(&submitted)?);
+        } else {
+            println!("{}", submitted.job);
+        }
+        return Ok(());
+    }
+    let bar = show::progress_bar(args.output.json);
+    let status = client.wait(submitted.job, |p| show::advance(&bar, p)).await?;
+    bar.finish_and_clear();
+    show::finished(&status, args.output.json, args.job.out.as_deref(), &spec.params)
+}
+
+/// `farm watch`.
+pub async fn watch(master: &str, args: JobRef) -> Result<()> {
+    let mut client = connect(master).await?;
+    let bar = show::progress_bar(args.output.json);
+    let status = client.wait(args.id, |p| show::advance(&bar, p)).await?;
+    bar.finish_and_clear();
+    show::finished(&status, args.output.json, None, &Default::default())
+}
+
+/// `farm status`.
+pub async fn status(master: &str, args: JobRef) -> Result<()> {
+    let status = connect(master).await?.get(args.id).await?;
+    show::jobs(std::slice::from_ref(&status), args.output.json)
+}
+
+/// `farm cancel`.
+pub async fn cancel(master: &str, args: JobRef) -> Result<()> {
+    let status = connect(master).await?.cancel(args.id).await?;
+    show::jobs(std::slice::from_ref(&status), args.output.json)
+}
+
+/// `farm jobs`.
+pub async fn jobs(master: &str, args: OutputArgs) -> Result<()> {
+    let jobs = connect(master).await?.list().await?;
+    show::jobs(&jobs, args.json)
+}
+
+/// `farm workers`.
+pub async fn workers(master: &str, args: OutputArgs) -> Result<()> {
+    let workers = connect(master).await?.workers().await?;
+    if args.json {
+        let list: Vec<_> = workers
+            .iter()
+            .map(|w| {
+                serde_json::json!({
+                    "worker": w.worker_id, "name": w.name, "hostname": w.hostname, "pid": w.pid,
+                    "address": w.address, "threads": w.threads, "running": w.shards_running,
+                    "done": w.shards_done, "kinds": w.kinds, "connected_secs": w.connected_secs,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+        return Ok(());
+    }
+    println!("{:>6}  {:<20} {:<22} {:>7} {:>7} {:>10} {:>9}", "WORKER", "NAME", "HOST", "PID", "THREADS", "RUNNING", "DONE");
+    for w in workers {
+        let name = if w.name.is_empty() { "-" } else { &w.name };
+        println!(
+            "{:>6}  {:<20} {:<22} {:>7} {:>7} {:>10} {:>9}",
+            w.worker_id, name, w.hostname, w.pid, w.threads, w.shards_running, w.shards_done
+        );
+    }
+    Ok(())
+}

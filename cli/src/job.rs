@@ -1,0 +1,79 @@
+//! Turns the job flags into a checked job spec.
+
+use crate::args::JobArgs;
+use anyhow::{bail, Context, Result};
+use farm_proto::{JobSource, JobSpec, Params};
+use std::io::Read;
+
+/// Shards a job gets when no --shard-size is given.
+const DEFAULT_SHARDS: u64 = 1000;
+
+/// Builds the spec from the flags; errors are one line, naming the flag.
+pub fn spec(args: &JobArgs) -> Result<JobSpec> {
+    let source = match (&args.range, &args.inputs) {
+        (_, Some(path)) => {
+            let mut text = String::new();
+            if path.as_os_str() == "-" {
+                std::io::stdin().read_to_string(&mut text).context("cannot read inputs from stdin")?;
+            } else {
+                text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read --inputs {}", path.display()))?;
+            }
+            JobSource::Inputs(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect())
+        }
+        (Some(range), None) => {
+            let (start, end) = parse_range(range)?;
+            let len = end.saturating_sub(start);
+            let shard_size = args.shard_size.unwrap_or_else(|| len.div_ceil(DEFAULT_SHARDS).max(1));
+            JobSource::Range { start, end, shard_size }
+        }
+        (None, None) => bail!("give --range A..B or --inputs FILE"),
+    };
+    let params = Params::from_pairs(&args.params)?;
+    Ok(JobSpec::new(args.kind.clone(), source, params, args.priority)?)
+}
+
+/// Parses `A..B` with whole numbers.
+pub fn parse_range(s: &str) -> Result<(u64, u64)> {
+    let bad = || anyhow::anyhow!("bad --range {s:?}: expected A..B with whole numbers, e.g. 0..1000");
+    let (a, b) = s.split_once("..").ok_or_else(bad)?;
+    let a: u64 = a.trim().replace('_', "").parse().map_err(|_| bad())?;
+    let b: u64 = b.trim().replace('_', "").parse().map_err(|_| bad())?;
+    Ok((a, b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(range: &str, shard_size: Option<u64>) -> JobArgs {
+        JobArgs {
+            kind: "primes".into(),
+            range: Some(range.into()),
+            shard_size,
+            params: vec!["a=1".into()],
+            inputs: None,
+            priority: 0,
+            out: None,
+        }
+    }
+
+    #[test]
+    fn ranges_parse_and_bad_ones_are_named() {
+        assert_eq!(parse_range("0..10_000").expect("range"), (0, 10_000));
+        let err = parse_range("1..x").expect_err("bad").to_string();
+        assert!(err.contains("bad --range \"1..x\""), "{err}");
+        assert!(parse_range("5").is_err());
+        assert!(parse_range("-1..5").is_err());
+    }
+
+    #[test]
+    fn default_shard_size_gives_about_a_thousand_shards() {
+        let s = spec(&args("0..10000000", None)).expect("spec");
+        assert_eq!(s.source.shard_count(), 1000);
+        let s = spec(&args("0..10", None)).expect("spec");
+        assert_eq!(s.source.shard_count(), 10);
+        assert!(spec(&args("10..5", Some(1))).is_err());
+        assert!(spec(&args("0..5", Some(0))).is_err());
+    }
+}

@@ -1,0 +1,168 @@
+//! The long-running roles: `farm master`, `farm worker`, and `farm run` (a master and local
+//! workers for one job).
+
+use crate::args::{LocalWorkerArgs, MasterArgs, RunArgs, SchedulerArgs, WorkerArgs};
+use crate::{job, show};
+use anyhow::{bail, Context, Result};
+use farm_client::Client;
+use farm_master::core::CoreConfig;
+use farm_master::spawner::{self, LocalWorkers, SpawnConfig};
+use farm_master::MasterConfig;
+use farm_worker::{Registry, WorkerConfig};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tracing::warn;
+
+/// How long local workers get to stop before they are killed.
+const WORKER_GRACE: Duration = Duration::from_secs(3);
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+/// Accepts `host:port` as well as a full URL.
+pub fn master_url(s: &str) -> String {
+    if s.contains("://") { s.to_string() } else { format!("http://{s}") }
+}
+
+fn master_config(s: &SchedulerArgs) -> MasterConfig {
+    let core = CoreConfig {
+        prefetch_per_thread: s.prefetch,
+        max_shards_per_job: s.max_shards,
+        heartbeat_timeout: s.heartbeat * 3,
+        ..CoreConfig::default()
+    };
+    MasterConfig { core, heartbeat: s.heartbeat }
+}
+
+/// A master serving in this process, and the local workers it supervises.
+struct Running {
+    url: String,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<Result<(), farm_master::MasterError>>,
+    workers: LocalWorkers,
+}
+
+fn start(listener: TcpListener, scheduler: &SchedulerArgs, workers: usize, local: &LocalWorkerArgs, log: &str) -> Result<Running> {
+    let addr = listener.local_addr()?;
+    // Local workers dial the loopback address even when the master listens on all interfaces.
+    let dial = SocketAddr::new(if addr.ip().is_unspecified() { [127, 0, 0, 1].into() } else { addr.ip() }, addr.port());
+    let url = format!("http://{dial}");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(farm_master::serve(listener, master_config(scheduler), async {
+        let _ = stopped.await;
+    }));
+    let threads = local.threads.unwrap_or_else(farm_worker::default_threads);
+    if workers > 0 && threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    let workers = spawner::spawn(SpawnConfig {
+        exe: std::env::current_exe().context("cannot find the farm executable to spawn workers")?,
+        master: url.clone(),
+        workers,
+        threads,
+        extra_args: if local.allow_exec { vec!["--allow-exec".into()] } else { vec![] },
+        log_filter: log.into(),
+    });
+    Ok(Running { url, stop, server, workers })
+}
+
+impl Running {
+    /// Stops the workers first (so none reconnects), then the master.
+    async fn stop(self) -> Result<()> {
+        self.workers.stop(WORKER_GRACE).await;
+        let _ = self.stop.send(());
+        match tokio::time::timeout(Duration::from_secs(5), self.server).await {
+            Ok(Ok(result)) => Ok(result?),
+            Ok(Err(join)) => bail!("master task failed: {join}"),
+            Err(_) => {
+                warn!("master did not stop within 5 s");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `farm master`.
+pub async fn master(args: MasterArgs) -> Result<()> {
+    let listener = TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() {
+        warn!(%addr, "listening on a non-loopback address without TLS or a token: anyone who can reach it can submit jobs");
+    }
+    let mut running = start(listener, &args.scheduler, args.workers, &args.local, "info")?;
+    // One line on stdout that scripts (and the tests) read to learn the bound port.
+    println!("farm master listening on http://{addr}");
+    std::io::stdout().flush()?;
+    let failed = tokio::select! {
+        _ = shutdown_signal() => None,
+        ended = &mut running.server => Some(ended),
+    };
+    let Some(ended) = failed else { return running.stop().await };
+    running.workers.stop(WORKER_GRACE).await;
+    match ended {
+        Ok(Ok(())) => bail!("master stopped unexpectedly"),
+        Ok(Err(e)) => Err(e.into()),
+        Err(join) => bail!("master task failed: {join}"),
+    }
+}
+
+/// `farm worker`.
+pub async fn worker(master: &str, args: WorkerArgs) -> Result<()> {
+    let mut config = WorkerConfig::new(master_url(master));
+    if let Some(threads) = args.threads {
+        if threads == 0 {
+            bail!("--threads must be at least 1");
+        }
+        config.threads = threads;
+    }
+    config.name = args.name.unwrap_or_default();
+    config.exit_on_disconnect = args.exit_with_master;
+    farm_worker::run(config, Registry::builtin(args.allow_exec), shutdown_signal()).await?;
+    Ok(())
+}
+
+/// `farm run`: a master in this process, N local workers, one job, then everything stops.
+pub async fn run(args: RunArgs) -> Result<()> {
+    let spec = job::spec(&args.job)?;
+    if args.workers == 0 {
+        bail!("--workers must be at least 1");
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot listen on loopback")?;
+    let running = start(listener, &args.scheduler, args.workers, &args.local, "warn")?;
+    let json = args.output.json;
+    let outcome = async {
+        let mut client = Client::connect(&running.url).await?;
+        let job = client.submit(spec.clone()).await?.job;
+        let bar = show::progress_bar(json);
+        let status = tokio::select! {
+            status = client.wait(job, |p| show::advance(&bar, p)) => status?,
+            _ = shutdown_signal() => {
+                bar.abandon();
+                let _ = client.cancel(job).await;
+                bail!("interrupted; job {job} cancelled");
+            }
+        };
+        bar.finish_and_clear();
+        anyhow::Ok(status)
+    }
+    .await;
+    running.stop().await?;
+    show::finished(&outcome?, json, args.job.out.as_deref(), &spec.params)
+}

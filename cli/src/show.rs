@@ -1,0 +1,117 @@
+//! What people and scripts see: progress bars, results, tables, the mandelbrot PNG.
+
+use anyhow::{bail, Context, Result};
+use farm_client::{JobStatus, Progress};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::Path;
+
+/// A progress bar on stderr when it is a terminal and output is for people; hidden otherwise.
+pub fn progress_bar(json: bool) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if json || !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let style = ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:40.cyan/blue}] {pos}/{len} shards ({per_sec}, eta {eta}) {msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style.progress_chars("=> "));
+    bar
+}
+
+/// Moves the bar to a progress event.
+pub fn advance(bar: &ProgressBar, p: Progress) {
+    bar.set_length(p.total);
+    bar.set_position(p.done);
+    bar.set_message(format!("{} running", p.running));
+}
+
+/// Prints a finished job: JSON, or the result and timing for people. Fails (non-zero exit) when
+/// the job did not succeed.
+pub fn finished(status: &JobStatus, json: bool, out: Option<&Path>, params: &farm_proto::Params) -> Result<()> {
+    if let (Some(path), "succeeded") = (out, status.state.as_str()) {
+        write_png(path, &status.result, params)?;
+        if !json {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string(status)?);
+    } else {
+        print_result(status);
+    }
+    match status.state.as_str() {
+        "succeeded" => Ok(()),
+        state => bail!("job {} {state}: {}", status.job, status.error.as_deref().unwrap_or("no reason given")),
+    }
+}
+
+fn print_result(status: &JobStatus) {
+    if status.state != "succeeded" {
+        return;
+    }
+    match &status.result {
+        serde_json::Value::Array(items) if status.kind == "mandelbrot" => {
+            println!("{} rows (write them as an image with --out FILE.png)", items.len());
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                match item {
+                    serde_json::Value::String(s) => println!("{s}"),
+                    other => println!("{other}"),
+                }
+            }
+        }
+        other => println!("{other}"),
+    }
+    eprintln!(
+        "job {} ({}): {} shards in {:.3} s",
+        status.job,
+        status.kind,
+        status.shards,
+        status.elapsed_ms as f64 / 1000.0
+    );
+}
+
+/// Prints one status line per job, or the JSON list.
+pub fn jobs(jobs: &[JobStatus], json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(jobs)?);
+        return Ok(());
+    }
+    println!("{:>6}  {:<11} {:<10} {:>21}  {:>10}", "JOB", "KIND", "STATE", "SHARDS DONE/TOTAL", "ELAPSED");
+    for j in jobs {
+        let shards = format!("{}/{}", j.done, j.shards);
+        println!("{:>6}  {:<11} {:<10} {:>21}  {:>9.1}s", j.job, j.kind, j.state, shards, j.elapsed_ms as f64 / 1000.0);
+    }
+    Ok(())
+}
+
+/// Writes mandelbrot rows (iteration counts) as a colour PNG; points inside the set are black.
+pub fn write_png(path: &Path, result: &serde_json::Value, params: &farm_proto::Params) -> Result<()> {
+    let rows: Vec<Vec<u32>> = serde_json::from_value(result.clone())
+        .context("--out needs a mandelbrot job: its result is not rows of numbers")?;
+    let height = rows.len();
+    let width = rows.first().map_or(0, Vec::len);
+    if width == 0 || rows.iter().any(|r| r.len() != width) {
+        bail!("cannot write {}: rows are empty or of unequal width", path.display());
+    }
+    let max: u32 = params.0.get("iterations").and_then(|v| v.parse().ok()).unwrap_or(256);
+    let mut pixels = Vec::with_capacity(width * height * 3);
+    for &n in rows.iter().flatten() {
+        if n >= max {
+            pixels.extend([0, 0, 0]);
+        } else {
+            let t = (n as f64 / max as f64).sqrt();
+            let channel = |phase: f64| (255.0 * (0.5 + 0.5 * (6.283 * (t + phase)).cos())) as u8;
+            pixels.extend([channel(0.0), channel(0.33), channel(0.67)]);
+        }
+    }
+    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width as u32, height as u32);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.write_header()?.write_image_data(&pixels)?;
+    Ok(())
+}
