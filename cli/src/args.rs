@@ -51,7 +51,12 @@ pub struct JobArgs {
     pub kind: String,
 
     /// Indices to run, A..B (B exclusive), e.g. 0..10000000.
-    #[arg(long, value_name = "A..B", required_unless_present = "inputs", conflicts_with = "inputs")]
+    #[arg(
+        long,
+        value_name = "A..B",
+        required_unless_present = "inputs",
+        conflicts_with = "inputs"
+    )]
     pub range: Option<String>,
 
     /// Indices per shard [default: about 1000 shards per job].

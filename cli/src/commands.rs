@@ -73,7 +73,10 @@ pub async fn workers(master: &str, args: OutputArgs) -> Result<()> {
         println!("{}", serde_json::Value::Array(list));
         return Ok(());
     }
-    println!("{:>6}  {:<20} {:<22} {:>7} {:>7} {:>10} {:>9}", "WORKER", "NAME", "HOST", "PID", "THREADS", "RUNNING", "DONE");
+    println!(
+        "{:>6}  {:<20} {:<22} {:>7} {:>7} {:>10} {:>9}",
+        "WORKER", "NAME", "HOST", "PID", "THREADS", "RUNNING", "DONE"
+    );
     for w in workers {
         let name = if w.name.is_empty() { "-" } else { &w.name };
         println!(

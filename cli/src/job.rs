@@ -14,12 +14,16 @@ pub fn spec(args: &JobArgs) -> Result<JobSpec> {
         (_, Some(path)) => {
             let mut text = String::new();
             if path.as_os_str() == "-" {
-                std::io::stdin().read_to_string(&mut text).context("cannot read inputs from stdin")?;
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .context("cannot read inputs from stdin")?;
             } else {
                 text = std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read --inputs {}", path.display()))?;
             }
-            JobSource::Inputs(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect())
+            JobSource::Inputs(
+                text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect(),
+            )
         }
         (Some(range), None) => {
             let (start, end) = parse_range(range)?;
@@ -35,7 +39,8 @@ pub fn spec(args: &JobArgs) -> Result<JobSpec> {
 
 /// Parses `A..B` with whole numbers.
 pub fn parse_range(s: &str) -> Result<(u64, u64)> {
-    let bad = || anyhow::anyhow!("bad --range {s:?}: expected A..B with whole numbers, e.g. 0..1000");
+    let bad =
+        || anyhow::anyhow!("bad --range {s:?}: expected A..B with whole numbers, e.g. 0..1000");
     let (a, b) = s.split_once("..").ok_or_else(bad)?;
     let a: u64 = a.trim().replace('_', "").parse().map_err(|_| bad())?;
     let b: u64 = b.trim().replace('_', "").parse().map_err(|_| bad())?;

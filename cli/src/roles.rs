@@ -38,7 +38,11 @@ pub async fn shutdown_signal() {
 
 /// Accepts `host:port` as well as a full URL.
 pub fn master_url(s: &str) -> String {
-    if s.contains("://") { s.to_string() } else { format!("http://{s}") }
+    if s.contains("://") {
+        s.to_string()
+    } else {
+        format!("http://{s}")
+    }
 }
 
 fn master_config(s: &SchedulerArgs) -> MasterConfig {
@@ -59,10 +63,19 @@ struct Running {
     workers: LocalWorkers,
 }
 
-fn start(listener: TcpListener, scheduler: &SchedulerArgs, workers: usize, local: &LocalWorkerArgs, log: &str) -> Result<Running> {
+fn start(
+    listener: TcpListener,
+    scheduler: &SchedulerArgs,
+    workers: usize,
+    local: &LocalWorkerArgs,
+    log: &str,
+) -> Result<Running> {
     let addr = listener.local_addr()?;
     // Local workers dial the loopback address even when the master listens on all interfaces.
-    let dial = SocketAddr::new(if addr.ip().is_unspecified() { [127, 0, 0, 1].into() } else { addr.ip() }, addr.port());
+    let dial = SocketAddr::new(
+        if addr.ip().is_unspecified() { [127, 0, 0, 1].into() } else { addr.ip() },
+        addr.port(),
+    );
     let url = format!("http://{dial}");
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(farm_master::serve(listener, master_config(scheduler), async {
@@ -101,7 +114,9 @@ impl Running {
 
 /// `farm master`.
 pub async fn master(args: MasterArgs) -> Result<()> {
-    let listener = TcpListener::bind(&args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listener = TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     if !addr.ip().is_loopback() {
         warn!(%addr, "listening on a non-loopback address without TLS or a token: anyone who can reach it can submit jobs");

@@ -29,7 +29,12 @@ pub fn advance(bar: &ProgressBar, p: Progress) {
 
 /// Prints a finished job: JSON, or the result and timing for people. Fails (non-zero exit) when
 /// the job did not succeed.
-pub fn finished(status: &JobStatus, json: bool, out: Option<&Path>, params: &farm_proto::Params) -> Result<()> {
+pub fn finished(
+    status: &JobStatus,
+    json: bool,
+    out: Option<&Path>,
+    params: &farm_proto::Params,
+) -> Result<()> {
     if let (Some(path), "succeeded") = (out, status.state.as_str()) {
         write_png(path, &status.result, params)?;
         if !json {
@@ -43,7 +48,11 @@ pub fn finished(status: &JobStatus, json: bool, out: Option<&Path>, params: &far
     }
     match status.state.as_str() {
         "succeeded" => Ok(()),
-        state => bail!("job {} {state}: {}", status.job, status.error.as_deref().unwrap_or("no reason given")),
+        state => bail!(
+            "job {} {state}: {}",
+            status.job,
+            status.error.as_deref().unwrap_or("no reason given")
+        ),
     }
 }
 
@@ -80,16 +89,30 @@ pub fn jobs(jobs: &[JobStatus], json: bool) -> Result<()> {
         println!("{}", serde_json::to_string(jobs)?);
         return Ok(());
     }
-    println!("{:>6}  {:<11} {:<10} {:>21}  {:>10}", "JOB", "KIND", "STATE", "SHARDS DONE/TOTAL", "ELAPSED");
+    println!(
+        "{:>6}  {:<11} {:<10} {:>21}  {:>10}",
+        "JOB", "KIND", "STATE", "SHARDS DONE/TOTAL", "ELAPSED"
+    );
     for j in jobs {
         let shards = format!("{}/{}", j.done, j.shards);
-        println!("{:>6}  {:<11} {:<10} {:>21}  {:>9.1}s", j.job, j.kind, j.state, shards, j.elapsed_ms as f64 / 1000.0);
+        println!(
+            "{:>6}  {:<11} {:<10} {:>21}  {:>9.1}s",
+            j.job,
+            j.kind,
+            j.state,
+            shards,
+            j.elapsed_ms as f64 / 1000.0
+        );
     }
     Ok(())
 }
 
 /// Writes mandelbrot rows (iteration counts) as a colour PNG; points inside the set are black.
-pub fn write_png(path: &Path, result: &serde_json::Value, params: &farm_proto::Params) -> Result<()> {
+pub fn write_png(
+    path: &Path,
+    result: &serde_json::Value,
+    params: &farm_proto::Params,
+) -> Result<()> {
     let rows: Vec<Vec<u32>> = serde_json::from_value(result.clone())
         .context("--out needs a mandelbrot job: its result is not rows of numbers")?;
     let height = rows.len();
@@ -104,11 +127,14 @@ pub fn write_png(path: &Path, result: &serde_json::Value, params: &farm_proto::P
             pixels.extend([0, 0, 0]);
         } else {
             let t = (n as f64 / max as f64).sqrt();
-            let channel = |phase: f64| (255.0 * (0.5 + 0.5 * (6.283 * (t + phase)).cos())) as u8;
+            let channel = |phase: f64| {
+                (255.0 * (0.5 + 0.5 * (std::f64::consts::TAU * (t + phase)).cos())) as u8
+            };
             pixels.extend([channel(0.0), channel(0.33), channel(0.67)]);
         }
     }
-    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width as u32, height as u32);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);

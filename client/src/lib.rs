@@ -33,10 +33,18 @@ pub enum ClientError {
     },
     /// The master answered with an error.
     #[error("{}: {}", code_name(.0.code()), .0.message())]
-    Status(#[from] tonic::Status),
+    Status(tonic::Status),
     /// The stream ended without the job's final status.
     #[error("the master ended the watch before the job finished")]
     WatchEnded,
+}
+
+// By hand rather than `#[from]`, so the status is not also reported as the error's source
+// (which would print its message twice).
+impl From<tonic::Status> for ClientError {
+    fn from(status: tonic::Status) -> Self {
+        ClientError::Status(status)
+    }
 }
 
 impl ClientError {
@@ -173,7 +181,9 @@ impl Client {
             .tcp_nodelay(true)
             .connect()
             .await
-            .map_err(|e| err(std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string())))?;
+            .map_err(|e| {
+                err(std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string()))
+            })?;
         let max = farm_proto::MAX_MESSAGE_BYTES;
         let farm = FarmServiceClient::new(channel)
             .max_decoding_message_size(max)
@@ -203,9 +213,11 @@ impl Client {
                 Err(status) => Some(Err(ClientError::Status(status))),
                 Ok(pb::JobEvent { event: None }) => None,
                 Ok(pb::JobEvent { event: Some(e) }) => Some(Ok(match e {
-                    Event::Progress(p) => {
-                        JobEvent::Progress(Progress { done: p.done, total: p.total, running: p.running })
-                    }
+                    Event::Progress(p) => JobEvent::Progress(Progress {
+                        done: p.done,
+                        total: p.total,
+                        running: p.running,
+                    }),
                     Event::Shard(s) => {
                         let output = s.output.and_then(|o| Output::try_from(o).ok())?;
                         JobEvent::Shard { shard: s.shard, output }
@@ -217,7 +229,11 @@ impl Client {
     }
 
     /// Waits for a job to end, calling `on_progress` as it advances; returns its final status.
-    pub async fn wait(&mut self, job: u64, mut on_progress: impl FnMut(Progress)) -> Result<JobStatus> {
+    pub async fn wait(
+        &mut self,
+        job: u64,
+        mut on_progress: impl FnMut(Progress),
+    ) -> Result<JobStatus> {
         let mut events = std::pin::pin!(self.watch(job, false).await?);
         while let Some(event) = events.next().await {
             match event? {

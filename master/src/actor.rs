@@ -143,7 +143,13 @@ impl Outbox for Effects {
             .collect();
         let tasks = tasks
             .into_iter()
-            .map(|t| pb::ShardTask { job_id: t.job, shard: t.shard, lo: t.lo, hi: t.hi, input: t.input })
+            .map(|t| pb::ShardTask {
+                job_id: t.job,
+                shard: t.shard,
+                lo: t.lo,
+                hi: t.hi,
+                input: t.input,
+            })
             .collect();
         self.send(worker, Msg::Assign(pb::AssignBatch { jobs, tasks }));
     }
@@ -275,7 +281,9 @@ fn apply(core: &mut Core, fx: &mut Effects, validator: &Registry, cmd: Cmd, hear
         }
         Cmd::Results(worker, batch) => match core.results(worker, batch, now, fx) {
             Ok(0) => {}
-            Ok(dropped) => debug!(worker, dropped, "dropped results for shards the worker does not hold"),
+            Ok(dropped) => {
+                debug!(worker, dropped, "dropped results for shards the worker does not hold")
+            }
             Err(e) => debug!(worker, error = %e, "results from a worker that is gone"),
         },
         Cmd::Heartbeat(worker) => core.heartbeat(worker, now),

@@ -107,12 +107,18 @@ impl FarmService for Farm {
         Ok(Response::new(job_status(view)))
     }
 
-    async fn list(&self, _: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
+    async fn list(
+        &self,
+        _: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::ListResponse>, Status> {
         let jobs = self.core.list().await?.into_iter().map(job_status).collect();
         Ok(Response::new(pb::ListResponse { jobs }))
     }
 
-    async fn cancel(&self, req: Request<pb::CancelRequest>) -> Result<Response<pb::JobStatus>, Status> {
+    async fn cancel(
+        &self,
+        req: Request<pb::CancelRequest>,
+    ) -> Result<Response<pb::JobStatus>, Status> {
         let view = self.core.cancel(req.into_inner().job_id).await?.map_err(status)?;
         Ok(Response::new(job_status(view)))
     }
@@ -254,7 +260,9 @@ impl WorkerService for Workers {
         tokio::spawn(async move {
             loop {
                 match inbound.message().await {
-                    Ok(Some(pb::WorkerMessage { msg: Some(Msg::Heartbeat(_)) })) => core.heartbeat(id),
+                    Ok(Some(pb::WorkerMessage { msg: Some(Msg::Heartbeat(_)) })) => {
+                        core.heartbeat(id)
+                    }
                     Ok(Some(pb::WorkerMessage { msg: Some(Msg::Results(batch)) })) => {
                         core.results(id, batch.done.into_iter().map(outcome).collect())
                     }

@@ -23,7 +23,10 @@ pub struct MasterConfig {
 impl Default for MasterConfig {
     fn default() -> Self {
         let heartbeat = Duration::from_secs(1);
-        MasterConfig { core: CoreConfig { heartbeat_timeout: heartbeat * 3, ..Default::default() }, heartbeat }
+        MasterConfig {
+            core: CoreConfig { heartbeat_timeout: heartbeat * 3, ..Default::default() },
+            heartbeat,
+        }
     }
 }
 

@@ -64,7 +64,9 @@ impl TryFrom<pb::ShardOutput> for Output {
             Some(Value::Count(n)) => Output::Count(n),
             Some(Value::Pi(p)) => Output::Pi { hits: p.hits, samples: p.samples },
             Some(Value::Lines(l)) => Output::Lines(l.lines),
-            Some(Value::Rows(r)) => Output::Rows(r.rows.into_iter().map(|row| row.values).collect()),
+            Some(Value::Rows(r)) => {
+                Output::Rows(r.rows.into_iter().map(|row| row.values).collect())
+            }
             Some(Value::Exec(e)) => Output::Exec(
                 e.runs
                     .into_iter()
@@ -113,7 +115,8 @@ mod tests {
         .expect("valid spec");
         let wire: pb::JobSpec = spec.clone().into();
         assert_eq!(JobSpec::try_from(wire).expect("valid"), spec);
-        let wire = pb::JobSpec { kind: "exec".into(), inputs: vec!["x".into()], ..Default::default() };
+        let wire =
+            pb::JobSpec { kind: "exec".into(), inputs: vec!["x".into()], ..Default::default() };
         let spec = JobSpec::try_from(wire).expect("inputs spec");
         assert_eq!(spec.source, JobSource::Inputs(vec!["x".into()]));
     }

@@ -1,8 +1,8 @@
 //! farm's wire contract: the generated gRPC code for `farm.proto`, the protocol version that
 //! both ends check, and the domain types that master and worker logic use instead of prost types.
 
-pub mod domain;
 mod convert;
+pub mod domain;
 
 /// Generated prost messages and tonic services of package `farm.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -15,7 +15,8 @@ pub mod pb {
 pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Encoded `FileDescriptorSet` of `farm.proto`, served by the master for gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/farm_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/farm_descriptor.bin"));
 
 pub use domain::{ExecRun, JobSource, JobSpec, Output, Params, SpecError};
 

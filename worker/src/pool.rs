@@ -100,7 +100,13 @@ mod tests {
         let (reply, mut rx) = tokio::sync::mpsc::unbounded_channel();
         for lo in 0..4 {
             let input = ShardInput { lo, hi: lo + 1, input: None };
-            pool.submit(Work { job_id: 7, shard: lo, job: job.clone(), input, reply: reply.clone() });
+            pool.submit(Work {
+                job_id: 7,
+                shard: lo,
+                job: job.clone(),
+                input,
+                reply: reply.clone(),
+            });
         }
         let mut outcomes = Vec::new();
         for _ in 0..4 {

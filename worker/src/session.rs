@@ -5,8 +5,8 @@ use crate::pool::{Finished, JobEntry, Pool, Work};
 use crate::registry::Registry;
 use crate::sdk::{CancelFlag, KernelError, ShardInput};
 use crate::{WorkerConfig, WorkerError};
-use farm_proto::pb::{self, master_message::Msg as In, worker_message::Msg as Out};
 use farm_proto::pb::worker_service_client::WorkerServiceClient;
+use farm_proto::pb::{self, master_message::Msg as In, worker_message::Msg as Out};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -32,7 +32,11 @@ enum End {
 
 /// Runs the worker until `shutdown` resolves, or, with `exit_on_disconnect`, until the master
 /// is lost.
-pub async fn run<F>(config: WorkerConfig, registry: Registry, shutdown: F) -> Result<(), WorkerError>
+pub async fn run<F>(
+    config: WorkerConfig,
+    registry: Registry,
+    shutdown: F,
+) -> Result<(), WorkerError>
 where
     F: Future<Output = ()> + Send,
 {
@@ -54,7 +58,8 @@ where
         let end = match attempt {
             Ok(channel) => {
                 ever_connected = true;
-                match session(channel, &config, &registry, &pool, &mut shutdown, &mut backoff).await {
+                match session(channel, &config, &registry, &pool, &mut shutdown, &mut backoff).await
+                {
                     Ok(end) => end,
                     Err(e) => return Err(e),
                 }
@@ -68,7 +73,9 @@ where
                     return Err(WorkerError::MasterLost(reason));
                 }
             }
-            End::Lost(reason) => warn!(master = %config.master, %reason, "master unreachable, retrying"),
+            End::Lost(reason) => {
+                warn!(master = %config.master, %reason, "master unreachable, retrying")
+            }
         }
         let delay = backoff.next();
         debug!(?delay, "reconnecting after backoff");
@@ -175,7 +182,10 @@ fn handle(
                     warn!(job = def.job_id, kind = %def.kind, error = %e, "cannot prepare job");
                     Box::new(Refused(e))
                 });
-                jobs.insert(def.job_id, Arc::new(JobEntry { prepared, cancel: CancelFlag::default() }));
+                jobs.insert(
+                    def.job_id,
+                    Arc::new(JobEntry { prepared, cancel: CancelFlag::default() }),
+                );
             }
             for task in batch.tasks {
                 let input = ShardInput { lo: task.lo, hi: task.hi, input: task.input };
@@ -188,8 +198,13 @@ fn handle(
                         reply: reply.clone(),
                     }),
                     None => {
-                        let error = KernelError::Failed(format!("job {} was never defined", task.job_id));
-                        let _ = reply.send(Finished { job_id: task.job_id, shard: task.shard, outcome: Err(error) });
+                        let error =
+                            KernelError::Failed(format!("job {} was never defined", task.job_id));
+                        let _ = reply.send(Finished {
+                            job_id: task.job_id,
+                            shard: task.shard,
+                            outcome: Err(error),
+                        });
                     }
                 }
             }
@@ -229,9 +244,9 @@ fn shard_done(f: Finished) -> pb::ShardDone {
 /// A refusal that retrying cannot fix ends the worker; anything else is a lost connection.
 fn rejected_or_lost(status: tonic::Status) -> Result<End, WorkerError> {
     match status.code() {
-        tonic::Code::FailedPrecondition | tonic::Code::InvalidArgument | tonic::Code::Unauthenticated => {
-            Err(WorkerError::Rejected(status.message().to_string()))
-        }
+        tonic::Code::FailedPrecondition
+        | tonic::Code::InvalidArgument
+        | tonic::Code::Unauthenticated => Err(WorkerError::Rejected(status.message().to_string())),
         _ => Ok(End::Lost(format!("stream error: {}", status.message()))),
     }
 }

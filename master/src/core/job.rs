@@ -148,9 +148,10 @@ impl Accumulator {
             match output {
                 Output::Lines(lines) => items.extend(lines.into_iter().map(Into::into)),
                 Output::Rows(rows) => items.extend(rows.into_iter().map(|r| serde_json::json!(r))),
-                Output::Exec(runs) => items.extend(runs.into_iter().map(|r| {
-                    serde_json::json!({"exit_code": r.exit_code, "stdout": r.stdout})
-                })),
+                Output::Exec(runs) => items
+                    .extend(runs.into_iter().map(
+                        |r| serde_json::json!({"exit_code": r.exit_code, "stdout": r.stdout}),
+                    )),
                 Output::Count(_) | Output::Pi { .. } => {}
             }
         }

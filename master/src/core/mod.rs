@@ -9,8 +9,8 @@ mod job;
 #[cfg(test)]
 mod tests;
 
-pub use job::JobState;
 use job::Job;
+pub use job::JobState;
 
 use farm_proto::{JobSpec, Output, Params};
 use std::cmp::Reverse;
@@ -238,10 +238,7 @@ impl Core {
     ) -> Result<JobId, CoreError> {
         let shards = spec.source.shard_count();
         if shards > self.config.max_shards_per_job {
-            return Err(CoreError::TooManyShards {
-                shards,
-                limit: self.config.max_shards_per_job,
-            });
+            return Err(CoreError::TooManyShards { shards, limit: self.config.max_shards_per_job });
         }
         let id = self.next_job;
         self.next_job += 1;
@@ -253,7 +250,12 @@ impl Core {
     }
 
     /// Registers a worker session and fills it with shards.
-    pub fn worker_joined(&mut self, spec: WorkerSpec, now: Instant, out: &mut impl Outbox) -> WorkerId {
+    pub fn worker_joined(
+        &mut self,
+        spec: WorkerSpec,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) -> WorkerId {
         let id = self.next_worker;
         self.next_worker += 1;
         let kinds = spec.kinds.iter().cloned().collect();
@@ -315,7 +317,8 @@ impl Core {
         let mut dropped = 0;
         let mut touched = BTreeSet::new();
         for (job_id, shard, outcome) in outcomes {
-            let held = self.workers.get_mut(&worker).is_some_and(|w| w.holding.remove(&(job_id, shard)));
+            let held =
+                self.workers.get_mut(&worker).is_some_and(|w| w.holding.remove(&(job_id, shard)));
             let Some(job) = self.jobs.get_mut(&job_id).filter(|_| held) else {
                 dropped += 1;
                 continue;
@@ -362,7 +365,12 @@ impl Core {
     }
 
     /// Cancels a job: its shards stop on every worker, its pending shards are dropped.
-    pub fn cancel(&mut self, job: JobId, now: Instant, out: &mut impl Outbox) -> Result<JobView, CoreError> {
+    pub fn cancel(
+        &mut self,
+        job: JobId,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) -> Result<JobView, CoreError> {
         let state = self.jobs.get(&job).ok_or(CoreError::NoSuchJob(job))?.state;
         if state.is_final() {
             return Err(CoreError::JobEnded(job));

@@ -193,7 +193,11 @@ fn shards_go_only_to_workers_that_offer_the_kind() {
     let job = core.submit(spec("exec", 0, 10, 1, 0), now, &mut rec).expect("submit");
     assert!(rec.queues.get(&w).is_none_or(|q| q.is_empty()));
     assert!(!core.kind_offered("exec"));
-    let e = core.worker_joined(WorkerSpec { threads: 1, kinds: vec!["exec".into()], ..Default::default() }, now, &mut rec);
+    let e = core.worker_joined(
+        WorkerSpec { threads: 1, kinds: vec!["exec".into()], ..Default::default() },
+        now,
+        &mut rec,
+    );
     assert_eq!(rec.queues[&e].len(), 2);
     assert_eq!(core.status(job, now).map(|s| s.running), Some(2));
 }

@@ -36,14 +36,10 @@ impl Kernel for Exec {
         check_known(self.name(), params, KNOWN)?;
         let cmd = required_str(params, "cmd")?;
         let argv = shlex::split(cmd).ok_or_else(|| {
-            KernelError::BadParam(format!(
-                "bad param cmd: cannot split {cmd:?} into arguments"
-            ))
+            KernelError::BadParam(format!("bad param cmd: cannot split {cmd:?} into arguments"))
         })?;
         if argv.first().is_none_or(|p| p.is_empty()) {
-            return Err(KernelError::BadParam(
-                "bad param cmd: names no program".to_string(),
-            ));
+            return Err(KernelError::BadParam("bad param cmd: names no program".to_string()));
         }
         Ok(Box::new(PreparedExec { argv }))
     }
@@ -144,15 +140,11 @@ mod tests {
     use std::time::Instant;
 
     fn run(cmd: &str, shard: ShardInput) -> Result<Output, KernelError> {
-        Exec.prepare(&params(&[("cmd", cmd)]))?
-            .run(&shard, &CancelFlag::default())
+        Exec.prepare(&params(&[("cmd", cmd)]))?.run(&shard, &CancelFlag::default())
     }
 
     fn exec_run(exit_code: i32, stdout: &str) -> ExecRun {
-        ExecRun {
-            exit_code,
-            stdout: stdout.to_string(),
-        }
+        ExecRun { exit_code, stdout: stdout.to_string() }
     }
 
     #[test]
@@ -175,10 +167,7 @@ mod tests {
 
     #[test]
     fn exit_codes_and_signals() {
-        assert_eq!(
-            run("sh -c \"exit 3\"", range(0, 1)),
-            Ok(Output::Exec(vec![exec_run(3, "")]))
-        );
+        assert_eq!(run("sh -c \"exit 3\"", range(0, 1)), Ok(Output::Exec(vec![exec_run(3, "")])));
         assert_eq!(
             run("sh -c 'printf out; kill -9 $$'", range(0, 1)),
             Ok(Output::Exec(vec![exec_run(-9, "out")]))
@@ -213,10 +202,7 @@ mod tests {
         assert_eq!(bad(&[]), "missing param cmd");
         assert_eq!(bad(&[("cmd", "")]), "bad param cmd: must not be empty");
         assert_eq!(bad(&[("cmd", "''")]), "bad param cmd: names no program");
-        assert_eq!(
-            bad(&[("cmd", "# a comment")]),
-            "bad param cmd: names no program"
-        );
+        assert_eq!(bad(&[("cmd", "# a comment")]), "bad param cmd: names no program");
         assert!(bad(&[("cmd", "echo \"abc")]).starts_with("bad param cmd: cannot split"));
         assert_eq!(
             bad(&[("cmd", "echo"), ("shell", "1")]),

@@ -78,9 +78,7 @@ mod tests {
     const SHA_0: &str = "5feceb66ffc86f38d952786c6d696c79c2dbc239dd4e91b46729d73a27fb57e9";
 
     fn run(rounds: &str, shard: ShardInput) -> Result<Output, KernelError> {
-        HashChain
-            .prepare(&params(&[("rounds", rounds)]))?
-            .run(&shard, &CancelFlag::default())
+        HashChain.prepare(&params(&[("rounds", rounds)]))?.run(&shard, &CancelFlag::default())
     }
 
     fn lines(v: &[&str]) -> Result<Output, KernelError> {
@@ -127,15 +125,11 @@ mod tests {
     fn param_errors() {
         assert_eq!(
             run("0", range(0, 1)),
-            Err(KernelError::BadParam(
-                "bad param rounds: must be at least 1, got 0".into()
-            ))
+            Err(KernelError::BadParam("bad param rounds: must be at least 1, got 0".into()))
         );
         assert_eq!(
             run("abc", range(0, 1)),
-            Err(KernelError::BadParam(
-                r#"bad param rounds: "abc" is not a whole number"#.into()
-            ))
+            Err(KernelError::BadParam(r#"bad param rounds: "abc" is not a whole number"#.into()))
         );
         let err = HashChain.prepare(&params(&[("round", "2")])).err().unwrap();
         assert_eq!(
@@ -146,9 +140,7 @@ mod tests {
 
     #[test]
     fn cancelled() {
-        let job = HashChain
-            .prepare(&params(&[("rounds", "1000000000000")]))
-            .unwrap();
+        let job = HashChain.prepare(&params(&[("rounds", "1000000000000")])).unwrap();
         let cancel = CancelFlag::default();
         cancel.0.store(true, Ordering::Relaxed);
         let start = std::time::Instant::now();

@@ -43,15 +43,7 @@ impl Kernel for Mandelbrot {
                 "bad param y0: must be less than y1, got y0 = {y0}, y1 = {y1}"
             )));
         }
-        Ok(Box::new(PreparedMandelbrot {
-            width,
-            height,
-            iterations,
-            x0,
-            x1,
-            y0,
-            y1,
-        }))
+        Ok(Box::new(PreparedMandelbrot { width, height, iterations, x0, x1, y0, y1 }))
     }
 }
 
@@ -119,9 +111,7 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     fn run(p: &[(&str, &str)], shard: ShardInput) -> Result<Output, KernelError> {
-        Mandelbrot
-            .prepare(&params(p))?
-            .run(&shard, &CancelFlag::default())
+        Mandelbrot.prepare(&params(p))?.run(&shard, &CancelFlag::default())
     }
 
     fn one_pixel(cx: &str, iterations: &str) -> Result<Output, KernelError> {
@@ -156,9 +146,7 @@ mod tests {
     #[test]
     fn default_image_rows() {
         let out = run(&[], range(299, 301)).unwrap();
-        let Output::Rows(rows) = out else {
-            panic!("expected rows")
-        };
+        let Output::Rows(rows) = out else { panic!("expected rows") };
         assert_eq!(rows.len(), 2);
         assert!(rows.iter().all(|r| r.len() == 800));
         // Rows 299 and 300 are mirror images about the real axis.
@@ -178,9 +166,7 @@ mod tests {
     fn row_out_of_range() {
         assert_eq!(
             run(&[("height", "10")], range(8, 11)),
-            Err(KernelError::Failed(
-                "row 10 is out of range: height is 10".into()
-            ))
+            Err(KernelError::Failed("row 10 is out of range: height is 10".into()))
         );
     }
 
@@ -190,28 +176,16 @@ mod tests {
             Err(KernelError::BadParam(m)) => m,
             other => panic!("expected BadParam, got {other:?}"),
         };
-        assert_eq!(
-            bad(&[("width", "0")]),
-            "bad param width: must be at least 1, got 0"
-        );
+        assert_eq!(bad(&[("width", "0")]), "bad param width: must be at least 1, got 0");
         assert_eq!(
             bad(&[("width", "100001")]),
             "bad param width: must be at most 100000, got 100001"
         );
-        assert_eq!(
-            bad(&[("height", "0")]),
-            "bad param height: must be at least 1, got 0"
-        );
-        assert_eq!(
-            bad(&[("iterations", "0")]),
-            "bad param iterations: must be at least 1, got 0"
-        );
+        assert_eq!(bad(&[("height", "0")]), "bad param height: must be at least 1, got 0");
+        assert_eq!(bad(&[("iterations", "0")]), "bad param iterations: must be at least 1, got 0");
         assert!(bad(&[("x0", "1"), ("x1", "1")]).starts_with("bad param x0: must be less than x1"));
         assert!(bad(&[("y0", "2")]).starts_with("bad param y0: must be less than y1"));
-        assert_eq!(
-            bad(&[("x0", "left")]),
-            r#"bad param x0: "left" is not a finite number"#
-        );
+        assert_eq!(bad(&[("x0", "left")]), r#"bad param x0: "left" is not a finite number"#);
         assert!(bad(&[("zoom", "2")]).starts_with("unknown param zoom for kernel mandelbrot"));
     }
 
@@ -220,9 +194,6 @@ mod tests {
         let job = Mandelbrot.prepare(&Params::default()).unwrap();
         let cancel = CancelFlag::default();
         cancel.0.store(true, Ordering::Relaxed);
-        assert_eq!(
-            job.run(&range(0, 600), &cancel),
-            Err(KernelError::Cancelled)
-        );
+        assert_eq!(job.run(&range(0, 600), &cancel), Err(KernelError::Cancelled));
     }
 }

@@ -38,18 +38,7 @@ mod tests {
     #[test]
     fn registry_names() {
         let names: Vec<String> = builtin().iter().map(|k| k.name().to_string()).collect();
-        assert_eq!(
-            names,
-            [
-                "primes",
-                "pi",
-                "hashchain",
-                "mandelbrot",
-                "spin",
-                "sleep",
-                "noop"
-            ]
-        );
+        assert_eq!(names, ["primes", "pi", "hashchain", "mandelbrot", "spin", "sleep", "noop"]);
         assert_eq!(exec_kernel().name(), "exec");
         // Every built-in kernel accepts its defaults.
         for k in builtin() {

@@ -45,25 +45,17 @@ mod tests {
         let job = Noop.prepare(&Params::default()).unwrap();
         let cancel = CancelFlag::default();
         assert_eq!(job.run(&range(10, 15), &cancel), Ok(Output::Count(5)));
-        assert_eq!(
-            job.run(&range(0, u64::MAX), &cancel),
-            Ok(Output::Count(u64::MAX))
-        );
+        assert_eq!(job.run(&range(0, u64::MAX), &cancel), Ok(Output::Count(u64::MAX)));
         assert_eq!(job.run(&line(4, "anything"), &cancel), Ok(Output::Count(1)));
         cancel.0.store(true, Ordering::Relaxed);
-        assert_eq!(
-            job.run(&range(10, 15), &cancel),
-            Err(KernelError::Cancelled)
-        );
+        assert_eq!(job.run(&range(10, 15), &cancel), Err(KernelError::Cancelled));
     }
 
     #[test]
     fn rejects_params() {
         assert_eq!(
             Noop.prepare(&params(&[("ms", "1")])).err(),
-            Some(KernelError::BadParam(
-                "unknown param ms for kernel noop; known: none".into()
-            ))
+            Some(KernelError::BadParam("unknown param ms for kernel noop; known: none".into()))
         );
     }
 }

@@ -10,11 +10,7 @@ pub fn check_known(kernel: &str, params: &Params, known: &[&str]) -> Result<(), 
     match params.0.keys().find(|k| !known.contains(&k.as_str())) {
         None => Ok(()),
         Some(name) => {
-            let known = if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            };
+            let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
             Err(KernelError::BadParam(format!(
                 "unknown param {name} for kernel {kernel}; known: {known}"
             )))
@@ -49,9 +45,9 @@ pub fn f64_or(params: &Params, name: &str, default: f64) -> Result<f64, KernelEr
 pub fn required_str<'a>(params: &'a Params, name: &str) -> Result<&'a str, KernelError> {
     match params.0.get(name) {
         None => Err(KernelError::BadParam(format!("missing param {name}"))),
-        Some(v) if v.trim().is_empty() => Err(KernelError::BadParam(format!(
-            "bad param {name}: must not be empty"
-        ))),
+        Some(v) if v.trim().is_empty() => {
+            Err(KernelError::BadParam(format!("bad param {name}: must not be empty")))
+        }
         Some(v) => Ok(v),
     }
 }
@@ -59,13 +55,9 @@ pub fn required_str<'a>(params: &'a Params, name: &str) -> Result<&'a str, Kerne
 /// Fails with BadParam unless `value` lies in `min..=max`.
 pub fn check_range(name: &str, value: u64, min: u64, max: u64) -> Result<u64, KernelError> {
     if value < min {
-        Err(KernelError::BadParam(format!(
-            "bad param {name}: must be at least {min}, got {value}"
-        )))
+        Err(KernelError::BadParam(format!("bad param {name}: must be at least {min}, got {value}")))
     } else if value > max {
-        Err(KernelError::BadParam(format!(
-            "bad param {name}: must be at most {max}, got {value}"
-        )))
+        Err(KernelError::BadParam(format!("bad param {name}: must be at most {max}, got {value}")))
     } else {
         Ok(value)
     }
@@ -83,10 +75,7 @@ impl Indices {
     /// Resolves the shard's index values; an input line that is not a whole number fails.
     pub fn of(shard: &ShardInput) -> Result<Self, KernelError> {
         match &shard.input {
-            None => Ok(Indices {
-                first: shard.lo,
-                count: shard.hi.saturating_sub(shard.lo),
-            }),
+            None => Ok(Indices { first: shard.lo, count: shard.hi.saturating_sub(shard.lo) }),
             Some(line) => match line.trim().parse::<u64>() {
                 Ok(v) => Ok(Indices { first: v, count: 1 }),
                 Err(_) => Err(KernelError::Failed(format!(
@@ -129,30 +118,17 @@ pub(crate) mod tests {
 
     /// Builds Params from key/value pairs.
     pub(crate) fn params(pairs: &[(&str, &str)]) -> Params {
-        Params(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        Params(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
     /// A range shard lo..hi.
     pub(crate) fn range(lo: u64, hi: u64) -> ShardInput {
-        ShardInput {
-            lo,
-            hi,
-            input: None,
-        }
+        ShardInput { lo, hi, input: None }
     }
 
     /// An explicit input shard for line `index`.
     pub(crate) fn line(index: u64, text: &str) -> ShardInput {
-        ShardInput {
-            lo: index,
-            hi: index + 1,
-            input: Some(text.to_string()),
-        }
+        ShardInput { lo: index, hi: index + 1, input: Some(text.to_string()) }
     }
 
     fn bad(e: KernelError) -> String {
@@ -192,10 +168,7 @@ pub(crate) mod tests {
         let p = params(&[("cmd", "echo"), ("e", "  ")]);
         assert_eq!(required_str(&p, "cmd"), Ok("echo"));
         assert_eq!(bad(required_str(&p, "x").unwrap_err()), "missing param x");
-        assert_eq!(
-            bad(required_str(&p, "e").unwrap_err()),
-            "bad param e: must not be empty"
-        );
+        assert_eq!(bad(required_str(&p, "e").unwrap_err()), "bad param e: must not be empty");
         assert_eq!(check_range("n", 5, 1, 10), Ok(5));
         assert_eq!(
             bad(check_range("n", 0, 1, 10).unwrap_err()),

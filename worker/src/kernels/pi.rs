@@ -34,12 +34,7 @@ impl Kernel for Pi {
 
     fn prepare(&self, params: &Params) -> Result<Box<dyn Prepared>, KernelError> {
         check_known(self.name(), params, KNOWN)?;
-        let samples = check_range(
-            "samples",
-            u64_or(params, "samples", 1_000_000)?,
-            1,
-            u64::MAX,
-        )?;
+        let samples = check_range("samples", u64_or(params, "samples", 1_000_000)?, 1, u64::MAX)?;
         Ok(Box::new(PreparedPi { samples }))
     }
 }
@@ -71,10 +66,7 @@ impl Prepared for PreparedPi {
                 hits += u64::from(x * x + y * y <= 1.0);
             }
         }
-        Ok(Output::Pi {
-            hits,
-            samples: total,
-        })
+        Ok(Output::Pi { hits, samples: total })
     }
 }
 
@@ -112,8 +104,7 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     fn run(samples: &str, shard: ShardInput) -> Result<Output, KernelError> {
-        Pi.prepare(&params(&[("samples", samples)]))?
-            .run(&shard, &CancelFlag::default())
+        Pi.prepare(&params(&[("samples", samples)]))?.run(&shard, &CancelFlag::default())
     }
 
     #[test]
@@ -127,27 +118,9 @@ mod tests {
     #[test]
     fn reference_hit_counts() {
         // Values computed independently with a Python reimplementation of the contract.
-        assert_eq!(
-            run("1000", range(0, 1)),
-            Ok(Output::Pi {
-                hits: 807,
-                samples: 1000
-            })
-        );
-        assert_eq!(
-            run("10000", line(3, "7")),
-            Ok(Output::Pi {
-                hits: 7895,
-                samples: 10000
-            })
-        );
-        assert_eq!(
-            run("2500", range(0, 4)),
-            Ok(Output::Pi {
-                hits: 7919,
-                samples: 10000
-            })
-        );
+        assert_eq!(run("1000", range(0, 1)), Ok(Output::Pi { hits: 807, samples: 1000 }));
+        assert_eq!(run("10000", line(3, "7")), Ok(Output::Pi { hits: 7895, samples: 10000 }));
+        assert_eq!(run("2500", range(0, 4)), Ok(Output::Pi { hits: 7919, samples: 10000 }));
     }
 
     #[test]
@@ -164,15 +137,11 @@ mod tests {
     fn param_errors() {
         assert_eq!(
             run("0", range(0, 1)),
-            Err(KernelError::BadParam(
-                "bad param samples: must be at least 1, got 0".into()
-            ))
+            Err(KernelError::BadParam("bad param samples: must be at least 1, got 0".into()))
         );
         assert_eq!(
             run("many", range(0, 1)),
-            Err(KernelError::BadParam(
-                r#"bad param samples: "many" is not a whole number"#.into()
-            ))
+            Err(KernelError::BadParam(r#"bad param samples: "many" is not a whole number"#.into()))
         );
         let err = Pi.prepare(&params(&[("sample", "5")])).err().unwrap();
         assert_eq!(

@@ -68,9 +68,7 @@ pub fn is_prime(n: u64) -> bool {
     if n <= u64::from(u32::MAX) {
         miller_rabin(n, |a, b| a * b % n)
     } else {
-        miller_rabin(n, |a, b| {
-            ((u128::from(a) * u128::from(b)) % u128::from(n)) as u64
-        })
+        miller_rabin(n, |a, b| ((u128::from(a) * u128::from(b)) % u128::from(n)) as u64)
     }
 }
 
@@ -134,10 +132,7 @@ mod tests {
     }
 
     fn count(shard: ShardInput) -> Result<Output, KernelError> {
-        Primes
-            .prepare(&Params::default())
-            .unwrap()
-            .run(&shard, &CancelFlag::default())
+        Primes.prepare(&Params::default()).unwrap().run(&shard, &CancelFlag::default())
     }
 
     #[test]
@@ -225,9 +220,6 @@ mod tests {
         let cancel = CancelFlag::default();
         cancel.0.store(true, std::sync::atomic::Ordering::Relaxed);
         let run = Primes.prepare(&Params::default()).unwrap();
-        assert_eq!(
-            run.run(&range(0, u64::MAX), &cancel),
-            Err(KernelError::Cancelled)
-        );
+        assert_eq!(run.run(&range(0, u64::MAX), &cancel), Err(KernelError::Cancelled));
     }
 }

@@ -27,9 +27,7 @@ impl Kernel for Sleep {
     fn prepare(&self, params: &Params) -> Result<Box<dyn Prepared>, KernelError> {
         check_known(self.name(), params, KNOWN)?;
         let ms = u64_or(params, "ms", 10)?;
-        Ok(Box::new(PreparedSleep {
-            per_index: Duration::from_millis(ms),
-        }))
+        Ok(Box::new(PreparedSleep { per_index: Duration::from_millis(ms) }))
     }
 }
 
@@ -66,19 +64,10 @@ mod tests {
     fn sleeps_per_index() {
         let job = Sleep.prepare(&params(&[("ms", "12")])).unwrap();
         let start = Instant::now();
-        assert_eq!(
-            job.run(&range(0, 3), &CancelFlag::default()),
-            Ok(Output::Count(3))
-        );
+        assert_eq!(job.run(&range(0, 3), &CancelFlag::default()), Ok(Output::Count(3)));
         assert!(start.elapsed() >= Duration::from_millis(36));
-        assert_eq!(
-            job.run(&line(7, "123"), &CancelFlag::default()),
-            Ok(Output::Count(1))
-        );
-        assert_eq!(
-            job.run(&range(5, 5), &CancelFlag::default()),
-            Ok(Output::Count(0))
-        );
+        assert_eq!(job.run(&line(7, "123"), &CancelFlag::default()), Ok(Output::Count(1)));
+        assert_eq!(job.run(&range(5, 5), &CancelFlag::default()), Ok(Output::Count(0)));
     }
 
     #[test]
@@ -86,15 +75,11 @@ mod tests {
         assert!(Sleep.prepare(&Params::default()).is_ok());
         assert_eq!(
             Sleep.prepare(&params(&[("ms", "-5")])).err(),
-            Some(KernelError::BadParam(
-                r#"bad param ms: "-5" is not a whole number"#.into()
-            ))
+            Some(KernelError::BadParam(r#"bad param ms: "-5" is not a whole number"#.into()))
         );
         assert_eq!(
             Sleep.prepare(&params(&[("m", "5")])).err(),
-            Some(KernelError::BadParam(
-                "unknown param m for kernel sleep; known: ms".into()
-            ))
+            Some(KernelError::BadParam("unknown param m for kernel sleep; known: ms".into()))
         );
     }
 

@@ -56,10 +56,7 @@ impl Prepared for PreparedSpin {
 
 /// CPU time consumed so far by the calling thread, in nanoseconds.
 pub fn thread_cpu_nanos() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec and the clock id is a constant Linux supports.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
@@ -77,28 +74,19 @@ mod tests {
     fn burns_thread_cpu_time() {
         let job = Spin.prepare(&params(&[("ms", "20")])).unwrap();
         let before = thread_cpu_nanos();
-        assert_eq!(
-            job.run(&range(0, 1), &CancelFlag::default()),
-            Ok(Output::Count(1))
-        );
+        assert_eq!(job.run(&range(0, 1), &CancelFlag::default()), Ok(Output::Count(1)));
         let used = thread_cpu_nanos() - before;
         assert!(used >= 20_000_000, "used only {used} ns of CPU");
         let before = thread_cpu_nanos();
         let job = Spin.prepare(&params(&[("ms", "5")])).unwrap();
-        assert_eq!(
-            job.run(&range(10, 13), &CancelFlag::default()),
-            Ok(Output::Count(3))
-        );
+        assert_eq!(job.run(&range(10, 13), &CancelFlag::default()), Ok(Output::Count(3)));
         assert!(thread_cpu_nanos() - before >= 15_000_000);
     }
 
     #[test]
     fn input_lines_and_params() {
         let job = Spin.prepare(&params(&[("ms", "0")])).unwrap();
-        assert_eq!(
-            job.run(&line(2, "77"), &CancelFlag::default()),
-            Ok(Output::Count(1))
-        );
+        assert_eq!(job.run(&line(2, "77"), &CancelFlag::default()), Ok(Output::Count(1)));
         assert!(matches!(
             job.run(&line(2, "x"), &CancelFlag::default()),
             Err(KernelError::Failed(_))
@@ -106,22 +94,15 @@ mod tests {
         assert!(Spin.prepare(&Params::default()).is_ok());
         assert_eq!(
             Spin.prepare(&params(&[("ms", "1e3")])).err(),
-            Some(KernelError::BadParam(
-                r#"bad param ms: "1e3" is not a whole number"#.into()
-            ))
+            Some(KernelError::BadParam(r#"bad param ms: "1e3" is not a whole number"#.into()))
         );
         assert_eq!(
-            Spin.prepare(&params(&[("ms", "18446744073709551615")]))
-                .err(),
-            Some(KernelError::BadParam(
-                "bad param ms: 18446744073709551615 is too large".into()
-            ))
+            Spin.prepare(&params(&[("ms", "18446744073709551615")])).err(),
+            Some(KernelError::BadParam("bad param ms: 18446744073709551615 is too large".into()))
         );
         assert_eq!(
             Spin.prepare(&params(&[("secs", "1")])).err(),
-            Some(KernelError::BadParam(
-                "unknown param secs for kernel spin; known: ms".into()
-            ))
+            Some(KernelError::BadParam("unknown param secs for kernel spin; known: ms".into()))
         );
     }
 

@@ -1,0 +1,169 @@
+//! Bad input from clients and workers gets a specific gRPC status and a one-line message, the
+//! CLI exits non-zero, and the master keeps serving everyone else.
+
+mod common;
+
+use common::*;
+use farm_proto::pb::{
+    self, farm_service_client::FarmServiceClient, worker_service_client::WorkerServiceClient,
+};
+use tonic::Code;
+
+fn spec(kind: &str, start: u64, end: u64, shard_size: u64) -> pb::JobSpec {
+    pb::JobSpec { kind: kind.into(), start, end, shard_size, ..Default::default() }
+}
+
+async fn submit_code(
+    client: &mut FarmServiceClient<tonic::transport::Channel>,
+    req: pb::SubmitRequest,
+) -> Code {
+    match client.submit(req).await {
+        Ok(_) => Code::Ok,
+        Err(status) => {
+            assert!(!status.message().is_empty() && !status.message().contains('\n'), "{status:?}");
+            status.code()
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_specific_status_codes_and_the_master_keeps_serving() {
+    let master = Master::start(&["--workers", "1", "--threads", "1", "--max-shards", "1000000"]);
+    let channel = tonic::transport::Endpoint::from_shared(master.url.clone())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut client = FarmServiceClient::new(channel.clone()).max_decoding_message_size(usize::MAX);
+    let req = |spec: pb::JobSpec| pb::SubmitRequest { spec: Some(spec), protocol_version: 0 };
+
+    // A long job runs the whole time; it must be untouched by what follows.
+    let long =
+        client.submit(req(spec("noop", 0, 200_000, 100))).await.expect("submit").into_inner();
+
+    assert_eq!(
+        submit_code(&mut client, req(spec("nosuchkind", 0, 10, 1))).await,
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        submit_code(&mut client, req(spec("primes", 10, 10, 1))).await,
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        submit_code(&mut client, req(spec("primes", 10, 5, 1))).await,
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        submit_code(&mut client, req(spec("primes", 0, 10, 0))).await,
+        Code::InvalidArgument
+    );
+    assert_eq!(submit_code(&mut client, req(spec("", 0, 10, 1))).await, Code::InvalidArgument);
+    assert_eq!(
+        submit_code(&mut client, pb::SubmitRequest { spec: None, protocol_version: 0 }).await,
+        Code::InvalidArgument
+    );
+    let mut bad_param = spec("hashchain", 0, 10, 1);
+    bad_param.params.insert("rounds".into(), "many".into());
+    assert_eq!(submit_code(&mut client, req(bad_param)).await, Code::InvalidArgument);
+    assert_eq!(
+        submit_code(&mut client, req(spec("noop", 0, u64::MAX, 1))).await,
+        Code::ResourceExhausted
+    );
+    let mut exec = spec("exec", 0, 10, 1);
+    exec.params.insert("cmd".into(), "true".into());
+    assert_eq!(submit_code(&mut client, req(exec)).await, Code::FailedPrecondition);
+    let other_version =
+        pb::SubmitRequest { spec: Some(spec("noop", 0, 10, 1)), protocol_version: 99 };
+    assert_eq!(submit_code(&mut client, other_version).await, Code::FailedPrecondition);
+    assert_eq!(
+        client.get(pb::GetRequest { job_id: 999 }).await.map(|_| ()).map_err(|s| s.code()),
+        Err(Code::NotFound)
+    );
+    assert_eq!(
+        client.cancel(pb::CancelRequest { job_id: 999 }).await.map(|_| ()).map_err(|s| s.code()),
+        Err(Code::NotFound)
+    );
+
+    // An oversized message is refused by the transport, not by a crash.
+    let big = pb::JobSpec {
+        kind: "noop".into(),
+        inputs: vec!["x".repeat(1 << 20); 70],
+        ..Default::default()
+    };
+    let code = submit_code(&mut client, req(big)).await;
+    assert!(matches!(code, Code::ResourceExhausted | Code::OutOfRange), "{code:?}");
+
+    // Workers of another protocol version, or with an impossible thread count, are refused.
+    let mut workers = WorkerServiceClient::new(channel);
+    for (version, threads, want) in [
+        (99, 1, Code::FailedPrecondition),
+        (farm_proto::PROTOCOL_VERSION, 0, Code::InvalidArgument),
+        (farm_proto::PROTOCOL_VERSION, 1_000_000, Code::InvalidArgument),
+    ] {
+        let register = pb::Register { protocol_version: version, threads, ..Default::default() };
+        let first = pb::WorkerMessage { msg: Some(pb::worker_message::Msg::Register(register)) };
+        let result = workers.connect(once(first)).await;
+        assert_eq!(
+            result.map(|_| ()).map_err(|s| s.code()),
+            Err(want),
+            "version {version} threads {threads}"
+        );
+    }
+    // A worker whose first message is not a registration is refused too.
+    let beat =
+        pb::WorkerMessage { msg: Some(pb::worker_message::Msg::Heartbeat(pb::Heartbeat {})) };
+    assert_eq!(
+        workers.connect(once(beat)).await.map(|_| ()).map_err(|s| s.code()),
+        Err(Code::InvalidArgument)
+    );
+
+    // The long job still completes exactly, and a new one is accepted.
+    let mut client = farm_client::Client::connect(&master.url).await.expect("client");
+    let status = tokio::time::timeout(WAIT, client.wait(long.job_id, |_| {}))
+        .await
+        .expect("in time")
+        .expect("wait");
+    assert_eq!(status.result, serde_json::json!(200_000));
+    let source = farm_proto::JobSource::Range { start: 0, end: 100, shard_size: 7 };
+    let spec = farm_proto::JobSpec::new("noop", source, Default::default(), 0).expect("spec");
+    let job = client.submit(spec).await.expect("submit").job;
+    let status =
+        tokio::time::timeout(WAIT, client.wait(job, |_| {})).await.expect("in time").expect("wait");
+    assert_eq!(status.result, serde_json::json!(100));
+}
+
+/// A worker stream of one message (that then stays open until dropped).
+fn once(msg: pb::WorkerMessage) -> tokio_stream::Iter<std::vec::IntoIter<pb::WorkerMessage>> {
+    tokio_stream::iter(vec![msg])
+}
+
+#[test]
+fn the_cli_prints_one_line_errors_and_exits_non_zero() {
+    let master = Master::start(&[]);
+    let tag = master.tag.clone();
+    let cases: [&[&str]; 6] = [
+        &["submit", "nosuchkind", "--range", "0..10"],
+        &["submit", "primes", "--range", "10..5"],
+        &["submit", "primes", "--range", "a..b"],
+        &["submit", "primes", "--range", "0..10", "--shard-size", "0"],
+        &["submit", "primes", "--range", "0..10", "--param", "novalue"],
+        &["status", "12345"],
+    ];
+    for args in cases {
+        let mut all = vec!["--master", master.url.as_str()];
+        all.extend_from_slice(args);
+        let out = run_capture(&all, &tag);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {stderr}");
+        assert!(lines[0].starts_with("error: "), "{args:?}: {stderr}");
+    }
+    let out = run_capture(&["--master", "http://127.0.0.1:1", "jobs"], &tag);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach master"));
+    // Still serving after all that.
+    let out = master.cli(&["submit", "primes", "--range", "0..100", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(json(&out)["shards"], 100);
+}

@@ -1,0 +1,388 @@
+//! End to end: the real `farm` binary as master, workers and client; exact results; processes
+//! that come and go.
+
+mod common;
+
+use common::*;
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+#[test]
+fn farm_run_prints_the_exact_result_as_json_and_leaves_no_process() {
+    let tag = tag();
+    let out = run(
+        &[
+            "run",
+            "primes",
+            "--range",
+            "0..1000000",
+            "--shard-size",
+            "10000",
+            "--workers",
+            "2",
+            "--threads",
+            "2",
+            "--json",
+        ],
+        &tag,
+    );
+    assert!(out.status.success(), "farm run failed: {out:?}");
+    let v = json(&out);
+    assert_eq!(v["result"], 78498);
+    assert_eq!(v["state"], "succeeded");
+    assert_eq!(v["kind"], "primes");
+    assert_eq!(v["shards"], 100);
+    assert!(v["job"].is_u64() && v["elapsed_ms"].is_u64(), "{v}");
+    assert_none_left(&tag);
+}
+
+#[test]
+fn separate_master_and_workers_compute_exact_results() {
+    let master = Master::start(&[]);
+    let _w1 = master.worker(&["--threads", "2", "--name", "w-one"]);
+    let _w2 = master.worker(&["--threads", "1"]);
+    let workers = master.wait_workers(2);
+    let mut threads: Vec<u64> =
+        workers.iter().map(|w| w["threads"].as_u64().unwrap_or(0)).collect();
+    threads.sort();
+    assert_eq!(threads, vec![1, 2]);
+    assert!(workers.iter().any(|w| w["name"] == "w-one"));
+
+    // primes below 200,000: 17,984 (a known count); near 10^9: checked by trial division here.
+    let out = master.cli(&[
+        "submit",
+        "primes",
+        "--range",
+        "0..200000",
+        "--shard-size",
+        "1000",
+        "--wait",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(json(&out)["result"], 17984);
+    let is_prime =
+        |n: u64| n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| !n.is_multiple_of(d));
+    let expected = (1_000_000_000..1_000_010_000u64).filter(|&n| is_prime(n)).count();
+    let out =
+        master.cli(&["submit", "primes", "--range", "1000000000..1000010000", "--wait", "--json"]);
+    assert_eq!(json(&out)["result"], expected);
+
+    // hashchain against an independent SHA-256 computation.
+    let out = master.cli(&[
+        "submit",
+        "hashchain",
+        "--range",
+        "0..16",
+        "--shard-size",
+        "4",
+        "--param",
+        "rounds=1000",
+        "--wait",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let got = json(&out)["result"].clone();
+    let expected: Vec<String> = (0..16u64)
+        .map(|i| {
+            let mut state: Vec<u8> = Sha256::digest(i.to_string().as_bytes()).to_vec();
+            for _ in 1..1000 {
+                state = Sha256::digest(&state).to_vec();
+            }
+            state.iter().map(|b| format!("{b:02x}")).collect()
+        })
+        .collect();
+    assert_eq!(got, serde_json::json!(expected));
+
+    // Without --wait, submit prints the id; status and jobs find it.
+    let out = master.cli(&["submit", "noop", "--range", "0..1000", "--shard-size", "10"]);
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(id.parse::<u64>().is_ok(), "submit printed {id:?}");
+    assert!(wait_until(WAIT, || json(&master.cli(&["status", &id, "--json"]))[0]["state"]
+        == "succeeded"));
+    let jobs = json(&master.cli(&["jobs", "--json"]));
+    assert_eq!(jobs.as_array().map(Vec::len), Some(4));
+    assert_eq!(jobs[3]["result"], 1000);
+}
+
+#[test]
+fn pi_matches_an_independent_splitmix64_computation() {
+    fn splitmix(state: &mut u64) -> u64 {
+        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    let unit = |s: &mut u64| (splitmix(s) >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+    let mut hits = 0u64;
+    for seed in 0..8u64 {
+        let mut s = seed;
+        for _ in 0..5000 {
+            let (x, y) = (unit(&mut s), unit(&mut s));
+            hits += u64::from(x * x + y * y <= 1.0);
+        }
+    }
+    let tag = tag();
+    let out = run(
+        &[
+            "run",
+            "pi",
+            "--range",
+            "0..8",
+            "--shard-size",
+            "3",
+            "--param",
+            "samples=5000",
+            "--workers",
+            "1",
+            "--threads",
+            "2",
+            "--json",
+        ],
+        &tag,
+    );
+    let v = json(&out);
+    assert_eq!(v["result"]["hits"], hits);
+    assert_eq!(v["result"]["samples"], 40_000);
+    let estimate = v["result"]["estimate"].as_f64().unwrap_or(0.0);
+    assert!((estimate - std::f64::consts::PI).abs() < 0.05, "{estimate}");
+}
+
+#[test]
+fn mandelbrot_writes_a_png_and_a_bad_row_fails_the_job_naming_the_shard() {
+    let tag = tag();
+    let dir = std::env::temp_dir().join(&tag);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let png = dir.join("m.png");
+    let png_arg = png.to_string_lossy().to_string();
+    let out = run(
+        &[
+            "run",
+            "mandelbrot",
+            "--range",
+            "0..30",
+            "--shard-size",
+            "4",
+            "--param",
+            "width=40",
+            "--param",
+            "height=30",
+            "--out",
+            &png_arg,
+            "--workers",
+            "1",
+            "--threads",
+            "2",
+        ],
+        &tag,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let bytes = std::fs::read(&png).expect("png written");
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(u32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]), 40, "width");
+    assert_eq!(u32::from_be_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]), 30, "height");
+
+    let out = run_capture(
+        &[
+            "run",
+            "mandelbrot",
+            "--range",
+            "0..12",
+            "--shard-size",
+            "4",
+            "--param",
+            "height=10",
+            "--workers",
+            "1",
+            "--threads",
+            "1",
+            "--json",
+        ],
+        &tag,
+    );
+    assert!(!out.status.success());
+    let v = json(&out);
+    assert_eq!(v["state"], "failed");
+    let error = v["error"].as_str().unwrap_or("");
+    assert!(error.contains("shard 2 (indices 8..12)"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_none_left(&tag);
+}
+
+#[test]
+fn exec_runs_only_on_workers_that_allow_it() {
+    let master = Master::start(&[]);
+    let _plain = master.worker(&["--threads", "1"]);
+    master.wait_workers(1);
+    let out = master.cli(&["submit", "exec", "--range", "0..3", "--param", "cmd=echo x{}"]);
+    assert!(!out.status.success(), "exec without --allow-exec must be refused");
+
+    let _exec = master.worker(&["--threads", "2", "--allow-exec"]);
+    master.wait_workers(2);
+    let inputs = std::env::temp_dir().join(format!("{}-inputs.txt", master.tag));
+    std::fs::write(&inputs, "alpha\nbeta gamma\n").expect("inputs file");
+    let path = inputs.to_string_lossy().to_string();
+    let out = master.cli(&[
+        "submit",
+        "exec",
+        "--inputs",
+        &path,
+        "--param",
+        "cmd=echo <{}>",
+        "--wait",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let v = json(&out);
+    assert_eq!(
+        v["result"],
+        serde_json::json!([
+            {"exit_code": 0, "stdout": "<alpha>\n"},
+            {"exit_code": 0, "stdout": "<beta gamma>\n"},
+        ])
+    );
+    let out = master.cli(&[
+        "submit",
+        "exec",
+        "--range",
+        "0..2",
+        "--param",
+        "cmd=sh -c 'exit 3'",
+        "--wait",
+        "--json",
+    ]);
+    assert_eq!(json(&out)["result"][1]["exit_code"], 3);
+    let _ = std::fs::remove_file(inputs);
+}
+
+#[test]
+fn a_user_kernel_runs_in_its_own_worker_binary() {
+    let master = Master::start(&[]);
+    let _worker = common::Proc {
+        child: std::process::Command::new(collatz_worker())
+            .args(["--master", &master.url, "--threads", "2"])
+            .env("FARM_TEST_TAG", &master.tag)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start the example worker"),
+        name: "collatz".into(),
+    };
+    master.wait_workers(1);
+    let expected: u64 = (1..10_000u64)
+        .map(|mut n| {
+            let mut steps = 0;
+            while n > 1 {
+                n = if n % 2 == 0 { n / 2 } else { 3 * n + 1 };
+                steps += 1;
+            }
+            steps
+        })
+        .sum();
+    let out = master.cli(&[
+        "submit",
+        "collatz",
+        "--range",
+        "1..10000",
+        "--shard-size",
+        "500",
+        "--wait",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(json(&out)["result"], expected);
+}
+
+#[test]
+fn cancel_stops_a_running_job_and_frees_the_workers() {
+    let master = Master::start(&["--workers", "1", "--threads", "2"]);
+    master.wait_workers(1);
+    let out = master.cli(&[
+        "submit",
+        "sleep",
+        "--range",
+        "0..1000",
+        "--shard-size",
+        "1",
+        "--param",
+        "ms=200",
+    ]);
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(wait_until(WAIT, || json(&master.cli(&["status", &id, "--json"]))[0]["done"].as_u64()
+        > Some(0)));
+    let out = master.cli(&["cancel", &id, "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(json(&out)[0]["state"], "cancelled");
+    let out = master.cli(&["submit", "noop", "--range", "0..10", "--wait", "--json"]);
+    assert_eq!(json(&out)["result"], 10);
+    // The cancelled job stays cancelled, and no shard is still counted as running anywhere.
+    let status = json(&master.cli(&["status", &id, "--json"]));
+    assert_eq!(status[0]["state"], "cancelled");
+    let workers = master.wait_workers(1);
+    assert_eq!(workers[0]["running"], 0);
+}
+
+#[test]
+fn spawned_workers_stop_with_the_master_on_sigterm() {
+    let mut master = Master::start(&["--workers", "2", "--threads", "1"]);
+    let workers = master.wait_workers(2);
+    assert!(workers.iter().all(|w| w["pid"].as_u64() != Some(u64::from(master.proc.pid()))));
+    master.proc.signal(libc::SIGTERM);
+    let status = master.proc.wait(Duration::from_secs(20)).expect("master exits on SIGTERM");
+    assert!(status.success(), "{status:?}");
+    assert_none_left(&master.tag);
+}
+
+#[test]
+fn spawned_workers_die_when_the_master_is_killed() {
+    let mut master = Master::start(&["--workers", "2", "--threads", "1"]);
+    master.wait_workers(2);
+    master.proc.signal(libc::SIGKILL);
+    master.proc.wait(Duration::from_secs(20)).expect("master killed");
+    assert_none_left(&master.tag);
+}
+
+#[test]
+fn a_lost_worker_costs_its_shards_not_the_job() {
+    let master = Master::start(&[]);
+    let mut doomed = master.worker(&["--threads", "2"]);
+    let _steady = master.worker(&["--threads", "1"]);
+    master.wait_workers(2);
+    let out = master.cli(&[
+        "submit",
+        "spin",
+        "--range",
+        "0..60",
+        "--shard-size",
+        "1",
+        "--param",
+        "ms=20",
+    ]);
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(wait_until(WAIT, || json(&master.cli(&["status", &id, "--json"]))[0]["done"].as_u64()
+        >= Some(5)));
+    doomed.signal(libc::SIGKILL);
+    doomed.wait(Duration::from_secs(10)).expect("worker killed");
+    let out = master.cli(&["watch", &id, "--json"]);
+    let v = json(&out);
+    assert_eq!(v["state"], "succeeded");
+    assert_eq!(v["result"], 60, "every index counted exactly once");
+}
+
+#[test]
+fn a_worker_waits_for_a_master_that_starts_later() {
+    // Find a free port, then start the worker before anything listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let tag = tag();
+    let url = format!("http://127.0.0.1:{port}");
+    let _worker =
+        spawn(&["worker", "--master", &url, "--threads", "1"], &tag, std::process::Stdio::null());
+    std::thread::sleep(Duration::from_millis(500));
+    let master = Master::start_tagged(&[], &tag, &format!("127.0.0.1:{port}"));
+    master.wait_workers(1);
+    let out = master.cli(&["submit", "primes", "--range", "0..1000", "--wait", "--json"]);
+    assert_eq!(json(&out)["result"], 168);
+}

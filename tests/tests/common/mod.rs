@@ -1,0 +1,268 @@
+//! The shared harness for end-to-end tests: builds the real binaries once, starts masters on
+//! port 0 and workers against them, runs CLI commands, all with timeouts, and kills every
+//! process it started when its handle drops.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Longest any single wait in a test may take.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// The directory holding the built binaries (target/debug).
+fn bin_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // current_exe is target/debug/deps/<test>-<hash>.
+        let exe = std::env::current_exe().expect("test executable path");
+        let dir = exe.parent().and_then(|p| p.parent()).expect("target dir").to_path_buf();
+        // Build (or confirm up to date) the binaries the tests start; cargo test alone builds
+        // only this package's targets.
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "farm", "-p", "farm-example-collatz", "--bins"])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building the binaries failed");
+        dir
+    })
+    .clone()
+}
+
+/// Path of the `farm` binary.
+pub fn farm() -> PathBuf {
+    bin_dir().join("farm")
+}
+
+/// Path of the example worker with the `collatz` kernel.
+pub fn collatz_worker() -> PathBuf {
+    bin_dir().join("farm-example-collatz")
+}
+
+/// A tag put in the environment of every process a test starts, so the test can find any
+/// process left behind, including grandchildren.
+pub fn tag() -> String {
+    format!("farm-test-{}-{}", std::process::id(), rand_suffix())
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// A started process, killed (SIGKILL) and reaped when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on a child we have not reaped yet.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, sig);
+        }
+    }
+
+    /// Waits for the process to exit, at most `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Log filter for started processes: quiet unless the person running the tests sets RUST_LOG.
+fn log_filter() -> String {
+    std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into())
+}
+
+/// Starts `farm` with args and the given stdout; stderr is inherited.
+pub fn spawn(args: &[&str], tag: &str, stdout: Stdio) -> Proc {
+    let child = Command::new(farm())
+        .env("RUST_LOG", log_filter())
+        .args(args)
+        .env("FARM_TEST_TAG", tag)
+        .env_remove("FARM_MASTER")
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start farm");
+    Proc { child, name: args.first().map(|s| s.to_string()).unwrap_or_default() }
+}
+
+/// A master on an ephemeral port.
+pub struct Master {
+    pub proc: Proc,
+    pub url: String,
+    pub tag: String,
+}
+
+impl Master {
+    /// Starts `farm master --listen 127.0.0.1:0 <extra>` and waits for its listening line.
+    pub fn start(extra: &[&str]) -> Master {
+        let tag = tag();
+        Master::start_tagged(extra, &tag, "127.0.0.1:0")
+    }
+
+    pub fn start_tagged(extra: &[&str], tag: &str, listen: &str) -> Master {
+        let mut args = vec!["master", "--listen", listen];
+        args.extend_from_slice(extra);
+        let mut proc = spawn(&args, tag, Stdio::piped());
+        let stdout = proc.child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            // Keep draining so the master never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let line = rx.recv_timeout(WAIT).expect("master printed its address in time");
+        let url = line.rsplit(' ').next().expect("url on the line").to_string();
+        assert!(url.starts_with("http://127.0.0.1:"), "unexpected line {line:?}");
+        Master { proc, url, tag: tag.to_string() }
+    }
+
+    /// Starts a `farm worker` dialing this master.
+    pub fn worker(&self, extra: &[&str]) -> Proc {
+        let mut args = vec!["worker", "--master", &self.url];
+        args.extend_from_slice(extra);
+        spawn(&args, &self.tag, Stdio::null())
+    }
+
+    /// Runs a client command against this master.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut all = vec!["--master", self.url.as_str()];
+        all.extend_from_slice(args);
+        run(&all, &self.tag)
+    }
+
+    /// Waits until `n` workers are connected; returns `farm workers --json`.
+    pub fn wait_workers(&self, n: usize) -> Vec<serde_json::Value> {
+        let mut last = Vec::new();
+        let ok = wait_until(WAIT, || {
+            let out = self.cli(&["workers", "--json"]);
+            last =
+                serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap_or_default();
+            last.len() == n
+        });
+        assert!(ok, "expected {n} workers, last saw {last:?}");
+        last
+    }
+}
+
+/// Runs `farm <args>` to completion (killed after WAIT) and returns its output.
+pub fn run(args: &[&str], tag: &str) -> Output {
+    let mut proc = spawn(args, tag, Stdio::piped());
+    let mut stdout = proc.child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stdout, &mut buf);
+        buf
+    });
+    let status =
+        proc.wait(WAIT).unwrap_or_else(|| panic!("farm {args:?} did not finish in {WAIT:?}"));
+    let stdout = reader.join().unwrap_or_default();
+    Output { status, stdout, stderr: Vec::new() }
+}
+
+/// Runs `farm <args>` capturing stderr too (for checking error messages).
+pub fn run_capture(args: &[&str], tag: &str) -> Output {
+    let mut child = Command::new(farm())
+        .args(args)
+        .env("FARM_TEST_TAG", tag)
+        .env_remove("FARM_MASTER")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start farm");
+    let deadline = Instant::now() + WAIT;
+    while child.try_wait().ok().flatten().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("farm {args:?} did not finish in {WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// Polls `cond` every 50 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Pids of live processes (not zombies) whose environment carries `tag`.
+pub fn tagged_processes(tag: &str) -> Vec<u32> {
+    let needle = format!("FARM_TEST_TAG={tag}");
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            let carries = env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes());
+            carries && !is_zombie(*pid)
+        })
+        .collect()
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        .unwrap_or(true)
+}
+
+/// Asserts that every process carrying `tag` is gone within the wait bound.
+pub fn assert_none_left(tag: &str) {
+    let mut left = Vec::new();
+    let gone = wait_until(Duration::from_secs(15), || {
+        left = tagged_processes(tag);
+        left.is_empty()
+    });
+    assert!(gone, "processes left behind: {left:?}");
+}
+
+/// Parses a command's stdout as one JSON value.
+pub fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("stdout is not JSON ({e}): {:?}", String::from_utf8_lossy(&out.stdout))
+    })
+}
