@@ -172,7 +172,7 @@ pub struct WorkerArgs {
     /// Shards to run at once: the size of the thread pool [default: available cores].
     #[arg(long, value_name = "T", env = "FARM_THREADS")]
     pub threads: Option<usize>,
-    /// Name shown in `farm workers` [default: hostname and pid].
+    /// Name shown in `farm workers` (which also shows the host and pid).
     #[arg(long, env = "FARM_WORKER_NAME")]
     pub name: Option<String>,
     /// Offer the exec kernel, which runs programs named in job parameters.

@@ -153,6 +153,19 @@ pub async fn worker(master: &str, args: WorkerArgs) -> Result<()> {
     Ok(())
 }
 
+/// Waits until `n` local workers have registered, so the job starts on all of them at once and
+/// kinds only some workers offer (exec) are known when it is submitted.
+async fn wait_for_workers(client: &mut Client, n: usize) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while client.workers().await?.len() < n {
+        if tokio::time::Instant::now() > deadline {
+            bail!("local workers did not register within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
 /// `farm run`: a master in this process, N local workers, one job, then everything stops.
 pub async fn run(args: RunArgs) -> Result<()> {
     let spec = job::spec(&args.job)?;
@@ -164,6 +177,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let json = args.output.json;
     let outcome = async {
         let mut client = Client::connect(&running.url).await?;
+        wait_for_workers(&mut client, args.workers).await?;
         let job = client.submit(spec.clone()).await?.job;
         let bar = show::progress_bar(json);
         let status = tokio::select! {

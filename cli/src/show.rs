@@ -13,7 +13,7 @@ pub fn progress_bar(json: bool) -> ProgressBar {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
     let style = ProgressStyle::with_template(
-        "{elapsed_precise} [{bar:40.cyan/blue}] {pos}/{len} shards ({per_sec}, eta {eta}) {msg}",
+        "{elapsed_precise} [{bar:40.cyan/blue}] {pos}/{len} shards, eta {eta}, {msg}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style.progress_chars("=> "));
@@ -63,6 +63,15 @@ fn print_result(status: &JobStatus) {
     match &status.result {
         serde_json::Value::Array(items) if status.kind == "mandelbrot" => {
             println!("{} rows (write them as an image with --out FILE.png)", items.len());
+        }
+        serde_json::Value::Array(items) if status.kind == "exec" => {
+            for (index, run) in items.iter().enumerate() {
+                print!("{}", run["stdout"].as_str().unwrap_or_default());
+                match run["exit_code"].as_i64() {
+                    Some(0) => {}
+                    code => eprintln!("[input {index} exited with code {}]", code.unwrap_or(-1)),
+                }
+            }
         }
         serde_json::Value::Array(items) => {
             for item in items {

@@ -30,13 +30,14 @@ pub struct SpawnConfig {
 
 /// The supervised local workers; [`LocalWorkers::stop`] ends them.
 pub struct LocalWorkers {
-    stop: watch::Sender<bool>,
+    /// Set once, to the grace period, when the workers should stop.
+    stop: watch::Sender<Duration>,
     supervisors: Vec<JoinHandle<()>>,
 }
 
 /// Starts the workers, each under its own supervisor task.
 pub fn spawn(config: SpawnConfig) -> LocalWorkers {
-    let (stop, stopped) = watch::channel(false);
+    let (stop, stopped) = watch::channel(Duration::ZERO);
     let supervisors = (0..config.workers)
         .map(|slot| tokio::spawn(supervise(config.clone(), slot, stopped.clone())))
         .collect();
@@ -47,7 +48,7 @@ impl LocalWorkers {
     /// Asks every worker to stop (SIGTERM), kills any still running after `grace`, and waits for
     /// all of them to be gone.
     pub async fn stop(self, grace: Duration) {
-        let _ = self.stop.send(true);
+        let _ = self.stop.send(grace);
         for supervisor in self.supervisors {
             let _ = tokio::time::timeout(grace + Duration::from_secs(2), supervisor).await;
         }
@@ -82,7 +83,7 @@ fn command(config: &SpawnConfig, slot: usize) -> Command {
     cmd
 }
 
-async fn supervise(config: SpawnConfig, slot: usize, mut stopped: watch::Receiver<bool>) {
+async fn supervise(config: SpawnConfig, slot: usize, mut stopped: watch::Receiver<Duration>) {
     let mut backoff = Duration::from_millis(200);
     let mut restarts = 0u32;
     loop {
@@ -103,7 +104,8 @@ async fn supervise(config: SpawnConfig, slot: usize, mut stopped: watch::Receive
                 }
             }
             _ = stopped.changed() => {
-                terminate(&mut child, Duration::from_secs(3)).await;
+                let grace = *stopped.borrow();
+                terminate(&mut child, grace).await;
                 return;
             }
         }
