@@ -255,7 +255,22 @@ fn exec_runs_only_on_workers_that_allow_it() {
     assert_eq!(json(&out)["result"][1]["exit_code"], 3);
 
     // farm run starts its workers before submitting, so exec is offered at once.
-    let out = run(&["run", "exec", "--range", "0..3", "--param", "cmd=echo {}", "--workers", "2", "--threads", "1", "--allow-exec"], &master.tag);
+    let out = run(
+        &[
+            "run",
+            "exec",
+            "--range",
+            "0..3",
+            "--param",
+            "cmd=echo {}",
+            "--workers",
+            "2",
+            "--threads",
+            "1",
+            "--allow-exec",
+        ],
+        &master.tag,
+    );
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n1\n2\n");
     let _ = std::fs::remove_file(inputs);
