@@ -39,8 +39,29 @@ pub enum Command {
     Cancel(JobRef),
     /// List the jobs the master remembers.
     Jobs(OutputArgs),
-    /// List the connected workers.
-    Workers(OutputArgs),
+    /// List the connected workers, or drain one.
+    Workers(WorkersArgs),
+}
+
+/// `farm workers [drain ID]`.
+#[derive(Debug, Args)]
+pub struct WorkersArgs {
+    /// What to do; without one, list the workers.
+    #[command(subcommand)]
+    pub action: Option<WorkersAction>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Actions on one worker.
+#[derive(Debug, Subcommand)]
+pub enum WorkersAction {
+    /// Drain a worker: it takes no new shards, finishes or hands back the ones it holds, and
+    /// exits (a supervisor or systemd then restarts it: a rolling restart).
+    Drain {
+        /// The worker's id, as `farm workers` shows it.
+        id: u64,
+    },
 }
 
 /// What a job is: a kernel over a range cut into shards, or over explicit inputs.
@@ -78,13 +99,25 @@ pub struct JobArgs {
     /// For mandelbrot: write the image to this PNG file.
     #[arg(long, value_name = "FILE.png")]
     pub out: Option<PathBuf>,
+
+    /// Failed runs of a shard (kernel error, panic, timeout) to retry before the job fails.
+    #[arg(long, default_value_t = 0)]
+    pub retries: u32,
+
+    /// A shard that was running on this many workers when they were lost fails the job.
+    #[arg(long, default_value_t = farm_proto::JobLimits::DEFAULT_MAX_CRASHES, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_crashes: u32,
+
+    /// Stop a shard running longer than this (e.g. 30s) and count it as a failed run.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub shard_timeout: Option<std::time::Duration>,
 }
 
 /// Output format.
 #[derive(Debug, Args)]
 pub struct OutputArgs {
     /// Print JSON for scripts instead of text for people.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
 }
 
@@ -123,7 +156,7 @@ pub struct LocalWorkerArgs {
 /// Scheduler tuning shared by `farm master` and `farm run`.
 #[derive(Debug, Args)]
 pub struct SchedulerArgs {
-    /// Heartbeat period between master and workers, e.g. 1s or 500ms; a worker silent for three
+    /// Heartbeat period between master and workers, e.g. 1s or 500ms; a worker silent for 2.5
     /// periods is declared lost and its shards run elsewhere.
     #[arg(long, default_value = "1s", value_parser = parse_duration, env = "FARM_HEARTBEAT")]
     pub heartbeat: std::time::Duration,
@@ -181,6 +214,13 @@ pub struct WorkerArgs {
     /// Exit when the master is lost instead of reconnecting (set for workers a master spawns).
     #[arg(long)]
     pub exit_with_master: bool,
+    /// On SIGTERM or a drain request: how long running shards may take to finish before they
+    /// are cancelled and handed back to the master.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, env = "FARM_DRAIN_TIMEOUT")]
+    pub drain_timeout: std::time::Duration,
+    /// Times the supervisor restarted this worker (set by a master for its local workers).
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub restarts: u32,
 }
 
 /// Parses `500ms`, `2s`, `1m` or a bare number of milliseconds.

@@ -1,6 +1,6 @@
 //! Client commands: submit, watch, status, cancel, jobs, workers.
 
-use crate::args::{JobRef, OutputArgs, SubmitArgs};
+use crate::args::{JobRef, OutputArgs, SubmitArgs, WorkersAction, WorkersArgs};
 use crate::roles::master_url;
 use crate::{job, show};
 use anyhow::Result;
@@ -56,33 +56,46 @@ pub async fn jobs(master: &str, args: OutputArgs) -> Result<()> {
     show::jobs(&jobs, args.json)
 }
 
-/// `farm workers`.
-pub async fn workers(master: &str, args: OutputArgs) -> Result<()> {
-    let workers = connect(master).await?.workers().await?;
-    if args.json {
-        let list: Vec<_> = workers
-            .iter()
-            .map(|w| {
-                serde_json::json!({
-                    "worker": w.worker_id, "name": w.name, "hostname": w.hostname, "pid": w.pid,
-                    "address": w.address, "threads": w.threads, "running": w.shards_running,
-                    "done": w.shards_done, "kinds": w.kinds, "connected_secs": w.connected_secs,
-                })
-            })
-            .collect();
+/// `farm workers` and `farm workers drain ID`.
+pub async fn workers(master: &str, args: WorkersArgs) -> Result<()> {
+    let mut client = connect(master).await?;
+    let workers = match args.action {
+        Some(WorkersAction::Drain { id }) => vec![client.drain_worker(id).await?],
+        None => client.workers().await?,
+    };
+    if args.output.json {
+        let list: Vec<_> = workers.iter().map(worker_json).collect();
         println!("{}", serde_json::Value::Array(list));
         return Ok(());
     }
     println!(
-        "{:>6}  {:<20} {:<22} {:>7} {:>7} {:>10} {:>9}",
-        "WORKER", "NAME", "HOST", "PID", "THREADS", "RUNNING", "DONE"
+        "{:>6}  {:<16} {:<16} {:>7} {:>7} {:>7} {:>9} {:>8}  STATE",
+        "WORKER", "NAME", "HOST", "PID", "THREADS", "RUNNING", "DONE", "RESTARTS"
     );
     for w in workers {
         let name = if w.name.is_empty() { "-" } else { &w.name };
+        let state = if w.draining { "draining" } else { "ready" };
         println!(
-            "{:>6}  {:<20} {:<22} {:>7} {:>7} {:>10} {:>9}",
-            w.worker_id, name, w.hostname, w.pid, w.threads, w.shards_running, w.shards_done
+            "{:>6}  {:<16} {:<16} {:>7} {:>7} {:>7} {:>9} {:>8}  {state}",
+            w.worker_id,
+            name,
+            w.hostname,
+            w.pid,
+            w.threads,
+            w.shards_running,
+            w.shards_done,
+            w.restarts
         );
     }
     Ok(())
+}
+
+/// One worker in the stable JSON shape of `farm workers --json`.
+fn worker_json(w: &farm_proto::pb::WorkerInfo) -> serde_json::Value {
+    serde_json::json!({
+        "worker": w.worker_id, "name": w.name, "hostname": w.hostname, "pid": w.pid,
+        "address": w.address, "threads": w.threads, "running": w.shards_running,
+        "done": w.shards_done, "kinds": w.kinds, "connected_secs": w.connected_secs,
+        "restarts": w.restarts, "draining": w.draining,
+    })
 }

@@ -34,7 +34,13 @@ pub fn spec(args: &JobArgs) -> Result<JobSpec> {
         (None, None) => bail!("give --range A..B or --inputs FILE"),
     };
     let params = Params::from_pairs(&args.params)?;
-    Ok(JobSpec::new(args.kind.clone(), source, params, args.priority)?)
+    let mut spec = JobSpec::new(args.kind.clone(), source, params, args.priority)?;
+    spec.limits = farm_proto::JobLimits {
+        retries: args.retries,
+        max_crashes: args.max_crashes,
+        shard_timeout_ms: args.shard_timeout.map(|t| t.as_millis() as u64),
+    };
+    Ok(spec)
 }
 
 /// Parses `A..B` with whole numbers.
@@ -60,6 +66,9 @@ mod tests {
             inputs: None,
             priority: 0,
             out: None,
+            retries: 0,
+            max_crashes: 3,
+            shard_timeout: None,
         }
     }
 

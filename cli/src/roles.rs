@@ -49,7 +49,7 @@ fn master_config(s: &SchedulerArgs) -> MasterConfig {
     let core = CoreConfig {
         prefetch_per_thread: s.prefetch,
         max_shards_per_job: s.max_shards,
-        heartbeat_timeout: s.heartbeat * 3,
+        heartbeat_timeout: s.heartbeat * 5 / 2,
         ..CoreConfig::default()
     };
     MasterConfig { core, heartbeat: s.heartbeat }
@@ -149,6 +149,8 @@ pub async fn worker(master: &str, args: WorkerArgs) -> Result<()> {
     }
     config.name = args.name.unwrap_or_default();
     config.exit_on_disconnect = args.exit_with_master;
+    config.drain_timeout = args.drain_timeout;
+    config.restarts = args.restarts;
     farm_worker::run(config, Registry::builtin(args.allow_exec), shutdown_signal()).await?;
     Ok(())
 }

@@ -34,9 +34,9 @@ pub enum ClientError {
     /// The master answered with an error.
     #[error("{}: {}", code_name(.0.code()), .0.message())]
     Status(tonic::Status),
-    /// The stream ended without the job's final status.
-    #[error("the master ended the watch before the job finished")]
-    WatchEnded,
+    /// The master went away while a job was being waited for.
+    #[error("lost the master while waiting for job {0}: jobs do not survive a master restart")]
+    MasterLost(u64),
 }
 
 // By hand rather than `#[from]`, so the status is not also reported as the error's source
@@ -55,6 +55,12 @@ impl ClientError {
             _ => None,
         }
     }
+}
+
+/// Codes a stream ends with when the master shut down or the connection broke.
+fn master_gone(code: tonic::Code) -> bool {
+    use tonic::Code::*;
+    matches!(code, Unavailable | Unknown | Internal | Cancelled)
 }
 
 fn code_name(code: tonic::Code) -> String {
@@ -94,6 +100,8 @@ pub struct JobStatus {
     pub elapsed_ms: u64,
     /// Its priority.
     pub priority: i32,
+    /// Shards handed out again (lost or drained worker, retried failure).
+    pub reruns: u64,
 }
 
 impl JobStatus {
@@ -125,6 +133,7 @@ impl From<pb::JobStatus> for JobStatus {
             error: (!s.error.is_empty()).then_some(s.error),
             elapsed_ms: s.elapsed_ms,
             priority: s.priority,
+            reruns: s.shards_rerun,
         }
     }
 }
@@ -236,13 +245,15 @@ impl Client {
     ) -> Result<JobStatus> {
         let mut events = std::pin::pin!(self.watch(job, false).await?);
         while let Some(event) = events.next().await {
-            match event? {
-                JobEvent::Progress(p) => on_progress(p),
-                JobEvent::Finished(status) => return Ok(status),
-                JobEvent::Shard { .. } => {}
+            match event {
+                Ok(JobEvent::Progress(p)) => on_progress(p),
+                Ok(JobEvent::Finished(status)) => return Ok(status),
+                Ok(JobEvent::Shard { .. }) => {}
+                Err(ClientError::Status(s)) if master_gone(s.code()) => break,
+                Err(e) => return Err(e),
             }
         }
-        Err(ClientError::WatchEnded)
+        Err(ClientError::MasterLost(job))
     }
 
     /// One job's status.
@@ -264,6 +275,11 @@ impl Client {
     /// The connected workers.
     pub async fn workers(&mut self) -> Result<Vec<pb::WorkerInfo>> {
         Ok(self.farm.list_workers(pb::ListWorkersRequest {}).await?.into_inner().workers)
+    }
+
+    /// Asks a worker to drain and leave; returns it as it is now (draining).
+    pub async fn drain_worker(&mut self, worker: u64) -> Result<pb::WorkerInfo> {
+        Ok(self.farm.drain_worker(pb::DrainWorkerRequest { worker_id: worker }).await?.into_inner())
     }
 }
 

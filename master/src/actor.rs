@@ -51,9 +51,11 @@ enum Cmd {
     Workers(oneshot::Sender<Vec<WorkerView>>),
     Watch(JobId, bool, oneshot::Sender<Option<Subscription>>),
     Join(WorkerSpec, WorkerTx, oneshot::Sender<WorkerId>),
-    Results(WorkerId, Vec<(JobId, u64, ShardOutcome)>),
+    Results(WorkerId, Vec<(JobId, u64)>, Vec<(JobId, u64, ShardOutcome)>),
     Heartbeat(WorkerId),
-    Left(WorkerId),
+    Draining(WorkerId),
+    Drain(WorkerId, oneshot::Sender<Result<WorkerView, CoreError>>),
+    Left(WorkerId, String),
 }
 
 /// A cheap, cloneable handle to the core's task.
@@ -101,17 +103,30 @@ impl CoreHandle {
     pub async fn join(&self, spec: WorkerSpec, tx: WorkerTx) -> Result<WorkerId, Status> {
         self.ask(|r| Cmd::Join(spec, tx, r)).await
     }
-    /// A batch of shard outcomes from a worker.
-    pub fn results(&self, worker: WorkerId, batch: Vec<(JobId, u64, ShardOutcome)>) {
-        let _ = self.tx.send(Cmd::Results(worker, batch));
+    /// A batch from a worker: shards it started, and shard outcomes.
+    pub fn results(
+        &self,
+        worker: WorkerId,
+        started: Vec<(JobId, u64)>,
+        batch: Vec<(JobId, u64, ShardOutcome)>,
+    ) {
+        let _ = self.tx.send(Cmd::Results(worker, started, batch));
     }
     /// A worker is alive.
     pub fn heartbeat(&self, worker: WorkerId) {
         let _ = self.tx.send(Cmd::Heartbeat(worker));
     }
     /// A worker session ended.
-    pub fn left(&self, worker: WorkerId) {
-        let _ = self.tx.send(Cmd::Left(worker));
+    pub fn left(&self, worker: WorkerId, reason: String) {
+        let _ = self.tx.send(Cmd::Left(worker, reason));
+    }
+    /// A worker said it is draining.
+    pub fn draining(&self, worker: WorkerId) {
+        let _ = self.tx.send(Cmd::Draining(worker));
+    }
+    /// Asks a worker to drain.
+    pub async fn drain(&self, worker: WorkerId) -> Result<Result<WorkerView, CoreError>, Status> {
+        self.ask(|r| Cmd::Drain(worker, r)).await
     }
 }
 
@@ -139,7 +154,12 @@ impl Outbox for Effects {
     fn assign(&mut self, worker: WorkerId, defs: Vec<JobDefOut>, tasks: Vec<TaskOut>) {
         let jobs = defs
             .into_iter()
-            .map(|d| pb::JobDef { job_id: d.job, kind: d.kind, params: d.params.to_pb() })
+            .map(|d| pb::JobDef {
+                job_id: d.job,
+                kind: d.kind,
+                params: d.params.to_pb(),
+                shard_timeout_ms: d.shard_timeout_ms.unwrap_or(0),
+            })
             .collect();
         let tasks = tasks
             .into_iter()
@@ -178,6 +198,10 @@ impl Outbox for Effects {
             w.status.send_replace(view.clone());
         }
     }
+    fn drain_worker(&mut self, worker: WorkerId) {
+        info!(worker, "asking worker to drain");
+        self.send(worker, Msg::Drain(pb::Drain {}));
+    }
     fn drop_worker(&mut self, worker: WorkerId, reason: &str) {
         warn!(worker, reason, "worker declared lost");
         if let Some(tx) = self.sessions.remove(&worker) {
@@ -197,17 +221,28 @@ pub fn spawn(
         let mut core = Core::new(config);
         let mut fx = Effects::default();
         let validator = Registry::builtin(true);
-        let mut ticker = tokio::time::interval(heartbeat);
+        // Ticks four times per heartbeat period, so a silent worker is found soon after its
+        // timeout; heartbeats to workers go out once per period.
+        let mut ticker = tokio::time::interval(heartbeat / 4);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks = 0u64;
         loop {
             tokio::select! {
+                // Commands first: a heartbeat waiting in the queue must be seen before a tick
+                // could declare its worker lost.
+                biased;
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => apply(&mut core, &mut fx, &validator, cmd, heartbeat),
                     None => break,
                 },
                 _ = ticker.tick() => {
                     core.tick(Instant::now(), &mut fx);
-                    for tx in fx.sessions.values() {
-                        let _ = tx.send(Ok(pb::MasterMessage { msg: Some(Msg::Heartbeat(pb::Heartbeat {})) }));
+                    ticks += 1;
+                    if ticks.is_multiple_of(4) {
+                        let beat = || Ok(pb::MasterMessage { msg: Some(Msg::Heartbeat(pb::Heartbeat {})) });
+                        for tx in fx.sessions.values() {
+                            let _ = tx.send(beat());
+                        }
                     }
                 }
                 _ = shutdown.changed() => break,
@@ -279,19 +314,30 @@ fn apply(core: &mut Core, fx: &mut Effects, validator: &Registry, cmd: Cmd, hear
             info!(worker = id, %name, threads, "worker joined");
             let _ = reply.send(id);
         }
-        Cmd::Results(worker, batch) => match core.results(worker, batch, now, fx) {
-            Ok(0) => {}
-            Ok(dropped) => {
-                debug!(worker, dropped, "dropped results for shards the worker does not hold")
+        Cmd::Results(worker, started, batch) => {
+            core.shards_started(worker, started);
+            match core.results(worker, batch, now, fx) {
+                Ok(0) => {}
+                Ok(dropped) => {
+                    debug!(worker, dropped, "dropped results for shards the worker does not hold")
+                }
+                Err(e) => debug!(worker, error = %e, "results from a worker that is gone"),
             }
-            Err(e) => debug!(worker, error = %e, "results from a worker that is gone"),
-        },
+        }
         Cmd::Heartbeat(worker) => core.heartbeat(worker, now),
-        Cmd::Left(worker) => {
-            if fx.sessions.remove(&worker).is_some() {
-                info!(worker, "worker left");
+        Cmd::Draining(worker) => {
+            if core.drain(worker, false, now, fx).is_ok() {
+                info!(worker, "worker is draining");
             }
-            core.worker_left(worker, fx);
+        }
+        Cmd::Drain(worker, reply) => {
+            let _ = reply.send(core.drain(worker, true, now, fx));
+        }
+        Cmd::Left(worker, reason) => {
+            if fx.sessions.remove(&worker).is_some() {
+                info!(worker, %reason, "worker left");
+            }
+            core.worker_left(worker, &reason, now, fx);
         }
     }
 }

@@ -2,7 +2,7 @@
 //! the answer (or the error, in one place) to the wire.
 
 use crate::actor::{CoreHandle, SubmitError, Subscription};
-use crate::core::{CoreError, JobState, JobView, ShardOutcome, WorkerSpec};
+use crate::core::{CoreError, JobState, JobView, ShardOutcome, WorkerSpec, WorkerView};
 use farm_proto::pb::{self, farm_service_server::FarmService, job_event::Event};
 use farm_proto::pb::{worker_message::Msg, worker_service_server::WorkerService};
 use farm_proto::{JobSpec, Output};
@@ -22,8 +22,14 @@ const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Maps every error the core can return to a status, in one place.
 fn status(e: CoreError) -> Status {
     match e {
-        CoreError::TooManyShards { .. } => Status::resource_exhausted(e.to_string()),
-        CoreError::NoSuchJob(_) | CoreError::NoSuchWorker(_) => Status::not_found(e.to_string()),
+        CoreError::TooManyShards { .. } | CoreError::TooManyJobs { .. } => {
+            Status::resource_exhausted(e.to_string())
+        }
+        CoreError::NoSuchJob(id) => Status::not_found(format!(
+            "no job {id} on this master (finished jobs are kept up to a limit, and jobs do not \
+             survive a master restart)"
+        )),
+        CoreError::NoSuchWorker(_) => Status::not_found(e.to_string()),
         CoreError::JobEnded(_) => Status::failed_precondition(e.to_string()),
     }
 }
@@ -56,6 +62,24 @@ pub fn job_status(v: JobView) -> pb::JobStatus {
         error: v.error.unwrap_or_default(),
         elapsed_ms: v.elapsed_ms,
         priority: v.priority,
+        shards_rerun: v.reruns,
+    }
+}
+
+fn worker_info(w: WorkerView) -> pb::WorkerInfo {
+    pb::WorkerInfo {
+        worker_id: w.id,
+        name: w.spec.name,
+        hostname: w.spec.hostname,
+        pid: w.spec.pid,
+        threads: w.spec.threads,
+        shards_running: w.running,
+        shards_done: w.done,
+        kinds: w.spec.kinds,
+        connected_secs: w.connected_secs,
+        address: w.spec.address,
+        restarts: w.spec.restarts,
+        draining: w.draining,
     }
 }
 
@@ -127,25 +151,16 @@ impl FarmService for Farm {
         &self,
         _: Request<pb::ListWorkersRequest>,
     ) -> Result<Response<pb::ListWorkersResponse>, Status> {
-        let workers = self
-            .core
-            .workers()
-            .await?
-            .into_iter()
-            .map(|w| pb::WorkerInfo {
-                worker_id: w.id,
-                name: w.spec.name,
-                hostname: w.spec.hostname,
-                pid: w.spec.pid,
-                threads: w.spec.threads,
-                shards_running: w.running,
-                shards_done: w.done,
-                kinds: w.spec.kinds,
-                connected_secs: w.connected_secs,
-                address: w.spec.address,
-            })
-            .collect();
+        let workers = self.core.workers().await?.into_iter().map(worker_info).collect();
         Ok(Response::new(pb::ListWorkersResponse { workers }))
+    }
+
+    async fn drain_worker(
+        &self,
+        req: Request<pb::DrainWorkerRequest>,
+    ) -> Result<Response<pb::WorkerInfo>, Status> {
+        let w = self.core.drain(req.into_inner().worker_id).await?.map_err(status)?;
+        Ok(Response::new(worker_info(w)))
     }
 }
 
@@ -253,31 +268,35 @@ impl WorkerService for Workers {
             hostname: reg.hostname,
             pid: reg.pid,
             address,
+            restarts: reg.restarts,
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let id = self.core.join(spec, tx).await?;
         let core = self.core.clone();
         tokio::spawn(async move {
-            loop {
+            let reason = loop {
                 match inbound.message().await {
-                    Ok(Some(pb::WorkerMessage { msg: Some(Msg::Heartbeat(_)) })) => {
-                        core.heartbeat(id)
+                    Ok(Some(pb::WorkerMessage { msg: Some(msg) })) => match msg {
+                        Msg::Heartbeat(_) => core.heartbeat(id),
+                        Msg::Results(batch) => {
+                            let started =
+                                batch.started.iter().map(|s| (s.job_id, s.shard)).collect();
+                            core.results(id, started, batch.done.into_iter().map(outcome).collect())
+                        }
+                        Msg::Draining(_) => core.draining(id),
+                        Msg::Register(_) => {
+                            warn!(worker = id, "second register on one session, ending it");
+                            break "registered twice".to_string();
+                        }
+                    },
+                    Ok(Some(pb::WorkerMessage { msg: None })) => {
+                        debug!(worker = id, "empty message from worker ignored");
                     }
-                    Ok(Some(pb::WorkerMessage { msg: Some(Msg::Results(batch)) })) => {
-                        core.results(id, batch.done.into_iter().map(outcome).collect())
-                    }
-                    Ok(Some(other)) => {
-                        warn!(worker = id, message = ?other.msg.map(|_| "register"), "unexpected message from worker, ending session");
-                        break;
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        debug!(worker = id, error = %e, "worker stream ended");
-                        break;
-                    }
+                    Ok(None) => break "stream closed".to_string(),
+                    Err(e) => break format!("stream error: {}", e.message()),
                 }
-            }
-            core.left(id);
+            };
+            core.left(id, reason);
         });
         Ok(Response::new(UnboundedReceiverStream::new(rx)))
     }

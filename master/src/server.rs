@@ -16,7 +16,7 @@ use tracing::info;
 pub struct MasterConfig {
     /// Scheduler limits and tuning.
     pub core: CoreConfig,
-    /// How often master and workers exchange heartbeats; a worker silent for 3 of these is lost.
+    /// How often master and workers exchange heartbeats; a worker silent for 2.5 of these is lost.
     pub heartbeat: Duration,
 }
 
@@ -24,7 +24,7 @@ impl Default for MasterConfig {
     fn default() -> Self {
         let heartbeat = Duration::from_secs(1);
         MasterConfig {
-            core: CoreConfig { heartbeat_timeout: heartbeat * 3, ..Default::default() },
+            core: CoreConfig { heartbeat_timeout: heartbeat * 5 / 2, ..Default::default() },
             heartbeat,
         }
     }

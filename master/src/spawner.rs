@@ -55,13 +55,14 @@ impl LocalWorkers {
     }
 }
 
-fn command(config: &SpawnConfig, slot: usize) -> Command {
+fn command(config: &SpawnConfig, slot: usize, restarts: u32) -> Command {
     let mut cmd = Command::new(&config.exe);
     cmd.arg("worker")
         .args(["--master", &config.master])
         .args(["--threads", &config.threads.to_string()])
         .args(["--name", &format!("local-{slot}")])
         .arg("--exit-with-master")
+        .args(["--restarts", &restarts.to_string()])
         .args(&config.extra_args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -87,7 +88,7 @@ async fn supervise(config: SpawnConfig, slot: usize, mut stopped: watch::Receive
     let mut backoff = Duration::from_millis(200);
     let mut restarts = 0u32;
     loop {
-        let mut child = match command(&config, slot).spawn() {
+        let mut child = match command(&config, slot, restarts).spawn() {
             Ok(child) => child,
             Err(e) => {
                 error!(slot, exe = %config.exe.display(), error = %e, "cannot start local worker");

@@ -1,6 +1,6 @@
 //! Conversions between the prost types of `farm.proto` and the domain types.
 
-use crate::domain::{ExecRun, JobSource, JobSpec, Output, Params, SpecError};
+use crate::domain::{ExecRun, JobLimits, JobSource, JobSpec, Output, Params, SpecError};
 use crate::pb;
 use crate::pb::shard_output::Value;
 
@@ -13,7 +13,22 @@ impl TryFrom<pb::JobSpec> for JobSpec {
         } else {
             JobSource::Inputs(spec.inputs)
         };
-        JobSpec::new(spec.kind, source, Params(spec.params.into_iter().collect()), spec.priority)
+        let mut checked = JobSpec::new(
+            spec.kind,
+            source,
+            Params(spec.params.into_iter().collect()),
+            spec.priority,
+        )?;
+        checked.limits = JobLimits {
+            retries: spec.retries,
+            max_crashes: if spec.max_crashes == 0 {
+                JobLimits::DEFAULT_MAX_CRASHES
+            } else {
+                spec.max_crashes
+            },
+            shard_timeout_ms: (spec.shard_timeout_ms > 0).then_some(spec.shard_timeout_ms),
+        };
+        Ok(checked)
     }
 }
 
@@ -31,6 +46,9 @@ impl From<JobSpec> for pb::JobSpec {
             inputs,
             params: spec.params.0.into_iter().collect(),
             priority: spec.priority,
+            retries: spec.limits.retries,
+            max_crashes: spec.limits.max_crashes,
+            shard_timeout_ms: spec.limits.shard_timeout_ms.unwrap_or(0),
         }
     }
 }

@@ -105,6 +105,30 @@ pub struct JobSpec {
     pub params: Params,
     /// Higher runs first.
     pub priority: i32,
+    /// How failures and hangs of its shards are handled.
+    pub limits: JobLimits,
+}
+
+/// How a job treats shards that fail, hang or take their workers down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobLimits {
+    /// Failed runs of a shard (kernel error, panic, timeout) retried before the job fails.
+    pub retries: u32,
+    /// A shard that was running on this many workers when they died fails the job.
+    pub max_crashes: u32,
+    /// A shard running longer is stopped and counts as a failed run.
+    pub shard_timeout_ms: Option<u64>,
+}
+
+impl JobLimits {
+    /// Crashes a shard may cause before its job fails, unless the job says otherwise.
+    pub const DEFAULT_MAX_CRASHES: u32 = 3;
+}
+
+impl Default for JobLimits {
+    fn default() -> Self {
+        JobLimits { retries: 0, max_crashes: Self::DEFAULT_MAX_CRASHES, shard_timeout_ms: None }
+    }
 }
 
 /// Why a job spec was refused.
@@ -143,7 +167,7 @@ impl JobSpec {
             }
             JobSource::Inputs(_) => {}
         }
-        Ok(JobSpec { kind, source, params, priority })
+        Ok(JobSpec { kind, source, params, priority, limits: JobLimits::default() })
     }
 }
 

@@ -18,7 +18,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/farm_descriptor.bin"));
 
-pub use domain::{ExecRun, JobSource, JobSpec, Output, Params, SpecError};
+pub use domain::{ExecRun, JobLimits, JobSource, JobSpec, Output, Params, SpecError};
 
 /// Largest gRPC message either end accepts (a job with many explicit inputs, a batch of large
 /// outputs). Larger messages are refused by the transport.

@@ -28,6 +28,11 @@ pub struct WorkerConfig {
     pub exit_on_disconnect: bool,
     /// Longest wait between reconnection attempts.
     pub max_backoff: Duration,
+    /// On SIGTERM or a drain request, how long running shards may take to finish before they
+    /// are cancelled and handed back.
+    pub drain_timeout: Duration,
+    /// Times a supervisor restarted this worker (reported to the master).
+    pub restarts: u32,
 }
 
 impl WorkerConfig {
@@ -39,6 +44,8 @@ impl WorkerConfig {
             name: String::new(),
             exit_on_disconnect: false,
             max_backoff: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(30),
+            restarts: 0,
         }
     }
 }

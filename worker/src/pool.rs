@@ -5,7 +5,9 @@
 use crate::sdk::{CancelFlag, KernelError, Output, Prepared, ShardInput};
 use crossbeam_channel::{Receiver, Sender};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 
 /// A job as the worker holds it: its prepared kernel and the flag that cancels its shards.
@@ -14,6 +16,8 @@ pub(crate) struct JobEntry {
     pub prepared: Box<dyn Prepared>,
     /// Set when the master cancels the job or the session ends.
     pub cancel: CancelFlag,
+    /// Each shard's time limit, counted from when it starts on a thread.
+    pub timeout: Option<Duration>,
 }
 
 /// One shard to run and where to send its outcome.
@@ -23,7 +27,13 @@ pub(crate) struct Work {
     pub job: Arc<JobEntry>,
     pub input: ShardInput,
     /// The session that asked for it; a closed receiver means the session is gone.
-    pub reply: UnboundedSender<Finished>,
+    pub reply: UnboundedSender<Report>,
+}
+
+/// What the pool tells its session about a shard: that it started, then how it ended.
+pub(crate) enum Report {
+    Started { job_id: u64, shard: u64 },
+    Finished(Finished),
 }
 
 /// A shard's outcome.
@@ -37,17 +47,27 @@ pub(crate) struct Finished {
 /// exit; it does not wait for them (a kernel stuck in a loop must not hang the worker's exit).
 pub(crate) struct Pool {
     tx: Sender<Work>,
+    /// Once set, shards not yet started are handed back (reported cancelled) instead of run.
+    draining: Arc<AtomicBool>,
 }
 
 impl Pool {
     /// Starts `threads` OS threads.
     pub fn new(threads: usize) -> std::io::Result<Self> {
         let (tx, rx) = crossbeam_channel::unbounded::<Work>();
+        let draining = Arc::new(AtomicBool::new(false));
         for i in 0..threads {
-            let rx = rx.clone();
-            std::thread::Builder::new().name(format!("farm-kernel-{i}")).spawn(move || run(rx))?;
+            let (rx, draining) = (rx.clone(), draining.clone());
+            std::thread::Builder::new()
+                .name(format!("farm-kernel-{i}"))
+                .spawn(move || run(rx, draining))?;
         }
-        Ok(Pool { tx })
+        Ok(Pool { tx, draining })
+    }
+
+    /// From now on, hand back shards instead of starting them.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
     }
 
     /// Queues a shard; it runs when a thread is free.
@@ -57,15 +77,26 @@ impl Pool {
     }
 }
 
-fn run(rx: Receiver<Work>) {
+/// Every shard sent to the pool gets exactly one `Finished` back (while its session lives), so
+/// the session can count what is still in flight; one that runs is also reported `Started`.
+fn run(rx: Receiver<Work>, draining: Arc<AtomicBool>) {
     while let Ok(work) = rx.recv() {
-        if work.job.cancel.is_cancelled() || work.reply.is_closed() {
+        if work.reply.is_closed() {
             continue;
         }
-        let outcome =
-            catch_unwind(AssertUnwindSafe(|| work.job.prepared.run(&work.input, &work.job.cancel)))
-                .unwrap_or_else(|panic| Err(KernelError::Failed(panic_message(&panic))));
-        let _ = work.reply.send(Finished { job_id: work.job_id, shard: work.shard, outcome });
+        let outcome = if work.job.cancel.is_cancelled() || draining.load(Ordering::Relaxed) {
+            Err(KernelError::Cancelled)
+        } else {
+            let _ = work.reply.send(Report::Started { job_id: work.job_id, shard: work.shard });
+            let cancel = match work.job.timeout {
+                Some(limit) => work.job.cancel.with_timeout(limit),
+                None => work.job.cancel.clone(),
+            };
+            catch_unwind(AssertUnwindSafe(|| work.job.prepared.run(&work.input, &cancel)))
+                .unwrap_or_else(|panic| Err(KernelError::Failed(panic_message(&panic))))
+        };
+        let finished = Finished { job_id: work.job_id, shard: work.shard, outcome };
+        let _ = work.reply.send(Report::Finished(finished));
     }
 }
 
@@ -81,7 +112,6 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     struct Panics;
     impl Prepared for Panics {
@@ -96,7 +126,11 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_kernel_fails_its_shard_and_the_pool_keeps_running() {
         let pool = Pool::new(2).expect("threads");
-        let job = Arc::new(JobEntry { prepared: Box::new(Panics), cancel: CancelFlag::default() });
+        let job = Arc::new(JobEntry {
+            prepared: Box::new(Panics),
+            cancel: CancelFlag::default(),
+            timeout: None,
+        });
         let (reply, mut rx) = tokio::sync::mpsc::unbounded_channel();
         for lo in 0..4 {
             let input = ShardInput { lo, hi: lo + 1, input: None };
@@ -109,16 +143,38 @@ mod tests {
             });
         }
         let mut outcomes = Vec::new();
-        for _ in 0..4 {
-            let done = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        while outcomes.len() < 4 {
+            let report = tokio::time::timeout(Duration::from_secs(10), rx.recv())
                 .await
                 .expect("outcome in time")
                 .expect("channel open");
-            outcomes.push((done.shard, done.outcome));
+            if let Report::Finished(done) = report {
+                outcomes.push((done.shard, done.outcome));
+            }
         }
         outcomes.sort_by_key(|o| o.0);
         assert_eq!(outcomes[0].1, Ok(Output::Count(1)));
         assert_eq!(outcomes[1].1, Err(KernelError::Failed("kernel panicked: bad index 1".into())));
         assert_eq!(outcomes[3].1, Ok(Output::Count(1)));
+    }
+
+    #[tokio::test]
+    async fn a_shard_past_its_time_limit_is_stopped_and_reported_timed_out() {
+        let pool = Pool::new(1).expect("threads");
+        let spin = crate::kernels::spin::Spin;
+        let params = farm_proto::Params::from_pairs(["ms=10000"]).expect("params");
+        let prepared = crate::sdk::Kernel::prepare(&spin, &params).expect("prepare");
+        let timeout = Some(Duration::from_millis(50));
+        let job = Arc::new(JobEntry { prepared, cancel: CancelFlag::new(), timeout });
+        let (reply, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let input = ShardInput { lo: 0, hi: 1, input: None };
+        pool.submit(Work { job_id: 1, shard: 0, job, input, reply });
+        let started = rx.recv().await;
+        assert!(matches!(started, Some(Report::Started { job_id: 1, shard: 0 })));
+        let done = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("stopped long before the 10 s spin would end");
+        let Some(Report::Finished(done)) = done else { panic!("expected the outcome") };
+        assert_eq!(done.outcome, Err(KernelError::TimedOut(50)));
     }
 }

@@ -5,6 +5,7 @@
 pub use farm_proto::{ExecRun, Output, Params};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The piece of the job one shard covers: the indices `lo..hi`, or one explicit input line
 /// (then `lo` is the line's index and `hi == lo + 1`).
@@ -27,34 +28,58 @@ pub enum KernelError {
     /// The shard was cancelled while running.
     #[error("cancelled")]
     Cancelled,
+    /// The shard ran past its time limit (milliseconds).
+    #[error("timed out after {0} ms")]
+    TimedOut(u64),
     /// The kernel failed on this shard; the message says why.
     #[error("{0}")]
     Failed(String),
 }
 
-/// Set by the worker when the shard's job is cancelled; kernels call `check` at least every few
-/// milliseconds.
+/// Tells a running kernel to stop: set when the shard's job is cancelled or the worker hands
+/// the shard back, or past the shard's deadline (`--shard-timeout`). Kernels call
+/// [`CancelFlag::check`] at least every few milliseconds.
 #[derive(Debug, Clone, Default)]
-pub struct CancelFlag(pub Arc<AtomicBool>);
+pub struct CancelFlag {
+    cancelled: Arc<AtomicBool>,
+    deadline: Option<(Instant, Duration)>,
+}
 
 impl CancelFlag {
-    /// Whether the shard should stop.
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+    /// A flag that is not set.
+    pub fn new() -> Self {
+        CancelFlag::default()
     }
 
-    /// `Err(Cancelled)` once the shard should stop.
+    /// The same flag, with a time limit counted from now.
+    pub fn with_timeout(&self, limit: Duration) -> Self {
+        CancelFlag {
+            cancelled: self.cancelled.clone(),
+            deadline: Some((Instant::now() + limit, limit)),
+        }
+    }
+
+    /// Whether the shard should stop.
+    pub fn is_cancelled(&self) -> bool {
+        self.check().is_err()
+    }
+
+    /// `Err(Cancelled)` or `Err(TimedOut)` once the shard should stop.
     pub fn check(&self) -> Result<(), KernelError> {
-        if self.is_cancelled() {
-            Err(KernelError::Cancelled)
-        } else {
-            Ok(())
+        if self.cancelled.load(Ordering::Relaxed) {
+            return Err(KernelError::Cancelled);
+        }
+        match self.deadline {
+            Some((at, limit)) if Instant::now() >= at => {
+                Err(KernelError::TimedOut(limit.as_millis() as u64))
+            }
+            _ => Ok(()),
         }
     }
 
     /// Asks every kernel holding this flag to stop.
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.cancelled.store(true, Ordering::Relaxed);
     }
 }
 

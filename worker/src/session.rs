@@ -1,7 +1,7 @@
 //! The worker's side of `WorkerService.Connect`: dial the master (with backoff), register,
 //! then run shards it is sent on the pool and stream their outcomes back in batches.
 
-use crate::pool::{Finished, JobEntry, Pool, Work};
+use crate::pool::{Finished, JobEntry, Pool, Report, Work};
 use crate::registry::Registry;
 use crate::sdk::{CancelFlag, KernelError, ShardInput};
 use crate::{WorkerConfig, WorkerError};
@@ -74,7 +74,7 @@ where
                 }
             }
             End::Lost(reason) => {
-                warn!(master = %config.master, %reason, "master unreachable, retrying")
+                warn!(master = %config.master, %reason, "no session with the master, reconnecting")
             }
         }
         let delay = backoff.next();
@@ -106,6 +106,7 @@ async fn session<F: Future<Output = ()>>(
         name: config.name.clone(),
         hostname: hostname(),
         pid: std::process::id(),
+        restarts: config.restarts,
     };
     let _ = tx.send(pb::WorkerMessage { msg: Some(Out::Register(register)) }).await;
     let mut inbound = match client.connect(ReceiverStream::new(rx)).await {
@@ -121,31 +122,43 @@ async fn session<F: Future<Output = ()>>(
     let heartbeat = Duration::from_millis(u64::from(welcome.heartbeat_ms.max(50)));
     info!(worker = welcome.worker_id, master = %config.master, threads = config.threads, "registered");
 
-    let (reply, mut finished) = mpsc::unbounded_channel::<Finished>();
+    let (reply, mut reports) = mpsc::unbounded_channel::<Report>();
     let mut jobs: HashMap<u64, Arc<JobEntry>> = HashMap::new();
     let mut ticker = tokio::time::interval(heartbeat);
     let mut last_heard = Instant::now();
+    // Shards handed to the pool whose outcome has not come back yet.
+    let mut in_flight = 0usize;
+    let mut drain: Option<Drain> = None;
+    let send = |msg: Out| tx.send(pb::WorkerMessage { msg: Some(msg) });
     let end = loop {
+        if let Some(d) = &drain {
+            if in_flight == 0 || Instant::now() >= d.give_up {
+                info!(in_flight, "drained, leaving");
+                break End::Shutdown;
+            }
+        }
         tokio::select! {
-            _ = shutdown.as_mut() => break End::Shutdown,
+            _ = shutdown.as_mut(), if drain.is_none() => {
+                drain = Some(Drain::start(config.drain_timeout, pool, &send).await);
+            }
             msg = inbound.message() => match msg {
+                Ok(Some(pb::MasterMessage { msg: Some(In::Drain(_)) })) => {
+                    last_heard = Instant::now();
+                    if drain.is_none() {
+                        drain = Some(Drain::start(config.drain_timeout, pool, &send).await);
+                    }
+                }
                 Ok(Some(msg)) => {
                     last_heard = Instant::now();
-                    handle(msg, registry, pool, &mut jobs, &reply);
+                    in_flight += handle(msg, registry, pool, &mut jobs, &reply);
                 }
                 Ok(None) => break End::Lost("master closed the stream".into()),
                 Err(status) => break End::Lost(format!("stream error: {}", status.message())),
             },
-            Some(first) = finished.recv() => {
-                let mut done = vec![shard_done(first)];
-                while done.len() < MAX_BATCH {
-                    match finished.try_recv() {
-                        Ok(f) => done.push(shard_done(f)),
-                        Err(_) => break,
-                    }
-                }
-                let batch = pb::WorkerMessage { msg: Some(Out::Results(pb::ResultBatch { done })) };
-                if tx.send(batch).await.is_err() {
+            Some(first) = reports.recv() => {
+                let batch = collect_batch(first, &mut reports);
+                in_flight -= batch.done.len();
+                if send(Out::Results(batch)).await.is_err() {
                     break End::Lost("master closed the stream".into());
                 }
             }
@@ -153,8 +166,10 @@ async fn session<F: Future<Output = ()>>(
                 if last_heard.elapsed() > heartbeat * 3 {
                     break End::Lost("no heartbeat from the master".into());
                 }
-                let beat = pb::WorkerMessage { msg: Some(Out::Heartbeat(pb::Heartbeat {})) };
-                if tx.send(beat).await.is_err() {
+                if let Some(d) = &mut drain {
+                    d.on_tick(&jobs);
+                }
+                if send(Out::Heartbeat(pb::Heartbeat {})).await.is_err() {
                     break End::Lost("master closed the stream".into());
                 }
             }
@@ -163,17 +178,63 @@ async fn session<F: Future<Output = ()>>(
     for job in jobs.values() {
         job.cancel.cancel();
     }
+    if matches!(end, End::Shutdown) {
+        // Close our side and wait for the master to close its side: it does so only after
+        // taking in every result we sent, so none is lost with the process.
+        drop(tx);
+        let closed = async { while let Ok(Some(_)) = inbound.message().await {} };
+        if tokio::time::timeout(Duration::from_secs(5), closed).await.is_err() {
+            warn!("master did not close the session in time");
+        }
+    }
     Ok(end)
 }
 
-/// Applies one message from the master.
+/// A drain in progress: no new shards start; running ones get until `cancel_at` to finish, then
+/// are cancelled (and so handed back to the master); the session ends by `give_up` at the latest.
+struct Drain {
+    cancel_at: Instant,
+    give_up: Instant,
+    cancelled: bool,
+}
+
+impl Drain {
+    async fn start<F, Fut>(timeout: Duration, pool: &Pool, send: &F) -> Drain
+    where
+        F: Fn(Out) -> Fut,
+        Fut: Future<Output = Result<(), mpsc::error::SendError<pb::WorkerMessage>>>,
+    {
+        info!(?timeout, "draining: finishing running shards, handing back the rest");
+        pool.drain();
+        let _ = send(Out::Draining(pb::Draining {})).await;
+        let now = Instant::now();
+        Drain {
+            cancel_at: now + timeout,
+            give_up: now + timeout + Duration::from_secs(5),
+            cancelled: false,
+        }
+    }
+
+    fn on_tick(&mut self, jobs: &HashMap<u64, Arc<JobEntry>>) {
+        if !self.cancelled && Instant::now() >= self.cancel_at {
+            warn!("drain timeout: cancelling running shards, the master runs them elsewhere");
+            for job in jobs.values() {
+                job.cancel.cancel();
+            }
+            self.cancelled = true;
+        }
+    }
+}
+
+/// Applies one message from the master; returns how many shards it handed to the pool.
 fn handle(
     msg: pb::MasterMessage,
     registry: &Registry,
     pool: &Pool,
     jobs: &mut HashMap<u64, Arc<JobEntry>>,
-    reply: &mpsc::UnboundedSender<Finished>,
-) {
+    reply: &mpsc::UnboundedSender<Report>,
+) -> usize {
+    let mut started = 0;
     match msg.msg {
         Some(In::Assign(batch)) => {
             for def in batch.jobs {
@@ -182,13 +243,14 @@ fn handle(
                     warn!(job = def.job_id, kind = %def.kind, error = %e, "cannot prepare job");
                     Box::new(Refused(e))
                 });
-                jobs.insert(
-                    def.job_id,
-                    Arc::new(JobEntry { prepared, cancel: CancelFlag::default() }),
-                );
+                let timeout =
+                    (def.shard_timeout_ms > 0).then(|| Duration::from_millis(def.shard_timeout_ms));
+                let entry = JobEntry { prepared, cancel: CancelFlag::new(), timeout };
+                jobs.insert(def.job_id, Arc::new(entry));
             }
             for task in batch.tasks {
                 let input = ShardInput { lo: task.lo, hi: task.hi, input: task.input };
+                started += 1;
                 match jobs.get(&task.job_id) {
                     Some(job) => pool.submit(Work {
                         job_id: task.job_id,
@@ -200,11 +262,11 @@ fn handle(
                     None => {
                         let error =
                             KernelError::Failed(format!("job {} was never defined", task.job_id));
-                        let _ = reply.send(Finished {
+                        let _ = reply.send(Report::Finished(Finished {
                             job_id: task.job_id,
                             shard: task.shard,
                             outcome: Err(error),
-                        });
+                        }));
                     }
                 }
             }
@@ -218,8 +280,9 @@ fn handle(
         Some(In::Forget(f)) => {
             jobs.remove(&f.job_id);
         }
-        Some(In::Heartbeat(_)) | Some(In::Welcome(_)) | None => {}
+        Some(In::Heartbeat(_)) | Some(In::Welcome(_)) | Some(In::Drain(_)) | None => {}
     }
+    started
 }
 
 /// Stands in for a job whose parameters this worker could not parse: every shard fails with why.
@@ -229,6 +292,29 @@ impl crate::sdk::Prepared for Refused {
     fn run(&self, _: &ShardInput, _: &CancelFlag) -> Result<crate::sdk::Output, KernelError> {
         Err(self.0.clone())
     }
+}
+
+/// Everything the pool reported since `first`, as one message. A shard that started and
+/// finished within the batch is reported done only.
+fn collect_batch(first: Report, reports: &mut mpsc::UnboundedReceiver<Report>) -> pb::ResultBatch {
+    let mut done = Vec::new();
+    let mut started = Vec::new();
+    let mut next = Some(first);
+    while let Some(report) = next.take() {
+        match report {
+            Report::Started { job_id, shard } => started.push(pb::ShardRef { job_id, shard }),
+            Report::Finished(f) => done.push(shard_done(f)),
+        }
+        if done.len() + started.len() < MAX_BATCH {
+            next = reports.try_recv().ok();
+        }
+    }
+    if !started.is_empty() && !done.is_empty() {
+        let finished: std::collections::HashSet<(u64, u64)> =
+            done.iter().map(|d| (d.job_id, d.shard)).collect();
+        started.retain(|s| !finished.contains(&(s.job_id, s.shard)));
+    }
+    pb::ResultBatch { done, started }
 }
 
 fn shard_done(f: Finished) -> pb::ShardDone {

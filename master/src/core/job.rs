@@ -48,6 +48,12 @@ pub(crate) struct Job {
     pub finished: Option<Instant>,
     /// Workers that were sent this job's definition and have not been told to forget it.
     pub known_by: HashSet<WorkerId>,
+    /// Per shard: workers lost while running it (only shards that have any).
+    pub crashes: HashMap<u64, u32>,
+    /// Per shard: failed runs (only shards that have any).
+    pub failures: HashMap<u64, u32>,
+    /// Shards put back in the queue to run again.
+    pub reruns: u64,
 }
 
 impl Job {
@@ -68,12 +74,21 @@ impl Job {
             submitted: now,
             finished: None,
             known_by: HashSet::new(),
+            crashes: HashMap::new(),
+            failures: HashMap::new(),
+            reruns: 0,
         }
     }
 
     /// Shards waiting to be handed out.
     pub fn pending(&self) -> u64 {
         self.requeued.len() as u64 + (self.total - self.next)
+    }
+
+    /// Puts a shard back at the end of the re-queued ones, to run again.
+    pub fn requeue(&mut self, shard: u64) {
+        self.requeued.push_back(shard);
+        self.reruns += 1;
     }
 
     /// Takes the next shard to hand out: re-queued ones first, then the cursor.

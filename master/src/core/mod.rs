@@ -8,191 +8,61 @@
 mod job;
 #[cfg(test)]
 mod tests;
+mod types;
 
 use job::Job;
 pub use job::JobState;
+pub use types::*;
 
-use farm_proto::{JobSpec, Output, Params};
+use farm_proto::JobSpec;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::Instant;
 
 /// A job's id, unique for the master's lifetime.
 pub type JobId = u64;
 /// A worker session's id; a worker that reconnects gets a new one.
 pub type WorkerId = u64;
 
-/// Limits and tuning of the core.
-#[derive(Debug, Clone)]
-pub struct CoreConfig {
-    /// Shards handed to a worker beyond its thread count, per thread, to hide the round trip.
-    pub prefetch_per_thread: u32,
-    /// A job with more shards is refused with ResourceExhausted.
-    pub max_shards_per_job: u64,
-    /// A worker silent for longer is declared lost.
-    pub heartbeat_timeout: Duration,
-    /// Finished jobs kept for `Get`/`List`; older ones are forgotten.
-    pub keep_finished: usize,
-}
-
-impl Default for CoreConfig {
-    fn default() -> Self {
-        CoreConfig {
-            prefetch_per_thread: 1,
-            max_shards_per_job: 100_000_000,
-            heartbeat_timeout: Duration::from_secs(3),
-            keep_finished: 10_000,
-        }
-    }
-}
-
-/// Why the core refused an event.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CoreError {
-    /// The job has more shards than the limit.
-    #[error("job has {shards} shards, over the limit of {limit}")]
-    TooManyShards {
-        /// Shards the job would have.
-        shards: u64,
-        /// The configured limit.
-        limit: u64,
-    },
-    /// No such job (never submitted, or forgotten).
-    #[error("no job {0}")]
-    NoSuchJob(JobId),
-    /// No such worker session.
-    #[error("no worker {0}")]
-    NoSuchWorker(WorkerId),
-    /// The job is over and cannot be changed.
-    #[error("job {0} has already ended")]
-    JobEnded(JobId),
-}
-
-/// The outcome of one shard as a worker reported it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ShardOutcome {
-    /// The kernel returned an output.
-    Done(Output),
-    /// The kernel failed or panicked.
-    Failed(String),
-    /// The worker stopped the shard because of a cancel.
-    Cancelled,
-}
-
-/// What a worker states when it joins.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WorkerSpec {
-    /// Shards it runs at once.
-    pub threads: u32,
-    /// Kernels it can run.
-    pub kinds: Vec<String>,
-    /// Display name.
-    pub name: String,
-    /// Host it runs on.
-    pub hostname: String,
-    /// Its process id on that host.
-    pub pid: u32,
-    /// The peer address the master sees.
-    pub address: String,
-}
-
-/// A shard to run, as sent to a worker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskOut {
-    /// Its job.
-    pub job: JobId,
-    /// Its index within the job.
-    pub shard: u64,
-    /// First index.
-    pub lo: u64,
-    /// One past the last index.
-    pub hi: u64,
-    /// Its input line, for an input job.
-    pub input: Option<String>,
-}
-
-/// A job's definition, sent once to each worker that runs its shards.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobDefOut {
-    /// The job.
-    pub job: JobId,
-    /// Its kernel.
-    pub kind: String,
-    /// Its parameters.
-    pub params: Params,
-}
-
-/// A job's status as clients see it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct JobView {
-    /// The job.
-    pub id: JobId,
-    /// Its kernel.
-    pub kind: String,
-    /// Where it is.
-    pub state: JobState,
-    /// Shards in all.
-    pub total: u64,
-    /// Shards completed.
-    pub done: u64,
-    /// Shards in flight.
-    pub running: u64,
-    /// The reduced result, once succeeded.
-    pub result_json: Option<String>,
-    /// Why it failed or was cancelled.
-    pub error: Option<String>,
-    /// Since submission, until it ended.
-    pub elapsed_ms: u64,
-    /// Its priority.
-    pub priority: i32,
-}
-
-/// A worker as clients see it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WorkerView {
-    /// The session id.
-    pub id: WorkerId,
-    /// What it stated when it joined.
-    pub spec: WorkerSpec,
-    /// Shards in flight.
-    pub running: u64,
-    /// Shards it completed.
-    pub done: u64,
-    /// Seconds since it joined.
-    pub connected_secs: u64,
-}
-
-/// Side effects the core asks for. The master's implementation sends messages to worker
-/// sessions and watchers; tests record them.
-pub trait Outbox {
-    /// Send new job definitions (first) and shards to a worker.
-    fn assign(&mut self, worker: WorkerId, defs: Vec<JobDefOut>, tasks: Vec<TaskOut>);
-    /// Tell a worker to stop every shard of a job and forget it.
-    fn cancel_job(&mut self, worker: WorkerId, job: JobId);
-    /// Tell a worker that a job is over and its definition can go.
-    fn forget_job(&mut self, worker: WorkerId, job: JobId);
-    /// A shard's result, accepted exactly once.
-    fn shard_output(&mut self, job: JobId, shard: u64, output: &Output);
-    /// A job's progress changed, or it ended (then `view.state.is_final()`).
-    fn job_changed(&mut self, view: &JobView);
-    /// The core declared a worker lost (heartbeat timeout): end its session.
-    fn drop_worker(&mut self, worker: WorkerId, reason: &str);
-}
-
 #[derive(Debug)]
 struct Worker {
     spec: WorkerSpec,
     kinds: HashSet<String>,
-    /// Shards it holds: (job, shard).
-    holding: HashSet<(JobId, u64)>,
+    /// Shards it holds, (job, shard), with the order they were assigned in. A worker runs its
+    /// shards first come first served on T threads, so the T oldest it holds are the running ones.
+    holding: HashMap<(JobId, u64), u64>,
+    next_seq: u64,
+    /// Held shards it reported as started: the ones to blame if it dies.
+    running: HashSet<(JobId, u64)>,
     last_seen: Instant,
     joined: Instant,
     done: u64,
+    /// Takes no new shards.
+    draining: bool,
 }
 
 impl Worker {
     fn capacity(&self, prefetch_per_thread: u32) -> usize {
+        if self.draining {
+            return 0;
+        }
         self.spec.threads as usize * (1 + prefetch_per_thread as usize)
+    }
+
+    /// The shards it holds, oldest assignment first.
+    fn held_in_order(&self) -> Vec<(JobId, u64)> {
+        let mut held: Vec<_> = self.holding.iter().map(|(k, seq)| (*seq, *k)).collect();
+        held.sort_unstable();
+        held.into_iter().map(|(_, k)| k).collect()
+    }
+
+    /// The shards it was running, to blame if it died: the ones it reported started; if it
+    /// reported none, the oldest `threads` it held (it runs them first come first served).
+    fn suspects(&self) -> HashSet<(JobId, u64)> {
+        if !self.running.is_empty() {
+            return self.running.clone();
+        }
+        self.held_in_order().into_iter().take(self.spec.threads as usize).collect()
     }
 }
 
@@ -237,6 +107,10 @@ impl Core {
         out: &mut impl Outbox,
     ) -> Result<JobId, CoreError> {
         let shards = spec.source.shard_count();
+        let active = self.jobs.len() - self.ended.len();
+        if active >= self.config.max_active_jobs {
+            return Err(CoreError::TooManyJobs { active, limit: self.config.max_active_jobs });
+        }
         if shards > self.config.max_shards_per_job {
             return Err(CoreError::TooManyShards { shards, limit: self.config.max_shards_per_job });
         }
@@ -259,8 +133,17 @@ impl Core {
         let id = self.next_worker;
         self.next_worker += 1;
         let kinds = spec.kinds.iter().cloned().collect();
-        let worker =
-            Worker { spec, kinds, holding: HashSet::new(), last_seen: now, joined: now, done: 0 };
+        let worker = Worker {
+            spec,
+            kinds,
+            holding: HashMap::new(),
+            next_seq: 0,
+            running: HashSet::new(),
+            last_seen: now,
+            joined: now,
+            done: 0,
+            draining: false,
+        };
         self.workers.insert(id, worker);
         self.dispatch(id, out);
         id
@@ -284,22 +167,73 @@ impl Core {
     }
 
     /// A worker session ended: its shards go back to the front of their jobs' queues and run
-    /// elsewhere.
-    pub fn worker_left(&mut self, worker: WorkerId, out: &mut impl Outbox) {
+    /// elsewhere. The ones it was running count a crash against themselves; a shard that has
+    /// now been running on `max_crashes` workers that died fails its job.
+    pub fn worker_left(
+        &mut self,
+        worker: WorkerId,
+        reason: &str,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
         let Some(w) = self.workers.remove(&worker) else { return };
-        let mut held: Vec<(JobId, u64)> = w.holding.into_iter().collect();
-        held.sort_unstable();
-        for (job_id, shard) in held {
-            if let Some(job) = self.jobs.get_mut(&job_id) {
-                job.running.remove(&shard);
-                job.requeued.push_back(shard);
-                self.pending.insert((Reverse(job.spec.priority), job_id));
+        let suspects = w.suspects();
+        for (job_id, shard) in w.held_in_order() {
+            let Some(job) = self.jobs.get_mut(&job_id) else { continue };
+            job.running.remove(&shard);
+            if suspects.contains(&(job_id, shard)) {
+                let crashes = job.crashes.entry(shard).or_insert(0);
+                *crashes += 1;
+                if *crashes >= job.spec.limits.max_crashes {
+                    let (lo, hi, _) = job.spec.source.shard(shard);
+                    let msg = format!(
+                        "shard {shard} (indices {lo}..{hi}) was running on {crashes} workers that \
+                         were lost; the last, worker {worker}: {reason}"
+                    );
+                    self.end_job(job_id, JobState::Failed, Some(msg), now, out);
+                    continue;
+                }
             }
+            job.requeue(shard);
+            self.pending.insert((Reverse(job.spec.priority), job_id));
         }
         for job in self.jobs.values_mut() {
             job.known_by.remove(&worker);
         }
         self.dispatch_all(out);
+    }
+
+    /// A worker reports shards it started running (held ones only count).
+    pub fn shards_started(
+        &mut self,
+        worker: WorkerId,
+        started: impl IntoIterator<Item = (JobId, u64)>,
+    ) {
+        let Some(w) = self.workers.get_mut(&worker) else { return };
+        for key in started {
+            if w.holding.contains_key(&key) {
+                w.running.insert(key);
+            }
+        }
+    }
+
+    /// A worker asked to drain (or was asked to): it gets no more shards.
+    pub fn drain(
+        &mut self,
+        worker: WorkerId,
+        tell_worker: bool,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) -> Result<WorkerView, CoreError> {
+        let w = self.workers.get_mut(&worker).ok_or(CoreError::NoSuchWorker(worker))?;
+        w.draining = true;
+        if tell_worker {
+            out.drain_worker(worker);
+        }
+        self.workers(now)
+            .into_iter()
+            .find(|v| v.id == worker)
+            .ok_or(CoreError::NoSuchWorker(worker))
     }
 
     /// A batch of shard outcomes from one worker. Outcomes for shards the worker does not hold
@@ -317,8 +251,10 @@ impl Core {
         let mut dropped = 0;
         let mut touched = BTreeSet::new();
         for (job_id, shard, outcome) in outcomes {
-            let held =
-                self.workers.get_mut(&worker).is_some_and(|w| w.holding.remove(&(job_id, shard)));
+            let held = self.workers.get_mut(&worker).is_some_and(|w| {
+                w.running.remove(&(job_id, shard));
+                w.holding.remove(&(job_id, shard)).is_some()
+            });
             let Some(job) = self.jobs.get_mut(&job_id).filter(|_| held) else {
                 dropped += 1;
                 continue;
@@ -342,15 +278,27 @@ impl Core {
                     }
                 }
                 ShardOutcome::Failed(error) => {
-                    let (lo, hi, _) = job.spec.source.shard(shard);
-                    let msg = format!(
-                        "shard {shard} (indices {lo}..{hi}) failed on worker {worker}: {error}"
-                    );
-                    self.end_job(job_id, JobState::Failed, Some(msg), now, out);
+                    let failures = job.failures.entry(shard).or_insert(0);
+                    *failures += 1;
+                    if *failures > job.spec.limits.retries {
+                        let (lo, hi, _) = job.spec.source.shard(shard);
+                        let runs = if *failures > 1 {
+                            format!(" (run {failures})")
+                        } else {
+                            String::new()
+                        };
+                        let msg = format!(
+                            "shard {shard} (indices {lo}..{hi}) failed on worker {worker}{runs}: {error}"
+                        );
+                        self.end_job(job_id, JobState::Failed, Some(msg), now, out);
+                    } else {
+                        job.requeue(shard);
+                        self.pending.insert((Reverse(job.spec.priority), job_id));
+                    }
                 }
                 // Not a result: the worker handed the shard back unfinished; it runs again.
                 ShardOutcome::Cancelled => {
-                    job.requeued.push_back(shard);
+                    job.requeue(shard);
                     self.pending.insert((Reverse(job.spec.priority), job_id));
                 }
             }
@@ -391,7 +339,7 @@ impl Core {
             .collect();
         for id in lost {
             out.drop_worker(id, "heartbeat timeout");
-            self.worker_left(id, out);
+            self.worker_left(id, "heartbeat timeout", now, out);
         }
     }
 
@@ -415,6 +363,7 @@ impl Core {
                 running: w.holding.len() as u64,
                 done: w.done,
                 connected_secs: now.saturating_duration_since(w.joined).as_secs(),
+                draining: w.draining,
             })
             .collect()
     }
@@ -438,11 +387,14 @@ impl Core {
             job.result_json = Some(std::mem::take(&mut job.acc).finish());
         }
         job.acc = Default::default();
+        job.crashes = Default::default();
+        job.failures = Default::default();
         let running = std::mem::take(&mut job.running);
         let mut cancel_on = HashSet::new();
         for (shard, worker) in running {
             if let Some(w) = self.workers.get_mut(&worker) {
                 w.holding.remove(&(job_id, shard));
+                w.running.remove(&(job_id, shard));
                 cancel_on.insert(worker);
             }
         }
@@ -492,6 +444,7 @@ impl Core {
                     job: job_id,
                     kind: job.spec.kind.clone(),
                     params: job.spec.params.clone(),
+                    shard_timeout_ms: job.spec.limits.shard_timeout_ms,
                 });
             }
             while free > 0 {
@@ -499,7 +452,8 @@ impl Core {
                 let (lo, hi, input) = job.spec.source.shard(shard);
                 tasks.push(TaskOut { job: job_id, shard, lo, hi, input: input.map(str::to_owned) });
                 job.running.insert(shard, worker);
-                w.holding.insert((job_id, shard));
+                w.holding.insert((job_id, shard), w.next_seq);
+                w.next_seq += 1;
                 free -= 1;
             }
             if job.state == JobState::Queued {
@@ -530,6 +484,7 @@ fn view(job: &Job, now: Instant) -> JobView {
         error: job.error.clone(),
         elapsed_ms: job.elapsed_ms(now),
         priority: job.spec.priority,
+        reruns: job.reruns,
     }
 }
 

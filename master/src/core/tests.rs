@@ -1,9 +1,10 @@
 //! Core tests with simulated workers: a recording outbox, no sockets, no clock.
 
 use super::*;
-use farm_proto::JobSource;
+use farm_proto::{JobSource, Output, Params};
 use proptest::prelude::*;
 use std::collections::VecDeque;
+use std::time::Duration;
 
 /// Records what the core sent; keeps each simulated worker's queue of assigned tasks.
 #[derive(Default)]
@@ -15,6 +16,7 @@ struct Rec {
     outputs: Vec<(JobId, u64, Output)>,
     finished: Vec<JobView>,
     dropped: Vec<WorkerId>,
+    drains: Vec<WorkerId>,
 }
 
 impl Outbox for Rec {
@@ -41,6 +43,9 @@ impl Outbox for Rec {
     }
     fn drop_worker(&mut self, worker: WorkerId, _reason: &str) {
         self.dropped.push(worker);
+    }
+    fn drain_worker(&mut self, worker: WorkerId) {
+        self.drains.push(worker);
     }
 }
 
@@ -109,7 +114,7 @@ fn a_lost_workers_shards_run_elsewhere_and_its_late_results_are_dropped() {
     let job = core.submit(spec("noop", 0, 10, 1, 0), now, &mut rec).expect("submit");
     let held: Vec<TaskOut> = rec.queues[&a].iter().cloned().collect();
     assert_eq!(held.len(), 4);
-    core.worker_left(a, &mut rec);
+    core.worker_left(a, "gone", now, &mut rec);
     assert_eq!(core.status(job, now).map(|s| s.running), Some(0));
     let b = core.worker_joined(worker(1), now, &mut rec);
     let first: Vec<u64> = rec.queues[&b].iter().map(|t| t.shard).collect();
@@ -217,6 +222,105 @@ fn jobs_over_the_shard_limit_are_refused_and_huge_range_jobs_stay_lazy() {
     assert_eq!((status.total, status.done, status.running), (u64::MAX, 1, 2));
 }
 
+#[test]
+fn a_shard_that_takes_down_its_workers_fails_the_job_after_max_crashes() {
+    let (mut core, mut rec, now) = (core(), Rec::default(), Instant::now());
+    let mut spec = spec("noop", 0, 10, 1, 0);
+    spec.limits.max_crashes = 2;
+    let job = core.submit(spec, now, &mut rec).expect("submit");
+    // Each worker has one thread and holds two shards: the first is running, the second waits.
+    let a = core.worker_joined(worker(1), now, &mut rec);
+    let first: Vec<u64> = rec.queues[&a].iter().map(|t| t.shard).collect();
+    assert_eq!(first, vec![0, 1]);
+    core.worker_left(a, "stream closed", now, &mut rec);
+    let b = core.worker_joined(worker(1), now, &mut rec);
+    let second: Vec<u64> = rec.queues[&b].iter().map(|t| t.shard).collect();
+    assert_eq!(second, vec![0, 1], "re-queued shards run first, in order");
+    core.worker_left(b, "stream closed", now, &mut rec);
+    let status = core.status(job, now).expect("status");
+    assert_eq!(status.state, JobState::Failed);
+    assert_eq!(
+        status.error.as_deref(),
+        Some("shard 0 (indices 0..1) was running on 2 workers that were lost; the last, worker 2: stream closed")
+    );
+    // Shard 1 only waited behind it: no crash counted against it, so it did not fail the job.
+}
+
+#[test]
+fn a_crash_is_blamed_on_the_shards_the_worker_said_it_started() {
+    let (mut core, mut rec, now) = (core(), Rec::default(), Instant::now());
+    let mut spec = spec("noop", 0, 10, 1, 0);
+    spec.limits.max_crashes = 1;
+    let job = core.submit(spec, now, &mut rec).expect("submit");
+    let w = core.worker_joined(worker(1), now, &mut rec);
+    // Shard 0 finished (its result lost with the worker), shard 1 started and killed it.
+    core.shards_started(w, [(job, 1), (job, 99)]);
+    core.worker_left(w, "stream closed", now, &mut rec);
+    let error = core.status(job, now).and_then(|s| s.error).unwrap_or_default();
+    assert!(error.starts_with("shard 1 (indices 1..2) was running on 1 workers"), "{error}");
+}
+
+#[test]
+fn failed_runs_are_retried_up_to_the_jobs_retries() {
+    let (mut core, mut rec, now) = (core(), Rec::default(), Instant::now());
+    let mut spec = spec("noop", 0, 3, 1, 0);
+    spec.limits.retries = 1;
+    let job = core.submit(spec, now, &mut rec).expect("submit");
+    let w = core.worker_joined(worker(3), now, &mut rec);
+    rec.queues.get_mut(&w).expect("queue").clear();
+    core.results(w, [(job, 1, ShardOutcome::Failed("flaky".into()))], now, &mut rec)
+        .expect("results");
+    assert_eq!(core.status(job, now).map(|s| s.state), Some(JobState::Running));
+    let again: Vec<u64> = rec.queues[&w].iter().map(|t| t.shard).collect();
+    assert_eq!(again, vec![1], "the failed shard runs again");
+    core.results(w, [(job, 1, ShardOutcome::Failed("flaky".into()))], now, &mut rec)
+        .expect("results");
+    let status = core.status(job, now).expect("status");
+    assert_eq!(status.state, JobState::Failed);
+    assert_eq!(
+        status.error.as_deref(),
+        Some("shard 1 (indices 1..2) failed on worker 1 (run 2): flaky")
+    );
+}
+
+#[test]
+fn a_draining_worker_gets_no_new_shards_and_its_handed_back_shards_run_elsewhere() {
+    let (mut core, mut rec, now) = (core(), Rec::default(), Instant::now());
+    let job = core.submit(spec("noop", 0, 8, 1, 0), now, &mut rec).expect("submit");
+    let a = core.worker_joined(worker(1), now, &mut rec);
+    let view = core.drain(a, true, now, &mut rec).expect("drain");
+    assert!(view.draining);
+    assert_eq!(rec.drains, vec![a]);
+    assert_eq!(core.drain(99, true, now, &mut rec).map(|_| ()), Err(CoreError::NoSuchWorker(99)));
+    // It finishes its running shard and hands back the one it had not started.
+    let q: Vec<TaskOut> = rec.queues.get_mut(&a).expect("queue").drain(..).collect();
+    let outcomes = [
+        (job, q[0].shard, ShardOutcome::Done(Output::Count(1))),
+        (job, q[1].shard, ShardOutcome::Cancelled),
+    ];
+    core.results(a, outcomes, now, &mut rec).expect("results");
+    assert!(rec.queues[&a].is_empty(), "no new shards for a draining worker");
+    let b = core.worker_joined(worker(1), now, &mut rec);
+    assert_eq!(rec.queues[&b].front().map(|t| t.shard), Some(q[1].shard));
+    core.worker_left(a, "drained", now, &mut rec);
+    while rec.finished.is_empty() {
+        rec.complete(&mut core, b, 1, now);
+    }
+    assert_eq!(core.status(job, now).and_then(|s| s.result_json), Some("8".into()));
+}
+
+#[test]
+fn too_many_active_jobs_are_refused() {
+    let config = CoreConfig { max_active_jobs: 2, ..Default::default() };
+    let (mut core, mut rec, now) = (Core::new(config), Rec::default(), Instant::now());
+    let first = core.submit(spec("noop", 0, 1, 1, 0), now, &mut rec).expect("submit");
+    core.submit(spec("noop", 0, 1, 1, 0), now, &mut rec).expect("submit");
+    let refused = core.submit(spec("noop", 0, 1, 1, 0), now, &mut rec);
+    assert_eq!(refused, Err(CoreError::TooManyJobs { active: 2, limit: 2 }));
+    core.cancel(first, now, &mut rec).expect("cancel");
+    core.submit(spec("noop", 0, 1, 1, 0), now, &mut rec).expect("room again");
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Join(u32),
@@ -248,7 +352,12 @@ proptest! {
         let jobs: Vec<JobId> = sizes
             .iter()
             .enumerate()
-            .map(|(i, &(a, b, s))| core.submit(spec("noop", a, b, s, i as i32 % 2), now, &mut rec).expect("submit"))
+            .map(|(i, &(a, b, s))| {
+                // Leaves may hit any shard many times here; crash limits have their own test.
+                let mut spec = spec("noop", a, b, s, i as i32 % 2);
+                spec.limits.max_crashes = u32::MAX;
+                core.submit(spec, now, &mut rec).expect("submit")
+            })
             .collect();
         let mut live: Vec<WorkerId> = Vec::new();
         for op in ops {
@@ -256,7 +365,7 @@ proptest! {
                 Op::Join(t) => live.push(core.worker_joined(worker(t), now, &mut rec)),
                 Op::Leave(i) if !live.is_empty() => {
                     let w = live.remove(i % live.len());
-                    core.worker_left(w, &mut rec);
+                    core.worker_left(w, "gone", now, &mut rec);
                 }
                 Op::Complete(i, n) if !live.is_empty() => {
                     let w = live[i % live.len()];

@@ -76,14 +76,14 @@ fn run_one(args: &[String], cancel: &CancelFlag) -> Result<ExecRun, KernelError>
     let mut captured: Option<Vec<u8>> = None;
     let mut pause = Duration::from_micros(100);
     loop {
-        if cancel.is_cancelled() {
+        if let Err(stop) = cancel.check() {
             if status.is_none() {
                 // Kill errors mean it already exited; wait reaps it either way.
                 let _ = child.kill();
                 let _ = child.wait();
             }
             // The reader thread ends on its own once every writer of the pipe is gone.
-            return Err(KernelError::Cancelled);
+            return Err(stop);
         }
         if status.is_none() {
             status = child.try_wait().map_err(|e| {
@@ -136,7 +136,6 @@ fn exit_code(status: ExitStatus) -> i32 {
 mod tests {
     use super::*;
     use crate::kernels::params::tests::{line, params, range};
-    use std::sync::atomic::Ordering;
     use std::time::Instant;
 
     fn run(cmd: &str, shard: ShardInput) -> Result<Output, KernelError> {
@@ -214,13 +213,13 @@ mod tests {
     fn cancelled() {
         let job = Exec.prepare(&params(&[("cmd", "sleep 30")])).unwrap();
         let cancel = CancelFlag::default();
-        cancel.0.store(true, Ordering::Relaxed);
+        cancel.cancel();
         assert_eq!(job.run(&range(0, 1), &cancel), Err(KernelError::Cancelled));
         let cancel = CancelFlag::default();
         let setter = cancel.clone();
         let t = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
-            setter.0.store(true, Ordering::Relaxed);
+            setter.cancel();
         });
         let start = Instant::now();
         assert_eq!(job.run(&range(0, 3), &cancel), Err(KernelError::Cancelled));

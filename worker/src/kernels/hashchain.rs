@@ -73,7 +73,6 @@ fn to_hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::kernels::params::tests::{line, params, range};
-    use std::sync::atomic::Ordering;
 
     const SHA_0: &str = "5feceb66ffc86f38d952786c6d696c79c2dbc239dd4e91b46729d73a27fb57e9";
 
@@ -142,7 +141,7 @@ mod tests {
     fn cancelled() {
         let job = HashChain.prepare(&params(&[("rounds", "1000000000000")])).unwrap();
         let cancel = CancelFlag::default();
-        cancel.0.store(true, Ordering::Relaxed);
+        cancel.cancel();
         let start = std::time::Instant::now();
         assert_eq!(job.run(&range(0, 10), &cancel), Err(KernelError::Cancelled));
         // Also when the flag is set while the chain is running.
@@ -150,7 +149,7 @@ mod tests {
         let setter = cancel.clone();
         let t = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(30));
-            setter.0.store(true, Ordering::Relaxed);
+            setter.cancel();
         });
         assert_eq!(job.run(&range(0, 10), &cancel), Err(KernelError::Cancelled));
         assert!(start.elapsed() < std::time::Duration::from_secs(5));

@@ -108,7 +108,6 @@ impl Prepared for PreparedMandelbrot {
 mod tests {
     use super::*;
     use crate::kernels::params::tests::{line, params, range};
-    use std::sync::atomic::Ordering;
 
     fn run(p: &[(&str, &str)], shard: ShardInput) -> Result<Output, KernelError> {
         Mandelbrot.prepare(&params(p))?.run(&shard, &CancelFlag::default())
@@ -193,7 +192,7 @@ mod tests {
     fn cancelled() {
         let job = Mandelbrot.prepare(&Params::default()).unwrap();
         let cancel = CancelFlag::default();
-        cancel.0.store(true, Ordering::Relaxed);
+        cancel.cancel();
         assert_eq!(job.run(&range(0, 600), &cancel), Err(KernelError::Cancelled));
     }
 }

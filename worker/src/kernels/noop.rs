@@ -38,7 +38,6 @@ impl Prepared for PreparedNoop {
 mod tests {
     use super::*;
     use crate::kernels::params::tests::{line, params, range};
-    use std::sync::atomic::Ordering;
 
     #[test]
     fn counts() {
@@ -47,7 +46,7 @@ mod tests {
         assert_eq!(job.run(&range(10, 15), &cancel), Ok(Output::Count(5)));
         assert_eq!(job.run(&range(0, u64::MAX), &cancel), Ok(Output::Count(u64::MAX)));
         assert_eq!(job.run(&line(4, "anything"), &cancel), Ok(Output::Count(1)));
-        cancel.0.store(true, Ordering::Relaxed);
+        cancel.cancel();
         assert_eq!(job.run(&range(10, 15), &cancel), Err(KernelError::Cancelled));
     }
 

@@ -101,7 +101,6 @@ impl SplitMix64 {
 mod tests {
     use super::*;
     use crate::kernels::params::tests::{line, params, range};
-    use std::sync::atomic::Ordering;
 
     fn run(samples: &str, shard: ShardInput) -> Result<Output, KernelError> {
         Pi.prepare(&params(&[("samples", samples)]))?.run(&shard, &CancelFlag::default())
@@ -158,7 +157,7 @@ mod tests {
         let setter = cancel.clone();
         let t = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(30));
-            setter.0.store(true, Ordering::Relaxed);
+            setter.cancel();
         });
         let start = std::time::Instant::now();
         assert_eq!(job.run(&range(0, 1), &cancel), Err(KernelError::Cancelled));

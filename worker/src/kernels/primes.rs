@@ -218,7 +218,7 @@ mod tests {
     #[test]
     fn cancelled() {
         let cancel = CancelFlag::default();
-        cancel.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        cancel.cancel();
         let run = Primes.prepare(&Params::default()).unwrap();
         assert_eq!(run.run(&range(0, u64::MAX), &cancel), Err(KernelError::Cancelled));
     }

@@ -58,7 +58,6 @@ impl Prepared for PreparedSleep {
 mod tests {
     use super::*;
     use crate::kernels::params::tests::{line, params, range};
-    use std::sync::atomic::Ordering;
 
     #[test]
     fn sleeps_per_index() {
@@ -87,13 +86,13 @@ mod tests {
     fn cancelled() {
         let job = Sleep.prepare(&params(&[("ms", "60000")])).unwrap();
         let cancel = CancelFlag::default();
-        cancel.0.store(true, Ordering::Relaxed);
+        cancel.cancel();
         assert_eq!(job.run(&range(0, 1), &cancel), Err(KernelError::Cancelled));
         let cancel = CancelFlag::default();
         let setter = cancel.clone();
         let t = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(30));
-            setter.0.store(true, Ordering::Relaxed);
+            setter.cancel();
         });
         let start = Instant::now();
         assert_eq!(job.run(&range(0, 1), &cancel), Err(KernelError::Cancelled));

@@ -1,0 +1,184 @@
+//! The core's vocabulary: its configuration, errors, the events' payloads, the views it gives
+//! out, and the [`Outbox`] through which it asks for side effects.
+
+use super::{JobId, JobState, WorkerId};
+use farm_proto::{Output, Params};
+use std::time::Duration;
+
+/// Limits and tuning of the core.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Shards handed to a worker beyond its thread count, per thread, to hide the round trip.
+    pub prefetch_per_thread: u32,
+    /// A job with more shards is refused with ResourceExhausted.
+    pub max_shards_per_job: u64,
+    /// A worker silent for longer is declared lost.
+    pub heartbeat_timeout: Duration,
+    /// Finished jobs kept for `Get`/`List`; older ones are forgotten.
+    pub keep_finished: usize,
+    /// Jobs not yet ended; more are refused with ResourceExhausted.
+    pub max_active_jobs: usize,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            prefetch_per_thread: 1,
+            max_shards_per_job: 100_000_000,
+            heartbeat_timeout: Duration::from_millis(2500),
+            keep_finished: 10_000,
+            max_active_jobs: 10_000,
+        }
+    }
+}
+
+/// Why the core refused an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CoreError {
+    /// The job has more shards than the limit.
+    #[error("job has {shards} shards, over the limit of {limit}")]
+    TooManyShards {
+        /// Shards the job would have.
+        shards: u64,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// Too many jobs are queued or running.
+    #[error("{active} jobs are queued or running, the limit is {limit}")]
+    TooManyJobs {
+        /// Jobs not yet ended.
+        active: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// No such job (never submitted, or forgotten).
+    #[error("no job {0}")]
+    NoSuchJob(JobId),
+    /// No such worker session.
+    #[error("no worker {0}")]
+    NoSuchWorker(WorkerId),
+    /// The job is over and cannot be changed.
+    #[error("job {0} has already ended")]
+    JobEnded(JobId),
+}
+
+/// The outcome of one shard as a worker reported it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShardOutcome {
+    /// The kernel returned an output.
+    Done(Output),
+    /// The kernel failed or panicked.
+    Failed(String),
+    /// The worker stopped the shard because of a cancel.
+    Cancelled,
+}
+
+/// What a worker states when it joins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerSpec {
+    /// Shards it runs at once.
+    pub threads: u32,
+    /// Kernels it can run.
+    pub kinds: Vec<String>,
+    /// Display name.
+    pub name: String,
+    /// Host it runs on.
+    pub hostname: String,
+    /// Its process id on that host.
+    pub pid: u32,
+    /// The peer address the master sees.
+    pub address: String,
+    /// Times its supervisor restarted this local worker slot.
+    pub restarts: u32,
+}
+
+/// A shard to run, as sent to a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskOut {
+    /// Its job.
+    pub job: JobId,
+    /// Its index within the job.
+    pub shard: u64,
+    /// First index.
+    pub lo: u64,
+    /// One past the last index.
+    pub hi: u64,
+    /// Its input line, for an input job.
+    pub input: Option<String>,
+}
+
+/// A job's definition, sent once to each worker that runs its shards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobDefOut {
+    /// The job.
+    pub job: JobId,
+    /// Its kernel.
+    pub kind: String,
+    /// Its parameters.
+    pub params: Params,
+    /// Stop a shard that runs longer (milliseconds).
+    pub shard_timeout_ms: Option<u64>,
+}
+
+/// A job's status as clients see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobView {
+    /// The job.
+    pub id: JobId,
+    /// Its kernel.
+    pub kind: String,
+    /// Where it is.
+    pub state: JobState,
+    /// Shards in all.
+    pub total: u64,
+    /// Shards completed.
+    pub done: u64,
+    /// Shards in flight.
+    pub running: u64,
+    /// The reduced result, once succeeded.
+    pub result_json: Option<String>,
+    /// Why it failed or was cancelled.
+    pub error: Option<String>,
+    /// Since submission, until it ended.
+    pub elapsed_ms: u64,
+    /// Its priority.
+    pub priority: i32,
+    /// Shards handed out again (lost or drained worker, retried failure).
+    pub reruns: u64,
+}
+
+/// A worker as clients see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerView {
+    /// The session id.
+    pub id: WorkerId,
+    /// What it stated when it joined.
+    pub spec: WorkerSpec,
+    /// Shards in flight.
+    pub running: u64,
+    /// Shards it completed.
+    pub done: u64,
+    /// Seconds since it joined.
+    pub connected_secs: u64,
+    /// It takes no new shards.
+    pub draining: bool,
+}
+
+/// Side effects the core asks for. The master's implementation sends messages to worker
+/// sessions and watchers; tests record them.
+pub trait Outbox {
+    /// Send new job definitions (first) and shards to a worker.
+    fn assign(&mut self, worker: WorkerId, defs: Vec<JobDefOut>, tasks: Vec<TaskOut>);
+    /// Tell a worker to stop every shard of a job and forget it.
+    fn cancel_job(&mut self, worker: WorkerId, job: JobId);
+    /// Tell a worker that a job is over and its definition can go.
+    fn forget_job(&mut self, worker: WorkerId, job: JobId);
+    /// A shard's result, accepted exactly once.
+    fn shard_output(&mut self, job: JobId, shard: u64, output: &Output);
+    /// A job's progress changed, or it ended (then `view.state.is_final()`).
+    fn job_changed(&mut self, view: &JobView);
+    /// The core declared a worker lost (heartbeat timeout): end its session.
+    fn drop_worker(&mut self, worker: WorkerId, reason: &str);
+    /// Ask a worker to drain: finish or hand back its shards, then leave.
+    fn drain_worker(&mut self, worker: WorkerId);
+}
