@@ -3,6 +3,8 @@
 
 mod convert;
 pub mod domain;
+#[cfg(test)]
+mod fuzz_tests;
 
 /// Generated prost messages and tonic services of package `farm.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
