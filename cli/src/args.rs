@@ -193,6 +193,13 @@ pub struct MasterArgs {
     /// Local worker processes to start and supervise.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub workers: usize,
+    /// Listening workers to dial (`farm worker --listen`), comma-separated host:port; each is
+    /// dialed again, with backoff, whenever it is down.
+    #[arg(long, value_delimiter = ',', value_name = "HOST:PORT,...", env = "FARM_CONNECT")]
+    pub connect: Vec<String>,
+    /// A file listing listening workers to dial, one host:port per line (# starts a comment).
+    #[arg(long, value_name = "FILE")]
+    pub connect_file: Option<PathBuf>,
     #[command(flatten)]
     pub local: LocalWorkerArgs,
     #[command(flatten)]
@@ -202,6 +209,10 @@ pub struct MasterArgs {
 /// `farm worker`.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
+    /// Wait for a master to dial this worker (`farm master --connect`) on this address, e.g.
+    /// 0.0.0.0:7071, instead of dialing --master.
+    #[arg(long, value_name = "ADDR", env = "FARM_WORKER_LISTEN")]
+    pub listen: Option<String>,
     /// Shards to run at once: the size of the thread pool [default: available cores].
     #[arg(long, value_name = "T", env = "FARM_THREADS")]
     pub threads: Option<usize>,

@@ -69,14 +69,14 @@ pub async fn workers(master: &str, args: WorkersArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:>6}  {:<16} {:<16} {:>7} {:>7} {:>7} {:>9} {:>8}  STATE",
-        "WORKER", "NAME", "HOST", "PID", "THREADS", "RUNNING", "DONE", "RESTARTS"
+        "{:>6}  {:<16} {:<16} {:>7} {:>7} {:>7} {:>9} {:>8}  {:<8} STATE",
+        "WORKER", "NAME", "HOST", "PID", "THREADS", "RUNNING", "DONE", "RESTARTS", "DIALED"
     );
     for w in workers {
         let name = if w.name.is_empty() { "-" } else { &w.name };
         let state = if w.draining { "draining" } else { "ready" };
         println!(
-            "{:>6}  {:<16} {:<16} {:>7} {:>7} {:>7} {:>9} {:>8}  {state}",
+            "{:>6}  {:<16} {:<16} {:>7} {:>7} {:>7} {:>9} {:>8}  {:<8} {state}",
             w.worker_id,
             name,
             w.hostname,
@@ -84,7 +84,8 @@ pub async fn workers(master: &str, args: WorkersArgs) -> Result<()> {
             w.threads,
             w.shards_running,
             w.shards_done,
-            w.restarts
+            w.restarts,
+            w.dialed_by
         );
     }
     Ok(())
@@ -96,6 +97,6 @@ fn worker_json(w: &farm_proto::pb::WorkerInfo) -> serde_json::Value {
         "worker": w.worker_id, "name": w.name, "hostname": w.hostname, "pid": w.pid,
         "address": w.address, "threads": w.threads, "running": w.shards_running,
         "done": w.shards_done, "kinds": w.kinds, "connected_secs": w.connected_secs,
-        "restarts": w.restarts, "draining": w.draining,
+        "restarts": w.restarts, "draining": w.draining, "dialed_by": w.dialed_by,
     })
 }

@@ -52,7 +52,7 @@ fn master_config(s: &SchedulerArgs) -> MasterConfig {
         heartbeat_timeout: s.heartbeat * 5 / 2,
         ..CoreConfig::default()
     };
-    MasterConfig { core, heartbeat: s.heartbeat }
+    MasterConfig { core, heartbeat: s.heartbeat, connect: Vec::new() }
 }
 
 /// A master serving in this process, and the local workers it supervises.
@@ -65,6 +65,7 @@ struct Running {
 
 fn start(
     listener: TcpListener,
+    connect: Vec<String>,
     scheduler: &SchedulerArgs,
     workers: usize,
     local: &LocalWorkerArgs,
@@ -78,7 +79,8 @@ fn start(
     );
     let url = format!("http://{dial}");
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(farm_master::serve(listener, master_config(scheduler), async {
+    let config = MasterConfig { connect, ..master_config(scheduler) };
+    let server = tokio::spawn(farm_master::serve(listener, config, async {
         let _ = stopped.await;
     }));
     let threads = local.threads.unwrap_or_else(farm_worker::default_threads);
@@ -121,7 +123,11 @@ pub async fn master(args: MasterArgs) -> Result<()> {
     if !addr.ip().is_loopback() {
         warn!(%addr, "listening on a non-loopback address without TLS or a token: anyone who can reach it can submit jobs");
     }
-    let mut running = start(listener, &args.scheduler, args.workers, &args.local, "info")?;
+    let mut connect = args.connect.clone();
+    if let Some(path) = &args.connect_file {
+        connect.extend(read_hosts(path)?);
+    }
+    let mut running = start(listener, connect, &args.scheduler, args.workers, &args.local, "info")?;
     // One line on stdout that scripts (and the tests) read to learn the bound port.
     println!("farm master listening on http://{addr}");
     std::io::stdout().flush()?;
@@ -138,6 +144,21 @@ pub async fn master(args: MasterArgs) -> Result<()> {
     }
 }
 
+/// Reads a hosts file: one host:port per line, `#` starts a comment, blank lines are skipped.
+pub fn read_hosts(path: &std::path::Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --connect-file {}", path.display()))?;
+    Ok(parse_hosts(&text))
+}
+
+fn parse_hosts(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// `farm worker`.
 pub async fn worker(master: &str, args: WorkerArgs) -> Result<()> {
     let mut config = WorkerConfig::new(master_url(master));
@@ -151,7 +172,23 @@ pub async fn worker(master: &str, args: WorkerArgs) -> Result<()> {
     config.exit_on_disconnect = args.exit_with_master;
     config.drain_timeout = args.drain_timeout;
     config.restarts = args.restarts;
-    farm_worker::run(config, Registry::builtin(args.allow_exec), shutdown_signal()).await?;
+    let registry = Registry::builtin(args.allow_exec);
+    match args.listen {
+        Some(addr) => {
+            let listener = TcpListener::bind(&addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            let bound = listener.local_addr()?;
+            if !bound.ip().is_loopback() {
+                warn!(%bound, "listening on a non-loopback address without TLS or a token: any master that can reach it can use it");
+            }
+            // One line on stdout that scripts (and the tests) read to learn the bound port.
+            println!("farm worker listening on {bound}");
+            std::io::stdout().flush()?;
+            farm_worker::serve(listener, config, registry, shutdown_signal()).await?;
+        }
+        None => farm_worker::run(config, registry, shutdown_signal()).await?,
+    }
     Ok(())
 }
 
@@ -175,7 +212,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         bail!("--workers must be at least 1");
     }
     let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot listen on loopback")?;
-    let running = start(listener, &args.scheduler, args.workers, &args.local, "warn")?;
+    let running = start(listener, Vec::new(), &args.scheduler, args.workers, &args.local, "warn")?;
     let json = args.output.json;
     let outcome = async {
         let mut client = Client::connect(&running.url).await?;
@@ -196,4 +233,21 @@ pub async fn run(args: RunArgs) -> Result<()> {
     .await;
     running.stop().await?;
     show::finished(&outcome?, json, args.job.out.as_deref(), &spec.params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_files_skip_comments_and_blank_lines() {
+        let hosts = parse_hosts("# workers\nhost1:7071\n\n  host2:7071  # rack 2\n#host3:7071\n");
+        assert_eq!(hosts, vec!["host1:7071", "host2:7071"]);
+    }
+
+    #[test]
+    fn master_urls_get_a_scheme() {
+        assert_eq!(master_url("h:7070"), "http://h:7070");
+        assert_eq!(master_url("https://h:7070"), "https://h:7070");
+    }
 }

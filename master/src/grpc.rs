@@ -2,22 +2,14 @@
 //! the answer (or the error, in one place) to the wire.
 
 use crate::actor::{CoreHandle, SubmitError, Subscription};
-use crate::core::{CoreError, JobState, JobView, ShardOutcome, WorkerSpec, WorkerView};
+use crate::core::{CoreError, JobState, JobView, WorkerView};
 use farm_proto::pb::{self, farm_service_server::FarmService, job_event::Event};
-use farm_proto::pb::{worker_message::Msg, worker_service_server::WorkerService};
-use farm_proto::{JobSpec, Output};
+use farm_proto::JobSpec;
 use std::pin::Pin;
-use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
-use tonic::{Request, Response, Status, Streaming};
-use tracing::{debug, warn};
-
-/// A worker claiming more threads is refused.
-pub const MAX_THREADS: u32 = 4096;
-/// A worker must register within this long after opening its stream.
-const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
+use tonic::{Request, Response, Status};
 
 /// Maps every error the core can return to a status, in one place.
 fn status(e: CoreError) -> Status {
@@ -80,6 +72,7 @@ fn worker_info(w: WorkerView) -> pb::WorkerInfo {
         address: w.spec.address,
         restarts: w.spec.restarts,
         draining: w.draining,
+        dialed_by: w.spec.dialed_by,
     }
 }
 
@@ -220,98 +213,4 @@ async fn forward_events(sub: Subscription, tx: mpsc::Sender<Result<pb::JobEvent,
             }
         }
     }
-}
-
-/// `WorkerService`, for workers.
-pub struct Workers {
-    /// The core's task.
-    pub core: CoreHandle,
-}
-
-type MasterStream = UnboundedReceiverStream<Result<pb::MasterMessage, Status>>;
-
-#[tonic::async_trait]
-impl WorkerService for Workers {
-    type ConnectStream = MasterStream;
-
-    async fn connect(
-        &self,
-        req: Request<Streaming<pb::WorkerMessage>>,
-    ) -> Result<Response<MasterStream>, Status> {
-        let address = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
-        let mut inbound = req.into_inner();
-        let first = tokio::time::timeout(REGISTER_TIMEOUT, inbound.message())
-            .await
-            .map_err(|_| Status::deadline_exceeded("no register message in time"))??;
-        let Some(pb::WorkerMessage { msg: Some(Msg::Register(reg)) }) = first else {
-            return Err(Status::invalid_argument("the first message must be register"));
-        };
-        let ours = farm_proto::PROTOCOL_VERSION;
-        if reg.protocol_version != ours {
-            warn!(%address, theirs = reg.protocol_version, ours, "worker of another protocol version refused");
-            return Err(Status::failed_precondition(format!(
-                "worker speaks protocol version {}, this master speaks {ours}",
-                reg.protocol_version
-            )));
-        }
-        if reg.threads == 0 || reg.threads > MAX_THREADS {
-            warn!(%address, threads = reg.threads, "worker with a bad thread count refused");
-            return Err(Status::invalid_argument(format!(
-                "threads must be 1..={MAX_THREADS}, got {}",
-                reg.threads
-            )));
-        }
-        let spec = WorkerSpec {
-            threads: reg.threads,
-            kinds: reg.kinds,
-            name: reg.name,
-            hostname: reg.hostname,
-            pid: reg.pid,
-            address,
-            restarts: reg.restarts,
-        };
-        let (tx, rx) = mpsc::unbounded_channel();
-        let id = self.core.join(spec, tx).await?;
-        let core = self.core.clone();
-        tokio::spawn(async move {
-            let reason = loop {
-                match inbound.message().await {
-                    Ok(Some(pb::WorkerMessage { msg: Some(msg) })) => match msg {
-                        Msg::Heartbeat(_) => core.heartbeat(id),
-                        Msg::Results(batch) => {
-                            let started =
-                                batch.started.iter().map(|s| (s.job_id, s.shard)).collect();
-                            core.results(id, started, batch.done.into_iter().map(outcome).collect())
-                        }
-                        Msg::Draining(_) => core.draining(id),
-                        Msg::Register(_) => {
-                            warn!(worker = id, "second register on one session, ending it");
-                            break "registered twice".to_string();
-                        }
-                    },
-                    Ok(Some(pb::WorkerMessage { msg: None })) => {
-                        debug!(worker = id, "empty message from worker ignored");
-                    }
-                    Ok(None) => break "stream closed".to_string(),
-                    Err(e) => break format!("stream error: {}", e.message()),
-                }
-            };
-            core.left(id, reason);
-        });
-        Ok(Response::new(UnboundedReceiverStream::new(rx)))
-    }
-}
-
-fn outcome(done: pb::ShardDone) -> (u64, u64, ShardOutcome) {
-    use pb::shard_done::Outcome;
-    let outcome = match done.outcome {
-        Some(Outcome::Output(o)) => match Output::try_from(o) {
-            Ok(output) => ShardOutcome::Done(output),
-            Err(e) => ShardOutcome::Failed(format!("malformed output from worker: {e}")),
-        },
-        Some(Outcome::Error(e)) => ShardOutcome::Failed(e),
-        Some(Outcome::Cancelled(_)) => ShardOutcome::Cancelled,
-        None => ShardOutcome::Failed("worker sent a result without an outcome".into()),
-    };
-    (done.job_id, done.shard, outcome)
 }

@@ -2,10 +2,12 @@
 //! network, and the spawner that starts and supervises local worker processes.
 
 mod actor;
+mod connector;
 pub mod core;
 mod grpc;
 mod server;
+mod sessions;
 pub mod spawner;
 
-pub use grpc::MAX_THREADS;
 pub use server::{serve, MasterConfig, MasterError};
+pub use sessions::MAX_THREADS;

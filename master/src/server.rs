@@ -2,13 +2,13 @@
 
 use crate::actor;
 use crate::core::CoreConfig;
-use crate::grpc::{Farm, Workers};
+use crate::grpc::Farm;
+use crate::sessions::Workers;
 use farm_proto::pb::farm_service_server::FarmServiceServer;
 use farm_proto::pb::worker_service_server::WorkerServiceServer;
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tracing::info;
 
 /// How the master serves.
@@ -18,6 +18,8 @@ pub struct MasterConfig {
     pub core: CoreConfig,
     /// How often master and workers exchange heartbeats; a worker silent for 2.5 of these is lost.
     pub heartbeat: Duration,
+    /// Listening workers to dial (`host:port`), kept dialing while they are down.
+    pub connect: Vec<String>,
 }
 
 impl Default for MasterConfig {
@@ -26,6 +28,7 @@ impl Default for MasterConfig {
         MasterConfig {
             core: CoreConfig { heartbeat_timeout: heartbeat * 5 / 2, ..Default::default() },
             heartbeat,
+            connect: Vec::new(),
         }
     }
 }
@@ -50,6 +53,10 @@ pub async fn serve(
 ) -> Result<(), MasterError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let core = actor::spawn(config.core.clone(), config.heartbeat, stop_rx.clone());
+    let me = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    for host in &config.connect {
+        crate::connector::spawn(core.clone(), host.clone(), me.clone(), stop_rx.clone());
+    }
     let max = farm_proto::MAX_MESSAGE_BYTES;
     let farm = FarmServiceServer::new(Farm { core: core.clone() })
         .max_decoding_message_size(max)
@@ -87,7 +94,7 @@ pub async fn serve(
         .add_service(reflection_v1alpha)
         .add_service(farm)
         .add_service(workers)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+        .serve_with_incoming_shutdown(farm_proto::incoming_nodelay(listener), signal)
         .await?;
     Ok(())
 }

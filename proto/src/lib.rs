@@ -20,6 +20,20 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/farm_descriptor.bin"));
 
+/// Accepted connections of a listener with Nagle's algorithm off. Tonic sets TCP_NODELAY only
+/// on sockets it accepts itself; without it, small messages (assignments, result batches) wait
+/// for the peer's delayed ACK, which made a session about 20 times slower.
+pub fn incoming_nodelay(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+        let conn = conn?;
+        conn.set_nodelay(true)?;
+        Ok(conn)
+    })
+}
+
 pub use domain::{ExecRun, JobLimits, JobSource, JobSpec, Output, Params, SpecError};
 
 /// Largest gRPC message either end accepts (a job with many explicit inputs, a batch of large

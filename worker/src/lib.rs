@@ -1,17 +1,22 @@
-//! The farm worker: dials a master, registers its capacity, runs the shards it is sent on a
-//! pool of exactly T OS threads and streams their outcomes back.
+//! The farm worker: dials a master ([`run`]) or waits for one to dial it ([`serve`]), registers
+//! its capacity, runs the shards it is sent on a pool of exactly T OS threads and streams their
+//! outcomes back.
 //!
 //! It is also the SDK for user kernels: implement [`sdk::Kernel`], add it to a [`Registry`]
 //! and call [`run`] from your own binary (see `examples/collatz`).
 
+mod dial;
 pub mod kernels;
+mod listen;
 mod pool;
 mod registry;
 pub mod sdk;
 mod session;
 
+pub use dial::run;
+pub use listen::serve;
 pub use registry::Registry;
-pub use session::run;
+pub use session::Backoff;
 
 use std::time::Duration;
 

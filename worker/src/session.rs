@@ -1,11 +1,11 @@
-//! The worker's side of `WorkerService.Connect`: dial the master (with backoff), register,
-//! then run shards it is sent on the pool and stream their outcomes back in batches.
+//! One session with a master, whichever side dialed: register, then run the shards it sends on
+//! the pool and stream their outcomes back in batches, with heartbeats both ways and a drain on
+//! request. `dial.rs` and `listen.rs` only set up the transport and hand over a [`Link`].
 
 use crate::pool::{Finished, JobEntry, Pool, Report, Work};
 use crate::registry::Registry;
 use crate::sdk::{CancelFlag, KernelError, ShardInput};
 use crate::{WorkerConfig, WorkerError};
-use farm_proto::pb::worker_service_client::WorkerServiceClient;
 use farm_proto::pb::{self, master_message::Msg as In, worker_message::Msg as Out};
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,92 +13,41 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::Streaming;
 use tracing::{debug, info, warn};
 
 /// Most outcomes sent in one result message.
 const MAX_BATCH: usize = 4096;
-/// Gives up on a master that never answered, for workers that exit with their master.
-const FIRST_CONNECT_DEADLINE: Duration = Duration::from_secs(30);
 
 /// How a session ended.
-enum End {
-    /// The worker was asked to stop.
+pub(crate) enum End {
+    /// The worker was asked to stop (and has drained).
     Shutdown,
     /// The connection to the master was lost; the reason says how.
     Lost(String),
 }
 
-/// Runs the worker until `shutdown` resolves, or, with `exit_on_disconnect`, until the master
-/// is lost.
-pub async fn run<F>(
-    config: WorkerConfig,
-    registry: Registry,
-    shutdown: F,
-) -> Result<(), WorkerError>
-where
-    F: Future<Output = ()> + Send,
-{
-    let endpoint = Endpoint::from_shared(config.master.clone())
-        .map_err(|e| WorkerError::BadMasterUrl(format!("{}: {e}", config.master)))?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true);
-    let threads = config.threads.max(1);
-    let pool = Pool::new(threads).map_err(WorkerError::Threads)?;
-    tokio::pin!(shutdown);
-    let started = Instant::now();
-    let mut backoff = Backoff::new(config.max_backoff);
-    let mut ever_connected = false;
-    loop {
-        let attempt = tokio::select! {
-            _ = shutdown.as_mut() => return Ok(()),
-            c = endpoint.connect() => c,
-        };
-        let end = match attempt {
-            Ok(channel) => {
-                ever_connected = true;
-                match session(channel, &config, &registry, &pool, &mut shutdown, &mut backoff).await
-                {
-                    Ok(end) => end,
-                    Err(e) => return Err(e),
-                }
-            }
-            Err(e) => End::Lost(format!("cannot connect: {e}")),
-        };
-        match end {
-            End::Shutdown => return Ok(()),
-            End::Lost(reason) if config.exit_on_disconnect => {
-                if ever_connected || started.elapsed() > FIRST_CONNECT_DEADLINE {
-                    return Err(WorkerError::MasterLost(reason));
-                }
-            }
-            End::Lost(reason) => {
-                warn!(master = %config.master, %reason, "no session with the master, reconnecting")
-            }
-        }
-        let delay = backoff.next();
-        debug!(?delay, "reconnecting after backoff");
-        tokio::select! {
-            _ = shutdown.as_mut() => return Ok(()),
-            _ = tokio::time::sleep(delay) => {}
-        }
-    }
+/// The two halves of a session's stream, however it was opened.
+pub(crate) struct Link {
+    /// Messages from the master.
+    pub inbound: Streaming<pb::MasterMessage>,
+    /// Messages to the master; the caller has already queued the `Register`.
+    pub tx: mpsc::Sender<pb::WorkerMessage>,
+    /// Who is at the other end, for logs.
+    pub peer: String,
 }
 
-/// One registered session with the master.
-async fn session<F: Future<Output = ()>>(
-    channel: Channel,
+/// The channel a session's outgoing messages go through.
+pub(crate) fn outgoing() -> (mpsc::Sender<pb::WorkerMessage>, mpsc::Receiver<pb::WorkerMessage>) {
+    mpsc::channel(64)
+}
+
+/// Queues the registration: the first message of every session.
+pub(crate) async fn register(
+    tx: &mpsc::Sender<pb::WorkerMessage>,
     config: &WorkerConfig,
     registry: &Registry,
-    pool: &Pool,
-    shutdown: &mut Pin<&mut F>,
-    backoff: &mut Backoff,
-) -> Result<End, WorkerError> {
-    let mut client = WorkerServiceClient::new(channel)
-        .max_decoding_message_size(farm_proto::MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(farm_proto::MAX_MESSAGE_BYTES);
-    let (tx, rx) = mpsc::channel::<pb::WorkerMessage>(64);
+) {
     let register = pb::Register {
         protocol_version: farm_proto::PROTOCOL_VERSION,
         threads: config.threads.max(1) as u32,
@@ -109,18 +58,25 @@ async fn session<F: Future<Output = ()>>(
         restarts: config.restarts,
     };
     let _ = tx.send(pb::WorkerMessage { msg: Some(Out::Register(register)) }).await;
-    let mut inbound = match client.connect(ReceiverStream::new(rx)).await {
-        Ok(response) => response.into_inner(),
-        Err(status) => return rejected_or_lost(status),
-    };
+}
+
+/// Runs one session to its end. Returns whether the master welcomed the worker, and how the
+/// session ended; an error only for a refusal that retrying cannot fix.
+pub(crate) async fn run_session<F: Future<Output = ()>>(
+    link: Link,
+    config: &WorkerConfig,
+    registry: &Registry,
+    pool: &Pool,
+    shutdown: &mut Pin<&mut F>,
+) -> Result<(bool, End), WorkerError> {
+    let Link { mut inbound, tx, peer } = link;
     let welcome = match inbound.message().await {
         Ok(Some(pb::MasterMessage { msg: Some(In::Welcome(w)) })) => w,
-        Ok(_) => return Ok(End::Lost("master did not welcome the worker".into())),
-        Err(status) => return rejected_or_lost(status),
+        Ok(_) => return Ok((false, End::Lost("master did not welcome the worker".into()))),
+        Err(status) => return rejected_or_lost(status).map(|end| (false, end)),
     };
-    backoff.reset();
     let heartbeat = Duration::from_millis(u64::from(welcome.heartbeat_ms.max(50)));
-    info!(worker = welcome.worker_id, master = %config.master, threads = config.threads, "registered");
+    info!(worker = welcome.worker_id, master = %peer, threads = config.threads, "registered");
 
     let (reply, mut reports) = mpsc::unbounded_channel::<Report>();
     let mut jobs: HashMap<u64, Arc<JobEntry>> = HashMap::new();
@@ -187,7 +143,7 @@ async fn session<F: Future<Output = ()>>(
             warn!("master did not close the session in time");
         }
     }
-    Ok(end)
+    Ok((true, end))
 }
 
 /// A drain in progress: no new shards start; running ones get until `cancel_at` to finish, then
@@ -328,7 +284,7 @@ fn shard_done(f: Finished) -> pb::ShardDone {
 }
 
 /// A refusal that retrying cannot fix ends the worker; anything else is a lost connection.
-fn rejected_or_lost(status: tonic::Status) -> Result<End, WorkerError> {
+pub(crate) fn rejected_or_lost(status: tonic::Status) -> Result<End, WorkerError> {
     match status.code() {
         tonic::Code::FailedPrecondition
         | tonic::Code::InvalidArgument
@@ -344,21 +300,27 @@ fn hostname() -> String {
 }
 
 /// Capped exponential backoff with jitter: 100 ms, 200 ms, … up to the cap, each ±25 %.
-struct Backoff {
+/// Used by workers dialing their master and by masters dialing their workers.
+#[derive(Debug)]
+pub struct Backoff {
     next: Duration,
     cap: Duration,
 }
 
 impl Backoff {
-    fn new(cap: Duration) -> Self {
+    /// Starts at 100 ms and grows to `cap`.
+    pub fn new(cap: Duration) -> Self {
         Backoff { next: Duration::from_millis(100), cap }
     }
 
-    fn reset(&mut self) {
+    /// Back to the first, shortest wait (after a success).
+    pub fn reset(&mut self) {
         self.next = Duration::from_millis(100);
     }
 
-    fn next(&mut self) -> Duration {
+    /// The next wait.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Duration {
         let base = self.next.min(self.cap);
         self.next = (self.next * 2).min(self.cap);
         // Jitter from the clock's nanoseconds: enough to spread reconnecting workers apart.

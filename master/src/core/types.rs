@@ -90,6 +90,8 @@ pub struct WorkerSpec {
     pub address: String,
     /// Times its supervisor restarted this local worker slot.
     pub restarts: u32,
+    /// Which side opened the session: "worker" or "master".
+    pub dialed_by: String,
 }
 
 /// A shard to run, as sent to a worker.

@@ -117,6 +117,35 @@ pub fn spawn(args: &[&str], tag: &str, stdout: Stdio) -> Proc {
     Proc { child, name: args.first().map(|s| s.to_string()).unwrap_or_default() }
 }
 
+/// Starts `farm <args>` for a server role and waits for its "... listening on ADDR" line;
+/// returns the process and the address (without scheme).
+pub fn spawn_announcing(args: &[&str], tag: &str) -> (Proc, String) {
+    let mut proc = spawn(args, tag, Stdio::piped());
+    let stdout = proc.child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = tx.send(line);
+        }
+        // Keep draining so the process never blocks on a full pipe.
+        for _ in lines {}
+    });
+    let line = rx.recv_timeout(WAIT).expect("the server printed its address in time");
+    let addr = line.rsplit(' ').next().expect("address on the line");
+    let addr = addr.trim_start_matches("http://").to_string();
+    assert!(addr.starts_with("127.0.0.1:"), "unexpected line {line:?}");
+    (proc, addr)
+}
+
+/// A free port on loopback (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
 /// A master on an ephemeral port.
 pub struct Master {
     pub proc: Proc,
@@ -134,20 +163,8 @@ impl Master {
     pub fn start_tagged(extra: &[&str], tag: &str, listen: &str) -> Master {
         let mut args = vec!["master", "--listen", listen];
         args.extend_from_slice(extra);
-        let mut proc = spawn(&args, tag, Stdio::piped());
-        let stdout = proc.child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            // Keep draining so the master never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let line = rx.recv_timeout(WAIT).expect("master printed its address in time");
-        let url = line.rsplit(' ').next().expect("url on the line").to_string();
-        assert!(url.starts_with("http://127.0.0.1:"), "unexpected line {line:?}");
+        let (proc, addr) = spawn_announcing(&args, tag);
+        let url = format!("http://{addr}");
         Master { proc, url, tag: tag.to_string() }
     }
 

@@ -1,0 +1,88 @@
+//! Masters that dial their workers (`farm master --connect host:port`): one task per listed
+//! worker keeps dialing it with capped backoff and jitter, opens `WorkerHost.Attach`, and hands
+//! the stream to the same session code as a worker that dialed in. A reconnect after a loss is
+//! a new worker instance: its old shards were already re-queued when the session ended.
+
+use crate::actor::CoreHandle;
+use crate::sessions::accept_session;
+use farm_proto::pb::worker_host_client::WorkerHostClient;
+use farm_worker::Backoff;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_stream::StreamExt;
+use tonic::transport::Endpoint;
+use tracing::{debug, info, warn};
+
+/// Longest wait between attempts to reach a listed worker.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The request header with which a master names itself (its listen address) to a worker.
+pub const MASTER_HEADER: &str = "farm-master";
+
+/// Keeps a session with the worker at `host` until `stop` changes; `me` is this master's
+/// listen address, shown to the worker (and to any other master it refuses).
+pub fn spawn(core: CoreHandle, host: String, me: String, mut stop: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let url = if host.contains("://") { host.clone() } else { format!("http://{host}") };
+        let endpoint = match Endpoint::from_shared(url) {
+            Ok(e) => e.connect_timeout(Duration::from_secs(5)).tcp_nodelay(true),
+            Err(e) => {
+                warn!(%host, error = %e, "bad worker address, not dialing it");
+                return;
+            }
+        };
+        let mut backoff = Backoff::new(MAX_BACKOFF);
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                ended = attach(&core, &endpoint, &host, &me) => match ended {
+                    Ok(()) => backoff.reset(),
+                    Err(reason) => debug!(%host, %reason, "worker not reached"),
+                },
+            }
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tokio::time::sleep(backoff.next()) => {}
+            }
+        }
+    });
+}
+
+/// One session with the worker: dial, attach, run until it ends. `Err` if none was established.
+async fn attach(
+    core: &CoreHandle,
+    endpoint: &Endpoint,
+    host: &str,
+    me: &str,
+) -> Result<(), String> {
+    let channel = endpoint.connect().await.map_err(|e| format!("cannot connect: {e}"))?;
+    let mut client = WorkerHostClient::new(channel)
+        .max_decoding_message_size(farm_proto::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(farm_proto::MAX_MESSAGE_BYTES);
+    let (tx, rx) = mpsc::unbounded_channel();
+    // An `Err` queued for the worker (declared lost) ends our half of the stream.
+    let outgoing = UnboundedReceiverStream::new(rx).map_while(Result::ok);
+    let mut request = tonic::Request::new(outgoing);
+    if let Ok(value) = me.parse() {
+        request.metadata_mut().insert(MASTER_HEADER, value);
+    }
+    let inbound = match client.attach(request).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => {
+            if status.code() == tonic::Code::FailedPrecondition {
+                warn!(%host, reason = status.message(), "listed worker refused this master");
+            }
+            return Err(status.message().to_string());
+        }
+    };
+    let session = accept_session(core.clone(), inbound, host.to_string(), "master", tx)
+        .await
+        .map_err(|s| {
+            warn!(%host, reason = s.message(), "listed worker's registration refused");
+            s.message().to_string()
+        })?;
+    info!(%host, "attached to listed worker");
+    let _ = session.await;
+    Ok(())
+}

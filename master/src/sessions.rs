@@ -1,0 +1,123 @@
+//! Worker sessions on the master's side, whichever side dialed: a worker calling
+//! `WorkerService.Connect`, or the master calling `WorkerHost.Attach` on a listening worker
+//! (`--connect`). Both hand their stream to [`accept_session`]; only the transport differs.
+
+use crate::actor::{CoreHandle, WorkerTx};
+use crate::core::{ShardOutcome, WorkerSpec};
+use farm_proto::pb::{self, worker_message::Msg, worker_service_server::WorkerService};
+use farm_proto::Output;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{debug, warn};
+
+/// A worker claiming more threads is refused.
+pub const MAX_THREADS: u32 = 4096;
+/// A worker must register within this long after its stream opens.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `WorkerService`, for workers that dial the master.
+pub struct Workers {
+    /// The core's task.
+    pub core: CoreHandle,
+}
+
+type MasterStream = UnboundedReceiverStream<Result<pb::MasterMessage, Status>>;
+
+#[tonic::async_trait]
+impl WorkerService for Workers {
+    type ConnectStream = MasterStream;
+
+    async fn connect(
+        &self,
+        req: Request<Streaming<pb::WorkerMessage>>,
+    ) -> Result<Response<MasterStream>, Status> {
+        let address = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+        let (tx, rx) = mpsc::unbounded_channel();
+        accept_session(self.core.clone(), req.into_inner(), address, "worker", tx).await?;
+        Ok(Response::new(UnboundedReceiverStream::new(rx)))
+    }
+}
+
+/// Checks the worker's registration, joins it to the core (whose messages to it go to `tx`),
+/// and spawns the task that reads its messages; the task ends with the session.
+pub(crate) async fn accept_session(
+    core: CoreHandle,
+    mut inbound: Streaming<pb::WorkerMessage>,
+    address: String,
+    dialed_by: &'static str,
+    tx: WorkerTx,
+) -> Result<JoinHandle<()>, Status> {
+    let first = tokio::time::timeout(REGISTER_TIMEOUT, inbound.message())
+        .await
+        .map_err(|_| Status::deadline_exceeded("no register message in time"))??;
+    let Some(pb::WorkerMessage { msg: Some(Msg::Register(reg)) }) = first else {
+        return Err(Status::invalid_argument("the first message must be register"));
+    };
+    let ours = farm_proto::PROTOCOL_VERSION;
+    if reg.protocol_version != ours {
+        warn!(%address, theirs = reg.protocol_version, ours, "worker of another protocol version refused");
+        return Err(Status::failed_precondition(format!(
+            "worker speaks protocol version {}, this master speaks {ours}",
+            reg.protocol_version
+        )));
+    }
+    if reg.threads == 0 || reg.threads > MAX_THREADS {
+        warn!(%address, threads = reg.threads, "worker with a bad thread count refused");
+        return Err(Status::invalid_argument(format!(
+            "threads must be 1..={MAX_THREADS}, got {}",
+            reg.threads
+        )));
+    }
+    let spec = WorkerSpec {
+        threads: reg.threads,
+        kinds: reg.kinds,
+        name: reg.name,
+        hostname: reg.hostname,
+        pid: reg.pid,
+        address,
+        restarts: reg.restarts,
+        dialed_by: dialed_by.to_string(),
+    };
+    let id = core.join(spec, tx).await?;
+    Ok(tokio::spawn(async move {
+        let reason = loop {
+            match inbound.message().await {
+                Ok(Some(pb::WorkerMessage { msg: Some(msg) })) => match msg {
+                    Msg::Heartbeat(_) => core.heartbeat(id),
+                    Msg::Results(batch) => {
+                        let started = batch.started.iter().map(|s| (s.job_id, s.shard)).collect();
+                        core.results(id, started, batch.done.into_iter().map(outcome).collect())
+                    }
+                    Msg::Draining(_) => core.draining(id),
+                    Msg::Register(_) => {
+                        warn!(worker = id, "second register on one session, ending it");
+                        break "registered twice".to_string();
+                    }
+                },
+                Ok(Some(pb::WorkerMessage { msg: None })) => {
+                    debug!(worker = id, "empty message from worker ignored");
+                }
+                Ok(None) => break "stream closed".to_string(),
+                Err(e) => break format!("stream error: {}", e.message()),
+            }
+        };
+        core.left(id, reason);
+    }))
+}
+
+fn outcome(done: pb::ShardDone) -> (u64, u64, ShardOutcome) {
+    use pb::shard_done::Outcome;
+    let outcome = match done.outcome {
+        Some(Outcome::Output(o)) => match Output::try_from(o) {
+            Ok(output) => ShardOutcome::Done(output),
+            Err(e) => ShardOutcome::Failed(format!("malformed output from worker: {e}")),
+        },
+        Some(Outcome::Error(e)) => ShardOutcome::Failed(e),
+        Some(Outcome::Cancelled(_)) => ShardOutcome::Cancelled,
+        None => ShardOutcome::Failed("worker sent a result without an outcome".into()),
+    };
+    (done.job_id, done.shard, outcome)
+}

@@ -1,0 +1,89 @@
+//! Workers that dial their master (`farm worker --master URL`): connect with capped backoff and
+//! jitter, open `WorkerService.Connect`, run the session, and start over when it is lost.
+
+use crate::pool::Pool;
+use crate::registry::Registry;
+use crate::session::{self, End, Link};
+use crate::{Backoff, WorkerConfig, WorkerError};
+use farm_proto::pb::worker_service_client::WorkerServiceClient;
+use std::future::Future;
+use std::time::{Duration, Instant};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Endpoint;
+use tracing::{debug, warn};
+
+/// Gives up on a master that never answered, for workers that exit with their master.
+const FIRST_CONNECT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Runs the worker until `shutdown` resolves (it then drains), or, with `exit_on_disconnect`,
+/// until the master is lost.
+pub async fn run<F>(
+    config: WorkerConfig,
+    registry: Registry,
+    shutdown: F,
+) -> Result<(), WorkerError>
+where
+    F: Future<Output = ()> + Send,
+{
+    let endpoint = Endpoint::from_shared(config.master.clone())
+        .map_err(|e| WorkerError::BadMasterUrl(format!("{}: {e}", config.master)))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true);
+    let pool = Pool::new(config.threads.max(1)).map_err(WorkerError::Threads)?;
+    tokio::pin!(shutdown);
+    let started = Instant::now();
+    let mut backoff = Backoff::new(config.max_backoff);
+    let mut ever_connected = false;
+    loop {
+        let attempt = tokio::select! {
+            _ = shutdown.as_mut() => return Ok(()),
+            c = endpoint.connect() => c,
+        };
+        let end = match attempt {
+            Ok(channel) => {
+                let mut client = WorkerServiceClient::new(channel)
+                    .max_decoding_message_size(farm_proto::MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(farm_proto::MAX_MESSAGE_BYTES);
+                let (tx, rx) = session::outgoing();
+                // Queued before the call: the master answers only once it has the registration.
+                session::register(&tx, &config, &registry).await;
+                match client.connect(ReceiverStream::new(rx)).await {
+                    Ok(response) => {
+                        let link = Link {
+                            inbound: response.into_inner(),
+                            tx,
+                            peer: config.master.clone(),
+                        };
+                        let (welcomed, end) =
+                            session::run_session(link, &config, &registry, &pool, &mut shutdown)
+                                .await?;
+                        if welcomed {
+                            ever_connected = true;
+                            backoff.reset();
+                        }
+                        end
+                    }
+                    Err(status) => session::rejected_or_lost(status)?,
+                }
+            }
+            Err(e) => End::Lost(format!("cannot connect: {e}")),
+        };
+        match end {
+            End::Shutdown => return Ok(()),
+            End::Lost(reason) if config.exit_on_disconnect => {
+                if ever_connected || started.elapsed() > FIRST_CONNECT_DEADLINE {
+                    return Err(WorkerError::MasterLost(reason));
+                }
+            }
+            End::Lost(reason) => {
+                warn!(master = %config.master, %reason, "no session with the master, reconnecting")
+            }
+        }
+        let delay = backoff.next();
+        debug!(?delay, "reconnecting after backoff");
+        tokio::select! {
+            _ = shutdown.as_mut() => return Ok(()),
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
