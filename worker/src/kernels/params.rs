@@ -127,6 +127,26 @@ pub(crate) mod tests {
     }
 
     /// An explicit input shard for line `index`.
+    /// Runs `job` on `shard` with its cancel flag already set, then with the flag set 30 ms in;
+    /// both runs must return `Cancelled`, the second within 5 s.
+    pub(crate) fn assert_stops_when_cancelled(job: &dyn crate::sdk::Prepared, shard: &ShardInput) {
+        use crate::sdk::{CancelFlag, KernelError};
+        use std::time::{Duration, Instant};
+        let cancel = CancelFlag::new();
+        cancel.cancel();
+        assert_eq!(job.run(shard, &cancel), Err(KernelError::Cancelled));
+        let cancel = CancelFlag::new();
+        let setter = cancel.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            setter.cancel();
+        });
+        let start = Instant::now();
+        assert_eq!(job.run(shard, &cancel), Err(KernelError::Cancelled));
+        assert!(start.elapsed() < Duration::from_secs(5));
+        t.join().expect("setter thread");
+    }
+
     pub(crate) fn line(index: u64, text: &str) -> ShardInput {
         ShardInput { lo: index, hi: index + 1, input: Some(text.to_string()) }
     }

@@ -57,7 +57,7 @@ impl Prepared for PreparedSleep {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::params::tests::{line, params, range};
+    use crate::kernels::params::tests::{assert_stops_when_cancelled, line, params, range};
 
     #[test]
     fn sleeps_per_index() {
@@ -85,18 +85,6 @@ mod tests {
     #[test]
     fn cancelled() {
         let job = Sleep.prepare(&params(&[("ms", "60000")])).unwrap();
-        let cancel = CancelFlag::default();
-        cancel.cancel();
-        assert_eq!(job.run(&range(0, 1), &cancel), Err(KernelError::Cancelled));
-        let cancel = CancelFlag::default();
-        let setter = cancel.clone();
-        let t = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(30));
-            setter.cancel();
-        });
-        let start = Instant::now();
-        assert_eq!(job.run(&range(0, 1), &cancel), Err(KernelError::Cancelled));
-        assert!(start.elapsed() < Duration::from_secs(2));
-        t.join().unwrap();
+        assert_stops_when_cancelled(job.as_ref(), &range(0, 1));
     }
 }
