@@ -245,3 +245,21 @@ fn a_local_worker_that_dies_is_respawned_and_counted() {
     let v = json(&master.cli(&["submit", "noop", "--range", "0..50", "--wait", "--json"]));
     assert_eq!(v["result"], 50);
 }
+
+#[test]
+fn a_draining_worker_whose_master_goes_away_still_exits_cleanly() {
+    let mut master = Master::start(&[]);
+    let mut worker = master.worker(&["--threads", "1"]);
+    master.wait_workers(1);
+    let out = master.cli(&["submit", "spin", "--range", "0..1", "--param", "ms=5000"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(wait_until(WAIT, || {
+        json(&master.cli(&["workers", "--json"]))[0]["running"].as_u64() == Some(1)
+    }));
+    worker.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    master.proc.signal(libc::SIGTERM);
+    let status = worker.wait(WAIT).expect("worker exits");
+    assert!(status.success(), "a worker asked to stop exits 0 even if the master left: {status:?}");
+    master.proc.wait(WAIT).expect("master exits");
+}

@@ -134,6 +134,16 @@ pub(crate) async fn run_session<F: Future<Output = ()>>(
     for job in jobs.values() {
         job.cancel.cancel();
     }
+    // A worker that started draining leaves, even if the master went away mid-drain: it was
+    // asked to stop (and the shutdown signal it may have come from has already fired, so it must
+    // not be awaited again).
+    let end = match end {
+        End::Lost(reason) if drain.is_some() => {
+            warn!(%reason, "session lost while draining, leaving");
+            return Ok((true, End::Shutdown));
+        }
+        end => end,
+    };
     if matches!(end, End::Shutdown) {
         // Close our side and wait for the master to close its side: it does so only after
         // taking in every result we sent, so none is lost with the process.

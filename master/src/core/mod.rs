@@ -17,7 +17,11 @@ pub use types::*;
 use farm_proto::JobSpec;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// Completions are counted over spans at least this long before they update a worker's rate,
+/// so two batches arriving back to back do not look like a very fast worker.
+const RATE_SPAN: Duration = Duration::from_millis(20);
 
 /// A job's id, unique for the master's lifetime.
 pub type JobId = u64;
@@ -39,14 +43,39 @@ struct Worker {
     done: u64,
     /// Takes no new shards.
     draining: bool,
+    /// Shards it completes per second (moving average over spans of `RATE_SPAN`).
+    rate: f64,
+    /// The span being counted: when it started and the outcomes seen since.
+    span: Option<(Instant, usize)>,
 }
 
 impl Worker {
-    fn capacity(&self, prefetch_per_thread: u32) -> usize {
+    /// Shards it may hold: its threads plus prefetch, or more if it completes shards so fast
+    /// that a bigger window is needed to keep `queue_target` of work queued on it.
+    fn capacity(&self, config: &CoreConfig) -> usize {
         if self.draining {
             return 0;
         }
-        self.spec.threads as usize * (1 + prefetch_per_thread as usize)
+        let fixed = self.spec.threads as usize * (1 + config.prefetch_per_thread as usize);
+        let adaptive = (self.rate * config.queue_target.as_secs_f64()) as usize;
+        fixed.max(adaptive.min(config.max_window))
+    }
+
+    /// Counts a batch of `n` outcomes that arrived at `now` into the completion rate.
+    fn observe_batch(&mut self, n: usize, now: Instant) {
+        let Some((start, count)) = self.span else {
+            self.span = Some((now, 0));
+            return;
+        };
+        let count = count + n;
+        let elapsed = now.saturating_duration_since(start);
+        if elapsed < RATE_SPAN {
+            self.span = Some((start, count));
+            return;
+        }
+        let sample = count as f64 / elapsed.as_secs_f64();
+        self.rate = if self.rate == 0.0 { sample } else { 0.7 * self.rate + 0.3 * sample };
+        self.span = Some((now, 0));
     }
 
     /// The shards it holds, oldest assignment first.
@@ -139,6 +168,8 @@ impl Core {
             holding: HashMap::new(),
             next_seq: 0,
             running: HashSet::new(),
+            rate: 0.0,
+            span: None,
             last_seen: now,
             joined: now,
             done: 0,
@@ -246,8 +277,10 @@ impl Core {
         now: Instant,
         out: &mut impl Outbox,
     ) -> Result<usize, CoreError> {
+        let outcomes: Vec<_> = outcomes.into_iter().collect();
         let w = self.workers.get_mut(&worker).ok_or(CoreError::NoSuchWorker(worker))?;
         w.last_seen = now;
+        w.observe_batch(outcomes.len(), now);
         let mut dropped = 0;
         let mut touched = BTreeSet::new();
         for (job_id, shard, outcome) in outcomes {
@@ -424,7 +457,7 @@ impl Core {
     /// Fills one worker up to its capacity from the pending jobs, in priority order.
     fn dispatch(&mut self, worker: WorkerId, out: &mut impl Outbox) {
         let Some(w) = self.workers.get_mut(&worker) else { return };
-        let mut free = w.capacity(self.config.prefetch_per_thread).saturating_sub(w.holding.len());
+        let mut free = w.capacity(&self.config).saturating_sub(w.holding.len());
         if free == 0 || self.pending.is_empty() {
             return;
         }

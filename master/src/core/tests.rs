@@ -132,6 +132,26 @@ fn a_lost_workers_shards_run_elsewhere_and_its_late_results_are_dropped() {
 }
 
 #[test]
+fn a_worker_that_completes_shards_quickly_gets_a_bigger_window_and_a_slow_one_does_not() {
+    let (mut core, mut rec, t0) = (core(), Rec::default(), Instant::now());
+    let fast = core.worker_joined(worker(1), t0, &mut rec);
+    let slow = core.worker_joined(worker(1), t0, &mut rec);
+    core.submit(spec("noop", 0, 100_000_000, 1, 0), t0, &mut rec).expect("submit");
+    // The fast worker answers every 100 µs, the slow one every 10 ms, for 200 ms.
+    for i in 1..=2000u32 {
+        rec.complete(&mut core, fast, usize::MAX, t0 + Duration::from_micros(100) * i);
+    }
+    for i in 1..=20u32 {
+        rec.complete(&mut core, slow, usize::MAX, t0 + Duration::from_millis(10) * i);
+    }
+    let fast_window = rec.queues[&fast].len();
+    let slow_window = rec.queues[&slow].len();
+    assert!(fast_window > 50, "fast worker window {fast_window}");
+    assert_eq!(slow_window, 2, "slow worker keeps threads + prefetch");
+    assert!(fast_window <= CoreConfig::default().max_window);
+}
+
+#[test]
 fn higher_priority_runs_first_then_submission_order() {
     let (mut core, mut rec, now) = (core(), Rec::default(), Instant::now());
     let low = core.submit(spec("noop", 0, 4, 1, 0), now, &mut rec).expect("submit");

@@ -10,6 +10,12 @@ use std::time::Duration;
 pub struct CoreConfig {
     /// Shards handed to a worker beyond its thread count, per thread, to hide the round trip.
     pub prefetch_per_thread: u32,
+    /// How much work, in time, to keep queued on a worker that completes shards quickly: its
+    /// window grows to (completion rate × this), up to `max_window`. Short shards then travel
+    /// in large batches; long ones keep the small window, so a job's tail stays balanced.
+    pub queue_target: Duration,
+    /// Most shards a worker may hold.
+    pub max_window: usize,
     /// A job with more shards is refused with ResourceExhausted.
     pub max_shards_per_job: u64,
     /// A worker silent for longer is declared lost.
@@ -24,6 +30,8 @@ impl Default for CoreConfig {
     fn default() -> Self {
         CoreConfig {
             prefetch_per_thread: 1,
+            queue_target: Duration::from_millis(5),
+            max_window: 8192,
             max_shards_per_job: 100_000_000,
             heartbeat_timeout: Duration::from_millis(2500),
             keep_finished: 10_000,
