@@ -41,6 +41,10 @@ pub enum Command {
     Jobs(OutputArgs),
     /// List the connected workers, or drain one.
     Workers(WorkersArgs),
+    /// Threads or processes? Time the same work as serial, threads only, processes only and
+    /// both composed, by running real `farm run`s (plus the same test in Python, if python3 is
+    /// on PATH), and print speedup and efficiency per mode.
+    Showdown(ShowdownArgs),
 }
 
 /// `farm workers [drain ID]`.
@@ -180,6 +184,42 @@ pub struct RunArgs {
     pub local: LocalWorkerArgs,
     #[command(flatten)]
     pub scheduler: SchedulerArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `farm showdown`.
+#[derive(Debug, Args)]
+pub struct ShowdownArgs {
+    /// Indices for the CPU-bound `primes` runs, A..B (B exclusive).
+    #[arg(long, default_value = "0..8000000", value_name = "A..B")]
+    pub range: String,
+    /// Indices per shard for the `primes` runs and the Python runs.
+    #[arg(long, default_value_t = 100_000, value_name = "S")]
+    pub shard_size: u64,
+    /// Indices for the waiting `sleep` runs, A..B; each index is one shard.
+    #[arg(long, default_value = "0..200", value_name = "A..B")]
+    pub sleep_range: String,
+    /// Milliseconds each `sleep` index waits.
+    #[arg(long, default_value_t = 20, value_name = "MS")]
+    pub sleep_ms: u64,
+    /// N, the cores to compare against: configurations use N workers and N threads, and
+    /// efficiency is measured against N [default: available cores].
+    #[arg(long, value_name = "N")]
+    pub cores: Option<usize>,
+    /// Indices for the Python runs, A..B (Python tests numbers far more slowly than farm).
+    #[arg(long, default_value = "0..400000", value_name = "A..B")]
+    pub python_range: String,
+    /// Skip the Python rows even when python3 is on PATH.
+    #[arg(long)]
+    pub no_python: bool,
+    /// Longest one run may take (each `farm run`, and the Python script as a whole) before it
+    /// is killed and the showdown fails, e.g. 90s or 10m.
+    #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: std::time::Duration,
+    /// Also write a bar chart of the speedups to this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub out: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
 }

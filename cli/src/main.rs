@@ -6,6 +6,7 @@ mod commands;
 mod job;
 mod roles;
 mod show;
+mod showdown;
 
 use args::{Cli, Command};
 use clap::Parser;
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
             Command::Cancel(args) => commands::cancel(&master, args).await,
             Command::Jobs(args) => commands::jobs(&master, args).await,
             Command::Workers(args) => commands::workers(&master, args).await,
+            Command::Showdown(args) => showdown::showdown(args).await,
         }
     });
     // Do not wait for blocked tasks (a stdin read, a stuck stream) on the way out.
