@@ -43,28 +43,24 @@ struct Worker {
     done: u64,
     /// Takes no new shards.
     draining: bool,
-    /// Shards it completes per second (moving average over spans of `RATE_SPAN`).
-    rate: f64,
+    /// Per job: how fast it completes that job's shards, which sizes its window for the job.
+    rates: HashMap<JobId, Rate>,
+}
+
+/// Shards of one job a worker completes per second: a moving average over spans of at least
+/// `RATE_SPAN`, so two batches arriving back to back do not look like a very fast worker.
+#[derive(Debug, Default)]
+struct Rate {
+    per_sec: f64,
     /// The span being counted: when it started and the outcomes seen since.
     span: Option<(Instant, usize)>,
 }
 
-impl Worker {
-    /// Shards it may hold: its threads plus prefetch, or more if it completes shards so fast
-    /// that a bigger window is needed to keep `queue_target` of work queued on it.
-    fn capacity(&self, config: &CoreConfig) -> usize {
-        if self.draining {
-            return 0;
-        }
-        let fixed = self.spec.threads as usize * (1 + config.prefetch_per_thread as usize);
-        let adaptive = (self.rate * config.queue_target.as_secs_f64()) as usize;
-        fixed.max(adaptive.min(config.max_window))
-    }
-
-    /// Counts a batch of `n` outcomes that arrived at `now` into the completion rate.
-    fn observe_batch(&mut self, n: usize, now: Instant) {
+impl Rate {
+    /// Counts `n` outcomes that arrived at `now`.
+    fn observe(&mut self, n: usize, now: Instant) {
         let Some((start, count)) = self.span else {
-            self.span = Some((now, 0));
+            self.span = Some((now, n));
             return;
         };
         let count = count + n;
@@ -74,8 +70,24 @@ impl Worker {
             return;
         }
         let sample = count as f64 / elapsed.as_secs_f64();
-        self.rate = if self.rate == 0.0 { sample } else { 0.7 * self.rate + 0.3 * sample };
+        self.per_sec = if self.per_sec == 0.0 { sample } else { 0.7 * self.per_sec + 0.3 * sample };
         self.span = Some((now, 0));
+    }
+}
+
+impl Worker {
+    /// Shards it may hold while taking shards of `job`: its threads plus prefetch, or more if
+    /// it completes that job's shards so fast that a bigger window is needed to keep
+    /// `queue_target` of work queued on it. Measured per job, so a fast job's window does not
+    /// carry over to a slow one.
+    fn capacity(&self, job: JobId, config: &CoreConfig) -> usize {
+        if self.draining {
+            return 0;
+        }
+        let fixed = self.spec.threads as usize * (1 + config.prefetch_per_thread as usize);
+        let rate = self.rates.get(&job).map_or(0.0, |r| r.per_sec);
+        let adaptive = (rate * config.queue_target.as_secs_f64()) as usize;
+        fixed.max(adaptive.min(config.max_window))
     }
 
     /// The shards it holds, oldest assignment first.
@@ -88,7 +100,9 @@ impl Worker {
     /// The shards it was running, to blame if it died: the ones it reported started; if it
     /// reported none, the oldest `threads` it held (it runs them first come first served).
     fn suspects(&self) -> HashSet<(JobId, u64)> {
-        if !self.running.is_empty() {
+        // A draining worker leaves on purpose; only what it said it was running can be to blame
+        // (shards assigned while its drain notice was on the way never started).
+        if !self.running.is_empty() || self.draining {
             return self.running.clone();
         }
         self.held_in_order().into_iter().take(self.spec.threads as usize).collect()
@@ -104,6 +118,8 @@ pub struct Core {
     pending: BTreeSet<(Reverse<i32>, JobId)>,
     /// Ended jobs, oldest first, for retention.
     ended: VecDeque<JobId>,
+    /// Jobs not yet ended.
+    active: usize,
     workers: BTreeMap<WorkerId, Worker>,
     next_job: JobId,
     next_worker: WorkerId,
@@ -117,6 +133,7 @@ impl Core {
             jobs: BTreeMap::new(),
             pending: BTreeSet::new(),
             ended: Default::default(),
+            active: 0,
             workers: BTreeMap::new(),
             next_job: 1,
             next_worker: 1,
@@ -136,9 +153,11 @@ impl Core {
         out: &mut impl Outbox,
     ) -> Result<JobId, CoreError> {
         let shards = spec.source.shard_count();
-        let active = self.jobs.len() - self.ended.len();
-        if active >= self.config.max_active_jobs {
-            return Err(CoreError::TooManyJobs { active, limit: self.config.max_active_jobs });
+        if self.active >= self.config.max_active_jobs {
+            return Err(CoreError::TooManyJobs {
+                active: self.active,
+                limit: self.config.max_active_jobs,
+            });
         }
         if shards > self.config.max_shards_per_job {
             return Err(CoreError::TooManyShards { shards, limit: self.config.max_shards_per_job });
@@ -146,6 +165,7 @@ impl Core {
         let id = self.next_job;
         self.next_job += 1;
         let job = Job::new(id, spec, now);
+        self.active += 1;
         self.pending.insert((Reverse(job.spec.priority), id));
         self.jobs.insert(id, job);
         self.dispatch_all(out);
@@ -168,8 +188,7 @@ impl Core {
             holding: HashMap::new(),
             next_seq: 0,
             running: HashSet::new(),
-            rate: 0.0,
-            span: None,
+            rates: HashMap::new(),
             last_seen: now,
             joined: now,
             done: 0,
@@ -212,6 +231,11 @@ impl Core {
         for (job_id, shard) in w.held_in_order() {
             let Some(job) = self.jobs.get_mut(&job_id) else { continue };
             job.running.remove(&shard);
+            // A job that ended while we went through this worker's shards (one of them failed
+            // it just above) must not get shards back.
+            if job.state.is_final() {
+                continue;
+            }
             if suspects.contains(&(job_id, shard)) {
                 let crashes = job.crashes.entry(shard).or_insert(0);
                 *crashes += 1;
@@ -280,8 +304,17 @@ impl Core {
         let outcomes: Vec<_> = outcomes.into_iter().collect();
         let w = self.workers.get_mut(&worker).ok_or(CoreError::NoSuchWorker(worker))?;
         w.last_seen = now;
-        w.observe_batch(outcomes.len(), now);
+        let mut per_job: HashMap<JobId, usize> = HashMap::new();
+        for (job, _, _) in &outcomes {
+            *per_job.entry(*job).or_default() += 1;
+        }
+        for (job, n) in per_job {
+            if self.jobs.get(&job).is_some_and(|j| !j.state.is_final()) {
+                w.rates.entry(job).or_default().observe(n, now);
+            }
+        }
         let mut dropped = 0;
+        let mut requeued = false;
         let mut touched = BTreeSet::new();
         for (job_id, shard, outcome) in outcomes {
             let held = self.workers.get_mut(&worker).is_some_and(|w| {
@@ -326,12 +359,14 @@ impl Core {
                         self.end_job(job_id, JobState::Failed, Some(msg), now, out);
                     } else {
                         job.requeue(shard);
+                        requeued = true;
                         self.pending.insert((Reverse(job.spec.priority), job_id));
                     }
                 }
                 // Not a result: the worker handed the shard back unfinished; it runs again.
                 ShardOutcome::Cancelled => {
                     job.requeue(shard);
+                    requeued = true;
                     self.pending.insert((Reverse(job.spec.priority), job_id));
                 }
             }
@@ -341,7 +376,13 @@ impl Core {
                 out.job_changed(&view(job, now));
             }
         }
-        self.dispatch(worker, out);
+        if requeued {
+            // Handed-back or retried shards may go to any worker with room, not only this one
+            // (which may be draining).
+            self.dispatch_all(out);
+        } else {
+            self.dispatch(worker, out);
+        }
         Ok(dropped)
     }
 
@@ -409,8 +450,12 @@ impl Core {
         now: Instant,
         out: &mut impl Outbox,
     ) {
-        let Some(job) = self.jobs.get_mut(&job_id) else { return };
+        let Some(job) = self.jobs.get_mut(&job_id).filter(|j| !j.state.is_final()) else { return };
         self.pending.remove(&(Reverse(job.spec.priority), job_id));
+        self.active -= 1;
+        for w in self.workers.values_mut() {
+            w.rates.remove(&job_id);
+        }
         job.state = state;
         job.error = error;
         job.finished = Some(now);
@@ -457,16 +502,16 @@ impl Core {
     /// Fills one worker up to its capacity from the pending jobs, in priority order.
     fn dispatch(&mut self, worker: WorkerId, out: &mut impl Outbox) {
         let Some(w) = self.workers.get_mut(&worker) else { return };
-        let mut free = w.capacity(&self.config).saturating_sub(w.holding.len());
-        if free == 0 || self.pending.is_empty() {
+        if w.draining || self.pending.is_empty() {
             return;
         }
         let mut defs = Vec::new();
         let mut tasks = Vec::new();
         let mut emptied = Vec::new();
         for &(prio, job_id) in &self.pending {
+            let mut free = w.capacity(job_id, &self.config).saturating_sub(w.holding.len());
             if free == 0 {
-                break;
+                continue;
             }
             let Some(job) = self.jobs.get_mut(&job_id) else { continue };
             if !w.kinds.contains(&job.spec.kind) {

@@ -137,8 +137,8 @@ fn a_worker_that_completes_shards_quickly_gets_a_bigger_window_and_a_slow_one_do
     let fast = core.worker_joined(worker(1), t0, &mut rec);
     let slow = core.worker_joined(worker(1), t0, &mut rec);
     core.submit(spec("noop", 0, 100_000_000, 1, 0), t0, &mut rec).expect("submit");
-    // The fast worker answers every 100 µs, the slow one every 10 ms, for 200 ms.
-    for i in 1..=2000u32 {
+    // The fast worker answers every 100 µs, the slow one every 10 ms, for 40 and 200 ms.
+    for i in 1..=400u32 {
         rec.complete(&mut core, fast, usize::MAX, t0 + Duration::from_micros(100) * i);
     }
     for i in 1..=20u32 {
@@ -264,6 +264,15 @@ fn a_shard_that_takes_down_its_workers_fails_the_job_after_max_crashes() {
         Some("shard 0 (indices 0..1) was running on 2 workers that were lost; the last, worker 2: stream closed")
     );
     // Shard 1 only waited behind it: no crash counted against it, so it did not fail the job.
+    // And the failed job gets nothing back: a new worker is handed none of its shards.
+    let c = core.worker_joined(worker(1), now, &mut rec);
+    assert!(rec.queues.get(&c).is_none_or(|q| q.is_empty()), "{:?}", rec.queues.get(&c));
+    assert_eq!(core.status(job, now).map(|s| (s.state, s.running)), Some((JobState::Failed, 0)));
+    assert_eq!(rec.finished.len(), 1, "the job ended once");
+    // The active-job count is right again: a full quota of new jobs is accepted.
+    for _ in 0..10 {
+        core.submit(self::spec("noop", 0, 1, 1, 0), now, &mut rec).expect("accepted");
+    }
 }
 
 #[test]
