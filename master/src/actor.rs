@@ -10,6 +10,8 @@ use farm_proto::pb::{self, master_message::Msg};
 use farm_proto::{JobSpec, Output};
 use farm_worker::Registry;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tonic::Status;
@@ -27,6 +29,8 @@ pub struct Subscription {
     pub status: watch::Receiver<JobView>,
     /// Shard results as they are accepted.
     pub shards: Option<mpsc::Receiver<(u64, pb::ShardOutput)>>,
+    /// Set if shard results were dropped because this watcher fell behind.
+    pub overflowed: Arc<AtomicBool>,
 }
 
 /// Why a submission was refused before reaching the core.
@@ -130,9 +134,12 @@ impl CoreHandle {
     }
 }
 
+/// Where one watcher's shard results go, and its fell-behind flag.
+type ShardSink = (mpsc::Sender<(u64, pb::ShardOutput)>, Arc<AtomicBool>);
+
 struct JobWatch {
     status: watch::Sender<JobView>,
-    shards: Vec<mpsc::Sender<(u64, pb::ShardOutput)>>,
+    shards: Vec<ShardSink>,
 }
 
 /// The side effects of one command, carried out after the core returns.
@@ -185,8 +192,16 @@ impl Outbox for Effects {
             return;
         }
         let wire: pb::ShardOutput = output.clone().into();
-        // A watcher that fell behind is dropped; it reports that instead of missing results.
-        w.shards.retain(|tx| tx.try_send((shard, wire.clone())).is_ok());
+        // A watcher that fell behind is dropped and flagged: its stream ends with an error
+        // instead of a normal finish with results missing.
+        w.shards.retain(|(tx, overflowed)| match tx.try_send((shard, wire.clone())) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                overflowed.store(true, Ordering::Relaxed);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        });
     }
     fn job_changed(&mut self, view: &JobView) {
         if view.state.is_final() {
@@ -222,30 +237,34 @@ pub fn spawn(
         let mut fx = Effects::default();
         let validator = Registry::builtin(true);
         // Ticks four times per heartbeat period, so a silent worker is found soon after its
-        // timeout; heartbeats to workers go out once per period.
-        let mut ticker = tokio::time::interval(heartbeat / 4);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // timeout; heartbeats to workers go out once per period. Commands come first (a
+        // heartbeat waiting in the queue must be seen before a tick could declare its worker
+        // lost), but a tick that is due runs after the command at hand, so a flood of commands
+        // cannot starve it.
+        let tick_every = heartbeat / 4;
+        let mut next_tick = tokio::time::Instant::now() + tick_every;
         let mut ticks = 0u64;
         loop {
             tokio::select! {
-                // Commands first: a heartbeat waiting in the queue must be seen before a tick
-                // could declare its worker lost.
                 biased;
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => apply(&mut core, &mut fx, &validator, cmd, heartbeat),
                     None => break,
                 },
-                _ = ticker.tick() => {
-                    core.tick(Instant::now(), &mut fx);
-                    ticks += 1;
-                    if ticks.is_multiple_of(4) {
-                        let beat = || Ok(pb::MasterMessage { msg: Some(Msg::Heartbeat(pb::Heartbeat {})) });
-                        for tx in fx.sessions.values() {
-                            let _ = tx.send(beat());
-                        }
+                _ = tokio::time::sleep_until(next_tick) => {}
+                _ = shutdown.changed() => break,
+            }
+            if tokio::time::Instant::now() >= next_tick {
+                next_tick = tokio::time::Instant::now() + tick_every;
+                core.tick(Instant::now(), &mut fx);
+                ticks += 1;
+                if ticks.is_multiple_of(4) {
+                    let beat =
+                        || Ok(pb::MasterMessage { msg: Some(Msg::Heartbeat(pb::Heartbeat {})) });
+                    for tx in fx.sessions.values() {
+                        let _ = tx.send(beat());
                     }
                 }
-                _ = shutdown.changed() => break,
             }
         }
         for (_, tx) in fx.sessions.drain() {
@@ -285,6 +304,7 @@ fn apply(core: &mut Core, fx: &mut Effects, validator: &Registry, cmd: Cmd, hear
                 let _ = reply.send(None);
                 return;
             };
+            let overflowed = Arc::new(AtomicBool::new(false));
             let (status, shards) = if view.state.is_final() {
                 // Already over: a receiver holding the final status, its sender gone.
                 (watch::channel(view).1, None)
@@ -295,18 +315,21 @@ fn apply(core: &mut Core, fx: &mut Effects, validator: &Registry, cmd: Cmd, hear
                 });
                 let shards = want_shards.then(|| {
                     let (tx, rx) = mpsc::channel(WATCH_BUFFER);
-                    w.shards.push(tx);
+                    w.shards.push((tx, overflowed.clone()));
                     rx
                 });
                 (w.status.subscribe(), shards)
             };
-            let _ = reply.send(Some(Subscription { status, shards }));
+            let _ = reply.send(Some(Subscription { status, shards, overflowed }));
         }
         Cmd::Join(spec, tx, reply) => {
             let (name, threads) = (spec.name.clone(), spec.threads);
             // Reserve the session first so the welcome precedes the first assignment.
             let id = core.next_worker_id();
-            let welcome = pb::Welcome { worker_id: id, heartbeat_ms: heartbeat.as_millis() as u32 };
+            let welcome = pb::Welcome {
+                worker_id: id,
+                heartbeat_ms: heartbeat.as_millis().min(u128::from(u32::MAX)) as u32,
+            };
             let _ = tx.send(Ok(pb::MasterMessage { msg: Some(Msg::Welcome(welcome)) }));
             fx.sessions.insert(id, tx);
             let joined = core.worker_joined(spec, now, fx);

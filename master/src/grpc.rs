@@ -128,7 +128,14 @@ impl FarmService for Farm {
         &self,
         _: Request<pb::ListRequest>,
     ) -> Result<Response<pb::ListResponse>, Status> {
-        let jobs = self.core.list().await?.into_iter().map(job_status).collect();
+        // Results stay out of the list (one can be megabytes); Get and Watch carry them.
+        let jobs = self
+            .core
+            .list()
+            .await?
+            .into_iter()
+            .map(|v| pb::JobStatus { result_json: String::new(), ..job_status(v) })
+            .collect();
         Ok(Response::new(pb::ListResponse { jobs }))
     }
 
@@ -160,7 +167,12 @@ impl FarmService for Farm {
 /// Turns a subscription into the events of a `Watch` stream: progress while the job runs, shard
 /// results if asked, and the final status last.
 async fn forward_events(sub: Subscription, tx: mpsc::Sender<Result<pb::JobEvent, Status>>) {
-    let Subscription { mut status, mut shards } = sub;
+    let Subscription { mut status, mut shards, overflowed } = sub;
+    let fell_behind = || {
+        Err(Status::resource_exhausted(
+            "watcher fell behind: shard results were dropped; watch without them",
+        ))
+    };
     let event = |e: Event| Ok(pb::JobEvent { event: Some(e) });
     let progress = |v: &JobView| {
         event(Event::Progress(pb::Progress { done: v.done, total: v.total, running: v.running }))
@@ -181,7 +193,12 @@ async fn forward_events(sub: Subscription, tx: mpsc::Sender<Result<pb::JobEvent,
                     }
                 }
             }
-            let _ = tx.send(event(Event::Finished(job_status(current)))).await;
+            let last = if overflowed.load(std::sync::atomic::Ordering::Relaxed) {
+                fell_behind()
+            } else {
+                event(Event::Finished(job_status(current)))
+            };
+            let _ = tx.send(last).await;
             return;
         }
         tokio::select! {
@@ -195,8 +212,7 @@ async fn forward_events(sub: Subscription, tx: mpsc::Sender<Result<pb::JobEvent,
                 }
                 None if status.borrow().state.is_final() => shards = None,
                 None => {
-                    let msg = "watcher fell behind: shard results were dropped; watch without them";
-                    let _ = tx.send(Err(Status::resource_exhausted(msg))).await;
+                    let _ = tx.send(fell_behind()).await;
                     return;
                 }
             },
