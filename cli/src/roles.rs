@@ -163,8 +163,8 @@ fn parse_hosts(text: &str) -> Vec<String> {
 pub async fn worker(master: &str, args: WorkerArgs) -> Result<()> {
     let mut config = WorkerConfig::new(master_url(master));
     if let Some(threads) = args.threads {
-        if threads == 0 {
-            bail!("--threads must be at least 1");
+        if threads == 0 || threads > farm_master::MAX_THREADS as usize {
+            bail!("--threads must be 1..={}", farm_master::MAX_THREADS);
         }
         config.threads = threads;
     }

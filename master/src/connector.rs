@@ -26,7 +26,12 @@ pub fn spawn(core: CoreHandle, host: String, me: String, mut stop: watch::Receiv
     tokio::spawn(async move {
         let url = if host.contains("://") { host.clone() } else { format!("http://{host}") };
         let endpoint = match Endpoint::from_shared(url) {
-            Ok(e) => e.connect_timeout(Duration::from_secs(5)).tcp_nodelay(true),
+            Ok(e) => e
+                .connect_timeout(Duration::from_secs(5))
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(10))
+                .keep_alive_timeout(Duration::from_secs(20))
+                .keep_alive_while_idle(true),
             Err(e) => {
                 warn!(%host, error = %e, "bad worker address, not dialing it");
                 return;

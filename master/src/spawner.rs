@@ -62,6 +62,8 @@ fn command(config: &SpawnConfig, slot: usize, restarts: u32) -> Command {
         .args(["--threads", &config.threads.to_string()])
         .args(["--name", &format!("local-{slot}")])
         .arg("--exit-with-master")
+        // Shorter than the spawner's grace, so a drain finishes before SIGKILL would come.
+        .args(["--drain-timeout", "2s"])
         .args(["--restarts", &restarts.to_string()])
         .args(&config.extra_args)
         .stdin(Stdio::null())

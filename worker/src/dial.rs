@@ -28,7 +28,11 @@ where
     let endpoint = Endpoint::from_shared(config.master.clone())
         .map_err(|e| WorkerError::BadMasterUrl(format!("{}: {e}", config.master)))?
         .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true);
+        .tcp_nodelay(true)
+        // HTTP/2 pings notice a dead connection even when no message is due.
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(20))
+        .keep_alive_while_idle(true);
     let pool = Pool::new(config.threads.max(1)).map_err(WorkerError::Threads)?;
     tokio::pin!(shutdown);
     let started = Instant::now();

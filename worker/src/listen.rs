@@ -92,6 +92,8 @@ where
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
+            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
             .add_service(
                 WorkerHostServer::new(host)
                     .max_decoding_message_size(farm_proto::MAX_MESSAGE_BYTES)

@@ -16,8 +16,16 @@ use tokio::sync::mpsc;
 use tonic::Streaming;
 use tracing::{debug, info, warn};
 
+/// A peer that does not welcome the worker within this long is given up on (for a listening
+/// worker, it would otherwise hold the worker for nothing).
+const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most outcomes sent in one result message.
 const MAX_BATCH: usize = 4096;
+/// A result message stops growing past this many bytes; with each output at most twice this,
+/// a message stays under the transport's limit.
+const BATCH_BYTES: usize = farm_proto::MAX_MESSAGE_BYTES / 4;
+/// A shard whose output is larger fails instead (it could not be sent).
+const MAX_OUTPUT_BYTES: usize = farm_proto::MAX_MESSAGE_BYTES / 2;
 
 /// How a session ended.
 pub(crate) enum End {
@@ -70,10 +78,12 @@ pub(crate) async fn run_session<F: Future<Output = ()>>(
     shutdown: &mut Pin<&mut F>,
 ) -> Result<(bool, End), WorkerError> {
     let Link { mut inbound, tx, peer } = link;
-    let welcome = match inbound.message().await {
-        Ok(Some(pb::MasterMessage { msg: Some(In::Welcome(w)) })) => w,
-        Ok(_) => return Ok((false, End::Lost("master did not welcome the worker".into()))),
-        Err(status) => return rejected_or_lost(status).map(|end| (false, end)),
+    let first = tokio::time::timeout(WELCOME_TIMEOUT, inbound.message()).await;
+    let welcome = match first {
+        Ok(Ok(Some(pb::MasterMessage { msg: Some(In::Welcome(w)) }))) => w,
+        Ok(Ok(_)) => return Ok((false, End::Lost("master did not welcome the worker".into()))),
+        Ok(Err(status)) => return rejected_or_lost(status).map(|end| (false, end)),
+        Err(_) => return Ok((false, End::Lost("no welcome from the master in time".into()))),
     };
     let heartbeat = Duration::from_millis(u64::from(welcome.heartbeat_ms.max(50)));
     info!(worker = welcome.worker_id, master = %peer, threads = config.threads, "registered");
@@ -265,13 +275,18 @@ impl crate::sdk::Prepared for Refused {
 fn collect_batch(first: Report, reports: &mut mpsc::UnboundedReceiver<Report>) -> pb::ResultBatch {
     let mut done = Vec::new();
     let mut started = Vec::new();
+    let mut bytes = 0;
     let mut next = Some(first);
     while let Some(report) = next.take() {
         match report {
             Report::Started { job_id, shard } => started.push(pb::ShardRef { job_id, shard }),
-            Report::Finished(f) => done.push(shard_done(f)),
+            Report::Finished(f) => {
+                let d = shard_done(f);
+                bytes += prost::Message::encoded_len(&d);
+                done.push(d);
+            }
         }
-        if done.len() + started.len() < MAX_BATCH {
+        if done.len() + started.len() < MAX_BATCH && bytes < BATCH_BYTES {
             next = reports.try_recv().ok();
         }
     }
@@ -286,7 +301,17 @@ fn collect_batch(first: Report, reports: &mut mpsc::UnboundedReceiver<Report>) -
 fn shard_done(f: Finished) -> pb::ShardDone {
     use pb::shard_done::Outcome;
     let outcome = match f.outcome {
-        Ok(output) => Outcome::Output(output.into()),
+        Ok(output) => {
+            let wire: pb::ShardOutput = output.into();
+            let size = prost::Message::encoded_len(&wire);
+            if size > MAX_OUTPUT_BYTES {
+                Outcome::Error(format!(
+                    "output of {size} bytes is over the {MAX_OUTPUT_BYTES}-byte limit for one shard; use smaller shards"
+                ))
+            } else {
+                Outcome::Output(wire)
+            }
+        }
         Err(KernelError::Cancelled) => Outcome::Cancelled(true),
         Err(e) => Outcome::Error(e.to_string()),
     };

@@ -63,12 +63,27 @@ impl Prepared for PreparedExec {
 
 /// Runs `args[0]` with the rest as arguments, polling until it exits or `cancel` is set.
 fn run_one(args: &[String], cancel: &CancelFlag) -> Result<ExecRun, KernelError> {
+    use std::os::unix::process::CommandExt;
     let program = &args[0];
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(&args[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
+        // Its own process group, so a cancel stops everything it started (`sh -c '…; sleep'`).
+        .process_group(0);
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent. The program is
+    // killed if the pool thread that started it dies with its worker.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command
         .spawn()
         .map_err(|e| KernelError::Failed(format!("cannot start program {program:?}: {e}")))?;
     let stdout = read_in_background(&mut child);
@@ -79,6 +94,10 @@ fn run_one(args: &[String], cancel: &CancelFlag) -> Result<ExecRun, KernelError>
         if let Err(stop) = cancel.check() {
             if status.is_none() {
                 // Kill errors mean it already exited; wait reaps it either way.
+                // SAFETY: killpg on the group this child leads (its pid, not yet reaped).
+                unsafe {
+                    libc::killpg(child.id() as libc::pid_t, libc::SIGKILL);
+                }
                 let _ = child.kill();
                 let _ = child.wait();
             }
