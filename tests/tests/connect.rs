@@ -95,6 +95,10 @@ fn a_listed_worker_killed_and_restarted_mid_job_rejoins_and_the_result_is_exact(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_master_is_refused_while_the_first_holds_the_worker() {
+    within(a_second_master_is_refused_while_the_first_holds_the_worker_body()).await;
+}
+
+async fn a_second_master_is_refused_while_the_first_holds_the_worker_body() {
     let tag = tag();
     let (_w, addr) = listening_worker(&tag, "127.0.0.1:0");
     let first = Master::start_tagged(&["--connect", &addr], &tag, "127.0.0.1:0");

@@ -147,7 +147,7 @@ fn a_hung_shard_times_out_and_a_retry_can_succeed() {
         "--param",
         &cmd,
         "--shard-timeout",
-        "500ms",
+        "3s",
         "--retries",
         "1",
         "--wait",

@@ -3,7 +3,7 @@
 //! process it started when its handle drops.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -196,41 +196,52 @@ impl Master {
     }
 }
 
-/// Runs `farm <args>` to completion (killed after WAIT) and returns its output.
+/// Runs `farm <args>` to completion (killed after WAIT) and returns its output; stderr is
+/// inherited (shown with the test's output).
 pub fn run(args: &[&str], tag: &str) -> Output {
-    let mut proc = spawn(args, tag, Stdio::piped());
-    let mut stdout = proc.child.stdout.take().expect("piped stdout");
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut stdout, &mut buf);
-        buf
-    });
-    let status =
-        proc.wait(WAIT).unwrap_or_else(|| panic!("farm {args:?} did not finish in {WAIT:?}"));
-    let stdout = reader.join().unwrap_or_default();
-    Output { status, stdout, stderr: Vec::new() }
+    run_with(args, tag, false)
 }
 
 /// Runs `farm <args>` capturing stderr too (for checking error messages).
 pub fn run_capture(args: &[&str], tag: &str) -> Output {
-    let mut child = Command::new(farm())
+    run_with(args, tag, true)
+}
+
+fn run_with(args: &[&str], tag: &str, capture_stderr: bool) -> Output {
+    let stderr = if capture_stderr { Stdio::piped() } else { Stdio::inherit() };
+    let child = Command::new(farm())
         .args(args)
         .env("FARM_TEST_TAG", tag)
+        .env("RUST_LOG", log_filter())
         .env_remove("FARM_MASTER")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .expect("start farm");
-    let deadline = Instant::now() + WAIT;
-    while child.try_wait().ok().flatten().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("farm {args:?} did not finish in {WAIT:?}");
+    let mut proc = Proc { child, name: args.first().map(|s| s.to_string()).unwrap_or_default() };
+    // Both pipes are read while the command runs, so a chatty one never blocks on a full pipe.
+    let stdout = drain(proc.child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(proc.child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let status =
+        proc.wait(WAIT).unwrap_or_else(|| panic!("farm {args:?} did not finish in {WAIT:?}"));
+    // Its children may still hold the pipes for a moment; do not wait for them for ever.
+    let collect =
+        |rx: mpsc::Receiver<Vec<u8>>| rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
+    Output { status, stdout: collect(stdout), stderr: collect(stderr) }
+}
+
+/// Reads a pipe to its end on a thread; the bytes arrive on the returned channel.
+fn drain(pipe: Option<Box<dyn Read + Send>>) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut buf);
         }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("output")
+        let _ = tx.send(buf);
+    });
+    rx
 }
 
 /// Polls `cond` every 50 ms until it holds or `timeout` passes.
@@ -282,4 +293,9 @@ pub fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!("stdout is not JSON ({e}): {:?}", String::from_utf8_lossy(&out.stdout))
     })
+}
+
+/// Awaits `fut`, failing the test if it takes longer than WAIT.
+pub async fn within<T>(fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, fut).await.expect("finished within the wait bound")
 }
