@@ -1,0 +1,321 @@
+//! `farm-bench`: the end-to-end benchmarks behind BENCHMARKS.md, run against the real release
+//! binary on this machine. Each figure is printed with its configuration.
+//!
+//! ```text
+//! cargo build --release --bin farm --bin farm-bench
+//! ./target/release/farm-bench all
+//! ```
+
+mod procs;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, ValueEnum};
+use farm_client::Client;
+use farm_proto::{JobSource, JobSpec, Params};
+use procs::{cpu_secs, farm_path, rss_kib, run_json, Master};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The benchmarks of BENCHMARKS.md.
+#[derive(Parser)]
+struct Args {
+    /// Which figure to measure.
+    #[arg(value_enum, default_value = "all")]
+    figure: Figure,
+    /// The farm binary [default: `farm` next to this binary].
+    #[arg(long)]
+    farm: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Figure {
+    All,
+    Overhead,
+    Efficiency,
+    Latency,
+    Memory,
+    Scale,
+    Startup,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let farm = farm_path(args.farm)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let want = |f: Figure| args.figure == Figure::All || args.figure == f;
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    println!("machine: {cores} cores; farm: {}", farm.display());
+    let mut overhead_rate = None;
+    if want(Figure::Overhead) {
+        overhead_rate = Some(rt.block_on(overhead(&farm))?);
+    }
+    if want(Figure::Efficiency) {
+        efficiency(&farm, cores)?;
+    }
+    if want(Figure::Latency) {
+        rt.block_on(latency(&farm))?;
+    }
+    if want(Figure::Memory) {
+        rt.block_on(memory(&farm))?;
+    }
+    if want(Figure::Scale) {
+        rt.block_on(scale(&farm, overhead_rate))?;
+    }
+    if want(Figure::Startup) {
+        startup(&farm)?;
+    }
+    Ok(())
+}
+
+fn noop(shards: u64) -> JobSpec {
+    let source = JobSource::Range { start: 0, end: shards, shard_size: 1 };
+    JobSpec::new("noop", source, Params::default(), 0).expect("valid spec")
+}
+
+async fn wait_workers(client: &mut Client, n: usize) -> Result<Vec<u64>> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let workers = client.workers().await?;
+        if workers.len() >= n {
+            return Ok(workers.iter().map(|w| w.worker_id).collect());
+        }
+        if Instant::now() > deadline {
+            bail!("only {} of {n} workers registered", workers.len());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs a job to its end; returns its elapsed milliseconds as the master measured them.
+async fn run_job(client: &mut Client, spec: JobSpec) -> Result<u64> {
+    let job = client.submit(spec).await?.job;
+    let status = tokio::time::timeout(Duration::from_secs(600), client.wait(job, |_| {}))
+        .await
+        .context("job did not finish in 600 s")??;
+    if status.state != "succeeded" {
+        bail!("job {job} {}: {:?}", status.state, status.error);
+    }
+    Ok(status.elapsed_ms.max(1))
+}
+
+/// Figure 1: 1,000,000 noop shards through a master and 2 local workers x 1 thread.
+async fn overhead(farm: &Path) -> Result<f64> {
+    let master = Master::start(farm, &["--workers", "2", "--threads", "1"])?;
+    let mut client = Client::connect(&master.url).await?;
+    wait_workers(&mut client, 2).await?;
+    let mut best: Option<(f64, f64)> = None;
+    for _ in 0..3 {
+        let cpu0 = cpu_secs(master.pid())?;
+        let ms = run_job(&mut client, noop(1_000_000)).await?;
+        let cpu = cpu_secs(master.pid())? - cpu0;
+        let rate = 1e6 / (ms as f64 / 1000.0);
+        if best.is_none_or(|(r, _)| rate > r) {
+            best = Some((rate, cpu));
+        }
+    }
+    let (rate, cpu) = best.context("no run")?;
+    println!(
+        "1. overhead: noop 0..1000000 --shard-size 1, 2 workers x 1 thread: {:.0} shards/s end to end (best of 3); master CPU {:.2} us/shard",
+        rate,
+        cpu // seconds per million shards = microseconds per shard
+    );
+    Ok(rate)
+}
+
+/// Figure 2: spin shards of 10 ms and 1 ms (20 CPU-seconds in all) against the ideal and
+/// against the same kernel on an in-process pool of the same number of threads.
+fn efficiency(farm: &Path, cores: usize) -> Result<()> {
+    for (ms, shards) in [(10u64, 2000u64), (1, 20_000)] {
+        let ideal = (ms * shards) as f64 / 1000.0 / cores as f64;
+        let limit = in_process_spin(ms, shards, cores)?;
+        println!(
+            "2. efficiency, spin ms={ms} x {shards} shards: ideal {ideal:.2} s; in-process pool of {cores} threads {limit:.2} s ({:.1} %)",
+            100.0 * ideal / limit
+        );
+        for (p, t) in [(2, 1), (1, 2)] {
+            let range = format!("0..{shards}");
+            let param = format!("ms={ms}");
+            let (p_s, t_s) = (p.to_string(), t.to_string());
+            let v = run_json(
+                farm,
+                &[
+                    "run",
+                    "spin",
+                    "--range",
+                    &range,
+                    "--shard-size",
+                    "1",
+                    "--param",
+                    &param,
+                    "--workers",
+                    &p_s,
+                    "--threads",
+                    &t_s,
+                    "--json",
+                ],
+            )?;
+            let secs = v["elapsed_ms"].as_f64().context("elapsed_ms")? / 1000.0;
+            println!(
+                "   farm {p} workers x {t} threads: {secs:.2} s, efficiency {:.1} %, {:.1} % of the in-process limit",
+                100.0 * ideal / secs,
+                100.0 * limit / secs
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The spin kernel over `shards` one-index shards on `threads` OS threads in this process.
+fn in_process_spin(ms: u64, shards: u64, threads: usize) -> Result<f64> {
+    use farm_worker::sdk::{CancelFlag, Kernel, ShardInput};
+    let params = Params::from_pairs([format!("ms={ms}")])?;
+    let prepared: Arc<dyn farm_worker::sdk::Prepared> =
+        Arc::from(farm_worker::kernels::spin::Spin.prepare(&params)?);
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (prepared, next) = (prepared.clone(), next.clone());
+            std::thread::spawn(move || {
+                let cancel = CancelFlag::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= shards {
+                        break;
+                    }
+                    let _ = prepared.run(&ShardInput { lo: i, hi: i + 1, input: None }, &cancel);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().map_err(|_| anyhow::anyhow!("spin thread panicked"))?;
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// Figure 3: a one-shard job, submit to result, 1,000 times.
+async fn latency(farm: &Path) -> Result<()> {
+    let master = Master::start(farm, &["--workers", "1", "--threads", "1"])?;
+    let mut client = Client::connect(&master.url).await?;
+    wait_workers(&mut client, 1).await?;
+    let mut samples = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        let start = Instant::now();
+        let job = client.submit(noop(1)).await?.job;
+        client.wait(job, |_| {}).await?;
+        samples.push(start.elapsed());
+    }
+    samples.sort();
+    let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
+    println!(
+        "3. latency: one-shard noop job, submit to result, 1000 times, 1 worker x 1 thread: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        pct(0.50).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        samples[samples.len() - 1].as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+/// Figure 4: master resident memory with a 10,000,000-shard range job queued, and with
+/// 1,000,000 explicit 16-byte inputs queued (no workers, so everything stays queued).
+async fn memory(farm: &Path) -> Result<()> {
+    let master = Master::start(farm, &[])?;
+    let mut client = Client::connect(&master.url).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle = rss_kib(master.pid())?;
+    client.submit(noop(10_000_000)).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ranged = rss_kib(master.pid())?;
+    let inputs: Vec<String> = (0..1_000_000u64).map(|i| format!("{i:016}")).collect();
+    let spec = JobSpec::new("noop", JobSource::Inputs(inputs), Params::default(), 0)?;
+    client.submit(spec).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let with_inputs = rss_kib(master.pid())?;
+    println!(
+        "4. memory: master idle {:.1} MiB; + 10,000,000-shard range job queued: +{:.2} MiB; + 1,000,000 16-byte inputs queued: +{:.1} MiB = {:.0} bytes/shard",
+        idle as f64 / 1024.0,
+        ranged.saturating_sub(idle) as f64 / 1024.0,
+        with_inputs.saturating_sub(ranged) as f64 / 1024.0,
+        with_inputs.saturating_sub(ranged) as f64 * 1024.0 / 1e6
+    );
+    Ok(())
+}
+
+/// Figure 5: 500 workers, each a real gRPC session with 1 thread, simulated in this process.
+async fn scale(farm: &Path, single: Option<f64>) -> Result<()> {
+    const WORKERS: usize = 500;
+    let master = Master::start(farm, &[])?;
+    let mut client = Client::connect(&master.url).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle = rss_kib(master.pid())?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    for i in 0..WORKERS {
+        let mut config = farm_worker::WorkerConfig::new(master.url.clone());
+        config.threads = 1;
+        config.name = format!("sim-{i}");
+        let mut stopped = stopped.clone();
+        let registry = farm_worker::Registry::builtin(false);
+        tokio::spawn(farm_worker::run(config, registry, async move {
+            let _ = stopped.changed().await;
+        }));
+    }
+    let ids = wait_workers(&mut client, WORKERS).await?;
+    let joined = rss_kib(master.pid())?;
+    let ms = run_job(&mut client, noop(1_000_000)).await?;
+    let rate = 1e6 / (ms as f64 / 1000.0);
+    let after = client.workers().await?;
+    let kept = after.iter().filter(|w| ids.contains(&w.worker_id)).count();
+    let vs = single.map(|s| format!(", {:.0} % of figure 1", 100.0 * rate / s)).unwrap_or_default();
+    println!(
+        "5. scale: {WORKERS} workers x 1 thread (one process, one gRPC session each): noop 1,000,000 shards at {rate:.0} shards/s{vs}; workers declared lost: {}; master memory {:.1} KiB per worker",
+        WORKERS - kept,
+        joined.saturating_sub(idle) as f64 / WORKERS as f64
+    );
+    let _ = stop.send(true);
+    Ok(())
+}
+
+/// Figure 6: `farm run` with 2 workers, from process start to the first shard running.
+fn startup(farm: &Path) -> Result<()> {
+    let now_ns = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    };
+    let mut samples = Vec::new();
+    for _ in 0..5 {
+        let start = now_ns();
+        let v = run_json(
+            farm,
+            &[
+                "run",
+                "exec",
+                "--range",
+                "0..1",
+                "--param",
+                "cmd=date +%s%N",
+                "--workers",
+                "2",
+                "--threads",
+                "1",
+                "--allow-exec",
+                "--json",
+            ],
+        )?;
+        let ran: u128 = v["result"][0]["stdout"]
+            .as_str()
+            .and_then(|s| s.trim().parse().ok())
+            .context("exec printed no time")?;
+        samples.push(ran.saturating_sub(start) as f64 / 1e6);
+    }
+    samples.sort_by(f64::total_cmp);
+    println!(
+        "6. startup: farm run with 2 workers x 1 thread, process start to first shard running: median {:.0} ms (min {:.0}, max {:.0}, 5 runs)",
+        samples[2], samples[0], samples[4]
+    );
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! Starting the real `farm` binary for a benchmark and reading what the kernel knows about it:
+//! resident memory and CPU time from /proc.
+
+use anyhow::{bail, Context, Result};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A started process, killed and reaped when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A `farm master` on an ephemeral loopback port.
+pub struct Master {
+    pub proc: Proc,
+    pub url: String,
+}
+
+impl Master {
+    /// Starts `farm master --listen 127.0.0.1:0 <extra>` and waits for its address line.
+    pub fn start(farm: &Path, extra: &[&str]) -> Result<Master> {
+        let mut child = Command::new(farm)
+            .args(["master", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("cannot start {}", farm.display()))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let proc = Proc(child);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            for _ in lines {}
+        });
+        let line = rx.recv_timeout(Duration::from_secs(30)).context("master did not start")?;
+        let url = line.rsplit(' ').next().unwrap_or_default().to_string();
+        Ok(Master { proc, url })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.0.id()
+    }
+}
+
+/// Runs `farm <args>` and parses its JSON stdout.
+pub fn run_json(farm: &Path, args: &[&str]) -> Result<serde_json::Value> {
+    let out = Command::new(farm)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run {}", farm.display()))?;
+    if !out.status.success() {
+        bail!("farm {args:?} failed: {}", String::from_utf8_lossy(&out.stdout));
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// Resident memory of a process, in KiB.
+pub fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmRSS")
+}
+
+/// CPU time (user + system) a process has used itself, children excluded, in seconds.
+pub fn cpu_secs(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after_name = stat.rsplit(')').next().context("bad stat")?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // After the name: state is field 3, utime 14 and stime 15 (1-based over the whole line).
+    let utime: f64 = fields.get(11).and_then(|v| v.parse().ok()).context("no utime")?;
+    let stime: f64 = fields.get(12).and_then(|v| v.parse().ok()).context("no stime")?;
+    // SAFETY: sysconf reads a constant.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok((utime + stime) / ticks)
+}
+
+/// The release binary next to this one, or the path given.
+pub fn farm_path(given: Option<PathBuf>) -> Result<PathBuf> {
+    let path = match given {
+        Some(p) => p,
+        None => std::env::current_exe()?.with_file_name("farm"),
+    };
+    if !path.exists() {
+        bail!(
+            "{} not found: cargo build --release --bin farm first, or pass --farm",
+            path.display()
+        );
+    }
+    Ok(path)
+}
