@@ -11,7 +11,18 @@ use std::time::Duration;
 pub struct Proc(pub Child);
 
 impl Drop for Proc {
+    /// SIGTERM first, so a master stops its local workers cleanly; SIGKILL after 10 s.
     fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child, not yet reaped.
+        unsafe {
+            libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM);
+        }
+        for _ in 0..200 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }

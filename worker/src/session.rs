@@ -21,6 +21,9 @@ use tracing::{debug, info, warn};
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most outcomes sent in one result message.
 const MAX_BATCH: usize = 4096;
+/// Longest a finished shard's result waits to travel with others (only while the worker has
+/// more work queued than it is running).
+const COALESCE: Duration = Duration::from_millis(1);
 /// A result message stops growing past this many bytes; with each output at most twice this,
 /// a message stays under the transport's limit.
 const BATCH_BYTES: usize = farm_proto::MAX_MESSAGE_BYTES / 4;
@@ -86,6 +89,7 @@ pub(crate) async fn run_session<F: Future<Output = ()>>(
         Err(_) => return Ok((false, End::Lost("no welcome from the master in time".into()))),
     };
     let heartbeat = Duration::from_millis(u64::from(welcome.heartbeat_ms.max(50)));
+    let threads = config.threads.max(1);
     info!(worker = welcome.worker_id, master = %peer, threads = config.threads, "registered");
 
     let (reply, mut reports) = mpsc::unbounded_channel::<Report>();
@@ -122,7 +126,19 @@ pub(crate) async fn run_session<F: Future<Output = ()>>(
                 Err(status) => break End::Lost(format!("stream error: {}", status.message())),
             },
             Some(first) = reports.recv() => {
-                let batch = collect_batch(first, &mut reports);
+                let mut batch = collect_batch(first, &mut reports);
+                // While shards are still queued here beyond the running ones, the master is in
+                // no hurry for this batch: wait a moment for more to finish, so short shards
+                // cost fewer messages. A worker about to run dry reports at once.
+                let deadline = tokio::time::Instant::now() + COALESCE;
+                while batch.done.len() < MAX_BATCH
+                    && in_flight.saturating_sub(batch.done.len()) > threads
+                {
+                    match tokio::time::timeout_at(deadline, reports.recv()).await {
+                        Ok(Some(more)) => merge(&mut batch, collect_batch(more, &mut reports)),
+                        _ => break,
+                    }
+                }
                 in_flight -= batch.done.len();
                 if send(Out::Results(batch)).await.is_err() {
                     break End::Lost("master closed the stream".into());
@@ -268,6 +284,16 @@ impl crate::sdk::Prepared for Refused {
     fn run(&self, _: &ShardInput, _: &CancelFlag) -> Result<crate::sdk::Output, KernelError> {
         Err(self.0.clone())
     }
+}
+
+/// Adds a later batch to an earlier one; a shard started in one and done in the other is
+/// reported done only.
+fn merge(batch: &mut pb::ResultBatch, more: pb::ResultBatch) {
+    batch.done.extend(more.done);
+    batch.started.extend(more.started);
+    let finished: std::collections::HashSet<(u64, u64)> =
+        batch.done.iter().map(|d| (d.job_id, d.shard)).collect();
+    batch.started.retain(|s| !finished.contains(&(s.job_id, s.shard)));
 }
 
 /// Everything the pool reported since `first`, as one message. A shard that started and
