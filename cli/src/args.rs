@@ -14,6 +14,15 @@ pub struct Cli {
     #[arg(long, global = true, env = "FARM_MASTER", default_value = "http://127.0.0.1:7070")]
     pub master: String,
 
+    /// Shared token: clients present it to the master, workers to their master (or require it
+    /// from masters that dial them), and `farm master` requires it from clients.
+    #[arg(long, global = true, env = "FARM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Read the token from this file instead.
+    #[arg(long, global = true, value_name = "FILE", env = "FARM_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -240,6 +249,13 @@ pub struct MasterArgs {
     /// A file listing listening workers to dial, one host:port per line (# starts a comment).
     #[arg(long, value_name = "FILE")]
     pub connect_file: Option<PathBuf>,
+    /// A separate token for workers (default: the shared --token); clients cannot register
+    /// as workers with the client token, nor workers submit jobs with this one.
+    #[arg(long, env = "FARM_WORKER_TOKEN", hide_env_values = true)]
+    pub worker_token: Option<String>,
+    /// Read the worker token from this file instead.
+    #[arg(long, value_name = "FILE", env = "FARM_WORKER_TOKEN_FILE")]
+    pub worker_token_file: Option<PathBuf>,
     #[command(flatten)]
     pub local: LocalWorkerArgs,
     #[command(flatten)]

@@ -6,12 +6,20 @@ use crate::{job, show};
 use anyhow::Result;
 use farm_client::Client;
 
-async fn connect(master: &str) -> Result<Client> {
-    Ok(Client::connect(&master_url(master)).await?)
+/// Where client commands (and workers) go, and the token they present.
+pub struct Target {
+    /// The master's URL.
+    pub url: String,
+    /// The shared token, if any.
+    pub token: Option<String>,
+}
+
+async fn connect(master: &Target) -> Result<Client> {
+    Ok(Client::connect_with_token(&master_url(&master.url), master.token.clone()).await?)
 }
 
 /// `farm submit`.
-pub async fn submit(master: &str, args: SubmitArgs) -> Result<()> {
+pub async fn submit(master: &Target, args: SubmitArgs) -> Result<()> {
     let spec = job::spec(&args.job)?;
     let mut client = connect(master).await?;
     let submitted = client.submit(spec.clone()).await?;
@@ -30,7 +38,7 @@ pub async fn submit(master: &str, args: SubmitArgs) -> Result<()> {
 }
 
 /// `farm watch`.
-pub async fn watch(master: &str, args: JobRef) -> Result<()> {
+pub async fn watch(master: &Target, args: JobRef) -> Result<()> {
     let mut client = connect(master).await?;
     let bar = show::progress_bar(args.output.json);
     let status = client.wait(args.id, |p| show::advance(&bar, p)).await?;
@@ -39,25 +47,25 @@ pub async fn watch(master: &str, args: JobRef) -> Result<()> {
 }
 
 /// `farm status`.
-pub async fn status(master: &str, args: JobRef) -> Result<()> {
+pub async fn status(master: &Target, args: JobRef) -> Result<()> {
     let status = connect(master).await?.get(args.id).await?;
     show::jobs(std::slice::from_ref(&status), args.output.json)
 }
 
 /// `farm cancel`.
-pub async fn cancel(master: &str, args: JobRef) -> Result<()> {
+pub async fn cancel(master: &Target, args: JobRef) -> Result<()> {
     let status = connect(master).await?.cancel(args.id).await?;
     show::jobs(std::slice::from_ref(&status), args.output.json)
 }
 
 /// `farm jobs`.
-pub async fn jobs(master: &str, args: OutputArgs) -> Result<()> {
+pub async fn jobs(master: &Target, args: OutputArgs) -> Result<()> {
     let jobs = connect(master).await?.list().await?;
     show::jobs(&jobs, args.json)
 }
 
 /// `farm workers` and `farm workers drain ID`.
-pub async fn workers(master: &str, args: WorkersArgs) -> Result<()> {
+pub async fn workers(master: &Target, args: WorkersArgs) -> Result<()> {
     let mut client = connect(master).await?;
     let workers = match args.action {
         Some(WorkersAction::Drain { id }) => vec![client.drain_worker(id).await?],

@@ -29,11 +29,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let master = cli.master.clone();
+    let token = match farm_proto::auth::load(cli.token.clone(), cli.token_file.as_deref()) {
+        Ok(token) => token,
+        Err(e) => {
+            eprintln!("error: cannot read --token-file: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let master = commands::Target { url: cli.master.clone(), token };
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Run(args) => roles::run(args).await,
-            Command::Master(args) => roles::master(args).await,
+            Command::Master(args) => roles::master(args, master.token).await,
             Command::Worker(args) => roles::worker(&master, args).await,
             Command::Submit(args) => commands::submit(&master, args).await,
             Command::Watch(args) => commands::watch(&master, args).await,

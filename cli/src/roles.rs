@@ -52,7 +52,7 @@ fn master_config(s: &SchedulerArgs) -> MasterConfig {
         heartbeat_timeout: s.heartbeat * 5 / 2,
         ..CoreConfig::default()
     };
-    MasterConfig { core, heartbeat: s.heartbeat, connect: Vec::new() }
+    MasterConfig { core, heartbeat: s.heartbeat, ..MasterConfig::default() }
 }
 
 /// A master serving in this process, and the local workers it supervises.
@@ -65,8 +65,7 @@ struct Running {
 
 fn start(
     listener: TcpListener,
-    connect: Vec<String>,
-    scheduler: &SchedulerArgs,
+    config: MasterConfig,
     workers: usize,
     local: &LocalWorkerArgs,
     log: &str,
@@ -79,7 +78,7 @@ fn start(
     );
     let url = format!("http://{dial}");
     let (stop, stopped) = oneshot::channel::<()>();
-    let config = MasterConfig { connect, ..master_config(scheduler) };
+    let local_token = config.worker_token.clone();
     let server = tokio::spawn(farm_master::serve(listener, config, async {
         let _ = stopped.await;
     }));
@@ -93,6 +92,8 @@ fn start(
         workers,
         threads,
         extra_args: if local.allow_exec { vec!["--allow-exec".into()] } else { vec![] },
+        // Through the environment, so it does not show in `ps`.
+        env: local_token.map(|t| vec![("FARM_TOKEN".to_string(), t)]).unwrap_or_default(),
         log_filter: log.into(),
     });
     Ok(Running { url, stop, server, workers })
@@ -114,20 +115,31 @@ impl Running {
     }
 }
 
-/// `farm master`.
-pub async fn master(args: MasterArgs) -> Result<()> {
+/// `farm master`; `token` is the shared token clients (and, without a worker token, workers)
+/// must present.
+pub async fn master(args: MasterArgs, token: Option<String>) -> Result<()> {
     let listener = TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    if !addr.ip().is_loopback() {
-        warn!(%addr, "listening on a non-loopback address without TLS or a token: anyone who can reach it can submit jobs");
-    }
     let mut connect = args.connect.clone();
     if let Some(path) = &args.connect_file {
         connect.extend(read_hosts(path)?);
     }
-    let mut running = start(listener, connect, &args.scheduler, args.workers, &args.local, "info")?;
+    let worker_token =
+        farm_proto::auth::load(args.worker_token.clone(), args.worker_token_file.as_deref())
+            .context("cannot read --worker-token-file")?
+            .or_else(|| token.clone());
+    if !addr.ip().is_loopback() && token.is_none() {
+        warn!(%addr, "listening on a non-loopback address without a token: anyone who can reach it can submit jobs (set FARM_TOKEN)");
+    }
+    let config = MasterConfig {
+        connect,
+        client_token: token,
+        worker_token,
+        ..master_config(&args.scheduler)
+    };
+    let mut running = start(listener, config, args.workers, &args.local, "info")?;
     // One line on stdout that scripts (and the tests) read to learn the bound port.
     println!("farm master listening on http://{addr}");
     std::io::stdout().flush()?;
@@ -160,8 +172,9 @@ fn parse_hosts(text: &str) -> Vec<String> {
 }
 
 /// `farm worker`.
-pub async fn worker(master: &str, args: WorkerArgs) -> Result<()> {
-    let mut config = WorkerConfig::new(master_url(master));
+pub async fn worker(master: &crate::commands::Target, args: WorkerArgs) -> Result<()> {
+    let mut config = WorkerConfig::new(master_url(&master.url));
+    config.token = master.token.clone();
     if let Some(threads) = args.threads {
         if threads == 0 || threads > farm_master::MAX_THREADS as usize {
             bail!("--threads must be 1..={}", farm_master::MAX_THREADS);
@@ -212,7 +225,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
         bail!("--workers must be at least 1");
     }
     let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot listen on loopback")?;
-    let running = start(listener, Vec::new(), &args.scheduler, args.workers, &args.local, "warn")?;
+    let config = master_config(&args.scheduler);
+    let running = start(listener, config, args.workers, &args.local, "warn")?;
     let json = args.output.json;
     let outcome = async {
         let mut client = Client::connect(&running.url).await?;

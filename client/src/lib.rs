@@ -178,11 +178,18 @@ pub enum JobEvent {
 #[derive(Debug, Clone)]
 pub struct Client {
     farm: FarmServiceClient<Channel>,
+    /// Sent with every call, when the master requires one.
+    token: Option<String>,
 }
 
 impl Client {
     /// Connects to the master at `url` (e.g. `http://127.0.0.1:7070`).
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with_token(url, None).await
+    }
+
+    /// Connects to a master that requires a token (`FARM_TOKEN` on the master).
+    pub async fn connect_with_token(url: &str, token: Option<String>) -> Result<Self> {
         let err = |reason: String| ClientError::Connect { url: url.to_string(), reason };
         let channel = Endpoint::from_shared(url.to_string())
             .map_err(|e| err(e.to_string()))?
@@ -197,7 +204,14 @@ impl Client {
         let farm = FarmServiceClient::new(channel)
             .max_decoding_message_size(max)
             .max_encoding_message_size(max);
-        Ok(Client { farm })
+        Ok(Client { farm, token })
+    }
+
+    /// A request carrying the token.
+    fn req<T>(&self, message: T) -> Result<tonic::Request<T>> {
+        let mut request = tonic::Request::new(message);
+        farm_proto::auth::attach(&mut request, self.token.as_deref())?;
+        Ok(request)
     }
 
     /// Submits a job.
@@ -206,7 +220,7 @@ impl Client {
             spec: Some(spec.into()),
             protocol_version: farm_proto::PROTOCOL_VERSION,
         };
-        let resp = self.farm.submit(req).await?.into_inner();
+        let resp = self.farm.submit(self.req(req)?).await?.into_inner();
         Ok(Submitted { job: resp.job_id, shards: resp.shards })
     }
 
@@ -216,7 +230,8 @@ impl Client {
         job: u64,
         shard_results: bool,
     ) -> Result<impl Stream<Item = Result<JobEvent>> + use<>> {
-        let stream = self.farm.watch(pb::WatchRequest { job_id: job, shard_results }).await?;
+        let request = self.req(pb::WatchRequest { job_id: job, shard_results })?;
+        let stream = self.farm.watch(request).await?;
         Ok(stream.into_inner().filter_map(|item| async move {
             match item {
                 Err(status) => Some(Err(ClientError::Status(status))),
@@ -258,28 +273,34 @@ impl Client {
 
     /// One job's status.
     pub async fn get(&mut self, job: u64) -> Result<JobStatus> {
-        Ok(self.farm.get(pb::GetRequest { job_id: job }).await?.into_inner().into())
+        Ok(self.farm.get(self.req(pb::GetRequest { job_id: job })?).await?.into_inner().into())
     }
 
     /// Every job the master remembers, oldest first.
     pub async fn list(&mut self) -> Result<Vec<JobStatus>> {
-        let jobs = self.farm.list(pb::ListRequest {}).await?.into_inner().jobs;
+        let jobs = self.farm.list(self.req(pb::ListRequest {})?).await?.into_inner().jobs;
         Ok(jobs.into_iter().map(Into::into).collect())
     }
 
     /// Cancels a job; returns its status after the cancel.
     pub async fn cancel(&mut self, job: u64) -> Result<JobStatus> {
-        Ok(self.farm.cancel(pb::CancelRequest { job_id: job }).await?.into_inner().into())
+        Ok(self
+            .farm
+            .cancel(self.req(pb::CancelRequest { job_id: job })?)
+            .await?
+            .into_inner()
+            .into())
     }
 
     /// The connected workers.
     pub async fn workers(&mut self) -> Result<Vec<pb::WorkerInfo>> {
-        Ok(self.farm.list_workers(pb::ListWorkersRequest {}).await?.into_inner().workers)
+        Ok(self.farm.list_workers(self.req(pb::ListWorkersRequest {})?).await?.into_inner().workers)
     }
 
     /// Asks a worker to drain and leave; returns it as it is now (draining).
     pub async fn drain_worker(&mut self, worker: u64) -> Result<pb::WorkerInfo> {
-        Ok(self.farm.drain_worker(pb::DrainWorkerRequest { worker_id: worker }).await?.into_inner())
+        let request = self.req(pb::DrainWorkerRequest { worker_id: worker })?;
+        Ok(self.farm.drain_worker(request).await?.into_inner())
     }
 }
 

@@ -22,7 +22,13 @@ pub const MASTER_HEADER: &str = "farm-master";
 
 /// Keeps a session with the worker at `host` until `stop` changes; `me` is this master's
 /// listen address, shown to the worker (and to any other master it refuses).
-pub fn spawn(core: CoreHandle, host: String, me: String, mut stop: watch::Receiver<bool>) {
+pub fn spawn(
+    core: CoreHandle,
+    host: String,
+    me: String,
+    token: Option<String>,
+    mut stop: watch::Receiver<bool>,
+) {
     tokio::spawn(async move {
         let url = if host.contains("://") { host.clone() } else { format!("http://{host}") };
         let endpoint = match Endpoint::from_shared(url) {
@@ -41,7 +47,7 @@ pub fn spawn(core: CoreHandle, host: String, me: String, mut stop: watch::Receiv
         loop {
             tokio::select! {
                 _ = stop.changed() => return,
-                ended = attach(&core, &endpoint, &host, &me) => match ended {
+                ended = attach(&core, &endpoint, &host, &me, token.as_deref()) => match ended {
                     Ok(()) => backoff.reset(),
                     Err(reason) => debug!(%host, %reason, "worker not reached"),
                 },
@@ -60,6 +66,7 @@ async fn attach(
     endpoint: &Endpoint,
     host: &str,
     me: &str,
+    token: Option<&str>,
 ) -> Result<(), String> {
     let channel = endpoint.connect().await.map_err(|e| format!("cannot connect: {e}"))?;
     let mut client = WorkerHostClient::new(channel)
@@ -72,10 +79,14 @@ async fn attach(
     if let Ok(value) = me.parse() {
         request.metadata_mut().insert(MASTER_HEADER, value);
     }
+    farm_proto::auth::attach(&mut request, token).map_err(|s| s.message().to_string())?;
     let inbound = match client.attach(request).await {
         Ok(response) => response.into_inner(),
         Err(status) => {
-            if status.code() == tonic::Code::FailedPrecondition {
+            if matches!(
+                status.code(),
+                tonic::Code::FailedPrecondition | tonic::Code::Unauthenticated
+            ) {
                 warn!(%host, reason = status.message(), "listed worker refused this master");
             }
             return Err(status.message().to_string());

@@ -9,7 +9,8 @@ use farm_proto::pb::worker_service_server::WorkerServiceServer;
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tracing::info;
+use tonic::service::interceptor::InterceptedService;
+use tracing::{info, warn};
 
 /// How the master serves.
 #[derive(Debug, Clone)]
@@ -20,6 +21,10 @@ pub struct MasterConfig {
     pub heartbeat: Duration,
     /// Listening workers to dial (`host:port`), kept dialing while they are down.
     pub connect: Vec<String>,
+    /// Token clients must present; none: clients are not checked.
+    pub client_token: Option<String>,
+    /// Token workers must present (and that this master presents to listening workers).
+    pub worker_token: Option<String>,
 }
 
 impl Default for MasterConfig {
@@ -29,6 +34,8 @@ impl Default for MasterConfig {
             core: CoreConfig { heartbeat_timeout: heartbeat * 5 / 2, ..Default::default() },
             heartbeat,
             connect: Vec::new(),
+            client_token: None,
+            worker_token: None,
         }
     }
 }
@@ -44,6 +51,22 @@ pub enum MasterError {
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
+/// An interceptor that lets through only requests carrying `token` (all, if there is none), and
+/// logs the ones it refuses.
+fn require(
+    who: &'static str,
+    token: Option<String>,
+) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
+    move |req: tonic::Request<()>| {
+        if let Err(status) = farm_proto::auth::check(&req, token.as_deref()) {
+            let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+            warn!(%peer, who, reason = status.message(), "request refused");
+            return Err(status);
+        }
+        Ok(req)
+    }
+}
+
 /// Serves on `listener` until `shutdown` resolves. On shutdown every worker session and watch
 /// stream is ended first, so the transport can close without waiting on long-lived streams.
 pub async fn serve(
@@ -55,15 +78,18 @@ pub async fn serve(
     let core = actor::spawn(config.core.clone(), config.heartbeat, stop_rx.clone());
     let me = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     for host in &config.connect {
-        crate::connector::spawn(core.clone(), host.clone(), me.clone(), stop_rx.clone());
+        let token = config.worker_token.clone();
+        crate::connector::spawn(core.clone(), host.clone(), me.clone(), token, stop_rx.clone());
     }
     let max = farm_proto::MAX_MESSAGE_BYTES;
     let farm = FarmServiceServer::new(Farm { core: core.clone() })
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
+    let farm = InterceptedService::new(farm, require("client", config.client_token.clone()));
     let workers = WorkerServiceServer::new(Workers { core })
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
+    let workers = InterceptedService::new(workers, require("worker", config.worker_token.clone()));
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<FarmServiceServer<Farm>>().await;
     health_reporter.set_serving::<WorkerServiceServer<Workers>>().await;

@@ -26,6 +26,8 @@ pub struct SpawnConfig {
     pub extra_args: Vec<String>,
     /// Log filter for the workers when `RUST_LOG` is not set.
     pub log_filter: String,
+    /// Extra environment for the workers (e.g. their token).
+    pub env: Vec<(String, String)>,
 }
 
 /// The supervised local workers; [`LocalWorkers::stop`] ends them.
@@ -69,6 +71,7 @@ fn command(config: &SpawnConfig, slot: usize, restarts: u32) -> Command {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .kill_on_drop(true);
+    cmd.envs(config.env.iter().map(|(k, v)| (k, v)));
     if std::env::var_os("RUST_LOG").is_none() {
         cmd.env("RUST_LOG", &config.log_filter);
     }

@@ -1,6 +1,7 @@
 //! farm's wire contract: the generated gRPC code for `farm.proto`, the protocol version that
 //! both ends check, and the domain types that master and worker logic use instead of prost types.
 
+pub mod auth;
 mod convert;
 pub mod domain;
 #[cfg(test)]

@@ -51,7 +51,10 @@ where
                 let (tx, rx) = session::outgoing();
                 // Queued before the call: the master answers only once it has the registration.
                 session::register(&tx, &config, &registry).await;
-                match client.connect(ReceiverStream::new(rx)).await {
+                let mut request = tonic::Request::new(ReceiverStream::new(rx));
+                farm_proto::auth::attach(&mut request, config.token.as_deref())
+                    .map_err(|s| WorkerError::Rejected(s.message().to_string()))?;
+                match client.connect(request).await {
                     Ok(response) => {
                         let link = Link {
                             inbound: response.into_inner(),

@@ -38,6 +38,8 @@ pub struct WorkerConfig {
     pub drain_timeout: Duration,
     /// Times a supervisor restarted this worker (reported to the master).
     pub restarts: u32,
+    /// The token this worker presents to its master, and requires from masters that dial it.
+    pub token: Option<String>,
 }
 
 impl WorkerConfig {
@@ -51,6 +53,7 @@ impl WorkerConfig {
             max_backoff: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(30),
             restarts: 0,
+            token: None,
         }
     }
 }

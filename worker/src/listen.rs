@@ -43,6 +43,10 @@ impl WorkerHost for Host {
         req: Request<Streaming<pb::MasterMessage>>,
     ) -> Result<Response<WorkerStream>, Status> {
         let from = req.remote_addr().map(|a| a.to_string()).unwrap_or_else(|| "unknown".into());
+        if let Err(status) = farm_proto::auth::check(&req, self.config.token.as_deref()) {
+            warn!(peer = %from, reason = status.message(), "master refused");
+            return Err(status);
+        }
         // A farm master names itself by its listen address; the connection's own port says little.
         let peer = match req.metadata().get("farm-master").and_then(|v| v.to_str().ok()) {
             Some(name) => format!("{name} (connected from {from})"),
