@@ -23,6 +23,20 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE", env = "FARM_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
 
+    /// Use TLS, trusting servers whose certificate this CA signed (PEM): clients and workers
+    /// verify their master with it, a master its listening workers and its local workers.
+    #[arg(long, global = true, value_name = "FILE", env = "FARM_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// This process's certificate (PEM): the master's (or a listening worker's) server
+    /// certificate, or a client certificate for mutual TLS.
+    #[arg(long, global = true, value_name = "FILE", env = "FARM_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, global = true, value_name = "FILE", env = "FARM_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -256,6 +270,9 @@ pub struct MasterArgs {
     /// Read the worker token from this file instead.
     #[arg(long, value_name = "FILE", env = "FARM_WORKER_TOKEN_FILE")]
     pub worker_token_file: Option<PathBuf>,
+    /// Mutual TLS: require clients and workers to present a certificate this CA signed.
+    #[arg(long, value_name = "FILE", env = "FARM_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
     #[command(flatten)]
     pub local: LocalWorkerArgs,
     #[command(flatten)]

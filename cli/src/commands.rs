@@ -6,16 +6,29 @@ use crate::{job, show};
 use anyhow::Result;
 use farm_client::Client;
 
-/// Where client commands (and workers) go, and the token they present.
+/// Where client commands (and workers) go, and what they present: a token, TLS settings.
 pub struct Target {
     /// The master's URL.
     pub url: String,
     /// The shared token, if any.
     pub token: Option<String>,
+    /// TLS for dialing (--tls-ca, and --tls-cert/--tls-key for mutual TLS).
+    pub tls: Option<tonic::transport::ClientTlsConfig>,
+    /// The certificate and key files given (a master serves with them).
+    pub identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// The CA file given.
+    pub ca: Option<std::path::PathBuf>,
+}
+
+impl Target {
+    /// The master's URL with a scheme: https when TLS is on.
+    pub fn url(&self) -> String {
+        master_url(&self.url, self.tls.is_some())
+    }
 }
 
 async fn connect(master: &Target) -> Result<Client> {
-    Ok(Client::connect_with_token(&master_url(&master.url), master.token.clone()).await?)
+    Ok(Client::connect_with(&master.url(), master.token.clone(), master.tls.clone()).await?)
 }
 
 /// `farm submit`.

@@ -36,11 +36,26 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let master = commands::Target { url: cli.master.clone(), token };
+    let identity = cli.tls_cert.clone().zip(cli.tls_key.clone());
+    let tls = match &cli.tls_ca {
+        Some(ca) => {
+            let id = identity.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+            match farm_proto::tls::client(ca, id) {
+                Ok(tls) => Some(tls),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        None => None,
+    };
+    let master =
+        commands::Target { url: cli.master.clone(), token, tls, identity, ca: cli.tls_ca.clone() };
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Run(args) => roles::run(args).await,
-            Command::Master(args) => roles::master(args, master.token).await,
+            Command::Master(args) => roles::master(args, &master).await,
             Command::Worker(args) => roles::worker(&master, args).await,
             Command::Submit(args) => commands::submit(&master, args).await,
             Command::Watch(args) => commands::watch(&master, args).await,

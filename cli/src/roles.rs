@@ -37,9 +37,13 @@ pub async fn shutdown_signal() {
 }
 
 /// Accepts `host:port` as well as a full URL.
-pub fn master_url(s: &str) -> String {
-    if s.contains("://") {
+pub fn master_url(s: &str, tls: bool) -> String {
+    if let Some(rest) = s.strip_prefix("http://").filter(|_| tls) {
+        format!("https://{rest}")
+    } else if s.contains("://") {
         s.to_string()
+    } else if tls {
+        format!("https://{s}")
     } else {
         format!("http://{s}")
     }
@@ -69,6 +73,7 @@ fn start(
     workers: usize,
     local: &LocalWorkerArgs,
     log: &str,
+    extra_env: Vec<(String, String)>,
 ) -> Result<Running> {
     let addr = listener.local_addr()?;
     // Local workers dial the loopback address even when the master listens on all interfaces.
@@ -76,9 +81,13 @@ fn start(
         if addr.ip().is_unspecified() { [127, 0, 0, 1].into() } else { addr.ip() },
         addr.port(),
     );
-    let url = format!("http://{dial}");
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{dial}");
     let (stop, stopped) = oneshot::channel::<()>();
-    let local_token = config.worker_token.clone();
+    let mut env = extra_env;
+    if let Some(token) = config.worker_token.clone() {
+        env.push(("FARM_TOKEN".to_string(), token));
+    }
     let server = tokio::spawn(farm_master::serve(listener, config, async {
         let _ = stopped.await;
     }));
@@ -92,8 +101,8 @@ fn start(
         workers,
         threads,
         extra_args: if local.allow_exec { vec!["--allow-exec".into()] } else { vec![] },
-        // Through the environment, so it does not show in `ps`.
-        env: local_token.map(|t| vec![("FARM_TOKEN".to_string(), t)]).unwrap_or_default(),
+        // Through the environment, so none of it shows in `ps`.
+        env,
         log_filter: log.into(),
     });
     Ok(Running { url, stop, server, workers })
@@ -115,9 +124,10 @@ impl Running {
     }
 }
 
-/// `farm master`; `token` is the shared token clients (and, without a worker token, workers)
-/// must present.
-pub async fn master(args: MasterArgs, token: Option<String>) -> Result<()> {
+/// `farm master`; `me` carries the shared token clients (and, without a worker token, workers)
+/// must present, and the TLS files it serves with.
+pub async fn master(args: MasterArgs, me: &crate::commands::Target) -> Result<()> {
+    let token = me.token.clone();
     let listener = TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -133,15 +143,28 @@ pub async fn master(args: MasterArgs, token: Option<String>) -> Result<()> {
     if !addr.ip().is_loopback() && token.is_none() {
         warn!(%addr, "listening on a non-loopback address without a token: anyone who can reach it can submit jobs (set FARM_TOKEN)");
     }
+    let tls = match &me.identity {
+        Some((cert, key)) => {
+            Some(farm_proto::tls::server(cert, key, args.tls_client_ca.as_deref())?)
+        }
+        None => None,
+    };
+    if tls.is_some() && args.workers > 0 && me.ca.is_none() {
+        bail!("--workers with TLS needs --tls-ca, so local workers can verify the master");
+    }
     let config = MasterConfig {
         connect,
         client_token: token,
         worker_token,
+        connect_tls: me.tls.clone(),
+        tls,
         ..master_config(&args.scheduler)
     };
-    let mut running = start(listener, config, args.workers, &args.local, "info")?;
+    let mut running =
+        start(listener, config, args.workers, &args.local, "info", local_tls_env(me))?;
     // One line on stdout that scripts (and the tests) read to learn the bound port.
-    println!("farm master listening on http://{addr}");
+    let scheme = if me.identity.is_some() { "https" } else { "http" };
+    println!("farm master listening on {scheme}://{addr}");
     std::io::stdout().flush()?;
     let failed = tokio::select! {
         _ = shutdown_signal() => None,
@@ -154,6 +177,22 @@ pub async fn master(args: MasterArgs, token: Option<String>) -> Result<()> {
         Ok(Err(e)) => Err(e.into()),
         Err(join) => bail!("master task failed: {join}"),
     }
+}
+
+/// TLS settings for local workers: the master's CA and (for mutual TLS) its certificate.
+fn local_tls_env(me: &crate::commands::Target) -> Vec<(String, String)> {
+    let path = |p: &std::path::Path| {
+        std::fs::canonicalize(p).unwrap_or(p.to_path_buf()).display().to_string()
+    };
+    let mut env = Vec::new();
+    if let Some(ca) = &me.ca {
+        env.push(("FARM_TLS_CA".to_string(), path(ca)));
+    }
+    if let Some((cert, key)) = &me.identity {
+        env.push(("FARM_TLS_CERT".to_string(), path(cert)));
+        env.push(("FARM_TLS_KEY".to_string(), path(key)));
+    }
+    env
 }
 
 /// Reads a hosts file: one host:port per line, `#` starts a comment, blank lines are skipped.
@@ -173,8 +212,14 @@ fn parse_hosts(text: &str) -> Vec<String> {
 
 /// `farm worker`.
 pub async fn worker(master: &crate::commands::Target, args: WorkerArgs) -> Result<()> {
-    let mut config = WorkerConfig::new(master_url(&master.url));
+    let mut config = WorkerConfig::new(master.url());
     config.token = master.token.clone();
+    config.tls = master.tls.clone();
+    if args.listen.is_some() {
+        if let Some((cert, key)) = &master.identity {
+            config.server_tls = Some(farm_proto::tls::server(cert, key, None)?);
+        }
+    }
     if let Some(threads) = args.threads {
         if threads == 0 || threads > farm_master::MAX_THREADS as usize {
             bail!("--threads must be 1..={}", farm_master::MAX_THREADS);
@@ -226,7 +271,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     }
     let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot listen on loopback")?;
     let config = master_config(&args.scheduler);
-    let running = start(listener, config, args.workers, &args.local, "warn")?;
+    let running = start(listener, config, args.workers, &args.local, "warn", Vec::new())?;
     let json = args.output.json;
     let outcome = async {
         let mut client = Client::connect(&running.url).await?;
@@ -261,7 +306,9 @@ mod tests {
 
     #[test]
     fn master_urls_get_a_scheme() {
-        assert_eq!(master_url("h:7070"), "http://h:7070");
-        assert_eq!(master_url("https://h:7070"), "https://h:7070");
+        assert_eq!(master_url("h:7070", false), "http://h:7070");
+        assert_eq!(master_url("https://h:7070", false), "https://h:7070");
+        assert_eq!(master_url("h:7070", true), "https://h:7070");
+        assert_eq!(master_url("http://h:7070", true), "https://h:7070");
     }
 }

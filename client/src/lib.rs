@@ -190,16 +190,27 @@ impl Client {
 
     /// Connects to a master that requires a token (`FARM_TOKEN` on the master).
     pub async fn connect_with_token(url: &str, token: Option<String>) -> Result<Self> {
+        Self::connect_with(url, token, None).await
+    }
+
+    /// Connects with a token and TLS (an `https://` URL; see `farm_proto::tls::client`).
+    pub async fn connect_with(
+        url: &str,
+        token: Option<String>,
+        tls: Option<tonic::transport::ClientTlsConfig>,
+    ) -> Result<Self> {
         let err = |reason: String| ClientError::Connect { url: url.to_string(), reason };
-        let channel = Endpoint::from_shared(url.to_string())
-            .map_err(|e| err(e.to_string()))?
+        let mut endpoint =
+            Endpoint::from_shared(url.to_string()).map_err(|e| err(e.to_string()))?;
+        if let Some(tls) = tls {
+            endpoint = endpoint.tls_config(tls).map_err(|e| err(e.to_string()))?;
+        }
+        let channel = endpoint
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             .connect()
             .await
-            .map_err(|e| {
-                err(std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string()))
-            })?;
+            .map_err(|e| err(farm_proto::tls::error_chain(&e)))?;
         let max = farm_proto::MAX_MESSAGE_BYTES;
         let farm = FarmServiceClient::new(channel)
             .max_decoding_message_size(max)

@@ -27,11 +27,17 @@ pub fn spawn(
     host: String,
     me: String,
     token: Option<String>,
+    tls: Option<tonic::transport::ClientTlsConfig>,
     mut stop: watch::Receiver<bool>,
 ) {
     tokio::spawn(async move {
-        let url = if host.contains("://") { host.clone() } else { format!("http://{host}") };
-        let endpoint = match Endpoint::from_shared(url) {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = if host.contains("://") { host.clone() } else { format!("{scheme}://{host}") };
+        let endpoint = Endpoint::from_shared(url).and_then(|e| match tls {
+            Some(tls) => e.tls_config(tls),
+            None => Ok(e),
+        });
+        let endpoint = match endpoint {
             Ok(e) => e
                 .connect_timeout(Duration::from_secs(5))
                 .tcp_nodelay(true)

@@ -25,6 +25,10 @@ pub struct MasterConfig {
     pub client_token: Option<String>,
     /// Token workers must present (and that this master presents to listening workers).
     pub worker_token: Option<String>,
+    /// Serve TLS with this identity (and, for mutual TLS, client CA).
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
+    /// TLS for dialing listening workers.
+    pub connect_tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
 impl Default for MasterConfig {
@@ -36,6 +40,8 @@ impl Default for MasterConfig {
             connect: Vec::new(),
             client_token: None,
             worker_token: None,
+            tls: None,
+            connect_tls: None,
         }
     }
 }
@@ -79,7 +85,15 @@ pub async fn serve(
     let me = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     for host in &config.connect {
         let token = config.worker_token.clone();
-        crate::connector::spawn(core.clone(), host.clone(), me.clone(), token, stop_rx.clone());
+        let tls = config.connect_tls.clone();
+        crate::connector::spawn(
+            core.clone(),
+            host.clone(),
+            me.clone(),
+            token,
+            tls,
+            stop_rx.clone(),
+        );
     }
     let max = farm_proto::MAX_MESSAGE_BYTES;
     let farm = FarmServiceServer::new(Farm { core: core.clone() })
@@ -112,7 +126,11 @@ pub async fn serve(
         // Give the core's task a moment to end sessions and streams before the transport drains.
         let _ = tokio::time::timeout(Duration::from_millis(200), stopped.changed()).await;
     };
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = config.tls.clone() {
+        builder = builder.tls_config(tls)?;
+    }
+    builder
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .add_service(health)

@@ -6,6 +6,7 @@ mod convert;
 pub mod domain;
 #[cfg(test)]
 mod fuzz_tests;
+pub mod tls;
 
 /// Generated prost messages and tonic services of package `farm.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

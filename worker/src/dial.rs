@@ -25,8 +25,14 @@ pub async fn run<F>(
 where
     F: Future<Output = ()> + Send,
 {
-    let endpoint = Endpoint::from_shared(config.master.clone())
-        .map_err(|e| WorkerError::BadMasterUrl(format!("{}: {e}", config.master)))?
+    let mut endpoint = Endpoint::from_shared(config.master.clone())
+        .map_err(|e| WorkerError::BadMasterUrl(format!("{}: {e}", config.master)))?;
+    if let Some(tls) = config.tls.clone() {
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| WorkerError::BadMasterUrl(format!("{}: {e}", config.master)))?;
+    }
+    let endpoint = endpoint
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         // HTTP/2 pings notice a dead connection even when no message is due.
@@ -73,7 +79,7 @@ where
                     Err(status) => session::rejected_or_lost(status)?,
                 }
             }
-            Err(e) => End::Lost(format!("cannot connect: {e}")),
+            Err(e) => End::Lost(format!("cannot connect: {}", farm_proto::tls::error_chain(&e))),
         };
         match end {
             End::Shutdown => return Ok(()),

@@ -40,6 +40,10 @@ pub struct WorkerConfig {
     pub restarts: u32,
     /// The token this worker presents to its master, and requires from masters that dial it.
     pub token: Option<String>,
+    /// TLS for dialing the master (its CA, and a client certificate for mutual TLS).
+    pub tls: Option<tonic::transport::ClientTlsConfig>,
+    /// TLS for serving masters that dial this worker (`--listen`).
+    pub server_tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 impl WorkerConfig {
@@ -54,6 +58,8 @@ impl WorkerConfig {
             drain_timeout: Duration::from_secs(30),
             restarts: 0,
             token: None,
+            tls: None,
+            server_tls: None,
         }
     }
 }

@@ -93,8 +93,14 @@ where
     let host =
         Host { holder: holder.clone(), links, config: config.clone(), registry: registry.clone() };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = config.server_tls.clone() {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| WorkerError::Rejected(format!("bad TLS settings: {e}")))?;
+    }
     let server = tokio::spawn(
-        tonic::transport::Server::builder()
+        builder
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
             .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))

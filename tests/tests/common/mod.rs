@@ -133,7 +133,7 @@ pub fn spawn_announcing(args: &[&str], tag: &str) -> (Proc, String) {
     });
     let line = rx.recv_timeout(WAIT).expect("the server printed its address in time");
     let addr = line.rsplit(' ').next().expect("address on the line");
-    let addr = addr.trim_start_matches("http://").to_string();
+    let addr = addr.trim_start_matches("http://").trim_start_matches("https://").to_string();
     assert!(addr.starts_with("127.0.0.1:"), "unexpected line {line:?}");
     (proc, addr)
 }

@@ -1,0 +1,159 @@
+//! TLS on the master's port: clients and workers verify the master against a CA, mutual TLS
+//! on request; a wrong CA, a plaintext client, a self-signed or an expired certificate are each
+//! refused with a one-line error, and the master keeps serving.
+
+mod common;
+
+use common::*;
+use rcgen::{date_time_ymd, BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use std::path::PathBuf;
+
+/// Certificates for one test, written as PEM files in a temporary folder.
+struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    fn new(tag: &str) -> Pki {
+        let dir = std::env::temp_dir().join(format!("{tag}-pki"));
+        std::fs::create_dir_all(&dir).expect("pki dir");
+        let (ca, ca_key) = Self::ca("farm test CA");
+        let (other, _) = Self::ca("another CA");
+        let issuer = Issuer::from_params(&ca, &ca_key);
+        let write =
+            |name: &str, text: String| std::fs::write(dir.join(name), text).expect("write pem");
+        write("ca.pem", ca.self_signed(&ca_key).expect("ca").pem());
+        write(
+            "other-ca.pem",
+            other.self_signed(&KeyPair::generate().expect("key")).expect("ca").pem(),
+        );
+        for (name, expired, self_signed) in [
+            ("server", false, false),
+            ("client", false, false),
+            ("expired", true, false),
+            ("selfsigned", false, true),
+        ] {
+            let mut params =
+                CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+                    .expect("params");
+            params.distinguished_name.push(DnType::CommonName, name);
+            if expired {
+                params.not_before = date_time_ymd(2020, 1, 1);
+                params.not_after = date_time_ymd(2021, 1, 1);
+            }
+            let key = KeyPair::generate().expect("key");
+            let cert = if self_signed {
+                params.self_signed(&key)
+            } else {
+                params.signed_by(&key, &issuer)
+            }
+            .expect("certificate");
+            write(&format!("{name}.pem"), cert.pem());
+            write(&format!("{name}.key"), key.serialize_pem());
+        }
+        Pki { dir }
+    }
+
+    fn ca(name: &str) -> (CertificateParams, KeyPair) {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        (params, KeyPair::generate().expect("key"))
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.dir.join(name).to_string_lossy().to_string()
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn one_line_error(out: &std::process::Output) -> String {
+    assert!(!out.status.success(), "expected a refusal: {out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    lines[0].to_string()
+}
+
+fn tls_master(pki: &Pki, tag: &str, cert: &str, extra: &[&str]) -> Master {
+    let (c, k) = (pki.file(&format!("{cert}.pem")), pki.file(&format!("{cert}.key")));
+    let mut args = vec!["--tls-cert", &c, "--tls-key", &k];
+    args.extend_from_slice(extra);
+    let mut master = Master::start_tagged(&args, tag, "127.0.0.1:0");
+    master.url = master.url.replacen("http://", "https://", 1);
+    master
+}
+
+#[test]
+fn workers_and_clients_verify_the_master_and_bad_peers_are_refused() {
+    let tag = tag();
+    let pki = Pki::new(&tag);
+    let ca = pki.file("ca.pem");
+    let master =
+        tls_master(&pki, &tag, "server", &["--tls-ca", &ca, "--workers", "1", "--threads", "1"]);
+    let url = master.url.clone();
+    let _remote = spawn(
+        &["worker", "--master", &url, "--tls-ca", &ca, "--threads", "1"],
+        &tag,
+        std::process::Stdio::null(),
+    );
+    let listed = || run(&["--master", &url, "--tls-ca", &ca, "workers", "--json"], &tag);
+    assert!(wait_until(WAIT, || json(&listed()).as_array().is_some_and(|w| w.len() == 2)));
+    let ok = run(
+        &[
+            "--master", &url, "--tls-ca", &ca, "submit", "primes", "--range", "0..1000", "--wait",
+            "--json",
+        ],
+        &tag,
+    );
+    assert_eq!(json(&ok)["result"], 168);
+
+    let other = pki.file("other-ca.pem");
+    let wrong_ca =
+        one_line_error(&run_capture(&["--master", &url, "--tls-ca", &other, "jobs"], &tag));
+    assert!(
+        wrong_ca.contains("cannot reach master") && wrong_ca.contains("certificate"),
+        "{wrong_ca}"
+    );
+    let plain_url = url.replacen("https://", "http://", 1);
+    let plaintext = one_line_error(&run_capture(&["--master", &plain_url, "jobs"], &tag));
+    assert!(plaintext.starts_with("error: "), "{plaintext}");
+    // Still serving.
+    let ok = run(&["--master", &url, "--tls-ca", &ca, "jobs", "--json"], &tag);
+    assert!(ok.status.success());
+}
+
+#[test]
+fn self_signed_and_expired_certificates_are_refused() {
+    let tag = tag();
+    let pki = Pki::new(&tag);
+    let ca = pki.file("ca.pem");
+    for (cert, reason) in [("selfsigned", "UnknownIssuer"), ("expired", "certificate expired")] {
+        let master = tls_master(&pki, &tag, cert, &[]);
+        let refused =
+            one_line_error(&run_capture(&["--master", &master.url, "--tls-ca", &ca, "jobs"], &tag));
+        assert!(refused.contains("certificate") && refused.contains(reason), "{cert}: {refused}");
+    }
+}
+
+#[test]
+fn mutual_tls_requires_a_client_certificate() {
+    let tag = tag();
+    let pki = Pki::new(&tag);
+    let ca = pki.file("ca.pem");
+    let master = tls_master(&pki, &tag, "server", &["--tls-client-ca", &ca]);
+    let url = master.url.clone();
+    let refused = one_line_error(&run_capture(&["--master", &url, "--tls-ca", &ca, "jobs"], &tag));
+    assert!(refused.starts_with("error: "), "{refused}");
+    let (c, k) = (pki.file("client.pem"), pki.file("client.key"));
+    let ok = run(
+        &["--master", &url, "--tls-ca", &ca, "--tls-cert", &c, "--tls-key", &k, "jobs", "--json"],
+        &tag,
+    );
+    assert!(ok.status.success(), "{ok:?}");
+}
