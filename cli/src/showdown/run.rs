@@ -1,0 +1,275 @@
+//! Running the configurations: `farm run` children and the embedded Python script, each
+//! with a timeout, killed on error and always waited for.
+
+use super::*;
+
+/// The Python side: counts primes with the same test as farm's `primes` kernel (trial division
+/// by the primes below 100, then deterministic Miller-Rabin with the same bases), over the same
+/// kind of shards, three ways. Arguments: start end shard_size n. Prints one JSON line.
+pub(super) const PYTHON: &str = r#"
+import json, os, sys, time
+import multiprocessing
+from concurrent.futures import ThreadPoolExecutor
+
+SMALL = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79,
+         83, 89, 97)
+BASES = (2, 325, 9375, 28178, 450775, 9780504, 1795265022)
+
+def is_prime(n):
+    if n < 2:
+        return False
+    for p in SMALL:
+        if n == p:
+            return True
+        if n % p == 0:
+            return False
+    if n < 101 * 101:
+        return True
+    d, s = n - 1, 0
+    while d % 2 == 0:
+        d //= 2
+        s += 1
+    for base in BASES:
+        a = base % n
+        if a == 0:
+            continue
+        x = pow(a, d, n)
+        if x == 1 or x == n - 1:
+            continue
+        for _ in range(s - 1):
+            x = x * x % n
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+def count(shard):
+    lo, hi = shard
+    return sum(1 for i in range(lo, hi) if is_prime(i))
+
+def die_with(parent):
+    # Pool workers die with the script (PR_SET_PDEATHSIG), so a killed script leaves none.
+    try:
+        import ctypes, signal
+        ctypes.CDLL(None).prctl(1, int(signal.SIGKILL))
+        if os.getppid() != parent:
+            os._exit(1)
+    except (AttributeError, OSError):
+        pass
+
+def main():
+    start, end, size, n = (int(a) for a in sys.argv[1:5])
+    shards = [(lo, min(lo + size, end)) for lo in range(start, end, size)]
+    gil = getattr(sys, "_is_gil_enabled", None)
+    out = {"version": sys.version.split()[0], "gil": True if gil is None else bool(gil())}
+    t = time.perf_counter()
+    total = sum(map(count, shards))
+    out["serial"] = {"result": total, "wall_s": time.perf_counter() - t}
+    t = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        total = sum(pool.map(count, shards))
+    out["threading"] = {"result": total, "wall_s": time.perf_counter() - t}
+    t = time.perf_counter()
+    # fork: a -c script has no module file that spawn or forkserver could import.
+    with multiprocessing.get_context("fork").Pool(n, die_with, (os.getpid(),)) as pool:
+        total = sum(pool.imap_unordered(count, shards))
+    out["multiprocessing"] = {"result": total, "wall_s": time.perf_counter() - t}
+    print(json.dumps(out), flush=True)
+
+main()
+"#;
+
+/// One `farm run` configuration.
+pub(super) struct FarmRun {
+    pub(super) kind: &'static str,
+    pub(super) range: (u64, u64),
+    pub(super) shard_size: u64,
+}
+
+impl FarmRun {
+    pub(super) fn args(&self, shape: &Shape, params: &[String]) -> Vec<String> {
+        let mut args = vec![
+            "run".to_string(),
+            self.kind.to_string(),
+            "--range".into(),
+            format!("{}..{}", self.range.0, self.range.1),
+            "--shard-size".into(),
+            self.shard_size.to_string(),
+            "--workers".into(),
+            shape.workers.to_string(),
+            "--threads".into(),
+            shape.threads.to_string(),
+            "--json".into(),
+        ];
+        for p in params {
+            args.push("--param".into());
+            args.push(p.clone());
+        }
+        args
+    }
+
+    /// Runs `farm run ... --json` as a child and checks that the job succeeded.
+    pub(super) async fn measure(
+        &self,
+        exe: &Path,
+        shape: &Shape,
+        params: &[String],
+        timeout: Duration,
+    ) -> Result<Measured> {
+        let what = format!("farm run {} ({}x{})", self.kind, shape.workers, shape.threads);
+        let mut cmd = Command::new(exe);
+        cmd.args(self.args(shape, params));
+        let started = Instant::now();
+        let child = spawn(&mut cmd).with_context(|| format!("cannot start {what}"))?;
+        let done = finish(child, &what, timeout).await?;
+        let wall_s = done.exited.duration_since(started).as_secs_f64();
+        let status: Value = last_json_line(&done.stdout).ok_or_else(|| {
+            anyhow::anyhow!("{what} printed no JSON status ({})", done.failure_reason())
+        })?;
+        let state = status["state"].as_str().unwrap_or("unknown");
+        if state != "succeeded" || !done.status.success() {
+            let why = status["error"].as_str().map_or_else(|| done.failure_reason(), str::to_owned);
+            bail!("{what} ended {state}: {why}");
+        }
+        Ok(Measured {
+            shape: shape.clone(),
+            wall_s,
+            elapsed_ms: status["elapsed_ms"].as_u64(),
+            result: status["result"].clone(),
+        })
+    }
+}
+
+/// Runs the Python script; `None` when python3 is not on PATH.
+pub(super) async fn python(
+    start: u64,
+    end: u64,
+    shard_size: u64,
+    n: usize,
+    timeout: Duration,
+) -> Result<Option<(String, Vec<Measured>)>> {
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(PYTHON).args([
+        start.to_string(),
+        end.to_string(),
+        shard_size.to_string(),
+        n.to_string(),
+    ]);
+    let child = match spawn(&mut cmd) {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).context("cannot start python3"),
+    };
+    let what = "the Python script";
+    let done = finish(child, what, timeout).await?;
+    if !done.status.success() {
+        bail!("{what} failed: {}", done.failure_reason());
+    }
+    let out = last_json_line(&done.stdout)
+        .ok_or_else(|| anyhow::anyhow!("{what} printed no JSON: {}", done.failure_reason()))?;
+    let version = out["version"].as_str().unwrap_or("?").to_string();
+    let threading =
+        if out["gil"].as_bool() == Some(false) { "threading, no GIL" } else { "threading" };
+    let mut measured = Vec::new();
+    for (key, shape) in [
+        ("serial", Shape::new("serial", 1, 1)),
+        ("threading", Shape::new(threading, 1, n)),
+        ("multiprocessing", Shape::new("multiprocessing", n, 1)),
+    ] {
+        let wall_s = out[key]["wall_s"]
+            .as_f64()
+            .ok_or_else(|| anyhow::anyhow!("{what} gave no wall time for {key}"))?;
+        measured.push(Measured {
+            shape,
+            wall_s,
+            elapsed_ms: None,
+            result: out[key]["result"].clone(),
+        });
+    }
+    Ok(Some((version, measured)))
+}
+
+pub(super) fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+}
+
+/// A child that has exited.
+pub(super) struct Finished {
+    pub(super) status: ExitStatus,
+    /// When `wait` returned.
+    pub(super) exited: Instant,
+    pub(super) stdout: String,
+    pub(super) stderr: String,
+}
+
+impl Finished {
+    /// The last line of stderr, or the exit status.
+    pub(super) fn failure_reason(&self) -> String {
+        match self.stderr.lines().rev().find(|l| !l.trim().is_empty()) {
+            Some(line) => line.trim().to_string(),
+            None => format!("exit {}", self.status),
+        }
+    }
+}
+
+/// Waits for a child at most `timeout` while reading its output; on a timeout, an error or an
+/// interrupt it kills the child and waits for it, so none is left behind.
+pub(super) async fn finish(mut child: Child, what: &str, timeout: Duration) -> Result<Finished> {
+    let stdout = read_all(child.stdout.take());
+    let stderr = read_all(child.stderr.take());
+    let waited = tokio::select! {
+        waited = tokio::time::timeout(timeout, child.wait()) => waited,
+        _ = crate::roles::shutdown_signal() => {
+            let _ = child.kill().await;
+            bail!("interrupted while running {what}");
+        }
+    };
+    let status = match waited {
+        Ok(Ok(status)) => status,
+        Ok(Err(e)) => {
+            let _ = child.kill().await;
+            bail!("cannot wait for {what}: {e}");
+        }
+        Err(_) => {
+            let _ = child.kill().await;
+            bail!("{what} did not finish within {} s; killed it", timeout.as_secs_f64());
+        }
+    };
+    let exited = Instant::now();
+    Ok(Finished { status, exited, stdout: collect(stdout).await, stderr: collect(stderr).await })
+}
+
+pub(super) type Reader = tokio::task::JoinHandle<String>;
+
+pub(super) fn read_all<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+    pipe: Option<R>,
+) -> Reader {
+    tokio::spawn(async move {
+        let mut buf = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut buf).await;
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+}
+
+pub(super) async fn collect(reader: Reader) -> String {
+    let abort = reader.abort_handle();
+    match tokio::time::timeout(READ_GRACE, reader).await {
+        Ok(Ok(text)) => text,
+        Ok(Err(_)) => String::new(),
+        Err(_) => {
+            abort.abort();
+            String::new()
+        }
+    }
+}
+
+pub(super) fn last_json_line(stdout: &str) -> Option<Value> {
+    stdout.lines().rev().find_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
+}

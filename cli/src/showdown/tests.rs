@@ -1,0 +1,200 @@
+//! Tests of the pure parts: the math, the table, the chart.
+use super::*;
+
+fn row(
+    kernel: &str,
+    mode: &str,
+    p: usize,
+    t: usize,
+    wall_s: f64,
+    serial: f64,
+    ideal: Ideal,
+) -> Row {
+    let s = speedup(serial, wall_s);
+    Row {
+        kernel: kernel.into(),
+        mode: mode.into(),
+        workers: p,
+        threads: t,
+        items: 1000,
+        wall_s,
+        elapsed_ms: Some((wall_s * 900.0) as u64),
+        result: json!(78498),
+        speedup: s,
+        ideal_speedup: ideal_speedup(ideal, p * t, 100),
+        efficiency: efficiency(ideal, p * t, 100, s, wall_s),
+    }
+}
+
+fn sample() -> Vec<Row> {
+    let cpu = Ideal::Cpu { cores: 2 };
+    let wait = Ideal::Wait { total_s: 4.0 };
+    vec![
+        row("primes", "serial", 1, 1, 4.0, 4.0, cpu),
+        row("primes", "threads", 1, 2, 2.0, 4.0, cpu),
+        row("primes", "processes", 2, 1, 2.5, 4.0, cpu),
+        row("primes", "composed", 2, 2, 2.1, 4.0, cpu),
+        row("sleep", "serial", 1, 1, 4.2, 4.2, wait),
+        row("sleep", "composed wide", 2, 8, 0.5, 4.2, wait),
+        Row { elapsed_ms: None, ..row("primes (python)", "threading", 1, 2, 1.0, 0.9, cpu) },
+    ]
+}
+
+#[test]
+fn speedup_and_efficiency() {
+    let cpu = Ideal::Cpu { cores: 2 };
+    assert_eq!(speedup(4.0, 2.0), 2.0);
+    assert_eq!(speedup(4.0, 0.0), 0.0);
+    // CPU work: the ideal is min(P·T, cores, shards).
+    assert_eq!(ideal_speedup(cpu, 1, 100), 1.0);
+    assert_eq!(ideal_speedup(cpu, 4, 100), 2.0);
+    assert_eq!(ideal_speedup(Ideal::Cpu { cores: 8 }, 4, 3), 3.0);
+    assert!((efficiency(cpu, 4, 100, 1.9, 1.0) - 0.95).abs() < 1e-12);
+    assert!((efficiency(cpu, 1, 100, 1.0, 1.0) - 1.0).abs() < 1e-12);
+    // Waiting work: ideal wall = total wait / P·T; 4 s of waits on 16 slots ideally 0.25 s.
+    let wait = Ideal::Wait { total_s: 4.0 };
+    assert_eq!(ideal_speedup(wait, 16, 200), 16.0);
+    assert!((efficiency(wait, 16, 200, 8.0, 0.5) - 0.5).abs() < 1e-12);
+    assert!((efficiency(wait, 1, 200, 1.0, 4.0) - 1.0).abs() < 1e-12);
+    // Fewer shards than slots: the shards bound the parallelism.
+    assert!((efficiency(wait, 16, 4, 4.0, 1.0) - 1.0).abs() < 1e-12);
+    assert_eq!(efficiency(wait, 16, 4, 4.0, 0.0), 0.0);
+}
+
+#[test]
+fn shapes_add_a_wide_run_for_waiting_work() {
+    let cpu = shapes(2, false);
+    let modes: Vec<_> = cpu.iter().map(|s| (s.mode, s.workers, s.threads)).collect();
+    assert_eq!(
+        modes,
+        [("serial", 1, 1), ("threads", 1, 2), ("processes", 2, 1), ("composed", 2, 2)]
+    );
+    let wait = shapes(2, true);
+    assert_eq!(wait.last(), Some(&Shape::new("composed wide", 2, 8)));
+}
+
+#[test]
+fn rows_use_the_first_run_as_baseline_and_results_must_agree() {
+    let m = |mode, p, t, wall_s, result: u64| Measured {
+        shape: Shape::new(mode, p, t),
+        wall_s,
+        elapsed_ms: Some(1),
+        result: json!(result),
+    };
+    let rows = rows_for(
+        "primes",
+        1000,
+        10,
+        Ideal::Cpu { cores: 2 },
+        vec![m("serial", 1, 1, 3.0, 168), m("threads", 1, 2, 1.5, 168)],
+    )
+    .expect("rows");
+    assert_eq!(rows[0].speedup, 1.0);
+    assert_eq!(rows[1].speedup, 2.0);
+    assert_eq!(rows[1].efficiency, 1.0);
+    let err = rows_for(
+        "primes",
+        1000,
+        10,
+        Ideal::Cpu { cores: 2 },
+        vec![m("serial", 1, 1, 3.0, 168), m("processes", 2, 1, 1.5, 167)],
+    )
+    .expect_err("mismatch");
+    assert!(err.to_string().contains("results disagree"), "{err}");
+}
+
+#[test]
+fn the_table_has_a_header_and_one_aligned_line_per_row() {
+    let rows = sample();
+    let text = table(&rows);
+    let lines: Vec<_> = text.lines().collect();
+    assert_eq!(lines.len(), rows.len() + 1);
+    assert!(lines[0].starts_with("KERNEL"));
+    assert!(lines.iter().all(|l| l.len() == lines[0].len()), "{text}");
+    assert!(lines[2].contains("1 x 2") && lines[2].contains("2.00") && lines[2].contains("100%"));
+    assert!(lines[7].contains("primes (python)") && lines[7].contains(" - "), "{text}");
+    assert_eq!(human_rate(2_500_000.0), "2.50M");
+    assert_eq!(human_rate(400.0), "400");
+}
+
+#[test]
+fn the_svg_is_standalone_with_one_bar_per_row() {
+    let rows = sample();
+    let svg = svg(&rows, "farm showdown <2 cores> & more", "sub");
+    assert!(svg.starts_with("<svg"));
+    assert!(svg.contains("xmlns=\"http://www.w3.org/2000/svg\""));
+    assert_eq!(svg.matches("<svg").count(), 1);
+    assert_eq!(svg.matches("</svg>").count(), 1);
+    assert!(svg.trim_end().ends_with("</svg>"));
+    assert_eq!(svg.matches("<rect class=\"bar\"").count(), rows.len());
+    assert_eq!(svg.matches("class=\"ideal\"").count(), rows.len());
+    assert!(svg.contains("&lt;2 cores&gt; &amp; more"));
+    assert_balanced(&svg);
+}
+
+/// Every element is closed, in order; no stray `<` or `&` in text.
+fn assert_balanced(xml: &str) {
+    let mut stack: Vec<&str> = Vec::new();
+    let mut rest = xml;
+    while let Some(open) = rest.find('<') {
+        let text = &rest[..open];
+        assert!(!text.contains('>'), "stray > in {text:?}");
+        for (i, _) in text.match_indices('&') {
+            let entity = &text[i..];
+            assert!(
+                ["&amp;", "&lt;", "&gt;", "&quot;"].iter().any(|e| entity.starts_with(e)),
+                "bare & in {text:?}"
+            );
+        }
+        let close = rest[open..].find('>').expect("tag closes") + open;
+        let tag = &rest[open + 1..close];
+        let name = tag.trim_start_matches('/').split_whitespace().next().unwrap_or("");
+        if tag.starts_with('/') {
+            assert_eq!(stack.pop(), Some(name), "closing {name}");
+        } else if !tag.ends_with('/') {
+            stack.push(name);
+        }
+        rest = &rest[close + 1..];
+    }
+    assert!(stack.is_empty(), "unclosed {stack:?}");
+}
+
+#[test]
+fn bad_flags_fail_before_anything_runs() {
+    use crate::args::{Cli, Command};
+    use clap::Parser;
+    let parse = |extra: &[&str]| {
+        let mut argv = vec!["farm", "showdown"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).expect("parses").command {
+            Command::Showdown(args) => plan(&args),
+            _ => unreachable!("showdown"),
+        }
+    };
+    let p = parse(&["--cores", "3"]).expect("defaults");
+    assert_eq!((p.cores, p.primes, p.shard_size), (3, (0, 8_000_000), 100_000));
+    assert_eq!((p.sleep, p.sleep_ms, p.python), ((0, 200), 20, Some((0, 400_000))));
+    assert!(parse(&["--no-python"]).expect("no python").python.is_none());
+    let err = |extra: &[&str]| parse(extra).expect_err("bad").to_string();
+    assert_eq!(err(&["--cores", "0"]), "--cores must be at least 1");
+    assert!(err(&["--range", "1..x"]).starts_with("bad --range \"1..x\""));
+    assert!(err(&["--range", "5..5"]).contains("empty"));
+    assert!(err(&["--python-range", "x"]).starts_with("bad --python-range"));
+    assert!(err(&["--shard-size", "0"]).contains("--shard-size"));
+    assert!(err(&["--sleep-ms", "0"]).contains("--sleep-ms"));
+}
+
+#[test]
+fn farm_runs_are_real_run_commands() {
+    let run = FarmRun { kind: "sleep", range: (0, 200), shard_size: 1 };
+    let args = run.args(&Shape::new("composed", 2, 8), &["ms=20".into()]);
+    assert_eq!(
+        args.join(" "),
+        "run sleep --range 0..200 --shard-size 1 --workers 2 --threads 8 --json --param ms=20"
+    );
+    assert_eq!(
+        last_json_line("noise\n{\"state\":\"succeeded\"}\n"),
+        Some(json!({"state": "succeeded"}))
+    );
+    assert_eq!(last_json_line("no json"), None);
+}
