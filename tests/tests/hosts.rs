@@ -38,3 +38,42 @@ fn a_cluster_of_namespaced_hosts_survives_a_killed_and_a_partitioned_worker() {
     }
     assert!(out.status.success() && stdout.contains("PASS"), "{stdout}");
 }
+
+/// The container deployment: deploy/build-image.sh builds the image FROM scratch around the
+/// farm binary these tests use, deploy/test-compose.sh brings up deploy/compose.yaml with a
+/// master and 3 workers on a private network, runs jobs, kills one worker container and
+/// disconnects another mid-job, and checks the exact result. Skips visibly without Docker; CI
+/// on this machine has a Docker engine, so there it must pass.
+#[test]
+fn the_compose_deployment_survives_a_killed_and_a_disconnected_worker() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/test-compose.sh");
+    let mut child = Command::new("bash")
+        .arg(script)
+        .env("FARM_BIN", farm())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run the compose scenario");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(900);
+    while child.try_wait().ok().flatten().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the compose scenario did not finish in 15 minutes");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let out = child.wait_with_output().expect("output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}");
+    let last = stdout.lines().last().unwrap_or_default();
+    if last.starts_with("SKIP") {
+        let docker =
+            Command::new("docker").arg("info").stdout(Stdio::null()).stderr(Stdio::null()).status();
+        assert!(
+            !(docker.is_ok_and(|s| s.success()) && std::env::var("CI").is_ok()),
+            "CI has a Docker engine: the compose scenario must run"
+        );
+        return;
+    }
+    assert!(out.status.success() && last == "PASS", "{stdout}");
+}
