@@ -143,6 +143,9 @@ pub async fn master(args: MasterArgs, me: &crate::commands::Target) -> Result<()
     if !addr.ip().is_loopback() && token.is_none() {
         warn!(%addr, "listening on a non-loopback address without a token: anyone who can reach it can submit jobs (set FARM_TOKEN)");
     }
+    if !addr.ip().is_loopback() && me.identity.is_none() {
+        warn!(%addr, "listening on a non-loopback address without TLS: tokens and data cross the network in clear text (see --tls-cert)");
+    }
     let tls = match &me.identity {
         Some((cert, key)) => {
             Some(farm_proto::tls::server(cert, key, args.tls_client_ca.as_deref())?)
