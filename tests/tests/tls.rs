@@ -158,45 +158,26 @@ fn mutual_tls_requires_a_client_certificate() {
     assert!(ok.status.success(), "{ok:?}");
 }
 
+/// A worker waiting to be dialed, serving TLS with the CA-signed server certificate.
+fn listening_tls_worker(pki: &Pki, tag: &str) -> (Proc, String) {
+    let (cert, key) = (pki.file("server.pem"), pki.file("server.key"));
+    let args = ["worker", "--listen", "127.0.0.1:0", "--threads", "1"];
+    let tls = ["--tls-cert", cert.as_str(), "--tls-key", key.as_str()];
+    spawn_announcing(&[&args[..], &tls[..]].concat(), tag)
+}
+
 #[test]
 fn a_master_dials_a_listening_worker_over_tls() {
     let tag = tag();
     let pki = Pki::new(&tag);
     let ca = pki.file("ca.pem");
-    let (cert, key) = (pki.file("server.pem"), pki.file("server.key"));
-    let (_w, addr) = spawn_announcing(
-        &[
-            "worker",
-            "--listen",
-            "127.0.0.1:0",
-            "--threads",
-            "1",
-            "--tls-cert",
-            &cert,
-            "--tls-key",
-            &key,
-        ],
-        &tag,
-    );
+    let (_w, addr) = listening_tls_worker(&pki, &tag);
     let master = Master::start_tagged(&["--connect", &addr, "--tls-ca", &ca], &tag, "127.0.0.1:0");
     master.wait_workers(1);
     let out = master.cli(&["submit", "primes", "--range", "0..1000", "--wait", "--json"]);
     assert_eq!(json(&out)["result"], 168);
     // A master that does not trust the worker's CA never attaches it (a second, free worker).
-    let (_w2, addr2) = spawn_announcing(
-        &[
-            "worker",
-            "--listen",
-            "127.0.0.1:0",
-            "--threads",
-            "1",
-            "--tls-cert",
-            &cert,
-            "--tls-key",
-            &key,
-        ],
-        &tag,
-    );
+    let (_w2, addr2) = listening_tls_worker(&pki, &tag);
     let other = pki.file("other-ca.pem");
     let doubting =
         Master::start_tagged(&["--connect", &addr2, "--tls-ca", &other], &tag, "127.0.0.1:0");
