@@ -28,6 +28,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -r "$hosts_file" ] || { echo "error: cannot read $hosts_file" >&2; exit 2; }
+[ -z "$token_file" ] || [ -r "$token_file" ] || { echo "error: cannot read $token_file" >&2; exit 2; }
 read -r -a ssh_opts <<<"${SSH_OPTS:-}"
 hosts=$(sed 's/#.*//' "$hosts_file" | awk 'NF {print $1}')
 
@@ -45,7 +46,8 @@ for host in $hosts; do
         { echo "$host: copy failed"; failed=1; continue; }
       env_part=""
       if [ -n "$token_file" ]; then
-        on "$host" 'umask 077 && cat > ~/.farm/token' <"$token_file"
+        on "$host" 'umask 077 && cat > ~/.farm/token' <"$token_file" ||
+          { echo "$host: token copy failed"; failed=1; continue; }
         env_part='FARM_TOKEN_FILE=$HOME/.farm/token'
       fi
       args="worker --master $(printf %q "$master") --name $(printf %q "$host")"
@@ -58,7 +60,8 @@ for host in $hosts; do
       fi
       ;;
     stop)
-      if on "$host" 'pid=$(cat ~/.farm/worker.pid 2>/dev/null) && kill -TERM "$pid" 2>/dev/null && rm -f ~/.farm/worker.pid'; then
+      # Only a pid that is still a farm process is signalled (pids get reused).
+      if on "$host" 'pid=$(cat ~/.farm/worker.pid 2>/dev/null) && [ "$(ps -p "$pid" -o comm= 2>/dev/null)" = farm ] && kill -TERM "$pid" && rm -f ~/.farm/worker.pid'; then
         echo "$host: draining and stopping"
       else
         echo "$host: not running"

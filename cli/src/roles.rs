@@ -38,15 +38,7 @@ pub async fn shutdown_signal() {
 
 /// Accepts `host:port` as well as a full URL.
 pub fn master_url(s: &str, tls: bool) -> String {
-    if let Some(rest) = s.strip_prefix("http://").filter(|_| tls) {
-        format!("https://{rest}")
-    } else if s.contains("://") {
-        s.to_string()
-    } else if tls {
-        format!("https://{s}")
-    } else {
-        format!("http://{s}")
-    }
+    farm_proto::tls::dial_url(s, tls)
 }
 
 fn master_config(s: &SchedulerArgs) -> MasterConfig {
@@ -188,6 +180,10 @@ fn local_tls_env(me: &crate::commands::Target) -> Vec<(String, String)> {
         std::fs::canonicalize(p).unwrap_or(p.to_path_buf()).display().to_string()
     };
     let mut env = Vec::new();
+    // Only a master that serves TLS needs its local workers to speak it.
+    if me.identity.is_none() {
+        return env;
+    }
     if let Some(ca) = &me.ca {
         env.push(("FARM_TLS_CA".to_string(), path(ca)));
     }

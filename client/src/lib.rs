@@ -174,12 +174,18 @@ pub enum JobEvent {
     Finished(JobStatus),
 }
 
-/// A connection to a master. Cheap to clone.
-#[derive(Debug, Clone)]
+/// A connection to a master. Cheap to clone. Its `Debug` output leaves the token out.
+#[derive(Clone)]
 pub struct Client {
     farm: FarmServiceClient<Channel>,
     /// Sent with every call, when the master requires one.
     token: Option<String>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("token", &self.token.as_ref().map(|_| "***")).finish()
+    }
 }
 
 impl Client {
@@ -200,8 +206,8 @@ impl Client {
         tls: Option<tonic::transport::ClientTlsConfig>,
     ) -> Result<Self> {
         let err = |reason: String| ClientError::Connect { url: url.to_string(), reason };
-        let mut endpoint =
-            Endpoint::from_shared(url.to_string()).map_err(|e| err(e.to_string()))?;
+        let url = farm_proto::tls::dial_url(url, tls.is_some());
+        let mut endpoint = Endpoint::from_shared(url).map_err(|e| err(e.to_string()))?;
         if let Some(tls) = tls {
             endpoint = endpoint.tls_config(tls).map_err(|e| err(e.to_string()))?;
         }

@@ -31,8 +31,7 @@ pub fn spawn(
     mut stop: watch::Receiver<bool>,
 ) {
     tokio::spawn(async move {
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let url = if host.contains("://") { host.clone() } else { format!("{scheme}://{host}") };
+        let url = farm_proto::tls::dial_url(&host, tls.is_some());
         let endpoint = Endpoint::from_shared(url).and_then(|e| match tls {
             Some(tls) => e.tls_config(tls),
             None => Ok(e),

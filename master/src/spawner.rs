@@ -11,6 +11,20 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
+/// Environment variables a local worker must not inherit from its master.
+const INHERITED_SETTINGS: [&str; 10] = [
+    "FARM_MASTER",
+    "FARM_TOKEN",
+    "FARM_TOKEN_FILE",
+    "FARM_WORKER_TOKEN",
+    "FARM_WORKER_TOKEN_FILE",
+    "FARM_TLS_CA",
+    "FARM_TLS_CERT",
+    "FARM_TLS_KEY",
+    "FARM_TLS_CLIENT_CA",
+    "FARM_WORKER_LISTEN",
+];
+
 /// What to spawn.
 #[derive(Debug, Clone)]
 pub struct SpawnConfig {
@@ -71,6 +85,11 @@ fn command(config: &SpawnConfig, slot: usize, restarts: u32) -> Command {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .kill_on_drop(true);
+    // Credentials and TLS settings come only from the master's decision, never from what the
+    // master's own environment happened to hold (a client token file, a client's CA).
+    for var in INHERITED_SETTINGS {
+        cmd.env_remove(var);
+    }
     cmd.envs(config.env.iter().map(|(k, v)| (k, v)));
     if std::env::var_os("RUST_LOG").is_none() {
         cmd.env("RUST_LOG", &config.log_filter);

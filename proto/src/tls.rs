@@ -51,6 +51,18 @@ pub fn client(ca: &Path, identity: Option<(&Path, &Path)>) -> Result<ClientTlsCo
     Ok(config)
 }
 
+/// The URL to dial: with TLS on, `http://` becomes `https://` and a bare `host:port` gets
+/// `https://` (tonic does TLS only for https URLs, and would otherwise fall back to plaintext
+/// silently); with TLS off, a bare `host:port` gets `http://`.
+pub fn dial_url(url: &str, tls: bool) -> String {
+    match (url.split_once("://"), tls) {
+        (Some(("http", rest)), true) => format!("https://{rest}"),
+        (Some(_), _) => url.to_string(),
+        (None, true) => format!("https://{url}"),
+        (None, false) => format!("http://{url}"),
+    }
+}
+
 /// The whole chain of an error, joined with ": " (TLS failures hide the reason a few levels down).
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
@@ -64,4 +76,18 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dial_url;
+
+    #[test]
+    fn tls_never_dials_plain_http() {
+        assert_eq!(dial_url("http://h:1", true), "https://h:1");
+        assert_eq!(dial_url("h:1", true), "https://h:1");
+        assert_eq!(dial_url("https://h:1", false), "https://h:1");
+        assert_eq!(dial_url("h:1", false), "http://h:1");
+        assert_eq!(dial_url("http://h:1", false), "http://h:1");
+    }
 }

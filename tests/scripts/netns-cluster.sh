@@ -14,6 +14,11 @@ if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null; then
   echo "SKIPPED: netns cluster needs root and iproute2"
   exit 0
 fi
+if ! ip netns add "farmprobe$$" 2>/dev/null; then
+  echo "SKIPPED: cannot create network namespaces here (no CAP_NET_ADMIN)"
+  exit 0
+fi
+ip netns del "farmprobe$$"
 
 id=$$
 net=10.$((id % 200 + 20)).$((id / 200 % 250)).0  # a /24 private to this run's namespaces
@@ -31,12 +36,14 @@ cleanup() {
   for h in "${hosts[@]}"; do ip netns del "$(ns "$h")" 2>/dev/null || true; done
   ip netns del "$bridge_ns" 2>/dev/null || true
   { wait; } 2>/dev/null || true
+  rm -rf "$logdir"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM
 
 fail() {
   echo "FAIL: $*"
-  echo "--- logs ($logdir)"
+  echo "--- logs"
   tail -n 20 "$logdir"/*.log 2>/dev/null || true
   exit 1
 }
@@ -82,7 +89,7 @@ client workers --json | grep -q "\"address\":\"${addr[w2]}:" || fail "worker w2 
 
 job=$(client submit spin --range 0..300 --shard-size 1 --param ms=20) || fail "submit failed"
 for _ in $(seq 1 200); do
-  done_now=$(client status "$job" --json | grep -o '"done":[0-9]*' | cut -d: -f2)
+  done_now=$(client status "$job" --json 2>/dev/null | grep -o '"done":[0-9]*' | cut -d: -f2 || true)
   [ "${done_now:-0}" -ge 30 ] && break
   sleep 0.05
 done

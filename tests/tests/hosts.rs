@@ -6,7 +6,25 @@
 mod common;
 
 use common::*;
-use std::process::{Command, Stdio};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+
+/// SIGTERM to a scenario's whole process group, so its cleanup trap runs (namespaces,
+/// containers, processes); SIGKILL after 30 s.
+fn stop_group(child: &mut Child) {
+    // SAFETY: kill(2) on the process group our child leads.
+    unsafe {
+        libc::kill(-(child.id() as libc::pid_t), libc::SIGTERM);
+    }
+    for _ in 0..300 {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
 
 #[test]
 fn a_cluster_of_namespaced_hosts_survives_a_killed_and_a_partitioned_worker() {
@@ -15,6 +33,7 @@ fn a_cluster_of_namespaced_hosts_survives_a_killed_and_a_partitioned_worker() {
     let mut child = Command::new("bash")
         .arg(script)
         .arg(&farm)
+        .process_group(0)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -22,7 +41,7 @@ fn a_cluster_of_namespaced_hosts_survives_a_killed_and_a_partitioned_worker() {
     let deadline = std::time::Instant::now() + WAIT * 3;
     while child.try_wait().ok().flatten().is_none() {
         if std::time::Instant::now() > deadline {
-            let _ = child.kill();
+            stop_group(&mut child);
             panic!("the netns scenario did not finish");
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -50,6 +69,7 @@ fn the_compose_deployment_survives_a_killed_and_a_disconnected_worker() {
     let mut child = Command::new("bash")
         .arg(script)
         .env("FARM_BIN", farm())
+        .process_group(0)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -57,7 +77,7 @@ fn the_compose_deployment_survives_a_killed_and_a_disconnected_worker() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(900);
     while child.try_wait().ok().flatten().is_none() {
         if std::time::Instant::now() > deadline {
-            let _ = child.kill();
+            stop_group(&mut child);
             panic!("the compose scenario did not finish in 15 minutes");
         }
         std::thread::sleep(std::time::Duration::from_millis(200));

@@ -25,7 +25,8 @@ pub async fn run<F>(
 where
     F: Future<Output = ()> + Send,
 {
-    let mut endpoint = Endpoint::from_shared(config.master.clone())
+    let url = farm_proto::tls::dial_url(&config.master, config.tls.is_some());
+    let mut endpoint = Endpoint::from_shared(url)
         .map_err(|e| WorkerError::BadMasterUrl(format!("{}: {e}", config.master)))?;
     if let Some(tls) = config.tls.clone() {
         endpoint = endpoint

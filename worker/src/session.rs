@@ -132,6 +132,7 @@ pub(crate) async fn run_session<F: Future<Output = ()>>(
                 // cost fewer messages. A worker about to run dry reports at once.
                 let deadline = tokio::time::Instant::now() + COALESCE;
                 while batch.done.len() < MAX_BATCH
+                    && prost::Message::encoded_len(&batch) < BATCH_BYTES
                     && in_flight.saturating_sub(batch.done.len()) > threads
                 {
                     match tokio::time::timeout_at(deadline, reports.recv()).await {
