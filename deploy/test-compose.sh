@@ -17,6 +17,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=deploy/test-lib.sh
+source "$here/test-lib.sh"
 root=$(cd "$here/.." && pwd)
 project=${FARM_TEST_PROJECT:-farmtest}
 spin_ms=${FARM_TEST_SPIN_MS:-50}
@@ -25,7 +27,6 @@ export FARM_PUBLISH=127.0.0.1:0 # a free port on loopback, so a busy 7070 cannot
 export FARM_THREADS=1
 export FARM_CPUS=0
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
 skip() {
     echo "SKIP: $*"
     exit 0
@@ -66,20 +67,7 @@ on_exit() {
     exit "$rc"
 }
 
-# wait_for SECONDS WHAT COMMAND...: runs COMMAND until it succeeds, for at most SECONDS.
-wait_for() {
-    local limit=$1 what=$2
-    shift 2
-    local deadline=$((SECONDS + limit))
-    until "$@"; do
-        ((SECONDS < deadline)) || fail "timed out after ${limit}s waiting for $what"
-        sleep 0.5
-    done
-}
 
-# JSON fields from farm's one-line --json output, without jq.
-field() { sed -n "s/.*\"$2\":\\([^,}]*\\).*/\\1/p" <<<"$1" | head -1 | tr -d '"'; }
-count_workers() { grep -o '"worker":[0-9]*' <<<"$1" | wc -l | tr -d ' '; }
 
 # ---- image -------------------------------------------------------------------------------
 if [[ ${FARM_TEST_BUILD:-1} == 0 ]] && dk image inspect "$FARM_IMAGE" >/dev/null 2>&1; then
@@ -106,7 +94,6 @@ healthy() { [[ $(dk inspect -f '{{.State.Health.Status}}' "$master") == healthy 
 wait_for 60 "the master's HEALTHCHECK to report healthy" healthy
 log "master healthy (HEALTHCHECK: /farm --master http://127.0.0.1:7070 workers)"
 
-workers_are() { [[ $(count_workers "$(farmc workers --json 2>/dev/null)") == "$1" ]]; }
 wait_for 60 "3 workers to register" workers_are 3
 log "3 workers registered"
 

@@ -22,11 +22,12 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=deploy/test-lib.sh
+source "$here/test-lib.sh"
 root=$(cd "$here/.." && pwd)
 bin=${FARM_BIN:-$root/target/release/farm}
 units=(farm-master.service farm-worker@main.service)
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
 failed=0
 fail() {
     failed=1
@@ -122,23 +123,12 @@ if ! timeout 60 docker run -d --name "$container" --cap-add SYS_ADMIN --security
 fi
 sx() { timeout 120 docker exec "$container" "$@"; }
 farmc() { sx /usr/local/bin/farm "$@"; }
-wait_for() {
-    local limit=$1 what=$2
-    shift 2
-    local deadline=$((SECONDS + limit))
-    until "$@"; do
-        ((SECONDS < deadline)) || fail "timed out after ${limit}s waiting for $what"
-        sleep 0.5
-    done
-}
 booted() { [[ $(sx systemctl is-system-running 2>/dev/null) =~ ^(running|degraded)$ ]]; }
 wait_for 60 "systemd to boot in the container" booted
 log "systemd booted in container $container"
 sx getent passwd farm >/dev/null || fail "systemd-sysusers did not create the user farm"
 
 sx systemctl start farm-master farm-worker@a farm-worker@b || fail "systemctl start failed"
-count_workers() { grep -o '"worker":[0-9]*' <<<"$1" | wc -l | tr -d ' '; }
-workers_are() { [[ $(count_workers "$(farmc workers --json 2>/dev/null)") == "$1" ]]; }
 wait_for 30 "2 workers" workers_are 2
 w=$(farmc workers --json | sed 's/},{/}\n{/g' | sed -n 's/.*"name":"\([^"]*\)".*"threads":\([0-9]*\).*/\1 \2/p')
 if ! grep -q -- '-a 1$' <<<"$w" || ! grep -q -- '-b 2$' <<<"$w"; then

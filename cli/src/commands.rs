@@ -1,7 +1,6 @@
 //! Client commands: submit, watch, status, cancel, jobs, workers.
 
 use crate::args::{JobRef, OutputArgs, SubmitArgs, WorkersAction, WorkersArgs};
-use crate::roles::master_url;
 use crate::{job, show};
 use anyhow::Result;
 use farm_client::Client;
@@ -23,7 +22,7 @@ pub struct Target {
 impl Target {
     /// The master's URL with a scheme: https when TLS is on.
     pub fn url(&self) -> String {
-        master_url(&self.url, self.tls.is_some())
+        farm_proto::tls::dial_url(&self.url, self.tls.is_some())
     }
 }
 

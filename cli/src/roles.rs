@@ -36,11 +36,6 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Accepts `host:port` as well as a full URL.
-pub fn master_url(s: &str, tls: bool) -> String {
-    farm_proto::tls::dial_url(s, tls)
-}
-
 fn master_config(s: &SchedulerArgs) -> MasterConfig {
     let core = CoreConfig {
         prefetch_per_thread: s.prefetch,
@@ -301,13 +296,5 @@ mod tests {
     fn hosts_files_skip_comments_and_blank_lines() {
         let hosts = parse_hosts("# workers\nhost1:7071\n\n  host2:7071  # rack 2\n#host3:7071\n");
         assert_eq!(hosts, vec!["host1:7071", "host2:7071"]);
-    }
-
-    #[test]
-    fn master_urls_get_a_scheme() {
-        assert_eq!(master_url("h:7070", false), "http://h:7070");
-        assert_eq!(master_url("https://h:7070", false), "https://h:7070");
-        assert_eq!(master_url("h:7070", true), "https://h:7070");
-        assert_eq!(master_url("http://h:7070", true), "https://h:7070");
     }
 }

@@ -81,9 +81,6 @@ impl Worker {
     /// `queue_target` of work queued on it. Measured per job, so a fast job's window does not
     /// carry over to a slow one.
     fn capacity(&self, job: JobId, config: &CoreConfig) -> usize {
-        if self.draining {
-            return 0;
-        }
         let fixed = self.spec.threads as usize * (1 + config.prefetch_per_thread as usize);
         let rate = self.rates.get(&job).map_or(0.0, |r| r.per_sec);
         let adaptive = (rate * config.queue_target.as_secs_f64()) as usize;
@@ -138,11 +135,6 @@ impl Core {
             next_job: 1,
             next_worker: 1,
         }
-    }
-
-    /// The core's limits.
-    pub fn config(&self) -> &CoreConfig {
-        &self.config
     }
 
     /// Queues a job and hands its shards to workers with free slots.
