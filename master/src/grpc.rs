@@ -162,6 +162,13 @@ impl FarmService for Farm {
         let w = self.core.drain(req.into_inner().worker_id).await?.map_err(status)?;
         Ok(Response::new(worker_info(w)))
     }
+
+    async fn list_kinds(
+        &self,
+        _: Request<pb::ListKindsRequest>,
+    ) -> Result<Response<pb::ListKindsResponse>, Status> {
+        Err(Status::unimplemented("kernel descriptors are not collected yet"))
+    }
 }
 
 /// Turns a subscription into the events of a `Watch` stream: progress while the job runs, shard

@@ -73,7 +73,7 @@ pub(crate) async fn accept_session(
     }
     let spec = WorkerSpec {
         threads: reg.threads,
-        kinds: reg.kinds,
+        kinds: reg.kernels.iter().map(|k| k.kind.clone()).collect(),
         name: reg.name,
         hostname: reg.hostname,
         pid: reg.pid,
@@ -92,6 +92,10 @@ pub(crate) async fn accept_session(
                         core.results(id, started, batch.done.into_iter().map(outcome).collect())
                     }
                     Msg::Draining(_) => core.draining(id),
+                    Msg::Refused(r) => {
+                        // Until the core handles refusals, a refused job fails shard by shard.
+                        warn!(worker = id, job = r.job_id, reason = %r.reason, "worker refused a job");
+                    }
                     Msg::Register(_) => {
                         warn!(worker = id, "second register on one session, ending it");
                         break "registered twice".to_string();

@@ -6,6 +6,7 @@ mod convert;
 pub mod domain;
 #[cfg(test)]
 mod fuzz_tests;
+pub mod kernel;
 pub mod tls;
 
 /// Generated prost messages and tonic services of package `farm.v1`.
@@ -16,7 +17,7 @@ pub mod pb {
 
 /// Bumped on any incompatible change to `farm.proto`; checked when a worker registers and when a
 /// client that states its version submits.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Encoded `FileDescriptorSet` of `farm.proto`, served by the master for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
@@ -37,6 +38,7 @@ pub fn incoming_nodelay(
 }
 
 pub use domain::{ExecRun, JobLimits, JobSource, JobSpec, Output, Params, SpecError};
+pub use kernel::{KernelDescriptor, OutputShape, ParamError, ParamKind, ParamSpec};
 
 /// Largest gRPC message either end accepts (a job with many explicit inputs, a batch of large
 /// outputs). Larger messages are refused by the transport.

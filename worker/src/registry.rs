@@ -1,7 +1,7 @@
 //! The kernels a worker offers, by name.
 
 use crate::kernels;
-use crate::sdk::{Kernel, KernelError, Params, Prepared};
+use crate::sdk::{Kernel, KernelDescriptor, KernelError, Params, Prepared};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -39,6 +39,11 @@ impl Registry {
     /// The names of the kernels offered.
     pub fn kinds(&self) -> Vec<String> {
         self.kernels.keys().cloned().collect()
+    }
+
+    /// What each kernel offered says about itself, in name order.
+    pub fn descriptors(&self) -> Vec<KernelDescriptor> {
+        self.kernels.values().map(|k| k.describe()).collect()
     }
 
     /// Whether a kernel of that name is offered.

@@ -2,7 +2,7 @@
 //! returns. Built-in kernels use it, and so does a user's own kernel in their own worker binary
 //! (see `examples/collatz`).
 
-pub use farm_proto::{ExecRun, Output, Params};
+pub use farm_proto::{ExecRun, KernelDescriptor, Output, OutputShape, ParamSpec, Params};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -88,6 +88,13 @@ impl CancelFlag {
 pub trait Kernel: Send + Sync + 'static {
     /// The name jobs use to ask for this kernel (`farm run NAME`).
     fn name(&self) -> &str;
+    /// What the kernel declares: its params (type, default, bounds, help) and output shape.
+    /// Workers send it at registration, the master checks submissions against it, and the
+    /// registry checks a job's params with it (filling in defaults) before `prepare`. The
+    /// default declares nothing: params then reach `prepare` unchecked.
+    fn describe(&self) -> KernelDescriptor {
+        KernelDescriptor::open(self.name())
+    }
     /// Parses the job's parameters.
     fn prepare(&self, params: &Params) -> Result<Box<dyn Prepared>, KernelError>;
 }

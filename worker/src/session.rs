@@ -62,7 +62,7 @@ pub(crate) async fn register(
     let register = pb::Register {
         protocol_version: farm_proto::PROTOCOL_VERSION,
         threads: config.threads.max(1) as u32,
-        kinds: registry.kinds(),
+        kernels: registry.descriptors().iter().map(pb::KernelDescriptor::from).collect(),
         name: config.name.clone(),
         hostname: hostname(),
         pid: std::process::id(),

@@ -1,0 +1,449 @@
+//! Kernel descriptors: what a worker says about each kernel it offers (its params, with type,
+//! default, bounds and help, and the shape of its output). Workers send them at registration;
+//! the master checks a submission against them, so it never links worker code; the worker's
+//! registry checks the same way before a kernel parses its params. Conversions from and to the
+//! prost types are at the end of this file.
+
+use crate::domain::Params;
+use crate::pb;
+use std::fmt;
+
+/// Longest piece of user input quoted back in an error message.
+const QUOTE_BYTES: usize = 96;
+
+/// `input` quoted for an error message: whole when short, else its first bytes and its length,
+/// so an error never echoes a huge input back.
+pub fn quote(input: &str) -> String {
+    if input.len() <= QUOTE_BYTES {
+        return format!("{input:?}");
+    }
+    let mut end = QUOTE_BYTES;
+    while !input.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}… ({} bytes)", &input[..end], input.len())
+}
+
+/// What a kernel declares about itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KernelDescriptor {
+    /// The name jobs use to ask for it.
+    pub kind: String,
+    /// One line on what it computes, shown by `farm kinds`.
+    pub help: String,
+    /// The params it takes, or `None` when it declared none: any params then pass unchecked.
+    pub params: Option<Vec<ParamSpec>>,
+    /// How the master reduces its outputs.
+    pub output: OutputShape,
+}
+
+/// One param of a kernel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamSpec {
+    /// The name in `--param name=value`.
+    pub name: String,
+    /// One line of help.
+    pub help: String,
+    /// Its type, with default and bounds.
+    pub kind: ParamKind,
+    /// The job must set it.
+    pub required: bool,
+}
+
+/// A param's type, default and inclusive bounds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParamKind {
+    /// A whole number.
+    Uint {
+        /// Used when the job does not set it.
+        default: Option<u64>,
+        /// Smallest accepted value.
+        min: u64,
+        /// Largest accepted value.
+        max: u64,
+    },
+    /// A finite floating-point number.
+    Float {
+        /// Used when the job does not set it.
+        default: Option<f64>,
+        /// Smallest accepted value.
+        min: f64,
+        /// Largest accepted value.
+        max: f64,
+    },
+    /// Text; never empty when set.
+    Text {
+        /// Used when the job does not set it.
+        default: Option<String>,
+    },
+}
+
+/// How shard outputs become the job result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OutputShape {
+    /// Not declared: reduced by the variant each shard returns.
+    Any,
+    /// Counts, summed.
+    Count,
+    /// Hits out of samples, summed; the result adds `estimate = scale × hits / samples`.
+    Fraction {
+        /// Multiplies the hit ratio (4 for π from a quarter circle).
+        scale: f64,
+    },
+    /// Strings, one per index, joined in index order.
+    Lines,
+    /// Rows of numbers, one per index, joined in index order.
+    Rows,
+    /// Program runs, one per index, joined in index order.
+    Exec,
+}
+
+/// Why a job's params were refused; the message names the param and quotes at most a few
+/// dozen bytes of the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParamError(pub String);
+
+impl KernelDescriptor {
+    /// A kernel that takes no params yet (add them with [`KernelDescriptor::param`]).
+    pub fn new(kind: impl Into<String>, output: OutputShape, help: impl Into<String>) -> Self {
+        KernelDescriptor { kind: kind.into(), help: help.into(), params: Some(Vec::new()), output }
+    }
+
+    /// A kernel that declared nothing: any params, any output variant.
+    pub fn open(kind: impl Into<String>) -> Self {
+        KernelDescriptor {
+            kind: kind.into(),
+            help: String::new(),
+            params: None,
+            output: OutputShape::Any,
+        }
+    }
+
+    /// Adds a param.
+    pub fn param(mut self, spec: ParamSpec) -> Self {
+        self.params.get_or_insert_with(Vec::new).push(spec);
+        self
+    }
+
+    /// Checks a job's params: no unknown name, each value of its type and within its bounds,
+    /// every required one set. Returns the params with defaults filled in and numbers trimmed,
+    /// which is what the kernel then reads (`Params::uint` and friends).
+    pub fn check(&self, params: &Params) -> Result<Params, ParamError> {
+        let Some(specs) = &self.params else { return Ok(params.clone()) };
+        if let Some(name) = params.0.keys().find(|k| !specs.iter().any(|s| &s.name == *k)) {
+            let known: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+            let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+            return Err(ParamError(format!(
+                "unknown param {} for kernel {}; known: {known}",
+                quote(name),
+                self.kind
+            )));
+        }
+        let mut checked = Params::default();
+        for spec in specs {
+            if let Some(value) = spec.value(params.0.get(&spec.name).map(String::as_str))? {
+                checked.0.insert(spec.name.clone(), value);
+            }
+        }
+        Ok(checked)
+    }
+}
+
+impl ParamSpec {
+    /// A whole-number param with a default and inclusive bounds.
+    pub fn uint(name: &str, default: u64, min: u64, max: u64, help: &str) -> Self {
+        let kind = ParamKind::Uint { default: Some(default), min, max };
+        ParamSpec { name: name.into(), help: help.into(), kind, required: false }
+    }
+
+    /// A floating-point param with a default and inclusive bounds.
+    pub fn float(name: &str, default: f64, min: f64, max: f64, help: &str) -> Self {
+        let kind = ParamKind::Float { default: Some(default), min, max };
+        ParamSpec { name: name.into(), help: help.into(), kind, required: false }
+    }
+
+    /// A text param the job must set.
+    pub fn required_text(name: &str, help: &str) -> Self {
+        let kind = ParamKind::Text { default: None };
+        ParamSpec { name: name.into(), help: help.into(), kind, required: true }
+    }
+
+    /// The checked value of this param, given the job's raw value (if set).
+    fn value(&self, raw: Option<&str>) -> Result<Option<String>, ParamError> {
+        let name = &self.name;
+        let Some(raw) = raw else {
+            if self.required {
+                return Err(ParamError(format!("missing param {name}")));
+            }
+            return Ok(self.kind.default_text());
+        };
+        let bad = |why: String| ParamError(format!("bad param {name}: {why}"));
+        match &self.kind {
+            ParamKind::Uint { min, max, .. } => {
+                let v: u64 = raw
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad(format!("{} is not a whole number", quote(raw))))?;
+                in_bounds(v, *min, *max).map_err(bad)?;
+                Ok(Some(v.to_string()))
+            }
+            ParamKind::Float { min, max, .. } => {
+                let v = raw.trim().parse::<f64>().ok().filter(|v| v.is_finite());
+                let v = v.ok_or_else(|| bad(format!("{} is not a finite number", quote(raw))))?;
+                in_bounds(v, *min, *max).map_err(bad)?;
+                Ok(Some(raw.trim().to_string()))
+            }
+            ParamKind::Text { .. } if raw.trim().is_empty() => Err(bad("must not be empty".into())),
+            ParamKind::Text { .. } => Ok(Some(raw.to_string())),
+        }
+    }
+}
+
+impl ParamKind {
+    /// The default, written as a job would write it.
+    fn default_text(&self) -> Option<String> {
+        match self {
+            ParamKind::Uint { default, .. } => default.map(|v| v.to_string()),
+            ParamKind::Float { default, .. } => default.map(|v| v.to_string()),
+            ParamKind::Text { default } => default.clone(),
+        }
+    }
+
+    /// The type's name, as `farm kinds` shows it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ParamKind::Uint { .. } => "uint",
+            ParamKind::Float { .. } => "float",
+            ParamKind::Text { .. } => "text",
+        }
+    }
+}
+
+fn in_bounds<T: PartialOrd + fmt::Display>(v: T, min: T, max: T) -> Result<(), String> {
+    if v < min {
+        Err(format!("must be at least {min}, got {v}"))
+    } else if v > max {
+        Err(format!("must be at most {max}, got {v}"))
+    } else {
+        Ok(())
+    }
+}
+
+impl Params {
+    /// Param `name` as a whole number. Meant for params already checked against a descriptor
+    /// (defaults filled in), where it cannot fail; a kernel without a descriptor gets a clear
+    /// error for a missing or malformed value.
+    pub fn uint(&self, name: &str) -> Result<u64, ParamError> {
+        let raw = self.0.get(name).ok_or_else(|| ParamError(format!("missing param {name}")))?;
+        raw.trim().parse().map_err(|_| {
+            ParamError(format!("bad param {name}: {} is not a whole number", quote(raw)))
+        })
+    }
+
+    /// Param `name` as a finite number (see [`Params::uint`]).
+    pub fn float(&self, name: &str) -> Result<f64, ParamError> {
+        let raw = self.0.get(name).ok_or_else(|| ParamError(format!("missing param {name}")))?;
+        raw.trim().parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
+            ParamError(format!("bad param {name}: {} is not a finite number", quote(raw)))
+        })
+    }
+
+    /// Param `name` as text (see [`Params::uint`]).
+    pub fn text(&self, name: &str) -> Result<&str, ParamError> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| ParamError(format!("missing param {name}")))
+    }
+}
+
+// ---------------------------------------------------------------- conversions
+
+impl From<&KernelDescriptor> for pb::KernelDescriptor {
+    fn from(d: &KernelDescriptor) -> Self {
+        let (output, fraction_scale) = match d.output {
+            OutputShape::Any => (pb::OutputShape::Unspecified, 0.0),
+            OutputShape::Count => (pb::OutputShape::Count, 0.0),
+            OutputShape::Fraction { scale } => (pb::OutputShape::Fraction, scale),
+            OutputShape::Lines => (pb::OutputShape::Lines, 0.0),
+            OutputShape::Rows => (pb::OutputShape::Rows, 0.0),
+            OutputShape::Exec => (pb::OutputShape::Exec, 0.0),
+        };
+        pb::KernelDescriptor {
+            kind: d.kind.clone(),
+            help: d.help.clone(),
+            params: d.params.iter().flatten().map(pb::ParamSpec::from).collect(),
+            open_params: d.params.is_none(),
+            output: output as i32,
+            fraction_scale,
+        }
+    }
+}
+
+impl From<&ParamSpec> for pb::ParamSpec {
+    fn from(s: &ParamSpec) -> Self {
+        let (ty, min, max) = match &s.kind {
+            ParamKind::Uint { min, max, .. } => {
+                (pb::ParamType::Uint, Some(min.to_string()), Some(max.to_string()))
+            }
+            ParamKind::Float { min, max, .. } => {
+                (pb::ParamType::Float, Some(min.to_string()), Some(max.to_string()))
+            }
+            ParamKind::Text { .. } => (pb::ParamType::String, None, None),
+        };
+        pb::ParamSpec {
+            name: s.name.clone(),
+            r#type: ty as i32,
+            default_value: s.kind.default_text(),
+            required: s.required,
+            min,
+            max,
+            help: s.help.clone(),
+        }
+    }
+}
+
+impl TryFrom<pb::KernelDescriptor> for KernelDescriptor {
+    type Error = ParamError;
+
+    fn try_from(d: pb::KernelDescriptor) -> Result<Self, ParamError> {
+        let output = match pb::OutputShape::try_from(d.output) {
+            Ok(pb::OutputShape::Unspecified) | Err(_) => OutputShape::Any,
+            Ok(pb::OutputShape::Count) => OutputShape::Count,
+            Ok(pb::OutputShape::Fraction) if d.fraction_scale.is_finite() => {
+                OutputShape::Fraction { scale: d.fraction_scale }
+            }
+            Ok(pb::OutputShape::Fraction) => {
+                return Err(ParamError(format!(
+                    "kernel {}: fraction scale is not finite",
+                    quote(&d.kind)
+                )))
+            }
+            Ok(pb::OutputShape::Lines) => OutputShape::Lines,
+            Ok(pb::OutputShape::Rows) => OutputShape::Rows,
+            Ok(pb::OutputShape::Exec) => OutputShape::Exec,
+        };
+        let params = if d.open_params {
+            None
+        } else {
+            Some(d.params.into_iter().map(ParamSpec::try_from).collect::<Result<_, _>>()?)
+        };
+        Ok(KernelDescriptor { kind: d.kind, help: d.help, params, output })
+    }
+}
+
+impl TryFrom<pb::ParamSpec> for ParamSpec {
+    type Error = ParamError;
+
+    fn try_from(s: pb::ParamSpec) -> Result<Self, ParamError> {
+        let bad = |what: &str| ParamError(format!("param {}: bad {what}", quote(&s.name)));
+        let kind = match pb::ParamType::try_from(s.r#type) {
+            Ok(pb::ParamType::Uint) => ParamKind::Uint {
+                default: parse_opt(&s.default_value).map_err(|_| bad("default"))?,
+                min: parse_opt(&s.min).map_err(|_| bad("min"))?.unwrap_or(0),
+                max: parse_opt(&s.max).map_err(|_| bad("max"))?.unwrap_or(u64::MAX),
+            },
+            Ok(pb::ParamType::Float) => ParamKind::Float {
+                default: parse_opt(&s.default_value).map_err(|_| bad("default"))?,
+                min: parse_opt(&s.min).map_err(|_| bad("min"))?.unwrap_or(f64::MIN),
+                max: parse_opt(&s.max).map_err(|_| bad("max"))?.unwrap_or(f64::MAX),
+            },
+            Ok(pb::ParamType::String) => ParamKind::Text { default: s.default_value.clone() },
+            Ok(pb::ParamType::Unspecified) | Err(_) => return Err(bad("type")),
+        };
+        Ok(ParamSpec { name: s.name, help: s.help, kind, required: s.required })
+    }
+}
+
+fn parse_opt<T: std::str::FromStr>(raw: &Option<String>) -> Result<Option<T>, T::Err> {
+    raw.as_deref().map(|r| r.trim().parse()).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        Params(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    fn sample() -> KernelDescriptor {
+        KernelDescriptor::new("k", OutputShape::Lines, "a test kernel")
+            .param(ParamSpec::uint("rounds", 1, 1, 100, "rounds"))
+            .param(ParamSpec::float("x", 0.5, -2.0, 2.0, "x"))
+            .param(ParamSpec::required_text("cmd", "command"))
+    }
+
+    #[test]
+    fn check_fills_defaults_and_trims_numbers() {
+        let checked = sample().check(&params(&[("cmd", "echo {}"), ("rounds", " 7 ")])).unwrap();
+        assert_eq!(checked, params(&[("cmd", "echo {}"), ("rounds", "7"), ("x", "0.5")]));
+        assert_eq!(checked.uint("rounds"), Ok(7));
+        assert_eq!(checked.float("x"), Ok(0.5));
+        assert_eq!(checked.text("cmd"), Ok("echo {}"));
+    }
+
+    #[test]
+    fn check_refuses_each_kind_of_bad_param() {
+        let d = sample();
+        let err = |p: &[(&str, &str)]| d.check(&params(p)).unwrap_err().0;
+        assert_eq!(err(&[]), "missing param cmd");
+        assert_eq!(err(&[("cmd", " ")]), "bad param cmd: must not be empty");
+        assert_eq!(
+            err(&[("cmd", "a"), ("rounds", "0")]),
+            "bad param rounds: must be at least 1, got 0"
+        );
+        assert_eq!(
+            err(&[("cmd", "a"), ("rounds", "-1")]),
+            r#"bad param rounds: "-1" is not a whole number"#
+        );
+        assert_eq!(
+            err(&[("cmd", "a"), ("x", "NaN")]),
+            r#"bad param x: "NaN" is not a finite number"#
+        );
+        assert_eq!(err(&[("cmd", "a"), ("x", "3")]), "bad param x: must be at most 2, got 3");
+        assert_eq!(
+            err(&[("cmd", "a"), ("rouds", "2")]),
+            r#"unknown param "rouds" for kernel k; known: rounds, x, cmd"#
+        );
+    }
+
+    #[test]
+    fn errors_quote_at_most_a_few_dozen_bytes() {
+        let huge = "é".repeat(1 << 20);
+        let msg = sample().check(&params(&[("cmd", "a"), (&huge, "1")])).unwrap_err().0;
+        assert!(msg.len() < 300, "{} bytes", msg.len());
+        assert!(msg.contains("(2097152 bytes)"), "{msg}");
+        let msg = sample().check(&params(&[("cmd", "a"), ("rounds", &huge)])).unwrap_err().0;
+        assert!(msg.len() < 300, "{} bytes", msg.len());
+    }
+
+    #[test]
+    fn open_descriptors_pass_params_unchecked() {
+        let p = params(&[("anything", "goes")]);
+        assert_eq!(KernelDescriptor::open("user").check(&p), Ok(p));
+    }
+
+    #[test]
+    fn descriptors_round_trip_through_the_wire() {
+        for d in [
+            sample(),
+            KernelDescriptor::open("user"),
+            KernelDescriptor::new("pi", OutputShape::Fraction { scale: 4.0 }, ""),
+        ] {
+            let back = KernelDescriptor::try_from(pb::KernelDescriptor::from(&d)).unwrap();
+            assert_eq!(back, d);
+        }
+    }
+
+    #[test]
+    fn malformed_wire_descriptors_are_errors() {
+        let mut d = pb::KernelDescriptor::from(&sample());
+        d.params[0].min = Some("x".into());
+        assert!(KernelDescriptor::try_from(d.clone()).is_err());
+        d.params[0].min = None;
+        d.params[0].r#type = 99;
+        assert!(KernelDescriptor::try_from(d).is_err());
+    }
+}
