@@ -119,9 +119,8 @@ pub fn jobs(jobs: &[JobStatus], json: bool) -> Result<()> {
 
 /// Writes mandelbrot rows (iteration counts) as a colour PNG; points inside the set are black.
 pub fn write_png(path: &Path, result: &JsonText, params: &farm_proto::Params) -> Result<()> {
-    let rows: Vec<Vec<u32>> = result
-        .to()
-        .context("--out needs a mandelbrot job: its result is not rows of numbers")?;
+    let rows: Vec<Vec<u32>> =
+        result.to().context("--out needs a mandelbrot job: its result is not rows of numbers")?;
     let height = rows.len();
     let width = rows.first().map_or(0, Vec::len);
     if width == 0 || rows.iter().any(|r| r.len() != width) {

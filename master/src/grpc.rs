@@ -4,7 +4,9 @@
 use crate::actor::{CoreHandle, SubmitError, Subscription};
 use crate::core::{CoreError, JobState, JobView, WorkerView};
 use farm_proto::pb::{self, farm_service_server::FarmService, job_event::Event};
-use farm_proto::{JobEvent, JobSpec, JobStatus, JsonText, Progress, Submitted, WorkerInfo};
+use farm_proto::{
+    DialedBy, JobEvent, JobSpec, JobStatus, JsonText, Progress, Submitted, WorkerInfo,
+};
 use std::pin::Pin;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -61,7 +63,8 @@ pub fn job_status(v: JobView) -> JobStatus {
 
 /// A worker as clients see it. A session states who dialed it; anything else is a bug here.
 fn worker_info(w: WorkerView) -> Result<WorkerInfo, Status> {
-    let dialed_by = w.spec.dialed_by.parse().map_err(|e: farm_proto::SpecError| Status::internal(e.to_string()))?;
+    let dialed_by =
+        w.spec.dialed_by.parse::<DialedBy>().map_err(|e| Status::internal(e.to_string()))?;
     Ok(WorkerInfo {
         worker: w.id,
         name: w.spec.name,
