@@ -79,7 +79,7 @@ async fn wait_workers(client: &mut Client, n: usize) -> Result<Vec<u64>> {
     loop {
         let workers = client.workers().await?;
         if workers.len() >= n {
-            return Ok(workers.iter().map(|w| w.worker_id).collect());
+            return Ok(workers.iter().map(|w| w.worker).collect());
         }
         if Instant::now() > deadline {
             bail!("only {} of {n} workers registered", workers.len());
@@ -94,7 +94,7 @@ async fn run_job(client: &mut Client, spec: JobSpec) -> Result<u64> {
     let status = tokio::time::timeout(Duration::from_secs(600), client.wait(job, |_| {}))
         .await
         .context("job did not finish in 600 s")??;
-    if status.state != "succeeded" {
+    if status.state != farm_client::JobState::Succeeded {
         bail!("job {job} {}: {:?}", status.state, status.error);
     }
     Ok(status.elapsed_ms.max(1))
@@ -267,7 +267,7 @@ async fn scale(farm: &Path, single: Option<f64>) -> Result<()> {
     let ms = run_job(&mut client, noop(1_000_000)).await?;
     let rate = 1e6 / (ms as f64 / 1000.0);
     let after = client.workers().await?;
-    let kept = after.iter().filter(|w| ids.contains(&w.worker_id)).count();
+    let kept = after.iter().filter(|w| ids.contains(&w.worker)).count();
     let vs = single.map(|s| format!(", {:.0} % of figure 1", 100.0 * rate / s)).unwrap_or_default();
     println!(
         "5. scale: {WORKERS} workers x 1 thread (one process, one gRPC session each): noop 1,000,000 shards at {rate:.0} shards/s{vs}; workers declared lost: {}; master memory {:.1} KiB per worker",

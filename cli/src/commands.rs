@@ -84,8 +84,7 @@ pub async fn workers(master: &Target, args: WorkersArgs) -> Result<()> {
         None => client.workers().await?,
     };
     if args.output.json {
-        let list: Vec<_> = workers.iter().map(worker_json).collect();
-        println!("{}", serde_json::Value::Array(list));
+        println!("{}", serde_json::to_string(&workers)?);
         return Ok(());
     }
     println!(
@@ -97,26 +96,16 @@ pub async fn workers(master: &Target, args: WorkersArgs) -> Result<()> {
         let state = if w.draining { "draining" } else { "ready" };
         println!(
             "{:>6}  {:<16} {:<16} {:>7} {:>7} {:>7} {:>9} {:>8}  {:<8} {state}",
-            w.worker_id,
+            w.worker,
             name,
             w.hostname,
             w.pid,
             w.threads,
-            w.shards_running,
-            w.shards_done,
+            w.running,
+            w.done,
             w.restarts,
             w.dialed_by
         );
     }
     Ok(())
-}
-
-/// One worker in the stable JSON shape of `farm workers --json`.
-fn worker_json(w: &farm_proto::pb::WorkerInfo) -> serde_json::Value {
-    serde_json::json!({
-        "worker": w.worker_id, "name": w.name, "hostname": w.hostname, "pid": w.pid,
-        "address": w.address, "threads": w.threads, "running": w.shards_running,
-        "done": w.shards_done, "kinds": w.kinds, "connected_secs": w.connected_secs,
-        "restarts": w.restarts, "draining": w.draining, "dialed_by": w.dialed_by,
-    })
 }

@@ -1,7 +1,7 @@
 //! What people and scripts see: progress bars, results, tables, the mandelbrot PNG.
 
 use anyhow::{bail, Context, Result};
-use farm_client::{JobStatus, Progress};
+use farm_client::{JobState, JobStatus, JsonText, Progress};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -35,7 +35,7 @@ pub fn finished(
     out: Option<&Path>,
     params: &farm_proto::Params,
 ) -> Result<()> {
-    if let (Some(path), "succeeded") = (out, status.state.as_str()) {
+    if let (Some(path), JobState::Succeeded) = (out, status.state) {
         write_png(path, &status.result, params)?;
         if !json {
             eprintln!("wrote {}", path.display());
@@ -46,8 +46,8 @@ pub fn finished(
     } else {
         print_result(status);
     }
-    match status.state.as_str() {
-        "succeeded" => Ok(()),
+    match status.state {
+        JobState::Succeeded => Ok(()),
         state => bail!(
             "job {} {state}: {}",
             status.job,
@@ -57,14 +57,14 @@ pub fn finished(
 }
 
 fn print_result(status: &JobStatus) {
-    if status.state != "succeeded" {
+    if status.state != JobState::Succeeded {
         return;
     }
-    match &status.result {
-        serde_json::Value::Array(items) if status.kind == "mandelbrot" => {
+    match status.result.value() {
+        Ok(serde_json::Value::Array(items)) if status.kind == "mandelbrot" => {
             println!("{} rows (write them as an image with --out FILE.png)", items.len());
         }
-        serde_json::Value::Array(items) if status.kind == "exec" => {
+        Ok(serde_json::Value::Array(items)) if status.kind == "exec" => {
             for (index, run) in items.iter().enumerate() {
                 print!("{}", run["stdout"].as_str().unwrap_or_default());
                 match run["exit_code"].as_i64() {
@@ -73,7 +73,7 @@ fn print_result(status: &JobStatus) {
                 }
             }
         }
-        serde_json::Value::Array(items) => {
+        Ok(serde_json::Value::Array(items)) => {
             for item in items {
                 match item {
                     serde_json::Value::String(s) => println!("{s}"),
@@ -81,7 +81,8 @@ fn print_result(status: &JobStatus) {
                 }
             }
         }
-        other => println!("{other}"),
+        // A number or an object: its JSON text as the master rendered it.
+        _ => println!("{}", status.result),
     }
     eprintln!(
         "job {} ({}): {} shards in {:.3} s",
@@ -117,13 +118,9 @@ pub fn jobs(jobs: &[JobStatus], json: bool) -> Result<()> {
 }
 
 /// Writes mandelbrot rows (iteration counts) as a colour PNG; points inside the set are black.
-pub fn write_png(
-    path: &Path,
-    result: &serde_json::Value,
-    params: &farm_proto::Params,
-) -> Result<()> {
-    let rows: Vec<Vec<u32>> = serde_json::from_value(result.clone())
-        .context("--out needs a mandelbrot job: its result is not rows of numbers")?;
+pub fn write_png(path: &Path, result: &JsonText, params: &farm_proto::Params) -> Result<()> {
+    let rows: Vec<Vec<u32>> =
+        result.to().context("--out needs a mandelbrot job: its result is not rows of numbers")?;
     let height = rows.len();
     let width = rows.first().map_or(0, Vec::len);
     if width == 0 || rows.iter().any(|r| r.len() != width) {

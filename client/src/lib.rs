@@ -13,10 +13,12 @@
 //! # Ok(()) }
 //! ```
 
-use farm_proto::pb::{self, farm_service_client::FarmServiceClient, job_event::Event};
-use farm_proto::{JobSpec, Output};
+use farm_proto::pb::{self, farm_service_client::FarmServiceClient};
+use farm_proto::JobSpec;
+pub use farm_proto::{
+    DialedBy, JobEvent, JobState, JobStatus, JsonText, Progress, Submitted, WorkerInfo,
+};
 use futures::{Stream, StreamExt};
-use serde::Serialize;
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 
@@ -37,6 +39,17 @@ pub enum ClientError {
     /// The master went away while a job was being waited for.
     #[error("lost the master while waiting for job {0}: jobs do not survive a master restart")]
     MasterLost(u64),
+    /// The master answered with something the domain types cannot hold (an unknown job state,
+    /// an event without content, a result that is not JSON).
+    #[error("malformed reply from the master: {0}")]
+    Malformed(farm_proto::SpecError),
+}
+
+// By hand for the same reason as for `tonic::Status`.
+impl From<farm_proto::SpecError> for ClientError {
+    fn from(e: farm_proto::SpecError) -> Self {
+        ClientError::Malformed(e)
+    }
 }
 
 // By hand rather than `#[from]`, so the status is not also reported as the error's source
@@ -75,104 +88,6 @@ fn code_name(code: tonic::Code) -> String {
 
 /// Result of this crate's calls.
 pub type Result<T> = std::result::Result<T, ClientError>;
-
-/// A job's status, with its result parsed; this is also the CLI's stable `--json` shape.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct JobStatus {
-    /// The job id.
-    pub job: u64,
-    /// Its kernel.
-    pub kind: String,
-    /// queued, running, succeeded, failed or cancelled.
-    pub state: String,
-    /// Shards in all.
-    pub shards: u64,
-    /// Shards completed.
-    pub done: u64,
-    /// Shards in flight.
-    pub running: u64,
-    /// The reduced result (null until succeeded).
-    pub result: serde_json::Value,
-    /// Why it failed or was cancelled.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// From submission to the end (or to now).
-    pub elapsed_ms: u64,
-    /// Its priority.
-    pub priority: i32,
-    /// Shards handed out again (lost or drained worker, retried failure).
-    pub reruns: u64,
-}
-
-impl JobStatus {
-    /// Whether the job is over.
-    pub fn is_final(&self) -> bool {
-        matches!(self.state.as_str(), "succeeded" | "failed" | "cancelled")
-    }
-}
-
-impl From<pb::JobStatus> for JobStatus {
-    fn from(s: pb::JobStatus) -> Self {
-        let state = match pb::JobState::try_from(s.state).unwrap_or(pb::JobState::Unspecified) {
-            pb::JobState::Queued => "queued",
-            pb::JobState::Running => "running",
-            pb::JobState::Succeeded => "succeeded",
-            pb::JobState::Failed => "failed",
-            pb::JobState::Cancelled => "cancelled",
-            pb::JobState::Unspecified => "unknown",
-        };
-        let result = serde_json::from_str(&s.result_json).unwrap_or(serde_json::Value::Null);
-        JobStatus {
-            job: s.job_id,
-            kind: s.kind,
-            state: state.into(),
-            shards: s.shards_total,
-            done: s.shards_done,
-            running: s.shards_running,
-            result,
-            error: (!s.error.is_empty()).then_some(s.error),
-            elapsed_ms: s.elapsed_ms,
-            priority: s.priority,
-            reruns: s.shards_rerun,
-        }
-    }
-}
-
-/// An accepted submission.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Submitted {
-    /// The new job's id.
-    pub job: u64,
-    /// How many shards it has.
-    pub shards: u64,
-}
-
-/// Progress of a running job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Progress {
-    /// Shards completed.
-    pub done: u64,
-    /// Shards in all.
-    pub total: u64,
-    /// Shards in flight.
-    pub running: u64,
-}
-
-/// One event of a watched job.
-#[derive(Debug, Clone, PartialEq)]
-pub enum JobEvent {
-    /// Progress changed.
-    Progress(Progress),
-    /// A shard's output (only when watching with shard results).
-    Shard {
-        /// The shard's index in the job.
-        shard: u64,
-        /// What it produced.
-        output: Output,
-    },
-    /// The job ended; the last event.
-    Finished(JobStatus),
-}
 
 /// A connection to a master. Cheap to clone. Its `Debug` output leaves the token out.
 #[derive(Clone)]
@@ -237,8 +152,7 @@ impl Client {
             spec: Some(spec.into()),
             protocol_version: farm_proto::PROTOCOL_VERSION,
         };
-        let resp = self.farm.submit(self.req(req)?).await?.into_inner();
-        Ok(Submitted { job: resp.job_id, shards: resp.shards })
+        Ok(self.farm.submit(self.req(req)?).await?.into_inner().into())
     }
 
     /// A job's events: progress, shard outputs if `shard_results`, and the final status last.
@@ -249,24 +163,7 @@ impl Client {
     ) -> Result<impl Stream<Item = Result<JobEvent>> + use<>> {
         let request = self.req(pb::WatchRequest { job_id: job, shard_results })?;
         let stream = self.farm.watch(request).await?;
-        Ok(stream.into_inner().filter_map(|item| async move {
-            match item {
-                Err(status) => Some(Err(ClientError::Status(status))),
-                Ok(pb::JobEvent { event: None }) => None,
-                Ok(pb::JobEvent { event: Some(e) }) => Some(Ok(match e {
-                    Event::Progress(p) => JobEvent::Progress(Progress {
-                        done: p.done,
-                        total: p.total,
-                        running: p.running,
-                    }),
-                    Event::Shard(s) => {
-                        let output = s.output.and_then(|o| Output::try_from(o).ok())?;
-                        JobEvent::Shard { shard: s.shard, output }
-                    }
-                    Event::Finished(status) => JobEvent::Finished(status.into()),
-                })),
-            }
-        }))
+        Ok(stream.into_inner().map(|item| Ok(JobEvent::try_from(item?)?)))
     }
 
     /// Waits for a job to end, calling `on_progress` as it advances; returns its final status.
@@ -290,34 +187,31 @@ impl Client {
 
     /// One job's status.
     pub async fn get(&mut self, job: u64) -> Result<JobStatus> {
-        Ok(self.farm.get(self.req(pb::GetRequest { job_id: job })?).await?.into_inner().into())
+        let status = self.farm.get(self.req(pb::GetRequest { job_id: job })?).await?;
+        Ok(status.into_inner().try_into()?)
     }
 
-    /// Every job the master remembers, oldest first.
+    /// Every job the master remembers, oldest first, without their results (`get` has them).
     pub async fn list(&mut self) -> Result<Vec<JobStatus>> {
-        let jobs = self.farm.list(self.req(pb::ListRequest {})?).await?.into_inner().jobs;
-        Ok(jobs.into_iter().map(Into::into).collect())
+        Ok(self.farm.list(self.req(pb::ListRequest {})?).await?.into_inner().try_into()?)
     }
 
     /// Cancels a job; returns its status after the cancel.
     pub async fn cancel(&mut self, job: u64) -> Result<JobStatus> {
-        Ok(self
-            .farm
-            .cancel(self.req(pb::CancelRequest { job_id: job })?)
-            .await?
-            .into_inner()
-            .into())
+        let status = self.farm.cancel(self.req(pb::CancelRequest { job_id: job })?).await?;
+        Ok(status.into_inner().try_into()?)
     }
 
     /// The connected workers.
-    pub async fn workers(&mut self) -> Result<Vec<pb::WorkerInfo>> {
-        Ok(self.farm.list_workers(self.req(pb::ListWorkersRequest {})?).await?.into_inner().workers)
+    pub async fn workers(&mut self) -> Result<Vec<WorkerInfo>> {
+        let request = self.req(pb::ListWorkersRequest {})?;
+        Ok(self.farm.list_workers(request).await?.into_inner().try_into()?)
     }
 
     /// Asks a worker to drain and leave; returns it as it is now (draining).
-    pub async fn drain_worker(&mut self, worker: u64) -> Result<pb::WorkerInfo> {
+    pub async fn drain_worker(&mut self, worker: u64) -> Result<WorkerInfo> {
         let request = self.req(pb::DrainWorkerRequest { worker_id: worker })?;
-        Ok(self.farm.drain_worker(request).await?.into_inner())
+        Ok(self.farm.drain_worker(request).await?.into_inner().try_into()?)
     }
 }
 
@@ -333,16 +227,10 @@ mod tests {
     }
 
     #[test]
-    fn job_status_parses_the_result_json() {
-        let s = pb::JobStatus {
-            job_id: 3,
-            state: pb::JobState::Succeeded as i32,
-            result_json: "664579".into(),
-            ..Default::default()
-        };
-        let status = JobStatus::from(s);
-        assert_eq!(status.result, serde_json::json!(664579));
-        assert!(status.is_final());
-        assert_eq!(status.error, None);
+    fn malformed_replies_name_what_was_wrong() {
+        let wire = pb::JobStatus { state: 42, ..Default::default() };
+        let e = ClientError::from(JobStatus::try_from(wire).expect_err("unknown state"));
+        assert_eq!(e.to_string(), "malformed reply from the master: unknown job state 42");
+        assert_eq!(e.code(), None);
     }
 }

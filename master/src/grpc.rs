@@ -4,7 +4,9 @@
 use crate::actor::{CoreHandle, SubmitError, Subscription};
 use crate::core::{CoreError, JobState, JobView, WorkerView};
 use farm_proto::pb::{self, farm_service_server::FarmService, job_event::Event};
-use farm_proto::JobSpec;
+use farm_proto::{
+    DialedBy, JobEvent, JobSpec, JobStatus, JsonText, Progress, Submitted, WorkerInfo,
+};
 use std::pin::Pin;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -34,46 +36,50 @@ fn submit_status(e: SubmitError) -> Status {
     }
 }
 
-/// The job status as sent to clients.
-pub fn job_status(v: JobView) -> pb::JobStatus {
+/// A job as clients see it; the domain type becomes the wire type in farm-proto.
+pub fn job_status(v: JobView) -> JobStatus {
     let state = match v.state {
-        JobState::Queued => pb::JobState::Queued,
-        JobState::Running => pb::JobState::Running,
-        JobState::Succeeded => pb::JobState::Succeeded,
-        JobState::Failed => pb::JobState::Failed,
-        JobState::Cancelled => pb::JobState::Cancelled,
+        JobState::Queued => farm_proto::JobState::Queued,
+        JobState::Running => farm_proto::JobState::Running,
+        JobState::Succeeded => farm_proto::JobState::Succeeded,
+        JobState::Failed => farm_proto::JobState::Failed,
+        JobState::Cancelled => farm_proto::JobState::Cancelled,
     };
-    pb::JobStatus {
-        job_id: v.id,
+    JobStatus {
+        job: v.id,
         kind: v.kind,
-        state: state as i32,
-        shards_total: v.total,
-        shards_done: v.done,
-        shards_running: v.running,
-        result_json: v.result_json.unwrap_or_default(),
-        error: v.error.unwrap_or_default(),
+        state,
+        shards: v.total,
+        done: v.done,
+        running: v.running,
+        // The core rendered it with serde_json; it goes on as text, unparsed.
+        result: v.result_json.map_or_else(JsonText::null, JsonText::trusted),
+        error: v.error,
         elapsed_ms: v.elapsed_ms,
         priority: v.priority,
-        shards_rerun: v.reruns,
+        reruns: v.reruns,
     }
 }
 
-fn worker_info(w: WorkerView) -> pb::WorkerInfo {
-    pb::WorkerInfo {
-        worker_id: w.id,
+/// A worker as clients see it. A session states who dialed it; anything else is a bug here.
+fn worker_info(w: WorkerView) -> Result<WorkerInfo, Status> {
+    let dialed_by =
+        w.spec.dialed_by.parse::<DialedBy>().map_err(|e| Status::internal(e.to_string()))?;
+    Ok(WorkerInfo {
+        worker: w.id,
         name: w.spec.name,
         hostname: w.spec.hostname,
         pid: w.spec.pid,
+        address: w.spec.address,
         threads: w.spec.threads,
-        shards_running: w.running,
-        shards_done: w.done,
+        running: w.running,
+        done: w.done,
         kinds: w.spec.kinds,
         connected_secs: w.connected_secs,
-        address: w.spec.address,
         restarts: w.spec.restarts,
         draining: w.draining,
-        dialed_by: w.spec.dialed_by,
-    }
+        dialed_by,
+    })
 }
 
 /// `FarmService`, for clients.
@@ -101,7 +107,7 @@ impl FarmService for Farm {
         let spec = req.spec.ok_or_else(|| Status::invalid_argument("spec is missing"))?;
         let spec = JobSpec::try_from(spec).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let (job_id, shards) = self.core.submit(spec).await?.map_err(submit_status)?;
-        Ok(Response::new(pb::SubmitResponse { job_id, shards }))
+        Ok(Response::new(Submitted { job: job_id, shards }.into()))
     }
 
     type WatchStream = EventStream;
@@ -121,7 +127,7 @@ impl FarmService for Farm {
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::JobStatus>, Status> {
         let job = req.into_inner().job_id;
         let view = self.core.get(job).await?.ok_or_else(|| status(CoreError::NoSuchJob(job)))?;
-        Ok(Response::new(job_status(view)))
+        Ok(Response::new(job_status(view).into()))
     }
 
     async fn list(
@@ -129,14 +135,14 @@ impl FarmService for Farm {
         _: Request<pb::ListRequest>,
     ) -> Result<Response<pb::ListResponse>, Status> {
         // Results stay out of the list (one can be megabytes); Get and Watch carry them.
-        let jobs = self
+        let jobs: Vec<JobStatus> = self
             .core
             .list()
             .await?
             .into_iter()
-            .map(|v| pb::JobStatus { result_json: String::new(), ..job_status(v) })
+            .map(|v| JobStatus { result: JsonText::null(), ..job_status(v) })
             .collect();
-        Ok(Response::new(pb::ListResponse { jobs }))
+        Ok(Response::new(jobs.into()))
     }
 
     async fn cancel(
@@ -144,15 +150,16 @@ impl FarmService for Farm {
         req: Request<pb::CancelRequest>,
     ) -> Result<Response<pb::JobStatus>, Status> {
         let view = self.core.cancel(req.into_inner().job_id).await?.map_err(status)?;
-        Ok(Response::new(job_status(view)))
+        Ok(Response::new(job_status(view).into()))
     }
 
     async fn list_workers(
         &self,
         _: Request<pb::ListWorkersRequest>,
     ) -> Result<Response<pb::ListWorkersResponse>, Status> {
-        let workers = self.core.workers().await?.into_iter().map(worker_info).collect();
-        Ok(Response::new(pb::ListWorkersResponse { workers }))
+        let workers: Vec<WorkerInfo> =
+            self.core.workers().await?.into_iter().map(worker_info).collect::<Result<_, _>>()?;
+        Ok(Response::new(workers.into()))
     }
 
     async fn drain_worker(
@@ -160,7 +167,7 @@ impl FarmService for Farm {
         req: Request<pb::DrainWorkerRequest>,
     ) -> Result<Response<pb::WorkerInfo>, Status> {
         let w = self.core.drain(req.into_inner().worker_id).await?.map_err(status)?;
-        Ok(Response::new(worker_info(w)))
+        Ok(Response::new(worker_info(w)?.into()))
     }
 
     async fn list_kinds(
@@ -182,7 +189,8 @@ async fn forward_events(sub: Subscription, tx: mpsc::Sender<Result<pb::JobEvent,
     };
     let event = |e: Event| Ok(pb::JobEvent { event: Some(e) });
     let progress = |v: &JobView| {
-        event(Event::Progress(pb::Progress { done: v.done, total: v.total, running: v.running }))
+        let p = Progress { done: v.done, total: v.total, running: v.running };
+        Ok(JobEvent::Progress(p).into())
     };
     let first = status.borrow_and_update().clone();
     if !first.state.is_final() && tx.send(progress(&first)).await.is_err() {
@@ -203,7 +211,7 @@ async fn forward_events(sub: Subscription, tx: mpsc::Sender<Result<pb::JobEvent,
             let last = if overflowed.load(std::sync::atomic::Ordering::Relaxed) {
                 fell_behind()
             } else {
-                event(Event::Finished(job_status(current)))
+                Ok(JobEvent::Finished(job_status(current)).into())
             };
             let _ = tx.send(last).await;
             return;

@@ -1,8 +1,11 @@
-//! Conversions between the prost types of `farm.proto` and the domain types.
+//! Conversions between the prost types of `farm.proto` and the domain types. From a prost type
+//! they are `TryFrom` and refuse what the domain cannot hold (an unknown enum value, a missing
+//! field) with a `SpecError`; to a prost type they are `From`.
 
 use crate::domain::{ExecRun, JobLimits, JobSource, JobSpec, Output, Params, SpecError};
 use crate::pb;
-use crate::pb::shard_output::Value;
+use crate::pb::{job_event::Event, shard_output::Value};
+use crate::status::{JobEvent, JobState, JobStatus, JsonText, Progress, Submitted, WorkerInfo};
 
 impl TryFrom<pb::JobSpec> for JobSpec {
     type Error = SpecError;
@@ -99,6 +102,212 @@ impl Params {
     /// The params as the prost map type.
     pub fn to_pb(&self) -> std::collections::HashMap<String, String> {
         self.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+impl From<JobState> for pb::JobState {
+    fn from(state: JobState) -> Self {
+        match state {
+            JobState::Queued => pb::JobState::Queued,
+            JobState::Running => pb::JobState::Running,
+            JobState::Succeeded => pb::JobState::Succeeded,
+            JobState::Failed => pb::JobState::Failed,
+            JobState::Cancelled => pb::JobState::Cancelled,
+        }
+    }
+}
+
+impl TryFrom<pb::JobState> for JobState {
+    type Error = SpecError;
+
+    fn try_from(state: pb::JobState) -> Result<Self, SpecError> {
+        Ok(match state {
+            pb::JobState::Unspecified => {
+                return Err(SpecError::Invalid("job state is unspecified".into()))
+            }
+            pb::JobState::Queued => JobState::Queued,
+            pb::JobState::Running => JobState::Running,
+            pb::JobState::Succeeded => JobState::Succeeded,
+            pb::JobState::Failed => JobState::Failed,
+            pb::JobState::Cancelled => JobState::Cancelled,
+        })
+    }
+}
+
+/// The job state of a prost message, where it is a raw `i32`.
+fn job_state(raw: i32) -> Result<JobState, SpecError> {
+    pb::JobState::try_from(raw)
+        .map_err(|_| SpecError::Invalid(format!("unknown job state {raw}")))?
+        .try_into()
+}
+
+impl TryFrom<pb::JobStatus> for JobStatus {
+    type Error = SpecError;
+
+    /// An empty `result_json` is `null`; any other must be JSON.
+    fn try_from(s: pb::JobStatus) -> Result<Self, SpecError> {
+        let result = if s.result_json.is_empty() {
+            JsonText::null()
+        } else {
+            JsonText::parse(s.result_json)?
+        };
+        Ok(JobStatus {
+            job: s.job_id,
+            kind: s.kind,
+            state: job_state(s.state)?,
+            shards: s.shards_total,
+            done: s.shards_done,
+            running: s.shards_running,
+            result,
+            error: (!s.error.is_empty()).then_some(s.error),
+            elapsed_ms: s.elapsed_ms,
+            priority: s.priority,
+            reruns: s.shards_rerun,
+        })
+    }
+}
+
+impl From<JobStatus> for pb::JobStatus {
+    /// A `null` result goes on the wire as an empty `result_json` ("not set").
+    fn from(s: JobStatus) -> Self {
+        pb::JobStatus {
+            job_id: s.job,
+            kind: s.kind,
+            state: pb::JobState::from(s.state) as i32,
+            shards_total: s.shards,
+            shards_done: s.done,
+            shards_running: s.running,
+            result_json: if s.result.is_null() { String::new() } else { s.result.into_string() },
+            error: s.error.unwrap_or_default(),
+            elapsed_ms: s.elapsed_ms,
+            priority: s.priority,
+            shards_rerun: s.reruns,
+        }
+    }
+}
+
+impl From<pb::SubmitResponse> for Submitted {
+    fn from(r: pb::SubmitResponse) -> Self {
+        Submitted { job: r.job_id, shards: r.shards }
+    }
+}
+
+impl From<Submitted> for pb::SubmitResponse {
+    fn from(s: Submitted) -> Self {
+        pb::SubmitResponse { job_id: s.job, shards: s.shards }
+    }
+}
+
+impl From<pb::Progress> for Progress {
+    fn from(p: pb::Progress) -> Self {
+        Progress { done: p.done, total: p.total, running: p.running }
+    }
+}
+
+impl From<Progress> for pb::Progress {
+    fn from(p: Progress) -> Self {
+        pb::Progress { done: p.done, total: p.total, running: p.running }
+    }
+}
+
+impl TryFrom<pb::JobEvent> for JobEvent {
+    type Error = SpecError;
+
+    fn try_from(e: pb::JobEvent) -> Result<Self, SpecError> {
+        Ok(match e.event {
+            None => return Err(SpecError::Invalid("job event is empty".into())),
+            Some(Event::Progress(p)) => JobEvent::Progress(p.into()),
+            Some(Event::Shard(s)) => {
+                let output = s.output.ok_or_else(|| {
+                    SpecError::Invalid(format!("result of shard {} has no output", s.shard))
+                })?;
+                JobEvent::Shard { shard: s.shard, output: output.try_into()? }
+            }
+            Some(Event::Finished(status)) => JobEvent::Finished(status.try_into()?),
+        })
+    }
+}
+
+impl From<JobEvent> for pb::JobEvent {
+    fn from(e: JobEvent) -> Self {
+        let event = match e {
+            JobEvent::Progress(p) => Event::Progress(p.into()),
+            JobEvent::Shard { shard, output } => {
+                Event::Shard(pb::ShardResult { shard, output: Some(output.into()) })
+            }
+            JobEvent::Finished(status) => Event::Finished(status.into()),
+        };
+        pb::JobEvent { event: Some(event) }
+    }
+}
+
+impl TryFrom<pb::WorkerInfo> for WorkerInfo {
+    type Error = SpecError;
+
+    fn try_from(w: pb::WorkerInfo) -> Result<Self, SpecError> {
+        Ok(WorkerInfo {
+            dialed_by: w.dialed_by.parse()?,
+            worker: w.worker_id,
+            name: w.name,
+            hostname: w.hostname,
+            pid: w.pid,
+            address: w.address,
+            threads: w.threads,
+            running: w.shards_running,
+            done: w.shards_done,
+            kinds: w.kinds,
+            connected_secs: w.connected_secs,
+            restarts: w.restarts,
+            draining: w.draining,
+        })
+    }
+}
+
+impl From<WorkerInfo> for pb::WorkerInfo {
+    fn from(w: WorkerInfo) -> Self {
+        pb::WorkerInfo {
+            worker_id: w.worker,
+            name: w.name,
+            hostname: w.hostname,
+            pid: w.pid,
+            threads: w.threads,
+            shards_running: w.running,
+            shards_done: w.done,
+            kinds: w.kinds,
+            connected_secs: w.connected_secs,
+            address: w.address,
+            restarts: w.restarts,
+            draining: w.draining,
+            dialed_by: w.dialed_by.as_str().into(),
+        }
+    }
+}
+
+impl TryFrom<pb::ListResponse> for Vec<JobStatus> {
+    type Error = SpecError;
+
+    fn try_from(r: pb::ListResponse) -> Result<Self, SpecError> {
+        r.jobs.into_iter().map(JobStatus::try_from).collect()
+    }
+}
+
+impl From<Vec<JobStatus>> for pb::ListResponse {
+    fn from(jobs: Vec<JobStatus>) -> Self {
+        pb::ListResponse { jobs: jobs.into_iter().map(Into::into).collect() }
+    }
+}
+
+impl TryFrom<pb::ListWorkersResponse> for Vec<WorkerInfo> {
+    type Error = SpecError;
+
+    fn try_from(r: pb::ListWorkersResponse) -> Result<Self, SpecError> {
+        r.workers.into_iter().map(WorkerInfo::try_from).collect()
+    }
+}
+
+impl From<Vec<WorkerInfo>> for pb::ListWorkersResponse {
+    fn from(workers: Vec<WorkerInfo>) -> Self {
+        pb::ListWorkersResponse { workers: workers.into_iter().map(Into::into).collect() }
     }
 }
 

@@ -1,5 +1,7 @@
 //! farm's wire contract: the generated gRPC code for `farm.proto`, the protocol version that
-//! both ends check, and the domain types that master and worker logic use instead of prost types.
+//! both ends check, and the domain types that master, worker and client logic use instead of
+//! prost types (`domain`: job specs and outputs; `status`: what clients see), with every
+//! conversion between the two in `convert`.
 
 pub mod auth;
 mod convert;
@@ -7,6 +9,9 @@ pub mod domain;
 #[cfg(test)]
 mod fuzz_tests;
 pub mod kernel;
+pub mod status;
+#[cfg(test)]
+mod status_tests;
 pub mod tls;
 
 /// Generated prost messages and tonic services of package `farm.v1`.
@@ -39,6 +44,9 @@ pub fn incoming_nodelay(
 
 pub use domain::{ExecRun, JobLimits, JobSource, JobSpec, Output, Params, SpecError};
 pub use kernel::{KernelDescriptor, OutputShape, ParamError, ParamKind, ParamSpec};
+pub use status::{
+    DialedBy, JobEvent, JobState, JobStatus, JsonText, Progress, Submitted, WorkerInfo,
+};
 
 /// Largest gRPC message either end accepts (a job with many explicit inputs, a batch of large
 /// outputs). Larger messages are refused by the transport.
