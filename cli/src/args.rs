@@ -64,6 +64,9 @@ pub enum Command {
     Jobs(OutputArgs),
     /// List the connected workers, or drain one.
     Workers(WorkersArgs),
+    /// List the kernels the cluster offers, with their params and help, as the workers
+    /// describe them.
+    Kinds(OutputArgs),
     /// Threads or processes? Time the same work as serial, threads only, processes only and
     /// both composed, by running real `farm run`s (plus the same test in Python, if python3 is
     /// on PATH), and print speedup and efficiency per mode.
@@ -94,8 +97,7 @@ pub enum WorkersAction {
 /// What a job is: a kernel over a range cut into shards, or over explicit inputs.
 #[derive(Debug, Args)]
 pub struct JobArgs {
-    /// Kernel: primes, pi, hashchain, mandelbrot, spin, sleep, noop, exec, or a user kernel that
-    /// a connected worker offers.
+    /// Kernel: any kind the cluster offers (`farm kinds` lists them with their params).
     pub kind: String,
 
     /// Indices to run, A..B (B exclusive), e.g. 0..10000000.

@@ -22,11 +22,11 @@ pub struct Target {
 impl Target {
     /// The master's URL with a scheme: https when TLS is on.
     pub fn url(&self) -> String {
-        farm_proto::tls::dial_url(&self.url, self.tls.is_some())
+        farm_net::tls::dial_url(&self.url, self.tls.is_some())
     }
 }
 
-async fn connect(master: &Target) -> Result<Client> {
+pub(crate) async fn connect(master: &Target) -> Result<Client> {
     Ok(Client::connect_with(&master.url(), master.token.clone(), master.tls.clone()).await?)
 }
 

@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod job;
+mod kinds;
 mod roles;
 mod show;
 mod showdown;
@@ -29,7 +30,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let token = match farm_proto::auth::load(cli.token.clone(), cli.token_file.as_deref()) {
+    let token = match farm_net::auth::load(cli.token.clone(), cli.token_file.as_deref()) {
         Ok(token) => token,
         Err(e) => {
             eprintln!("error: cannot read --token-file: {e}");
@@ -40,7 +41,7 @@ fn main() -> ExitCode {
     let tls = match &cli.tls_ca {
         Some(ca) => {
             let id = identity.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
-            match farm_proto::tls::client(ca, id) {
+            match farm_net::tls::client(ca, id) {
                 Ok(tls) => Some(tls),
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -63,6 +64,7 @@ fn main() -> ExitCode {
             Command::Cancel(args) => commands::cancel(&master, args).await,
             Command::Jobs(args) => commands::jobs(&master, args).await,
             Command::Workers(args) => commands::workers(&master, args).await,
+            Command::Kinds(args) => kinds::kinds(&master, args).await,
             Command::Showdown(args) => showdown::showdown(args).await,
         }
     });

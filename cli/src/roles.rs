@@ -124,7 +124,7 @@ pub async fn master(args: MasterArgs, me: &crate::commands::Target) -> Result<()
         connect.extend(read_hosts(path)?);
     }
     let worker_token =
-        farm_proto::auth::load(args.worker_token.clone(), args.worker_token_file.as_deref())
+        farm_net::auth::load(args.worker_token.clone(), args.worker_token_file.as_deref())
             .context("cannot read --worker-token-file")?
             .or_else(|| token.clone());
     if !addr.ip().is_loopback() && token.is_none() {
@@ -134,9 +134,7 @@ pub async fn master(args: MasterArgs, me: &crate::commands::Target) -> Result<()
         warn!(%addr, "listening on a non-loopback address without TLS: tokens and data cross the network in clear text (see --tls-cert)");
     }
     let tls = match &me.identity {
-        Some((cert, key)) => {
-            Some(farm_proto::tls::server(cert, key, args.tls_client_ca.as_deref())?)
-        }
+        Some((cert, key)) => Some(farm_net::tls::server(cert, key, args.tls_client_ca.as_deref())?),
         None => None,
     };
     if tls.is_some() && args.workers > 0 && me.ca.is_none() {
@@ -211,7 +209,7 @@ pub async fn worker(master: &crate::commands::Target, args: WorkerArgs) -> Resul
     config.tls = master.tls.clone();
     if args.listen.is_some() {
         if let Some((cert, key)) = &master.identity {
-            config.server_tls = Some(farm_proto::tls::server(cert, key, None)?);
+            config.server_tls = Some(farm_net::tls::server(cert, key, None)?);
         }
     }
     if let Some(threads) = args.threads {

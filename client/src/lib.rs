@@ -13,14 +13,15 @@
 //! # Ok(()) }
 //! ```
 
+mod kinds;
+
 use farm_proto::pb::{self, farm_service_client::FarmServiceClient};
 use farm_proto::JobSpec;
 pub use farm_proto::{
     DialedBy, JobEvent, JobState, JobStatus, JsonText, Progress, Submitted, WorkerInfo,
 };
 use futures::{Stream, StreamExt};
-use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -114,24 +115,18 @@ impl Client {
         Self::connect_with(url, token, None).await
     }
 
-    /// Connects with a token and TLS (an `https://` URL; see `farm_proto::tls::client`).
+    /// Connects with a token and TLS (an `https://` URL; see `farm_net::tls::client`).
     pub async fn connect_with(
         url: &str,
         token: Option<String>,
         tls: Option<tonic::transport::ClientTlsConfig>,
     ) -> Result<Self> {
         let err = |reason: String| ClientError::Connect { url: url.to_string(), reason };
-        let url = farm_proto::tls::dial_url(url, tls.is_some());
-        let mut endpoint = Endpoint::from_shared(url).map_err(|e| err(e.to_string()))?;
-        if let Some(tls) = tls {
-            endpoint = endpoint.tls_config(tls).map_err(|e| err(e.to_string()))?;
-        }
-        let channel = endpoint
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
+        let channel = farm_net::endpoint(url, tls)
+            .map_err(err)?
             .connect()
             .await
-            .map_err(|e| err(farm_proto::tls::error_chain(&e)))?;
+            .map_err(|e| err(farm_net::tls::error_chain(&e)))?;
         let max = farm_proto::MAX_MESSAGE_BYTES;
         let farm = FarmServiceClient::new(channel)
             .max_decoding_message_size(max)
@@ -142,7 +137,7 @@ impl Client {
     /// A request carrying the token.
     fn req<T>(&self, message: T) -> Result<tonic::Request<T>> {
         let mut request = tonic::Request::new(message);
-        farm_proto::auth::attach(&mut request, self.token.as_deref())?;
+        farm_net::auth::attach(&mut request, self.token.as_deref())?;
         Ok(request)
     }
 

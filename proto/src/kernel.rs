@@ -6,6 +6,7 @@
 
 use crate::domain::Params;
 use crate::pb;
+use serde::Serialize;
 use std::fmt;
 
 /// Longest piece of user input quoted back in an error message.
@@ -14,18 +15,35 @@ const QUOTE_BYTES: usize = 96;
 /// `input` quoted for an error message: whole when short, else its first bytes and its length,
 /// so an error never echoes a huge input back.
 pub fn quote(input: &str) -> String {
+    let (head, len) = head(input);
+    match len {
+        None => format!("{head:?}"),
+        Some(len) => format!("{head:?}… ({len} bytes)"),
+    }
+}
+
+/// `name` as it is when short, else its first bytes and its length (see [`quote`]).
+pub fn clip(name: &str) -> String {
+    match head(name) {
+        (head, None) => head.to_string(),
+        (head, Some(len)) => format!("{head}… ({len} bytes)"),
+    }
+}
+
+/// The first [`QUOTE_BYTES`] of `input` (on a char boundary), and its length if it was cut.
+fn head(input: &str) -> (&str, Option<usize>) {
     if input.len() <= QUOTE_BYTES {
-        return format!("{input:?}");
+        return (input, None);
     }
     let mut end = QUOTE_BYTES;
     while !input.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{:?}… ({} bytes)", &input[..end], input.len())
+    (&input[..end], Some(input.len()))
 }
 
 /// What a kernel declares about itself.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KernelDescriptor {
     /// The name jobs use to ask for it.
     pub kind: String,
@@ -38,7 +56,7 @@ pub struct KernelDescriptor {
 }
 
 /// One param of a kernel.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ParamSpec {
     /// The name in `--param name=value`.
     pub name: String,
@@ -51,7 +69,8 @@ pub struct ParamSpec {
 }
 
 /// A param's type, default and inclusive bounds.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
 pub enum ParamKind {
     /// A whole number.
     Uint {
@@ -79,7 +98,8 @@ pub enum ParamKind {
 }
 
 /// How shard outputs become the job result.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "shape", rename_all = "lowercase")]
 pub enum OutputShape {
     /// Not declared: reduced by the variant each shard returns.
     Any,
@@ -96,6 +116,15 @@ pub enum OutputShape {
     Rows,
     /// Program runs, one per index, joined in index order.
     Exec,
+}
+
+/// One kind the cluster offers (`ListKinds`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KindInfo {
+    /// The newest description of the kind.
+    pub kernel: KernelDescriptor,
+    /// Connected workers offering it; 0 for a kind known from a worker that has left.
+    pub workers: u32,
 }
 
 /// Why a job's params were refused; the message names the param and quotes at most a few
@@ -136,8 +165,8 @@ impl KernelDescriptor {
             let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
             return Err(ParamError(format!(
                 "unknown param {} for kernel {}; known: {known}",
-                quote(name),
-                self.kind
+                clip(name),
+                clip(&self.kind)
             )));
         }
         let mut checked = Params::default();
@@ -259,6 +288,21 @@ impl Params {
 }
 
 // ---------------------------------------------------------------- conversions
+
+impl From<&KindInfo> for pb::KindInfo {
+    fn from(k: &KindInfo) -> Self {
+        pb::KindInfo { kernel: Some((&k.kernel).into()), workers: k.workers }
+    }
+}
+
+impl TryFrom<pb::KindInfo> for KindInfo {
+    type Error = ParamError;
+
+    fn try_from(k: pb::KindInfo) -> Result<Self, ParamError> {
+        let kernel = k.kernel.ok_or_else(|| ParamError("kind info without a kernel".into()))?;
+        Ok(KindInfo { kernel: kernel.try_into()?, workers: k.workers })
+    }
+}
 
 impl From<&KernelDescriptor> for pb::KernelDescriptor {
     fn from(d: &KernelDescriptor) -> Self {
@@ -405,7 +449,7 @@ mod tests {
         assert_eq!(err(&[("cmd", "a"), ("x", "3")]), "bad param x: must be at most 2, got 3");
         assert_eq!(
             err(&[("cmd", "a"), ("rouds", "2")]),
-            r#"unknown param "rouds" for kernel k; known: rounds, x, cmd"#
+            "unknown param rouds for kernel k; known: rounds, x, cmd"
         );
     }
 

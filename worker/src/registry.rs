@@ -57,6 +57,6 @@ impl Registry {
             .kernels
             .get(kind)
             .ok_or_else(|| KernelError::BadParam(format!("unknown kind {kind}")))?;
-        kernel.prepare(params)
+        crate::sdk::prepare_checked(kernel.as_ref(), params)
     }
 }

@@ -83,8 +83,24 @@ impl CancelFlag {
     }
 }
 
-/// A kind of work. `prepare` parses and checks the job's parameters once per job: the master
-/// calls it to reject bad parameters at submit time, each worker once per job it runs.
+impl From<farm_proto::ParamError> for KernelError {
+    fn from(e: farm_proto::ParamError) -> Self {
+        KernelError::BadParam(e.0)
+    }
+}
+
+/// Checks `params` against the kernel's descriptor (filling in defaults), then prepares it:
+/// what the worker's registry does for every job, and what a kernel's own tests should call.
+pub fn prepare_checked(
+    kernel: &dyn Kernel,
+    params: &Params,
+) -> Result<Box<dyn Prepared>, KernelError> {
+    let checked = kernel.describe().check(params)?;
+    kernel.prepare(&checked)
+}
+
+/// A kind of work. It describes its params and output shape (`describe`), which the master
+/// checks submissions against; each worker prepares it once per job it runs.
 pub trait Kernel: Send + Sync + 'static {
     /// The name jobs use to ask for this kernel (`farm run NAME`).
     fn name(&self) -> &str;
@@ -95,7 +111,9 @@ pub trait Kernel: Send + Sync + 'static {
     fn describe(&self) -> KernelDescriptor {
         KernelDescriptor::open(self.name())
     }
-    /// Parses the job's parameters.
+    /// Parses the job's parameters, already checked against [`Kernel::describe`] with its
+    /// defaults filled in (read them with `params.uint(name)?` and friends). Cross-field checks
+    /// (say, `x0 < x1`) belong here.
     fn prepare(&self, params: &Params) -> Result<Box<dyn Prepared>, KernelError>;
 }
 

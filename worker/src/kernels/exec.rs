@@ -15,14 +15,15 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::time::Duration;
 
-use crate::kernels::params::{check_known, index_texts, required_str};
-use crate::sdk::{CancelFlag, ExecRun, Kernel, KernelError, Output, Params, Prepared, ShardInput};
+use crate::kernels::params::index_texts;
+use crate::sdk::{
+    CancelFlag, ExecRun, Kernel, KernelDescriptor, KernelError, Output, OutputShape, ParamSpec,
+    Params, Prepared, ShardInput,
+};
 
 /// The `exec` kernel.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Exec;
-
-const KNOWN: &[&str] = &["cmd"];
 
 /// The longest pause between two polls of a running program.
 const MAX_POLL: Duration = Duration::from_millis(5);
@@ -32,9 +33,14 @@ impl Kernel for Exec {
         "exec"
     }
 
+    fn describe(&self) -> KernelDescriptor {
+        let help = "runs a program per index (workers started with --allow-exec only)";
+        let cmd = ParamSpec::required_text("cmd", "the program and its arguments; {} is the index");
+        KernelDescriptor::new(self.name(), OutputShape::Exec, help).param(cmd)
+    }
+
     fn prepare(&self, params: &Params) -> Result<Box<dyn Prepared>, KernelError> {
-        check_known(self.name(), params, KNOWN)?;
-        let cmd = required_str(params, "cmd")?;
+        let cmd = params.text("cmd")?;
         let argv = shlex::split(cmd).ok_or_else(|| {
             KernelError::BadParam(format!("bad param cmd: cannot split {cmd:?} into arguments"))
         })?;
@@ -155,9 +161,10 @@ fn exit_code(status: ExitStatus) -> i32 {
 mod tests {
     use super::*;
     use crate::kernels::params::tests::{assert_stops_when_cancelled, line, params, range};
+    use crate::sdk::prepare_checked;
 
     fn run(cmd: &str, shard: ShardInput) -> Result<Output, KernelError> {
-        Exec.prepare(&params(&[("cmd", cmd)]))?.run(&shard, &CancelFlag::default())
+        prepare_checked(&Exec, &params(&[("cmd", cmd)]))?.run(&shard, &CancelFlag::default())
     }
 
     fn exec_run(exit_code: i32, stdout: &str) -> ExecRun {
@@ -211,7 +218,7 @@ mod tests {
 
     #[test]
     fn param_errors() {
-        let bad = |p: &[(&str, &str)]| match Exec.prepare(&params(p)) {
+        let bad = |p: &[(&str, &str)]| match prepare_checked(&Exec, &params(p)) {
             Err(KernelError::BadParam(m)) => m,
             Err(e) => panic!("expected BadParam, got {e:?}"),
             Ok(_) => panic!("expected BadParam, got a prepared kernel"),
@@ -229,7 +236,7 @@ mod tests {
 
     #[test]
     fn cancelled() {
-        let job = Exec.prepare(&params(&[("cmd", "sleep 30")])).unwrap();
+        let job = prepare_checked(&Exec, &params(&[("cmd", "sleep 30")])).unwrap();
         assert_stops_when_cancelled(job.as_ref(), &range(0, 3));
     }
 }

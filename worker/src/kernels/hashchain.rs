@@ -7,24 +7,34 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::kernels::params::{check_known, check_range, u64_or, Indices};
-use crate::sdk::{CancelFlag, Kernel, KernelError, Output, Params, Prepared, ShardInput};
+use crate::kernels::params::Indices;
+use crate::sdk::{
+    CancelFlag, Kernel, KernelDescriptor, KernelError, Output, OutputShape, ParamSpec, Params,
+    Prepared, ShardInput,
+};
 
 /// The `hashchain` kernel.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HashChain;
-
-const KNOWN: &[&str] = &["rounds"];
 
 impl Kernel for HashChain {
     fn name(&self) -> &str {
         "hashchain"
     }
 
+    fn describe(&self) -> KernelDescriptor {
+        let help = "iterated SHA-256 of each index's decimal text; one hex digest per index";
+        KernelDescriptor::new(self.name(), OutputShape::Lines, help).param(ParamSpec::uint(
+            "rounds",
+            1,
+            1,
+            u64::MAX,
+            "SHA-256 applications per index",
+        ))
+    }
+
     fn prepare(&self, params: &Params) -> Result<Box<dyn Prepared>, KernelError> {
-        check_known(self.name(), params, KNOWN)?;
-        let rounds = check_range("rounds", u64_or(params, "rounds", 1)?, 1, u64::MAX)?;
-        Ok(Box::new(PreparedHashChain { rounds }))
+        Ok(Box::new(PreparedHashChain { rounds: params.uint("rounds")? }))
     }
 }
 
@@ -73,11 +83,13 @@ fn to_hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::kernels::params::tests::{line, params, range};
+    use crate::sdk::prepare_checked;
 
     const SHA_0: &str = "5feceb66ffc86f38d952786c6d696c79c2dbc239dd4e91b46729d73a27fb57e9";
 
     fn run(rounds: &str, shard: ShardInput) -> Result<Output, KernelError> {
-        HashChain.prepare(&params(&[("rounds", rounds)]))?.run(&shard, &CancelFlag::default())
+        prepare_checked(&HashChain, &params(&[("rounds", rounds)]))?
+            .run(&shard, &CancelFlag::default())
     }
 
     fn lines(v: &[&str]) -> Result<Output, KernelError> {
@@ -87,8 +99,7 @@ mod tests {
     #[test]
     fn known_vectors() {
         assert_eq!(run("1", range(0, 1)), lines(&[SHA_0]));
-        let out = HashChain
-            .prepare(&Params::default())
+        let out = prepare_checked(&HashChain, &Params::default())
             .unwrap()
             .run(&range(0, 1), &CancelFlag::default());
         assert_eq!(out, lines(&[SHA_0]));
@@ -130,7 +141,7 @@ mod tests {
             run("abc", range(0, 1)),
             Err(KernelError::BadParam(r#"bad param rounds: "abc" is not a whole number"#.into()))
         );
-        let err = HashChain.prepare(&params(&[("round", "2")])).err().unwrap();
+        let err = prepare_checked(&HashChain, &params(&[("round", "2")])).err().unwrap();
         assert_eq!(
             err,
             KernelError::BadParam("unknown param round for kernel hashchain; known: rounds".into())
@@ -139,7 +150,7 @@ mod tests {
 
     #[test]
     fn cancelled() {
-        let job = HashChain.prepare(&params(&[("rounds", "1000000000000")])).unwrap();
+        let job = prepare_checked(&HashChain, &params(&[("rounds", "1000000000000")])).unwrap();
         let cancel = CancelFlag::default();
         cancel.cancel();
         let start = std::time::Instant::now();

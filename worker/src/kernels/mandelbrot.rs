@@ -11,28 +11,40 @@
 //! `z_re*z_re + z_im*z_im > 4` or the count reaches `iterations` (which then means "inside").
 //! The output is `Output::Rows` with one row of `width` values per index.
 
-use crate::kernels::params::{check_known, check_range, f64_or, u64_or, Indices};
-use crate::sdk::{CancelFlag, Kernel, KernelError, Output, Params, Prepared, ShardInput};
+use crate::kernels::params::Indices;
+use crate::sdk::{
+    CancelFlag, Kernel, KernelDescriptor, KernelError, Output, OutputShape, ParamSpec, Params,
+    Prepared, ShardInput,
+};
 
 /// The `mandelbrot` kernel.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Mandelbrot;
-
-const KNOWN: &[&str] = &["width", "height", "iterations", "x0", "x1", "y0", "y1"];
 
 impl Kernel for Mandelbrot {
     fn name(&self) -> &str {
         "mandelbrot"
     }
 
+    fn describe(&self) -> KernelDescriptor {
+        let help = "escape-time iteration counts of the Mandelbrot set, one image row per index";
+        let (lo, hi) = (f64::MIN, f64::MAX);
+        KernelDescriptor::new(self.name(), OutputShape::Rows, help)
+            .param(ParamSpec::uint("width", 800, 1, 100_000, "pixels per row"))
+            .param(ParamSpec::uint("height", 600, 1, u64::MAX, "rows in the image"))
+            .param(ParamSpec::uint("iterations", 256, 1, u32::MAX.into(), "most steps per pixel"))
+            .param(ParamSpec::float("x0", -2.5, lo, hi, "left edge of the viewport"))
+            .param(ParamSpec::float("x1", 1.0, lo, hi, "right edge of the viewport"))
+            .param(ParamSpec::float("y0", -1.25, lo, hi, "bottom edge of the viewport"))
+            .param(ParamSpec::float("y1", 1.25, lo, hi, "top edge of the viewport"))
+    }
+
     fn prepare(&self, params: &Params) -> Result<Box<dyn Prepared>, KernelError> {
-        check_known(self.name(), params, KNOWN)?;
-        let width = check_range("width", u64_or(params, "width", 800)?, 1, 100_000)?;
-        let height = check_range("height", u64_or(params, "height", 600)?, 1, u64::MAX)?;
-        let iterations = u64_or(params, "iterations", 256)?;
-        let iterations = check_range("iterations", iterations, 1, u64::from(u32::MAX))? as u32;
-        let (x0, x1) = (f64_or(params, "x0", -2.5)?, f64_or(params, "x1", 1.0)?);
-        let (y0, y1) = (f64_or(params, "y0", -1.25)?, f64_or(params, "y1", 1.25)?);
+        let (width, height) = (params.uint("width")?, params.uint("height")?);
+        let iterations = u32::try_from(params.uint("iterations")?)
+            .map_err(|_| KernelError::BadParam("bad param iterations: too large".into()))?;
+        let (x0, x1) = (params.float("x0")?, params.float("x1")?);
+        let (y0, y1) = (params.float("y0")?, params.float("y1")?);
         if x0 >= x1 {
             return Err(KernelError::BadParam(format!(
                 "bad param x0: must be less than x1, got x0 = {x0}, x1 = {x1}"
@@ -58,31 +70,65 @@ struct PreparedMandelbrot {
 }
 
 impl PreparedMandelbrot {
-    fn row(&self, y: u64) -> Vec<u32> {
+    fn row(&self, y: u64, budget: &mut Budget<'_>) -> Result<Vec<u32>, KernelError> {
         let ci = self.y0 + (y as f64 + 0.5) * (self.y1 - self.y0) / self.height as f64;
         (0..self.width)
             .map(|px| {
                 let cr = self.x0 + (px as f64 + 0.5) * (self.x1 - self.x0) / self.width as f64;
-                escape_count(cr, ci, self.iterations)
+                escape_count(cr, ci, self.iterations, budget)
             })
             .collect()
     }
 }
 
-/// Steps of `z = z^2 + c` from `z = 0` until `|z|^2 > 4`, at most `iterations`.
-fn escape_count(cr: f64, ci: f64, iterations: u32) -> u32 {
+/// Iterations between two checks of the cancel flag: well under a millisecond of work, so a
+/// cancel or a shard timeout bites within a pixel, however many iterations a pixel may take.
+const CHECK_EVERY: u32 = 1 << 16;
+
+/// Counts work done since the cancel flag was last checked.
+struct Budget<'a> {
+    cancel: &'a CancelFlag,
+    spent: u32,
+}
+
+impl Budget<'_> {
+    /// Records `steps` more iterations; checks the flag once enough have passed.
+    fn spend(&mut self, steps: u32) -> Result<(), KernelError> {
+        self.spent = self.spent.saturating_add(steps);
+        if self.spent >= CHECK_EVERY {
+            self.spent = 0;
+            self.cancel.check()?;
+        }
+        Ok(())
+    }
+}
+
+/// Steps of `z = z^2 + c` from `z = 0` until `|z|^2 > 4`, at most `iterations`; checks the
+/// cancel flag every [`CHECK_EVERY`] steps (counting each pixel as at least one).
+fn escape_count(
+    cr: f64,
+    ci: f64,
+    iterations: u32,
+    budget: &mut Budget<'_>,
+) -> Result<u32, KernelError> {
     let (mut zr, mut zi) = (0.0f64, 0.0f64);
     let mut n = 0;
     while n < iterations {
-        let (zr2, zi2) = (zr * zr, zi * zi);
-        if zr2 + zi2 > 4.0 {
-            break;
+        let start = n;
+        let stop = n.saturating_add(CHECK_EVERY).min(iterations);
+        while n < stop {
+            let (zr2, zi2) = (zr * zr, zi * zi);
+            if zr2 + zi2 > 4.0 {
+                budget.spend(n - start + 1)?;
+                return Ok(n);
+            }
+            zi = 2.0 * zr * zi + ci;
+            zr = zr2 - zi2 + cr;
+            n += 1;
         }
-        zi = 2.0 * zr * zi + ci;
-        zr = zr2 - zi2 + cr;
-        n += 1;
+        budget.spend(n - start + 1)?;
     }
-    n
+    Ok(n)
 }
 
 impl Prepared for PreparedMandelbrot {
@@ -90,6 +136,7 @@ impl Prepared for PreparedMandelbrot {
         cancel.check()?;
         let indices = Indices::of(shard)?;
         let mut rows = Vec::with_capacity(usize::try_from(indices.len()).unwrap_or(0).min(4096));
+        let mut budget = Budget { cancel, spent: 0 };
         for y in indices.iter() {
             cancel.check()?;
             if y >= self.height {
@@ -98,7 +145,7 @@ impl Prepared for PreparedMandelbrot {
                     self.height
                 )));
             }
-            rows.push(self.row(y));
+            rows.push(self.row(y, &mut budget)?);
         }
         Ok(Output::Rows(rows))
     }
@@ -108,9 +155,10 @@ impl Prepared for PreparedMandelbrot {
 mod tests {
     use super::*;
     use crate::kernels::params::tests::{line, params, range};
+    use crate::sdk::prepare_checked;
 
     fn run(p: &[(&str, &str)], shard: ShardInput) -> Result<Output, KernelError> {
-        Mandelbrot.prepare(&params(p))?.run(&shard, &CancelFlag::default())
+        prepare_checked(&Mandelbrot, &params(p))?.run(&shard, &CancelFlag::default())
     }
 
     fn one_pixel(cx: &str, iterations: &str) -> Result<Output, KernelError> {
@@ -139,7 +187,9 @@ mod tests {
         assert_eq!(one_pixel("0", "7"), Ok(Output::Rows(vec![vec![7]])));
         // c = 3: z = 3 escapes after 1 step.
         assert_eq!(one_pixel("3", "7"), Ok(Output::Rows(vec![vec![1]])));
-        assert_eq!(escape_count(0.3, 0.0, 1000), 12);
+        let cancel = CancelFlag::new();
+        let mut budget = Budget { cancel: &cancel, spent: 0 };
+        assert_eq!(escape_count(0.3, 0.0, 1000, &mut budget), Ok(12));
     }
 
     #[test]
@@ -190,7 +240,7 @@ mod tests {
 
     #[test]
     fn cancelled() {
-        let job = Mandelbrot.prepare(&Params::default()).unwrap();
+        let job = prepare_checked(&Mandelbrot, &Params::default()).unwrap();
         let cancel = CancelFlag::default();
         cancel.cancel();
         assert_eq!(job.run(&range(0, 600), &cancel), Err(KernelError::Cancelled));

@@ -3,8 +3,10 @@
 //! It takes no parameters and does not allocate while running. The output is
 //! `Output::Count(hi - lo)` for a range shard and `Output::Count(1)` for an input shard.
 
-use crate::kernels::params::check_known;
-use crate::sdk::{CancelFlag, Kernel, KernelError, Output, Params, Prepared, ShardInput};
+use crate::sdk::{
+    CancelFlag, Kernel, KernelDescriptor, KernelError, Output, OutputShape, Params, Prepared,
+    ShardInput,
+};
 
 /// The `noop` kernel.
 #[derive(Debug, Clone, Copy, Default)]
@@ -15,8 +17,12 @@ impl Kernel for Noop {
         "noop"
     }
 
-    fn prepare(&self, params: &Params) -> Result<Box<dyn Prepared>, KernelError> {
-        check_known(self.name(), params, &[])?;
+    fn describe(&self) -> KernelDescriptor {
+        let help = "does nothing: measures the farm's own cost per shard";
+        KernelDescriptor::new(self.name(), OutputShape::Count, help)
+    }
+
+    fn prepare(&self, _: &Params) -> Result<Box<dyn Prepared>, KernelError> {
         Ok(Box::new(PreparedNoop))
     }
 }
@@ -38,10 +44,11 @@ impl Prepared for PreparedNoop {
 mod tests {
     use super::*;
     use crate::kernels::params::tests::{line, params, range};
+    use crate::sdk::prepare_checked;
 
     #[test]
     fn counts() {
-        let job = Noop.prepare(&Params::default()).unwrap();
+        let job = prepare_checked(&Noop, &Params::default()).unwrap();
         let cancel = CancelFlag::default();
         assert_eq!(job.run(&range(10, 15), &cancel), Ok(Output::Count(5)));
         assert_eq!(job.run(&range(0, u64::MAX), &cancel), Ok(Output::Count(u64::MAX)));
@@ -53,7 +60,7 @@ mod tests {
     #[test]
     fn rejects_params() {
         assert_eq!(
-            Noop.prepare(&params(&[("ms", "1")])).err(),
+            prepare_checked(&Noop, &params(&[("ms", "1")])).err(),
             Some(KernelError::BadParam("unknown param ms for kernel noop; known: none".into()))
         );
     }

@@ -18,24 +18,29 @@
 //! for seed 0 are 0xe220a8397b1dcdaf, 0x6e789e6aa1b965f4, 0x06c45d188009454f.
 //! The output is `Output::Pi { hits, samples: samples * number_of_indices }`.
 
-use crate::kernels::params::{check_known, check_range, u64_or, Indices};
-use crate::sdk::{CancelFlag, Kernel, KernelError, Output, Params, Prepared, ShardInput};
+use crate::kernels::params::Indices;
+use crate::sdk::{
+    CancelFlag, Kernel, KernelDescriptor, KernelError, Output, OutputShape, ParamSpec, Params,
+    Prepared, ShardInput,
+};
 
 /// The `pi` kernel.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Pi;
-
-const KNOWN: &[&str] = &["samples"];
 
 impl Kernel for Pi {
     fn name(&self) -> &str {
         "pi"
     }
 
+    fn describe(&self) -> KernelDescriptor {
+        let help = "Monte Carlo estimate of pi: each index seeds a SplitMix64 stream of points";
+        KernelDescriptor::new(self.name(), OutputShape::Fraction { scale: 4.0 }, help)
+            .param(ParamSpec::uint("samples", 1_000_000, 1, u64::MAX, "points drawn per index"))
+    }
+
     fn prepare(&self, params: &Params) -> Result<Box<dyn Prepared>, KernelError> {
-        check_known(self.name(), params, KNOWN)?;
-        let samples = check_range("samples", u64_or(params, "samples", 1_000_000)?, 1, u64::MAX)?;
-        Ok(Box::new(PreparedPi { samples }))
+        Ok(Box::new(PreparedPi { samples: params.uint("samples")? }))
     }
 }
 
@@ -101,9 +106,10 @@ impl SplitMix64 {
 mod tests {
     use super::*;
     use crate::kernels::params::tests::{line, params, range};
+    use crate::sdk::prepare_checked;
 
     fn run(samples: &str, shard: ShardInput) -> Result<Output, KernelError> {
-        Pi.prepare(&params(&[("samples", samples)]))?.run(&shard, &CancelFlag::default())
+        prepare_checked(&Pi, &params(&[("samples", samples)]))?.run(&shard, &CancelFlag::default())
     }
 
     #[test]
@@ -142,18 +148,18 @@ mod tests {
             run("many", range(0, 1)),
             Err(KernelError::BadParam(r#"bad param samples: "many" is not a whole number"#.into()))
         );
-        let err = Pi.prepare(&params(&[("sample", "5")])).err().unwrap();
+        let err = prepare_checked(&Pi, &params(&[("sample", "5")])).err().unwrap();
         assert_eq!(
             err,
             KernelError::BadParam("unknown param sample for kernel pi; known: samples".into())
         );
-        assert!(Pi.prepare(&Params::default()).is_ok());
+        assert!(prepare_checked(&Pi, &Params::default()).is_ok());
     }
 
     #[test]
     fn cancelled() {
         let cancel = CancelFlag::default();
-        let job = Pi.prepare(&params(&[("samples", "100000000000")])).unwrap();
+        let job = prepare_checked(&Pi, &params(&[("samples", "100000000000")])).unwrap();
         let setter = cancel.clone();
         let t = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(30));

@@ -6,8 +6,11 @@
 //! 450775, 9780504 and 1795265022 (no strong pseudoprime to all of them exists below 2^64).
 //! The kernel takes no parameters.
 
-use crate::kernels::params::{check_known, Indices};
-use crate::sdk::{CancelFlag, Kernel, KernelError, Output, Params, Prepared, ShardInput};
+use crate::kernels::params::Indices;
+use crate::sdk::{
+    CancelFlag, Kernel, KernelDescriptor, KernelError, Output, OutputShape, Params, Prepared,
+    ShardInput,
+};
 
 /// The `primes` kernel.
 #[derive(Debug, Clone, Copy, Default)]
@@ -18,8 +21,12 @@ impl Kernel for Primes {
         "primes"
     }
 
-    fn prepare(&self, params: &Params) -> Result<Box<dyn Prepared>, KernelError> {
-        check_known(self.name(), params, &[])?;
+    fn describe(&self) -> KernelDescriptor {
+        let help = "counts the primes among the indices (exact for every u64)";
+        KernelDescriptor::new(self.name(), OutputShape::Count, help)
+    }
+
+    fn prepare(&self, _: &Params) -> Result<Box<dyn Prepared>, KernelError> {
         Ok(Box::new(PreparedPrimes))
     }
 }
@@ -116,6 +123,7 @@ fn pow_mod(mut base: u64, mut exp: u64, mul: &impl Fn(u64, u64) -> u64) -> u64 {
 mod tests {
     use super::*;
     use crate::kernels::params::tests::{line, params, range};
+    use crate::sdk::prepare_checked;
 
     fn trial_division(n: u64) -> bool {
         if n < 2 {
@@ -132,7 +140,7 @@ mod tests {
     }
 
     fn count(shard: ShardInput) -> Result<Output, KernelError> {
-        Primes.prepare(&Params::default()).unwrap().run(&shard, &CancelFlag::default())
+        prepare_checked(&Primes, &Params::default()).unwrap().run(&shard, &CancelFlag::default())
     }
 
     #[test]
@@ -208,7 +216,7 @@ mod tests {
         assert!(
             matches!(count(line(2, "seven")), Err(KernelError::Failed(m)) if m.contains("input line 2"))
         );
-        let err = Primes.prepare(&params(&[("foo", "1")])).err().unwrap();
+        let err = prepare_checked(&Primes, &params(&[("foo", "1")])).err().unwrap();
         assert_eq!(
             err,
             KernelError::BadParam("unknown param foo for kernel primes; known: none".into())
@@ -219,7 +227,7 @@ mod tests {
     fn cancelled() {
         let cancel = CancelFlag::default();
         cancel.cancel();
-        let run = Primes.prepare(&Params::default()).unwrap();
+        let run = prepare_checked(&Primes, &Params::default()).unwrap();
         assert_eq!(run.run(&range(0, u64::MAX), &cancel), Err(KernelError::Cancelled));
     }
 }

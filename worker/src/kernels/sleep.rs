@@ -7,14 +7,15 @@
 
 use std::time::{Duration, Instant};
 
-use crate::kernels::params::{check_known, u64_or, Indices};
-use crate::sdk::{CancelFlag, Kernel, KernelError, Output, Params, Prepared, ShardInput};
+use crate::kernels::params::Indices;
+use crate::sdk::{
+    CancelFlag, Kernel, KernelDescriptor, KernelError, Output, OutputShape, ParamSpec, Params,
+    Prepared, ShardInput,
+};
 
 /// The `sleep` kernel.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Sleep;
-
-const KNOWN: &[&str] = &["ms"];
 
 /// The longest single sleep between two checks of the cancel flag.
 const SLICE: Duration = Duration::from_millis(5);
@@ -24,10 +25,19 @@ impl Kernel for Sleep {
         "sleep"
     }
 
+    fn describe(&self) -> KernelDescriptor {
+        let help = "sleeps ms milliseconds of wall time per index (uses no CPU)";
+        KernelDescriptor::new(self.name(), OutputShape::Count, help).param(ParamSpec::uint(
+            "ms",
+            10,
+            0,
+            u64::MAX,
+            "wall milliseconds per index",
+        ))
+    }
+
     fn prepare(&self, params: &Params) -> Result<Box<dyn Prepared>, KernelError> {
-        check_known(self.name(), params, KNOWN)?;
-        let ms = u64_or(params, "ms", 10)?;
-        Ok(Box::new(PreparedSleep { per_index: Duration::from_millis(ms) }))
+        Ok(Box::new(PreparedSleep { per_index: Duration::from_millis(params.uint("ms")?) }))
     }
 }
 
@@ -58,10 +68,11 @@ impl Prepared for PreparedSleep {
 mod tests {
     use super::*;
     use crate::kernels::params::tests::{assert_stops_when_cancelled, line, params, range};
+    use crate::sdk::prepare_checked;
 
     #[test]
     fn sleeps_per_index() {
-        let job = Sleep.prepare(&params(&[("ms", "12")])).unwrap();
+        let job = prepare_checked(&Sleep, &params(&[("ms", "12")])).unwrap();
         let start = Instant::now();
         assert_eq!(job.run(&range(0, 3), &CancelFlag::default()), Ok(Output::Count(3)));
         assert!(start.elapsed() >= Duration::from_millis(36));
@@ -71,20 +82,20 @@ mod tests {
 
     #[test]
     fn param_errors() {
-        assert!(Sleep.prepare(&Params::default()).is_ok());
+        assert!(prepare_checked(&Sleep, &Params::default()).is_ok());
         assert_eq!(
-            Sleep.prepare(&params(&[("ms", "-5")])).err(),
+            prepare_checked(&Sleep, &params(&[("ms", "-5")])).err(),
             Some(KernelError::BadParam(r#"bad param ms: "-5" is not a whole number"#.into()))
         );
         assert_eq!(
-            Sleep.prepare(&params(&[("m", "5")])).err(),
+            prepare_checked(&Sleep, &params(&[("m", "5")])).err(),
             Some(KernelError::BadParam("unknown param m for kernel sleep; known: ms".into()))
         );
     }
 
     #[test]
     fn cancelled() {
-        let job = Sleep.prepare(&params(&[("ms", "60000")])).unwrap();
+        let job = prepare_checked(&Sleep, &params(&[("ms", "60000")])).unwrap();
         assert_stops_when_cancelled(job.as_ref(), &range(0, 1));
     }
 }

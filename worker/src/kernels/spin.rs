@@ -6,26 +6,30 @@
 //! the work really takes. The cancel flag is checked on every pass of the loop.
 //! The output is `Output::Count(number of indices done)`.
 
-use crate::kernels::params::{check_known, u64_or, Indices};
-use crate::sdk::{CancelFlag, Kernel, KernelError, Output, Params, Prepared, ShardInput};
+use crate::kernels::params::Indices;
+use crate::sdk::{
+    CancelFlag, Kernel, KernelDescriptor, KernelError, Output, OutputShape, ParamSpec, Params,
+    Prepared, ShardInput,
+};
 
 /// The `spin` kernel.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Spin;
-
-const KNOWN: &[&str] = &["ms"];
 
 impl Kernel for Spin {
     fn name(&self) -> &str {
         "spin"
     }
 
+    fn describe(&self) -> KernelDescriptor {
+        let help = "burns ms milliseconds of the thread's own CPU time per index";
+        let ms = ParamSpec::uint("ms", 10, 0, u64::MAX / 1_000_000, "CPU milliseconds per index");
+        KernelDescriptor::new(self.name(), OutputShape::Count, help).param(ms)
+    }
+
     fn prepare(&self, params: &Params) -> Result<Box<dyn Prepared>, KernelError> {
-        check_known(self.name(), params, KNOWN)?;
-        let ms = u64_or(params, "ms", 10)?;
-        let nanos = ms
-            .checked_mul(1_000_000)
-            .ok_or_else(|| KernelError::BadParam(format!("bad param ms: {ms} is too large")))?;
+        // The descriptor's bound keeps the product in range.
+        let nanos = params.uint("ms")?.saturating_mul(1_000_000);
         Ok(Box::new(PreparedSpin { nanos }))
     }
 }
@@ -67,46 +71,49 @@ pub fn thread_cpu_nanos() -> u64 {
 mod tests {
     use super::*;
     use crate::kernels::params::tests::{assert_stops_when_cancelled, line, params, range};
+    use crate::sdk::prepare_checked;
 
     #[test]
     fn burns_thread_cpu_time() {
-        let job = Spin.prepare(&params(&[("ms", "20")])).unwrap();
+        let job = prepare_checked(&Spin, &params(&[("ms", "20")])).unwrap();
         let before = thread_cpu_nanos();
         assert_eq!(job.run(&range(0, 1), &CancelFlag::default()), Ok(Output::Count(1)));
         let used = thread_cpu_nanos() - before;
         assert!(used >= 20_000_000, "used only {used} ns of CPU");
         let before = thread_cpu_nanos();
-        let job = Spin.prepare(&params(&[("ms", "5")])).unwrap();
+        let job = prepare_checked(&Spin, &params(&[("ms", "5")])).unwrap();
         assert_eq!(job.run(&range(10, 13), &CancelFlag::default()), Ok(Output::Count(3)));
         assert!(thread_cpu_nanos() - before >= 15_000_000);
     }
 
     #[test]
     fn input_lines_and_params() {
-        let job = Spin.prepare(&params(&[("ms", "0")])).unwrap();
+        let job = prepare_checked(&Spin, &params(&[("ms", "0")])).unwrap();
         assert_eq!(job.run(&line(2, "77"), &CancelFlag::default()), Ok(Output::Count(1)));
         assert!(matches!(
             job.run(&line(2, "x"), &CancelFlag::default()),
             Err(KernelError::Failed(_))
         ));
-        assert!(Spin.prepare(&Params::default()).is_ok());
+        assert!(prepare_checked(&Spin, &Params::default()).is_ok());
         assert_eq!(
-            Spin.prepare(&params(&[("ms", "1e3")])).err(),
+            prepare_checked(&Spin, &params(&[("ms", "1e3")])).err(),
             Some(KernelError::BadParam(r#"bad param ms: "1e3" is not a whole number"#.into()))
         );
         assert_eq!(
-            Spin.prepare(&params(&[("ms", "18446744073709551615")])).err(),
-            Some(KernelError::BadParam("bad param ms: 18446744073709551615 is too large".into()))
+            prepare_checked(&Spin, &params(&[("ms", "18446744073709551615")])).err(),
+            Some(KernelError::BadParam(
+                "bad param ms: must be at most 18446744073709, got 18446744073709551615".into()
+            ))
         );
         assert_eq!(
-            Spin.prepare(&params(&[("secs", "1")])).err(),
+            prepare_checked(&Spin, &params(&[("secs", "1")])).err(),
             Some(KernelError::BadParam("unknown param secs for kernel spin; known: ms".into()))
         );
     }
 
     #[test]
     fn cancelled() {
-        let job = Spin.prepare(&params(&[("ms", "60000")])).unwrap();
+        let job = prepare_checked(&Spin, &params(&[("ms", "60000")])).unwrap();
         assert_stops_when_cancelled(job.as_ref(), &range(0, 5));
     }
 }

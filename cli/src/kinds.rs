@@ -1,0 +1,88 @@
+//! `farm kinds`: what the cluster offers, read from the master.
+
+use crate::args::OutputArgs;
+use crate::commands::{connect, Target};
+use anyhow::Result;
+use farm_proto::{KindInfo, ParamKind, ParamSpec};
+
+/// `farm kinds [--json]`.
+pub async fn kinds(master: &Target, args: OutputArgs) -> Result<()> {
+    let kinds = connect(master).await?.kinds().await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&kinds)?);
+        return Ok(());
+    }
+    print!("{}", render(&kinds));
+    Ok(())
+}
+
+/// The text listing: each kind with its help, workers and params.
+fn render(kinds: &[KindInfo]) -> String {
+    let mut out = String::new();
+    for k in kinds {
+        let d = &k.kernel;
+        let workers = match k.workers {
+            0 => "no connected worker".to_string(),
+            1 => "1 worker".to_string(),
+            n => format!("{n} workers"),
+        };
+        out.push_str(&format!("{}  ({workers})\n", d.kind));
+        if !d.help.is_empty() {
+            out.push_str(&format!("    {}\n", d.help));
+        }
+        match &d.params {
+            None => out.push_str("    params: not declared (passed to the kernel unchecked)\n"),
+            Some(params) if params.is_empty() => out.push_str("    params: none\n"),
+            Some(params) => params.iter().for_each(|p| out.push_str(&param_line(p))),
+        }
+    }
+    out
+}
+
+/// `    --param name=TYPE  default D, MIN..=MAX  help`.
+fn param_line(p: &ParamSpec) -> String {
+    let mut facts = Vec::new();
+    if p.required {
+        facts.push("required".to_string());
+    }
+    match &p.kind {
+        ParamKind::Uint { default, min, max } => {
+            facts.extend(default.map(|d| format!("default {d}")));
+            facts.push(format!("{min}..={max}"));
+        }
+        ParamKind::Float { default, min, max } => {
+            facts.extend(default.map(|d| format!("default {d}")));
+            if *min > f64::MIN || *max < f64::MAX {
+                facts.push(format!("{min}..={max}"));
+            }
+        }
+        ParamKind::Text { default } => {
+            facts.extend(default.as_ref().map(|d| format!("default {d:?}")))
+        }
+    }
+    let left = format!("--param {}={}", p.name, p.kind.type_name());
+    format!("    {left:<28} {}; {}\n", p.help, facts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use farm_proto::{KernelDescriptor, OutputShape};
+
+    #[test]
+    fn the_listing_shows_params_with_type_default_bounds_and_help() {
+        let chain = KernelDescriptor::new("chain", OutputShape::Lines, "iterated hashing")
+            .param(ParamSpec::uint("rounds", 1, 1, 10, "rounds per index"))
+            .param(ParamSpec::required_text("cmd", "a command"));
+        let kinds = vec![
+            KindInfo { kernel: chain, workers: 2 },
+            KindInfo { kernel: KernelDescriptor::open("mine"), workers: 0 },
+        ];
+        let text = render(&kinds);
+        assert!(text.contains("chain  (2 workers)\n    iterated hashing\n"), "{text}");
+        assert!(text.contains("--param rounds=uint"), "{text}");
+        assert!(text.contains("rounds per index; default 1, 1..=10"), "{text}");
+        assert!(text.contains("a command; required"), "{text}");
+        assert!(text.contains("mine  (no connected worker)\n    params: not declared"), "{text}");
+    }
+}
