@@ -10,7 +10,10 @@
 //! ```
 
 use clap::Parser;
-use farm_worker::sdk::{CancelFlag, Kernel, KernelError, Output, Params, Prepared, ShardInput};
+use farm_worker::sdk::{
+    CancelFlag, Kernel, KernelDescriptor, KernelError, Output, OutputShape, Params, Prepared,
+    ShardInput,
+};
 use farm_worker::{Registry, WorkerConfig};
 
 struct Collatz;
@@ -20,10 +23,13 @@ impl Kernel for Collatz {
         "collatz"
     }
 
-    fn prepare(&self, params: &Params) -> Result<Box<dyn Prepared>, KernelError> {
-        if let Some(key) = params.0.keys().next() {
-            return Err(KernelError::BadParam(format!("collatz takes no params, got {key}")));
-        }
+    // What the master checks submissions against and `farm kinds` shows: no params (so any
+    // --param is refused at submit), and a count output, summed into the job result.
+    fn describe(&self) -> KernelDescriptor {
+        KernelDescriptor::new(self.name(), OutputShape::Count, "total Collatz steps to reach 1")
+    }
+
+    fn prepare(&self, _: &Params) -> Result<Box<dyn Prepared>, KernelError> {
         Ok(Box::new(Collatz))
     }
 }
