@@ -10,6 +10,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(out.join("farm_descriptor.bin"), fds.encode_to_vec())?;
     // No generated `connect` constructors: they would clash with the `Connect` rpc, and the
     // client crate builds its channels itself.
-    tonic_prost_build::configure().build_transport(false).compile_fds(fds)?;
+    // Our codec maps undecodable bytes to InvalidArgument (see src/codec.rs).
+    tonic_prost_build::configure()
+        .build_transport(false)
+        .codec_path("crate::codec::FarmCodec")
+        .compile_fds(fds)?;
     Ok(())
 }

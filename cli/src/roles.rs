@@ -36,6 +36,23 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Warns at start about a master whose clients need no token: on a non-loopback address; when
+/// FARM_TOKEN is set but empty (which reads as "no token"); and when only workers need one.
+fn warn_open_doors(addr: SocketAddr, token: Option<&str>, worker_token: Option<&str>) {
+    if token.is_some() {
+        return;
+    }
+    if std::env::var_os("FARM_TOKEN").is_some_and(|t| t.to_string_lossy().trim().is_empty()) {
+        warn!("FARM_TOKEN is set but empty: clients are not checked");
+    }
+    if worker_token.is_some() {
+        warn!("only workers need a token: clients are not checked (set --token or FARM_TOKEN too)");
+    }
+    if !addr.ip().is_loopback() {
+        warn!(%addr, "listening on a non-loopback address without a token: anyone who can reach it can submit jobs (set FARM_TOKEN)");
+    }
+}
+
 fn master_config(s: &SchedulerArgs) -> MasterConfig {
     let core = CoreConfig {
         prefetch_per_thread: s.prefetch,
@@ -127,9 +144,7 @@ pub async fn master(args: MasterArgs, me: &crate::commands::Target) -> Result<()
         farm_net::auth::load(args.worker_token.clone(), args.worker_token_file.as_deref())
             .context("cannot read --worker-token-file")?
             .or_else(|| token.clone());
-    if !addr.ip().is_loopback() && token.is_none() {
-        warn!(%addr, "listening on a non-loopback address without a token: anyone who can reach it can submit jobs (set FARM_TOKEN)");
-    }
+    warn_open_doors(addr, token.as_deref(), worker_token.as_deref());
     if !addr.ip().is_loopback() && me.identity.is_none() {
         warn!(%addr, "listening on a non-loopback address without TLS: tokens and data cross the network in clear text (see --tls-cert)");
     }

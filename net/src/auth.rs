@@ -2,8 +2,75 @@
 //! server checks it, in constant time. Used by the master for clients and workers, and by
 //! listening workers for the masters that dial them.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Status};
+
+/// At most one warning per this long about refused calls, so that nobody can flood the log
+/// by calling without a token.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// The token check of one service, counting refusals and logging them at most once per
+/// [`WARN_EVERY`], with how many there were since the last warning.
+#[derive(Debug)]
+pub struct Gate {
+    /// Names the service in the log (`clients`, `workers`, `masters`).
+    service: &'static str,
+    /// The token callers must present; none: every call passes.
+    expected: Option<String>,
+    /// Refused calls since the start.
+    refused: AtomicU64,
+    /// Refused calls already reported in a warning.
+    reported: AtomicU64,
+    /// When the last warning went out, in ms since `born` (u64::MAX: never).
+    warned_at: AtomicU64,
+    born: Instant,
+}
+
+impl Gate {
+    /// A gate for `service` that lets through calls carrying `expected`.
+    pub fn new(service: &'static str, expected: Option<String>) -> Self {
+        Gate {
+            service,
+            expected,
+            refused: AtomicU64::new(0),
+            reported: AtomicU64::new(0),
+            warned_at: AtomicU64::new(u64::MAX),
+            born: Instant::now(),
+        }
+    }
+
+    /// Checks a call's token; a refusal is counted, and logged if no warning went out lately.
+    pub fn check<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let Err(status) = check(request, self.expected.as_deref()) else { return Ok(()) };
+        let total = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = self.born.elapsed().as_millis() as u64;
+        let last = self.warned_at.load(Ordering::Relaxed);
+        let due = last == u64::MAX || now.saturating_sub(last) >= WARN_EVERY.as_millis() as u64;
+        if due
+            && self
+                .warned_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let since = total - self.reported.swap(total, Ordering::Relaxed);
+            tracing::warn!(
+                service = self.service,
+                refused = since,
+                refused_total = total,
+                reason = status.message(),
+                "refused calls without a valid token (at most one warning per 10 s)"
+            );
+        }
+        Err(status)
+    }
+
+    /// Calls refused since the start.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+}
 
 /// The metadata key the token travels in.
 pub const HEADER: &str = "authorization";
@@ -80,6 +147,21 @@ mod tests {
         );
         assert!(constant_time_eq(b"", b""));
         assert!(!constant_time_eq(b"a", b"b"));
+    }
+
+    #[test]
+    fn a_gate_counts_every_refusal() {
+        let gate = Gate::new("clients", Some("s3cret".into()));
+        for _ in 0..1000 {
+            assert!(gate.check(&Request::new(())).is_err());
+        }
+        let mut good = Request::new(());
+        attach(&mut good, Some("s3cret")).expect("attach");
+        assert!(gate.check(&good).is_ok());
+        assert_eq!(gate.refused(), 1000);
+        // Only the first refusal of the burst was due a warning.
+        assert_eq!(gate.reported.load(Ordering::Relaxed), 1);
+        assert!(Gate::new("open", None).check(&Request::new(())).is_ok());
     }
 
     #[test]

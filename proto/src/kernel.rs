@@ -12,6 +12,57 @@ use std::fmt;
 /// Longest piece of user input quoted back in an error message.
 const QUOTE_BYTES: usize = 96;
 
+/// Most kernels one worker may offer.
+pub const MAX_KERNELS: usize = 256;
+/// Most params one kernel may declare.
+pub const MAX_PARAMS: usize = 64;
+/// Longest kind or param name.
+pub const MAX_NAME_BYTES: usize = 128;
+/// Longest help line or text default.
+pub const MAX_TEXT_BYTES: usize = 1024;
+
+/// Checks what a worker offers against the limits above, so that no registration can grow the
+/// master without bound (a worker once registered a million kinds and cost it 170 MiB).
+pub fn check_limits(kernels: &[KernelDescriptor]) -> Result<(), ParamError> {
+    if kernels.len() > MAX_KERNELS {
+        return Err(ParamError(format!(
+            "{} kernels offered, at most {MAX_KERNELS}",
+            kernels.len()
+        )));
+    }
+    let long = |what: &str, text: &str, max: usize| {
+        (text.len() > max)
+            .then(|| ParamError(format!("{what} {} is over {max} bytes", quote(text))))
+    };
+    for k in kernels {
+        let params = k.params.as_deref().unwrap_or_default();
+        if k.kind.trim().is_empty() {
+            return Err(ParamError("a kernel has an empty kind".into()));
+        }
+        if params.len() > MAX_PARAMS {
+            return Err(ParamError(format!(
+                "kernel {} declares {} params, at most {MAX_PARAMS}",
+                clip(&k.kind),
+                params.len()
+            )));
+        }
+        let texts = params.iter().flat_map(|p| {
+            let default = match &p.kind {
+                ParamKind::Text { default } => default.as_deref(),
+                _ => None,
+            };
+            [long("param name", &p.name, MAX_NAME_BYTES), long("help", &p.help, MAX_TEXT_BYTES)]
+                .into_iter()
+                .chain(std::iter::once(default.and_then(|d| long("default", d, MAX_TEXT_BYTES))))
+        });
+        let own = [long("kind", &k.kind, MAX_NAME_BYTES), long("help", &k.help, MAX_TEXT_BYTES)];
+        if let Some(e) = own.into_iter().chain(texts).flatten().next() {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 /// `input` quoted for an error message: whole when short, else its first bytes and its length,
 /// so an error never echoes a huge input back.
 pub fn quote(input: &str) -> String {
@@ -461,6 +512,25 @@ mod tests {
         assert!(msg.contains("(2097152 bytes)"), "{msg}");
         let msg = sample().check(&params(&[("cmd", "a"), ("rounds", &huge)])).unwrap_err().0;
         assert!(msg.len() < 300, "{} bytes", msg.len());
+    }
+
+    #[test]
+    fn registrations_are_bounded() {
+        assert_eq!(check_limits(&[sample()]), Ok(()));
+        let many: Vec<_> =
+            (0..=MAX_KERNELS).map(|i| KernelDescriptor::open(i.to_string())).collect();
+        assert!(check_limits(&many).unwrap_err().0.contains("257 kernels offered"));
+        let long = KernelDescriptor::open("x".repeat(MAX_NAME_BYTES + 1));
+        let err = check_limits(&[long]).unwrap_err().0;
+        assert!(err.contains("(129 bytes) is over 128 bytes"), "{err}");
+        let mut wide = sample();
+        for i in 0..MAX_PARAMS {
+            wide = wide.param(ParamSpec::uint(&format!("p{i}"), 0, 0, 1, ""));
+        }
+        assert!(check_limits(&[wide]).is_err());
+        let help = sample().param(ParamSpec::uint("n", 0, 0, 1, &"h".repeat(MAX_TEXT_BYTES + 1)));
+        assert!(check_limits(&[help]).is_err());
+        assert!(check_limits(&[KernelDescriptor::open(" ")]).is_err());
     }
 
     #[test]

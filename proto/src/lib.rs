@@ -3,6 +3,7 @@
 //! prost types (`domain`: job specs and outputs; `status`: what clients see), with every
 //! conversion between the two in `convert`.
 
+pub mod codec;
 mod convert;
 pub mod domain;
 #[cfg(test)]
