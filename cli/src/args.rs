@@ -129,13 +129,19 @@ pub struct JobArgs {
     #[arg(long, value_name = "FILE.png")]
     pub out: Option<PathBuf>,
 
-    /// Failed runs of a shard (kernel error, panic, timeout) to retry before the job fails.
-    #[arg(long, default_value_t = 0)]
+    /// Failed runs of a shard (kernel error, panic, timeout) to retry before the job fails,
+    /// with a growing pause between runs (at most 100).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(..=i64::from(farm_proto::JobLimits::MAX_RETRIES)))]
     pub retries: u32,
 
     /// A shard that was running on this many workers when they were lost fails the job.
-    #[arg(long, default_value_t = farm_proto::JobLimits::DEFAULT_MAX_CRASHES, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = farm_proto::JobLimits::DEFAULT_MAX_CRASHES, value_parser = clap::value_parser!(u32).range(1..=i64::from(farm_proto::JobLimits::MAX_CRASHES)))]
     pub max_crashes: u32,
+
+    /// Rerun N % of the shards on a different worker and fail the job, naming both workers,
+    /// if the outputs differ (catches a worker that returns wrong results).
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(..=100))]
+    pub verify: u32,
 
     /// Stop a shard running longer than this (e.g. 30s) and count it as a failed run.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]

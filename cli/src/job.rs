@@ -39,7 +39,9 @@ pub fn spec(args: &JobArgs) -> Result<JobSpec> {
         retries: args.retries,
         max_crashes: args.max_crashes,
         shard_timeout_ms: args.shard_timeout.map(|t| t.as_millis() as u64),
+        verify_percent: args.verify,
     };
+    spec.limits.check()?;
     Ok(spec)
 }
 

@@ -30,7 +30,9 @@ impl TryFrom<pb::JobSpec> for JobSpec {
                 spec.max_crashes
             },
             shard_timeout_ms: (spec.shard_timeout_ms > 0).then_some(spec.shard_timeout_ms),
+            verify_percent: spec.verify_percent,
         };
+        checked.limits.check()?;
         Ok(checked)
     }
 }
@@ -52,6 +54,7 @@ impl From<JobSpec> for pb::JobSpec {
             retries: spec.limits.retries,
             max_crashes: spec.limits.max_crashes,
             shard_timeout_ms: spec.limits.shard_timeout_ms.unwrap_or(0),
+            verify_percent: spec.limits.verify_percent,
         }
     }
 }

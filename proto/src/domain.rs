@@ -118,16 +118,52 @@ pub struct JobLimits {
     pub max_crashes: u32,
     /// A shard running longer is stopped and counts as a failed run.
     pub shard_timeout_ms: Option<u64>,
+    /// Percentage of shards (0-100) rerun on a different worker to check the outputs agree.
+    pub verify_percent: u32,
 }
 
 impl JobLimits {
     /// Crashes a shard may cause before its job fails, unless the job says otherwise.
     pub const DEFAULT_MAX_CRASHES: u32 = 3;
+    /// Most retries of a failing shard: with backoff between runs, more only burns CPU.
+    pub const MAX_RETRIES: u32 = 100;
+    /// Most crashes a shard may cause.
+    pub const MAX_CRASHES: u32 = 100;
+
+    /// Checks the bounds; the message names the limit.
+    pub fn check(&self) -> Result<(), SpecError> {
+        if self.retries > Self::MAX_RETRIES {
+            return Err(SpecError::Invalid(format!(
+                "retries must be at most {}, got {}",
+                Self::MAX_RETRIES,
+                self.retries
+            )));
+        }
+        if self.max_crashes == 0 || self.max_crashes > Self::MAX_CRASHES {
+            return Err(SpecError::Invalid(format!(
+                "max crashes must be 1..={}, got {}",
+                Self::MAX_CRASHES,
+                self.max_crashes
+            )));
+        }
+        if self.verify_percent > 100 {
+            return Err(SpecError::Invalid(format!(
+                "verify must be a percentage 0..=100, got {}",
+                self.verify_percent
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Default for JobLimits {
     fn default() -> Self {
-        JobLimits { retries: 0, max_crashes: Self::DEFAULT_MAX_CRASHES, shard_timeout_ms: None }
+        JobLimits {
+            retries: 0,
+            max_crashes: Self::DEFAULT_MAX_CRASHES,
+            shard_timeout_ms: None,
+            verify_percent: 0,
+        }
     }
 }
 
