@@ -49,7 +49,7 @@ pub fn job_status(v: JobView) -> pb::JobStatus {
         state: state as i32,
         shards_total: v.total,
         shards_done: v.done,
-        shards_running: v.running,
+        shards_running: v.in_flight,
         result_json: v.result_json.unwrap_or_default(),
         error: v.error.unwrap_or_default(),
         elapsed_ms: v.elapsed_ms,
@@ -65,7 +65,7 @@ fn worker_info(w: WorkerView) -> pb::WorkerInfo {
         hostname: w.spec.hostname,
         pid: w.spec.pid,
         threads: w.spec.threads,
-        shards_running: w.running,
+        shards_running: w.in_flight,
         shards_done: w.done,
         kinds: w.spec.kinds,
         connected_secs: w.connected_secs,
@@ -114,7 +114,7 @@ impl FarmService for Farm {
             .await?
             .ok_or_else(|| status(CoreError::NoSuchJob(req.job_id)))?;
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(forward_events(sub, tx));
+        self.core.tasks().spawn(format!("watch of job {}", req.job_id), forward_events(sub, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -175,7 +175,7 @@ async fn forward_events(sub: Subscription, tx: mpsc::Sender<Result<pb::JobEvent,
     };
     let event = |e: Event| Ok(pb::JobEvent { event: Some(e) });
     let progress = |v: &JobView| {
-        event(Event::Progress(pb::Progress { done: v.done, total: v.total, running: v.running }))
+        event(Event::Progress(pb::Progress { done: v.done, total: v.total, running: v.in_flight }))
     };
     let first = status.borrow_and_update().clone();
     if !first.state.is_final() && tx.send(progress(&first)).await.is_err() {
