@@ -31,6 +31,7 @@ pub(super) struct CoreTask {
 }
 
 impl CoreTask {
+    /// A core with no jobs and no workers, and no sessions or watchers yet.
     pub(super) fn new(config: CoreConfig, heartbeat: Duration) -> Self {
         CoreTask {
             core: Core::new(config),
