@@ -71,6 +71,7 @@ mod tests {
             retries: 0,
             max_crashes: 3,
             shard_timeout: None,
+            verify: 0,
         }
     }
 

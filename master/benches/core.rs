@@ -48,11 +48,10 @@ fn dispatch_and_complete(c: &mut Criterion) {
             |mut core| {
                 let mut out = Queues::default();
                 let mut now = Instant::now();
-                let workers = [
-                    core.worker_joined(worker(), now, &mut out),
-                    core.worker_joined(worker(), now, &mut out),
-                ];
-                core.submit(noop_job(SHARDS), now, &mut out).expect("submit");
+                let workers =
+                    [core.worker_joined(worker(), now), core.worker_joined(worker(), now)];
+                core.submit(noop_job(SHARDS), now).expect("submit");
+                core.dispatch(&mut out);
                 let mut done = 0;
                 while done < SHARDS {
                     now += Duration::from_micros(200);
@@ -64,6 +63,8 @@ fn dispatch_and_complete(c: &mut Criterion) {
                         });
                         core.results(w, outcomes, now, &mut out).expect("results");
                     }
+                    // Both batches arrive in one drained batch of commands: one dispatch.
+                    core.dispatch(&mut out);
                 }
                 core
             },
@@ -80,7 +81,8 @@ fn submit_huge_range(c: &mut Criterion) {
             || Core::new(CoreConfig::default()),
             |mut core| {
                 let mut out = Queues::default();
-                core.submit(noop_job(10_000_000), Instant::now(), &mut out).expect("submit");
+                core.submit(noop_job(10_000_000), Instant::now()).expect("submit");
+                core.dispatch(&mut out);
                 core
             },
             BatchSize::PerIteration,

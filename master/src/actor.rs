@@ -1,21 +1,36 @@
-//! The one task that owns the scheduler core. gRPC handlers talk to it over a channel
-//! ([`CoreHandle`]); it applies each command to the core, then carries out the effects the core
-//! asked for: messages to worker sessions and updates to watchers.
+//! The one task that owns the scheduler core. gRPC handlers and session readers talk to it over
+//! a bounded channel ([`CoreHandle`]), so a busy core slows its clients and workers down rather
+//! than queueing without limit. It takes one command, then whatever else is already queued (up
+//! to [`BATCH`]), applies them to the core, dispatches once, and carries out the effects the
+//! core asked for: messages to worker sessions and updates to watchers. It reads time only from
+//! tokio's clock (handing the core `now.into_std()`), so tests can run it under paused time.
+
+mod task;
+
+use task::CoreTask;
 
 use crate::core::{
-    Core, CoreConfig, CoreError, JobDefOut, JobId, JobView, Outbox, ShardOutcome, TaskOut,
-    WorkerId, WorkerSpec, WorkerView,
+    CoreConfig, CoreError, JobDefOut, JobId, JobView, Outbox, ShardOutcome, TaskOut, WorkerId,
+    WorkerSpec, WorkerView,
 };
+use crate::tasks::Tasks;
 use farm_proto::pb::{self, master_message::Msg};
 use farm_proto::{JobSpec, Output};
-use farm_worker::Registry;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 use tonic::Status;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
+
+/// Commands queued for the core's task before senders wait: enough to absorb a burst from
+/// many workers, small enough that a core that falls behind pushes back on them.
+const MAILBOX: usize = 1024;
+
+/// Most commands applied between two dispatches, so replies and ticks are never held back long.
+const BATCH: usize = 256;
 
 /// Messages to one worker session (the response stream of its `Connect` call).
 pub type WorkerTx = mpsc::UnboundedSender<Result<pb::MasterMessage, Status>>;
@@ -54,18 +69,52 @@ enum Cmd {
     Cancel(JobId, oneshot::Sender<Result<JobView, CoreError>>),
     Workers(oneshot::Sender<Vec<WorkerView>>),
     Watch(JobId, bool, oneshot::Sender<Option<Subscription>>),
-    Join(WorkerSpec, WorkerTx, oneshot::Sender<WorkerId>),
+    Join(WorkerSpec, WorkerTx, oneshot::Sender<(WorkerId, LastHeard)>),
     Results(WorkerId, Vec<(JobId, u64)>, Vec<(JobId, u64, ShardOutcome)>),
-    Heartbeat(WorkerId),
     Draining(WorkerId),
     Drain(WorkerId, oneshot::Sender<Result<WorkerView, CoreError>>),
     Left(WorkerId, String),
 }
 
+/// When the master last heard from one worker session. Its reader stamps it on every message
+/// and the core's task reads it on each tick, so a heartbeat costs an atomic store instead of
+/// a command through the mailbox (a thousand workers at 1 s would otherwise queue a thousand
+/// commands a second that change nothing but a timestamp), and a heartbeat is seen at once
+/// even when the mailbox is full.
+#[derive(Clone, Debug)]
+pub struct LastHeard {
+    /// The core task's start: stamps are milliseconds since then.
+    base: Instant,
+    /// Milliseconds since `base` at the last message; only grows.
+    ms: Arc<AtomicU64>,
+}
+
+impl LastHeard {
+    fn new(base: Instant) -> Self {
+        let heard = LastHeard { base, ms: Arc::new(AtomicU64::new(0)) };
+        heard.stamp();
+        heard
+    }
+
+    /// Notes that the worker was heard from now.
+    pub fn stamp(&self) {
+        let ms = self.base.elapsed().as_millis().min(u128::from(u64::MAX)) as u64;
+        self.ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// When the worker was last heard from.
+    fn at(&self) -> Instant {
+        self.base + Duration::from_millis(self.ms.load(Ordering::Relaxed))
+    }
+}
+
 /// A cheap, cloneable handle to the core's task.
 #[derive(Clone)]
 pub struct CoreHandle {
-    tx: mpsc::UnboundedSender<Cmd>,
+    /// The core's mailbox.
+    tx: mpsc::Sender<Cmd>,
+    /// The master's tracked tasks, for the tasks that serve sessions and watchers.
+    tasks: Tasks,
 }
 
 fn gone() -> Status {
@@ -75,8 +124,19 @@ fn gone() -> Status {
 impl CoreHandle {
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Result<T, Status> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(make(reply)).map_err(|_| gone())?;
+        self.tx.send(make(reply)).await.map_err(|_| gone())?;
         rx.await.map_err(|_| gone())
+    }
+
+    /// Sends a command that needs no answer, waiting while the mailbox is full; a core that is
+    /// gone (shutting down) drops it.
+    async fn tell(&self, cmd: Cmd) {
+        let _ = self.tx.send(cmd).await;
+    }
+
+    /// The master's tracked tasks: spawn through them so shutdown waits for the task.
+    pub fn tasks(&self) -> &Tasks {
+        &self.tasks
     }
 
     /// Queues a job; returns its id and shard count.
@@ -103,30 +163,31 @@ impl CoreHandle {
     pub async fn watch(&self, job: JobId, shards: bool) -> Result<Option<Subscription>, Status> {
         self.ask(|r| Cmd::Watch(job, shards, r)).await
     }
-    /// Registers a worker session whose messages go to `tx`; the welcome is sent first.
-    pub async fn join(&self, spec: WorkerSpec, tx: WorkerTx) -> Result<WorkerId, Status> {
+    /// Registers a worker session whose messages go to `tx`; the welcome is sent first. The
+    /// session's reader stamps the returned [`LastHeard`] on every message from the worker.
+    pub async fn join(
+        &self,
+        spec: WorkerSpec,
+        tx: WorkerTx,
+    ) -> Result<(WorkerId, LastHeard), Status> {
         self.ask(|r| Cmd::Join(spec, tx, r)).await
     }
     /// A batch from a worker: shards it started, and shard outcomes.
-    pub fn results(
+    pub async fn results(
         &self,
         worker: WorkerId,
         started: Vec<(JobId, u64)>,
         batch: Vec<(JobId, u64, ShardOutcome)>,
     ) {
-        let _ = self.tx.send(Cmd::Results(worker, started, batch));
-    }
-    /// A worker is alive.
-    pub fn heartbeat(&self, worker: WorkerId) {
-        let _ = self.tx.send(Cmd::Heartbeat(worker));
+        self.tell(Cmd::Results(worker, started, batch)).await
     }
     /// A worker session ended.
-    pub fn left(&self, worker: WorkerId, reason: String) {
-        let _ = self.tx.send(Cmd::Left(worker, reason));
+    pub async fn left(&self, worker: WorkerId, reason: String) {
+        self.tell(Cmd::Left(worker, reason)).await
     }
     /// A worker said it is draining.
-    pub fn draining(&self, worker: WorkerId) {
-        let _ = self.tx.send(Cmd::Draining(worker));
+    pub async fn draining(&self, worker: WorkerId) {
+        self.tell(Cmd::Draining(worker)).await
     }
     /// Asks a worker to drain.
     pub async fn drain(&self, worker: WorkerId) -> Result<Result<WorkerView, CoreError>, Status> {
@@ -137,22 +198,35 @@ impl CoreHandle {
 /// Where one watcher's shard results go, and its fell-behind flag.
 type ShardSink = (mpsc::Sender<(u64, pb::ShardOutput)>, Arc<AtomicBool>);
 
+/// The watchers of one job.
 struct JobWatch {
+    /// Its latest status, for every watcher.
     status: watch::Sender<JobView>,
+    /// The watchers that asked for shard results.
     shards: Vec<ShardSink>,
 }
 
-/// The side effects of one command, carried out after the core returns.
+/// A worker session as the core's task sees it.
+struct Session {
+    /// Its messages (the response stream of its `Connect` call).
+    tx: WorkerTx,
+    /// When its reader last heard from it, read on each tick.
+    heard: LastHeard,
+}
+
+/// The side effects the core asks for, carried out as it asks.
 #[derive(Default)]
 struct Effects {
-    sessions: HashMap<WorkerId, WorkerTx>,
+    /// Connected worker sessions.
+    sessions: HashMap<WorkerId, Session>,
+    /// Watched jobs not yet ended.
     watches: HashMap<JobId, JobWatch>,
 }
 
 impl Effects {
     fn send(&mut self, worker: WorkerId, msg: Msg) {
-        if let Some(tx) = self.sessions.get(&worker) {
-            let _ = tx.send(Ok(pb::MasterMessage { msg: Some(msg) }));
+        if let Some(s) = self.sessions.get(&worker) {
+            let _ = s.tx.send(Ok(pb::MasterMessage { msg: Some(msg) }));
         }
     }
 }
@@ -219,172 +293,21 @@ impl Outbox for Effects {
     }
     fn drop_worker(&mut self, worker: WorkerId, reason: &str) {
         warn!(worker, reason, "worker declared lost");
-        if let Some(tx) = self.sessions.remove(&worker) {
-            let _ = tx.send(Err(Status::unavailable(format!("worker declared lost: {reason}"))));
+        if let Some(s) = self.sessions.remove(&worker) {
+            let _ = s.tx.send(Err(Status::unavailable(format!("worker declared lost: {reason}"))));
         }
     }
 }
 
-/// Starts the core's task; it ends when every handle is dropped or `shutdown` fires.
-pub fn spawn(
-    config: CoreConfig,
-    heartbeat: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) -> CoreHandle {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut core = Core::new(config);
-        let mut fx = Effects::default();
-        let validator = Registry::builtin(true);
-        // Ticks four times per heartbeat period, so a silent worker is found soon after its
-        // timeout; heartbeats to workers go out once per period. Commands come first (a
-        // heartbeat waiting in the queue must be seen before a tick could declare its worker
-        // lost), but a tick that is due runs after the command at hand, so a flood of commands
-        // cannot starve it.
-        let tick_every = heartbeat / 4;
-        let mut next_tick = tokio::time::Instant::now() + tick_every;
-        let mut ticks = 0u64;
-        loop {
-            tokio::select! {
-                biased;
-                cmd = rx.recv() => match cmd {
-                    Some(cmd) => apply(&mut core, &mut fx, &validator, cmd, heartbeat),
-                    None => break,
-                },
-                _ = tokio::time::sleep_until(next_tick) => {}
-                _ = shutdown.changed() => break,
-            }
-            if tokio::time::Instant::now() >= next_tick {
-                next_tick = tokio::time::Instant::now() + tick_every;
-                core.tick(Instant::now(), &mut fx);
-                ticks += 1;
-                if ticks.is_multiple_of(4) {
-                    let beat =
-                        || Ok(pb::MasterMessage { msg: Some(Msg::Heartbeat(pb::Heartbeat {})) });
-                    for tx in fx.sessions.values() {
-                        let _ = tx.send(beat());
-                    }
-                }
-            }
-        }
-        for (_, tx) in fx.sessions.drain() {
-            let _ = tx.send(Err(gone()));
-        }
-        debug!("core task stopped");
-    });
-    CoreHandle { tx }
+/// Starts the core's task as one of `tasks`; it ends when every handle is dropped or shutdown
+/// begins, ending every worker session with `Unavailable` and dropping the watch channels.
+pub fn spawn(config: CoreConfig, heartbeat: Duration, tasks: Tasks) -> CoreHandle {
+    let (tx, rx) = mpsc::channel(MAILBOX);
+    let task = CoreTask::new(config, heartbeat);
+    let stopped = tasks.clone();
+    tasks.spawn("core", async move { task.run(rx, stopped).await });
+    CoreHandle { tx, tasks }
 }
 
-fn apply(core: &mut Core, fx: &mut Effects, validator: &Registry, cmd: Cmd, heartbeat: Duration) {
-    let now = Instant::now();
-    match cmd {
-        Cmd::Submit(spec, reply) => {
-            let result = check_kind(core, validator, &spec)
-                .and_then(|()| Ok(core.submit(spec.clone(), now, fx)?))
-                .map(|id| (id, spec.source.shard_count()));
-            if let Ok((id, shards)) = &result {
-                info!(job = id, kind = %spec.kind, shards, "job submitted");
-            }
-            let _ = reply.send(result);
-        }
-        Cmd::Get(job, reply) => {
-            let _ = reply.send(core.status(job, now));
-        }
-        Cmd::List(reply) => {
-            let _ = reply.send(core.jobs(now));
-        }
-        Cmd::Cancel(job, reply) => {
-            let _ = reply.send(core.cancel(job, now, fx));
-        }
-        Cmd::Workers(reply) => {
-            let _ = reply.send(core.workers(now));
-        }
-        Cmd::Watch(job, want_shards, reply) => {
-            let Some(view) = core.status(job, now) else {
-                let _ = reply.send(None);
-                return;
-            };
-            let overflowed = Arc::new(AtomicBool::new(false));
-            let (status, shards) = if view.state.is_final() {
-                // Already over: a receiver holding the final status, its sender gone.
-                (watch::channel(view).1, None)
-            } else {
-                let w = fx.watches.entry(job).or_insert_with(|| JobWatch {
-                    status: watch::channel(view).0,
-                    shards: Vec::new(),
-                });
-                let shards = want_shards.then(|| {
-                    let (tx, rx) = mpsc::channel(WATCH_BUFFER);
-                    w.shards.push((tx, overflowed.clone()));
-                    rx
-                });
-                (w.status.subscribe(), shards)
-            };
-            let _ = reply.send(Some(Subscription { status, shards, overflowed }));
-        }
-        Cmd::Join(spec, tx, reply) => {
-            let (name, threads) = (spec.name.clone(), spec.threads);
-            // Reserve the session first so the welcome precedes the first assignment.
-            let id = core.next_worker_id();
-            let welcome = pb::Welcome {
-                worker_id: id,
-                heartbeat_ms: heartbeat.as_millis().min(u128::from(u32::MAX)) as u32,
-            };
-            let _ = tx.send(Ok(pb::MasterMessage { msg: Some(Msg::Welcome(welcome)) }));
-            fx.sessions.insert(id, tx);
-            let joined = core.worker_joined(spec, now, fx);
-            debug_assert_eq!(joined, id);
-            info!(worker = id, %name, threads, "worker joined");
-            let _ = reply.send(id);
-        }
-        Cmd::Results(worker, started, batch) => {
-            core.shards_started(worker, started);
-            match core.results(worker, batch, now, fx) {
-                Ok(0) => {}
-                Ok(dropped) => {
-                    debug!(worker, dropped, "dropped results for shards the worker does not hold")
-                }
-                Err(e) => debug!(worker, error = %e, "results from a worker that is gone"),
-            }
-        }
-        Cmd::Heartbeat(worker) => core.heartbeat(worker, now),
-        Cmd::Draining(worker) => {
-            if core.drain(worker, false, now, fx).is_ok() {
-                info!(worker, "worker is draining");
-            }
-        }
-        Cmd::Drain(worker, reply) => {
-            let _ = reply.send(core.drain(worker, true, now, fx));
-        }
-        Cmd::Left(worker, reason) => {
-            if fx.sessions.remove(&worker).is_some() {
-                info!(worker, %reason, "worker left");
-            }
-            core.worker_left(worker, &reason, now, fx);
-        }
-    }
-}
-
-/// Built-in kinds must have valid parameters; other kinds (exec, user kernels) must be offered
-/// by a connected worker.
-fn check_kind(core: &Core, validator: &Registry, spec: &JobSpec) -> Result<(), SubmitError> {
-    if validator.contains(&spec.kind) {
-        validator
-            .prepare(&spec.kind, &spec.params)
-            .map_err(|e| SubmitError::Invalid(format!("{}: {e}", spec.kind)))?;
-        if spec.kind == "exec" && !core.kind_offered("exec") {
-            return Err(SubmitError::NotOffered(
-                "no connected worker allows exec (start workers with --allow-exec)".into(),
-            ));
-        }
-        return Ok(());
-    }
-    if core.kind_offered(&spec.kind) {
-        return Ok(());
-    }
-    Err(SubmitError::Invalid(format!(
-        "unknown kind {}; known: {}",
-        spec.kind,
-        validator.kinds().join(", ")
-    )))
-}
+#[cfg(test)]
+mod tests;

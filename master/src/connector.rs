@@ -8,7 +8,7 @@ use crate::sessions::accept_session;
 use farm_proto::pb::worker_host_client::WorkerHostClient;
 use farm_worker::Backoff;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_stream::StreamExt;
 use tonic::transport::Endpoint;
@@ -20,17 +20,18 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// The request header with which a master names itself (its listen address) to a worker.
 pub const MASTER_HEADER: &str = "farm-master";
 
-/// Keeps a session with the worker at `host` until `stop` changes; `me` is this master's
-/// listen address, shown to the worker (and to any other master it refuses).
+/// Keeps a session with the worker at `host` until shutdown, as one of the master's tracked
+/// tasks; `me` is this master's listen address, shown to the worker (and to any other master
+/// it refuses).
 pub fn spawn(
     core: CoreHandle,
     host: String,
     me: String,
     token: Option<String>,
     tls: Option<tonic::transport::ClientTlsConfig>,
-    mut stop: watch::Receiver<bool>,
 ) {
-    tokio::spawn(async move {
+    let tasks = core.tasks().clone();
+    tasks.clone().spawn(format!("connector to {host}"), async move {
         let url = farm_proto::tls::dial_url(&host, tls.is_some());
         let endpoint = Endpoint::from_shared(url).and_then(|e| match tls {
             Some(tls) => e.tls_config(tls),
@@ -51,14 +52,14 @@ pub fn spawn(
         let mut backoff = Backoff::new(MAX_BACKOFF);
         loop {
             tokio::select! {
-                _ = stop.changed() => return,
+                _ = tasks.stopped() => return,
                 ended = attach(&core, &endpoint, &host, &me, token.as_deref()) => match ended {
                     Ok(()) => backoff.reset(),
                     Err(reason) => debug!(%host, %reason, "worker not reached"),
                 },
             }
             tokio::select! {
-                _ = stop.changed() => return,
+                _ = tasks.stopped() => return,
                 _ = tokio::time::sleep(backoff.next()) => {}
             }
         }

@@ -51,7 +51,7 @@ pub fn job_status(v: JobView) -> JobStatus {
         state,
         shards: v.total,
         done: v.done,
-        running: v.running,
+        running: v.in_flight,
         // The core rendered it with serde_json; it goes on as text, unparsed.
         result: v.result_json.map_or_else(JsonText::null, JsonText::trusted),
         error: v.error,
@@ -72,7 +72,7 @@ fn worker_info(w: WorkerView) -> Result<WorkerInfo, Status> {
         pid: w.spec.pid,
         address: w.spec.address,
         threads: w.spec.threads,
-        running: w.running,
+        running: w.in_flight,
         done: w.done,
         kinds: w.spec.kinds,
         connected_secs: w.connected_secs,
@@ -120,7 +120,7 @@ impl FarmService for Farm {
             .await?
             .ok_or_else(|| status(CoreError::NoSuchJob(req.job_id)))?;
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(forward_events(sub, tx));
+        self.core.tasks().spawn(format!("watch of job {}", req.job_id), forward_events(sub, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -189,7 +189,7 @@ async fn forward_events(sub: Subscription, tx: mpsc::Sender<Result<pb::JobEvent,
     };
     let event = |e: Event| Ok(pb::JobEvent { event: Some(e) });
     let progress = |v: &JobView| {
-        let p = Progress { done: v.done, total: v.total, running: v.running };
+        let p = Progress { done: v.done, total: v.total, running: v.in_flight };
         Ok(JobEvent::Progress(p).into())
     };
     let first = status.borrow_and_update().clone();

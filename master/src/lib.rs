@@ -9,6 +9,8 @@ mod grpc;
 mod server;
 mod sessions;
 pub mod spawner;
+mod tasks;
+mod validate_kind;
 
 pub use server::{serve, MasterConfig, MasterError};
 pub use sessions::MAX_THREADS;

@@ -4,13 +4,21 @@ use crate::actor;
 use crate::core::CoreConfig;
 use crate::grpc::Farm;
 use crate::sessions::Workers;
+use crate::tasks::Tasks;
 use farm_proto::pb::farm_service_server::FarmServiceServer;
 use farm_proto::pb::worker_service_server::WorkerServiceServer;
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
 use tracing::{info, warn};
+
+/// How long shutdown waits for the master's tasks after signalling them. They stop within
+/// milliseconds when all is well; the bound keeps a stuck one from holding the exit.
+pub const TASKS_BOUND: Duration = Duration::from_secs(2);
 
 /// How the master serves.
 #[derive(Debug, Clone)]
@@ -73,27 +81,34 @@ fn require(
     }
 }
 
-/// Serves on `listener` until `shutdown` resolves. On shutdown every worker session and watch
-/// stream is ended first, so the transport can close without waiting on long-lived streams.
+/// Serves on `listener` until `shutdown` resolves, then shuts down in order: health turns
+/// `NOT_SERVING` (so probes and load balancers stop sending work), every tracked task is
+/// signalled (the core's task ends each worker session and watch stream with `Unavailable`;
+/// session readers and connectors stop) and awaited up to [`TASKS_BOUND`], naming any that did
+/// not stop; then the transport stops accepting and drains. No task outlives this function.
 pub async fn serve(
     listener: TcpListener,
     config: MasterConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), MasterError> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let core = actor::spawn(config.core.clone(), config.heartbeat, stop_rx.clone());
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = config.tls.clone() {
+        builder = builder.tls_config(tls)?;
+    }
+    // Both reflection versions: grpcurl asks for v1 first, older tools only know v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(farm_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let tasks = Tasks::default();
+    let core = actor::spawn(config.core.clone(), config.heartbeat, tasks.clone());
     let me = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     for host in &config.connect {
-        let token = config.worker_token.clone();
-        let tls = config.connect_tls.clone();
-        crate::connector::spawn(
-            core.clone(),
-            host.clone(),
-            me.clone(),
-            token,
-            tls,
-            stop_rx.clone(),
-        );
+        let (token, tls) = (config.worker_token.clone(), config.connect_tls.clone());
+        crate::connector::spawn(core.clone(), host.clone(), me.clone(), token, tls);
     }
     let max = farm_proto::MAX_MESSAGE_BYTES;
     let farm = FarmServiceServer::new(Farm { core: core.clone() })
@@ -105,32 +120,18 @@ pub async fn serve(
         .max_encoding_message_size(max);
     let workers = InterceptedService::new(workers, require("worker", config.worker_token.clone()));
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<FarmServiceServer<Farm>>().await;
-    health_reporter.set_serving::<WorkerServiceServer<Workers>>().await;
-    // Both reflection versions: grpcurl asks for v1 first, older tools only know v1alpha.
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(farm_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
+    set_health(&health_reporter, ServingStatus::Serving).await;
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "master serving");
     }
-    let mut stopped = stop_rx;
+    let stopping = tasks.clone();
     let signal = async move {
         shutdown.await;
         info!("master shutting down");
-        let _ = stop_tx.send(true);
-        // Give the core's task a moment to end sessions and streams before the transport drains.
-        let _ = tokio::time::timeout(Duration::from_millis(200), stopped.changed()).await;
+        set_health(&health_reporter, ServingStatus::NotServing).await;
+        stopping.shutdown(TASKS_BOUND).await;
     };
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = config.tls.clone() {
-        builder = builder.tls_config(tls)?;
-    }
-    builder
+    let served = builder
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .add_service(health)
@@ -139,6 +140,19 @@ pub async fn serve(
         .add_service(farm)
         .add_service(workers)
         .serve_with_incoming_shutdown(farm_proto::incoming_nodelay(listener), signal)
-        .await?;
-    Ok(())
+        .await;
+    // The transport may also have failed: the tasks stop either way (at once if already done).
+    tasks.shutdown(TASKS_BOUND).await;
+    Ok(served?)
+}
+
+/// Sets the status of the whole server ("") and of each farm service.
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    reporter.set_service_status(service_name::<FarmServiceServer<Farm>>(), status).await;
+    reporter.set_service_status(service_name::<WorkerServiceServer<Workers>>(), status).await;
+}
+
+fn service_name<S: NamedService>() -> &'static str {
+    S::NAME
 }

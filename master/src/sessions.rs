@@ -2,8 +2,8 @@
 //! `WorkerService.Connect`, or the master calling `WorkerHost.Attach` on a listening worker
 //! (`--connect`). Both hand their stream to [`accept_session`]; only the transport differs.
 
-use crate::actor::{CoreHandle, WorkerTx};
-use crate::core::{ShardOutcome, WorkerSpec};
+use crate::actor::{CoreHandle, LastHeard, WorkerTx};
+use crate::core::{ShardOutcome, WorkerId, WorkerSpec};
 use farm_proto::pb::{self, worker_message::Msg, worker_service_server::WorkerService};
 use farm_proto::Output;
 use std::time::Duration;
@@ -42,7 +42,8 @@ impl WorkerService for Workers {
 }
 
 /// Checks the worker's registration, joins it to the core (whose messages to it go to `tx`),
-/// and spawns the task that reads its messages; the task ends with the session.
+/// and spawns the task that reads its messages, tracked with the master's tasks; the task ends
+/// with the session or at shutdown.
 pub(crate) async fn accept_session(
     core: CoreHandle,
     mut inbound: Streaming<pb::WorkerMessage>,
@@ -81,35 +82,55 @@ pub(crate) async fn accept_session(
         restarts: reg.restarts,
         dialed_by: dialed_by.to_string(),
     };
-    let id = core.join(spec, tx).await?;
-    Ok(tokio::spawn(async move {
-        let reason = loop {
-            match inbound.message().await {
-                Ok(Some(pb::WorkerMessage { msg: Some(msg) })) => match msg {
-                    Msg::Heartbeat(_) => core.heartbeat(id),
-                    Msg::Results(batch) => {
-                        let started = batch.started.iter().map(|s| (s.job_id, s.shard)).collect();
-                        core.results(id, started, batch.done.into_iter().map(outcome).collect())
-                    }
-                    Msg::Draining(_) => core.draining(id),
-                    Msg::Refused(r) => {
-                        // Until the core handles refusals, a refused job fails shard by shard.
-                        warn!(worker = id, job = r.job_id, reason = %r.reason, "worker refused a job");
-                    }
-                    Msg::Register(_) => {
-                        warn!(worker = id, "second register on one session, ending it");
-                        break "registered twice".to_string();
-                    }
-                },
-                Ok(Some(pb::WorkerMessage { msg: None })) => {
-                    debug!(worker = id, "empty message from worker ignored");
-                }
-                Ok(None) => break "stream closed".to_string(),
-                Err(e) => break format!("stream error: {}", e.message()),
-            }
-        };
-        core.left(id, reason);
+    let (id, heard) = core.join(spec, tx).await?;
+    let tasks = core.tasks().clone();
+    Ok(tasks.spawn(format!("session reader for worker {id}"), async move {
+        tokio::select! {
+            reason = read_session(&core, id, &heard, &mut inbound) => core.left(id, reason).await,
+            // The core's task ends every session itself; nothing is left to tell it.
+            _ = core.tasks().stopped() => {}
+        }
     }))
+}
+
+/// Reads one worker's messages until its session ends, and says why it ended. Every message
+/// stamps `heard`; results wait for room in the core's mailbox, which slows this worker's
+/// stream (and so the worker) when the core falls behind.
+async fn read_session(
+    core: &CoreHandle,
+    id: WorkerId,
+    heard: &LastHeard,
+    inbound: &mut Streaming<pb::WorkerMessage>,
+) -> String {
+    loop {
+        let msg = match inbound.message().await {
+            Ok(Some(pb::WorkerMessage { msg: Some(msg) })) => msg,
+            Ok(Some(pb::WorkerMessage { msg: None })) => {
+                debug!(worker = id, "empty message from worker ignored");
+                continue;
+            }
+            Ok(None) => return "stream closed".to_string(),
+            Err(e) => return format!("stream error: {}", e.message()),
+        };
+        heard.stamp();
+        match msg {
+            Msg::Heartbeat(_) => {}
+            Msg::Results(batch) => {
+                let started = batch.started.iter().map(|s| (s.job_id, s.shard)).collect();
+                let done = batch.done.into_iter().map(outcome).collect();
+                core.results(id, started, done).await
+            }
+            Msg::Draining(_) => core.draining(id).await,
+            Msg::Refused(r) => {
+                // Until the core handles refusals, a refused job fails shard by shard.
+                warn!(worker = id, job = r.job_id, reason = %r.reason, "worker refused a job");
+            }
+            Msg::Register(_) => {
+                warn!(worker = id, "second register on one session, ending it");
+                return "registered twice".to_string();
+            }
+        }
+    }
 }
 
 fn outcome(done: pb::ShardDone) -> (u64, u64, ShardOutcome) {

@@ -3,12 +3,12 @@
 //! not spin), and stops them all on shutdown. Spawned workers also die with the master: they
 //! exit when their connection to it is lost, and the kernel kills them if the master dies.
 
+use crate::tasks::Tasks;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 /// Environment variables a local worker must not inherit from its master.
@@ -48,26 +48,27 @@ pub struct SpawnConfig {
 pub struct LocalWorkers {
     /// Set once, to the grace period, when the workers should stop.
     stop: watch::Sender<Duration>,
-    supervisors: Vec<JoinHandle<()>>,
+    /// The supervisor tasks, one per worker, tracked so `stop` waits for them all.
+    supervisors: Tasks,
 }
 
 /// Starts the workers, each under its own supervisor task.
 pub fn spawn(config: SpawnConfig) -> LocalWorkers {
     let (stop, stopped) = watch::channel(Duration::ZERO);
-    let supervisors = (0..config.workers)
-        .map(|slot| tokio::spawn(supervise(config.clone(), slot, stopped.clone())))
-        .collect();
+    let supervisors = Tasks::default();
+    for slot in 0..config.workers {
+        let name = format!("supervisor of local worker {slot}");
+        supervisors.spawn(name, supervise(config.clone(), slot, stopped.clone()));
+    }
     LocalWorkers { stop, supervisors }
 }
 
 impl LocalWorkers {
     /// Asks every worker to stop (SIGTERM), kills any still running after `grace`, and waits for
-    /// all of them to be gone.
+    /// all of them to be gone (logging any supervisor still running 2 s after that).
     pub async fn stop(self, grace: Duration) {
         let _ = self.stop.send(grace);
-        for supervisor in self.supervisors {
-            let _ = tokio::time::timeout(grace + Duration::from_secs(2), supervisor).await;
-        }
+        self.supervisors.shutdown(grace + Duration::from_secs(2)).await;
     }
 }
 

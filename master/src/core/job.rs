@@ -32,23 +32,35 @@ impl JobState {
 /// handed out, `requeued` holds shards handed back by lost workers.
 #[derive(Debug)]
 pub(crate) struct Job {
+    /// Its id, for views.
     pub id: JobId,
+    /// What was submitted: kind, params, source, limits.
     pub spec: JobSpec,
+    /// Where it is in its life.
     pub state: JobState,
+    /// Shards in all, computed once from the source.
     pub total: u64,
+    /// The first shard never handed out.
     pub next: u64,
+    /// Shards handed back, to go out before `next`.
     pub requeued: VecDeque<u64>,
-    /// Shards in flight and the worker that holds each.
-    pub running: HashMap<u64, WorkerId>,
+    /// Shards assigned to a worker (in flight) and the worker that holds each.
+    pub assigned: HashMap<u64, WorkerId>,
+    /// Shards whose outcome was accepted as done.
     pub done: u64,
+    /// Reduces accepted outputs into the result.
     pub acc: Accumulator,
+    /// The reduced result, once succeeded.
     pub result_json: Option<String>,
+    /// Why it failed or was cancelled.
     pub error: Option<String>,
+    /// When it was submitted, for elapsed time.
     pub submitted: Instant,
+    /// When it ended, to freeze elapsed time.
     pub finished: Option<Instant>,
     /// Workers that were sent this job's definition and have not been told to forget it.
     pub known_by: HashSet<WorkerId>,
-    /// Per shard: workers lost while running it (only shards that have any).
+    /// Per shard: workers lost while it was started on them (only shards that have any).
     pub crashes: HashMap<u64, u32>,
     /// Per shard: failed runs (only shards that have any).
     pub failures: HashMap<u64, u32>,
@@ -57,6 +69,7 @@ pub(crate) struct Job {
 }
 
 impl Job {
+    /// A queued job, none of its shards handed out.
     pub fn new(id: JobId, spec: JobSpec, now: Instant) -> Self {
         let total = spec.source.shard_count();
         Job {
@@ -66,7 +79,7 @@ impl Job {
             total,
             next: 0,
             requeued: VecDeque::new(),
-            running: HashMap::new(),
+            assigned: HashMap::new(),
             done: 0,
             acc: Accumulator::default(),
             result_json: None,
@@ -102,6 +115,23 @@ impl Job {
         })
     }
 
+    /// Sets the final state and drops what only a going job needs (its queue, accumulator and
+    /// per-shard counts); the result is rendered once here if it succeeded.
+    pub fn end(&mut self, state: JobState, error: Option<String>, now: Instant) {
+        self.state = state;
+        self.error = error;
+        self.finished = Some(now);
+        self.requeued.clear();
+        self.next = self.total;
+        let acc = std::mem::take(&mut self.acc);
+        if state == JobState::Succeeded {
+            self.result_json = Some(acc.finish());
+        }
+        self.crashes = Default::default();
+        self.failures = Default::default();
+    }
+
+    /// Milliseconds since submission, until it ended.
     pub fn elapsed_ms(&self, now: Instant) -> u64 {
         let end = self.finished.unwrap_or(now);
         end.saturating_duration_since(self.submitted).as_millis() as u64

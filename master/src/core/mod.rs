@@ -1,124 +1,60 @@
 //! The scheduler core: a synchronous state machine with no I/O, no clock and no runtime inside.
 //!
 //! Events come in as method calls (`submit`, `worker_joined`, `results`, `worker_left`,
-//! `cancel`, `tick`), each with `now` as an argument; side effects go out through the
-//! [`Outbox`] trait. One task in the master owns the core; tests drive it directly with a
-//! recording outbox and simulated workers.
+//! `cancel`, `drain`, `heartbeat`, `tick`), each with `now` as an argument; side effects go out
+//! through the [`Outbox`] trait. Events only mark which workers may have room; the owner calls
+//! [`Core::dispatch`] once after a batch of events to hand out shards. One task in the master
+//! owns the core; tests drive it directly with a recording outbox and simulated workers.
+//!
+//! The files: `worker.rs` (a worker session and its rates), `dispatch.rs` (handing out shards),
+//! `results.rs` (accepting outcomes), `limits.rs` (submit validation), `job.rs` (a job, its
+//! lazy shards and its accumulator), `types.rs` (the vocabulary shared with the master).
 
+mod dispatch;
 mod job;
+mod limits;
+mod results;
 #[cfg(test)]
 mod tests;
 mod types;
+mod worker;
 
+use dispatch::Dirty;
 use job::Job;
 pub use job::JobState;
 pub use types::*;
+use worker::Worker;
 
 use farm_proto::JobSpec;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::time::{Duration, Instant};
-
-/// Completions are counted over spans at least this long before they update a worker's rate,
-/// so two batches arriving back to back do not look like a very fast worker.
-const RATE_SPAN: Duration = Duration::from_millis(20);
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::time::Instant;
 
 /// A job's id, unique for the master's lifetime.
 pub type JobId = u64;
 /// A worker session's id; a worker that reconnects gets a new one.
 pub type WorkerId = u64;
 
-#[derive(Debug)]
-struct Worker {
-    spec: WorkerSpec,
-    kinds: HashSet<String>,
-    /// Shards it holds, (job, shard), with the order they were assigned in. A worker runs its
-    /// shards first come first served on T threads, so the T oldest it holds are the running ones.
-    holding: HashMap<(JobId, u64), u64>,
-    next_seq: u64,
-    /// Held shards it reported as started: the ones to blame if it dies.
-    running: HashSet<(JobId, u64)>,
-    last_seen: Instant,
-    joined: Instant,
-    done: u64,
-    /// Takes no new shards.
-    draining: bool,
-    /// Per job: how fast it completes that job's shards, which sizes its window for the job.
-    rates: HashMap<JobId, Rate>,
-}
-
-/// Shards of one job a worker completes per second: a moving average over spans of at least
-/// `RATE_SPAN`, so two batches arriving back to back do not look like a very fast worker.
-#[derive(Debug, Default)]
-struct Rate {
-    per_sec: f64,
-    /// The span being counted: when it started and the outcomes seen since.
-    span: Option<(Instant, usize)>,
-}
-
-impl Rate {
-    /// Counts `n` outcomes that arrived at `now`.
-    fn observe(&mut self, n: usize, now: Instant) {
-        let Some((start, count)) = self.span else {
-            self.span = Some((now, n));
-            return;
-        };
-        let count = count + n;
-        let elapsed = now.saturating_duration_since(start);
-        if elapsed < RATE_SPAN {
-            self.span = Some((start, count));
-            return;
-        }
-        let sample = count as f64 / elapsed.as_secs_f64();
-        self.per_sec = if self.per_sec == 0.0 { sample } else { 0.7 * self.per_sec + 0.3 * sample };
-        self.span = Some((now, 0));
-    }
-}
-
-impl Worker {
-    /// Shards it may hold while taking shards of `job`: its threads plus prefetch, or more if
-    /// it completes that job's shards so fast that a bigger window is needed to keep
-    /// `queue_target` of work queued on it. Measured per job, so a fast job's window does not
-    /// carry over to a slow one.
-    fn capacity(&self, job: JobId, config: &CoreConfig) -> usize {
-        let fixed = self.spec.threads as usize * (1 + config.prefetch_per_thread as usize);
-        let rate = self.rates.get(&job).map_or(0.0, |r| r.per_sec);
-        let adaptive = (rate * config.queue_target.as_secs_f64()) as usize;
-        fixed.max(adaptive.min(config.max_window))
-    }
-
-    /// The shards it holds, oldest assignment first.
-    fn held_in_order(&self) -> Vec<(JobId, u64)> {
-        let mut held: Vec<_> = self.holding.iter().map(|(k, seq)| (*seq, *k)).collect();
-        held.sort_unstable();
-        held.into_iter().map(|(_, k)| k).collect()
-    }
-
-    /// The shards it was running, to blame if it died: the ones it reported started; if it
-    /// reported none, the oldest `threads` it held (it runs them first come first served).
-    fn suspects(&self) -> HashSet<(JobId, u64)> {
-        // A draining worker leaves on purpose; only what it said it was running can be to blame
-        // (shards assigned while its drain notice was on the way never started).
-        if !self.running.is_empty() || self.draining {
-            return self.running.clone();
-        }
-        self.held_in_order().into_iter().take(self.spec.threads as usize).collect()
-    }
-}
-
 /// The scheduler state machine.
 #[derive(Debug)]
 pub struct Core {
+    /// Limits and tuning.
     config: CoreConfig,
+    /// Every job not yet forgotten, by id.
     jobs: BTreeMap<JobId, Job>,
     /// Jobs with shards waiting, in dispatch order: higher priority first, then older first.
     pending: BTreeSet<(Reverse<i32>, JobId)>,
     /// Ended jobs, oldest first, for retention.
     ended: VecDeque<JobId>,
-    /// Jobs not yet ended.
+    /// Jobs not yet ended, for the active-job limit.
     active: usize,
+    /// Connected worker sessions, by id.
     workers: BTreeMap<WorkerId, Worker>,
+    /// Workers that may have room since the last dispatch.
+    dirty: Dirty,
+    /// The id of the next job submitted.
     next_job: JobId,
+    /// The id of the next worker to join.
     next_worker: WorkerId,
 }
 
@@ -132,62 +68,31 @@ impl Core {
             ended: Default::default(),
             active: 0,
             workers: BTreeMap::new(),
+            dirty: Dirty::default(),
             next_job: 1,
             next_worker: 1,
         }
     }
 
-    /// Queues a job and hands its shards to workers with free slots.
-    pub fn submit(
-        &mut self,
-        spec: JobSpec,
-        now: Instant,
-        out: &mut impl Outbox,
-    ) -> Result<JobId, CoreError> {
-        let shards = spec.source.shard_count();
-        if self.active >= self.config.max_active_jobs {
-            return Err(CoreError::TooManyJobs {
-                active: self.active,
-                limit: self.config.max_active_jobs,
-            });
-        }
-        if shards > self.config.max_shards_per_job {
-            return Err(CoreError::TooManyShards { shards, limit: self.config.max_shards_per_job });
-        }
+    /// Queues a job; the next dispatch hands its shards to workers with free slots.
+    pub fn submit(&mut self, spec: JobSpec, now: Instant) -> Result<JobId, CoreError> {
+        limits::check_submit(&self.config, self.active, &spec)?;
         let id = self.next_job;
         self.next_job += 1;
         let job = Job::new(id, spec, now);
         self.active += 1;
-        self.pending.insert((Reverse(job.spec.priority), id));
+        let priority = job.spec.priority;
         self.jobs.insert(id, job);
-        self.dispatch_all(out);
+        self.mark_pending(id, priority);
         Ok(id)
     }
 
-    /// Registers a worker session and fills it with shards.
-    pub fn worker_joined(
-        &mut self,
-        spec: WorkerSpec,
-        now: Instant,
-        out: &mut impl Outbox,
-    ) -> WorkerId {
+    /// Registers a worker session; the next dispatch fills it with shards.
+    pub fn worker_joined(&mut self, spec: WorkerSpec, now: Instant) -> WorkerId {
         let id = self.next_worker;
         self.next_worker += 1;
-        let kinds = spec.kinds.iter().cloned().collect();
-        let worker = Worker {
-            spec,
-            kinds,
-            holding: HashMap::new(),
-            next_seq: 0,
-            running: HashSet::new(),
-            rates: HashMap::new(),
-            last_seen: now,
-            joined: now,
-            done: 0,
-            draining: false,
-        };
-        self.workers.insert(id, worker);
-        self.dispatch(id, out);
+        self.workers.insert(id, Worker::new(spec, now));
+        self.dirty.worker(id);
         id
     }
 
@@ -201,16 +106,17 @@ impl Core {
         self.workers.values().any(|w| w.kinds.contains(kind))
     }
 
-    /// Notes that a worker is alive.
-    pub fn heartbeat(&mut self, worker: WorkerId, now: Instant) {
+    /// Notes that a worker was heard from at `heard` (an earlier time than one already noted
+    /// changes nothing).
+    pub fn heartbeat(&mut self, worker: WorkerId, heard: Instant) {
         if let Some(w) = self.workers.get_mut(&worker) {
-            w.last_seen = now;
+            w.last_seen = w.last_seen.max(heard);
         }
     }
 
     /// A worker session ended: its shards go back to the front of their jobs' queues and run
-    /// elsewhere. The ones it was running count a crash against themselves; a shard that has
-    /// now been running on `max_crashes` workers that died fails its job.
+    /// elsewhere. The ones it had started count a crash against themselves; a shard that has
+    /// now been started on `max_crashes` workers that died fails its job.
     pub fn worker_left(
         &mut self,
         worker: WorkerId,
@@ -219,10 +125,14 @@ impl Core {
         out: &mut impl Outbox,
     ) {
         let Some(w) = self.workers.remove(&worker) else { return };
+        // Gone: a job that ends below must not send it a cancel or a forget.
+        for job in self.jobs.values_mut() {
+            job.known_by.remove(&worker);
+        }
         let suspects = w.suspects();
-        for (job_id, shard) in w.held_in_order() {
+        for (job_id, shard) in w.assigned_in_order() {
             let Some(job) = self.jobs.get_mut(&job_id) else { continue };
-            job.running.remove(&shard);
+            job.assigned.remove(&shard);
             // A job that ended while we went through this worker's shards (one of them failed
             // it just above) must not get shards back.
             if job.state.is_final() {
@@ -242,15 +152,12 @@ impl Core {
                 }
             }
             job.requeue(shard);
-            self.pending.insert((Reverse(job.spec.priority), job_id));
+            let priority = job.spec.priority;
+            self.mark_pending(job_id, priority);
         }
-        for job in self.jobs.values_mut() {
-            job.known_by.remove(&worker);
-        }
-        self.dispatch_all(out);
     }
 
-    /// A worker reports shards it started running (held ones only count).
+    /// A worker reports shards it started (assigned ones only count).
     pub fn shards_started(
         &mut self,
         worker: WorkerId,
@@ -258,8 +165,8 @@ impl Core {
     ) {
         let Some(w) = self.workers.get_mut(&worker) else { return };
         for key in started {
-            if w.holding.contains_key(&key) {
-                w.running.insert(key);
+            if w.assigned.contains_key(&key) {
+                w.started.insert(key);
             }
         }
     }
@@ -277,105 +184,7 @@ impl Core {
         if tell_worker {
             out.drain_worker(worker);
         }
-        self.workers(now)
-            .into_iter()
-            .find(|v| v.id == worker)
-            .ok_or(CoreError::NoSuchWorker(worker))
-    }
-
-    /// A batch of shard outcomes from one worker. Outcomes for shards the worker does not hold
-    /// (a late reply for a shard already done elsewhere, a cancelled job) are dropped; their count
-    /// is returned so the caller can log it.
-    pub fn results(
-        &mut self,
-        worker: WorkerId,
-        outcomes: impl IntoIterator<Item = (JobId, u64, ShardOutcome)>,
-        now: Instant,
-        out: &mut impl Outbox,
-    ) -> Result<usize, CoreError> {
-        let outcomes: Vec<_> = outcomes.into_iter().collect();
-        let w = self.workers.get_mut(&worker).ok_or(CoreError::NoSuchWorker(worker))?;
-        w.last_seen = now;
-        let mut per_job: HashMap<JobId, usize> = HashMap::new();
-        for (job, _, _) in &outcomes {
-            *per_job.entry(*job).or_default() += 1;
-        }
-        for (job, n) in per_job {
-            if self.jobs.get(&job).is_some_and(|j| !j.state.is_final()) {
-                w.rates.entry(job).or_default().observe(n, now);
-            }
-        }
-        let mut dropped = 0;
-        let mut requeued = false;
-        let mut touched = BTreeSet::new();
-        for (job_id, shard, outcome) in outcomes {
-            let held = self.workers.get_mut(&worker).is_some_and(|w| {
-                w.running.remove(&(job_id, shard));
-                w.holding.remove(&(job_id, shard)).is_some()
-            });
-            let Some(job) = self.jobs.get_mut(&job_id).filter(|_| held) else {
-                dropped += 1;
-                continue;
-            };
-            job.running.remove(&shard);
-            match outcome {
-                ShardOutcome::Done(output) => {
-                    if let Some(w) = self.workers.get_mut(&worker) {
-                        w.done += 1;
-                    }
-                    job.done += 1;
-                    out.shard_output(job_id, shard, &output);
-                    let added = job.acc.add(shard, output);
-                    let complete = job.done == job.total;
-                    if let Err(e) = added {
-                        self.end_job(job_id, JobState::Failed, Some(e), now, out);
-                    } else if complete {
-                        self.end_job(job_id, JobState::Succeeded, None, now, out);
-                    } else {
-                        touched.insert(job_id);
-                    }
-                }
-                ShardOutcome::Failed(error) => {
-                    let failures = job.failures.entry(shard).or_insert(0);
-                    *failures += 1;
-                    if *failures > job.spec.limits.retries {
-                        let (lo, hi, _) = job.spec.source.shard(shard);
-                        let runs = if *failures > 1 {
-                            format!(" (run {failures})")
-                        } else {
-                            String::new()
-                        };
-                        let msg = format!(
-                            "shard {shard} (indices {lo}..{hi}) failed on worker {worker}{runs}: {error}"
-                        );
-                        self.end_job(job_id, JobState::Failed, Some(msg), now, out);
-                    } else {
-                        job.requeue(shard);
-                        requeued = true;
-                        self.pending.insert((Reverse(job.spec.priority), job_id));
-                    }
-                }
-                // Not a result: the worker handed the shard back unfinished; it runs again.
-                ShardOutcome::Cancelled => {
-                    job.requeue(shard);
-                    requeued = true;
-                    self.pending.insert((Reverse(job.spec.priority), job_id));
-                }
-            }
-        }
-        for job_id in touched {
-            if let Some(job) = self.jobs.get(&job_id).filter(|j| !j.state.is_final()) {
-                out.job_changed(&view(job, now));
-            }
-        }
-        if requeued {
-            // Handed-back or retried shards may go to any worker with room, not only this one
-            // (which may be draining).
-            self.dispatch_all(out);
-        } else {
-            self.dispatch(worker, out);
-        }
-        Ok(dropped)
+        Ok(worker_view(worker, w, now))
     }
 
     /// Cancels a job: its shards stop on every worker, its pending shards are dropped.
@@ -390,7 +199,6 @@ impl Core {
             return Err(CoreError::JobEnded(job));
         }
         self.end_job(job, JobState::Cancelled, Some("cancelled by a client".into()), now, out);
-        self.dispatch_all(out);
         self.status(job, now).ok_or(CoreError::NoSuchJob(job))
     }
 
@@ -421,19 +229,11 @@ impl Core {
 
     /// Every connected worker.
     pub fn workers(&self, now: Instant) -> Vec<WorkerView> {
-        self.workers
-            .iter()
-            .map(|(id, w)| WorkerView {
-                id: *id,
-                spec: w.spec.clone(),
-                running: w.holding.len() as u64,
-                done: w.done,
-                connected_secs: now.saturating_duration_since(w.joined).as_secs(),
-                draining: w.draining,
-            })
-            .collect()
+        self.workers.iter().map(|(id, w)| worker_view(*id, w, now)).collect()
     }
 
+    /// Ends a job once: its assigned shards are released (and cancelled on their workers,
+    /// which are marked for dispatch), other workers forget it, watchers see the final status.
     fn end_job(
         &mut self,
         job_id: JobId,
@@ -448,29 +248,18 @@ impl Core {
         for w in self.workers.values_mut() {
             w.rates.remove(&job_id);
         }
-        job.state = state;
-        job.error = error;
-        job.finished = Some(now);
-        job.requeued.clear();
-        job.next = job.total;
-        if state == JobState::Succeeded {
-            job.result_json = Some(std::mem::take(&mut job.acc).finish());
-        }
-        job.acc = Default::default();
-        job.crashes = Default::default();
-        job.failures = Default::default();
-        let running = std::mem::take(&mut job.running);
+        job.end(state, error, now);
         let mut cancel_on = HashSet::new();
-        for (shard, worker) in running {
+        for (shard, worker) in std::mem::take(&mut job.assigned) {
             if let Some(w) = self.workers.get_mut(&worker) {
-                w.holding.remove(&(job_id, shard));
-                w.running.remove(&(job_id, shard));
+                w.release(job_id, shard);
                 cancel_on.insert(worker);
             }
         }
         for worker in std::mem::take(&mut job.known_by) {
             if cancel_on.contains(&worker) {
                 out.cancel_job(worker, job_id);
+                self.dirty.worker(worker);
             } else {
                 out.forget_job(worker, job_id);
             }
@@ -483,63 +272,6 @@ impl Core {
             }
         }
     }
-
-    fn dispatch_all(&mut self, out: &mut impl Outbox) {
-        let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
-        for id in ids {
-            self.dispatch(id, out);
-        }
-    }
-
-    /// Fills one worker up to its capacity from the pending jobs, in priority order.
-    fn dispatch(&mut self, worker: WorkerId, out: &mut impl Outbox) {
-        let Some(w) = self.workers.get_mut(&worker) else { return };
-        if w.draining || self.pending.is_empty() {
-            return;
-        }
-        let mut defs = Vec::new();
-        let mut tasks = Vec::new();
-        let mut emptied = Vec::new();
-        for &(prio, job_id) in &self.pending {
-            let mut free = w.capacity(job_id, &self.config).saturating_sub(w.holding.len());
-            if free == 0 {
-                continue;
-            }
-            let Some(job) = self.jobs.get_mut(&job_id) else { continue };
-            if !w.kinds.contains(&job.spec.kind) {
-                continue;
-            }
-            if job.known_by.insert(worker) {
-                defs.push(JobDefOut {
-                    job: job_id,
-                    kind: job.spec.kind.clone(),
-                    params: job.spec.params.clone(),
-                    shard_timeout_ms: job.spec.limits.shard_timeout_ms,
-                });
-            }
-            while free > 0 {
-                let Some(shard) = job.take_shard() else { break };
-                let (lo, hi, input) = job.spec.source.shard(shard);
-                tasks.push(TaskOut { job: job_id, shard, lo, hi, input: input.map(str::to_owned) });
-                job.running.insert(shard, worker);
-                w.holding.insert((job_id, shard), w.next_seq);
-                w.next_seq += 1;
-                free -= 1;
-            }
-            if job.state == JobState::Queued {
-                job.state = JobState::Running;
-            }
-            if job.pending() == 0 {
-                emptied.push((prio, job_id));
-            }
-        }
-        for key in emptied {
-            self.pending.remove(&key);
-        }
-        if !tasks.is_empty() || !defs.is_empty() {
-            out.assign(worker, defs, tasks);
-        }
-    }
 }
 
 fn view(job: &Job, now: Instant) -> JobView {
@@ -549,7 +281,7 @@ fn view(job: &Job, now: Instant) -> JobView {
         state: job.state,
         total: job.total,
         done: job.done,
-        running: job.running.len() as u64,
+        in_flight: job.assigned.len() as u64,
         result_json: job.result_json.clone(),
         error: job.error.clone(),
         elapsed_ms: job.elapsed_ms(now),
@@ -558,10 +290,21 @@ fn view(job: &Job, now: Instant) -> JobView {
     }
 }
 
+fn worker_view(id: WorkerId, w: &Worker, now: Instant) -> WorkerView {
+    WorkerView {
+        id,
+        spec: w.spec.clone(),
+        in_flight: w.assigned.len() as u64,
+        done: w.done,
+        connected_secs: now.saturating_duration_since(w.joined).as_secs(),
+        draining: w.draining,
+    }
+}
+
 /// Used by the property tests to check the shard map without reaching into private fields.
 #[cfg(test)]
 impl Core {
-    pub(crate) fn holding_total(&self) -> usize {
-        self.workers.values().map(|w| w.holding.len()).sum()
+    pub(crate) fn assigned_total(&self) -> usize {
+        self.workers.values().map(|w| w.assigned.len()).sum()
     }
 }

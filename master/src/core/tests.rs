@@ -1,4 +1,5 @@
-//! Core tests with simulated workers: a recording outbox, no sockets, no clock.
+//! Core tests with simulated workers: a recording outbox, no sockets, no clock. Each event is
+//! followed by a dispatch, as the master's task does after every drained batch.
 
 use super::*;
 use farm_proto::{JobSource, Output, Params};
@@ -6,7 +7,9 @@ use proptest::prelude::*;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-/// Records what the core sent; keeps each simulated worker's queue of assigned tasks.
+/// Records what the core sent; keeps each simulated worker's queue of assigned tasks. Tests
+/// take the messages they expect (`take`) and end with [`Rec::assert_quiet`]: nothing else
+/// was sent.
 #[derive(Default)]
 struct Rec {
     queues: BTreeMap<WorkerId, VecDeque<TaskOut>>,
@@ -21,6 +24,7 @@ struct Rec {
 
 impl Outbox for Rec {
     fn assign(&mut self, worker: WorkerId, defs: Vec<JobDefOut>, tasks: Vec<TaskOut>) {
+        assert!(!tasks.is_empty() || !defs.is_empty(), "an empty assignment was sent");
         self.defs.extend(defs.into_iter().map(|d| (worker, d.job)));
         self.queues.entry(worker).or_default().extend(tasks);
     }
@@ -50,15 +54,96 @@ impl Outbox for Rec {
 }
 
 impl Rec {
+    /// Panics if anything was sent that the test did not take: job definitions, cancels,
+    /// forgets, shard outputs, ended jobs, dropped or drained workers (tako's emptiness check).
+    /// Assigned tasks are the simulated workers' queues, checked by the tests themselves.
+    #[track_caller]
+    fn assert_quiet(&self) {
+        assert!(self.defs.is_empty(), "unexpected job definitions: {:?}", self.defs);
+        assert!(self.cancels.is_empty(), "unexpected cancels: {:?}", self.cancels);
+        assert!(self.forgets.is_empty(), "unexpected forgets: {:?}", self.forgets);
+        assert!(self.outputs.is_empty(), "unexpected outputs: {} of them", self.outputs.len());
+        assert!(self.finished.is_empty(), "unexpected ended jobs: {:?}", self.finished);
+        assert!(self.dropped.is_empty(), "unexpected dropped workers: {:?}", self.dropped);
+        assert!(self.drains.is_empty(), "unexpected drains: {:?}", self.drains);
+    }
+
+    /// The shards of a worker's queue, in order.
+    fn shards(&self, worker: WorkerId) -> Vec<u64> {
+        self.queues.get(&worker).map_or(vec![], |q| q.iter().map(|t| t.shard).collect())
+    }
+
+    /// How many tasks a worker has queued.
+    fn queued(&self, worker: WorkerId) -> usize {
+        self.queues.get(&worker).map_or(0, VecDeque::len)
+    }
+}
+
+/// Takes what a test expected to be sent, leaving the record empty for `assert_quiet`.
+fn take<T>(sent: &mut Vec<T>) -> Vec<T> {
+    std::mem::take(sent)
+}
+
+/// The core and a recording outbox, driven the way the master's task drives them: every event
+/// is followed by a dispatch, as if each came alone in its batch.
+struct Sim {
+    core: Core,
+    rec: Rec,
+}
+
+impl Sim {
+    fn new(config: CoreConfig) -> Self {
+        Sim { core: Core::new(config), rec: Rec::default() }
+    }
+    fn dispatched<T>(&mut self, result: T) -> T {
+        self.core.dispatch(&mut self.rec);
+        result
+    }
+    fn submit(&mut self, spec: JobSpec, now: Instant) -> Result<JobId, CoreError> {
+        let r = self.core.submit(spec, now);
+        self.dispatched(r)
+    }
+    fn join(&mut self, spec: WorkerSpec, now: Instant) -> WorkerId {
+        let r = self.core.worker_joined(spec, now);
+        self.dispatched(r)
+    }
+    fn leave(&mut self, worker: WorkerId, reason: &str, now: Instant) {
+        self.core.worker_left(worker, reason, now, &mut self.rec);
+        self.dispatched(())
+    }
+    fn results(
+        &mut self,
+        worker: WorkerId,
+        outcomes: impl IntoIterator<Item = (JobId, u64, ShardOutcome)>,
+        now: Instant,
+    ) -> Result<usize, CoreError> {
+        let r = self.core.results(worker, outcomes, now, &mut self.rec);
+        self.dispatched(r)
+    }
+    fn cancel(&mut self, job: JobId, now: Instant) -> Result<JobView, CoreError> {
+        let r = self.core.cancel(job, now, &mut self.rec);
+        self.dispatched(r)
+    }
+    fn drain(&mut self, worker: WorkerId, now: Instant) -> Result<WorkerView, CoreError> {
+        let r = self.core.drain(worker, true, now, &mut self.rec);
+        self.dispatched(r)
+    }
+    fn tick(&mut self, now: Instant) {
+        self.core.tick(now, &mut self.rec);
+        self.dispatched(())
+    }
     /// Completes up to `n` of the worker's queued tasks, each output counting its indices.
-    fn complete(&mut self, core: &mut Core, worker: WorkerId, n: usize, now: Instant) -> usize {
-        let q = self.queues.entry(worker).or_default();
+    fn complete(&mut self, worker: WorkerId, n: usize, now: Instant) -> usize {
+        let q = self.rec.queues.entry(worker).or_default();
         let batch: Vec<_> = q.drain(..n.min(q.len())).collect();
         let outcomes = batch
             .iter()
             .map(|t| (t.job, t.shard, ShardOutcome::Done(Output::Count(t.hi - t.lo))))
             .collect::<Vec<_>>();
-        core.results(worker, outcomes, now, self).unwrap_or(0)
+        self.results(worker, outcomes, now).unwrap_or(0)
+    }
+    fn status(&self, job: JobId, now: Instant) -> JobView {
+        self.core.status(job, now).expect("job exists")
     }
 }
 
@@ -71,193 +156,256 @@ fn worker(threads: u32) -> WorkerSpec {
     WorkerSpec { threads, kinds: vec!["noop".into(), "primes".into()], ..Default::default() }
 }
 
-fn core() -> Core {
-    Core::new(CoreConfig::default())
+fn sim() -> (Sim, Instant) {
+    (Sim::new(CoreConfig::default()), Instant::now())
 }
 
 #[test]
 fn dispatch_fills_each_worker_to_threads_plus_prefetch() {
-    let (mut core, mut rec, now) = (core(), Rec::default(), Instant::now());
-    let w = core.worker_joined(worker(3), now, &mut rec);
-    core.submit(spec("noop", 0, 100, 1, 0), now, &mut rec).expect("submit");
-    assert_eq!(rec.queues[&w].len(), 6, "3 threads + 3 prefetch");
-    assert_eq!(rec.defs, vec![(w, 1)], "the job definition goes out once");
-    rec.complete(&mut core, w, 2, now);
-    assert_eq!(rec.queues[&w].len(), 6, "refilled after two results");
-    assert_eq!(rec.defs.len(), 1);
+    let (mut sim, now) = sim();
+    let w = sim.join(worker(3), now);
+    sim.submit(spec("noop", 0, 100, 1, 0), now).expect("submit");
+    assert_eq!(sim.rec.queued(w), 6, "3 threads + 3 prefetch");
+    assert_eq!(take(&mut sim.rec.defs), vec![(w, 1)], "the job definition goes out once");
+    sim.complete(w, 2, now);
+    assert_eq!(sim.rec.queued(w), 6, "refilled after two results");
+    assert_eq!(take(&mut sim.rec.outputs).len(), 2);
+    sim.rec.assert_quiet();
+}
+
+#[test]
+fn events_only_mark_and_one_dispatch_sends_one_assignment_per_worker() {
+    let (mut sim, now) = sim();
+    let w = sim.core.worker_joined(worker(2), now);
+    let job = sim.core.submit(spec("noop", 0, 100, 1, 0), now).expect("submit");
+    assert!(sim.rec.queues.is_empty(), "nothing goes out before the dispatch");
+    sim.core.dispatch(&mut sim.rec);
+    assert_eq!(sim.rec.shards(w), vec![0, 1, 2, 3]);
+    // Two result batches in one drained batch of commands: one refill, in one assignment.
+    let done = |shard| [(job, shard, ShardOutcome::Done(Output::Count(1)))];
+    sim.core.results(w, done(0), now, &mut sim.rec).expect("results");
+    sim.core.results(w, done(1), now, &mut sim.rec).expect("results");
+    sim.rec.queues.clear();
+    sim.core.dispatch(&mut sim.rec);
+    assert_eq!(sim.rec.shards(w), vec![4, 5]);
+    sim.core.dispatch(&mut sim.rec);
+    assert_eq!(sim.rec.shards(w), vec![4, 5], "a second dispatch has nothing to do");
+    assert_eq!(take(&mut sim.rec.defs), vec![(w, job)]);
+    assert_eq!(take(&mut sim.rec.outputs).len(), 2);
+    sim.rec.assert_quiet();
 }
 
 #[test]
 fn a_job_completes_with_the_reduced_result_and_workers_forget_it() {
-    let (mut core, mut rec, now) = (core(), Rec::default(), Instant::now());
-    let a = core.worker_joined(worker(1), now, &mut rec);
-    let b = core.worker_joined(worker(2), now, &mut rec);
-    let job = core.submit(spec("noop", 5, 1005, 10, 0), now, &mut rec).expect("submit");
-    while rec.finished.is_empty() {
-        rec.complete(&mut core, a, 1, now);
-        rec.complete(&mut core, b, 3, now);
+    let (mut sim, now) = sim();
+    let a = sim.join(worker(1), now);
+    let b = sim.join(worker(2), now);
+    let job = sim.submit(spec("noop", 5, 1005, 10, 0), now).expect("submit");
+    while sim.rec.finished.is_empty() {
+        sim.complete(a, 1, now);
+        sim.complete(b, 3, now);
     }
-    let status = core.status(job, now).expect("status");
+    let status = sim.status(job, now);
     assert_eq!(status.state, JobState::Succeeded);
     assert_eq!(status.result_json.as_deref(), Some("1000"));
-    assert_eq!((status.done, status.total, status.running), (100, 100, 0));
-    assert_eq!(rec.outputs.len(), 100);
-    let mut forgot: Vec<_> = rec.forgets.iter().map(|f| f.0).collect();
+    assert_eq!((status.done, status.total, status.in_flight), (100, 100, 0));
+    assert_eq!(take(&mut sim.rec.outputs).len(), 100);
+    assert_eq!(take(&mut sim.rec.finished).len(), 1);
+    assert_eq!(take(&mut sim.rec.defs).len(), 2);
+    let mut forgot: Vec<_> = take(&mut sim.rec.forgets).into_iter().map(|f| f.0).collect();
     forgot.sort();
     assert_eq!(forgot, vec![a, b]);
+    sim.rec.assert_quiet();
 }
 
 #[test]
 fn a_lost_workers_shards_run_elsewhere_and_its_late_results_are_dropped() {
-    let (mut core, mut rec, now) = (core(), Rec::default(), Instant::now());
-    let a = core.worker_joined(worker(2), now, &mut rec);
-    let job = core.submit(spec("noop", 0, 10, 1, 0), now, &mut rec).expect("submit");
-    let held: Vec<TaskOut> = rec.queues[&a].iter().cloned().collect();
+    let (mut sim, now) = sim();
+    let a = sim.join(worker(2), now);
+    let job = sim.submit(spec("noop", 0, 10, 1, 0), now).expect("submit");
+    let held: Vec<TaskOut> = sim.rec.queues[&a].iter().cloned().collect();
     assert_eq!(held.len(), 4);
-    core.worker_left(a, "gone", now, &mut rec);
-    assert_eq!(core.status(job, now).map(|s| s.running), Some(0));
-    let b = core.worker_joined(worker(1), now, &mut rec);
-    let first: Vec<u64> = rec.queues[&b].iter().map(|t| t.shard).collect();
-    assert_eq!(first, vec![held[0].shard, held[1].shard], "re-queued shards go first");
+    sim.leave(a, "gone", now);
+    assert_eq!(sim.status(job, now).in_flight, 0);
+    let b = sim.join(worker(1), now);
+    assert_eq!(sim.rec.shards(b), vec![held[0].shard, held[1].shard], "re-queued shards first");
     // The lost worker's session id is gone: its late batch is refused as a whole.
     let late = held.iter().map(|t| (t.job, t.shard, ShardOutcome::Done(Output::Count(1))));
-    assert_eq!(core.results(a, late.clone(), now, &mut rec), Err(CoreError::NoSuchWorker(a)));
+    assert_eq!(sim.results(a, late.clone(), now), Err(CoreError::NoSuchWorker(a)));
     // The same results under another worker's id count only for shards that worker holds.
-    assert_eq!(core.results(b, late, now, &mut rec), Ok(2));
-    while rec.finished.is_empty() {
-        rec.complete(&mut core, b, 1, now);
+    assert_eq!(sim.results(b, late, now), Ok(2));
+    while sim.rec.finished.is_empty() {
+        sim.complete(b, 1, now);
     }
-    assert_eq!(core.status(job, now).and_then(|s| s.result_json), Some("10".into()));
-    assert_eq!(rec.outputs.len(), 10, "each shard's output is delivered once");
+    assert_eq!(sim.status(job, now).result_json, Some("10".into()));
+    assert_eq!(take(&mut sim.rec.outputs).len(), 10, "each shard's output is delivered once");
+    assert_eq!(take(&mut sim.rec.finished).len(), 1);
+    assert_eq!(take(&mut sim.rec.defs), vec![(a, job), (b, job)]);
+    assert_eq!(take(&mut sim.rec.forgets), vec![(b, job)]);
+    sim.rec.assert_quiet();
 }
 
 #[test]
 fn a_worker_that_completes_shards_quickly_gets_a_bigger_window_and_a_slow_one_does_not() {
-    let (mut core, mut rec, t0) = (core(), Rec::default(), Instant::now());
-    let fast = core.worker_joined(worker(1), t0, &mut rec);
-    let slow = core.worker_joined(worker(1), t0, &mut rec);
-    core.submit(spec("noop", 0, 100_000_000, 1, 0), t0, &mut rec).expect("submit");
+    let (mut sim, t0) = sim();
+    let fast = sim.join(worker(1), t0);
+    let slow = sim.join(worker(1), t0);
+    sim.submit(spec("noop", 0, 100_000_000, 1, 0), t0).expect("submit");
     // The fast worker answers every 100 µs, the slow one every 10 ms, for 40 and 200 ms.
     for i in 1..=400u32 {
-        rec.complete(&mut core, fast, usize::MAX, t0 + Duration::from_micros(100) * i);
+        sim.complete(fast, usize::MAX, t0 + Duration::from_micros(100) * i);
     }
     for i in 1..=20u32 {
-        rec.complete(&mut core, slow, usize::MAX, t0 + Duration::from_millis(10) * i);
+        sim.complete(slow, usize::MAX, t0 + Duration::from_millis(10) * i);
     }
-    let fast_window = rec.queues[&fast].len();
-    let slow_window = rec.queues[&slow].len();
+    let fast_window = sim.rec.queued(fast);
+    let slow_window = sim.rec.queued(slow);
     assert!(fast_window > 50, "fast worker window {fast_window}");
     assert_eq!(slow_window, 2, "slow worker keeps threads + prefetch");
     assert!(fast_window <= CoreConfig::default().max_window);
 }
 
 #[test]
+fn only_accepted_completions_grow_a_window() {
+    let (mut sim, t0) = sim();
+    let w = sim.join(worker(1), t0);
+    let other = sim.join(worker(1), t0);
+    let job = sim.submit(spec("noop", 0, 100_000_000, 1, 0), t0).expect("submit");
+    let theirs: Vec<TaskOut> = sim.rec.queues[&other].iter().cloned().collect();
+    // Every 100 µs for 50 ms: a stray reply for the other worker's shard, a duplicate of a
+    // shard already done, and its own two shards handed back unfinished.
+    let done = (job, 0, ShardOutcome::Done(Output::Count(1)));
+    sim.complete(w, 1, t0);
+    for i in 1..=500u32 {
+        let mut batch: Vec<_> = theirs
+            .iter()
+            .map(|t| (t.job, t.shard, ShardOutcome::Done(Output::Count(1))))
+            .chain([done.clone()])
+            .collect();
+        let mine = sim.rec.queues.get_mut(&w).expect("queue").drain(..);
+        batch.extend(mine.map(|t| (t.job, t.shard, ShardOutcome::Cancelled)).collect::<Vec<_>>());
+        sim.results(w, batch, t0 + Duration::from_micros(100) * i).expect("results");
+    }
+    assert_eq!(sim.rec.queued(w), 2, "the window stays at threads + prefetch");
+    assert_eq!(sim.status(job, t0).done, 1);
+}
+
+#[test]
 fn higher_priority_runs_first_then_submission_order() {
-    let (mut core, mut rec, now) = (core(), Rec::default(), Instant::now());
-    let low = core.submit(spec("noop", 0, 4, 1, 0), now, &mut rec).expect("submit");
-    let later = core.submit(spec("noop", 0, 4, 1, 0), now, &mut rec).expect("submit");
-    let high = core.submit(spec("noop", 0, 4, 1, 5), now, &mut rec).expect("submit");
-    let w = core.worker_joined(WorkerSpec { threads: 5, ..worker(0) }, now, &mut rec);
-    let jobs: Vec<JobId> = rec.queues[&w].iter().map(|t| t.job).collect();
+    let (mut sim, now) = sim();
+    let low = sim.submit(spec("noop", 0, 4, 1, 0), now).expect("submit");
+    let later = sim.submit(spec("noop", 0, 4, 1, 0), now).expect("submit");
+    let high = sim.submit(spec("noop", 0, 4, 1, 5), now).expect("submit");
+    let w = sim.join(WorkerSpec { threads: 5, ..worker(0) }, now);
+    let jobs: Vec<JobId> = sim.rec.queues[&w].iter().map(|t| t.job).collect();
     assert_eq!(jobs, vec![high, high, high, high, low, low, low, low, later, later]);
-    assert_eq!(core.status(later, now).map(|s| s.state), Some(JobState::Running));
+    assert_eq!(sim.status(later, now).state, JobState::Running);
+    assert_eq!(take(&mut sim.rec.defs), vec![(w, high), (w, low), (w, later)]);
+    sim.rec.assert_quiet();
 }
 
 #[test]
 fn cancel_stops_shards_on_workers_and_later_results_are_dropped() {
-    let (mut core, mut rec, now) = (core(), Rec::default(), Instant::now());
-    let w = core.worker_joined(worker(2), now, &mut rec);
-    let job = core.submit(spec("noop", 0, 100, 1, 0), now, &mut rec).expect("submit");
-    let held: Vec<TaskOut> = rec.queues[&w].iter().cloned().collect();
-    let status = core.cancel(job, now, &mut rec).expect("cancel");
+    let (mut sim, now) = sim();
+    let w = sim.join(worker(2), now);
+    let job = sim.submit(spec("noop", 0, 100, 1, 0), now).expect("submit");
+    let held: Vec<TaskOut> = sim.rec.queues[&w].iter().cloned().collect();
+    let status = sim.cancel(job, now).expect("cancel");
     assert_eq!(status.state, JobState::Cancelled);
-    assert_eq!(rec.cancels, vec![(w, job)]);
+    assert_eq!(take(&mut sim.rec.cancels), vec![(w, job)]);
+    assert_eq!(take(&mut sim.rec.finished).len(), 1);
     let late = held.iter().map(|t| (t.job, t.shard, ShardOutcome::Done(Output::Count(1))));
-    assert_eq!(core.results(w, late, now, &mut rec), Ok(4));
-    assert!(rec.outputs.is_empty());
-    assert_eq!(core.cancel(job, now, &mut rec), Err(CoreError::JobEnded(job)));
-    assert_eq!(core.cancel(99, now, &mut rec).map(|_| ()), Err(CoreError::NoSuchJob(99)));
+    assert_eq!(sim.results(w, late, now), Ok(4));
+    assert_eq!(sim.cancel(job, now), Err(CoreError::JobEnded(job)));
+    assert_eq!(sim.cancel(99, now).map(|_| ()), Err(CoreError::NoSuchJob(99)));
     // The worker's slots are free for the next job at once.
-    core.submit(spec("noop", 0, 100, 1, 0), now, &mut rec).expect("submit");
-    assert_eq!(rec.queues[&w].len(), 4);
+    let next = sim.submit(spec("noop", 0, 100, 1, 0), now).expect("submit");
+    assert_eq!(sim.rec.queued(w), 4);
+    assert_eq!(take(&mut sim.rec.defs), vec![(w, job), (w, next)]);
+    sim.rec.assert_quiet();
 }
 
 #[test]
 fn a_failed_shard_fails_its_job_with_a_message_naming_it_and_spares_others() {
-    let (mut core, mut rec, now) = (core(), Rec::default(), Instant::now());
-    let w = core.worker_joined(worker(4), now, &mut rec);
-    let bad = core.submit(spec("noop", 0, 40, 10, 1), now, &mut rec).expect("submit");
-    let good = core.submit(spec("noop", 0, 2, 1, 0), now, &mut rec).expect("submit");
+    let (mut sim, now) = sim();
+    let w = sim.join(worker(4), now);
+    let bad = sim.submit(spec("noop", 0, 40, 10, 1), now).expect("submit");
+    let good = sim.submit(spec("noop", 0, 2, 1, 0), now).expect("submit");
     let failing = (bad, 2, ShardOutcome::Failed("boom".into()));
-    core.results(w, [failing], now, &mut rec).expect("results");
-    let status = core.status(bad, now).expect("status");
+    sim.results(w, [failing], now).expect("results");
+    let status = sim.status(bad, now);
     assert_eq!(status.state, JobState::Failed);
     assert_eq!(status.error.as_deref(), Some("shard 2 (indices 20..30) failed on worker 1: boom"));
-    rec.queues.get_mut(&w).expect("queue").retain(|t| t.job == good);
-    rec.complete(&mut core, w, 10, now);
-    assert_eq!(core.status(good, now).map(|s| s.state), Some(JobState::Succeeded));
+    assert_eq!(take(&mut sim.rec.cancels), vec![(w, bad)]);
+    sim.complete(w, 10, now);
+    assert_eq!(sim.status(good, now).state, JobState::Succeeded);
+    assert_eq!(take(&mut sim.rec.finished).len(), 2);
+    assert_eq!(take(&mut sim.rec.outputs).len(), 2);
+    assert_eq!(take(&mut sim.rec.defs), vec![(w, bad), (w, good)]);
+    assert_eq!(take(&mut sim.rec.forgets), vec![(w, good)]);
+    sim.rec.assert_quiet();
 }
 
 #[test]
 fn silent_workers_are_declared_lost_on_tick() {
-    let (mut core, mut rec, t0) = (core(), Rec::default(), Instant::now());
-    let a = core.worker_joined(worker(1), t0, &mut rec);
-    let b = core.worker_joined(worker(1), t0, &mut rec);
-    core.submit(spec("noop", 0, 10, 1, 0), t0, &mut rec).expect("submit");
-    core.heartbeat(b, t0 + Duration::from_secs(2));
-    core.tick(t0 + Duration::from_millis(3500), &mut rec);
-    assert_eq!(rec.dropped, vec![a]);
-    assert_eq!(core.workers(t0).len(), 1);
-    assert_eq!(core.holding_total(), 2, "b holds its own two; a's wait for a free slot");
+    let (mut sim, t0) = sim();
+    let a = sim.join(worker(1), t0);
+    let b = sim.join(worker(1), t0);
+    sim.submit(spec("noop", 0, 10, 1, 0), t0).expect("submit");
+    sim.core.heartbeat(b, t0 + Duration::from_secs(2));
+    sim.core.heartbeat(b, t0 + Duration::from_secs(1));
+    sim.tick(t0 + Duration::from_millis(3500));
+    assert_eq!(take(&mut sim.rec.dropped), vec![a]);
+    assert_eq!(sim.core.workers(t0).len(), 1);
+    assert_eq!(sim.core.assigned_total(), 2, "b holds its own two; a's wait for a free slot");
+    assert_eq!(take(&mut sim.rec.defs).len(), 2);
+    sim.rec.assert_quiet();
 }
 
 #[test]
 fn shards_go_only_to_workers_that_offer_the_kind() {
-    let (mut core, mut rec, now) = (core(), Rec::default(), Instant::now());
-    let w = core.worker_joined(worker(1), now, &mut rec);
-    let job = core.submit(spec("exec", 0, 10, 1, 0), now, &mut rec).expect("submit");
-    assert!(rec.queues.get(&w).is_none_or(|q| q.is_empty()));
-    assert!(!core.kind_offered("exec"));
-    let e = core.worker_joined(
-        WorkerSpec { threads: 1, kinds: vec!["exec".into()], ..Default::default() },
-        now,
-        &mut rec,
-    );
-    assert_eq!(rec.queues[&e].len(), 2);
-    assert_eq!(core.status(job, now).map(|s| s.running), Some(2));
+    let (mut sim, now) = sim();
+    let w = sim.join(worker(1), now);
+    let job = sim.submit(spec("exec", 0, 10, 1, 0), now).expect("submit");
+    assert_eq!(sim.rec.queued(w), 0);
+    assert!(!sim.core.kind_offered("exec"));
+    let exec = WorkerSpec { threads: 1, kinds: vec!["exec".into()], ..Default::default() };
+    let e = sim.join(exec, now);
+    assert_eq!(sim.rec.queued(e), 2);
+    assert_eq!(sim.status(job, now).in_flight, 2);
+    assert_eq!(take(&mut sim.rec.defs), vec![(e, job)]);
+    sim.rec.assert_quiet();
 }
 
 #[test]
 fn jobs_over_the_shard_limit_are_refused_and_huge_range_jobs_stay_lazy() {
     let config = CoreConfig { max_shards_per_job: 1000, ..Default::default() };
-    let (mut core, mut rec, now) = (Core::new(config), Rec::default(), Instant::now());
-    let err = core.submit(spec("noop", 0, 1001, 1, 0), now, &mut rec);
+    let (mut sim, now) = (Sim::new(config), Instant::now());
+    let err = sim.submit(spec("noop", 0, 1001, 1, 0), now);
     assert_eq!(err, Err(CoreError::TooManyShards { shards: 1001, limit: 1000 }));
     let config = CoreConfig { max_shards_per_job: u64::MAX, ..Default::default() };
-    let mut core = Core::new(config);
-    let job = core.submit(spec("noop", 0, u64::MAX, 1, 0), now, &mut rec).expect("lazy job");
-    let w = core.worker_joined(worker(1), now, &mut rec);
-    rec.complete(&mut core, w, 1, now);
-    let status = core.status(job, now).expect("status");
-    assert_eq!((status.total, status.done, status.running), (u64::MAX, 1, 2));
+    let mut sim = Sim::new(config);
+    let job = sim.submit(spec("noop", 0, u64::MAX, 1, 0), now).expect("lazy job");
+    let w = sim.join(worker(1), now);
+    sim.complete(w, 1, now);
+    let status = sim.status(job, now);
+    assert_eq!((status.total, status.done, status.in_flight), (u64::MAX, 1, 2));
 }
 
 #[test]
 fn a_shard_that_takes_down_its_workers_fails_the_job_after_max_crashes() {
-    let (mut core, mut rec, now) = (core(), Rec::default(), Instant::now());
+    let (mut sim, now) = sim();
     let mut spec = spec("noop", 0, 10, 1, 0);
     spec.limits.max_crashes = 2;
-    let job = core.submit(spec, now, &mut rec).expect("submit");
-    // Each worker has one thread and holds two shards: the first is running, the second waits.
-    let a = core.worker_joined(worker(1), now, &mut rec);
-    let first: Vec<u64> = rec.queues[&a].iter().map(|t| t.shard).collect();
-    assert_eq!(first, vec![0, 1]);
-    core.worker_left(a, "stream closed", now, &mut rec);
-    let b = core.worker_joined(worker(1), now, &mut rec);
-    let second: Vec<u64> = rec.queues[&b].iter().map(|t| t.shard).collect();
-    assert_eq!(second, vec![0, 1], "re-queued shards run first, in order");
-    core.worker_left(b, "stream closed", now, &mut rec);
-    let status = core.status(job, now).expect("status");
+    let job = sim.submit(spec, now).expect("submit");
+    // Each worker has one thread and holds two shards: the first is started, the second waits.
+    let a = sim.join(worker(1), now);
+    assert_eq!(sim.rec.shards(a), vec![0, 1]);
+    sim.leave(a, "stream closed", now);
+    let b = sim.join(worker(1), now);
+    assert_eq!(sim.rec.shards(b), vec![0, 1], "re-queued shards run first, in order");
+    sim.leave(b, "stream closed", now);
+    let status = sim.status(job, now);
     assert_eq!(status.state, JobState::Failed);
     assert_eq!(
         status.error.as_deref(),
@@ -265,89 +413,99 @@ fn a_shard_that_takes_down_its_workers_fails_the_job_after_max_crashes() {
     );
     // Shard 1 only waited behind it: no crash counted against it, so it did not fail the job.
     // And the failed job gets nothing back: a new worker is handed none of its shards.
-    let c = core.worker_joined(worker(1), now, &mut rec);
-    assert!(rec.queues.get(&c).is_none_or(|q| q.is_empty()), "{:?}", rec.queues.get(&c));
-    assert_eq!(core.status(job, now).map(|s| (s.state, s.running)), Some((JobState::Failed, 0)));
-    assert_eq!(rec.finished.len(), 1, "the job ended once");
+    let c = sim.join(worker(1), now);
+    assert_eq!(sim.rec.queued(c), 0, "{:?}", sim.rec.queues.get(&c));
+    assert_eq!((sim.status(job, now).state, sim.status(job, now).in_flight), (JobState::Failed, 0));
+    assert_eq!(take(&mut sim.rec.finished).len(), 1, "the job ended once");
+    assert_eq!(take(&mut sim.rec.defs), vec![(a, job), (b, job)]);
+    sim.rec.assert_quiet();
     // The active-job count is right again: a full quota of new jobs is accepted.
     for _ in 0..10 {
-        core.submit(self::spec("noop", 0, 1, 1, 0), now, &mut rec).expect("accepted");
+        sim.submit(self::spec("noop", 0, 1, 1, 0), now).expect("accepted");
     }
 }
 
 #[test]
 fn a_crash_is_blamed_on_the_shards_the_worker_said_it_started() {
-    let (mut core, mut rec, now) = (core(), Rec::default(), Instant::now());
+    let (mut sim, now) = sim();
     let mut spec = spec("noop", 0, 10, 1, 0);
     spec.limits.max_crashes = 1;
-    let job = core.submit(spec, now, &mut rec).expect("submit");
-    let w = core.worker_joined(worker(1), now, &mut rec);
+    let job = sim.submit(spec, now).expect("submit");
+    let w = sim.join(worker(1), now);
     // Shard 0 finished (its result lost with the worker), shard 1 started and killed it.
-    core.shards_started(w, [(job, 1), (job, 99)]);
-    core.worker_left(w, "stream closed", now, &mut rec);
-    let error = core.status(job, now).and_then(|s| s.error).unwrap_or_default();
+    sim.core.shards_started(w, [(job, 1), (job, 99)]);
+    sim.leave(w, "stream closed", now);
+    let error = sim.status(job, now).error.unwrap_or_default();
     assert!(error.starts_with("shard 1 (indices 1..2) was running on 1 workers"), "{error}");
 }
 
 #[test]
 fn failed_runs_are_retried_up_to_the_jobs_retries() {
-    let (mut core, mut rec, now) = (core(), Rec::default(), Instant::now());
+    let (mut sim, now) = sim();
     let mut spec = spec("noop", 0, 3, 1, 0);
     spec.limits.retries = 1;
-    let job = core.submit(spec, now, &mut rec).expect("submit");
-    let w = core.worker_joined(worker(3), now, &mut rec);
-    rec.queues.get_mut(&w).expect("queue").clear();
-    core.results(w, [(job, 1, ShardOutcome::Failed("flaky".into()))], now, &mut rec)
-        .expect("results");
-    assert_eq!(core.status(job, now).map(|s| s.state), Some(JobState::Running));
-    let again: Vec<u64> = rec.queues[&w].iter().map(|t| t.shard).collect();
-    assert_eq!(again, vec![1], "the failed shard runs again");
-    core.results(w, [(job, 1, ShardOutcome::Failed("flaky".into()))], now, &mut rec)
-        .expect("results");
-    let status = core.status(job, now).expect("status");
+    let job = sim.submit(spec, now).expect("submit");
+    let w = sim.join(worker(3), now);
+    sim.rec.queues.get_mut(&w).expect("queue").clear();
+    sim.results(w, [(job, 1, ShardOutcome::Failed("flaky".into()))], now).expect("results");
+    assert_eq!(sim.status(job, now).state, JobState::Running);
+    assert_eq!(sim.rec.shards(w), vec![1], "the failed shard runs again");
+    sim.results(w, [(job, 1, ShardOutcome::Failed("flaky".into()))], now).expect("results");
+    let status = sim.status(job, now);
     assert_eq!(status.state, JobState::Failed);
     assert_eq!(
         status.error.as_deref(),
         Some("shard 1 (indices 1..2) failed on worker 1 (run 2): flaky")
     );
+    assert_eq!(take(&mut sim.rec.cancels), vec![(w, job)]);
+    assert_eq!(take(&mut sim.rec.finished).len(), 1);
+    assert_eq!(take(&mut sim.rec.defs), vec![(w, job)]);
+    sim.rec.assert_quiet();
 }
 
 #[test]
 fn a_draining_worker_gets_no_new_shards_and_its_handed_back_shards_run_elsewhere() {
-    let (mut core, mut rec, now) = (core(), Rec::default(), Instant::now());
-    let job = core.submit(spec("noop", 0, 8, 1, 0), now, &mut rec).expect("submit");
-    let a = core.worker_joined(worker(1), now, &mut rec);
-    let view = core.drain(a, true, now, &mut rec).expect("drain");
+    let (mut sim, now) = sim();
+    let job = sim.submit(spec("noop", 0, 8, 1, 0), now).expect("submit");
+    let a = sim.join(worker(1), now);
+    let view = sim.drain(a, now).expect("drain");
     assert!(view.draining);
-    assert_eq!(rec.drains, vec![a]);
-    assert_eq!(core.drain(99, true, now, &mut rec).map(|_| ()), Err(CoreError::NoSuchWorker(99)));
-    // It finishes its running shard and hands back the one it had not started.
-    let q: Vec<TaskOut> = rec.queues.get_mut(&a).expect("queue").drain(..).collect();
+    assert_eq!(take(&mut sim.rec.drains), vec![a]);
+    assert_eq!(sim.drain(99, now).map(|_| ()), Err(CoreError::NoSuchWorker(99)));
+    // It finishes its started shard and hands back the one it had not started.
+    let q: Vec<TaskOut> = sim.rec.queues.get_mut(&a).expect("queue").drain(..).collect();
     let outcomes = [
         (job, q[0].shard, ShardOutcome::Done(Output::Count(1))),
         (job, q[1].shard, ShardOutcome::Cancelled),
     ];
-    core.results(a, outcomes, now, &mut rec).expect("results");
-    assert!(rec.queues[&a].is_empty(), "no new shards for a draining worker");
-    let b = core.worker_joined(worker(1), now, &mut rec);
-    assert_eq!(rec.queues[&b].front().map(|t| t.shard), Some(q[1].shard));
-    core.worker_left(a, "drained", now, &mut rec);
-    while rec.finished.is_empty() {
-        rec.complete(&mut core, b, 1, now);
+    sim.results(a, outcomes, now).expect("results");
+    assert_eq!(sim.rec.queued(a), 0, "no new shards for a draining worker");
+    let b = sim.join(worker(1), now);
+    assert_eq!(sim.rec.queues[&b].front().map(|t| t.shard), Some(q[1].shard));
+    sim.leave(a, "drained", now);
+    while sim.rec.finished.is_empty() {
+        sim.complete(b, 1, now);
     }
-    assert_eq!(core.status(job, now).and_then(|s| s.result_json), Some("8".into()));
+    assert_eq!(sim.status(job, now).result_json, Some("8".into()));
+    assert_eq!(take(&mut sim.rec.outputs).len(), 8);
+    assert_eq!(take(&mut sim.rec.finished).len(), 1);
+    assert_eq!(take(&mut sim.rec.defs), vec![(a, job), (b, job)]);
+    assert_eq!(take(&mut sim.rec.forgets), vec![(b, job)]);
+    sim.rec.assert_quiet();
 }
 
 #[test]
 fn too_many_active_jobs_are_refused() {
     let config = CoreConfig { max_active_jobs: 2, ..Default::default() };
-    let (mut core, mut rec, now) = (Core::new(config), Rec::default(), Instant::now());
-    let first = core.submit(spec("noop", 0, 1, 1, 0), now, &mut rec).expect("submit");
-    core.submit(spec("noop", 0, 1, 1, 0), now, &mut rec).expect("submit");
-    let refused = core.submit(spec("noop", 0, 1, 1, 0), now, &mut rec);
+    let (mut sim, now) = (Sim::new(config), Instant::now());
+    let first = sim.submit(spec("noop", 0, 1, 1, 0), now).expect("submit");
+    sim.submit(spec("noop", 0, 1, 1, 0), now).expect("submit");
+    let refused = sim.submit(spec("noop", 0, 1, 1, 0), now);
     assert_eq!(refused, Err(CoreError::TooManyJobs { active: 2, limit: 2 }));
-    core.cancel(first, now, &mut rec).expect("cancel");
-    core.submit(spec("noop", 0, 1, 1, 0), now, &mut rec).expect("room again");
+    sim.cancel(first, now).expect("cancel");
+    sim.submit(spec("noop", 0, 1, 1, 0), now).expect("room again");
+    assert_eq!(take(&mut sim.rec.finished).len(), 1);
+    sim.rec.assert_quiet();
 }
 
 #[derive(Debug, Clone)]
@@ -375,7 +533,7 @@ proptest! {
     /// every shard of every job is delivered exactly once and each job's result is exact.
     #[test]
     fn every_shard_completes_exactly_once(ops in prop::collection::vec(op(), 1..120)) {
-        let (mut core, mut rec, t0) = (core(), Rec::default(), Instant::now());
+        let (mut sim, t0) = sim();
         let mut now = t0;
         let sizes = [(0u64, 37u64, 5u64), (100, 110, 1), (7, 1000, 97)];
         let jobs: Vec<JobId> = sizes
@@ -385,57 +543,57 @@ proptest! {
                 // Leaves may hit any shard many times here; crash limits have their own test.
                 let mut spec = spec("noop", a, b, s, i as i32 % 2);
                 spec.limits.max_crashes = u32::MAX;
-                core.submit(spec, now, &mut rec).expect("submit")
+                sim.submit(spec, now).expect("submit")
             })
             .collect();
         let mut live: Vec<WorkerId> = Vec::new();
         for op in ops {
             match op {
-                Op::Join(t) => live.push(core.worker_joined(worker(t), now, &mut rec)),
+                Op::Join(t) => live.push(sim.join(worker(t), now)),
                 Op::Leave(i) if !live.is_empty() => {
                     let w = live.remove(i % live.len());
-                    core.worker_left(w, "gone", now, &mut rec);
+                    sim.leave(w, "gone", now);
                 }
                 Op::Complete(i, n) if !live.is_empty() => {
                     let w = live[i % live.len()];
-                    core.heartbeat(w, now);
-                    rec.complete(&mut core, w, n, now);
+                    sim.core.heartbeat(w, now);
+                    sim.complete(w, n, now);
                 }
                 Op::Stray(a, b) if !live.is_empty() => {
                     let (wa, wb) = (live[a % live.len()], live[b % live.len()]);
-                    if let Some(t) = rec.queues.get(&wa).and_then(|q| q.front()).cloned() {
-                        let _ = core.results(wb, [(t.job, t.shard, ShardOutcome::Done(Output::Count(t.hi - t.lo)))], now, &mut rec);
+                    if let Some(t) = sim.rec.queues.get(&wa).and_then(|q| q.front()).cloned() {
+                        let _ = sim.results(wb, [(t.job, t.shard, ShardOutcome::Done(Output::Count(t.hi - t.lo)))], now);
                     }
                 }
                 Op::Tick(ms) => {
                     now += Duration::from_millis(ms);
-                    core.tick(now, &mut rec);
-                    live.retain(|w| !rec.dropped.contains(w));
+                    sim.tick(now);
+                    live.retain(|w| !sim.rec.dropped.contains(w));
                 }
                 _ => {}
             }
         }
         // Drain: the others fall silent and are declared lost; one fresh worker finishes the rest.
-        let w = core.worker_joined(worker(2), now, &mut rec);
+        let w = sim.join(worker(2), now);
         now += Duration::from_secs(10);
-        core.heartbeat(w, now);
-        core.tick(now, &mut rec);
+        sim.core.heartbeat(w, now);
+        sim.tick(now);
         for _ in 0..10_000 {
-            if rec.finished.len() == jobs.len() { break; }
-            if rec.complete(&mut core, w, 4, now) == 0 && rec.queues[&w].is_empty() {
-                core.tick(now, &mut rec);
+            if sim.rec.finished.len() == jobs.len() { break; }
+            if sim.complete(w, 4, now) == 0 && sim.rec.queued(w) == 0 {
+                sim.tick(now);
             }
         }
-        prop_assert_eq!(rec.finished.len(), jobs.len());
+        prop_assert_eq!(sim.rec.finished.len(), jobs.len());
         for (job, &(a, b, _)) in jobs.iter().zip(&sizes) {
-            let status = core.status(*job, now).expect("status");
+            let status = sim.status(*job, now);
             prop_assert_eq!(status.state, JobState::Succeeded);
             prop_assert_eq!(status.result_json, Some((b - a).to_string()));
-            let mut shards: Vec<u64> = rec.outputs.iter().filter(|o| o.0 == *job).map(|o| o.1).collect();
+            let mut shards: Vec<u64> = sim.rec.outputs.iter().filter(|o| o.0 == *job).map(|o| o.1).collect();
             shards.sort();
             let expected: Vec<u64> = (0..status.total).collect();
             prop_assert_eq!(shards, expected);
         }
-        prop_assert_eq!(core.holding_total(), 0);
+        prop_assert_eq!(sim.core.assigned_total(), 0);
     }
 }

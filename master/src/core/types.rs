@@ -143,8 +143,9 @@ pub struct JobView {
     pub total: u64,
     /// Shards completed.
     pub done: u64,
-    /// Shards in flight.
-    pub running: u64,
+    /// Shards in flight: assigned to a worker, no outcome accepted yet (on the wire,
+    /// `shards_running`).
+    pub in_flight: u64,
     /// The reduced result, once succeeded.
     pub result_json: Option<String>,
     /// Why it failed or was cancelled.
@@ -164,8 +165,9 @@ pub struct WorkerView {
     pub id: WorkerId,
     /// What it stated when it joined.
     pub spec: WorkerSpec,
-    /// Shards in flight.
-    pub running: u64,
+    /// Shards in flight: assigned to it, no outcome accepted yet (on the wire,
+    /// `shards_running`).
+    pub in_flight: u64,
     /// Shards it completed.
     pub done: u64,
     /// Seconds since it joined.

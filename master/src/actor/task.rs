@@ -1,0 +1,212 @@
+//! The core's task itself: the loop that takes commands in drained batches, applies them to
+//! the core, dispatches once per batch, and ticks.
+
+use super::{
+    gone, Cmd, Effects, JobWatch, LastHeard, Session, Subscription, WorkerTx, BATCH, WATCH_BUFFER,
+};
+use crate::core::{Core, CoreConfig, JobId, WorkerId, WorkerSpec};
+use crate::tasks::Tasks;
+use crate::validate_kind::check_kind;
+use farm_proto::pb::{self, master_message::Msg};
+use farm_worker::Registry;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::{debug, info};
+
+/// The state of the core's task.
+pub(super) struct CoreTask {
+    /// The scheduler.
+    core: Core,
+    /// Sessions and watchers: where the core's effects go.
+    fx: Effects,
+    /// Checks kinds and params at submit.
+    validator: Registry,
+    /// The heartbeat period: sent to workers in `Welcome`, and the tick's pace.
+    heartbeat: Duration,
+    /// The base of every [`LastHeard`] stamp.
+    base: Instant,
+}
+
+impl CoreTask {
+    /// A core with no jobs and no workers, and no sessions or watchers yet.
+    pub(super) fn new(config: CoreConfig, heartbeat: Duration) -> Self {
+        CoreTask {
+            core: Core::new(config),
+            fx: Effects::default(),
+            validator: Registry::builtin(true),
+            heartbeat,
+            base: Instant::now(),
+        }
+    }
+
+    /// Applies commands in drained batches and ticks four times per heartbeat period, so a
+    /// silent worker is found soon after its timeout; heartbeats to workers go out once per
+    /// period. A tick that is due runs after the batch at hand, so a flood of commands cannot
+    /// starve it; heartbeats from workers need no command, so none waits behind the tick.
+    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Cmd>, tasks: Tasks) {
+        let tick_every = self.heartbeat / 4;
+        let mut next_tick = Instant::now() + tick_every;
+        let mut ticks = 0u64;
+        loop {
+            tokio::select! {
+                biased;
+                _ = tasks.stopped() => break,
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.batch(cmd, &mut rx),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(next_tick) => {}
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                next_tick = now + tick_every;
+                ticks += 1;
+                self.tick(now, ticks.is_multiple_of(4));
+            }
+        }
+        for (_, s) in self.fx.sessions.drain() {
+            let _ = s.tx.send(Err(gone()));
+        }
+        debug!("core task stopped");
+    }
+
+    /// Applies `first` and whatever else is queued (up to [`BATCH`]), then dispatches once.
+    fn batch(&mut self, first: Cmd, rx: &mut mpsc::Receiver<Cmd>) {
+        let now = Instant::now();
+        self.apply(first, now);
+        for _ in 1..BATCH {
+            match rx.try_recv() {
+                Ok(cmd) => self.apply(cmd, now),
+                Err(_) => break,
+            }
+        }
+        self.core.dispatch(&mut self.fx);
+    }
+
+    /// Brings each worker's last-heard time into the core, declares the silent ones lost (their
+    /// shards go elsewhere), and sends heartbeats if `beat`.
+    fn tick(&mut self, now: Instant, beat: bool) {
+        for (id, s) in &self.fx.sessions {
+            self.core.heartbeat(*id, s.heard.at().into_std());
+        }
+        self.core.tick(now.into_std(), &mut self.fx);
+        self.core.dispatch(&mut self.fx);
+        if beat {
+            let beat = || Ok(pb::MasterMessage { msg: Some(Msg::Heartbeat(pb::Heartbeat {})) });
+            for s in self.fx.sessions.values() {
+                let _ = s.tx.send(beat());
+            }
+        }
+    }
+
+    /// Registers a worker session: the welcome goes out before anything the core sends it.
+    fn join(&mut self, spec: WorkerSpec, tx: WorkerTx, now: Instant) -> (WorkerId, LastHeard) {
+        let (name, threads) = (spec.name.clone(), spec.threads);
+        let id = self.core.next_worker_id();
+        let welcome = pb::Welcome {
+            worker_id: id,
+            heartbeat_ms: self.heartbeat.as_millis().min(u128::from(u32::MAX)) as u32,
+        };
+        let _ = tx.send(Ok(pb::MasterMessage { msg: Some(Msg::Welcome(welcome)) }));
+        let heard = LastHeard::new(self.base);
+        self.fx.sessions.insert(id, Session { tx, heard: heard.clone() });
+        let joined = self.core.worker_joined(spec, now.into_std());
+        debug_assert_eq!(joined, id);
+        info!(worker = id, %name, threads, "worker joined");
+        (id, heard)
+    }
+    /// Applies one command to the core; replies go out at once, assignments at the dispatch
+    /// that ends the batch.
+    fn apply(&mut self, cmd: Cmd, now: Instant) {
+        let (core, fx) = (&mut self.core, &mut self.fx);
+        let now_std = now.into_std();
+        match cmd {
+            Cmd::Submit(spec, reply) => {
+                let result = check_kind(core, &self.validator, &spec)
+                    .and_then(|()| Ok(core.submit(spec.clone(), now_std)?))
+                    .map(|id| (id, spec.source.shard_count()));
+                if let Ok((id, shards)) = &result {
+                    info!(job = id, kind = %spec.kind, shards, "job submitted");
+                }
+                let _ = reply.send(result);
+            }
+            Cmd::Get(job, reply) => {
+                let _ = reply.send(core.status(job, now_std));
+            }
+            Cmd::List(reply) => {
+                let _ = reply.send(core.jobs(now_std));
+            }
+            Cmd::Cancel(job, reply) => {
+                let _ = reply.send(core.cancel(job, now_std, fx));
+            }
+            Cmd::Workers(reply) => {
+                let _ = reply.send(core.workers(now_std));
+            }
+            Cmd::Watch(job, want_shards, reply) => {
+                let _ = reply.send(self.watch(job, want_shards, now_std));
+            }
+            Cmd::Join(spec, tx, reply) => {
+                let _ = reply.send(self.join(spec, tx, now));
+            }
+            Cmd::Results(worker, started, batch) => {
+                core.shards_started(worker, started);
+                match core.results(worker, batch, now_std, fx) {
+                    Ok(0) => {}
+                    Ok(dropped) => {
+                        debug!(
+                            worker,
+                            dropped, "dropped results for shards the worker does not hold"
+                        )
+                    }
+                    Err(e) => debug!(worker, error = %e, "results from a worker that is gone"),
+                }
+            }
+            Cmd::Draining(worker) => {
+                if core.drain(worker, false, now_std, fx).is_ok() {
+                    info!(worker, "worker is draining");
+                }
+            }
+            Cmd::Drain(worker, reply) => {
+                let _ = reply.send(core.drain(worker, true, now_std, fx));
+            }
+            Cmd::Left(worker, reason) => {
+                if fx.sessions.remove(&worker).is_some() {
+                    info!(worker, %reason, "worker left");
+                }
+                core.worker_left(worker, &reason, now_std, fx);
+            }
+        }
+    }
+
+    /// Subscribes to a job's status (and shard results if `want_shards`); `None` if there is
+    /// no such job.
+    fn watch(
+        &mut self,
+        job: JobId,
+        want_shards: bool,
+        now: std::time::Instant,
+    ) -> Option<Subscription> {
+        let view = self.core.status(job, now)?;
+        let overflowed = Arc::new(AtomicBool::new(false));
+        let (status, shards) = if view.state.is_final() {
+            // Already over: a receiver holding the final status, its sender gone.
+            (watch::channel(view).1, None)
+        } else {
+            let w = self
+                .fx
+                .watches
+                .entry(job)
+                .or_insert_with(|| JobWatch { status: watch::channel(view).0, shards: Vec::new() });
+            let shards = want_shards.then(|| {
+                let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+                w.shards.push((tx, overflowed.clone()));
+                rx
+            });
+            (w.status.subscribe(), shards)
+        };
+        Some(Subscription { status, shards, overflowed })
+    }
+}

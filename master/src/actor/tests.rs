@@ -1,0 +1,119 @@
+//! The core's task under paused time: heartbeats, lost workers and shutdown, with channels
+//! standing in for worker sessions.
+
+use super::*;
+use farm_proto::{JobSource, Params};
+use std::future::Future;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+const HEARTBEAT: Duration = Duration::from_secs(1);
+const WAIT: Duration = Duration::from_secs(60);
+
+type Inbox = UnboundedReceiver<Result<pb::MasterMessage, Status>>;
+
+fn start() -> (CoreHandle, Tasks) {
+    let tasks = Tasks::default();
+    let config = CoreConfig { heartbeat_timeout: HEARTBEAT * 5 / 2, ..Default::default() };
+    (spawn(config, HEARTBEAT, tasks.clone()), tasks)
+}
+
+async fn join(core: &CoreHandle) -> (WorkerId, LastHeard, Inbox) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let spec = WorkerSpec { threads: 1, kinds: vec!["noop".into()], ..Default::default() };
+    let (id, heard) = core.join(spec, tx).await.expect("join");
+    (id, heard, rx)
+}
+
+async fn submit(core: &CoreHandle, shards: u64) -> JobId {
+    let source = JobSource::Range { start: 0, end: shards, shard_size: 1 };
+    let spec = JobSpec::new("noop", source, Params::default(), 0).expect("spec");
+    core.submit(spec).await.expect("core").expect("submit").0
+}
+
+/// Keeps stamping `heard` every half period, as a live worker's reader would.
+fn keep_alive(tasks: &Tasks, heard: LastHeard) {
+    let stop = tasks.clone();
+    tasks.spawn("keep alive", async move {
+        loop {
+            tokio::select! {
+                _ = stop.stopped() => return,
+                _ = tokio::time::sleep(HEARTBEAT / 2) => heard.stamp(),
+            }
+        }
+    });
+}
+
+async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, f).await.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// The next message that is not a heartbeat: `Ok` a message, `Err` the session's end.
+async fn next(inbox: &mut Inbox) -> Result<Msg, Status> {
+    loop {
+        match within("a message", inbox.recv()).await.expect("session open") {
+            Ok(pb::MasterMessage { msg: Some(Msg::Heartbeat(_)) }) => continue,
+            Ok(pb::MasterMessage { msg: Some(msg) }) => return Ok(msg),
+            Ok(pb::MasterMessage { msg: None }) => panic!("empty message"),
+            Err(status) => return Err(status),
+        }
+    }
+}
+
+async fn assigned(inbox: &mut Inbox) -> Vec<u64> {
+    match next(inbox).await {
+        Ok(Msg::Assign(batch)) => batch.tasks.iter().map(|t| t.shard).collect(),
+        other => panic!("expected an assignment, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_worker_is_lost_after_two_and_a_half_periods_and_its_shards_move() {
+    let (core, tasks) = start();
+    let (a, _silent, mut inbox_a) = join(&core).await;
+    let joined = Instant::now();
+    assert!(matches!(next(&mut inbox_a).await, Ok(Msg::Welcome(_))));
+    submit(&core, 2).await;
+    assert_eq!(assigned(&mut inbox_a).await, vec![0, 1]);
+    let (b, heard_b, mut inbox_b) = join(&core).await;
+    keep_alive(&tasks, heard_b);
+    assert!(matches!(next(&mut inbox_b).await, Ok(Msg::Welcome(_))));
+
+    let lost = next(&mut inbox_a).await.expect_err("a is declared lost");
+    assert_eq!(lost.code(), tonic::Code::Unavailable);
+    let after = joined.elapsed();
+    assert!(after > HEARTBEAT * 5 / 2 && after <= HEARTBEAT * 3, "lost after {after:?}");
+    assert_eq!(assigned(&mut inbox_b).await, vec![0, 1], "a's shards go to b");
+    let ids: Vec<WorkerId> = core.workers().await.expect("workers").iter().map(|w| w.id).collect();
+    assert_eq!(ids, vec![b]);
+    assert_ne!(a, b);
+    assert!(tasks.shutdown(Duration::from_secs(1)).await.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_that_keeps_heartbeating_stays() {
+    let (core, tasks) = start();
+    let (w, heard, mut inbox) = join(&core).await;
+    keep_alive(&tasks, heard);
+    assert!(matches!(next(&mut inbox).await, Ok(Msg::Welcome(_))));
+    tokio::time::sleep(HEARTBEAT * 10).await;
+    let ids: Vec<WorkerId> = core.workers().await.expect("workers").iter().map(|w| w.id).collect();
+    assert_eq!(ids, vec![w]);
+    // Only heartbeats came meanwhile: the session is still open.
+    while let Ok(msg) = inbox.try_recv() {
+        assert!(matches!(msg, Ok(pb::MasterMessage { msg: Some(Msg::Heartbeat(_)) })), "{msg:?}");
+    }
+    assert!(tasks.shutdown(Duration::from_secs(1)).await.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_ends_every_session_and_stops_the_core_task() {
+    let (core, tasks) = start();
+    let (_, _, mut inbox) = join(&core).await;
+    assert!(matches!(next(&mut inbox).await, Ok(Msg::Welcome(_))));
+    assert!(tasks.shutdown(Duration::from_secs(1)).await.is_empty());
+    let ended = next(&mut inbox).await.expect_err("session ended");
+    assert_eq!(ended.code(), tonic::Code::Unavailable);
+    assert!(inbox.recv().await.is_none(), "the core's task dropped the session");
+    let refused = core.workers().await.expect_err("the core is gone");
+    assert_eq!(refused.code(), tonic::Code::Unavailable);
+}

@@ -1,0 +1,101 @@
+//! Dispatch: handing pending shards to workers with free slots. Events only mark which workers
+//! may have room ([`Dirty`]); [`Core::dispatch`] runs once per batch of events and fills them,
+//! so a burst of results costs one pass over the pending jobs, not one per event.
+
+use super::{Core, JobDefOut, JobId, JobState, Outbox, TaskOut, WorkerId};
+use std::collections::BTreeSet;
+
+/// Workers that may have room for shards since the last dispatch.
+#[derive(Debug, Default)]
+pub(crate) struct Dirty {
+    /// Every worker: shards became pending (a submit, a re-queue) or many slots freed.
+    all: bool,
+    /// Just these workers: they completed shards or joined.
+    workers: BTreeSet<WorkerId>,
+}
+
+impl Dirty {
+    /// Marks every worker.
+    pub fn all(&mut self) {
+        self.all = true;
+    }
+
+    /// Marks one worker.
+    pub fn worker(&mut self, worker: WorkerId) {
+        if !self.all {
+            self.workers.insert(worker);
+        }
+    }
+}
+
+impl Core {
+    /// Fills every worker marked since the last call up to its window, from the pending jobs
+    /// in priority order. Call it once after a batch of events: they only mark what needs it.
+    pub fn dispatch(&mut self, out: &mut impl Outbox) {
+        let dirty = std::mem::take(&mut self.dirty);
+        if self.pending.is_empty() {
+            return;
+        }
+        if dirty.all {
+            let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
+            ids.into_iter().for_each(|id| self.fill(id, out));
+        } else {
+            dirty.workers.into_iter().for_each(|id| self.fill(id, out));
+        }
+    }
+
+    /// Fills one worker up to its window; at most one `assign` for it.
+    fn fill(&mut self, worker: WorkerId, out: &mut impl Outbox) {
+        let Some(w) = self.workers.get_mut(&worker) else { return };
+        if w.draining {
+            return;
+        }
+        let mut defs = Vec::new();
+        let mut tasks = Vec::new();
+        let mut emptied = Vec::new();
+        for &(prio, job_id) in &self.pending {
+            let mut free = w.capacity(job_id, &self.config).saturating_sub(w.assigned.len());
+            if free == 0 {
+                continue;
+            }
+            let Some(job) = self.jobs.get_mut(&job_id) else { continue };
+            if !w.kinds.contains(&job.spec.kind) {
+                continue;
+            }
+            if job.known_by.insert(worker) {
+                defs.push(JobDefOut {
+                    job: job_id,
+                    kind: job.spec.kind.clone(),
+                    params: job.spec.params.clone(),
+                    shard_timeout_ms: job.spec.limits.shard_timeout_ms,
+                });
+            }
+            while free > 0 {
+                let Some(shard) = job.take_shard() else { break };
+                let (lo, hi, input) = job.spec.source.shard(shard);
+                tasks.push(TaskOut { job: job_id, shard, lo, hi, input: input.map(str::to_owned) });
+                job.assigned.insert(shard, worker);
+                w.assign(job_id, shard);
+                free -= 1;
+            }
+            if job.state == JobState::Queued {
+                job.state = JobState::Running;
+            }
+            if job.pending() == 0 {
+                emptied.push((prio, job_id));
+            }
+        }
+        for key in emptied {
+            self.pending.remove(&key);
+        }
+        if !tasks.is_empty() || !defs.is_empty() {
+            out.assign(worker, defs, tasks);
+        }
+    }
+
+    /// Puts a job with shards waiting back in the dispatch order.
+    pub(super) fn mark_pending(&mut self, job: JobId, priority: i32) {
+        self.pending.insert((std::cmp::Reverse(priority), job));
+        self.dirty.all();
+    }
+}

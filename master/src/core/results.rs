@@ -1,0 +1,113 @@
+//! Shard outcomes from workers: each is accepted only from the worker that holds the shard, so
+//! at most one outcome per shard ever counts. Accepted completions feed the job's accumulator,
+//! its watchers and the worker's rate; failures are retried or fail the job.
+
+use super::{view, Core, CoreError, JobId, JobState, Outbox, ShardOutcome, WorkerId};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+/// What became of one batch, beyond the outcomes themselves.
+#[derive(Default)]
+struct Batch {
+    /// Outcomes for shards the worker did not hold.
+    dropped: usize,
+    /// Per job: completions accepted, which count toward the worker's rate.
+    completed: BTreeMap<JobId, usize>,
+    /// Jobs whose progress changed and that are still going.
+    touched: BTreeSet<JobId>,
+}
+
+impl Core {
+    /// A batch of shard outcomes from one worker. Outcomes for shards the worker does not hold
+    /// (a late reply for a shard already done elsewhere, a cancelled job, a duplicate) are
+    /// dropped; their count is returned so the caller can log it.
+    pub fn results(
+        &mut self,
+        worker: WorkerId,
+        outcomes: impl IntoIterator<Item = (JobId, u64, ShardOutcome)>,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) -> Result<usize, CoreError> {
+        let w = self.workers.get_mut(&worker).ok_or(CoreError::NoSuchWorker(worker))?;
+        w.last_seen = now;
+        let mut batch = Batch::default();
+        for (job_id, shard, outcome) in outcomes {
+            let held = self.workers.get_mut(&worker).is_some_and(|w| w.release(job_id, shard));
+            let Some(job) = self.jobs.get_mut(&job_id).filter(|_| held) else {
+                batch.dropped += 1;
+                continue;
+            };
+            job.assigned.remove(&shard);
+            match outcome {
+                ShardOutcome::Done(output) => {
+                    *batch.completed.entry(job_id).or_default() += 1;
+                    job.done += 1;
+                    out.shard_output(job_id, shard, &output);
+                    let added = job.acc.add(shard, output);
+                    if let Err(e) = added {
+                        self.end_job(job_id, JobState::Failed, Some(e), now, out);
+                    } else if job.done == job.total {
+                        self.end_job(job_id, JobState::Succeeded, None, now, out);
+                    } else {
+                        batch.touched.insert(job_id);
+                    }
+                }
+                ShardOutcome::Failed(error) => self.failed(worker, job_id, shard, &error, now, out),
+                // Not a result: the worker handed the shard back unfinished; it runs again.
+                ShardOutcome::Cancelled => {
+                    job.requeue(shard);
+                    let priority = job.spec.priority;
+                    self.mark_pending(job_id, priority);
+                }
+            }
+        }
+        let dropped = batch.dropped;
+        self.settle(worker, batch, now, out);
+        Ok(dropped)
+    }
+
+    /// A failed run: re-queued while the job's retries allow, else the job fails naming it.
+    fn failed(
+        &mut self,
+        worker: WorkerId,
+        job_id: JobId,
+        shard: u64,
+        error: &str,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
+        let Some(job) = self.jobs.get_mut(&job_id) else { return };
+        let failures = job.failures.entry(shard).or_insert(0);
+        *failures += 1;
+        if *failures <= job.spec.limits.retries {
+            job.requeue(shard);
+            let priority = job.spec.priority;
+            self.mark_pending(job_id, priority);
+            return;
+        }
+        let (lo, hi, _) = job.spec.source.shard(shard);
+        let runs = if *failures > 1 { format!(" (run {failures})") } else { String::new() };
+        let msg =
+            format!("shard {shard} (indices {lo}..{hi}) failed on worker {worker}{runs}: {error}");
+        self.end_job(job_id, JobState::Failed, Some(msg), now, out);
+    }
+
+    /// After a batch: the worker's rates count its accepted completions, watchers of jobs
+    /// still going see their progress, and the worker is marked for dispatch.
+    fn settle(&mut self, worker: WorkerId, batch: Batch, now: Instant, out: &mut impl Outbox) {
+        if let Some(w) = self.workers.get_mut(&worker) {
+            for (job_id, n) in batch.completed {
+                w.done += n as u64;
+                if self.jobs.get(&job_id).is_some_and(|j| !j.state.is_final()) {
+                    w.rates.entry(job_id).or_default().observe(n, now);
+                }
+            }
+        }
+        for job_id in batch.touched {
+            if let Some(job) = self.jobs.get(&job_id).filter(|j| !j.state.is_final()) {
+                out.job_changed(&view(job, now));
+            }
+        }
+        self.dirty.worker(worker);
+    }
+}

@@ -1,0 +1,127 @@
+//! A worker session as the core tracks it: what it holds, what it said it started, and how fast
+//! it completes each job's shards, which sizes its window.
+
+use super::{CoreConfig, JobId, WorkerSpec};
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// Completions are counted over spans at least this long before they update a worker's rate,
+/// so two batches arriving back to back do not look like a very fast worker.
+const RATE_SPAN: Duration = Duration::from_millis(20);
+
+/// One connected worker session.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    /// What it stated when it joined: its threads size its window.
+    pub spec: WorkerSpec,
+    /// The kernels it offers, for fast lookup during dispatch.
+    pub kinds: HashSet<String>,
+    /// Shards assigned to it, (job, shard), with the order they were assigned in. A worker runs
+    /// its shards first come first served on T threads, so the T oldest it holds are the ones
+    /// most likely started.
+    pub assigned: HashMap<(JobId, u64), u64>,
+    /// The sequence number of its next assignment, to order `assigned`.
+    pub next_seq: u64,
+    /// Assigned shards it reported as started: the ones to blame if it dies.
+    pub started: HashSet<(JobId, u64)>,
+    /// When it was last heard from, to declare it lost after the heartbeat timeout.
+    pub last_seen: Instant,
+    /// When it joined, for display.
+    pub joined: Instant,
+    /// Shards it completed (accepted), for display.
+    pub done: u64,
+    /// Takes no new shards.
+    pub draining: bool,
+    /// Per job: how fast it completes that job's shards, which sizes its window for the job.
+    pub rates: HashMap<JobId, Rate>,
+}
+
+/// Shards of one job a worker completes per second: a moving average over spans of at least
+/// `RATE_SPAN`. Only accepted completions count, so a worker sending stray, duplicate or
+/// cancelled replies does not look fast.
+#[derive(Debug, Default)]
+pub(crate) struct Rate {
+    /// The current estimate; zero until the first full span.
+    per_sec: f64,
+    /// The span being counted: when it started and the completions seen since.
+    span: Option<(Instant, usize)>,
+}
+
+impl Rate {
+    /// Counts `n` accepted completions that arrived at `now`.
+    pub fn observe(&mut self, n: usize, now: Instant) {
+        let Some((start, count)) = self.span else {
+            self.span = Some((now, n));
+            return;
+        };
+        let count = count + n;
+        let elapsed = now.saturating_duration_since(start);
+        if elapsed < RATE_SPAN {
+            self.span = Some((start, count));
+            return;
+        }
+        let sample = count as f64 / elapsed.as_secs_f64();
+        self.per_sec = if self.per_sec == 0.0 { sample } else { 0.7 * self.per_sec + 0.3 * sample };
+        self.span = Some((now, 0));
+    }
+}
+
+impl Worker {
+    /// A worker that just joined, holding nothing.
+    pub fn new(spec: WorkerSpec, now: Instant) -> Self {
+        let kinds = spec.kinds.iter().cloned().collect();
+        Worker {
+            spec,
+            kinds,
+            assigned: HashMap::new(),
+            next_seq: 0,
+            started: HashSet::new(),
+            last_seen: now,
+            joined: now,
+            done: 0,
+            draining: false,
+            rates: HashMap::new(),
+        }
+    }
+
+    /// Shards it may hold while taking shards of `job`: its threads plus prefetch, or more if
+    /// it completes that job's shards so fast that a bigger window is needed to keep
+    /// `queue_target` of work queued on it. Measured per job, so a fast job's window does not
+    /// carry over to a slow one.
+    pub fn capacity(&self, job: JobId, config: &CoreConfig) -> usize {
+        let fixed = self.spec.threads as usize * (1 + config.prefetch_per_thread as usize);
+        let rate = self.rates.get(&job).map_or(0.0, |r| r.per_sec);
+        let adaptive = (rate * config.queue_target.as_secs_f64()) as usize;
+        fixed.max(adaptive.min(config.max_window))
+    }
+
+    /// Records that it now holds `shard` of `job`.
+    pub fn assign(&mut self, job: JobId, shard: u64) {
+        self.assigned.insert((job, shard), self.next_seq);
+        self.next_seq += 1;
+    }
+
+    /// Ends its hold on a shard; whether it held it.
+    pub fn release(&mut self, job: JobId, shard: u64) -> bool {
+        self.started.remove(&(job, shard));
+        self.assigned.remove(&(job, shard)).is_some()
+    }
+
+    /// The shards it holds, oldest assignment first.
+    pub fn assigned_in_order(&self) -> Vec<(JobId, u64)> {
+        let mut held: Vec<_> = self.assigned.iter().map(|(k, seq)| (*seq, *k)).collect();
+        held.sort_unstable();
+        held.into_iter().map(|(_, k)| k).collect()
+    }
+
+    /// The shards it had started, to blame if it died: the ones it reported started; if it
+    /// reported none, the oldest `threads` it held (it runs them first come first served).
+    pub fn suspects(&self) -> HashSet<(JobId, u64)> {
+        // A draining worker leaves on purpose; only what it said it started can be to blame
+        // (shards assigned while its drain notice was on the way never started).
+        if !self.started.is_empty() || self.draining {
+            return self.started.clone();
+        }
+        self.assigned_in_order().into_iter().take(self.spec.threads as usize).collect()
+    }
+}
