@@ -7,6 +7,8 @@
 
 mod task;
 
+use crate::catalog::{Catalog, KindError};
+use farm_proto::{KernelDescriptor, KindInfo};
 use task::CoreTask;
 
 use crate::core::{
@@ -48,18 +50,15 @@ pub struct Subscription {
     pub overflowed: Arc<AtomicBool>,
 }
 
-/// Why a submission was refused before reaching the core.
+/// Why a submission was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
     /// The core refused it.
     #[error(transparent)]
     Core(#[from] CoreError),
-    /// Bad kind or parameters.
-    #[error("{0}")]
-    Invalid(String),
-    /// The kind exists but no connected worker offers it.
-    #[error("{0}")]
-    NotOffered(String),
+    /// Its kind is unknown, or its params do not fit the kernel.
+    #[error(transparent)]
+    Kind(#[from] KindError),
 }
 
 enum Cmd {
@@ -69,7 +68,9 @@ enum Cmd {
     Cancel(JobId, oneshot::Sender<Result<JobView, CoreError>>),
     Workers(oneshot::Sender<Vec<WorkerView>>),
     Watch(JobId, bool, oneshot::Sender<Option<Subscription>>),
-    Join(WorkerSpec, WorkerTx, oneshot::Sender<(WorkerId, LastHeard)>),
+    Join(WorkerSpec, Vec<KernelDescriptor>, WorkerTx, oneshot::Sender<(WorkerId, LastHeard)>),
+    Refused(WorkerId, JobId, String),
+    Kinds(oneshot::Sender<Vec<KindInfo>>),
     Results(WorkerId, Vec<(JobId, u64)>, Vec<(JobId, u64, ShardOutcome)>),
     Draining(WorkerId),
     Drain(WorkerId, oneshot::Sender<Result<WorkerView, CoreError>>),
@@ -168,9 +169,18 @@ impl CoreHandle {
     pub async fn join(
         &self,
         spec: WorkerSpec,
+        kernels: Vec<KernelDescriptor>,
         tx: WorkerTx,
     ) -> Result<(WorkerId, LastHeard), Status> {
-        self.ask(|r| Cmd::Join(spec, tx, r)).await
+        self.ask(|r| Cmd::Join(spec, kernels, tx, r)).await
+    }
+    /// A worker refused a job (its kernel rejected the params).
+    pub async fn refused(&self, worker: WorkerId, job: JobId, reason: String) {
+        self.tell(Cmd::Refused(worker, job, reason)).await
+    }
+    /// The kinds the cluster offers.
+    pub async fn kinds(&self) -> Result<Vec<KindInfo>, Status> {
+        self.ask(Cmd::Kinds).await
     }
     /// A batch from a worker: shards it started, and shard outcomes.
     pub async fn results(
@@ -221,6 +231,8 @@ struct Effects {
     sessions: HashMap<WorkerId, Session>,
     /// Watched jobs not yet ended.
     watches: HashMap<JobId, JobWatch>,
+    /// Workers declared lost since the core's task last looked (it updates the catalog).
+    lost: Vec<WorkerId>,
 }
 
 impl Effects {
@@ -293,6 +305,7 @@ impl Outbox for Effects {
     }
     fn drop_worker(&mut self, worker: WorkerId, reason: &str) {
         warn!(worker, reason, "worker declared lost");
+        self.lost.push(worker);
         if let Some(s) = self.sessions.remove(&worker) {
             let _ = s.tx.send(Err(Status::unavailable(format!("worker declared lost: {reason}"))));
         }
@@ -301,9 +314,14 @@ impl Outbox for Effects {
 
 /// Starts the core's task as one of `tasks`; it ends when every handle is dropped or shutdown
 /// begins, ending every worker session with `Unavailable` and dropping the watch channels.
-pub fn spawn(config: CoreConfig, heartbeat: Duration, tasks: Tasks) -> CoreHandle {
+pub fn spawn(
+    config: CoreConfig,
+    heartbeat: Duration,
+    known: Vec<KernelDescriptor>,
+    tasks: Tasks,
+) -> CoreHandle {
     let (tx, rx) = mpsc::channel(MAILBOX);
-    let task = CoreTask::new(config, heartbeat);
+    let task = CoreTask::new(config, heartbeat, Catalog::new(known));
     let stopped = tasks.clone();
     tasks.spawn("core", async move { task.run(rx, stopped).await });
     CoreHandle { tx, tasks }

@@ -6,7 +6,7 @@
 use crate::actor::CoreHandle;
 use crate::sessions::accept_session;
 use farm_proto::pb::worker_host_client::WorkerHostClient;
-use farm_worker::Backoff;
+use farm_net::Backoff;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -32,18 +32,8 @@ pub fn spawn(
 ) {
     let tasks = core.tasks().clone();
     tasks.clone().spawn(format!("connector to {host}"), async move {
-        let url = farm_proto::tls::dial_url(&host, tls.is_some());
-        let endpoint = Endpoint::from_shared(url).and_then(|e| match tls {
-            Some(tls) => e.tls_config(tls),
-            None => Ok(e),
-        });
-        let endpoint = match endpoint {
-            Ok(e) => e
-                .connect_timeout(Duration::from_secs(5))
-                .tcp_nodelay(true)
-                .http2_keep_alive_interval(Duration::from_secs(10))
-                .keep_alive_timeout(Duration::from_secs(20))
-                .keep_alive_while_idle(true),
+        let endpoint = match farm_net::endpoint(&host, tls) {
+            Ok(e) => e,
             Err(e) => {
                 warn!(%host, error = %e, "bad worker address, not dialing it");
                 return;
@@ -85,7 +75,7 @@ async fn attach(
     if let Ok(value) = me.parse() {
         request.metadata_mut().insert(MASTER_HEADER, value);
     }
-    farm_proto::auth::attach(&mut request, token).map_err(|s| s.message().to_string())?;
+    farm_net::auth::attach(&mut request, token).map_err(|s| s.message().to_string())?;
     let inbound = match client.attach(request).await {
         Ok(response) => response.into_inner(),
         Err(status) => {

@@ -2,6 +2,7 @@
 //! the answer (or the error, in one place) to the wire.
 
 use crate::actor::{CoreHandle, SubmitError, Subscription};
+use crate::catalog::KindError;
 use crate::core::{CoreError, JobState, JobView, WorkerView};
 use farm_proto::pb::{self, farm_service_server::FarmService, job_event::Event};
 use farm_proto::{
@@ -31,8 +32,8 @@ fn status(e: CoreError) -> Status {
 fn submit_status(e: SubmitError) -> Status {
     match e {
         SubmitError::Core(e) => status(e),
-        SubmitError::Invalid(m) => Status::invalid_argument(m),
-        SubmitError::NotOffered(m) => Status::failed_precondition(m),
+        SubmitError::Kind(e @ KindError::Unknown(_)) => Status::failed_precondition(e.to_string()),
+        SubmitError::Kind(e @ KindError::BadParams(_)) => Status::invalid_argument(e.to_string()),
     }
 }
 
@@ -174,7 +175,8 @@ impl FarmService for Farm {
         &self,
         _: Request<pb::ListKindsRequest>,
     ) -> Result<Response<pb::ListKindsResponse>, Status> {
-        Err(Status::unimplemented("kernel descriptors are not collected yet"))
+        let kinds = self.core.kinds().await?.iter().map(pb::KindInfo::from).collect();
+        Ok(Response::new(pb::ListKindsResponse { kinds }))
     }
 }
 

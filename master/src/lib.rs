@@ -10,7 +10,6 @@ mod server;
 mod sessions;
 pub mod spawner;
 mod tasks;
-mod validate_kind;
 
 pub use server::{serve, MasterConfig, MasterError};
 pub use sessions::MAX_THREADS;

@@ -14,7 +14,7 @@ use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
-use tracing::{info, warn};
+use tracing::info;
 
 /// How long shutdown waits for the master's tasks after signalling them. They stop within
 /// milliseconds when all is well; the bound keeps a stuck one from holding the exit.
@@ -37,6 +37,9 @@ pub struct MasterConfig {
     pub tls: Option<tonic::transport::ServerTlsConfig>,
     /// TLS for dialing listening workers.
     pub connect_tls: Option<tonic::transport::ClientTlsConfig>,
+    /// Kernels known before any worker connects, so their jobs can queue and be checked
+    /// (`farm master` passes the built-in kernels' descriptors; the master links no kernel).
+    pub known_kinds: Vec<farm_proto::KernelDescriptor>,
 }
 
 impl Default for MasterConfig {
@@ -50,6 +53,7 @@ impl Default for MasterConfig {
             worker_token: None,
             tls: None,
             connect_tls: None,
+            known_kinds: Vec::new(),
         }
     }
 }
@@ -65,20 +69,15 @@ pub enum MasterError {
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
-/// An interceptor that lets through only requests carrying `token` (all, if there is none), and
-/// logs the ones it refuses.
+/// An interceptor that lets through only requests carrying `token` (all, if there is none);
+/// refusals are counted and logged at most once per 10 s (`farm_net::auth::Gate`), so nobody
+/// can flood the log.
 fn require(
     who: &'static str,
     token: Option<String>,
 ) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
-    move |req: tonic::Request<()>| {
-        if let Err(status) = farm_proto::auth::check(&req, token.as_deref()) {
-            let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
-            warn!(%peer, who, reason = status.message(), "request refused");
-            return Err(status);
-        }
-        Ok(req)
-    }
+    let gate = std::sync::Arc::new(farm_net::auth::Gate::new(who, token));
+    move |req: tonic::Request<()>| gate.check(&req).map(|()| req)
 }
 
 /// Serves on `listener` until `shutdown` resolves, then shuts down in order: health turns
@@ -91,10 +90,7 @@ pub async fn serve(
     config: MasterConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), MasterError> {
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = config.tls.clone() {
-        builder = builder.tls_config(tls)?;
-    }
+    let mut builder = farm_net::server_builder(config.tls.clone())?;
     // Both reflection versions: grpcurl asks for v1 first, older tools only know v1alpha.
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -104,7 +100,12 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let tasks = Tasks::default();
-    let core = actor::spawn(config.core.clone(), config.heartbeat, tasks.clone());
+    let core = actor::spawn(
+        config.core.clone(),
+        config.heartbeat,
+        config.known_kinds.clone(),
+        tasks.clone(),
+    );
     let me = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     for host in &config.connect {
         let (token, tls) = (config.worker_token.clone(), config.connect_tls.clone());
@@ -132,14 +133,12 @@ pub async fn serve(
         stopping.shutdown(TASKS_BOUND).await;
     };
     let served = builder
-        .tcp_nodelay(true)
-        .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(farm)
         .add_service(workers)
-        .serve_with_incoming_shutdown(farm_proto::incoming_nodelay(listener), signal)
+        .serve_with_incoming_shutdown(farm_net::incoming_nodelay(listener), signal)
         .await;
     // The transport may also have failed: the tasks stop either way (at once if already done).
     tasks.shutdown(TASKS_BOUND).await;

@@ -4,7 +4,9 @@
 
 use crate::actor::{CoreHandle, LastHeard, WorkerTx};
 use crate::core::{ShardOutcome, WorkerId, WorkerSpec};
+use farm_proto::kernel::clip;
 use farm_proto::pb::{self, worker_message::Msg, worker_service_server::WorkerService};
+use farm_proto::KernelDescriptor;
 use farm_proto::Output;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -72,17 +74,27 @@ pub(crate) async fn accept_session(
             reg.threads
         )));
     }
+    let kernels = reg
+        .kernels
+        .into_iter()
+        .map(KernelDescriptor::try_from)
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|k| farm_proto::kernel::check_limits(&k).map(|()| k))
+        .map_err(|e| {
+            warn!(%address, error = %e, "worker with bad kernel descriptors refused");
+            Status::invalid_argument(format!("bad kernel descriptors: {e}"))
+        })?;
     let spec = WorkerSpec {
         threads: reg.threads,
-        kinds: reg.kernels.iter().map(|k| k.kind.clone()).collect(),
-        name: reg.name,
-        hostname: reg.hostname,
+        kinds: kernels.iter().map(|k| k.kind.clone()).collect(),
+        name: clip(&reg.name),
+        hostname: clip(&reg.hostname),
         pid: reg.pid,
         address,
         restarts: reg.restarts,
         dialed_by: dialed_by.to_string(),
     };
-    let (id, heard) = core.join(spec, tx).await?;
+    let (id, heard) = core.join(spec, kernels, tx).await?;
     let tasks = core.tasks().clone();
     Ok(tasks.spawn(format!("session reader for worker {id}"), async move {
         tokio::select! {
@@ -121,10 +133,7 @@ async fn read_session(
                 core.results(id, started, done).await
             }
             Msg::Draining(_) => core.draining(id).await,
-            Msg::Refused(r) => {
-                // Until the core handles refusals, a refused job fails shard by shard.
-                warn!(worker = id, job = r.job_id, reason = %r.reason, "worker refused a job");
-            }
+            Msg::Refused(r) => core.refused(id, r.job_id, clip(&r.reason)).await,
             Msg::Register(_) => {
                 warn!(worker = id, "second register on one session, ending it");
                 return "registered twice".to_string();

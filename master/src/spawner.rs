@@ -3,6 +3,7 @@
 //! not spin), and stops them all on shutdown. Spawned workers also die with the master: they
 //! exit when their connection to it is lost, and the kernel kills them if the master dies.
 
+use farm_net::Backoff;
 use crate::tasks::Tasks;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -110,7 +111,7 @@ fn command(config: &SpawnConfig, slot: usize, restarts: u32) -> Command {
 }
 
 async fn supervise(config: SpawnConfig, slot: usize, mut stopped: watch::Receiver<Duration>) {
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::starting_at(Duration::from_millis(200), Duration::from_secs(10));
     let mut restarts = 0u32;
     loop {
         let mut child = match command(&config, slot, restarts).spawn() {
@@ -126,7 +127,7 @@ async fn supervise(config: SpawnConfig, slot: usize, mut stopped: watch::Receive
             status = child.wait() => {
                 warn!(slot, ?status, "local worker exited, restarting");
                 if started.elapsed() > Duration::from_secs(10) {
-                    backoff = Duration::from_millis(200);
+                    backoff.reset();
                 }
             }
             _ = stopped.changed() => {
@@ -137,10 +138,9 @@ async fn supervise(config: SpawnConfig, slot: usize, mut stopped: watch::Receive
         }
         restarts += 1;
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(backoff.next()) => {}
             _ = stopped.changed() => return,
         }
-        backoff = (backoff * 2).min(Duration::from_secs(10));
     }
 }
 

@@ -63,7 +63,7 @@ impl From<Output> for pb::ShardOutput {
     fn from(output: Output) -> Self {
         let value = match output {
             Output::Count(n) => Value::Count(n),
-            Output::Pi { hits, samples } => Value::Pi(pb::PiHits { hits, samples }),
+            Output::Fraction { hits, samples } => Value::Fraction(pb::Fraction { hits, samples }),
             Output::Lines(lines) => Value::Lines(pb::LineList { lines }),
             Output::Rows(rows) => Value::Rows(pb::RowList {
                 rows: rows.into_iter().map(|values| pb::Row { values }).collect(),
@@ -86,7 +86,7 @@ impl TryFrom<pb::ShardOutput> for Output {
         Ok(match output.value {
             None => return Err(SpecError::Invalid("shard output has no value".into())),
             Some(Value::Count(n)) => Output::Count(n),
-            Some(Value::Pi(p)) => Output::Pi { hits: p.hits, samples: p.samples },
+            Some(Value::Fraction(p)) => Output::Fraction { hits: p.hits, samples: p.samples },
             Some(Value::Lines(l)) => Output::Lines(l.lines),
             Some(Value::Rows(r)) => {
                 Output::Rows(r.rows.into_iter().map(|row| row.values).collect())
@@ -322,7 +322,7 @@ mod tests {
     fn outputs_round_trip() {
         let outputs = [
             Output::Count(7),
-            Output::Pi { hits: 3, samples: 4 },
+            Output::Fraction { hits: 3, samples: 4 },
             Output::Lines(vec!["ab".into()]),
             Output::Rows(vec![vec![1, 2], vec![3]]),
             Output::Exec(vec![ExecRun { exit_code: -9, stdout: "x".into() }]),

@@ -33,8 +33,9 @@ impl Params {
 pub enum Output {
     /// A count; the job result is the sum.
     Count(u64),
-    /// Monte Carlo hits; the job result is {"hits","samples","estimate"}.
-    Pi {
+    /// Hits out of samples (a Monte Carlo estimate); summed, and the job result is
+    /// {"hits","samples","estimate"} with the estimate scaled as the kernel declares.
+    Fraction {
         /// Points inside the unit quarter circle.
         hits: u64,
         /// Points drawn.

@@ -2,13 +2,14 @@
 //! the core, dispatches once per batch, and ticks.
 
 use super::{
-    gone, Cmd, Effects, JobWatch, LastHeard, Session, Subscription, WorkerTx, BATCH, WATCH_BUFFER,
+    gone, Cmd, Effects, JobWatch, LastHeard, Session, SubmitError, Subscription, WorkerTx, BATCH,
+    WATCH_BUFFER,
 };
+use crate::catalog::Catalog;
 use crate::core::{Core, CoreConfig, JobId, WorkerId, WorkerSpec};
 use crate::tasks::Tasks;
-use crate::validate_kind::check_kind;
 use farm_proto::pb::{self, master_message::Msg};
-use farm_worker::Registry;
+use farm_proto::KernelDescriptor;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,8 +23,8 @@ pub(super) struct CoreTask {
     core: Core,
     /// Sessions and watchers: where the core's effects go.
     fx: Effects,
-    /// Checks kinds and params at submit.
-    validator: Registry,
+    /// What the cluster offers; checks kinds and params at submit.
+    catalog: Catalog,
     /// The heartbeat period: sent to workers in `Welcome`, and the tick's pace.
     heartbeat: Duration,
     /// The base of every [`LastHeard`] stamp.
@@ -32,11 +33,11 @@ pub(super) struct CoreTask {
 
 impl CoreTask {
     /// A core with no jobs and no workers, and no sessions or watchers yet.
-    pub(super) fn new(config: CoreConfig, heartbeat: Duration) -> Self {
+    pub(super) fn new(config: CoreConfig, heartbeat: Duration, catalog: Catalog) -> Self {
         CoreTask {
             core: Core::new(config),
             fx: Effects::default(),
-            validator: Registry::builtin(true),
+            catalog,
             heartbeat,
             base: Instant::now(),
         }
@@ -93,6 +94,9 @@ impl CoreTask {
             self.core.heartbeat(*id, s.heard.at().into_std());
         }
         self.core.tick(now.into_std(), &mut self.fx);
+        for lost in self.fx.lost.drain(..) {
+            self.catalog.left(lost);
+        }
         self.core.dispatch(&mut self.fx);
         if beat {
             let beat = || Ok(pb::MasterMessage { msg: Some(Msg::Heartbeat(pb::Heartbeat {})) });
@@ -103,7 +107,13 @@ impl CoreTask {
     }
 
     /// Registers a worker session: the welcome goes out before anything the core sends it.
-    fn join(&mut self, spec: WorkerSpec, tx: WorkerTx, now: Instant) -> (WorkerId, LastHeard) {
+    fn join(
+        &mut self,
+        spec: WorkerSpec,
+        kernels: Vec<KernelDescriptor>,
+        tx: WorkerTx,
+        now: Instant,
+    ) -> (WorkerId, LastHeard) {
         let (name, threads) = (spec.name.clone(), spec.threads);
         let id = self.core.next_worker_id();
         let welcome = pb::Welcome {
@@ -115,6 +125,7 @@ impl CoreTask {
         self.fx.sessions.insert(id, Session { tx, heard: heard.clone() });
         let joined = self.core.worker_joined(spec, now.into_std());
         debug_assert_eq!(joined, id);
+        self.catalog.joined(id, kernels);
         info!(worker = id, %name, threads, "worker joined");
         (id, heard)
     }
@@ -125,8 +136,11 @@ impl CoreTask {
         let now_std = now.into_std();
         match cmd {
             Cmd::Submit(spec, reply) => {
-                let result = check_kind(core, &self.validator, &spec)
-                    .and_then(|()| Ok(core.submit(spec.clone(), now_std)?))
+                let result = self
+                    .catalog
+                    .check(&spec)
+                    .map_err(SubmitError::from)
+                    .and_then(|shape| Ok(core.submit(spec.clone(), shape, now_std)?))
                     .map(|id| (id, spec.source.shard_count()));
                 if let Ok((id, shards)) = &result {
                     info!(job = id, kind = %spec.kind, shards, "job submitted");
@@ -148,8 +162,15 @@ impl CoreTask {
             Cmd::Watch(job, want_shards, reply) => {
                 let _ = reply.send(self.watch(job, want_shards, now_std));
             }
-            Cmd::Join(spec, tx, reply) => {
-                let _ = reply.send(self.join(spec, tx, now));
+            Cmd::Join(spec, kernels, tx, reply) => {
+                let _ = reply.send(self.join(spec, kernels, tx, now));
+            }
+            Cmd::Refused(worker, job, reason) => {
+                info!(worker, job, %reason, "worker refused a job");
+                core.job_refused(worker, job, &reason, now_std, fx);
+            }
+            Cmd::Kinds(reply) => {
+                let _ = reply.send(self.catalog.list());
             }
             Cmd::Results(worker, started, batch) => {
                 core.shards_started(worker, started);
@@ -177,6 +198,7 @@ impl CoreTask {
                     info!(worker, %reason, "worker left");
                 }
                 core.worker_left(worker, &reason, now_std, fx);
+                self.catalog.left(worker);
             }
         }
     }

@@ -2,7 +2,7 @@
 //! accumulator that reduces shard outputs into the job result.
 
 use super::{JobId, WorkerId};
-use farm_proto::{JobSpec, Output};
+use farm_proto::{JobSpec, Output, OutputShape};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
@@ -70,7 +70,7 @@ pub(crate) struct Job {
 
 impl Job {
     /// A queued job, none of its shards handed out.
-    pub fn new(id: JobId, spec: JobSpec, now: Instant) -> Self {
+    pub fn new(id: JobId, spec: JobSpec, output: OutputShape, now: Instant) -> Self {
         let total = spec.source.shard_count();
         Job {
             id,
@@ -81,7 +81,7 @@ impl Job {
             requeued: VecDeque::new(),
             assigned: HashMap::new(),
             done: 0,
-            acc: Accumulator::default(),
+            acc: Accumulator::new(output),
             result_json: None,
             error: None,
             submitted: now,
@@ -123,7 +123,7 @@ impl Job {
         self.finished = Some(now);
         self.requeued.clear();
         self.next = self.total;
-        let acc = std::mem::take(&mut self.acc);
+        let acc = std::mem::replace(&mut self.acc, Accumulator::new(OutputShape::Any));
         if state == JobState::Succeeded {
             self.result_json = Some(acc.finish());
         }
@@ -138,38 +138,40 @@ impl Job {
     }
 }
 
-/// Reduces shard outputs: counts and pi hits are summed as they arrive; list outputs are kept by
-/// shard and joined in index order at the end.
-#[derive(Debug, Default)]
+/// Reduces shard outputs as the kernel's declared output shape says: counts and fractions are
+/// summed as they arrive, list outputs are kept by shard and joined in index order at the end.
+/// A kernel that declared no shape is reduced by the variant its first output has.
+#[derive(Debug)]
 pub(crate) struct Accumulator {
+    shape: OutputShape,
     count: Option<u64>,
-    pi: Option<(u64, u64)>,
+    fraction: Option<(u64, u64)>,
     ordered: BTreeMap<u64, Output>,
 }
 
 impl Accumulator {
-    /// Adds one shard's output; fails when the shard's output is of another variant than the
-    /// others (a kernel bug), or a sum overflows.
+    /// An empty accumulator for a kernel with this output shape.
+    pub fn new(shape: OutputShape) -> Self {
+        Accumulator { shape, count: None, fraction: None, ordered: BTreeMap::new() }
+    }
+
+    /// Adds one shard's output; fails when the output is not of the declared shape, or of
+    /// another variant than the others (a kernel bug), or a sum overflows.
     pub fn add(&mut self, shard: u64, output: Output) -> Result<(), String> {
-        let variant = std::mem::discriminant(&output);
-        let mismatch = match (&self.count, &self.pi, self.ordered.values().next()) {
-            (Some(_), _, _) => !matches!(output, Output::Count(_)),
-            (_, Some(_), _) => !matches!(output, Output::Pi { .. }),
-            (_, _, Some(first)) => std::mem::discriminant(first) != variant,
-            _ => false,
-        };
-        if mismatch {
-            return Err(format!("shard {shard} returned another kind of output than the others"));
+        if !self.fits(&output) {
+            return Err(format!(
+                "shard {shard} returned another kind of output than its kernel declares"
+            ));
         }
         match output {
             Output::Count(n) => {
                 let sum = self.count.unwrap_or(0).checked_add(n);
                 self.count = Some(sum.ok_or("job result overflows u64")?);
             }
-            Output::Pi { hits, samples } => {
-                let (h, s) = self.pi.unwrap_or((0, 0));
+            Output::Fraction { hits, samples } => {
+                let (h, s) = self.fraction.unwrap_or((0, 0));
                 let sum = h.checked_add(hits).zip(s.checked_add(samples));
-                self.pi = Some(sum.ok_or("pi sample count overflows u64")?);
+                self.fraction = Some(sum.ok_or("sample count overflows u64")?);
             }
             other => {
                 self.ordered.insert(shard, other);
@@ -178,13 +180,39 @@ impl Accumulator {
         Ok(())
     }
 
+    /// Whether `output` fits the declared shape, or, undeclared, the outputs so far.
+    fn fits(&self, output: &Output) -> bool {
+        match (self.shape, output) {
+            (OutputShape::Count, Output::Count(_))
+            | (OutputShape::Fraction { .. }, Output::Fraction { .. })
+            | (OutputShape::Lines, Output::Lines(_))
+            | (OutputShape::Rows, Output::Rows(_))
+            | (OutputShape::Exec, Output::Exec(_)) => true,
+            (OutputShape::Any, _) => {
+                match (&self.count, &self.fraction, self.ordered.values().next()) {
+                    (Some(_), _, _) => matches!(output, Output::Count(_)),
+                    (_, Some(_), _) => matches!(output, Output::Fraction { .. }),
+                    (_, _, Some(first)) => {
+                        std::mem::discriminant(first) == std::mem::discriminant(output)
+                    }
+                    _ => true,
+                }
+            }
+            _ => false,
+        }
+    }
+
     /// The job result as JSON.
     pub fn finish(self) -> String {
         if let Some(n) = self.count {
             return n.to_string();
         }
-        if let Some((hits, samples)) = self.pi {
-            let estimate = 4.0 * hits as f64 / samples.max(1) as f64;
+        if let Some((hits, samples)) = self.fraction {
+            let scale = match self.shape {
+                OutputShape::Fraction { scale } => scale,
+                _ => 1.0,
+            };
+            let estimate = scale * hits as f64 / samples.max(1) as f64;
             return serde_json::json!({"hits": hits, "samples": samples, "estimate": estimate})
                 .to_string();
         }
@@ -197,7 +225,7 @@ impl Accumulator {
                     .extend(runs.into_iter().map(
                         |r| serde_json::json!({"exit_code": r.exit_code, "stdout": r.stdout}),
                     )),
-                Output::Count(_) | Output::Pi { .. } => {}
+                Output::Count(_) | Output::Fraction { .. } => {}
             }
         }
         serde_json::Value::Array(items).to_string()
@@ -211,33 +239,45 @@ mod tests {
 
     #[test]
     fn counts_are_summed_and_lists_joined_in_shard_order() {
-        let mut acc = Accumulator::default();
+        let mut acc = Accumulator::new(OutputShape::Any);
         acc.add(1, Output::Count(2)).expect("count");
         acc.add(0, Output::Count(3)).expect("count");
         assert!(acc.add(2, Output::Lines(vec![])).is_err());
         assert_eq!(acc.finish(), "5");
 
-        let mut acc = Accumulator::default();
+        let mut acc = Accumulator::new(OutputShape::Any);
         acc.add(1, Output::Lines(vec!["c".into()])).expect("lines");
         acc.add(0, Output::Lines(vec!["a".into(), "b".into()])).expect("lines");
         assert_eq!(acc.finish(), r#"["a","b","c"]"#);
 
-        let mut acc = Accumulator::default();
+        let mut acc = Accumulator::new(OutputShape::Any);
         acc.add(0, Output::Exec(vec![ExecRun { exit_code: 1, stdout: "x".into() }])).expect("exec");
         assert_eq!(acc.finish(), r#"[{"exit_code":1,"stdout":"x"}]"#);
     }
 
     #[test]
-    fn pi_reduces_to_an_estimate_and_overflow_is_an_error() {
-        let mut acc = Accumulator::default();
-        acc.add(0, Output::Pi { hits: 3, samples: 4 }).expect("pi");
-        acc.add(1, Output::Pi { hits: 3, samples: 4 }).expect("pi");
+    fn fractions_reduce_to_a_scaled_estimate_and_overflow_is_an_error() {
+        let mut acc = Accumulator::new(OutputShape::Fraction { scale: 4.0 });
+        acc.add(0, Output::Fraction { hits: 3, samples: 4 }).expect("pi");
+        acc.add(1, Output::Fraction { hits: 3, samples: 4 }).expect("pi");
         let v: serde_json::Value = serde_json::from_str(&acc.finish()).expect("json");
         assert_eq!(v["hits"], 6);
         assert_eq!(v["estimate"], 3.0);
 
-        let mut acc = Accumulator::default();
+        let mut acc = Accumulator::new(OutputShape::Any);
         acc.add(0, Output::Count(u64::MAX)).expect("count");
         assert!(acc.add(1, Output::Count(1)).is_err());
+    }
+
+    #[test]
+    fn a_declared_shape_refuses_other_outputs() {
+        let mut acc = Accumulator::new(OutputShape::Count);
+        let err = acc.add(0, Output::Lines(vec![])).unwrap_err();
+        assert!(err.contains("another kind of output than its kernel declares"), "{err}");
+        let mut acc = Accumulator::new(OutputShape::Any);
+        acc.add(0, Output::Fraction { hits: 1, samples: 2 }).expect("fraction");
+        // Undeclared, a fraction's estimate is the plain ratio.
+        let v: serde_json::Value = serde_json::from_str(&acc.finish()).expect("json");
+        assert_eq!(v["estimate"], 0.5);
     }
 }

@@ -25,7 +25,7 @@ pub use job::JobState;
 pub use types::*;
 use worker::Worker;
 
-use farm_proto::JobSpec;
+use farm_proto::{JobSpec, OutputShape};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::time::Instant;
@@ -74,12 +74,18 @@ impl Core {
         }
     }
 
-    /// Queues a job; the next dispatch hands its shards to workers with free slots.
-    pub fn submit(&mut self, spec: JobSpec, now: Instant) -> Result<JobId, CoreError> {
+    /// Queues a job whose kernel declares `output` (how its outputs are reduced); the next
+    /// dispatch hands its shards to workers with free slots.
+    pub fn submit(
+        &mut self,
+        spec: JobSpec,
+        output: OutputShape,
+        now: Instant,
+    ) -> Result<JobId, CoreError> {
         limits::check_submit(&self.config, self.active, &spec)?;
         let id = self.next_job;
         self.next_job += 1;
-        let job = Job::new(id, spec, now);
+        let job = Job::new(id, spec, output, now);
         self.active += 1;
         let priority = job.spec.priority;
         self.jobs.insert(id, job);
@@ -200,6 +206,26 @@ impl Core {
         }
         self.end_job(job, JobState::Cancelled, Some("cancelled by a client".into()), now, out);
         self.status(job, now).ok_or(CoreError::NoSuchJob(job))
+    }
+
+    /// A worker refused a job (its kernel's `prepare` rejected the params, a check the
+    /// descriptors could not express): the job fails once with the worker's reason, instead of
+    /// every shard failing on it. Ignored from a worker that never got the job.
+    pub fn job_refused(
+        &mut self,
+        worker: WorkerId,
+        job: JobId,
+        reason: &str,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
+        let Some(j) = self.jobs.get(&job).filter(|j| j.known_by.contains(&worker)) else { return };
+        if j.state.is_final() {
+            return;
+        }
+        let name = self.workers.get(&worker).map_or("", |w| w.spec.name.as_str());
+        let error = format!("worker {worker} ({name}) refused the job: {reason}");
+        self.end_job(job, JobState::Failed, Some(error), now, out);
     }
 
     /// Declares lost every worker silent for longer than the heartbeat timeout.

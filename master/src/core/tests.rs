@@ -100,7 +100,7 @@ impl Sim {
         result
     }
     fn submit(&mut self, spec: JobSpec, now: Instant) -> Result<JobId, CoreError> {
-        let r = self.core.submit(spec, now);
+        let r = self.core.submit(spec, OutputShape::Any, now);
         self.dispatched(r)
     }
     fn join(&mut self, spec: WorkerSpec, now: Instant) -> WorkerId {
@@ -177,7 +177,7 @@ fn dispatch_fills_each_worker_to_threads_plus_prefetch() {
 fn events_only_mark_and_one_dispatch_sends_one_assignment_per_worker() {
     let (mut sim, now) = sim();
     let w = sim.core.worker_joined(worker(2), now);
-    let job = sim.core.submit(spec("noop", 0, 100, 1, 0), now).expect("submit");
+    let job = sim.core.submit(spec("noop", 0, 100, 1, 0), OutputShape::Any, now).expect("submit");
     assert!(sim.rec.queues.is_empty(), "nothing goes out before the dispatch");
     sim.core.dispatch(&mut sim.rec);
     assert_eq!(sim.rec.shards(w), vec![0, 1, 2, 3]);
@@ -359,6 +359,29 @@ fn silent_workers_are_declared_lost_on_tick() {
     assert_eq!(sim.core.workers(t0).len(), 1);
     assert_eq!(sim.core.assigned_total(), 2, "b holds its own two; a's wait for a free slot");
     assert_eq!(take(&mut sim.rec.defs).len(), 2);
+    sim.rec.assert_quiet();
+}
+
+#[test]
+fn a_refused_job_fails_once_with_the_workers_reason() {
+    let (mut sim, now) = sim();
+    let w = sim.join(worker(2), now);
+    let other = sim.submit(spec("noop", 0, 1, 1, 0), now).expect("submit");
+    let job = sim.submit(spec("noop", 0, 100, 1, 0), now).expect("submit");
+    take(&mut sim.rec.defs);
+    // A worker that never got the job cannot refuse it.
+    sim.core.job_refused(99, job, "nope", now, &mut sim.rec);
+    sim.rec.assert_quiet();
+    sim.core.job_refused(w, job, "x0 must be below x1", now, &mut sim.rec);
+    let ended = take(&mut sim.rec.finished);
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].state, JobState::Failed);
+    let error = ended[0].error.clone().unwrap_or_default();
+    assert!(error.contains("refused the job: x0 must be below x1"), "{error}");
+    assert_eq!(take(&mut sim.rec.cancels), vec![(w, job)]);
+    // The other job is untouched, and a second refusal changes nothing.
+    assert!(!sim.status(other, now).state.is_final());
+    sim.core.job_refused(w, job, "again", now, &mut sim.rec);
     sim.rec.assert_quiet();
 }
 

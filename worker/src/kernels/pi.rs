@@ -16,7 +16,7 @@
 //! A point is `x = (next() >> 11) as f64 * 2^-53`, then `y` likewise (x is drawn first); it is
 //! a hit when `x*x + y*y <= 1.0` (IEEE double, no fused multiply-add). The first three outputs
 //! for seed 0 are 0xe220a8397b1dcdaf, 0x6e789e6aa1b965f4, 0x06c45d188009454f.
-//! The output is `Output::Pi { hits, samples: samples * number_of_indices }`.
+//! The output is `Output::Fraction { hits, samples: samples * number_of_indices }`.
 
 use crate::kernels::params::Indices;
 use crate::sdk::{
@@ -71,7 +71,7 @@ impl Prepared for PreparedPi {
                 hits += u64::from(x * x + y * y <= 1.0);
             }
         }
-        Ok(Output::Pi { hits, samples: total })
+        Ok(Output::Fraction { hits, samples: total })
     }
 }
 
@@ -123,14 +123,14 @@ mod tests {
     #[test]
     fn reference_hit_counts() {
         // Values computed independently with a Python reimplementation of the contract.
-        assert_eq!(run("1000", range(0, 1)), Ok(Output::Pi { hits: 807, samples: 1000 }));
-        assert_eq!(run("10000", line(3, "7")), Ok(Output::Pi { hits: 7895, samples: 10000 }));
-        assert_eq!(run("2500", range(0, 4)), Ok(Output::Pi { hits: 7919, samples: 10000 }));
+        assert_eq!(run("1000", range(0, 1)), Ok(Output::Fraction { hits: 807, samples: 1000 }));
+        assert_eq!(run("10000", line(3, "7")), Ok(Output::Fraction { hits: 7895, samples: 10000 }));
+        assert_eq!(run("2500", range(0, 4)), Ok(Output::Fraction { hits: 7919, samples: 10000 }));
     }
 
     #[test]
     fn estimate_is_close() {
-        let Ok(Output::Pi { hits, samples }) = run("50000", range(100, 104)) else {
+        let Ok(Output::Fraction { hits, samples }) = run("50000", range(100, 104)) else {
             panic!("expected a pi output");
         };
         assert_eq!(samples, 200_000);
