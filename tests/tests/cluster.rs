@@ -331,21 +331,6 @@ fn spawned_workers_die_when_the_master_is_killed() {
 }
 
 #[test]
-fn a_lost_worker_costs_its_shards_not_the_job() {
-    let master = Master::start(&[]);
-    let mut doomed = master.worker(&["--threads", "2"]);
-    let _steady = master.worker(&["--threads", "1"]);
-    master.wait_workers(2);
-    let id = master.submit(&["spin", "--range", "0..60", "--shard-size", "1", "--param", "ms=20"]);
-    master.wait_done(&id, 5);
-    doomed.signal(libc::SIGKILL);
-    doomed.wait(Duration::from_secs(10)).expect("worker killed");
-    let v = master.watch(&id);
-    assert_eq!(v["state"], "succeeded");
-    assert_eq!(v["result"], 60, "every index counted exactly once");
-}
-
-#[test]
 fn a_worker_waits_for_a_master_that_starts_later() {
     // The worker dials a port where no master is yet, and is hung up on.
     let trap = DialTrap::new();
