@@ -1,7 +1,9 @@
 //! Property tests over what a client or a worker can put on the wire: any job spec, any bytes.
-//! Nothing may panic; a spec that is accepted has shards that exactly tile its range.
+//! A wire spec is accepted exactly when it is valid, an accepted spec has shards that tile its
+//! range and converts back to the same wire spec; any bytes either fail to decode or decode to a
+//! message that re-encodes to itself, and a decoded shard output converts back unchanged.
 
-use crate::domain::{JobSource, JobSpec, Output};
+use crate::domain::{JobLimits, JobSource, JobSpec, Output};
 use crate::pb;
 use proptest::prelude::*;
 use prost::Message;
@@ -10,38 +12,112 @@ fn edge_u64() -> impl Strategy<Value = u64> {
     prop_oneof![Just(0), Just(1), Just(u64::MAX), Just(u64::MAX - 1), any::<u64>(), 0u64..1000]
 }
 
+/// Whether `JobSpec::try_from` must accept `wire`, by the rules stated in `domain.rs`.
+fn is_valid(wire: &pb::JobSpec) -> bool {
+    let source_ok = !wire.inputs.is_empty() || (wire.shard_size > 0 && wire.start < wire.end);
+    !wire.kind.trim().is_empty() && source_ok
+}
+
+/// Checks that the shards of an accepted spec tile its source: the first starts at its start,
+/// the last ends at its end, none is empty or longer than the shard size, and neighbours meet.
+fn assert_tiles(source: &JobSource) -> Result<(), TestCaseError> {
+    let count = source.shard_count();
+    prop_assert!(count >= 1);
+    match source {
+        JobSource::Range { start, end, shard_size } => {
+            prop_assert_eq!(count, (end - start).div_ceil(*shard_size));
+            prop_assert_eq!(source.shard(0).0, *start);
+            prop_assert_eq!(source.shard(count - 1).1, *end);
+            // All neighbours of a small job; a sample of a huge one.
+            let checked: Vec<u64> = if count <= 64 {
+                (0..count).collect()
+            } else {
+                vec![0, 1, count / 2, count - 2, count - 1]
+            };
+            for k in checked {
+                let (lo, hi, line) = source.shard(k);
+                prop_assert!(lo < hi && hi - lo <= *shard_size, "shard {} is {}..{}", k, lo, hi);
+                prop_assert!(line.is_none());
+                if k + 1 < count {
+                    prop_assert_eq!(source.shard(k + 1).0, hi, "shard {} and the next meet", k);
+                }
+            }
+        }
+        JobSource::Inputs(lines) => {
+            prop_assert_eq!(count, lines.len() as u64);
+            for (k, expected) in lines.iter().enumerate() {
+                prop_assert_eq!(
+                    source.shard(k as u64),
+                    (k as u64, k as u64 + 1, Some(&**expected))
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a decoded prost message re-encodes to bytes that decode to the same message.
+fn assert_reencodes<M: Message + Default + PartialEq + std::fmt::Debug>(
+    bytes: &[u8],
+) -> Result<(), TestCaseError> {
+    if let Ok(message) = M::decode(bytes) {
+        let again = M::decode(message.encode_to_vec().as_slice());
+        prop_assert_eq!(again.as_ref().ok(), Some(&message));
+    }
+    Ok(())
+}
+
 proptest! {
     #[test]
-    fn any_wire_spec_is_refused_or_tiles_its_range(
+    fn a_wire_spec_is_accepted_exactly_when_valid_and_then_tiles_its_range(
         start in edge_u64(),
         end in edge_u64(),
         shard_size in edge_u64(),
-        kind in "[a-z]{0,8}",
+        kind in "[a-z ]{0,8}",
         inputs in prop::collection::vec(".{0,4}", 0..3),
+        params in prop::collection::hash_map("[a-z]{1,3}", ".{0,3}", 0..3),
+        priority in any::<i32>(),
+        retries in any::<u32>(),
+        max_crashes in prop_oneof![Just(0u32), any::<u32>()],
+        shard_timeout_ms in prop_oneof![Just(0u64), any::<u64>()],
     ) {
-        let wire = pb::JobSpec { kind, start, end, shard_size, inputs, ..Default::default() };
-        let Ok(spec) = JobSpec::try_from(wire) else { return Ok(()) };
-        let count = spec.source.shard_count();
-        prop_assert!(count >= 1);
-        match &spec.source {
-            JobSource::Range { start, end, .. } => {
-                let (first_lo, _, _) = spec.source.shard(0);
-                let (last_lo, last_hi, _) = spec.source.shard(count - 1);
-                prop_assert_eq!(first_lo, *start);
-                prop_assert_eq!(last_hi, *end);
-                prop_assert!(last_lo < last_hi);
-            }
-            JobSource::Inputs(lines) => prop_assert_eq!(count, lines.len() as u64),
-        }
+        let wire = pb::JobSpec {
+            kind, start, end, shard_size, inputs, params, priority, retries, max_crashes,
+            shard_timeout_ms,
+        };
+        let valid = is_valid(&wire);
+        let converted = JobSpec::try_from(wire.clone());
+        prop_assert_eq!(converted.is_ok(), valid, "{:?} -> {:?}", wire, converted);
+        let Ok(spec) = converted else { return Ok(()) };
+        assert_tiles(&spec.source)?;
+        let crashes = if max_crashes == 0 { JobLimits::DEFAULT_MAX_CRASHES } else { max_crashes };
+        prop_assert_eq!(spec.limits.max_crashes, crashes);
+        prop_assert_eq!(spec.limits.shard_timeout_ms, (shard_timeout_ms > 0).then_some(shard_timeout_ms));
+        // Back on the wire and in again: the same spec.
+        let back = JobSpec::try_from(pb::JobSpec::from(spec.clone()));
+        prop_assert_eq!(back, Ok(spec));
     }
 
     #[test]
-    fn arbitrary_bytes_never_panic_the_decoders(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
-        let _ = pb::WorkerMessage::decode(bytes.as_slice());
-        let _ = pb::MasterMessage::decode(bytes.as_slice());
-        let _ = pb::SubmitRequest::decode(bytes.as_slice()).map(|r| r.spec.map(JobSpec::try_from));
-        if let Ok(out) = pb::ShardOutput::decode(bytes.as_slice()) {
-            let _ = Output::try_from(out);
+    fn arbitrary_bytes_fail_to_decode_or_round_trip(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        assert_reencodes::<pb::WorkerMessage>(&bytes)?;
+        assert_reencodes::<pb::MasterMessage>(&bytes)?;
+        assert_reencodes::<pb::SubmitRequest>(&bytes)?;
+        assert_reencodes::<pb::ShardOutput>(&bytes)?;
+        if let Ok(pb::SubmitRequest { spec: Some(wire), .. }) = pb::SubmitRequest::decode(bytes.as_slice()) {
+            let valid = is_valid(&wire);
+            let converted = JobSpec::try_from(wire);
+            prop_assert_eq!(converted.is_ok(), valid);
+            if let Ok(spec) = converted {
+                assert_tiles(&spec.source)?;
+            }
+        }
+        if let Ok(wire) = pb::ShardOutput::decode(bytes.as_slice()) {
+            let converted = Output::try_from(wire.clone());
+            prop_assert_eq!(converted.is_ok(), wire.value.is_some());
+            if let Ok(output) = converted {
+                prop_assert_eq!(pb::ShardOutput::from(output), wire);
+            }
         }
     }
 }

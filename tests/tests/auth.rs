@@ -2,10 +2,8 @@
 //! another), with Unauthenticated and a one-line message, and keeps serving the ones that have
 //! it; a separate worker token keeps the two roles apart; listening workers check masters.
 
-mod common;
-
-use common::*;
 use farm_proto::pb::{self, worker_host_client::WorkerHostClient};
+use farm_tests::*;
 
 fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).trim().to_string()
@@ -15,13 +13,13 @@ fn stderr_of(out: &std::process::Output) -> String {
 fn clients_need_the_token_and_get_a_clear_error_without_it() {
     let master = Master::start(&["--token", "s3cret", "--workers", "1", "--threads", "1"]);
     let url = master.url.clone();
-    let missing = run_capture(&["--master", &url, "jobs"], &master.tag);
+    let missing = run(&["--master", &url, "jobs"], &master.tag);
     assert!(!missing.status.success());
     assert_eq!(
         stderr_of(&missing),
         "error: unauthenticated: missing token (authorization: Bearer TOKEN)"
     );
-    let wrong = run_capture(&["--master", &url, "--token", "s3cres", "jobs"], &master.tag);
+    let wrong = run(&["--master", &url, "--token", "s3cres", "jobs"], &master.tag);
     assert!(!wrong.status.success());
     assert_eq!(stderr_of(&wrong), "error: unauthenticated: wrong token");
 
@@ -53,7 +51,7 @@ fn a_separate_worker_token_keeps_workers_and_clients_apart() {
     let master = Master::start(&["--token", "client-t", "--worker-token", "worker-t"]);
     let url = master.url.clone();
     // A worker holding the client token is refused and stops (retrying cannot help).
-    let refused = run_capture(&["worker", "--master", &url, "--token", "client-t"], &master.tag);
+    let refused = run(&["worker", "--master", &url, "--token", "client-t"], &master.tag);
     assert!(!refused.status.success());
     assert!(
         stderr_of(&refused).ends_with("master refused the worker: wrong token"),
@@ -64,7 +62,7 @@ fn a_separate_worker_token_keeps_workers_and_clients_apart() {
     let _w = master.worker(&["--token", "worker-t", "--threads", "1"]);
     let list = || run(&["--master", &url, "--token", "client-t", "workers", "--json"], &master.tag);
     assert!(wait_until(WAIT, || json(&list()).as_array().is_some_and(|w| w.len() == 1)));
-    let submit = run_capture(
+    let submit = run(
         &["--master", &url, "--token", "worker-t", "submit", "noop", "--range", "0..10"],
         &master.tag,
     );
@@ -83,10 +81,7 @@ fn a_separate_worker_token_keeps_workers_and_clients_apart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listening_worker_requires_the_token_from_masters() {
     let tag = tag();
-    let (_w, addr) = spawn_announcing(
-        &["worker", "--listen", "127.0.0.1:0", "--threads", "1", "--token", "wt"],
-        &tag,
-    );
+    let (_w, addr) = listening_worker(&tag, "127.0.0.1:0", &["--token", "wt"]);
     // Without the token, the worker refuses to be attached.
     let channel = within(
         tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("url").connect(),
@@ -105,7 +100,6 @@ async fn a_listening_worker_requires_the_token_from_masters() {
         Master::start_tagged(&["--connect", &addr, "--worker-token", "wt"], &tag, "127.0.0.1:0");
     tokio::task::block_in_place(|| {
         master.wait_workers(1);
-        let out = master.cli(&["submit", "primes", "--range", "0..1000", "--wait", "--json"]);
-        assert_eq!(json(&out)["result"], 168);
+        assert_eq!(master.submit_wait(&["primes", "--range", "0..1000"])["result"], 168);
     });
 }

@@ -1,12 +1,10 @@
 //! Bad input from clients and workers gets a specific gRPC status and a one-line message, the
 //! CLI exits non-zero, and the master keeps serving everyone else.
 
-mod common;
-
-use common::*;
 use farm_proto::pb::{
     self, farm_service_client::FarmServiceClient, worker_service_client::WorkerServiceClient,
 };
+use farm_tests::*;
 use tonic::Code;
 
 fn spec(kind: &str, start: u64, end: u64, shard_size: u64) -> pb::JobSpec {
@@ -155,14 +153,14 @@ fn the_cli_prints_one_line_errors_and_exits_non_zero() {
     for args in cases {
         let mut all = vec!["--master", master.url.as_str()];
         all.extend_from_slice(args);
-        let out = run_capture(&all, &tag);
+        let out = run(&all, &tag);
         assert!(!out.status.success(), "{args:?} should fail");
         let stderr = String::from_utf8_lossy(&out.stderr);
         let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         assert_eq!(lines.len(), 1, "{args:?}: {stderr}");
         assert!(lines[0].starts_with("error: "), "{args:?}: {stderr}");
     }
-    let out = run_capture(&["--master", "http://127.0.0.1:1", "jobs"], &tag);
+    let out = run(&["--master", "http://127.0.0.1:1", "jobs"], &tag);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach master"));
     // Still serving after all that.

@@ -1,9 +1,7 @@
 //! End to end: the real `farm` binary as master, workers and client; exact results; processes
 //! that come and go.
 
-mod common;
-
-use common::*;
+use farm_tests::*;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
@@ -64,9 +62,8 @@ fn separate_master_and_workers_compute_exact_results() {
     let is_prime =
         |n: u64| n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| !n.is_multiple_of(d));
     let expected = (1_000_000_000..1_000_010_000u64).filter(|&n| is_prime(n)).count();
-    let out =
-        master.cli(&["submit", "primes", "--range", "1000000000..1000010000", "--wait", "--json"]);
-    assert_eq!(json(&out)["result"], expected);
+    let v = master.submit_wait(&["primes", "--range", "1000000000..1000010000"]);
+    assert_eq!(v["result"], expected);
 
     // hashchain against an independent SHA-256 computation.
     let out = master.cli(&[
@@ -95,16 +92,13 @@ fn separate_master_and_workers_compute_exact_results() {
     assert_eq!(got, serde_json::json!(expected));
 
     // Without --wait, submit prints the id; status and jobs find it.
-    let out = master.cli(&["submit", "noop", "--range", "0..1000", "--shard-size", "10"]);
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(id.parse::<u64>().is_ok(), "submit printed {id:?}");
-    assert!(wait_until(WAIT, || json(&master.cli(&["status", &id, "--json"]))[0]["state"]
-        == "succeeded"));
+    let id = master.submit(&["noop", "--range", "0..1000", "--shard-size", "10"]);
+    assert!(wait_until(WAIT, || master.status(&id)["state"] == "succeeded"));
     let jobs = json(&master.cli(&["jobs", "--json"]));
     assert_eq!(jobs.as_array().map(Vec::len), Some(4));
     assert_eq!(jobs[3]["state"], "succeeded");
     assert_eq!(jobs[3]["result"], serde_json::Value::Null, "the list leaves results out");
-    assert_eq!(json(&master.cli(&["status", &id, "--json"]))[0]["result"], 1000);
+    assert_eq!(master.status(&id)["result"], 1000);
 }
 
 #[test]
@@ -185,7 +179,7 @@ fn mandelbrot_writes_a_png_and_a_bad_row_fails_the_job_naming_the_shard() {
     assert_eq!(u32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]), 40, "width");
     assert_eq!(u32::from_be_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]), 30, "height");
 
-    let out = run_capture(
+    let out = run(
         &[
             "run",
             "mandelbrot",
@@ -244,17 +238,8 @@ fn exec_runs_only_on_workers_that_allow_it() {
             {"exit_code": 0, "stdout": "<beta gamma>\n"},
         ])
     );
-    let out = master.cli(&[
-        "submit",
-        "exec",
-        "--range",
-        "0..2",
-        "--param",
-        "cmd=sh -c 'exit 3'",
-        "--wait",
-        "--json",
-    ]);
-    assert_eq!(json(&out)["result"][1]["exit_code"], 3);
+    let v = master.submit_wait(&["exec", "--range", "0..2", "--param", "cmd=sh -c 'exit 3'"]);
+    assert_eq!(v["result"][1]["exit_code"], 3);
 
     // farm run starts its workers before submitting, so exec is offered at once.
     let out = run(
@@ -281,15 +266,8 @@ fn exec_runs_only_on_workers_that_allow_it() {
 #[test]
 fn a_user_kernel_runs_in_its_own_worker_binary() {
     let master = Master::start(&[]);
-    let _worker = common::Proc {
-        child: std::process::Command::new(collatz_worker())
-            .args(["--master", &master.url, "--threads", "2"])
-            .env("FARM_TEST_TAG", &master.tag)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("start the example worker"),
-        name: "collatz".into(),
-    };
+    let args = ["--master", &master.url, "--threads", "2"];
+    let _worker = start(&collatz_worker(), &args, &master.tag, QUIET, std::process::Stdio::null());
     master.wait_workers(1);
     let expected: u64 = (1..10_000u64)
         .map(|mut n| {
@@ -319,27 +297,15 @@ fn a_user_kernel_runs_in_its_own_worker_binary() {
 fn cancel_stops_a_running_job_and_frees_the_workers() {
     let master = Master::start(&["--workers", "1", "--threads", "2"]);
     master.wait_workers(1);
-    let out = master.cli(&[
-        "submit",
-        "sleep",
-        "--range",
-        "0..1000",
-        "--shard-size",
-        "1",
-        "--param",
-        "ms=200",
-    ]);
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(wait_until(WAIT, || json(&master.cli(&["status", &id, "--json"]))[0]["done"].as_u64()
-        > Some(0)));
+    let id =
+        master.submit(&["sleep", "--range", "0..1000", "--shard-size", "1", "--param", "ms=200"]);
+    master.wait_done(&id, 1);
     let out = master.cli(&["cancel", &id, "--json"]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(json(&out)[0]["state"], "cancelled");
-    let out = master.cli(&["submit", "noop", "--range", "0..10", "--wait", "--json"]);
-    assert_eq!(json(&out)["result"], 10);
+    assert_eq!(master.submit_wait(&["noop", "--range", "0..10"])["result"], 10);
     // The cancelled job stays cancelled, and no shard is still counted as running anywhere.
-    let status = json(&master.cli(&["status", &id, "--json"]));
-    assert_eq!(status[0]["state"], "cancelled");
+    assert_eq!(master.status(&id)["state"], "cancelled");
     let workers = master.wait_workers(1);
     assert_eq!(workers[0]["running"], 0);
 }
@@ -365,46 +331,15 @@ fn spawned_workers_die_when_the_master_is_killed() {
 }
 
 #[test]
-fn a_lost_worker_costs_its_shards_not_the_job() {
-    let master = Master::start(&[]);
-    let mut doomed = master.worker(&["--threads", "2"]);
-    let _steady = master.worker(&["--threads", "1"]);
-    master.wait_workers(2);
-    let out = master.cli(&[
-        "submit",
-        "spin",
-        "--range",
-        "0..60",
-        "--shard-size",
-        "1",
-        "--param",
-        "ms=20",
-    ]);
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(wait_until(WAIT, || json(&master.cli(&["status", &id, "--json"]))[0]["done"].as_u64()
-        >= Some(5)));
-    doomed.signal(libc::SIGKILL);
-    doomed.wait(Duration::from_secs(10)).expect("worker killed");
-    let out = master.cli(&["watch", &id, "--json"]);
-    let v = json(&out);
-    assert_eq!(v["state"], "succeeded");
-    assert_eq!(v["result"], 60, "every index counted exactly once");
-}
-
-#[test]
 fn a_worker_waits_for_a_master_that_starts_later() {
-    // Find a free port, then start the worker before anything listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
+    // The worker dials a port where no master is yet, and is hung up on.
+    let trap = DialTrap::new();
     let tag = tag();
-    let url = format!("http://127.0.0.1:{port}");
+    let url = format!("http://{}", trap.addr);
     let _worker =
         spawn(&["worker", "--master", &url, "--threads", "1"], &tag, std::process::Stdio::null());
-    std::thread::sleep(Duration::from_millis(500));
-    let master = Master::start_tagged(&[], &tag, &format!("127.0.0.1:{port}"));
+    assert!(trap.wait_for_dial(WAIT), "the worker never dialed the master's address");
+    let master = Master::start_tagged(&[], &tag, &trap.release());
     master.wait_workers(1);
-    let out = master.cli(&["submit", "primes", "--range", "0..1000", "--wait", "--json"]);
-    assert_eq!(json(&out)["result"], 168);
+    assert_eq!(master.submit_wait(&["primes", "--range", "0..1000"])["result"], 168);
 }

@@ -3,11 +3,10 @@
 //! is tests/scripts/netns-cluster.sh; it needs root and iproute2 and says SKIPPED without them
 //! (CI runs as root, so there it must pass).
 
-mod common;
-
-use common::*;
+use farm_tests::*;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 /// SIGTERM to a scenario's whole process group, so its cleanup trap runs (namespaces,
 /// containers, processes); SIGKILL after 30 s.
@@ -16,46 +15,44 @@ fn stop_group(child: &mut Child) {
     unsafe {
         libc::kill(-(child.id() as libc::pid_t), libc::SIGTERM);
     }
-    for _ in 0..300 {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
+    if wait_child(child, Duration::from_secs(30)).is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
     }
-    let _ = child.kill();
-    let _ = child.wait();
+}
+
+/// Runs a scenario script to its end, at most `timeout` (then its group is stopped and the test
+/// fails); returns its stdout, shown with the test's output.
+fn run_scenario(mut command: Command, timeout: Duration) -> (std::process::ExitStatus, String) {
+    let mut child = command
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run the scenario");
+    if wait_child(&mut child, timeout).is_none() {
+        stop_group(&mut child);
+        panic!("the scenario did not finish in {timeout:?}");
+    }
+    let out = child.wait_with_output().expect("output");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("{stdout}");
+    (out.status, stdout)
 }
 
 #[test]
 fn a_cluster_of_namespaced_hosts_survives_a_killed_and_a_partitioned_worker() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/netns-cluster.sh");
-    let farm = farm();
-    let mut child = Command::new("bash")
-        .arg(script)
-        .arg(&farm)
-        .process_group(0)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("run the netns scenario");
-    let deadline = std::time::Instant::now() + WAIT * 3;
-    while child.try_wait().ok().flatten().is_none() {
-        if std::time::Instant::now() > deadline {
-            stop_group(&mut child);
-            panic!("the netns scenario did not finish");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().expect("output");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{stdout}");
+    let mut command = Command::new("bash");
+    command.arg(script).arg(farm());
+    let (status, stdout) = run_scenario(command, WAIT * 3);
     if stdout.contains("SKIPPED") {
         // SAFETY: geteuid has no preconditions.
         let root = unsafe { libc::geteuid() } == 0;
         assert!(!(root && std::env::var("CI").is_ok()), "CI runs as root: the scenario must run");
         return;
     }
-    assert!(out.status.success() && stdout.contains("PASS"), "{stdout}");
+    assert!(status.success() && stdout.contains("PASS"), "{stdout}");
 }
 
 /// The container deployment: deploy/build-image.sh builds the image FROM scratch around the
@@ -66,25 +63,9 @@ fn a_cluster_of_namespaced_hosts_survives_a_killed_and_a_partitioned_worker() {
 #[test]
 fn the_compose_deployment_survives_a_killed_and_a_disconnected_worker() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/test-compose.sh");
-    let mut child = Command::new("bash")
-        .arg(script)
-        .env("FARM_BIN", farm())
-        .process_group(0)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("run the compose scenario");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(900);
-    while child.try_wait().ok().flatten().is_none() {
-        if std::time::Instant::now() > deadline {
-            stop_group(&mut child);
-            panic!("the compose scenario did not finish in 15 minutes");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    let out = child.wait_with_output().expect("output");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{stdout}");
+    let mut command = Command::new("bash");
+    command.arg(script).env("FARM_BIN", farm());
+    let (status, stdout) = run_scenario(command, Duration::from_secs(900));
     let last = stdout.lines().last().unwrap_or_default();
     if last.starts_with("SKIP") {
         let docker =
@@ -95,5 +76,5 @@ fn the_compose_deployment_survives_a_killed_and_a_disconnected_worker() {
         );
         return;
     }
-    assert!(out.status.success() && last == "PASS", "{stdout}");
+    assert!(status.success() && last == "PASS", "{stdout}");
 }

@@ -1,9 +1,7 @@
 //! Any language can submit jobs: the Python client in examples/python, generated from
 //! proto/farm.proto with grpcio-tools, submits a job to a real master and streams its results.
 
-mod common;
-
-use common::*;
+use farm_tests::*;
 use std::process::{Command, Stdio};
 
 fn python_with_grpc_tools() -> bool {
@@ -37,13 +35,9 @@ fn the_generated_python_client_submits_and_streams_a_job() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("start python3");
-    let deadline = std::time::Instant::now() + WAIT;
-    while child.try_wait().ok().flatten().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the Python client did not finish in {WAIT:?}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    if wait_child(&mut child, WAIT).is_none() {
+        let _ = child.kill();
+        panic!("the Python client did not finish in {WAIT:?}");
     }
     let out = child.wait_with_output().expect("output");
     assert!(out.status.success(), "{out:?}");

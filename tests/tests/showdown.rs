@@ -1,9 +1,7 @@
 //! `farm showdown` runs every configuration as a real `farm run`, agrees with itself, and
 //! leaves no process behind. A small range keeps it fast; the full showdown is for people.
 
-mod common;
-
-use common::*;
+use farm_tests::*;
 
 #[test]
 fn a_small_showdown_runs_every_mode_and_the_results_agree() {

@@ -2,9 +2,7 @@
 //! on request; a wrong CA, a plaintext client, a self-signed or an expired certificate are each
 //! refused with a one-line error, and the master keeps serving.
 
-mod common;
-
-use common::*;
+use farm_tests::*;
 use rcgen::{date_time_ymd, BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use std::path::PathBuf;
 
@@ -114,14 +112,13 @@ fn workers_and_clients_verify_the_master_and_bad_peers_are_refused() {
     assert_eq!(json(&ok)["result"], 168);
 
     let other = pki.file("other-ca.pem");
-    let wrong_ca =
-        one_line_error(&run_capture(&["--master", &url, "--tls-ca", &other, "jobs"], &tag));
+    let wrong_ca = one_line_error(&run(&["--master", &url, "--tls-ca", &other, "jobs"], &tag));
     assert!(
         wrong_ca.contains("cannot reach master") && wrong_ca.contains("certificate"),
         "{wrong_ca}"
     );
     let plain_url = url.replacen("https://", "http://", 1);
-    let plaintext = one_line_error(&run_capture(&["--master", &plain_url, "jobs"], &tag));
+    let plaintext = one_line_error(&run(&["--master", &plain_url, "jobs"], &tag));
     assert!(plaintext.starts_with("error: "), "{plaintext}");
     // Still serving.
     let ok = run(&["--master", &url, "--tls-ca", &ca, "jobs", "--json"], &tag);
@@ -136,7 +133,7 @@ fn self_signed_and_expired_certificates_are_refused() {
     for (cert, reason) in [("selfsigned", "UnknownIssuer"), ("expired", "certificate expired")] {
         let master = tls_master(&pki, &tag, cert, &[]);
         let refused =
-            one_line_error(&run_capture(&["--master", &master.url, "--tls-ca", &ca, "jobs"], &tag));
+            one_line_error(&run(&["--master", &master.url, "--tls-ca", &ca, "jobs"], &tag));
         assert!(refused.contains("certificate") && refused.contains(reason), "{cert}: {refused}");
     }
 }
@@ -148,7 +145,7 @@ fn mutual_tls_requires_a_client_certificate() {
     let ca = pki.file("ca.pem");
     let master = tls_master(&pki, &tag, "server", &["--tls-client-ca", &ca]);
     let url = master.url.clone();
-    let refused = one_line_error(&run_capture(&["--master", &url, "--tls-ca", &ca, "jobs"], &tag));
+    let refused = one_line_error(&run(&["--master", &url, "--tls-ca", &ca, "jobs"], &tag));
     assert!(refused.starts_with("error: "), "{refused}");
     let (c, k) = (pki.file("client.pem"), pki.file("client.key"));
     let ok = run(
@@ -161,9 +158,7 @@ fn mutual_tls_requires_a_client_certificate() {
 /// A worker waiting to be dialed, serving TLS with the CA-signed server certificate.
 fn listening_tls_worker(pki: &Pki, tag: &str) -> (Proc, String) {
     let (cert, key) = (pki.file("server.pem"), pki.file("server.key"));
-    let args = ["worker", "--listen", "127.0.0.1:0", "--threads", "1"];
-    let tls = ["--tls-cert", cert.as_str(), "--tls-key", key.as_str()];
-    spawn_announcing(&[&args[..], &tls[..]].concat(), tag)
+    listening_worker(tag, "127.0.0.1:0", &["--tls-cert", &cert, "--tls-key", &key])
 }
 
 #[test]
@@ -174,13 +169,20 @@ fn a_master_dials_a_listening_worker_over_tls() {
     let (_w, addr) = listening_tls_worker(&pki, &tag);
     let master = Master::start_tagged(&["--connect", &addr, "--tls-ca", &ca], &tag, "127.0.0.1:0");
     master.wait_workers(1);
-    let out = master.cli(&["submit", "primes", "--range", "0..1000", "--wait", "--json"]);
-    assert_eq!(json(&out)["result"], 168);
-    // A master that does not trust the worker's CA never attaches it (a second, free worker).
+    assert_eq!(master.submit_wait(&["primes", "--range", "0..1000"])["result"], 168);
+    // A master that does not trust the worker's CA never attaches it (a second, free worker):
+    // once it has dialed and failed (it logs each failed dial at debug), it still has no worker.
     let (_w2, addr2) = listening_tls_worker(&pki, &tag);
     let other = pki.file("other-ca.pem");
-    let doubting =
-        Master::start_tagged(&["--connect", &addr2, "--tls-ca", &other], &tag, "127.0.0.1:0");
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    assert!(json(&doubting.cli(&["workers", "--json"])).as_array().is_some_and(Vec::is_empty));
+    let extra = ["--connect", addr2.as_str(), "--tls-ca", &other];
+    let doubting = Master::start_logging(&extra, &tag, "127.0.0.1:0", "farm_master=debug");
+    doubting.proc.wait_for_log(WAIT, "of a failed dial of the worker", |line| {
+        line.contains(&addr2) && line.contains("not reached")
+    });
+    assert!(doubting.workers().is_empty());
+    // The worker was free all along: a master that trusts its CA attaches it.
+    let trusting =
+        Master::start_tagged(&["--connect", &addr2, "--tls-ca", &ca], &tag, "127.0.0.1:0");
+    trusting.wait_workers(1);
+    assert!(doubting.workers().is_empty());
 }
