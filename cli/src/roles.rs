@@ -60,7 +60,10 @@ fn master_config(s: &SchedulerArgs) -> MasterConfig {
         heartbeat_timeout: s.heartbeat * 5 / 2,
         ..CoreConfig::default()
     };
-    MasterConfig { core, heartbeat: s.heartbeat, ..MasterConfig::default() }
+    // The kernels every `farm worker` offers, so their jobs are checked and can queue before
+    // the first worker connects; workers' own descriptors replace these as they register.
+    let known_kinds = Registry::builtin(false).descriptors();
+    MasterConfig { core, heartbeat: s.heartbeat, known_kinds, ..MasterConfig::default() }
 }
 
 /// A master serving in this process, and the local workers it supervises.

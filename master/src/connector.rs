@@ -5,8 +5,8 @@
 
 use crate::actor::CoreHandle;
 use crate::sessions::accept_session;
-use farm_proto::pb::worker_host_client::WorkerHostClient;
 use farm_net::Backoff;
+use farm_proto::pb::worker_host_client::WorkerHostClient;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;

@@ -3,8 +3,8 @@
 //! not spin), and stops them all on shutdown. Spawned workers also die with the master: they
 //! exit when their connection to it is lost, and the kernel kills them if the master dies.
 
-use farm_net::Backoff;
 use crate::tasks::Tasks;
+use farm_net::Backoff;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};

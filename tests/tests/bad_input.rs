@@ -43,10 +43,28 @@ async fn bad_requests_get_specific_status_codes_and_the_master_keeps_serving_bod
     let long =
         client.submit(req(spec("noop", 0, 200_000, 100))).await.expect("submit").into_inner();
 
+    // No worker offers it, but one that does may still connect: a precondition, not a bad
+    // argument (the kinds come from the workers, not from a list in the master).
     assert_eq!(
         submit_code(&mut client, req(spec("nosuchkind", 0, 10, 1))).await,
-        Code::InvalidArgument
+        Code::FailedPrecondition
     );
+    // Limits on retries, crashes and verification are checked at the door.
+    for (retries, max_crashes, verify_percent) in [(101, 0, 0), (0, 101, 0), (0, 0, 101)] {
+        let limited =
+            pb::JobSpec { retries, max_crashes, verify_percent, ..spec("noop", 0, 10, 1) };
+        assert_eq!(submit_code(&mut client, req(limited)).await, Code::InvalidArgument);
+    }
+    // An error quotes a few dozen bytes of a huge input, never the whole of it.
+    let mut huge = spec("hashchain", 0, 10, 1);
+    huge.params.insert("r".repeat(10 << 20), "1".into());
+    huge.params.insert("rounds".into(), "x".repeat(10 << 20));
+    let refused = client.submit(req(huge)).await.expect_err("refused");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().len() < 400, "{} bytes", refused.message().len());
+    assert!(refused.message().contains("bytes)"), "{}", refused.message());
+    // Bytes that are not a SubmitRequest at all.
+    assert_eq!(garbage_submit(channel.clone()).await, Code::InvalidArgument);
     assert_eq!(
         submit_code(&mut client, req(spec("primes", 10, 10, 1))).await,
         Code::InvalidArgument
@@ -100,8 +118,21 @@ async fn bad_requests_get_specific_status_codes_and_the_master_keeps_serving_bod
         (99, 1, Code::FailedPrecondition),
         (farm_proto::PROTOCOL_VERSION, 0, Code::InvalidArgument),
         (farm_proto::PROTOCOL_VERSION, 1_000_000, Code::InvalidArgument),
+        // 257 kernels: over the registration bound.
+        (farm_proto::PROTOCOL_VERSION, 1, Code::InvalidArgument),
     ] {
-        let register = pb::Register { protocol_version: version, threads, ..Default::default() };
+        let kernels = if threads == 1 && version == farm_proto::PROTOCOL_VERSION {
+            let open = |i: usize| pb::KernelDescriptor {
+                kind: format!("k{i}"),
+                open_params: true,
+                ..Default::default()
+            };
+            (0..257).map(open).collect()
+        } else {
+            vec![]
+        };
+        let register =
+            pb::Register { protocol_version: version, threads, kernels, ..Default::default() };
         let first = pb::WorkerMessage { msg: Some(pb::worker_message::Msg::Register(register)) };
         let result = workers.connect(once(first)).await;
         assert_eq!(
@@ -197,4 +228,60 @@ async fn a_hundred_clients_at_once_are_all_served_and_no_worker_is_lost() {
     let after = tokio::task::block_in_place(|| master.wait_workers(2));
     let ids = |ws: &[serde_json::Value]| ws.iter().map(|w| w["worker"].clone()).collect::<Vec<_>>();
     assert_eq!(ids(&before), ids(&after));
+}
+
+/// Sends bytes that do not decode as a SubmitRequest to Submit; returns the status code.
+async fn garbage_submit(channel: tonic::transport::Channel) -> Code {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/farm.v1.FarmService/Submit");
+    // Field 1 (spec) as a length-delimited field claiming 100 bytes that never come.
+    let garbage = vec![0x0a, 100, 1, 2, 3];
+    match grpc.unary::<_, Vec<u8>, _>(tonic::Request::new(garbage), path, RawCodec).await {
+        Ok(_) => Code::Ok,
+        Err(status) => status.code(),
+    }
+}
+
+/// Sends and receives raw bytes, to play a client that does not speak protobuf.
+#[derive(Debug, Clone, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use bytes::Buf;
+        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
+    }
 }
