@@ -291,6 +291,25 @@ fn a_user_kernel_runs_in_its_own_worker_binary() {
     ]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(json(&out)["result"], expected);
+
+    // The master learned the kernel from the worker's description: `farm kinds` lists it, and
+    // a param it does not declare is refused at submit, not on the worker.
+    let kinds = master.cli(&["kinds", "--json"]);
+    assert!(kinds.status.success(), "{kinds:?}");
+    let kinds = json(&kinds);
+    let collatz = kinds
+        .as_array()
+        .and_then(|k| k.iter().find(|k| k["kernel"]["kind"] == "collatz"))
+        .expect("collatz listed")
+        .clone();
+    assert_eq!(collatz["workers"], 1);
+    assert_eq!(collatz["kernel"]["output"]["shape"], "count");
+    let text = master.cli(&["kinds"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("collatz  (1 worker)"), "{text:?}");
+    let bad = master.cli(&["submit", "collatz", "--range", "1..10", "--param", "depth=3"]);
+    assert!(!bad.status.success(), "{bad:?}");
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("unknown param depth for kernel collatz"), "{err}");
 }
 
 #[test]
