@@ -15,7 +15,10 @@ fn edge_u64() -> impl Strategy<Value = u64> {
 /// Whether `JobSpec::try_from` must accept `wire`, by the rules stated in `domain.rs`.
 fn is_valid(wire: &pb::JobSpec) -> bool {
     let source_ok = !wire.inputs.is_empty() || (wire.shard_size > 0 && wire.start < wire.end);
-    !wire.kind.trim().is_empty() && source_ok
+    let limits_ok = wire.retries <= JobLimits::MAX_RETRIES
+        && wire.max_crashes <= JobLimits::MAX_CRASHES
+        && wire.verify_percent <= 100;
+    !wire.kind.trim().is_empty() && source_ok && limits_ok
 }
 
 /// Checks that the shards of an accepted spec tile its source: the first starts at its start,
@@ -77,13 +80,14 @@ proptest! {
         inputs in prop::collection::vec(".{0,4}", 0..3),
         params in prop::collection::hash_map("[a-z]{1,3}", ".{0,3}", 0..3),
         priority in any::<i32>(),
-        retries in any::<u32>(),
-        max_crashes in prop_oneof![Just(0u32), any::<u32>()],
+        retries in prop_oneof![0u32..=200, any::<u32>()],
+        max_crashes in prop_oneof![Just(0u32), 0u32..=200, any::<u32>()],
+        verify_percent in prop_oneof![0u32..=120, any::<u32>()],
         shard_timeout_ms in prop_oneof![Just(0u64), any::<u64>()],
     ) {
         let wire = pb::JobSpec {
             kind, start, end, shard_size, inputs, params, priority, retries, max_crashes,
-            shard_timeout_ms,
+            shard_timeout_ms, verify_percent,
         };
         let valid = is_valid(&wire);
         let converted = JobSpec::try_from(wire.clone());

@@ -14,13 +14,15 @@ type Inbox = UnboundedReceiver<Result<pb::MasterMessage, Status>>;
 fn start() -> (CoreHandle, Tasks) {
     let tasks = Tasks::default();
     let config = CoreConfig { heartbeat_timeout: HEARTBEAT * 5 / 2, ..Default::default() };
-    (spawn(config, HEARTBEAT, tasks.clone()), tasks)
+    let noop = KernelDescriptor::new("noop", farm_proto::OutputShape::Count, "nothing");
+    (spawn(config, HEARTBEAT, vec![noop], tasks.clone()), tasks)
 }
 
 async fn join(core: &CoreHandle) -> (WorkerId, LastHeard, Inbox) {
     let (tx, rx) = mpsc::unbounded_channel();
     let spec = WorkerSpec { threads: 1, kinds: vec!["noop".into()], ..Default::default() };
-    let (id, heard) = core.join(spec, tx).await.expect("join");
+    let noop = KernelDescriptor::new("noop", farm_proto::OutputShape::Count, "nothing");
+    let (id, heard) = core.join(spec, vec![noop], tx).await.expect("join");
     (id, heard, rx)
 }
 
