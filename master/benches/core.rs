@@ -50,7 +50,7 @@ fn dispatch_and_complete(c: &mut Criterion) {
                 let mut now = Instant::now();
                 let workers =
                     [core.worker_joined(worker(), now), core.worker_joined(worker(), now)];
-                core.submit(noop_job(SHARDS), now).expect("submit");
+                core.submit(noop_job(SHARDS), farm_proto::OutputShape::Count, now).expect("submit");
                 core.dispatch(&mut out);
                 let mut done = 0;
                 while done < SHARDS {
@@ -81,7 +81,8 @@ fn submit_huge_range(c: &mut Criterion) {
             || Core::new(CoreConfig::default()),
             |mut core| {
                 let mut out = Queues::default();
-                core.submit(noop_job(10_000_000), Instant::now()).expect("submit");
+                core.submit(noop_job(10_000_000), farm_proto::OutputShape::Count, Instant::now())
+                    .expect("submit");
                 core.dispatch(&mut out);
                 core
             },
