@@ -5,6 +5,7 @@
 //! It is also the SDK for user kernels: implement [`sdk::Kernel`], add it to a [`Registry`]
 //! and call [`run`] from your own binary (see `examples/collatz`).
 
+mod backoff;
 mod dial;
 pub mod kernels;
 mod listen;
@@ -16,7 +17,7 @@ mod session;
 pub use dial::run;
 pub use listen::serve;
 pub use registry::Registry;
-pub use session::Backoff;
+pub use backoff::Backoff;
 
 use std::time::Duration;
 
