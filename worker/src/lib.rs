@@ -14,10 +14,10 @@ mod registry;
 pub mod sdk;
 mod session;
 
+pub use backoff::Backoff;
 pub use dial::run;
 pub use listen::serve;
 pub use registry::Registry;
-pub use backoff::Backoff;
 
 use std::time::Duration;
 
