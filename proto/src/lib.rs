@@ -7,6 +7,7 @@ pub mod domain;
 #[cfg(test)]
 mod fuzz_tests;
 pub mod kernel;
+pub mod session;
 pub mod tls;
 
 /// Generated prost messages and tonic services of package `farm.v1`.
