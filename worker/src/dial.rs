@@ -64,26 +64,27 @@ where
                 match client.connect(request).await {
                     Ok(response) => {
                         let link = Link {
-                            inbound: response.into_inner(),
+                            inbound: Box::pin(response.into_inner()),
                             tx,
                             peer: config.master.clone(),
                         };
                         let (welcomed, end) =
                             session::run_session(link, &config, &registry, &pool, &mut shutdown)
-                                .await?;
+                                .await;
                         if welcomed {
                             ever_connected = true;
                             backoff.reset();
                         }
                         end
                     }
-                    Err(status) => session::rejected_or_lost(status)?,
+                    Err(status) => session::end_of(status),
                 }
             }
             Err(e) => End::Lost(format!("cannot connect: {}", farm_proto::tls::error_chain(&e))),
         };
         match end {
             End::Shutdown => return Ok(()),
+            End::Rejected(reason) => return Err(WorkerError::Rejected(reason)),
             End::Lost(reason) if config.exit_on_disconnect => {
                 if ever_connected || started.elapsed() > FIRST_CONNECT_DEADLINE {
                     return Err(WorkerError::MasterLost(reason));

@@ -65,7 +65,7 @@ impl WorkerHost for Host {
         }
         let (tx, rx) = session::outgoing();
         session::register(&tx, &self.config, &self.registry).await;
-        let link = Link { inbound: req.into_inner(), tx, peer: peer.clone() };
+        let link = Link { inbound: Box::pin(req.into_inner()), tx, peer: peer.clone() };
         if self.links.try_send(link).is_err() {
             if let Ok(mut holder) = self.holder.lock() {
                 *holder = None;
@@ -128,11 +128,13 @@ where
             *h = None;
         }
         match outcome {
-            Ok((_, End::Shutdown)) => break Ok(()),
-            Ok((_, End::Lost(reason))) => {
+            (_, End::Shutdown) => break Ok(()),
+            (_, End::Lost(reason)) => {
                 warn!(master = %peer, %reason, "session ended, waiting for a master")
             }
-            Err(e) => warn!(master = %peer, error = %e, "master refused, waiting for another"),
+            (_, End::Rejected(reason)) => {
+                warn!(master = %peer, %reason, "master refused, waiting for another")
+            }
         }
     };
     let _ = stop.send(());
