@@ -8,6 +8,8 @@
 //! the machine's actions.
 
 mod batch;
+#[cfg(test)]
+mod driver_tests;
 mod machine;
 #[cfg(test)]
 mod tests;
