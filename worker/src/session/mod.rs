@@ -88,8 +88,8 @@ async fn drive<F: Future<Output = ()>>(
     shutdown: &mut Pin<&mut F>,
 ) -> (bool, End) {
     let Link { mut inbound, tx, .. } = link;
-    let mut tx = Some(tx);
     let (reply, mut reports) = mpsc::unbounded_channel::<Report>();
+    let mut edge = Edge { tx: Some(tx), reply, pool };
     let config = Config { threads: config.threads.max(1), drain_timeout: config.drain_timeout };
     let mut session = Session::new(config, registry.clone(), now());
     // A shutdown future that has fired must not be polled again (the session then always
@@ -109,20 +109,45 @@ async fn drive<F: Future<Output = ()>>(
         let now = now();
         let mut actions = VecDeque::new();
         if let Some(event) = event {
-            let more_reports = matches!(event, Event::Pool(_));
+            let is_report = matches!(event, Event::Pool(_));
             actions.extend(session.handle(now, event));
-            // Everything else already reported goes into the same batch before the machine
-            // decides whether to send it.
-            while more_reports {
+            // What else the pool has reported goes into the same batch before the machine
+            // decides whether to send it (a batch's worth at most, so the stream is read too).
+            let more = if is_report { batch::MAX_BATCH } else { 0 };
+            for _ in 0..more {
                 let Ok(report) = reports.try_recv() else { break };
                 actions.extend(session.handle(now, Event::Pool(report)));
             }
         }
         actions.extend(session.poll(now));
+        if let Some(end) = edge.execute(&mut session, now, actions).await {
+            return (session.welcomed(), end);
+        }
+    }
+}
+
+/// Where the machine's actions take effect.
+struct Edge<'a> {
+    /// Messages to the master; `None` once the worker has closed its side.
+    tx: Option<mpsc::Sender<pb::WorkerMessage>>,
+    /// Where the pool reports on the shards this session hands it.
+    reply: mpsc::UnboundedSender<Report>,
+    /// The worker's threads.
+    pool: &'a Pool,
+}
+
+impl Edge<'_> {
+    /// Carries out `actions` in order; returns how the session ended, if it did.
+    async fn execute(
+        &mut self,
+        session: &mut Session,
+        now: std::time::Instant,
+        mut actions: VecDeque<Action>,
+    ) -> Option<End> {
         while let Some(action) = actions.pop_front() {
             match action {
                 Action::Send(msg) => {
-                    let sent = match &tx {
+                    let sent = match &self.tx {
                         Some(tx) => tx.send(msg.into()).await.is_ok(),
                         None => false,
                     };
@@ -131,19 +156,20 @@ async fn drive<F: Future<Output = ()>>(
                         actions.extend(session.handle(now, closed));
                     }
                 }
-                Action::Run(task) => pool.submit(Work {
+                Action::Run(task) => self.pool.submit(Work {
                     job_id: task.job_id,
                     shard: task.shard,
                     job: task.job,
                     input: task.input,
-                    reply: reply.clone(),
+                    reply: self.reply.clone(),
                 }),
                 Action::Cancel(flag) => flag.cancel(),
-                Action::DrainPool => pool.drain(),
-                Action::CloseSend => tx = None,
-                Action::End(end) => return (session.welcomed(), end),
+                Action::DrainPool => self.pool.drain(),
+                Action::CloseSend => self.tx = None,
+                Action::End(end) => return Some(end),
             }
         }
+        None
     }
 }
 
