@@ -95,8 +95,13 @@ async fn drive<F: Future<Output = ()>>(
     // A shutdown future that has fired must not be polled again (the session then always
     // ends as a shutdown, so the caller never polls it either).
     let mut stopping = false;
+    let timer = tokio::time::sleep_until(far_future());
+    tokio::pin!(timer);
     loop {
         let wake = session.next_wake().map_or_else(far_future, tokio::time::Instant::from_std);
+        if timer.deadline() != wake {
+            timer.as_mut().reset(wake);
+        }
         let event = tokio::select! {
             _ = shutdown.as_mut(), if !stopping => {
                 stopping = true;
@@ -104,7 +109,7 @@ async fn drive<F: Future<Output = ()>>(
             }
             msg = inbound.next() => Some(stream_event(msg)),
             Some(report) = reports.recv() => Some(Event::Pool(report)),
-            _ = tokio::time::sleep_until(wake) => None,
+            _ = &mut timer => None,
         };
         let now = now();
         let mut actions = VecDeque::new();
