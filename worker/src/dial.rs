@@ -7,9 +7,10 @@ use crate::session::{self, End, Link};
 use crate::{Backoff, WorkerConfig, WorkerError};
 use farm_proto::pb::worker_service_client::WorkerServiceClient;
 use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Endpoint;
+use tonic::transport::{Channel, Endpoint};
 use tracing::{debug, warn};
 
 /// Gives up on a master that never answered, for workers that exit with their master.
@@ -52,33 +53,13 @@ where
         };
         let end = match attempt {
             Ok(channel) => {
-                let mut client = WorkerServiceClient::new(channel)
-                    .max_decoding_message_size(farm_proto::MAX_MESSAGE_BYTES)
-                    .max_encoding_message_size(farm_proto::MAX_MESSAGE_BYTES);
-                let (tx, rx) = session::outgoing();
-                // Queued before the call: the master answers only once it has the registration.
-                session::register(&tx, &config, &registry).await;
-                let mut request = tonic::Request::new(ReceiverStream::new(rx));
-                farm_proto::auth::attach(&mut request, config.token.as_deref())
-                    .map_err(|s| WorkerError::Rejected(s.message().to_string()))?;
-                match client.connect(request).await {
-                    Ok(response) => {
-                        let link = Link {
-                            inbound: Box::pin(response.into_inner()),
-                            tx,
-                            peer: config.master.clone(),
-                        };
-                        let (welcomed, end) =
-                            session::run_session(link, &config, &registry, &pool, &mut shutdown)
-                                .await;
-                        if welcomed {
-                            ever_connected = true;
-                            backoff.reset();
-                        }
-                        end
-                    }
-                    Err(status) => session::end_of(status),
+                let (welcomed, end) =
+                    session_on(channel, &config, &registry, &pool, &mut shutdown).await?;
+                if welcomed {
+                    ever_connected = true;
+                    backoff.reset();
                 }
+                end
             }
             Err(e) => End::Lost(format!("cannot connect: {}", farm_proto::tls::error_chain(&e))),
         };
@@ -100,5 +81,33 @@ where
             _ = shutdown.as_mut() => return Ok(()),
             _ = tokio::time::sleep(delay) => {}
         }
+    }
+}
+
+/// Opens `WorkerService.Connect` on a connected channel and runs the session. Returns whether
+/// the master welcomed the worker and how the session ended.
+async fn session_on<F: Future<Output = ()>>(
+    channel: Channel,
+    config: &WorkerConfig,
+    registry: &Registry,
+    pool: &Pool,
+    shutdown: &mut Pin<&mut F>,
+) -> Result<(bool, End), WorkerError> {
+    let mut client = WorkerServiceClient::new(channel)
+        .max_decoding_message_size(farm_proto::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(farm_proto::MAX_MESSAGE_BYTES);
+    let (tx, rx) = session::outgoing();
+    // Queued before the call: the master answers only once it has the registration.
+    session::register(&tx, config, registry).await;
+    let mut request = tonic::Request::new(ReceiverStream::new(rx));
+    farm_proto::auth::attach(&mut request, config.token.as_deref())
+        .map_err(|s| WorkerError::Rejected(s.message().to_string()))?;
+    match client.connect(request).await {
+        Ok(response) => {
+            let inbound = Box::pin(response.into_inner());
+            let link = Link { inbound, tx, peer: config.master.clone() };
+            Ok(session::run_session(link, config, registry, pool, shutdown).await)
+        }
+        Err(status) => Ok((false, session::end_of(status))),
     }
 }
