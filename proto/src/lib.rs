@@ -9,6 +9,7 @@ pub mod domain;
 #[cfg(test)]
 mod fuzz_tests;
 pub mod kernel;
+pub mod session;
 pub mod status;
 #[cfg(test)]
 mod status_tests;
@@ -26,10 +27,6 @@ pub const PROTOCOL_VERSION: u32 = 2;
 /// Encoded `FileDescriptorSet` of `farm.proto`, served by the master for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/farm_descriptor.bin"));
-
-// Until the master and worker call sites move to farm-net (merge in progress).
-#[doc(hidden)]
-pub use farm_net::{auth, incoming_nodelay, tls};
 
 pub use domain::{ExecRun, JobLimits, JobSource, JobSpec, Output, Params, SpecError};
 pub use kernel::{KernelDescriptor, KindInfo, OutputShape, ParamError, ParamKind, ParamSpec};

@@ -4,12 +4,14 @@
 use crate::pool::Pool;
 use crate::registry::Registry;
 use crate::session::{self, End, Link};
-use crate::{Backoff, WorkerConfig, WorkerError};
+use crate::{WorkerConfig, WorkerError};
+use farm_net::Backoff;
 use farm_proto::pb::worker_service_client::WorkerServiceClient;
 use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Endpoint;
+use tonic::transport::Channel;
 use tracing::{debug, warn};
 
 /// Gives up on a master that never answered, for workers that exit with their master.
@@ -25,21 +27,8 @@ pub async fn run<F>(
 where
     F: Future<Output = ()> + Send,
 {
-    let url = farm_proto::tls::dial_url(&config.master, config.tls.is_some());
-    let mut endpoint = Endpoint::from_shared(url)
-        .map_err(|e| WorkerError::BadMasterUrl(format!("{}: {e}", config.master)))?;
-    if let Some(tls) = config.tls.clone() {
-        endpoint = endpoint
-            .tls_config(tls)
-            .map_err(|e| WorkerError::BadMasterUrl(format!("{}: {e}", config.master)))?;
-    }
-    let endpoint = endpoint
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
-        // HTTP/2 pings notice a dead connection even when no message is due.
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(20))
-        .keep_alive_while_idle(true);
+    let endpoint = farm_net::endpoint(&config.master, config.tls.clone())
+        .map_err(WorkerError::BadMasterUrl)?;
     let pool = Pool::new(config.threads.max(1)).map_err(WorkerError::Threads)?;
     tokio::pin!(shutdown);
     let started = Instant::now();
@@ -52,38 +41,19 @@ where
         };
         let end = match attempt {
             Ok(channel) => {
-                let mut client = WorkerServiceClient::new(channel)
-                    .max_decoding_message_size(farm_proto::MAX_MESSAGE_BYTES)
-                    .max_encoding_message_size(farm_proto::MAX_MESSAGE_BYTES);
-                let (tx, rx) = session::outgoing();
-                // Queued before the call: the master answers only once it has the registration.
-                session::register(&tx, &config, &registry).await;
-                let mut request = tonic::Request::new(ReceiverStream::new(rx));
-                farm_proto::auth::attach(&mut request, config.token.as_deref())
-                    .map_err(|s| WorkerError::Rejected(s.message().to_string()))?;
-                match client.connect(request).await {
-                    Ok(response) => {
-                        let link = Link {
-                            inbound: response.into_inner(),
-                            tx,
-                            peer: config.master.clone(),
-                        };
-                        let (welcomed, end) =
-                            session::run_session(link, &config, &registry, &pool, &mut shutdown)
-                                .await?;
-                        if welcomed {
-                            ever_connected = true;
-                            backoff.reset();
-                        }
-                        end
-                    }
-                    Err(status) => session::rejected_or_lost(status)?,
+                let (welcomed, end) =
+                    session_on(channel, &config, &registry, &pool, &mut shutdown).await?;
+                if welcomed {
+                    ever_connected = true;
+                    backoff.reset();
                 }
+                end
             }
-            Err(e) => End::Lost(format!("cannot connect: {}", farm_proto::tls::error_chain(&e))),
+            Err(e) => End::Lost(format!("cannot connect: {}", farm_net::tls::error_chain(&e))),
         };
         match end {
             End::Shutdown => return Ok(()),
+            End::Rejected(reason) => return Err(WorkerError::Rejected(reason)),
             End::Lost(reason) if config.exit_on_disconnect => {
                 if ever_connected || started.elapsed() > FIRST_CONNECT_DEADLINE {
                     return Err(WorkerError::MasterLost(reason));
@@ -99,5 +69,33 @@ where
             _ = shutdown.as_mut() => return Ok(()),
             _ = tokio::time::sleep(delay) => {}
         }
+    }
+}
+
+/// Opens `WorkerService.Connect` on a connected channel and runs the session. Returns whether
+/// the master welcomed the worker and how the session ended.
+async fn session_on<F: Future<Output = ()>>(
+    channel: Channel,
+    config: &WorkerConfig,
+    registry: &Registry,
+    pool: &Pool,
+    shutdown: &mut Pin<&mut F>,
+) -> Result<(bool, End), WorkerError> {
+    let mut client = WorkerServiceClient::new(channel)
+        .max_decoding_message_size(farm_proto::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(farm_proto::MAX_MESSAGE_BYTES);
+    let (tx, rx) = session::outgoing();
+    // Queued before the call: the master answers only once it has the registration.
+    session::register(&tx, config, registry).await;
+    let mut request = tonic::Request::new(ReceiverStream::new(rx));
+    farm_net::auth::attach(&mut request, config.token.as_deref())
+        .map_err(|s| WorkerError::Rejected(s.message().to_string()))?;
+    match client.connect(request).await {
+        Ok(response) => {
+            let inbound = Box::pin(response.into_inner());
+            let link = Link { inbound, tx, peer: config.master.clone() };
+            Ok(session::run_session(link, config, registry, pool, shutdown).await)
+        }
+        Err(status) => Ok((false, session::end_of(status))),
     }
 }

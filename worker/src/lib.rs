@@ -14,9 +14,9 @@ pub mod sdk;
 mod session;
 
 pub use dial::run;
+pub use farm_net::Backoff;
 pub use listen::serve;
 pub use registry::Registry;
-pub use session::Backoff;
 
 use std::time::Duration;
 

@@ -30,6 +30,8 @@ struct Host {
     links: mpsc::Sender<Link>,
     config: WorkerConfig,
     registry: Registry,
+    /// Checks the dialing master's token; refusals are counted and logged at most every 10 s.
+    gate: farm_net::auth::Gate,
 }
 
 type WorkerStream = Pin<Box<dyn Stream<Item = Result<pb::WorkerMessage, Status>> + Send>>;
@@ -43,10 +45,7 @@ impl WorkerHost for Host {
         req: Request<Streaming<pb::MasterMessage>>,
     ) -> Result<Response<WorkerStream>, Status> {
         let from = req.remote_addr().map(|a| a.to_string()).unwrap_or_else(|| "unknown".into());
-        if let Err(status) = farm_proto::auth::check(&req, self.config.token.as_deref()) {
-            warn!(peer = %from, reason = status.message(), "master refused");
-            return Err(status);
-        }
+        self.gate.check(&req)?;
         // A farm master names itself by its listen address; the connection's own port says little.
         let peer = match req.metadata().get("farm-master").and_then(|v| v.to_str().ok()) {
             Some(name) => format!("{name} (connected from {from})"),
@@ -65,7 +64,7 @@ impl WorkerHost for Host {
         }
         let (tx, rx) = session::outgoing();
         session::register(&tx, &self.config, &self.registry).await;
-        let link = Link { inbound: req.into_inner(), tx, peer: peer.clone() };
+        let link = Link { inbound: Box::pin(req.into_inner()), tx, peer: peer.clone() };
         if self.links.try_send(link).is_err() {
             if let Ok(mut holder) = self.holder.lock() {
                 *holder = None;
@@ -90,26 +89,24 @@ where
     let pool = Pool::new(config.threads.max(1)).map_err(WorkerError::Threads)?;
     let holder: Holder = Arc::default();
     let (links, mut incoming) = mpsc::channel::<Link>(1);
-    let host =
-        Host { holder: holder.clone(), links, config: config.clone(), registry: registry.clone() };
+    let host = Host {
+        holder: holder.clone(),
+        links,
+        config: config.clone(),
+        registry: registry.clone(),
+        gate: farm_net::auth::Gate::new("masters", config.token.clone()),
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(tls) = config.server_tls.clone() {
-        builder = builder
-            .tls_config(tls)
-            .map_err(|e| WorkerError::Rejected(format!("bad TLS settings: {e}")))?;
-    }
+    let mut builder = farm_net::server_builder(config.server_tls.clone())
+        .map_err(|e| WorkerError::Rejected(format!("bad TLS settings: {e}")))?;
     let server = tokio::spawn(
         builder
-            .tcp_nodelay(true)
-            .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
-            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
             .add_service(
                 WorkerHostServer::new(host)
                     .max_decoding_message_size(farm_proto::MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(farm_proto::MAX_MESSAGE_BYTES),
             )
-            .serve_with_incoming_shutdown(farm_proto::incoming_nodelay(listener), async {
+            .serve_with_incoming_shutdown(farm_net::incoming_nodelay(listener), async {
                 let _ = stopped.await;
             }),
     );
@@ -128,11 +125,13 @@ where
             *h = None;
         }
         match outcome {
-            Ok((_, End::Shutdown)) => break Ok(()),
-            Ok((_, End::Lost(reason))) => {
+            (_, End::Shutdown) => break Ok(()),
+            (_, End::Lost(reason)) => {
                 warn!(master = %peer, %reason, "session ended, waiting for a master")
             }
-            Err(e) => warn!(master = %peer, error = %e, "master refused, waiting for another"),
+            (_, End::Rejected(reason)) => {
+                warn!(master = %peer, %reason, "master refused, waiting for another")
+            }
         }
     };
     let _ = stop.send(());

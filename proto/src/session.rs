@@ -1,0 +1,361 @@
+//! The worker session's messages as domain types, in both directions ([`ToWorker`] from the
+//! master, [`ToMaster`] from the worker), with their conversions from and to the prost types.
+//! The master's outbox and the worker's session state machine speak only these; the prost
+//! types appear at the stream's edge. Conversions from the wire return [`SpecError`] (never
+//! panic) for a missing oneof, an undecodable output or a malformed kernel descriptor.
+
+use crate::domain::{Output, Params, SpecError};
+use crate::kernel::KernelDescriptor;
+use crate::pb::{self, master_message::Msg as In, shard_done::Outcome, worker_message::Msg as Out};
+use prost::encoding::{encoded_len_varint, key_len};
+use std::time::Duration;
+
+/// A message from the master to a worker.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToWorker {
+    /// The registration is accepted; always the first message of a session.
+    Welcome(Welcome),
+    /// Jobs to define and shards to run.
+    Assign(Assign),
+    /// Stop every shard of the job, queued or running; no results are expected for them.
+    CancelJob(u64),
+    /// The job is over: drop its definition.
+    ForgetJob(u64),
+    /// Drain and exit.
+    Drain,
+    /// The master is alive.
+    Heartbeat,
+}
+
+/// The master's answer to a registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Welcome {
+    /// The id the master gave the worker, for logs on both sides.
+    pub worker_id: u64,
+    /// How often the worker sends heartbeats (and expects the master's).
+    pub heartbeat: Duration,
+}
+
+/// New job definitions (each sent once per worker), then shards to run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Assign {
+    /// Jobs the worker has not been told about yet, before any of their tasks.
+    pub jobs: Vec<JobDef>,
+    /// The shards to run.
+    pub tasks: Vec<ShardTask>,
+}
+
+/// A job as a worker needs it: which kernel, with which params.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobDef {
+    /// The job.
+    pub job_id: u64,
+    /// Its kernel.
+    pub kind: String,
+    /// Its parameters, for the kernel to parse.
+    pub params: Params,
+    /// Stop a shard that runs longer and report it failed.
+    pub shard_timeout: Option<Duration>,
+}
+
+/// One shard to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardTask {
+    /// Its job (defined in this or an earlier assignment).
+    pub job_id: u64,
+    /// Its index within the job: how its outcome is reported.
+    pub shard: u64,
+    /// First index.
+    pub lo: u64,
+    /// One past the last index.
+    pub hi: u64,
+    /// Its input line, for an input job.
+    pub input: Option<String>,
+}
+
+/// A message from a worker to the master.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToMaster {
+    /// Who the worker is and what it offers; always the first message of a session.
+    Register(Register),
+    /// The worker is alive.
+    Heartbeat,
+    /// Shard outcomes, and shards that started.
+    Results(Results),
+    /// The worker is draining: send it no more shards.
+    Draining,
+    /// The worker cannot run this job (its kernel refused the params); sent once per job.
+    Refused {
+        /// The job.
+        job_id: u64,
+        /// Why, as the kernel said it.
+        reason: String,
+    },
+}
+
+/// A worker's registration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Register {
+    /// The protocol the worker speaks ([`crate::PROTOCOL_VERSION`]); the master refuses
+    /// another.
+    pub protocol_version: u32,
+    /// Shards it runs at once (its thread pool size).
+    pub threads: u32,
+    /// The kernels it can run, each with its params and output shape.
+    pub kernels: Vec<KernelDescriptor>,
+    /// Shown in `farm workers`.
+    pub name: String,
+    /// The host it runs on.
+    pub hostname: String,
+    /// Its process id on that host.
+    pub pid: u32,
+    /// Times its supervisor restarted this local worker slot.
+    pub restarts: u32,
+}
+
+/// Shard outcomes and starts, batched.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Results {
+    /// Finished shards: (job, shard, outcome).
+    pub done: Vec<(u64, u64, ShardOutcome)>,
+    /// Shards that started since the last batch and are not in `done`: the master needs to
+    /// know which shards a worker was running if it dies.
+    pub started: Vec<(u64, u64)>,
+}
+
+/// How one run of a shard ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShardOutcome {
+    /// The kernel returned an output.
+    Done(Output),
+    /// The kernel failed, panicked or timed out.
+    Failed(String),
+    /// The shard was stopped by a cancel (or handed back by a draining worker); no result.
+    Cancelled,
+}
+
+impl ShardOutcome {
+    /// Bytes this outcome takes on the wire (the `outcome` field of a `ShardDone`), computed
+    /// without building the prost message: a worker sizes its batches with it.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            ShardOutcome::Done(output) => delimited(3, output_len(output)),
+            ShardOutcome::Failed(error) => delimited(4, error.len()),
+            ShardOutcome::Cancelled => key_len(5) + 1,
+        }
+    }
+}
+
+/// A length-delimited field: its key, its length and its body.
+fn delimited(tag: u32, body: usize) -> usize {
+    key_len(tag) + encoded_len_varint(body as u64) + body
+}
+
+/// A proto3 scalar field, omitted when zero.
+fn varint_field(tag: u32, value: u64) -> usize {
+    if value == 0 {
+        0
+    } else {
+        key_len(tag) + encoded_len_varint(value)
+    }
+}
+
+/// The body of a `ShardOutput` message holding `output`.
+fn output_len(output: &Output) -> usize {
+    match output {
+        Output::Count(n) => key_len(1) + encoded_len_varint(*n),
+        Output::Fraction { hits, samples } => {
+            delimited(2, varint_field(1, *hits) + varint_field(2, *samples))
+        }
+        Output::Lines(lines) => delimited(3, lines.iter().map(|l| delimited(1, l.len())).sum()),
+        Output::Rows(rows) => {
+            let row = |values: &Vec<u32>| match values.len() {
+                0 => 0,
+                _ => delimited(1, values.iter().map(|v| encoded_len_varint(u64::from(*v))).sum()),
+            };
+            delimited(4, rows.iter().map(|r| delimited(1, row(r))).sum())
+        }
+        Output::Exec(runs) => {
+            let run = |r: &crate::ExecRun| {
+                // An int32 is sign-extended to 64 bits on the wire.
+                let code = varint_field(1, i64::from(r.exit_code) as u64);
+                let stdout = if r.stdout.is_empty() { 0 } else { delimited(2, r.stdout.len()) };
+                code + stdout
+            };
+            delimited(5, runs.iter().map(|r| delimited(1, run(r))).sum())
+        }
+    }
+}
+
+fn invalid(what: &str) -> SpecError {
+    SpecError::Invalid(what.to_string())
+}
+
+impl From<ToWorker> for pb::MasterMessage {
+    fn from(msg: ToWorker) -> Self {
+        let msg = match msg {
+            ToWorker::Welcome(w) => In::Welcome(pb::Welcome {
+                worker_id: w.worker_id,
+                heartbeat_ms: u32::try_from(w.heartbeat.as_millis()).unwrap_or(u32::MAX),
+            }),
+            ToWorker::Assign(a) => In::Assign(pb::AssignBatch {
+                jobs: a.jobs.into_iter().map(pb::JobDef::from).collect(),
+                tasks: a.tasks.into_iter().map(pb::ShardTask::from).collect(),
+            }),
+            ToWorker::CancelJob(job_id) => In::Cancel(pb::CancelJob { job_id }),
+            ToWorker::ForgetJob(job_id) => In::Forget(pb::ForgetJob { job_id }),
+            ToWorker::Drain => In::Drain(pb::Drain {}),
+            ToWorker::Heartbeat => In::Heartbeat(pb::Heartbeat {}),
+        };
+        pb::MasterMessage { msg: Some(msg) }
+    }
+}
+
+impl TryFrom<pb::MasterMessage> for ToWorker {
+    type Error = SpecError;
+
+    fn try_from(msg: pb::MasterMessage) -> Result<Self, SpecError> {
+        Ok(match msg.msg.ok_or_else(|| invalid("master message is empty"))? {
+            In::Welcome(w) => ToWorker::Welcome(Welcome {
+                worker_id: w.worker_id,
+                heartbeat: Duration::from_millis(u64::from(w.heartbeat_ms)),
+            }),
+            In::Assign(a) => ToWorker::Assign(Assign {
+                jobs: a.jobs.into_iter().map(JobDef::from).collect(),
+                tasks: a.tasks.into_iter().map(ShardTask::from).collect(),
+            }),
+            In::Cancel(c) => ToWorker::CancelJob(c.job_id),
+            In::Forget(f) => ToWorker::ForgetJob(f.job_id),
+            In::Drain(_) => ToWorker::Drain,
+            In::Heartbeat(_) => ToWorker::Heartbeat,
+        })
+    }
+}
+
+impl From<JobDef> for pb::JobDef {
+    fn from(d: JobDef) -> Self {
+        pb::JobDef {
+            job_id: d.job_id,
+            kind: d.kind,
+            params: d.params.0.into_iter().collect(),
+            shard_timeout_ms: d
+                .shard_timeout
+                .map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)),
+        }
+    }
+}
+
+impl From<pb::JobDef> for JobDef {
+    fn from(d: pb::JobDef) -> Self {
+        JobDef {
+            job_id: d.job_id,
+            kind: d.kind,
+            params: Params(d.params.into_iter().collect()),
+            shard_timeout: (d.shard_timeout_ms > 0)
+                .then(|| Duration::from_millis(d.shard_timeout_ms)),
+        }
+    }
+}
+
+impl From<ShardTask> for pb::ShardTask {
+    fn from(t: ShardTask) -> Self {
+        pb::ShardTask { job_id: t.job_id, shard: t.shard, lo: t.lo, hi: t.hi, input: t.input }
+    }
+}
+
+impl From<pb::ShardTask> for ShardTask {
+    fn from(t: pb::ShardTask) -> Self {
+        ShardTask { job_id: t.job_id, shard: t.shard, lo: t.lo, hi: t.hi, input: t.input }
+    }
+}
+
+impl From<ToMaster> for pb::WorkerMessage {
+    fn from(msg: ToMaster) -> Self {
+        let msg = match msg {
+            ToMaster::Register(r) => Out::Register(pb::Register {
+                protocol_version: r.protocol_version,
+                threads: r.threads,
+                kernels: r.kernels.iter().map(pb::KernelDescriptor::from).collect(),
+                name: r.name,
+                hostname: r.hostname,
+                pid: r.pid,
+                restarts: r.restarts,
+            }),
+            ToMaster::Heartbeat => Out::Heartbeat(pb::Heartbeat {}),
+            ToMaster::Results(r) => Out::Results(pb::ResultBatch {
+                done: r.done.into_iter().map(shard_done).collect(),
+                started: r
+                    .started
+                    .into_iter()
+                    .map(|(job_id, shard)| pb::ShardRef { job_id, shard })
+                    .collect(),
+            }),
+            ToMaster::Draining => Out::Draining(pb::Draining {}),
+            ToMaster::Refused { job_id, reason } => Out::Refused(pb::JobRefused { job_id, reason }),
+        };
+        pb::WorkerMessage { msg: Some(msg) }
+    }
+}
+
+fn shard_done((job_id, shard, outcome): (u64, u64, ShardOutcome)) -> pb::ShardDone {
+    let outcome = match outcome {
+        ShardOutcome::Done(output) => Outcome::Output(output.into()),
+        ShardOutcome::Failed(error) => Outcome::Error(error),
+        ShardOutcome::Cancelled => Outcome::Cancelled(true),
+    };
+    pb::ShardDone { job_id, shard, outcome: Some(outcome) }
+}
+
+impl TryFrom<pb::WorkerMessage> for ToMaster {
+    type Error = SpecError;
+
+    fn try_from(msg: pb::WorkerMessage) -> Result<Self, SpecError> {
+        Ok(match msg.msg.ok_or_else(|| invalid("worker message is empty"))? {
+            Out::Register(r) => ToMaster::Register(Register {
+                protocol_version: r.protocol_version,
+                threads: r.threads,
+                kernels: r
+                    .kernels
+                    .into_iter()
+                    .map(KernelDescriptor::try_from)
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| SpecError::Invalid(format!("bad kernel descriptor: {e}")))?,
+                name: r.name,
+                hostname: r.hostname,
+                pid: r.pid,
+                restarts: r.restarts,
+            }),
+            Out::Heartbeat(_) => ToMaster::Heartbeat,
+            Out::Results(batch) => ToMaster::Results(Results {
+                done: batch
+                    .done
+                    .into_iter()
+                    .map(|d| Ok((d.job_id, d.shard, ShardOutcome::try_from(d.outcome)?)))
+                    .collect::<Result<_, SpecError>>()?,
+                started: batch.started.into_iter().map(|s| (s.job_id, s.shard)).collect(),
+            }),
+            Out::Draining(_) => ToMaster::Draining,
+            Out::Refused(r) => ToMaster::Refused { job_id: r.job_id, reason: r.reason },
+        })
+    }
+}
+
+/// One shard's outcome off the wire. Public on its own so that a receiver can turn a bad
+/// outcome into a failed shard rather than refuse the whole batch.
+impl TryFrom<Option<Outcome>> for ShardOutcome {
+    type Error = SpecError;
+
+    fn try_from(outcome: Option<Outcome>) -> Result<Self, SpecError> {
+        match outcome {
+            Some(Outcome::Output(o)) => Output::try_from(o)
+                .map(ShardOutcome::Done)
+                .map_err(|e| SpecError::Invalid(format!("malformed output: {e}"))),
+            Some(Outcome::Error(e)) => Ok(ShardOutcome::Failed(e)),
+            Some(Outcome::Cancelled(_)) => Ok(ShardOutcome::Cancelled),
+            None => Err(invalid("shard result has no outcome")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
