@@ -16,7 +16,8 @@ use crate::core::{
     WorkerSpec, WorkerView,
 };
 use crate::tasks::Tasks;
-use farm_proto::pb::{self, master_message::Msg};
+use farm_proto::pb;
+use farm_proto::session::{Assign, JobDef, ShardTask, ToWorker};
 use farm_proto::{JobSpec, Output};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -236,9 +237,10 @@ struct Effects {
 }
 
 impl Effects {
-    fn send(&mut self, worker: WorkerId, msg: Msg) {
+    /// Sends a message to one worker session, if it is still connected.
+    fn send(&mut self, worker: WorkerId, msg: ToWorker) {
         if let Some(s) = self.sessions.get(&worker) {
-            let _ = s.tx.send(Ok(pb::MasterMessage { msg: Some(msg) }));
+            let _ = s.tx.send(Ok(msg.into()));
         }
     }
 }
@@ -247,16 +249,16 @@ impl Outbox for Effects {
     fn assign(&mut self, worker: WorkerId, defs: Vec<JobDefOut>, tasks: Vec<TaskOut>) {
         let jobs = defs
             .into_iter()
-            .map(|d| pb::JobDef {
+            .map(|d| JobDef {
                 job_id: d.job,
                 kind: d.kind,
-                params: d.params.to_pb(),
-                shard_timeout_ms: d.shard_timeout_ms.unwrap_or(0),
+                params: d.params,
+                shard_timeout: d.shard_timeout_ms.map(Duration::from_millis),
             })
             .collect();
         let tasks = tasks
             .into_iter()
-            .map(|t| pb::ShardTask {
+            .map(|t| ShardTask {
                 job_id: t.job,
                 shard: t.shard,
                 lo: t.lo,
@@ -264,13 +266,13 @@ impl Outbox for Effects {
                 input: t.input,
             })
             .collect();
-        self.send(worker, Msg::Assign(pb::AssignBatch { jobs, tasks }));
+        self.send(worker, ToWorker::Assign(Assign { jobs, tasks }));
     }
     fn cancel_job(&mut self, worker: WorkerId, job: JobId) {
-        self.send(worker, Msg::Cancel(pb::CancelJob { job_id: job }));
+        self.send(worker, ToWorker::CancelJob(job));
     }
     fn forget_job(&mut self, worker: WorkerId, job: JobId) {
-        self.send(worker, Msg::Forget(pb::ForgetJob { job_id: job }));
+        self.send(worker, ToWorker::ForgetJob(job));
     }
     fn shard_output(&mut self, job: JobId, shard: u64, output: &Output) {
         let Some(w) = self.watches.get_mut(&job) else { return };
@@ -301,7 +303,7 @@ impl Outbox for Effects {
     }
     fn drain_worker(&mut self, worker: WorkerId) {
         info!(worker, "asking worker to drain");
-        self.send(worker, Msg::Drain(pb::Drain {}));
+        self.send(worker, ToWorker::Drain);
     }
     fn drop_worker(&mut self, worker: WorkerId, reason: &str) {
         warn!(worker, reason, "worker declared lost");

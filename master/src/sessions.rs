@@ -7,7 +7,6 @@ use crate::core::{ShardOutcome, WorkerId, WorkerSpec};
 use farm_proto::kernel::clip;
 use farm_proto::pb::{self, worker_message::Msg, worker_service_server::WorkerService};
 use farm_proto::KernelDescriptor;
-use farm_proto::Output;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -142,16 +141,9 @@ async fn read_session(
     }
 }
 
+/// One shard's outcome; one that does not decode fails that shard alone, not the batch.
 fn outcome(done: pb::ShardDone) -> (u64, u64, ShardOutcome) {
-    use pb::shard_done::Outcome;
-    let outcome = match done.outcome {
-        Some(Outcome::Output(o)) => match Output::try_from(o) {
-            Ok(output) => ShardOutcome::Done(output),
-            Err(e) => ShardOutcome::Failed(format!("malformed output from worker: {e}")),
-        },
-        Some(Outcome::Error(e)) => ShardOutcome::Failed(e),
-        Some(Outcome::Cancelled(_)) => ShardOutcome::Cancelled,
-        None => ShardOutcome::Failed("worker sent a result without an outcome".into()),
-    };
+    let outcome = ShardOutcome::try_from(done.outcome)
+        .unwrap_or_else(|e| ShardOutcome::Failed(format!("malformed result from worker: {e}")));
     (done.job_id, done.shard, outcome)
 }

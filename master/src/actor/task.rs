@@ -8,7 +8,7 @@ use super::{
 use crate::catalog::Catalog;
 use crate::core::{Core, CoreConfig, JobId, WorkerId, WorkerSpec};
 use crate::tasks::Tasks;
-use farm_proto::pb::{self, master_message::Msg};
+use farm_proto::session::{ToWorker, Welcome};
 use farm_proto::KernelDescriptor;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -99,7 +99,7 @@ impl CoreTask {
         }
         self.core.dispatch(&mut self.fx);
         if beat {
-            let beat = || Ok(pb::MasterMessage { msg: Some(Msg::Heartbeat(pb::Heartbeat {})) });
+            let beat = || Ok(ToWorker::Heartbeat.into());
             for s in self.fx.sessions.values() {
                 let _ = s.tx.send(beat());
             }
@@ -116,11 +116,8 @@ impl CoreTask {
     ) -> (WorkerId, LastHeard) {
         let (name, threads) = (spec.name.clone(), spec.threads);
         let id = self.core.next_worker_id();
-        let welcome = pb::Welcome {
-            worker_id: id,
-            heartbeat_ms: self.heartbeat.as_millis().min(u128::from(u32::MAX)) as u32,
-        };
-        let _ = tx.send(Ok(pb::MasterMessage { msg: Some(Msg::Welcome(welcome)) }));
+        let welcome = ToWorker::Welcome(Welcome { worker_id: id, heartbeat: self.heartbeat });
+        let _ = tx.send(Ok(welcome.into()));
         let heard = LastHeard::new(self.base);
         self.fx.sessions.insert(id, Session { tx, heard: heard.clone() });
         let joined = self.core.worker_joined(spec, now.into_std());

@@ -2,6 +2,7 @@
 //! standing in for worker sessions.
 
 use super::*;
+use farm_proto::pb::master_message::Msg;
 use farm_proto::{JobSource, Params};
 use std::future::Future;
 use tokio::sync::mpsc::UnboundedReceiver;

@@ -70,16 +70,7 @@ pub enum CoreError {
     JobEnded(JobId),
 }
 
-/// The outcome of one shard as a worker reported it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ShardOutcome {
-    /// The kernel returned an output.
-    Done(Output),
-    /// The kernel failed or panicked.
-    Failed(String),
-    /// The worker stopped the shard because of a cancel.
-    Cancelled,
-}
+pub use farm_proto::session::ShardOutcome;
 
 /// What a worker states when it joins.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
