@@ -49,34 +49,12 @@ async fn bad_requests_get_specific_status_codes_and_the_master_keeps_serving_bod
         submit_code(&mut client, req(spec("nosuchkind", 0, 10, 1))).await,
         Code::FailedPrecondition
     );
-    // Limits on retries, crashes and verification are checked at the door.
-    for (retries, max_crashes, verify_percent) in [(101, 0, 0), (0, 101, 0), (0, 0, 101)] {
-        let limited =
-            pb::JobSpec { retries, max_crashes, verify_percent, ..spec("noop", 0, 10, 1) };
-        assert_eq!(submit_code(&mut client, req(limited)).await, Code::InvalidArgument);
+    limits_and_huge_inputs_are_refused_briefly(&mut client, channel.clone()).await;
+    // Empty and reversed ranges, a zero shard size.
+    for (start, end, shard_size) in [(10, 10, 1), (10, 5, 1), (0, 10, 0)] {
+        let bad = req(spec("primes", start, end, shard_size));
+        assert_eq!(submit_code(&mut client, bad).await, Code::InvalidArgument);
     }
-    // An error quotes a few dozen bytes of a huge input, never the whole of it.
-    let mut huge = spec("hashchain", 0, 10, 1);
-    huge.params.insert("r".repeat(10 << 20), "1".into());
-    huge.params.insert("rounds".into(), "x".repeat(10 << 20));
-    let refused = client.submit(req(huge)).await.expect_err("refused");
-    assert_eq!(refused.code(), Code::InvalidArgument);
-    assert!(refused.message().len() < 400, "{} bytes", refused.message().len());
-    assert!(refused.message().contains("bytes)"), "{}", refused.message());
-    // Bytes that are not a SubmitRequest at all.
-    assert_eq!(garbage_submit(channel.clone()).await, Code::InvalidArgument);
-    assert_eq!(
-        submit_code(&mut client, req(spec("primes", 10, 10, 1))).await,
-        Code::InvalidArgument
-    );
-    assert_eq!(
-        submit_code(&mut client, req(spec("primes", 10, 5, 1))).await,
-        Code::InvalidArgument
-    );
-    assert_eq!(
-        submit_code(&mut client, req(spec("primes", 0, 10, 0))).await,
-        Code::InvalidArgument
-    );
     assert_eq!(submit_code(&mut client, req(spec("", 0, 10, 1))).await, Code::InvalidArgument);
     assert_eq!(
         submit_code(&mut client, pb::SubmitRequest { spec: None, protocol_version: 0 }).await,
@@ -112,7 +90,50 @@ async fn bad_requests_get_specific_status_codes_and_the_master_keeps_serving_bod
     };
     assert_eq!(submit_code(&mut client, req(big)).await, Code::OutOfRange);
 
-    // Workers of another protocol version, or with an impossible thread count, are refused.
+    bad_registrations_are_refused(channel).await;
+
+    // The long job still completes exactly, and a new one is accepted.
+    let mut client = farm_client::Client::connect(&master.url).await.expect("client");
+    let status = tokio::time::timeout(WAIT, client.wait(long.job_id, |_| {}))
+        .await
+        .expect("in time")
+        .expect("wait");
+    assert_eq!(status.result, serde_json::json!(200_000));
+    let source = farm_proto::JobSource::Range { start: 0, end: 100, shard_size: 7 };
+    let spec = farm_proto::JobSpec::new("noop", source, Default::default(), 0).expect("spec");
+    let job = client.submit(spec).await.expect("submit").job;
+    let status =
+        tokio::time::timeout(WAIT, client.wait(job, |_| {})).await.expect("in time").expect("wait");
+    assert_eq!(status.result, serde_json::json!(100));
+}
+
+/// Limits on retries, crashes and verification are checked at the door; an error quotes a few
+/// dozen bytes of a huge input; bytes that are not a request are a bad argument.
+async fn limits_and_huge_inputs_are_refused_briefly(
+    client: &mut FarmServiceClient<tonic::transport::Channel>,
+    channel: tonic::transport::Channel,
+) {
+    let req = |spec: pb::JobSpec| pb::SubmitRequest { spec: Some(spec), protocol_version: 0 };
+    for (retries, max_crashes, verify_percent) in [(101, 0, 0), (0, 101, 0), (0, 0, 101)] {
+        let limited =
+            pb::JobSpec { retries, max_crashes, verify_percent, ..spec("noop", 0, 10, 1) };
+        assert_eq!(submit_code(client, req(limited)).await, Code::InvalidArgument);
+    }
+    // An error quotes a few dozen bytes of a huge input, never the whole of it.
+    let mut huge = spec("hashchain", 0, 10, 1);
+    huge.params.insert("r".repeat(10 << 20), "1".into());
+    huge.params.insert("rounds".into(), "x".repeat(10 << 20));
+    let refused = client.submit(req(huge)).await.expect_err("refused");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().len() < 400, "{} bytes", refused.message().len());
+    assert!(refused.message().contains("bytes)"), "{}", refused.message());
+    // Bytes that are not a SubmitRequest at all.
+    assert_eq!(garbage_submit(channel.clone()).await, Code::InvalidArgument);
+}
+
+/// Workers of another protocol version, with an impossible thread count, offering too many
+/// kernels, or whose first message is not a registration, are refused.
+async fn bad_registrations_are_refused(channel: tonic::transport::Channel) {
     let mut workers = WorkerServiceClient::new(channel);
     for (version, threads, want) in [
         (99, 1, Code::FailedPrecondition),
@@ -148,20 +169,6 @@ async fn bad_requests_get_specific_status_codes_and_the_master_keeps_serving_bod
         workers.connect(once(beat)).await.map(|_| ()).map_err(|s| s.code()),
         Err(Code::InvalidArgument)
     );
-
-    // The long job still completes exactly, and a new one is accepted.
-    let mut client = farm_client::Client::connect(&master.url).await.expect("client");
-    let status = tokio::time::timeout(WAIT, client.wait(long.job_id, |_| {}))
-        .await
-        .expect("in time")
-        .expect("wait");
-    assert_eq!(status.result, serde_json::json!(200_000));
-    let source = farm_proto::JobSource::Range { start: 0, end: 100, shard_size: 7 };
-    let spec = farm_proto::JobSpec::new("noop", source, Default::default(), 0).expect("spec");
-    let job = client.submit(spec).await.expect("submit").job;
-    let status =
-        tokio::time::timeout(WAIT, client.wait(job, |_| {})).await.expect("in time").expect("wait");
-    assert_eq!(status.result, serde_json::json!(100));
 }
 
 /// A worker stream of one message (that then stays open until dropped).

@@ -105,15 +105,30 @@ pub(super) fn tick_step(max: f64) -> f64 {
         .unwrap_or_else(|| (max / 10.0).ceil())
 }
 
+const W: f64 = 900.0;
+const H: f64 = 500.0;
+const LEFT: f64 = 250.0;
+const RIGHT: f64 = 780.0;
+const TOP: f64 = 72.0;
+const BOTTOM: f64 = 440.0;
+
+/// Where values land on the chart's x axis.
+struct Scale {
+    /// The axis runs from 0 to this.
+    max: f64,
+    /// Between two ticks.
+    step: f64,
+}
+
+impl Scale {
+    fn x(&self, v: f64) -> f64 {
+        LEFT + (v.max(0.0) / self.max) * (RIGHT - LEFT)
+    }
+}
+
 /// The chart: grouped horizontal bars of speedup per mode, one group per kernel, with a tick at
 /// each bar's ideal speedup. A standalone 900×500 SVG.
 pub(super) fn svg(rows: &[Row], title: &str, subtitle: &str) -> String {
-    const W: f64 = 900.0;
-    const H: f64 = 500.0;
-    const LEFT: f64 = 250.0;
-    const RIGHT: f64 = 780.0;
-    const TOP: f64 = 72.0;
-    const BOTTOM: f64 = 440.0;
     let mut groups: Vec<(&str, Vec<&Row>)> = Vec::new();
     for r in rows {
         match groups.iter_mut().find(|(k, _)| *k == r.kernel) {
@@ -123,12 +138,32 @@ pub(super) fn svg(rows: &[Row], title: &str, subtitle: &str) -> String {
     }
     let peak = rows.iter().map(|r| r.speedup.max(r.ideal_speedup)).fold(1.0, f64::max);
     let step = tick_step(peak);
-    let max = (peak / step).ceil() * step;
-    let x = |v: f64| LEFT + (v.max(0.0) / max) * (RIGHT - LEFT);
+    let scale = Scale { max: (peak / step).ceil() * step, step };
     let slots = (rows.len() + groups.len()).max(1) as f64;
     let slot = (BOTTOM - TOP) / slots;
-    let bar = slot * 0.72;
 
+    let mut s = header(title, subtitle);
+    axis(&mut s, &scale);
+    let mut y = TOP;
+    for (kernel, members) in &groups {
+        let _ = writeln!(
+            s,
+            "<text x=\"12\" y=\"{:.1}\" font-size=\"14\" font-weight=\"bold\">{}</text>",
+            y + slot * 0.7,
+            escape(kernel)
+        );
+        y += slot;
+        for r in members {
+            bar(&mut s, &scale, r, y, slot);
+            y += slot;
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// The SVG's opening, background, title and subtitle.
+fn header(title: &str, subtitle: &str) -> String {
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" \
          viewBox=\"0 0 {W} {H}\" font-family=\"Helvetica, Arial, sans-serif\">\n"
@@ -146,10 +181,14 @@ pub(super) fn svg(rows: &[Row], title: &str, subtitle: &str) -> String {
         W / 2.0,
         escape(subtitle)
     );
-    // Grid and axis.
+    s
+}
+
+/// The grid, the axes and the axis label.
+fn axis(s: &mut String, scale: &Scale) {
     let mut v = 0.0;
-    while v <= max + 1e-9 {
-        let gx = x(v);
+    while v <= scale.max + 1e-9 {
+        let gx = scale.x(v);
         let _ = writeln!(
             s,
             "<line x1=\"{gx:.1}\" y1=\"{TOP}\" x2=\"{gx:.1}\" y2=\"{BOTTOM}\" stroke=\"#e3e3e3\"/>"
@@ -160,7 +199,7 @@ pub(super) fn svg(rows: &[Row], title: &str, subtitle: &str) -> String {
             BOTTOM + 18.0,
             trim_number(v)
         );
-        v += step;
+        v += scale.step;
     }
     let _ = writeln!(
         s,
@@ -176,59 +215,48 @@ pub(super) fn svg(rows: &[Row], title: &str, subtitle: &str) -> String {
         (LEFT + RIGHT) / 2.0,
         BOTTOM + 42.0
     );
-    // Bars.
-    let mut y = TOP;
-    for (kernel, members) in &groups {
-        let _ = writeln!(
-            s,
-            "<text x=\"12\" y=\"{:.1}\" font-size=\"14\" font-weight=\"bold\">{}</text>",
-            y + slot * 0.7,
-            escape(kernel)
-        );
-        y += slot;
-        for r in members {
-            let top = y + (slot - bar) / 2.0;
-            let mid = y + slot / 2.0 + 4.0;
-            let end = x(r.speedup);
-            let _ = writeln!(
-                s,
-                "<text x=\"{:.1}\" y=\"{mid:.1}\" font-size=\"12\" text-anchor=\"end\">{} {}×{}</text>",
-                LEFT - 8.0,
-                escape(&r.mode),
-                r.workers,
-                r.threads
-            );
-            let _ = writeln!(
-                s,
-                "<rect class=\"bar\" x=\"{LEFT}\" y=\"{top:.1}\" width=\"{:.1}\" height=\"{bar:.1}\" fill=\"{}\" stroke=\"none\"><title>{} {} {}×{}: {:.2}× in {:.2} s</title></rect>",
-                end - LEFT,
-                colour(&r.mode),
-                escape(&r.kernel),
-                escape(&r.mode),
-                r.workers,
-                r.threads,
-                r.speedup,
-                r.wall_s
-            );
-            let ix = x(r.ideal_speedup);
-            let _ = writeln!(
-                s,
-                "<line class=\"ideal\" x1=\"{ix:.1}\" y1=\"{:.1}\" x2=\"{ix:.1}\" y2=\"{:.1}\" stroke=\"#222222\" stroke-width=\"2\"/>",
-                top - 2.0,
-                top + bar + 2.0
-            );
-            let _ = writeln!(
-                s,
-                "<text x=\"{:.1}\" y=\"{mid:.1}\" font-size=\"12\">{:.2}×  ({:.2} s)</text>",
-                end.max(ix) + 6.0,
-                r.speedup,
-                r.wall_s
-            );
-            y += slot;
-        }
-    }
-    s.push_str("</svg>\n");
-    s
+}
+
+/// One row's bar in the slot starting at `y`: its label, the bar, the ideal tick, the figure.
+fn bar(s: &mut String, scale: &Scale, r: &Row, y: f64, slot: f64) {
+    let bar = slot * 0.72;
+    let top = y + (slot - bar) / 2.0;
+    let mid = y + slot / 2.0 + 4.0;
+    let end = scale.x(r.speedup);
+    let _ = writeln!(
+        s,
+        "<text x=\"{:.1}\" y=\"{mid:.1}\" font-size=\"12\" text-anchor=\"end\">{} {}×{}</text>",
+        LEFT - 8.0,
+        escape(&r.mode),
+        r.workers,
+        r.threads
+    );
+    let _ = writeln!(
+        s,
+        "<rect class=\"bar\" x=\"{LEFT}\" y=\"{top:.1}\" width=\"{:.1}\" height=\"{bar:.1}\" fill=\"{}\" stroke=\"none\"><title>{} {} {}×{}: {:.2}× in {:.2} s</title></rect>",
+        end - LEFT,
+        colour(&r.mode),
+        escape(&r.kernel),
+        escape(&r.mode),
+        r.workers,
+        r.threads,
+        r.speedup,
+        r.wall_s
+    );
+    let ix = scale.x(r.ideal_speedup);
+    let _ = writeln!(
+        s,
+        "<line class=\"ideal\" x1=\"{ix:.1}\" y1=\"{:.1}\" x2=\"{ix:.1}\" y2=\"{:.1}\" stroke=\"#222222\" stroke-width=\"2\"/>",
+        top - 2.0,
+        top + bar + 2.0
+    );
+    let _ = writeln!(
+        s,
+        "<text x=\"{:.1}\" y=\"{mid:.1}\" font-size=\"12\">{:.2}×  ({:.2} s)</text>",
+        end.max(ix) + 6.0,
+        r.speedup,
+        r.wall_s
+    );
 }
 
 pub(super) fn trim_number(v: f64) -> String {

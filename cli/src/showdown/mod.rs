@@ -297,37 +297,7 @@ pub async fn showdown(args: ShowdownArgs) -> Result<()> {
     rows.extend(rows_for("sleep", b - a, b - a, Ideal::Wait { total_s }, measured)?);
 
     // The same primality test in Python.
-    let mut python_version = None;
-    if let Some((a, b)) = plan.python {
-        match python(a, b, plan.shard_size, n, args.timeout).await? {
-            None => eprintln!("python3 is not on PATH: skipped the Python rows"),
-            Some((version, measured)) => {
-                let expected = tokio::task::spawn_blocking(move || {
-                    (a..b).filter(|&i| farm_worker::kernels::primes::is_prime(i)).count() as u64
-                })
-                .await?;
-                if let Some(m) = measured.iter().find(|m| m.result != json!(expected)) {
-                    bail!(
-                        "Python counted {} primes in {a}..{b} ({}), farm's test counts {expected}",
-                        m.result,
-                        m.shape.mode
-                    );
-                }
-                let shards = (b - a).div_ceil(plan.shard_size);
-                for m in &measured {
-                    say(progress("primes (python)", m));
-                }
-                rows.extend(rows_for(
-                    "primes (python)",
-                    b - a,
-                    shards,
-                    Ideal::Cpu { cores: n },
-                    measured,
-                )?);
-                python_version = Some(version);
-            }
-        }
-    }
+    let python_version = python_rows(&plan, args.timeout, &mut rows, &say).await?;
 
     if let Some(path) = &args.out {
         let title = format!("farm showdown: speedup over serial on {n} cores");
@@ -350,6 +320,39 @@ pub async fn showdown(args: ShowdownArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Times the primality test in Python (if python3 is on PATH and the plan has a range), checks
+/// its count against farm's own test, and adds its rows; returns the Python version.
+async fn python_rows(
+    plan: &Plan,
+    timeout: std::time::Duration,
+    rows: &mut Vec<Row>,
+    say: &impl Fn(String),
+) -> Result<Option<String>> {
+    let Some((a, b)) = plan.python else { return Ok(None) };
+    let n = plan.cores;
+    let Some((version, measured)) = python(a, b, plan.shard_size, n, timeout).await? else {
+        eprintln!("python3 is not on PATH: skipped the Python rows");
+        return Ok(None);
+    };
+    let expected = tokio::task::spawn_blocking(move || {
+        (a..b).filter(|&i| farm_worker::kernels::primes::is_prime(i)).count() as u64
+    })
+    .await?;
+    if let Some(m) = measured.iter().find(|m| m.result != json!(expected)) {
+        bail!(
+            "Python counted {} primes in {a}..{b} ({}), farm's test counts {expected}",
+            m.result,
+            m.shape.mode
+        );
+    }
+    let shards = (b - a).div_ceil(plan.shard_size);
+    for m in &measured {
+        say(progress("primes (python)", m));
+    }
+    rows.extend(rows_for("primes (python)", b - a, shards, Ideal::Cpu { cores: n }, measured)?);
+    Ok(Some(version))
 }
 
 fn progress(kernel: &str, m: &Measured) -> String {
