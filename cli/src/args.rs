@@ -125,7 +125,7 @@ pub struct JobArgs {
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub priority: i32,
 
-    /// For mandelbrot: write the image to this PNG file.
+    /// For a kernel whose result is rows of numbers (mandelbrot): write them as a PNG image.
     #[arg(long, value_name = "FILE.png")]
     pub out: Option<PathBuf>,
 

@@ -60,11 +60,15 @@ fn print_result(status: &JobStatus) {
     if status.state != JobState::Succeeded {
         return;
     }
+    // By the result's shape, not by the kernel's name: rows of numbers (an image), program
+    // runs, or a list of values.
+    let is_row = |v: &serde_json::Value| v.is_array();
+    let is_run = |v: &serde_json::Value| v.get("exit_code").is_some() && v.get("stdout").is_some();
     match status.result.value() {
-        Ok(serde_json::Value::Array(items)) if status.kind == "mandelbrot" => {
+        Ok(serde_json::Value::Array(items)) if items.first().is_some_and(is_row) => {
             println!("{} rows (write them as an image with --out FILE.png)", items.len());
         }
-        Ok(serde_json::Value::Array(items)) if status.kind == "exec" => {
+        Ok(serde_json::Value::Array(items)) if items.first().is_some_and(is_run) => {
             for (index, run) in items.iter().enumerate() {
                 print!("{}", run["stdout"].as_str().unwrap_or_default());
                 match run["exit_code"].as_i64() {

@@ -3,7 +3,7 @@
 
 use crate::actor::{CoreHandle, SubmitError, Subscription};
 use crate::catalog::KindError;
-use crate::core::{CoreError, JobState, JobView, WorkerView};
+use crate::core::{CoreError, JobView, WorkerView};
 use farm_proto::pb::{self, farm_service_server::FarmService, job_event::Event};
 use farm_proto::{
     DialedBy, JobEvent, JobSpec, JobStatus, JsonText, Progress, Submitted, WorkerInfo,
@@ -39,17 +39,10 @@ fn submit_status(e: SubmitError) -> Status {
 
 /// A job as clients see it; the domain type becomes the wire type in farm-proto.
 pub fn job_status(v: JobView) -> JobStatus {
-    let state = match v.state {
-        JobState::Queued => farm_proto::JobState::Queued,
-        JobState::Running => farm_proto::JobState::Running,
-        JobState::Succeeded => farm_proto::JobState::Succeeded,
-        JobState::Failed => farm_proto::JobState::Failed,
-        JobState::Cancelled => farm_proto::JobState::Cancelled,
-    };
     JobStatus {
         job: v.id,
         kind: v.kind,
-        state,
+        state: v.state,
         shards: v.total,
         done: v.done,
         running: v.in_flight,

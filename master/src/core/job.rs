@@ -6,27 +6,7 @@ use farm_proto::{JobSpec, Output, OutputShape};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
-/// Where a job is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobState {
-    /// Submitted, no shard handed out yet.
-    Queued,
-    /// At least one shard handed out.
-    Running,
-    /// Every shard completed; the result is set.
-    Succeeded,
-    /// A shard failed; the error names it.
-    Failed,
-    /// Cancelled by a client.
-    Cancelled,
-}
-
-impl JobState {
-    /// Whether the job is over.
-    pub fn is_final(self) -> bool {
-        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
-    }
-}
+pub use farm_proto::JobState;
 
 /// A job as the core tracks it. Shards are generated lazily: `next` is the first shard never
 /// handed out, `requeued` holds shards handed back by lost workers.
