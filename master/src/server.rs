@@ -69,6 +69,15 @@ pub enum MasterError {
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
+/// The services the master's port serves, as reflection lists them.
+pub const SERVED: &[&str] = &[
+    "farm.v1.FarmService",
+    "farm.v1.WorkerService",
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
 /// An interceptor that lets through only requests carrying `token` (all, if there is none);
 /// refusals are counted and logged at most once per 10 s (`farm_net::auth::Gate`), so nobody
 /// can flood the log.
@@ -92,10 +101,15 @@ pub async fn serve(
 ) -> Result<(), MasterError> {
     let mut builder = farm_net::server_builder(config.tls.clone())?;
     // Both reflection versions: grpcurl asks for v1 first, older tools only know v1alpha.
+    // Only the services this port serves: farm.proto also defines WorkerHost, which listening
+    // workers serve, and listing it here would send tools to a service that is not there.
     let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(farm_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        SERVED.iter().fold(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(farm_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
+            |b, name| b.with_service_name(*name),
+        )
     };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
