@@ -17,10 +17,10 @@ use crate::core::{
 };
 use crate::tasks::Tasks;
 use farm_proto::pb::{self, master_message::Msg};
-use farm_proto::Output;
 /// The tests submit specs, through `use super::*`.
 #[cfg(test)]
 use farm_proto::JobSpec;
+use farm_proto::Output;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

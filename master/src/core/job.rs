@@ -216,7 +216,8 @@ pub(crate) struct Accumulator {
 impl Accumulator {
     /// An empty accumulator for a kernel with this output shape, without byte limits.
     pub fn new(shape: OutputShape) -> Self {
-        let limits = ByteLimits { budget: usize::MAX, max_result: usize::MAX, ..Default::default() };
+        let limits =
+            ByteLimits { budget: usize::MAX, max_result: usize::MAX, ..Default::default() };
         Accumulator::limited(shape, limits)
     }
 

@@ -40,9 +40,9 @@ impl Meter {
 
     /// Counts `n` bytes fewer.
     pub fn sub(&self, n: usize) {
-        let _ = self.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-            Some(v.saturating_sub(n))
-        });
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(n)));
     }
 }
 

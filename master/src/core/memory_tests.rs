@@ -134,7 +134,10 @@ fn a_result_past_the_per_job_limit_fails_the_job_clearly() {
     let v = core.status(job, now).unwrap();
     assert_eq!(v.state, JobState::Failed);
     let error = v.error.unwrap_or_default();
-    assert!(error.contains("result is over 0.0 MiB") || error.contains("result is over"), "{error}");
+    assert!(
+        error.contains("result is over 0.0 MiB") || error.contains("result is over"),
+        "{error}"
+    );
     assert!(error.contains("--max-result-mib"), "{error}");
     assert_eq!(core.memory().0, 0, "the failed job's fragments are given back");
 }
@@ -149,6 +152,9 @@ fn results_that_would_pass_the_memory_budget_fail_their_job() {
     let v = core.status(job, now).unwrap();
     assert_eq!(v.state, JobState::Failed);
     let error = v.error.unwrap_or_default();
-    assert!(error.contains("master memory budget of 0.0 MiB for job inputs and results"), "{error}");
+    assert!(
+        error.contains("master memory budget of 0.0 MiB for job inputs and results"),
+        "{error}"
+    );
     assert_eq!(core.memory().0, 0);
 }

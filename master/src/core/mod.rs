@@ -24,17 +24,17 @@ mod types;
 mod worker;
 
 use dispatch::Dirty;
-use job::{ByteLimits, Job};
 pub use job::JobState;
+use job::{ByteLimits, Job};
 use memory::Meter;
 pub use memory::{Inputs, Submission};
 pub use types::*;
 use worker::Worker;
 
-use farm_proto::OutputShape;
 /// The tests build jobs from specs, through `use super::*`.
 #[cfg(test)]
 use farm_proto::JobSpec;
+use farm_proto::OutputShape;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::time::Instant;
