@@ -201,6 +201,23 @@ pub struct SchedulerArgs {
     /// Jobs with more shards are refused (ResourceExhausted).
     #[arg(long, default_value_t = 100_000_000, env = "FARM_MAX_SHARDS")]
     pub max_shards: u64,
+    /// MiB that queued and running jobs may hold in the master: their inputs, params and
+    /// list results so far. A submit that would pass it is refused (ResourceExhausted); a job
+    /// whose results would pass it fails.
+    #[arg(long, default_value_t = 256, value_name = "MIB", env = "FARM_MEMORY_BUDGET_MIB")]
+    pub memory_budget_mib: usize,
+    /// Most MiB of one job's result (its JSON); a job whose result grows past it fails. At
+    /// most 60, so that every result fits in a reply (64 MiB).
+    #[arg(long, default_value_t = 48, value_name = "MIB", env = "FARM_MAX_RESULT_MIB",
+          value_parser = clap::value_parser!(u16).range(1..=60))]
+    pub max_result_mib: u16,
+    /// Finished jobs kept for status and results; older ones are forgotten.
+    #[arg(long, default_value_t = 10_000, value_name = "N", env = "FARM_KEEP_FINISHED")]
+    pub keep_finished: usize,
+    /// MiB of results and errors that finished jobs keep; past it the oldest are forgotten
+    /// (the newest is kept whatever its size).
+    #[arg(long, default_value_t = 256, value_name = "MIB", env = "FARM_KEEP_FINISHED_MIB")]
+    pub keep_finished_mib: usize,
 }
 
 /// `farm run`.

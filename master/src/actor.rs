@@ -12,13 +12,16 @@ use farm_proto::{KernelDescriptor, KindInfo};
 use task::CoreTask;
 
 use crate::core::{
-    CoreConfig, CoreError, JobDefOut, JobId, JobView, Outbox, ShardOutcome, TaskOut, WorkerId,
-    WorkerSpec, WorkerView,
+    CoreConfig, CoreError, JobDefOut, JobId, JobView, Outbox, ShardOutcome, Submission, TaskOut,
+    WorkerId, WorkerSpec, WorkerView,
 };
 use crate::tasks::Tasks;
 use farm_proto::pb;
 use farm_proto::session::{Assign, JobDef, ShardTask, ToWorker};
-use farm_proto::{JobSpec, Output};
+/// The tests submit specs, through `use super::*`.
+#[cfg(test)]
+use farm_proto::JobSpec;
+use farm_proto::Output;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -63,7 +66,7 @@ pub enum SubmitError {
 }
 
 enum Cmd {
-    Submit(JobSpec, oneshot::Sender<Result<(JobId, u64), SubmitError>>),
+    Submit(Submission, oneshot::Sender<Result<(JobId, u64), SubmitError>>),
     Get(JobId, oneshot::Sender<Option<JobView>>),
     List(oneshot::Sender<Vec<JobView>>),
     Cancel(JobId, oneshot::Sender<Result<JobView, CoreError>>),
@@ -141,9 +144,14 @@ impl CoreHandle {
         &self.tasks
     }
 
-    /// Queues a job; returns its id and shard count.
-    pub async fn submit(&self, spec: JobSpec) -> Result<Result<(JobId, u64), SubmitError>, Status> {
-        self.ask(|r| Cmd::Submit(spec, r)).await
+    /// Queues a job; returns its id and shard count. Pack a large job's inputs before
+    /// ([`Submission::new`], off the async runtime), so the core's task never does.
+    pub async fn submit(
+        &self,
+        sub: impl Into<Submission>,
+    ) -> Result<Result<(JobId, u64), SubmitError>, Status> {
+        let sub = sub.into();
+        self.ask(|r| Cmd::Submit(sub, r)).await
     }
     /// One job's status.
     pub async fn get(&self, job: JobId) -> Result<Option<JobView>, Status> {

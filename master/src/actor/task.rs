@@ -29,6 +29,9 @@ pub(super) struct CoreTask {
     heartbeat: Duration,
     /// The base of every [`LastHeard`] stamp.
     base: Instant,
+    /// The longest batch so far (commands applied and one dispatch), measured with the real
+    /// clock: nothing heavy may run on this task, and this is how we see that nothing does.
+    slowest: Duration,
 }
 
 impl CoreTask {
@@ -40,6 +43,7 @@ impl CoreTask {
             catalog,
             heartbeat,
             base: Instant::now(),
+            slowest: Duration::ZERO,
         }
     }
 
@@ -75,16 +79,26 @@ impl CoreTask {
     }
 
     /// Applies `first` and whatever else is queued (up to [`BATCH`]), then dispatches once.
+    /// Logs (at debug) each batch that is the slowest so far.
     fn batch(&mut self, first: Cmd, rx: &mut mpsc::Receiver<Cmd>) {
+        let started = std::time::Instant::now();
         let now = Instant::now();
         self.apply(first, now);
+        let mut commands = 1;
         for _ in 1..BATCH {
             match rx.try_recv() {
                 Ok(cmd) => self.apply(cmd, now),
                 Err(_) => break,
             }
+            commands += 1;
         }
         self.core.dispatch(&mut self.fx);
+        let took = started.elapsed();
+        if took > self.slowest {
+            self.slowest = took;
+            let batch_us = took.as_micros() as u64;
+            debug!(batch_us, commands, "slowest core batch so far");
+        }
     }
 
     /// Brings each worker's last-heard time into the core, declares the silent ones lost (their
@@ -132,15 +146,17 @@ impl CoreTask {
         let (core, fx) = (&mut self.core, &mut self.fx);
         let now_std = now.into_std();
         match cmd {
-            Cmd::Submit(spec, reply) => {
+            Cmd::Submit(sub, reply) => {
+                let (shards, bytes, kind) = (sub.shards(), sub.bytes(), sub.spec().kind.clone());
                 let result = self
                     .catalog
-                    .check(&spec)
+                    .check(sub.spec())
                     .map_err(SubmitError::from)
-                    .and_then(|shape| Ok(core.submit(spec.clone(), shape, now_std)?))
-                    .map(|id| (id, spec.source.shard_count()));
-                if let Ok((id, shards)) = &result {
-                    info!(job = id, kind = %spec.kind, shards, "job submitted");
+                    .and_then(|shape| Ok(core.submit(sub, shape, now_std)?))
+                    .map(|id| (id, shards));
+                if let Ok((id, _)) = &result {
+                    let (live_bytes, kept_bytes) = core.memory();
+                    info!(job = id, %kind, shards, bytes, live_bytes, kept_bytes, "job submitted");
                 }
                 let _ = reply.send(result);
             }

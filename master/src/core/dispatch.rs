@@ -72,7 +72,7 @@ impl Core {
             }
             while free > 0 {
                 let Some(shard) = job.take_shard() else { break };
-                let (lo, hi, input) = job.spec.source.shard(shard);
+                let (lo, hi, input) = job.shard(shard);
                 tasks.push(TaskOut { job: job_id, shard, lo, hi, input: input.map(str::to_owned) });
                 job.assigned.insert(shard, worker);
                 w.assign(job_id, shard);

@@ -1,9 +1,12 @@
 //! One job inside the scheduler core: its lazy shard cursor, the shards in flight, and the
-//! accumulator that reduces shard outputs into the job result.
+//! accumulator that reduces shard outputs into the job result, counting the bytes it keeps.
 
+use super::memory::{mib, Inputs, Meter, Submission, ENTRY_OVERHEAD, JOB_OVERHEAD};
 use super::{JobId, WorkerId};
-use farm_proto::{JobSpec, Output, OutputShape};
+use farm_proto::{JobSpec, Output, OutputShape, Params};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::mem::Discriminant;
+use std::sync::Arc;
 use std::time::Instant;
 
 pub use farm_proto::JobState;
@@ -14,8 +17,15 @@ pub use farm_proto::JobState;
 pub(crate) struct Job {
     /// Its id, for views.
     pub id: JobId,
-    /// What was submitted: kind, params, source, limits.
+    /// What was submitted: kind, params, source (a range; an input job's lines are in
+    /// `inputs`), limits. Params are dropped when the job ends.
     pub spec: JobSpec,
+    /// The input lines of an input job, packed; dropped when the job ends.
+    pub inputs: Inputs,
+    /// Bytes of the spec and inputs counted in the meter while the job is live.
+    pub spec_bytes: usize,
+    /// Bytes held by jobs not yet ended; this job's share leaves it when the job ends.
+    meter: Meter,
     /// Where it is in its life.
     pub state: JobState,
     /// Shards in all, computed once from the source.
@@ -30,8 +40,9 @@ pub(crate) struct Job {
     pub done: u64,
     /// Reduces accepted outputs into the result.
     pub acc: Accumulator,
-    /// The reduced result, once succeeded.
-    pub result_json: Option<String>,
+    /// The reduced result, once succeeded; shared with every view, so a `Get` of a large
+    /// result does not copy it on the core's task.
+    pub result_json: Option<Arc<str>>,
     /// Why it failed or was cancelled.
     pub error: Option<String>,
     /// When it was submitted, for elapsed time.
@@ -48,20 +59,42 @@ pub(crate) struct Job {
     pub reruns: u64,
 }
 
+/// The byte limits a job's accumulator works under.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ByteLimits {
+    /// Bytes held by jobs not yet ended.
+    pub meter: Meter,
+    /// Most bytes `meter` may reach (`CoreConfig::memory_budget`).
+    pub budget: usize,
+    /// Most bytes of one job's result JSON (`CoreConfig::max_result_bytes`).
+    pub max_result: usize,
+}
+
 impl Job {
-    /// A queued job, none of its shards handed out.
-    pub fn new(id: JobId, spec: JobSpec, output: OutputShape, now: Instant) -> Self {
-        let total = spec.source.shard_count();
+    /// A queued job, none of its shards handed out; its bytes are counted in `limits.meter`.
+    pub fn new(
+        id: JobId,
+        sub: Submission,
+        output: OutputShape,
+        limits: ByteLimits,
+        now: Instant,
+    ) -> Self {
+        let spec_bytes = sub.bytes();
+        limits.meter.add(spec_bytes);
+        let total = sub.shards();
         Job {
             id,
-            spec,
+            spec: sub.spec,
+            inputs: sub.inputs,
+            spec_bytes,
+            meter: limits.meter.clone(),
             state: JobState::Queued,
             total,
             next: 0,
             requeued: VecDeque::new(),
             assigned: HashMap::new(),
             done: 0,
-            acc: Accumulator::new(output),
+            acc: Accumulator::limited(output, limits),
             result_json: None,
             error: None,
             submitted: now,
@@ -95,8 +128,15 @@ impl Job {
         })
     }
 
-    /// Sets the final state and drops what only a going job needs (its queue, accumulator and
-    /// per-shard counts); the result is rendered once here if it succeeded.
+    /// Shard `shard`'s indices `lo..hi` and, for an input job, its input line.
+    pub fn shard(&self, shard: u64) -> (u64, u64, Option<&str>) {
+        let (lo, hi, _) = self.spec.source.shard(shard);
+        (lo, hi, self.inputs.line(shard))
+    }
+
+    /// Sets the final state and drops what only a going job needs (its queue, inputs, params,
+    /// accumulator and per-shard counts), taking its bytes off the meter; the accumulated
+    /// fragments are joined into the result here if it succeeded.
     pub fn end(&mut self, state: JobState, error: Option<String>, now: Instant) {
         self.state = state;
         self.error = error;
@@ -104,11 +144,21 @@ impl Job {
         self.requeued.clear();
         self.next = self.total;
         let acc = std::mem::replace(&mut self.acc, Accumulator::new(OutputShape::Any));
+        self.meter.sub(self.spec_bytes + acc.held);
+        self.spec_bytes = 0;
         if state == JobState::Succeeded {
-            self.result_json = Some(acc.finish());
+            self.result_json = Some(acc.finish().into());
         }
+        self.inputs = Inputs::default();
+        self.spec.params = Params::default();
         self.crashes = Default::default();
         self.failures = Default::default();
+    }
+
+    /// The bytes an ended job keeps (result, error, record), for retention by bytes.
+    pub fn kept_bytes(&self) -> usize {
+        let result = self.result_json.as_ref().map_or(0, |r| r.len());
+        JOB_OVERHEAD + result + self.error.as_ref().map_or(0, String::len)
     }
 
     /// Milliseconds since submission, until it ended.
@@ -119,24 +169,55 @@ impl Job {
 }
 
 /// Reduces shard outputs as the kernel's declared output shape says: counts and fractions are
-/// summed as they arrive, list outputs are kept by shard and joined in index order at the end.
-/// A kernel that declared no shape is reduced by the variant its first output has.
+/// summed as they arrive; each list output is rendered to its JSON fragment as it is accepted
+/// (so the cost is spread over result batches) and the fragments are joined in index order at
+/// the end. A kernel that declared no shape is reduced by the variant its first output has.
+/// The fragments count against the job's result limit and the master's memory budget.
 #[derive(Debug)]
 pub(crate) struct Accumulator {
+    /// What the kernel declared.
     shape: OutputShape,
+    /// The sum of `Count` outputs, once one came.
     count: Option<u64>,
+    /// The sums of `Fraction` outputs, once one came.
     fraction: Option<(u64, u64)>,
-    ordered: BTreeMap<u64, Output>,
+    /// The variant of the list outputs, once one came (an undeclared shape follows it).
+    list: Option<Discriminant<Output>>,
+    /// Each non-empty list output's JSON items without the brackets, by shard.
+    fragments: BTreeMap<u64, String>,
+    /// Bytes of the result JSON so far: fragments, commas, brackets.
+    json_bytes: usize,
+    /// Bytes this accumulator counted in the meter.
+    held: usize,
+    /// The limits it checks each output against.
+    limits: ByteLimits,
 }
 
 impl Accumulator {
-    /// An empty accumulator for a kernel with this output shape.
+    /// An empty accumulator for a kernel with this output shape, without byte limits.
     pub fn new(shape: OutputShape) -> Self {
-        Accumulator { shape, count: None, fraction: None, ordered: BTreeMap::new() }
+        let limits =
+            ByteLimits { budget: usize::MAX, max_result: usize::MAX, ..Default::default() };
+        Accumulator::limited(shape, limits)
+    }
+
+    /// An empty accumulator that refuses outputs past `limits`.
+    pub fn limited(shape: OutputShape, limits: ByteLimits) -> Self {
+        Accumulator {
+            shape,
+            count: None,
+            fraction: None,
+            list: None,
+            fragments: BTreeMap::new(),
+            json_bytes: 2,
+            held: 0,
+            limits,
+        }
     }
 
     /// Adds one shard's output; fails when the output is not of the declared shape, or of
-    /// another variant than the others (a kernel bug), or a sum overflows.
+    /// another variant than the others (a kernel bug), a sum overflows, or the result would
+    /// pass the job's result limit or the master's memory budget.
     pub fn add(&mut self, shard: u64, output: Output) -> Result<(), String> {
         if !self.fits(&output) {
             return Err(format!(
@@ -154,9 +235,40 @@ impl Accumulator {
                 self.fraction = Some(sum.ok_or("sample count overflows u64")?);
             }
             other => {
-                self.ordered.insert(shard, other);
+                self.list = Some(std::mem::discriminant(&other));
+                let fragment = render(&other)?;
+                if !fragment.is_empty() {
+                    self.keep(shard, fragment)?;
+                }
             }
         }
+        Ok(())
+    }
+
+    /// Keeps one shard's fragment if the limits allow it.
+    fn keep(&mut self, shard: u64, fragment: String) -> Result<(), String> {
+        let ByteLimits { meter, budget, max_result } = &self.limits;
+        let json_bytes = self.json_bytes + fragment.len() + 1;
+        if json_bytes > *max_result {
+            return Err(format!(
+                "result is over {} MiB, the master's limit for one job's result \
+                 (--max-result-mib); split the job, or have its shards return less",
+                mib(*max_result)
+            ));
+        }
+        let cost = fragment.len() + ENTRY_OVERHEAD;
+        if meter.get() + cost > *budget {
+            return Err(format!(
+                "master memory budget of {} MiB for job inputs and results is full \
+                 (--memory-budget-mib): this job's result had reached {} MiB",
+                mib(*budget),
+                mib(self.json_bytes)
+            ));
+        }
+        meter.add(cost);
+        self.held += cost;
+        self.json_bytes = json_bytes;
+        self.fragments.insert(shard, fragment);
         Ok(())
     }
 
@@ -168,21 +280,18 @@ impl Accumulator {
             | (OutputShape::Lines, Output::Lines(_))
             | (OutputShape::Rows, Output::Rows(_))
             | (OutputShape::Exec, Output::Exec(_)) => true,
-            (OutputShape::Any, _) => {
-                match (&self.count, &self.fraction, self.ordered.values().next()) {
-                    (Some(_), _, _) => matches!(output, Output::Count(_)),
-                    (_, Some(_), _) => matches!(output, Output::Fraction { .. }),
-                    (_, _, Some(first)) => {
-                        std::mem::discriminant(first) == std::mem::discriminant(output)
-                    }
-                    _ => true,
-                }
-            }
+            (OutputShape::Any, _) => match (&self.count, &self.fraction, self.list) {
+                (Some(_), _, _) => matches!(output, Output::Count(_)),
+                (_, Some(_), _) => matches!(output, Output::Fraction { .. }),
+                (_, _, Some(first)) => first == std::mem::discriminant(output),
+                _ => true,
+            },
             _ => false,
         }
     }
 
-    /// The job result as JSON.
+    /// The job result as JSON: a sum, an estimate, or the fragments joined in index order (one
+    /// copy of bytes already rendered, bounded by the result limit).
     pub fn finish(self) -> String {
         if let Some(n) = self.count {
             return n.to_string();
@@ -196,20 +305,29 @@ impl Accumulator {
             return serde_json::json!({"hits": hits, "samples": samples, "estimate": estimate})
                 .to_string();
         }
-        let mut items = Vec::new();
-        for output in self.ordered.into_values() {
-            match output {
-                Output::Lines(lines) => items.extend(lines.into_iter().map(Into::into)),
-                Output::Rows(rows) => items.extend(rows.into_iter().map(|r| serde_json::json!(r))),
-                Output::Exec(runs) => items
-                    .extend(runs.into_iter().map(
-                        |r| serde_json::json!({"exit_code": r.exit_code, "stdout": r.stdout}),
-                    )),
-                Output::Count(_) | Output::Fraction { .. } => {}
+        let mut json = String::with_capacity(self.json_bytes);
+        json.push('[');
+        for (i, fragment) in self.fragments.into_values().enumerate() {
+            if i > 0 {
+                json.push(',');
             }
+            json.push_str(&fragment);
         }
-        serde_json::Value::Array(items).to_string()
+        json.push(']');
+        json
     }
+}
+
+/// A list output's JSON items, without the surrounding brackets (empty for an empty list).
+fn render(output: &Output) -> Result<String, String> {
+    let array = match output {
+        Output::Lines(lines) => serde_json::to_string(lines),
+        Output::Rows(rows) => serde_json::to_string(rows),
+        Output::Exec(runs) => serde_json::to_string(runs),
+        Output::Count(_) | Output::Fraction { .. } => return Ok(String::new()),
+    }
+    .map_err(|e| format!("cannot render a shard's output as JSON: {e}"))?;
+    Ok(array.get(1..array.len().saturating_sub(1)).unwrap_or_default().to_owned())
 }
 
 #[cfg(test)]

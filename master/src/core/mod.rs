@@ -8,11 +8,15 @@
 //!
 //! The files: `worker.rs` (a worker session and its rates), `dispatch.rs` (handing out shards),
 //! `results.rs` (accepting outcomes), `limits.rs` (submit validation), `job.rs` (a job, its
-//! lazy shards and its accumulator), `types.rs` (the vocabulary shared with the master).
+//! lazy shards and its accumulator), `memory.rs` (packed inputs and the byte meter),
+//! `types.rs` (the vocabulary shared with the master).
 
 mod dispatch;
 mod job;
 mod limits;
+mod memory;
+#[cfg(test)]
+mod memory_tests;
 mod results;
 #[cfg(test)]
 mod tests;
@@ -20,12 +24,17 @@ mod types;
 mod worker;
 
 use dispatch::Dirty;
-use job::Job;
 pub use job::JobState;
+use job::{ByteLimits, Job};
+use memory::Meter;
+pub use memory::{Inputs, Submission};
 pub use types::*;
 use worker::Worker;
 
-use farm_proto::{JobSpec, OutputShape};
+/// The tests build jobs from specs, through `use super::*`.
+#[cfg(test)]
+use farm_proto::JobSpec;
+use farm_proto::OutputShape;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::time::Instant;
@@ -46,6 +55,10 @@ pub struct Core {
     pending: BTreeSet<(Reverse<i32>, JobId)>,
     /// Ended jobs, oldest first, for retention.
     ended: VecDeque<JobId>,
+    /// Bytes the ended jobs in `ended` keep, for retention by bytes.
+    ended_bytes: usize,
+    /// Bytes held by jobs not yet ended, for the memory budget.
+    meter: Meter,
     /// Jobs not yet ended, for the active-job limit.
     active: usize,
     /// Connected worker sessions, by id.
@@ -66,6 +79,8 @@ impl Core {
             jobs: BTreeMap::new(),
             pending: BTreeSet::new(),
             ended: Default::default(),
+            ended_bytes: 0,
+            meter: Meter::default(),
             active: 0,
             workers: BTreeMap::new(),
             dirty: Dirty::default(),
@@ -75,17 +90,24 @@ impl Core {
     }
 
     /// Queues a job whose kernel declares `output` (how its outputs are reduced); the next
-    /// dispatch hands its shards to workers with free slots.
+    /// dispatch hands its shards to workers with free slots. A `JobSpec` converts into a
+    /// [`Submission`] (its inputs packed); the master packs it before, off the core's task.
     pub fn submit(
         &mut self,
-        spec: JobSpec,
+        sub: impl Into<Submission>,
         output: OutputShape,
         now: Instant,
     ) -> Result<JobId, CoreError> {
-        limits::check_submit(&self.config, self.active, &spec)?;
+        let sub = sub.into();
+        limits::check_submit(&self.config, self.active, self.meter.get(), &sub)?;
         let id = self.next_job;
         self.next_job += 1;
-        let job = Job::new(id, spec, output, now);
+        let limits = ByteLimits {
+            meter: self.meter.clone(),
+            budget: self.config.memory_budget,
+            max_result: self.config.max_result_bytes,
+        };
+        let job = Job::new(id, sub, output, limits, now);
         self.active += 1;
         let priority = job.spec.priority;
         self.jobs.insert(id, job);
@@ -291,12 +313,27 @@ impl Core {
             }
         }
         out.job_changed(&view(job, now));
+        self.ended_bytes += job.kept_bytes();
         self.ended.push_back(job_id);
-        while self.ended.len() > self.config.keep_finished {
-            if let Some(old) = self.ended.pop_front() {
-                self.jobs.remove(&old);
+        self.retain_ended();
+    }
+
+    /// Forgets the oldest ended jobs while more than `keep_finished` are kept or they keep
+    /// more than `keep_finished_bytes` (the newest stays whatever its size, so the client
+    /// that waited for it can read it).
+    fn retain_ended(&mut self) {
+        let (count, bytes) = (self.config.keep_finished, self.config.keep_finished_bytes);
+        while self.ended.len() > count || (self.ended_bytes > bytes && self.ended.len() > 1) {
+            let Some(old) = self.ended.pop_front() else { break };
+            if let Some(job) = self.jobs.remove(&old) {
+                self.ended_bytes = self.ended_bytes.saturating_sub(job.kept_bytes());
             }
         }
+    }
+
+    /// Bytes held by jobs not yet ended, and bytes kept by ended ones.
+    pub fn memory(&self) -> (usize, usize) {
+        (self.meter.get(), self.ended_bytes)
     }
 }
 

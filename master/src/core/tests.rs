@@ -611,7 +611,7 @@ proptest! {
         for (job, &(a, b, _)) in jobs.iter().zip(&sizes) {
             let status = sim.status(*job, now);
             prop_assert_eq!(status.state, JobState::Succeeded);
-            prop_assert_eq!(status.result_json, Some((b - a).to_string()));
+            prop_assert_eq!(status.result_json.as_deref().map(str::to_owned), Some((b - a).to_string()));
             let mut shards: Vec<u64> = sim.rec.outputs.iter().filter(|o| o.0 == *job).map(|o| o.1).collect();
             shards.sort();
             let expected: Vec<u64> = (0..status.total).collect();

@@ -24,6 +24,16 @@ pub struct CoreConfig {
     pub keep_finished: usize,
     /// Jobs not yet ended; more are refused with ResourceExhausted.
     pub max_active_jobs: usize,
+    /// Bytes of finished jobs' results and errors kept for `Get`/`List`; past it the oldest
+    /// are forgotten (the newest is kept whatever its size).
+    pub keep_finished_bytes: usize,
+    /// Bytes the jobs not yet ended may hold: inputs, params and accumulated list outputs. A
+    /// submit that would pass it is refused with ResourceExhausted; a job whose outputs would
+    /// pass it fails.
+    pub memory_budget: usize,
+    /// Bytes of one job's result JSON; a job whose result grows past it fails. Below the
+    /// 64 MiB message limit, so every result that succeeds can be read with `Get` and `Watch`.
+    pub max_result_bytes: usize,
 }
 
 impl Default for CoreConfig {
@@ -36,6 +46,9 @@ impl Default for CoreConfig {
             heartbeat_timeout: Duration::from_millis(2500),
             keep_finished: 10_000,
             max_active_jobs: 10_000,
+            keep_finished_bytes: 256 << 20,
+            memory_budget: 256 << 20,
+            max_result_bytes: 48 << 20,
         }
     }
 }
@@ -58,6 +71,20 @@ pub enum CoreError {
         active: usize,
         /// The configured limit.
         limit: usize,
+    },
+    /// The job's inputs and params do not fit in what is left of the memory budget.
+    #[error(
+        "master memory budget of {budget_mib} MiB for job inputs and results is full \
+         (--memory-budget-mib): this job needs {need_mib} MiB and jobs not yet ended hold \
+         {used_mib} MiB; wait for jobs to end, or split the inputs"
+    )]
+    MemoryBudget {
+        /// The budget, in MiB.
+        budget_mib: String,
+        /// What the job would hold, in MiB.
+        need_mib: String,
+        /// What live jobs hold now, in MiB.
+        used_mib: String,
     },
     /// No such job (never submitted, or forgotten).
     #[error("no job {0}")]
@@ -137,8 +164,8 @@ pub struct JobView {
     /// Shards in flight: assigned to a worker, no outcome accepted yet (on the wire,
     /// `shards_running`).
     pub in_flight: u64,
-    /// The reduced result, once succeeded.
-    pub result_json: Option<String>,
+    /// The reduced result, once succeeded; shared, not copied, by every view of it.
+    pub result_json: Option<std::sync::Arc<str>>,
     /// Why it failed or was cancelled.
     pub error: Option<String>,
     /// Since submission, until it ended.

@@ -1,0 +1,160 @@
+//! Memory is bounded by bytes: ended jobs drop their inputs and params, finished jobs are kept
+//! within a byte budget, a submit past the memory budget is refused naming it, and a result
+//! past the per-job limit fails its job instead of succeeding unreadably.
+
+use super::*;
+use farm_proto::{JobSource, JobSpec, Output, Params};
+use std::sync::Arc;
+
+/// Records the tasks handed out and the jobs that ended.
+#[derive(Default)]
+struct Rec {
+    tasks: Vec<(WorkerId, TaskOut)>,
+    ended: Vec<JobView>,
+}
+
+impl Outbox for Rec {
+    fn assign(&mut self, worker: WorkerId, _: Vec<JobDefOut>, tasks: Vec<TaskOut>) {
+        self.tasks.extend(tasks.into_iter().map(|t| (worker, t)));
+    }
+    fn cancel_job(&mut self, _: WorkerId, _: JobId) {}
+    fn forget_job(&mut self, _: WorkerId, _: JobId) {}
+    fn shard_output(&mut self, _: JobId, _: u64, _: &Output) {}
+    fn job_changed(&mut self, view: &JobView) {
+        if view.state.is_final() {
+            self.ended.push(view.clone());
+        }
+    }
+    fn drop_worker(&mut self, _: WorkerId, _: &str) {}
+    fn drain_worker(&mut self, _: WorkerId) {}
+}
+
+fn lines_job(lines: &[&str], params: &[&str]) -> JobSpec {
+    let lines = lines.iter().map(|s| s.to_string()).collect();
+    let params = Params::from_pairs(params).unwrap();
+    JobSpec::new("echo", JobSource::Inputs(lines), params, 0).unwrap()
+}
+
+/// A core with one worker of many threads offering `echo`.
+fn core(config: CoreConfig) -> (Core, WorkerId, Instant) {
+    let now = Instant::now();
+    let mut core = Core::new(config);
+    let spec = WorkerSpec { threads: 64, kinds: vec!["echo".into()], ..Default::default() };
+    let worker = core.worker_joined(spec, now);
+    (core, worker, now)
+}
+
+/// Runs every handed-out shard of `job`, each returning its input line `copies` times.
+fn run(core: &mut Core, rec: &mut Rec, job: JobId, copies: usize, now: Instant) {
+    core.dispatch(rec);
+    let tasks: Vec<_> = rec.tasks.drain(..).filter(|(_, t)| t.job == job).collect();
+    for (worker, t) in tasks {
+        let line = t.input.clone().unwrap_or_default();
+        let out = Output::Lines(vec![line; copies]);
+        core.results(worker, [(job, t.shard, ShardOutcome::Done(out))], now, rec).unwrap();
+    }
+}
+
+#[test]
+fn ended_jobs_drop_inputs_and_params_and_give_back_their_bytes() {
+    let (mut core, _, now) = core(CoreConfig::default());
+    let mut rec = Rec::default();
+    let job = core.submit(lines_job(&["a", "b", "c"], &["k=v"]), OutputShape::Any, now).unwrap();
+    assert!(core.memory().0 > 0, "a queued job's inputs are counted");
+    run(&mut core, &mut rec, job, 1, now);
+    assert_eq!(rec.ended.len(), 1);
+    assert_eq!(rec.ended[0].result_json.as_deref(), Some(r#"["a","b","c"]"#));
+    let kept = &core.jobs[&job];
+    assert!(kept.inputs.is_empty(), "inputs dropped");
+    assert!(kept.spec.params.0.is_empty(), "params dropped");
+    assert_eq!(kept.spec.kind, "echo", "the kind stays");
+    assert_eq!((kept.total, kept.done), (3, 3), "the counts stay");
+    assert_eq!(core.memory().0, 0, "nothing live is counted any more");
+    assert!(core.memory().1 >= r#"["a","b","c"]"#.len());
+    // Views share the one rendered result.
+    let (a, b) = (core.status(job, now).unwrap(), core.status(job, now).unwrap());
+    assert!(Arc::ptr_eq(a.result_json.as_ref().unwrap(), b.result_json.as_ref().unwrap()));
+}
+
+#[test]
+fn finished_jobs_are_kept_within_a_byte_budget_oldest_forgotten_first() {
+    let config = CoreConfig { keep_finished_bytes: 5000, ..Default::default() };
+    let (mut core, _, now) = core(config);
+    let mut rec = Rec::default();
+    let line = "x".repeat(1000);
+    let mut jobs = Vec::new();
+    for _ in 0..4 {
+        let job = core.submit(lines_job(&[&line], &[]), OutputShape::Any, now).unwrap();
+        run(&mut core, &mut rec, job, 1, now);
+        jobs.push(job);
+    }
+    // Each keeps about 2 KiB (its result and its record): the two newest fit in 5000 bytes.
+    assert!(core.status(jobs[0], now).is_none(), "the oldest is forgotten");
+    assert!(core.status(jobs[1], now).is_none());
+    assert!(core.status(jobs[2], now).is_some());
+    assert!(core.status(jobs[3], now).is_some());
+    assert!(core.memory().1 <= 5000, "{:?}", core.memory());
+
+    // The newest is kept even alone over the budget, so its client can read it.
+    let big = "y".repeat(8000);
+    let job = core.submit(lines_job(&[&big], &[]), OutputShape::Any, now).unwrap();
+    run(&mut core, &mut rec, job, 1, now);
+    assert!(core.status(job, now).is_some_and(|v| v.result_json.is_some()));
+    assert!(core.status(jobs[3], now).is_none());
+}
+
+#[test]
+fn a_submit_past_the_memory_budget_is_refused_naming_the_budget() {
+    let config = CoreConfig { memory_budget: 64 << 10, ..Default::default() };
+    let (mut core, _, now) = core(config);
+    let mut rec = Rec::default();
+    let line = "z".repeat(20 << 10);
+    let first = core.submit(lines_job(&[&line, &line], &[]), OutputShape::Any, now).unwrap();
+    let err = core.submit(lines_job(&[&line, &line], &[]), OutputShape::Any, now).unwrap_err();
+    assert!(matches!(err, CoreError::MemoryBudget { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("master memory budget of 0.1 MiB for job inputs and results"), "{msg}");
+    // Params count too.
+    let param = format!("p={}", "q".repeat(40 << 10));
+    assert!(core.submit(lines_job(&["1"], &[&param]), OutputShape::Any, now).is_err());
+    // Once the first ends, its bytes are free again.
+    run(&mut core, &mut rec, first, 0, now);
+    assert_eq!(core.memory().0, 0);
+    core.submit(lines_job(&[&line, &line], &[]), OutputShape::Any, now).unwrap();
+}
+
+#[test]
+fn a_result_past_the_per_job_limit_fails_the_job_clearly() {
+    let config = CoreConfig { max_result_bytes: 10 << 10, ..Default::default() };
+    let (mut core, _, now) = core(config);
+    let mut rec = Rec::default();
+    let job = core.submit(lines_job(&["0123456789"; 100], &[]), OutputShape::Any, now).unwrap();
+    // Each shard returns its line 20 times: about 260 bytes a shard, 26 KiB in all.
+    run(&mut core, &mut rec, job, 20, now);
+    let v = core.status(job, now).unwrap();
+    assert_eq!(v.state, JobState::Failed);
+    let error = v.error.unwrap_or_default();
+    assert!(
+        error.contains("result is over 0.0 MiB") || error.contains("result is over"),
+        "{error}"
+    );
+    assert!(error.contains("--max-result-mib"), "{error}");
+    assert_eq!(core.memory().0, 0, "the failed job's fragments are given back");
+}
+
+#[test]
+fn results_that_would_pass_the_memory_budget_fail_their_job() {
+    let config = CoreConfig { memory_budget: 32 << 10, ..Default::default() };
+    let (mut core, _, now) = core(config);
+    let mut rec = Rec::default();
+    let job = core.submit(lines_job(&["0123456789"; 50], &[]), OutputShape::Any, now).unwrap();
+    run(&mut core, &mut rec, job, 100, now);
+    let v = core.status(job, now).unwrap();
+    assert_eq!(v.state, JobState::Failed);
+    let error = v.error.unwrap_or_default();
+    assert!(
+        error.contains("master memory budget of 0.0 MiB for job inputs and results"),
+        "{error}"
+    );
+    assert_eq!(core.memory().0, 0);
+}
