@@ -84,7 +84,7 @@ impl CoreTask {
                 Err(_) => break,
             }
         }
-        self.core.dispatch(&mut self.fx);
+        self.core.dispatch(now.into_std(), &mut self.fx);
     }
 
     /// Brings each worker's last-heard time into the core, declares the silent ones lost (their
@@ -97,7 +97,7 @@ impl CoreTask {
         for lost in self.fx.lost.drain(..) {
             self.catalog.left(lost);
         }
-        self.core.dispatch(&mut self.fx);
+        self.core.dispatch(now.into_std(), &mut self.fx);
         if beat {
             let beat = || Ok(pb::MasterMessage { msg: Some(Msg::Heartbeat(pb::Heartbeat {})) });
             for s in self.fx.sessions.values() {

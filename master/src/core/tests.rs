@@ -89,25 +89,30 @@ fn take<T>(sent: &mut Vec<T>) -> Vec<T> {
 struct Sim {
     core: Core,
     rec: Rec,
+    /// The latest time of an event: dispatches start holds then.
+    now: Instant,
 }
 
 impl Sim {
     fn new(config: CoreConfig) -> Self {
-        Sim { core: Core::new(config), rec: Rec::default() }
+        Sim { core: Core::new(config), rec: Rec::default(), now: Instant::now() }
     }
     fn dispatched<T>(&mut self, result: T) -> T {
-        self.core.dispatch(&mut self.rec);
+        self.core.dispatch(self.now, &mut self.rec);
         result
     }
     fn submit(&mut self, spec: JobSpec, now: Instant) -> Result<JobId, CoreError> {
+        self.now = self.now.max(now);
         let r = self.core.submit(spec, OutputShape::Any, now);
         self.dispatched(r)
     }
     fn join(&mut self, spec: WorkerSpec, now: Instant) -> WorkerId {
+        self.now = self.now.max(now);
         let r = self.core.worker_joined(spec, now);
         self.dispatched(r)
     }
     fn leave(&mut self, worker: WorkerId, reason: &str, now: Instant) {
+        self.now = self.now.max(now);
         self.core.worker_left(worker, reason, now, &mut self.rec);
         self.dispatched(())
     }
@@ -117,18 +122,22 @@ impl Sim {
         outcomes: impl IntoIterator<Item = (JobId, u64, ShardOutcome)>,
         now: Instant,
     ) -> Result<usize, CoreError> {
+        self.now = self.now.max(now);
         let r = self.core.results(worker, outcomes, now, &mut self.rec);
         self.dispatched(r)
     }
     fn cancel(&mut self, job: JobId, now: Instant) -> Result<JobView, CoreError> {
+        self.now = self.now.max(now);
         let r = self.core.cancel(job, now, &mut self.rec);
         self.dispatched(r)
     }
     fn drain(&mut self, worker: WorkerId, now: Instant) -> Result<WorkerView, CoreError> {
+        self.now = self.now.max(now);
         let r = self.core.drain(worker, true, now, &mut self.rec);
         self.dispatched(r)
     }
     fn tick(&mut self, now: Instant) {
+        self.now = self.now.max(now);
         self.core.tick(now, &mut self.rec);
         self.dispatched(())
     }
@@ -165,10 +174,10 @@ fn dispatch_fills_each_worker_to_threads_plus_prefetch() {
     let (mut sim, now) = sim();
     let w = sim.join(worker(3), now);
     sim.submit(spec("noop", 0, 100, 1, 0), now).expect("submit");
-    assert_eq!(sim.rec.queued(w), 6, "3 threads + 3 prefetch");
+    assert_eq!(sim.rec.queued(w), 4, "a new worker's window starts at 4");
     assert_eq!(take(&mut sim.rec.defs), vec![(w, 1)], "the job definition goes out once");
     sim.complete(w, 2, now);
-    assert_eq!(sim.rec.queued(w), 6, "refilled after two results");
+    assert_eq!(sim.rec.queued(w), 6, "refilled after two results: 3 threads + 3 prefetch");
     assert_eq!(take(&mut sim.rec.outputs).len(), 2);
     sim.rec.assert_quiet();
 }
@@ -179,16 +188,16 @@ fn events_only_mark_and_one_dispatch_sends_one_assignment_per_worker() {
     let w = sim.core.worker_joined(worker(2), now);
     let job = sim.core.submit(spec("noop", 0, 100, 1, 0), OutputShape::Any, now).expect("submit");
     assert!(sim.rec.queues.is_empty(), "nothing goes out before the dispatch");
-    sim.core.dispatch(&mut sim.rec);
+    sim.core.dispatch(now, &mut sim.rec);
     assert_eq!(sim.rec.shards(w), vec![0, 1, 2, 3]);
     // Two result batches in one drained batch of commands: one refill, in one assignment.
     let done = |shard| [(job, shard, ShardOutcome::Done(Output::Count(1)))];
     sim.core.results(w, done(0), now, &mut sim.rec).expect("results");
     sim.core.results(w, done(1), now, &mut sim.rec).expect("results");
     sim.rec.queues.clear();
-    sim.core.dispatch(&mut sim.rec);
+    sim.core.dispatch(now, &mut sim.rec);
     assert_eq!(sim.rec.shards(w), vec![4, 5]);
-    sim.core.dispatch(&mut sim.rec);
+    sim.core.dispatch(now, &mut sim.rec);
     assert_eq!(sim.rec.shards(w), vec![4, 5], "a second dispatch has nothing to do");
     assert_eq!(take(&mut sim.rec.defs), vec![(w, job)]);
     assert_eq!(take(&mut sim.rec.outputs).len(), 2);
@@ -298,9 +307,15 @@ fn higher_priority_runs_first_then_submission_order() {
     let high = sim.submit(spec("noop", 0, 4, 1, 5), now).expect("submit");
     let w = sim.join(WorkerSpec { threads: 5, ..worker(0) }, now);
     let jobs: Vec<JobId> = sim.rec.queues[&w].iter().map(|t| t.job).collect();
-    assert_eq!(jobs, vec![high, high, high, high, low, low, low, low, later, later]);
+    assert_eq!(jobs, vec![high, high, high, high], "the new worker's window starts at 4");
+    sim.complete(w, 4, now);
+    let jobs: Vec<JobId> = sim.rec.queues[&w].iter().map(|t| t.job).collect();
+    assert_eq!(jobs, vec![low, low, low, low, later, later, later, later]);
     assert_eq!(sim.status(later, now).state, JobState::Running);
     assert_eq!(take(&mut sim.rec.defs), vec![(w, high), (w, low), (w, later)]);
+    assert_eq!(take(&mut sim.rec.outputs).len(), 4);
+    assert_eq!(take(&mut sim.rec.finished).len(), 1, "the high-priority job is done");
+    take(&mut sim.rec.forgets);
     sim.rec.assert_quiet();
 }
 
@@ -432,7 +447,7 @@ fn a_shard_that_takes_down_its_workers_fails_the_job_after_max_crashes() {
     assert_eq!(status.state, JobState::Failed);
     assert_eq!(
         status.error.as_deref(),
-        Some("shard 0 (indices 0..1) was running on 2 workers that were lost; the last, worker 2: stream closed")
+        Some("shard 0 (indices 0..1) was running on 2 workers that were lost or held it too long; the last, worker 2: stream closed")
     );
     // Shard 1 only waited behind it: no crash counted against it, so it did not fail the job.
     // And the failed job gets nothing back: a new worker is handed none of its shards.
@@ -472,7 +487,9 @@ fn failed_runs_are_retried_up_to_the_jobs_retries() {
     sim.rec.queues.get_mut(&w).expect("queue").clear();
     sim.results(w, [(job, 1, ShardOutcome::Failed("flaky".into()))], now).expect("results");
     assert_eq!(sim.status(job, now).state, JobState::Running);
-    assert_eq!(sim.rec.shards(w), vec![1], "the failed shard runs again");
+    sim.tick(now + Duration::from_millis(100));
+    assert_eq!(sim.rec.shards(w), vec![1], "the failed shard runs again after its backoff");
+    let now = now + Duration::from_millis(100);
     sim.results(w, [(job, 1, ShardOutcome::Failed("flaky".into()))], now).expect("results");
     let status = sim.status(job, now);
     assert_eq!(status.state, JobState::Failed);

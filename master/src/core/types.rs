@@ -24,6 +24,14 @@ pub struct CoreConfig {
     pub keep_finished: usize,
     /// Jobs not yet ended; more are refused with ResourceExhausted.
     pub max_active_jobs: usize,
+    /// How long a worker may hold a shard of a job without `--shard-timeout` before the shard
+    /// is reclaimed and the worker marked suspect. Jobs with longer shards and no shard timeout
+    /// need it raised (`farm master --hold-timeout`).
+    pub hold_timeout: Duration,
+    /// Added to twice a job's shard timeout to make its hold deadline: the time a result may
+    /// take to come back after the worker's own timeout fired (batching, the network, a busy
+    /// core). A few heartbeat periods: less than that is a hiccup, not a hoarder.
+    pub hold_grace: Duration,
 }
 
 impl Default for CoreConfig {
@@ -36,6 +44,8 @@ impl Default for CoreConfig {
             heartbeat_timeout: Duration::from_millis(2500),
             keep_finished: 10_000,
             max_active_jobs: 10_000,
+            hold_timeout: Duration::from_secs(3600),
+            hold_grace: Duration::from_secs(3),
         }
     }
 }
@@ -174,6 +184,8 @@ pub struct WorkerView {
     pub connected_secs: u64,
     /// It takes no new shards.
     pub draining: bool,
+    /// Why it takes no new shards although connected: it held a shard past its deadline.
+    pub suspect: Option<String>,
 }
 
 /// Side effects the core asks for. The master's implementation sends messages to worker
