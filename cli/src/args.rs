@@ -201,6 +201,10 @@ pub struct SchedulerArgs {
     /// Jobs with more shards are refused (ResourceExhausted).
     #[arg(long, default_value_t = 100_000_000, env = "FARM_MAX_SHARDS")]
     pub max_shards: u64,
+    /// How long a worker may hold a shard of a job without --shard-timeout; then the shard runs
+    /// elsewhere and the worker gets no more shards (suspect). Raise it for longer shards.
+    #[arg(long, default_value = "60m", value_parser = parse_duration, env = "FARM_HOLD_TIMEOUT")]
+    pub hold_timeout: std::time::Duration,
 }
 
 /// `farm run`.

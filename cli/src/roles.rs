@@ -58,6 +58,9 @@ fn master_config(s: &SchedulerArgs) -> MasterConfig {
         prefetch_per_thread: s.prefetch,
         max_shards_per_job: s.max_shards,
         heartbeat_timeout: s.heartbeat * 5 / 2,
+        hold_timeout: s.hold_timeout,
+        // A few heartbeat periods: a late result within them is a hiccup, not a hoarder.
+        hold_grace: s.heartbeat * 3,
         ..CoreConfig::default()
     };
     // The kernels every `farm worker` offers, so their jobs are checked and can queue before
