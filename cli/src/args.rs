@@ -218,6 +218,10 @@ pub struct SchedulerArgs {
     /// (the newest is kept whatever its size).
     #[arg(long, default_value_t = 256, value_name = "MIB", env = "FARM_KEEP_FINISHED_MIB")]
     pub keep_finished_mib: usize,
+    /// How long a worker may hold a shard of a job without --shard-timeout; then the shard runs
+    /// elsewhere and the worker gets no more shards (suspect). Raise it for longer shards.
+    #[arg(long, default_value = "60m", value_parser = parse_duration, env = "FARM_HOLD_TIMEOUT")]
+    pub hold_timeout: std::time::Duration,
 }
 
 /// `farm run`.

@@ -93,7 +93,11 @@ pub async fn workers(master: &Target, args: WorkersArgs) -> Result<()> {
     );
     for w in workers {
         let name = if w.name.is_empty() { "-" } else { &w.name };
-        let state = if w.draining { "draining" } else { "ready" };
+        let state = match (&w.suspect, w.draining) {
+            (Some(why), _) => format!("suspect: {why}"),
+            (None, true) => "draining".into(),
+            (None, false) => "ready".into(),
+        };
         println!(
             "{:>6}  {:<16} {:<16} {:>7} {:>7} {:>7} {:>9} {:>8}  {:<8} {state}",
             w.worker,

@@ -62,6 +62,9 @@ fn master_config(s: &SchedulerArgs) -> MasterConfig {
         max_result_bytes: usize::from(s.max_result_mib) << 20,
         keep_finished: s.keep_finished,
         keep_finished_bytes: s.keep_finished_mib.saturating_mul(1 << 20),
+        hold_timeout: s.hold_timeout,
+        // A few heartbeat periods: a late result within them is a hiccup, not a hoarder.
+        hold_grace: s.heartbeat * 3,
         ..CoreConfig::default()
     };
     // The kernels every `farm worker` offers, so their jobs are checked and can queue before

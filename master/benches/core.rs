@@ -51,7 +51,7 @@ fn dispatch_and_complete(c: &mut Criterion) {
                 let workers =
                     [core.worker_joined(worker(), now), core.worker_joined(worker(), now)];
                 core.submit(noop_job(SHARDS), farm_proto::OutputShape::Count, now).expect("submit");
-                core.dispatch(&mut out);
+                core.dispatch(now, &mut out);
                 let mut done = 0;
                 while done < SHARDS {
                     now += Duration::from_micros(200);
@@ -64,7 +64,7 @@ fn dispatch_and_complete(c: &mut Criterion) {
                         core.results(w, outcomes, now, &mut out).expect("results");
                     }
                     // Both batches arrive in one drained batch of commands: one dispatch.
-                    core.dispatch(&mut out);
+                    core.dispatch(now, &mut out);
                 }
                 core
             },
@@ -83,7 +83,7 @@ fn submit_huge_range(c: &mut Criterion) {
                 let mut out = Queues::default();
                 core.submit(noop_job(10_000_000), farm_proto::OutputShape::Count, Instant::now())
                     .expect("submit");
-                core.dispatch(&mut out);
+                core.dispatch(Instant::now(), &mut out);
                 core
             },
             BatchSize::PerIteration,

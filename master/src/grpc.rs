@@ -74,6 +74,7 @@ fn worker_info(w: WorkerView) -> Result<WorkerInfo, Status> {
         restarts: w.spec.restarts,
         draining: w.draining,
         dialed_by,
+        suspect: w.suspect,
     })
 }
 

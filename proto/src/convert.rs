@@ -262,6 +262,7 @@ impl TryFrom<pb::WorkerInfo> for WorkerInfo {
             connected_secs: w.connected_secs,
             restarts: w.restarts,
             draining: w.draining,
+            suspect: Some(w.suspect).filter(|s| !s.is_empty()),
         })
     }
 }
@@ -282,6 +283,7 @@ impl From<WorkerInfo> for pb::WorkerInfo {
             restarts: w.restarts,
             draining: w.draining,
             dialed_by: w.dialed_by.as_str().into(),
+            suspect: w.suspect.unwrap_or_default(),
         }
     }
 }

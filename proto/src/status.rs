@@ -264,4 +264,6 @@ pub struct WorkerInfo {
     pub draining: bool,
     /// Which side opened the session.
     pub dialed_by: DialedBy,
+    /// Why it gets no new shards although connected: it held a shard past its deadline.
+    pub suspect: Option<String>,
 }

@@ -36,6 +36,7 @@ fn wire_worker(dialed_by: &str) -> pb::WorkerInfo {
         restarts: 1,
         draining: true,
         dialed_by: dialed_by.into(),
+        suspect: "held shard 3 of job 1 for over 5s".into(),
     }
 }
 

@@ -92,7 +92,7 @@ impl CoreTask {
             }
             commands += 1;
         }
-        self.core.dispatch(&mut self.fx);
+        self.core.dispatch(now.into_std(), &mut self.fx);
         let took = started.elapsed();
         if took > self.slowest {
             self.slowest = took;
@@ -111,7 +111,7 @@ impl CoreTask {
         for lost in self.fx.lost.drain(..) {
             self.catalog.left(lost);
         }
-        self.core.dispatch(&mut self.fx);
+        self.core.dispatch(now.into_std(), &mut self.fx);
         if beat {
             let beat = || Ok(ToWorker::Heartbeat.into());
             for s in self.fx.sessions.values() {

@@ -4,6 +4,7 @@
 
 use super::{Core, JobDefOut, JobId, JobState, Outbox, TaskOut, WorkerId};
 use std::collections::BTreeSet;
+use std::time::Instant;
 
 /// Workers that may have room for shards since the last dispatch.
 #[derive(Debug, Default)]
@@ -31,23 +32,25 @@ impl Dirty {
 impl Core {
     /// Fills every worker marked since the last call up to its window, from the pending jobs
     /// in priority order. Call it once after a batch of events: they only mark what needs it.
-    pub fn dispatch(&mut self, out: &mut impl Outbox) {
+    /// `now` starts the hold of each shard handed out.
+    pub fn dispatch(&mut self, now: Instant, out: &mut impl Outbox) {
         let dirty = std::mem::take(&mut self.dirty);
         if self.pending.is_empty() {
             return;
         }
         if dirty.all {
             let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
-            ids.into_iter().for_each(|id| self.fill(id, out));
+            ids.into_iter().for_each(|id| self.fill(id, now, out));
         } else {
-            dirty.workers.into_iter().for_each(|id| self.fill(id, out));
+            dirty.workers.into_iter().for_each(|id| self.fill(id, now, out));
         }
     }
 
-    /// Fills one worker up to its window; at most one `assign` for it.
-    fn fill(&mut self, worker: WorkerId, out: &mut impl Outbox) {
+    /// Fills one worker up to its window; at most one `assign` for it. `--verify` copies go
+    /// first (only those whose first run was elsewhere), then re-queued shards, then new ones.
+    fn fill(&mut self, worker: WorkerId, now: Instant, out: &mut impl Outbox) {
         let Some(w) = self.workers.get_mut(&worker) else { return };
-        if w.draining {
+        if w.draining || w.suspect.is_some() {
             return;
         }
         let mut defs = Vec::new();
@@ -70,18 +73,21 @@ impl Core {
                     shard_timeout_ms: job.spec.limits.shard_timeout_ms,
                 });
             }
+            let mut verify = self.verifying.get_mut(&job_id);
             while free > 0 {
-                let Some(shard) = job.take_shard() else { break };
+                let copy = verify.as_mut().and_then(|v| v.take_for(worker));
+                let Some(shard) = copy.or_else(|| job.take_shard()) else { break };
                 let (lo, hi, input) = job.shard(shard);
                 tasks.push(TaskOut { job: job_id, shard, lo, hi, input: input.map(str::to_owned) });
                 job.assigned.insert(shard, worker);
-                w.assign(job_id, shard);
+                w.assign(job_id, shard, now);
                 free -= 1;
             }
             if job.state == JobState::Queued {
                 job.state = JobState::Running;
             }
-            if job.pending() == 0 {
+            // Copies that only another worker may run keep the job pending.
+            if job.pending() == 0 && verify.is_none_or(|v| v.waiting() == 0) {
                 emptied.push((prio, job_id));
             }
         }

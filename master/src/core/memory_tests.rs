@@ -44,14 +44,20 @@ fn core(config: CoreConfig) -> (Core, WorkerId, Instant) {
     (core, worker, now)
 }
 
-/// Runs every handed-out shard of `job`, each returning its input line `copies` times.
+/// Runs `job`'s shards as they are handed out (windows grow with completions, so in rounds)
+/// until none is left to run, each returning its input line `copies` times.
 fn run(core: &mut Core, rec: &mut Rec, job: JobId, copies: usize, now: Instant) {
-    core.dispatch(rec);
-    let tasks: Vec<_> = rec.tasks.drain(..).filter(|(_, t)| t.job == job).collect();
-    for (worker, t) in tasks {
-        let line = t.input.clone().unwrap_or_default();
-        let out = Output::Lines(vec![line; copies]);
-        core.results(worker, [(job, t.shard, ShardOutcome::Done(out))], now, rec).unwrap();
+    loop {
+        core.dispatch(now, rec);
+        let tasks: Vec<_> = rec.tasks.drain(..).filter(|(_, t)| t.job == job).collect();
+        if tasks.is_empty() {
+            return;
+        }
+        for (worker, t) in tasks {
+            let line = t.input.clone().unwrap_or_default();
+            let out = Output::Lines(vec![line; copies]);
+            core.results(worker, [(job, t.shard, ShardOutcome::Done(out))], now, rec).unwrap();
+        }
     }
 }
 

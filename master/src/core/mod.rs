@@ -9,7 +9,8 @@
 //! The files: `worker.rs` (a worker session and its rates), `dispatch.rs` (handing out shards),
 //! `results.rs` (accepting outcomes), `limits.rs` (submit validation), `job.rs` (a job, its
 //! lazy shards and its accumulator), `memory.rs` (packed inputs and the byte meter),
-//! `types.rs` (the vocabulary shared with the master).
+//! `types.rs` (the vocabulary shared with the master), `timers.rs` (hold deadlines and retry
+//! backoff, run by the tick), `verify.rs` (`--verify`).
 
 mod dispatch;
 mod job;
@@ -20,7 +21,9 @@ mod memory_tests;
 mod results;
 #[cfg(test)]
 mod tests;
+mod timers;
 mod types;
+mod verify;
 mod worker;
 
 use dispatch::Dirty;
@@ -29,6 +32,7 @@ use job::{ByteLimits, Job};
 use memory::Meter;
 pub use memory::{Inputs, Submission};
 pub use types::*;
+use verify::Verify;
 use worker::Worker;
 
 /// The tests build jobs from specs, through `use super::*`.
@@ -36,7 +40,7 @@ use worker::Worker;
 use farm_proto::JobSpec;
 use farm_proto::OutputShape;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 /// A job's id, unique for the master's lifetime.
@@ -69,6 +73,10 @@ pub struct Core {
     next_job: JobId,
     /// The id of the next worker to join.
     next_worker: WorkerId,
+    /// Per job with `--verify`: held outputs and the copies waiting to run elsewhere.
+    verifying: HashMap<JobId, Verify>,
+    /// Failed shards waiting out their backoff, by the time they may run again.
+    backoff: BTreeSet<(Instant, JobId, u64)>,
 }
 
 impl Core {
@@ -86,6 +94,8 @@ impl Core {
             dirty: Dirty::default(),
             next_job: 1,
             next_worker: 1,
+            verifying: HashMap::new(),
+            backoff: BTreeSet::new(),
         }
     }
 
@@ -166,23 +176,54 @@ impl Core {
             if job.state.is_final() {
                 continue;
             }
-            if suspects.contains(&(job_id, shard)) {
-                let crashes = job.crashes.entry(shard).or_insert(0);
-                *crashes += 1;
-                if *crashes >= job.spec.limits.max_crashes {
-                    let (lo, hi, _) = job.spec.source.shard(shard);
-                    let msg = format!(
-                        "shard {shard} (indices {lo}..{hi}) was running on {crashes} workers that \
-                         were lost; the last, worker {worker}: {reason}"
-                    );
-                    self.end_job(job_id, JobState::Failed, Some(msg), now, out);
-                    continue;
-                }
+            if suspects.contains(&(job_id, shard))
+                && self.crashed(job_id, shard, worker, reason, now, out)
+            {
+                continue;
             }
-            job.requeue(shard);
-            let priority = job.spec.priority;
-            self.mark_pending(job_id, priority);
+            self.requeue(job_id, shard);
         }
+    }
+
+    /// Counts a crash against a shard taken back from `worker` (lost, or held past its
+    /// deadline); true if that was its `max_crashes`-th and its job failed.
+    fn crashed(
+        &mut self,
+        job_id: JobId,
+        shard: u64,
+        worker: WorkerId,
+        reason: &str,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) -> bool {
+        let Some(job) = self.jobs.get_mut(&job_id) else { return false };
+        let crashes = job.crashes.entry(shard).or_insert(0);
+        *crashes += 1;
+        if *crashes < job.spec.limits.max_crashes {
+            return false;
+        }
+        let (lo, hi, _) = job.spec.source.shard(shard);
+        let msg = format!(
+            "shard {shard} (indices {lo}..{hi}) was running on {crashes} workers that were lost \
+             or held it too long; the last, worker {worker}: {reason}"
+        );
+        self.end_job(job_id, JobState::Failed, Some(msg), now, out);
+        true
+    }
+
+    /// Puts a shard back to run again (a rerun): a `--verify` copy goes back to wait for
+    /// another worker than the first, any other shard to the front of its job's queue.
+    fn requeue(&mut self, job_id: JobId, shard: u64) {
+        let Some(job) = self.jobs.get_mut(&job_id).filter(|j| !j.state.is_final()) else { return };
+        match self.verifying.get_mut(&job_id).filter(|v| v.is_copy(shard)) {
+            Some(v) => {
+                v.requeue(shard);
+                job.reruns += 1;
+            }
+            None => job.requeue(shard),
+        }
+        let priority = job.spec.priority;
+        self.mark_pending(job_id, priority);
     }
 
     /// A worker reports shards it started (assigned ones only count).
@@ -250,8 +291,12 @@ impl Core {
         self.end_job(job, JobState::Failed, Some(error), now, out);
     }
 
-    /// Declares lost every worker silent for longer than the heartbeat timeout.
+    /// Declares lost every worker silent for longer than the heartbeat timeout, reclaims shards
+    /// held past their deadline (their workers become suspect), and lets failed shards whose
+    /// backoff is over run again.
     pub fn tick(&mut self, now: Instant, out: &mut impl Outbox) {
+        self.reclaim_expired(now, out);
+        self.end_backoff(now);
         let timeout = self.config.heartbeat_timeout;
         let lost: Vec<WorkerId> = self
             .workers
@@ -296,6 +341,8 @@ impl Core {
         for w in self.workers.values_mut() {
             w.rates.remove(&job_id);
         }
+        // Its backoff entries are skipped when they come due.
+        self.verifying.remove(&job_id);
         job.end(state, error, now);
         let mut cancel_on = HashSet::new();
         for (shard, worker) in std::mem::take(&mut job.assigned) {
@@ -361,6 +408,7 @@ fn worker_view(id: WorkerId, w: &Worker, now: Instant) -> WorkerView {
         done: w.done,
         connected_secs: now.saturating_duration_since(w.joined).as_secs(),
         draining: w.draining,
+        suspect: w.suspect.clone(),
     }
 }
 

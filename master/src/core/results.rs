@@ -2,7 +2,10 @@
 //! at most one outcome per shard ever counts. Accepted completions feed the job's accumulator,
 //! its watchers and the worker's rate; failures are retried or fail the job.
 
+use super::timers::backoff;
+use super::verify::{sampled, Verdict};
 use super::{view, Core, CoreError, JobId, JobState, Outbox, ShardOutcome, WorkerId};
+use farm_proto::Output;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
@@ -41,24 +44,13 @@ impl Core {
             match outcome {
                 ShardOutcome::Done(output) => {
                     *batch.completed.entry(job_id).or_default() += 1;
-                    job.done += 1;
-                    out.shard_output(job_id, shard, &output);
-                    let added = job.acc.add(shard, output);
-                    if let Err(e) = added {
-                        self.end_job(job_id, JobState::Failed, Some(e), now, out);
-                    } else if job.done == job.total {
-                        self.end_job(job_id, JobState::Succeeded, None, now, out);
-                    } else {
+                    if self.done(worker, job_id, shard, output, now, out) {
                         batch.touched.insert(job_id);
                     }
                 }
                 ShardOutcome::Failed(error) => self.failed(worker, job_id, shard, &error, now, out),
                 // Not a result: the worker handed the shard back unfinished; it runs again.
-                ShardOutcome::Cancelled => {
-                    job.requeue(shard);
-                    let priority = job.spec.priority;
-                    self.mark_pending(job_id, priority);
-                }
+                ShardOutcome::Cancelled => self.requeue(job_id, shard),
             }
         }
         let dropped = batch.dropped;
@@ -66,7 +58,51 @@ impl Core {
         Ok(dropped)
     }
 
-    /// A failed run: re-queued while the job's retries allow, else the job fails naming it.
+    /// A completed run: counted once, unless it is sampled for `--verify` and must first agree
+    /// with a run elsewhere. True if the job is still going and its progress changed.
+    fn done(
+        &mut self,
+        worker: WorkerId,
+        job_id: JobId,
+        shard: u64,
+        output: Output,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) -> bool {
+        let Some(job) = self.jobs.get_mut(&job_id) else { return false };
+        let output = if sampled(job_id, shard, job.spec.limits.verify_percent) {
+            let (lo, hi, _) = job.spec.source.shard(shard);
+            let name = self.workers.get(&worker).map_or("", |w| w.spec.name.as_str());
+            let verify = self.verifying.entry(job_id).or_default();
+            match verify.done(shard, (lo, hi), (worker, name), output) {
+                Verdict::Accept(output) => output,
+                Verdict::Held => {
+                    let priority = job.spec.priority;
+                    self.mark_pending(job_id, priority);
+                    return false;
+                }
+                Verdict::Mismatch(error) => {
+                    self.end_job(job_id, JobState::Failed, Some(error), now, out);
+                    return false;
+                }
+            }
+        } else {
+            output
+        };
+        job.done += 1;
+        out.shard_output(job_id, shard, &output);
+        if let Err(e) = job.acc.add(shard, output) {
+            self.end_job(job_id, JobState::Failed, Some(e), now, out);
+        } else if job.done == job.total {
+            self.end_job(job_id, JobState::Succeeded, None, now, out);
+        } else {
+            return true;
+        }
+        false
+    }
+
+    /// A failed run: run again after its backoff while the job's retries allow, else the job
+    /// fails naming it.
     fn failed(
         &mut self,
         worker: WorkerId,
@@ -80,9 +116,7 @@ impl Core {
         let failures = job.failures.entry(shard).or_insert(0);
         *failures += 1;
         if *failures <= job.spec.limits.retries {
-            job.requeue(shard);
-            let priority = job.spec.priority;
-            self.mark_pending(job_id, priority);
+            self.backoff.insert((now + backoff(*failures), job_id, shard));
             return;
         }
         let (lo, hi, _) = job.spec.source.shard(shard);

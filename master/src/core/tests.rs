@@ -89,25 +89,30 @@ fn take<T>(sent: &mut Vec<T>) -> Vec<T> {
 struct Sim {
     core: Core,
     rec: Rec,
+    /// The latest time of an event: dispatches start holds then.
+    now: Instant,
 }
 
 impl Sim {
     fn new(config: CoreConfig) -> Self {
-        Sim { core: Core::new(config), rec: Rec::default() }
+        Sim { core: Core::new(config), rec: Rec::default(), now: Instant::now() }
     }
     fn dispatched<T>(&mut self, result: T) -> T {
-        self.core.dispatch(&mut self.rec);
+        self.core.dispatch(self.now, &mut self.rec);
         result
     }
     fn submit(&mut self, spec: JobSpec, now: Instant) -> Result<JobId, CoreError> {
+        self.now = self.now.max(now);
         let r = self.core.submit(spec, OutputShape::Any, now);
         self.dispatched(r)
     }
     fn join(&mut self, spec: WorkerSpec, now: Instant) -> WorkerId {
+        self.now = self.now.max(now);
         let r = self.core.worker_joined(spec, now);
         self.dispatched(r)
     }
     fn leave(&mut self, worker: WorkerId, reason: &str, now: Instant) {
+        self.now = self.now.max(now);
         self.core.worker_left(worker, reason, now, &mut self.rec);
         self.dispatched(())
     }
@@ -117,18 +122,22 @@ impl Sim {
         outcomes: impl IntoIterator<Item = (JobId, u64, ShardOutcome)>,
         now: Instant,
     ) -> Result<usize, CoreError> {
+        self.now = self.now.max(now);
         let r = self.core.results(worker, outcomes, now, &mut self.rec);
         self.dispatched(r)
     }
     fn cancel(&mut self, job: JobId, now: Instant) -> Result<JobView, CoreError> {
+        self.now = self.now.max(now);
         let r = self.core.cancel(job, now, &mut self.rec);
         self.dispatched(r)
     }
     fn drain(&mut self, worker: WorkerId, now: Instant) -> Result<WorkerView, CoreError> {
+        self.now = self.now.max(now);
         let r = self.core.drain(worker, true, now, &mut self.rec);
         self.dispatched(r)
     }
     fn tick(&mut self, now: Instant) {
+        self.now = self.now.max(now);
         self.core.tick(now, &mut self.rec);
         self.dispatched(())
     }
@@ -165,10 +174,10 @@ fn dispatch_fills_each_worker_to_threads_plus_prefetch() {
     let (mut sim, now) = sim();
     let w = sim.join(worker(3), now);
     sim.submit(spec("noop", 0, 100, 1, 0), now).expect("submit");
-    assert_eq!(sim.rec.queued(w), 6, "3 threads + 3 prefetch");
+    assert_eq!(sim.rec.queued(w), 4, "a new worker's window starts at 4");
     assert_eq!(take(&mut sim.rec.defs), vec![(w, 1)], "the job definition goes out once");
     sim.complete(w, 2, now);
-    assert_eq!(sim.rec.queued(w), 6, "refilled after two results");
+    assert_eq!(sim.rec.queued(w), 6, "refilled after two results: 3 threads + 3 prefetch");
     assert_eq!(take(&mut sim.rec.outputs).len(), 2);
     sim.rec.assert_quiet();
 }
@@ -179,16 +188,16 @@ fn events_only_mark_and_one_dispatch_sends_one_assignment_per_worker() {
     let w = sim.core.worker_joined(worker(2), now);
     let job = sim.core.submit(spec("noop", 0, 100, 1, 0), OutputShape::Any, now).expect("submit");
     assert!(sim.rec.queues.is_empty(), "nothing goes out before the dispatch");
-    sim.core.dispatch(&mut sim.rec);
+    sim.core.dispatch(now, &mut sim.rec);
     assert_eq!(sim.rec.shards(w), vec![0, 1, 2, 3]);
     // Two result batches in one drained batch of commands: one refill, in one assignment.
     let done = |shard| [(job, shard, ShardOutcome::Done(Output::Count(1)))];
     sim.core.results(w, done(0), now, &mut sim.rec).expect("results");
     sim.core.results(w, done(1), now, &mut sim.rec).expect("results");
     sim.rec.queues.clear();
-    sim.core.dispatch(&mut sim.rec);
+    sim.core.dispatch(now, &mut sim.rec);
     assert_eq!(sim.rec.shards(w), vec![4, 5]);
-    sim.core.dispatch(&mut sim.rec);
+    sim.core.dispatch(now, &mut sim.rec);
     assert_eq!(sim.rec.shards(w), vec![4, 5], "a second dispatch has nothing to do");
     assert_eq!(take(&mut sim.rec.defs), vec![(w, job)]);
     assert_eq!(take(&mut sim.rec.outputs).len(), 2);
@@ -298,9 +307,15 @@ fn higher_priority_runs_first_then_submission_order() {
     let high = sim.submit(spec("noop", 0, 4, 1, 5), now).expect("submit");
     let w = sim.join(WorkerSpec { threads: 5, ..worker(0) }, now);
     let jobs: Vec<JobId> = sim.rec.queues[&w].iter().map(|t| t.job).collect();
-    assert_eq!(jobs, vec![high, high, high, high, low, low, low, low, later, later]);
+    assert_eq!(jobs, vec![high, high, high, high], "the new worker's window starts at 4");
+    sim.complete(w, 4, now);
+    let jobs: Vec<JobId> = sim.rec.queues[&w].iter().map(|t| t.job).collect();
+    assert_eq!(jobs, vec![low, low, low, low, later, later, later, later]);
     assert_eq!(sim.status(later, now).state, JobState::Running);
     assert_eq!(take(&mut sim.rec.defs), vec![(w, high), (w, low), (w, later)]);
+    assert_eq!(take(&mut sim.rec.outputs).len(), 4);
+    assert_eq!(take(&mut sim.rec.finished).len(), 1, "the high-priority job is done");
+    take(&mut sim.rec.forgets);
     sim.rec.assert_quiet();
 }
 
@@ -432,7 +447,7 @@ fn a_shard_that_takes_down_its_workers_fails_the_job_after_max_crashes() {
     assert_eq!(status.state, JobState::Failed);
     assert_eq!(
         status.error.as_deref(),
-        Some("shard 0 (indices 0..1) was running on 2 workers that were lost; the last, worker 2: stream closed")
+        Some("shard 0 (indices 0..1) was running on 2 workers that were lost or held it too long; the last, worker 2: stream closed")
     );
     // Shard 1 only waited behind it: no crash counted against it, so it did not fail the job.
     // And the failed job gets nothing back: a new worker is handed none of its shards.
@@ -472,7 +487,9 @@ fn failed_runs_are_retried_up_to_the_jobs_retries() {
     sim.rec.queues.get_mut(&w).expect("queue").clear();
     sim.results(w, [(job, 1, ShardOutcome::Failed("flaky".into()))], now).expect("results");
     assert_eq!(sim.status(job, now).state, JobState::Running);
-    assert_eq!(sim.rec.shards(w), vec![1], "the failed shard runs again");
+    sim.tick(now + Duration::from_millis(100));
+    assert_eq!(sim.rec.shards(w), vec![1], "the failed shard runs again after its backoff");
+    let now = now + Duration::from_millis(100);
     sim.results(w, [(job, 1, ShardOutcome::Failed("flaky".into()))], now).expect("results");
     let status = sim.status(job, now);
     assert_eq!(status.state, JobState::Failed);
@@ -531,6 +548,162 @@ fn too_many_active_jobs_are_refused() {
     sim.rec.assert_quiet();
 }
 
+#[test]
+fn a_worker_that_hoards_holds_a_handful_and_its_shards_are_reclaimed_after_the_deadline() {
+    let (mut sim, t0) = sim();
+    let mut spec = spec("noop", 0, 2000, 1, 0);
+    spec.limits.shard_timeout_ms = Some(1000);
+    let job = sim.submit(spec, t0).expect("submit");
+    let hoarder = sim.join(worker(4096), t0);
+    assert_eq!(sim.rec.queued(hoarder), 4, "a new worker holds a handful, whatever its threads");
+    let honest = sim.join(worker(1), t0);
+    // It heartbeats but never answers. Deadline: twice the shard timeout plus the grace (3 s).
+    let held: Vec<u64> = sim.rec.shards(hoarder);
+    sim.core.heartbeat(hoarder, t0 + Duration::from_millis(4900));
+    sim.complete(honest, usize::MAX, t0 + Duration::from_millis(4900));
+    sim.tick(t0 + Duration::from_millis(4900));
+    assert!(sim.core.workers(t0)[0].suspect.is_none(), "not before the deadline");
+    sim.core.heartbeat(hoarder, t0 + Duration::from_secs(5));
+    sim.core.heartbeat(honest, t0 + Duration::from_secs(5));
+    sim.tick(t0 + Duration::from_secs(5));
+    let views = sim.core.workers(t0);
+    let why = views[0].suspect.clone().unwrap_or_default();
+    assert!(why.starts_with("held shard 0 of job 1 for over"), "{why}");
+    assert_eq!((views[0].in_flight, views[1].suspect.clone()), (0, None));
+    assert_eq!(sim.status(job, t0).reruns, 4, "the reclaimed shards run again");
+    // The honest worker finishes the job; the suspect one gets nothing more.
+    sim.rec.queues.remove(&hoarder);
+    let now = t0 + Duration::from_secs(5);
+    while sim.rec.finished.is_empty() {
+        sim.complete(honest, usize::MAX, now);
+    }
+    assert_eq!(sim.rec.queued(hoarder), 0);
+    assert_eq!(sim.status(job, now).result_json.as_deref(), Some("2000"));
+    let mut outputs: Vec<u64> = take(&mut sim.rec.outputs).into_iter().map(|o| o.1).collect();
+    outputs.sort();
+    assert_eq!(outputs, (0..2000).collect::<Vec<_>>(), "every shard once");
+    // Its late answers for the reclaimed shards are dropped.
+    let late = held.iter().map(|&s| (job, s, ShardOutcome::Done(Output::Count(1))));
+    assert_eq!(sim.results(hoarder, late, now), Ok(4));
+}
+
+#[test]
+fn jobs_without_a_shard_timeout_use_the_hold_timeout() {
+    let config = CoreConfig { hold_timeout: Duration::from_secs(60), ..Default::default() };
+    let (mut sim, t0) = (Sim::new(config), Instant::now());
+    let job = sim.submit(spec("noop", 0, 10, 1, 0), t0).expect("submit");
+    let w = sim.join(worker(1), t0);
+    let later = |s| t0 + Duration::from_secs(s);
+    sim.core.heartbeat(w, later(59));
+    sim.tick(later(59));
+    assert_eq!(sim.status(job, t0).reruns, 0);
+    sim.core.heartbeat(w, later(60));
+    sim.tick(later(60));
+    assert_eq!(sim.status(job, t0).reruns, 2);
+    assert!(sim.core.workers(t0)[0].suspect.is_some());
+}
+
+#[test]
+fn a_window_grows_only_with_accepted_completions() {
+    let (mut sim, t0) = sim();
+    let job = sim.submit(spec("noop", 0, 1000, 1, 0), t0).expect("submit");
+    let w = sim.join(worker(64), t0);
+    let mut windows = vec![sim.rec.queued(w)];
+    // Answers with stray and handed-back outcomes earn nothing.
+    let stray = [(job, 999, ShardOutcome::Done(Output::Count(1)))];
+    sim.results(w, stray, t0).expect("results");
+    windows.push(sim.rec.queued(w));
+    for _ in 0..4 {
+        sim.complete(w, usize::MAX, t0);
+        windows.push(sim.rec.queued(w));
+    }
+    // Slow start: 4, then doubling per round of answers, up to 64 threads x 2.
+    assert_eq!(windows, vec![4, 4, 8, 16, 32, 64]);
+}
+
+#[test]
+fn a_failed_shard_backs_off_exponentially_before_it_runs_again() {
+    let (mut sim, t0) = sim();
+    let mut spec = spec("noop", 0, 1, 1, 0);
+    spec.limits.retries = 10;
+    let job = sim.submit(spec, t0).expect("submit");
+    let w = sim.join(worker(1), t0);
+    let mut now = t0;
+    for wait_ms in [100u64, 200, 400, 800, 1600] {
+        let fail = [(job, 0, ShardOutcome::Failed("boom".into()))];
+        sim.rec.queues.clear();
+        sim.results(w, fail, now).expect("results");
+        sim.core.heartbeat(w, now + Duration::from_millis(wait_ms));
+        sim.tick(now + Duration::from_millis(wait_ms - 1));
+        assert_eq!(sim.rec.queued(w), 0, "not before {wait_ms} ms");
+        now += Duration::from_millis(wait_ms);
+        sim.tick(now);
+        assert_eq!(sim.rec.shards(w), vec![0], "again after {wait_ms} ms");
+    }
+    assert_eq!(sim.status(job, now).reruns, 5);
+    assert_eq!(timers::backoff(30), Duration::from_secs(10), "capped");
+    // A job cancelled during a backoff gets nothing back.
+    sim.rec.queues.clear();
+    sim.results(w, [(job, 0, ShardOutcome::Failed("boom".into()))], now).expect("results");
+    sim.cancel(job, now).expect("cancel");
+    sim.tick(now + Duration::from_secs(10));
+    assert_eq!(sim.rec.queued(w), 0);
+}
+
+fn verify_spec(percent: u32) -> JobSpec {
+    let mut spec = spec("noop", 0, 20, 1, 0);
+    spec.limits.verify_percent = percent;
+    spec
+}
+
+#[test]
+fn verify_runs_each_sampled_shard_on_a_second_worker_and_counts_it_once() {
+    let (mut sim, now) = sim();
+    let job = sim.submit(verify_spec(100), now).expect("submit");
+    let a = sim.join(worker(1), now);
+    // Alone, a worker runs each shard once; the copies wait for another worker.
+    for _ in 0..40 {
+        sim.complete(a, usize::MAX, now);
+    }
+    let status = sim.status(job, now);
+    assert_eq!((status.done, status.state), (0, JobState::Running), "nothing counted yet");
+    let b = sim.join(worker(1), now);
+    while sim.rec.finished.is_empty() {
+        sim.complete(a, usize::MAX, now);
+        sim.complete(b, usize::MAX, now);
+    }
+    let status = sim.status(job, now);
+    assert_eq!((status.state, status.result_json.as_deref()), (JobState::Succeeded, Some("20")));
+    let mut outputs: Vec<u64> = sim.rec.outputs.iter().map(|o| o.1).collect();
+    outputs.sort();
+    assert_eq!(outputs, (0..20).collect::<Vec<_>>(), "every shard counted once");
+}
+
+#[test]
+fn verify_fails_the_job_naming_the_shard_and_both_workers_when_outputs_differ() {
+    let (mut sim, now) = sim();
+    let job = sim.submit(verify_spec(100), now).expect("submit");
+    let liar = sim.join(WorkerSpec { name: "liar".into(), ..worker(1) }, now);
+    let honest = sim.join(WorkerSpec { name: "honest".into(), ..worker(1) }, now);
+    let lies: Vec<_> = sim.rec.queues[&liar].iter().map(|t| (t.job, t.shard)).collect();
+    let outcomes = lies.iter().map(|&(j, s)| (j, s, ShardOutcome::Done(Output::Count(0))));
+    sim.results(liar, outcomes, now).expect("results");
+    while sim.rec.finished.is_empty() {
+        sim.complete(honest, usize::MAX, now);
+    }
+    let error = sim.status(job, now).error.unwrap_or_default();
+    assert!(error.starts_with("verification failed: shard "), "{error}");
+    assert!(error.contains("worker 1 (liar)") && error.contains("worker 2 (honest)"), "{error}");
+    assert!(sim.rec.outputs.is_empty(), "no disputed output was counted");
+}
+
+#[test]
+fn verify_samples_about_the_given_share_of_shards() {
+    let hits = (0..10_000).filter(|&s| verify::sampled(7, s, 10)).count();
+    assert!((800..1200).contains(&hits), "{hits} of 10000 at 10 %");
+    assert!((0..100).all(|s| verify::sampled(1, s, 100) && !verify::sampled(1, s, 0)));
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Join(u32),
@@ -538,6 +711,10 @@ enum Op {
     Complete(usize, usize),
     /// A result for a task of worker `.0` reported by worker `.1` (a stray or late reply).
     Stray(usize, usize),
+    /// Worker `.0` reports its oldest task failed.
+    Fail(usize),
+    /// Worker `.0` heartbeats without answering, so its holds may expire.
+    Beat(usize),
     Tick(u64),
 }
 
@@ -547,16 +724,20 @@ fn op() -> impl Strategy<Value = Op> {
         (0usize..8).prop_map(Op::Leave),
         ((0usize..8), (1usize..6)).prop_map(|(w, n)| Op::Complete(w, n)),
         ((0usize..8), (0usize..8)).prop_map(|(a, b)| Op::Stray(a, b)),
+        (0usize..8).prop_map(Op::Fail),
+        (0usize..8).prop_map(Op::Beat),
         (0u64..5000).prop_map(Op::Tick),
     ]
 }
 
 proptest! {
-    /// Whatever the interleaving of joins, leaves, completions, stray replies and timeouts,
-    /// every shard of every job is delivered exactly once and each job's result is exact.
+    /// Whatever the interleaving of joins, leaves, completions, stray replies, failures (with
+    /// their backoff), holds past their deadline and timeouts, every shard of every job is
+    /// delivered exactly once and each job's result is exact, with or without `--verify`.
     #[test]
     fn every_shard_completes_exactly_once(ops in prop::collection::vec(op(), 1..120)) {
-        let (mut sim, t0) = sim();
+        let config = CoreConfig { hold_timeout: Duration::from_secs(2), ..Default::default() };
+        let (mut sim, t0) = (Sim::new(config), Instant::now());
         let mut now = t0;
         let sizes = [(0u64, 37u64, 5u64), (100, 110, 1), (7, 1000, 97)];
         let jobs: Vec<JobId> = sizes
@@ -566,6 +747,8 @@ proptest! {
                 // Leaves may hit any shard many times here; crash limits have their own test.
                 let mut spec = spec("noop", a, b, s, i as i32 % 2);
                 spec.limits.max_crashes = u32::MAX;
+                spec.limits.retries = u32::MAX;
+                spec.limits.verify_percent = [0, 50, 100][i];
                 sim.submit(spec, now).expect("submit")
             })
             .collect();
@@ -588,6 +771,13 @@ proptest! {
                         let _ = sim.results(wb, [(t.job, t.shard, ShardOutcome::Done(Output::Count(t.hi - t.lo)))], now);
                     }
                 }
+                Op::Fail(i) if !live.is_empty() => {
+                    let w = live[i % live.len()];
+                    if let Some(t) = sim.rec.queues.get_mut(&w).and_then(|q| q.pop_front()) {
+                        let _ = sim.results(w, [(t.job, t.shard, ShardOutcome::Failed("x".into()))], now);
+                    }
+                }
+                Op::Beat(i) if !live.is_empty() => sim.core.heartbeat(live[i % live.len()], now),
                 Op::Tick(ms) => {
                     now += Duration::from_millis(ms);
                     sim.tick(now);
@@ -596,14 +786,17 @@ proptest! {
                 _ => {}
             }
         }
-        // Drain: the others fall silent and are declared lost; one fresh worker finishes the rest.
-        let w = sim.join(worker(2), now);
+        // Drain: the others fall silent and are declared lost; two fresh workers (verification
+        // copies need a second one) finish the rest, waiting out backoffs when idle.
         now += Duration::from_secs(10);
-        sim.core.heartbeat(w, now);
         sim.tick(now);
+        let fresh = [sim.join(worker(2), now), sim.join(worker(2), now)];
         for _ in 0..10_000 {
             if sim.rec.finished.len() == jobs.len() { break; }
-            if sim.complete(w, 4, now) == 0 && sim.rec.queued(w) == 0 {
+            let answered: usize = fresh.iter().map(|&w| sim.complete(w, 4, now)).sum();
+            if answered == 0 && fresh.iter().all(|&w| sim.rec.queued(w) == 0) {
+                now += Duration::from_millis(500);
+                fresh.iter().for_each(|&w| sim.core.heartbeat(w, now));
                 sim.tick(now);
             }
         }

@@ -34,6 +34,14 @@ pub struct CoreConfig {
     /// Bytes of one job's result JSON; a job whose result grows past it fails. Below the
     /// 64 MiB message limit, so every result that succeeds can be read with `Get` and `Watch`.
     pub max_result_bytes: usize,
+    /// How long a worker may hold a shard of a job without `--shard-timeout` before the shard
+    /// is reclaimed and the worker marked suspect. Jobs with longer shards and no shard timeout
+    /// need it raised (`farm master --hold-timeout`).
+    pub hold_timeout: Duration,
+    /// Added to twice a job's shard timeout to make its hold deadline: the time a result may
+    /// take to come back after the worker's own timeout fired (batching, the network, a busy
+    /// core). A few heartbeat periods: less than that is a hiccup, not a hoarder.
+    pub hold_grace: Duration,
 }
 
 impl Default for CoreConfig {
@@ -49,6 +57,8 @@ impl Default for CoreConfig {
             keep_finished_bytes: 256 << 20,
             memory_budget: 256 << 20,
             max_result_bytes: 48 << 20,
+            hold_timeout: Duration::from_secs(3600),
+            hold_grace: Duration::from_secs(3),
         }
     }
 }
@@ -192,6 +202,8 @@ pub struct WorkerView {
     pub connected_secs: u64,
     /// It takes no new shards.
     pub draining: bool,
+    /// Why it takes no new shards although connected: it held a shard past its deadline.
+    pub suspect: Option<String>,
 }
 
 /// Side effects the core asks for. The master's implementation sends messages to worker

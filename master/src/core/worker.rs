@@ -1,9 +1,15 @@
-//! A worker session as the core tracks it: what it holds, what it said it started, and how fast
-//! it completes each job's shards, which sizes its window.
+//! A worker session as the core tracks it: what it holds and since when, what it said it
+//! started, whether it is suspect, and how fast it completes each job's shards, which sizes its
+//! window.
 
 use super::{CoreConfig, JobId, WorkerSpec};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
+
+/// A new worker's window, before it has completed anything: it grows by one per accepted
+/// completion (doubling per round trip), so a worker that claims 4,096 threads and never
+/// answers holds only this many shards.
+pub(crate) const SLOW_START: usize = 4;
 
 /// Completions are counted over spans at least this long before they update a worker's rate,
 /// so two batches arriving back to back do not look like a very fast worker.
@@ -19,7 +25,11 @@ pub(crate) struct Worker {
     /// Shards assigned to it, (job, shard), with the order they were assigned in. A worker runs
     /// its shards first come first served on T threads, so the T oldest it holds are the ones
     /// most likely started.
-    pub assigned: HashMap<(JobId, u64), u64>,
+    pub assigned: HashMap<(JobId, u64), Hold>,
+    /// Per job, its holds in assignment order (so oldest, i.e. earliest deadline, first), as
+    /// (seq, shard): the tick finds expired holds at the fronts without scanning every shard.
+    /// Entries of released shards are dropped lazily (at the front, or by a compaction).
+    pub holds: HashMap<JobId, VecDeque<(u64, u64)>>,
     /// The sequence number of its next assignment, to order `assigned`.
     pub next_seq: u64,
     /// Assigned shards it reported as started: the ones to blame if it dies.
@@ -32,8 +42,19 @@ pub(crate) struct Worker {
     pub done: u64,
     /// Takes no new shards.
     pub draining: bool,
+    /// Why it takes no new shards: it held a shard past its deadline (hoarding, or hung).
+    pub suspect: Option<String>,
     /// Per job: how fast it completes that job's shards, which sizes its window for the job.
     pub rates: HashMap<JobId, Rate>,
+}
+
+/// One shard a worker holds: when, and in which order, it got it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hold {
+    /// Its place in the worker's assignments, to order them.
+    pub seq: u64,
+    /// When it was assigned, to reclaim it after the hold limit.
+    pub since: Instant,
 }
 
 /// Shards of one job a worker completes per second: a moving average over spans of at least
@@ -74,12 +95,14 @@ impl Worker {
             spec,
             kinds,
             assigned: HashMap::new(),
+            holds: HashMap::new(),
             next_seq: 0,
             started: HashSet::new(),
             last_seen: now,
             joined: now,
             done: 0,
             draining: false,
+            suspect: None,
             rates: HashMap::new(),
         }
     }
@@ -87,29 +110,75 @@ impl Worker {
     /// Shards it may hold while taking shards of `job`: its threads plus prefetch, or more if
     /// it completes that job's shards so fast that a bigger window is needed to keep
     /// `queue_target` of work queued on it. Measured per job, so a fast job's window does not
-    /// carry over to a slow one.
+    /// carry over to a slow one. Either way at most [`SLOW_START`] plus the shards it has
+    /// completed: a window is earned with answers, not claimed with a thread count.
     pub fn capacity(&self, job: JobId, config: &CoreConfig) -> usize {
         let fixed = self.spec.threads as usize * (1 + config.prefetch_per_thread as usize);
         let rate = self.rates.get(&job).map_or(0.0, |r| r.per_sec);
         let adaptive = (rate * config.queue_target.as_secs_f64()) as usize;
-        fixed.max(adaptive.min(config.max_window))
+        let earned = SLOW_START.saturating_add(usize::try_from(self.done).unwrap_or(usize::MAX));
+        fixed.max(adaptive.min(config.max_window)).min(earned)
     }
 
-    /// Records that it now holds `shard` of `job`.
-    pub fn assign(&mut self, job: JobId, shard: u64) {
-        self.assigned.insert((job, shard), self.next_seq);
+    /// Records that it now holds `shard` of `job`, since `now`.
+    pub fn assign(&mut self, job: JobId, shard: u64, now: Instant) {
+        let seq = self.next_seq;
+        self.assigned.insert((job, shard), Hold { seq, since: now });
         self.next_seq += 1;
+        let holds = self.holds.entry(job).or_default();
+        holds.push_back((seq, shard));
+        // Released shards behind a held one stay queued; keep them from piling up.
+        if holds.len() > 2 * self.assigned.len() + 64 {
+            let assigned = &self.assigned;
+            holds.retain(|&(seq, shard)| live(assigned, job, seq, shard));
+        }
     }
 
     /// Ends its hold on a shard; whether it held it.
     pub fn release(&mut self, job: JobId, shard: u64) -> bool {
         self.started.remove(&(job, shard));
-        self.assigned.remove(&(job, shard)).is_some()
+        let released = self.assigned.remove(&(job, shard)).is_some();
+        if released {
+            self.trim(job);
+        }
+        released
+    }
+
+    /// Drops the released holds at the front of a job's queue. Workers mostly answer in the
+    /// order they were given shards, so this keeps the queues as short as what they hold.
+    fn trim(&mut self, job: JobId) {
+        let Some(holds) = self.holds.get_mut(&job) else { return };
+        while holds.front().is_some_and(|&(seq, shard)| !live(&self.assigned, job, seq, shard)) {
+            holds.pop_front();
+        }
+        if holds.is_empty() {
+            self.holds.remove(&job);
+        }
+    }
+
+    /// Shards of `job` it has held longer than `limit` at `now`, oldest first. They stay held:
+    /// the caller reclaims them.
+    pub fn expired(&mut self, job: JobId, limit: Duration, now: Instant) -> Vec<u64> {
+        self.trim(job);
+        let Some(holds) = self.holds.get(&job) else { return Vec::new() };
+        let mut expired = Vec::new();
+        for &(seq, shard) in holds {
+            match self.assigned.get(&(job, shard)) {
+                Some(h) if h.seq == seq => {
+                    if now.saturating_duration_since(h.since) < limit {
+                        break;
+                    }
+                    expired.push(shard);
+                }
+                _ => {}
+            }
+        }
+        expired
     }
 
     /// The shards it holds, oldest assignment first.
     pub fn assigned_in_order(&self) -> Vec<(JobId, u64)> {
-        let mut held: Vec<_> = self.assigned.iter().map(|(k, seq)| (*seq, *k)).collect();
+        let mut held: Vec<_> = self.assigned.iter().map(|(k, h)| (h.seq, *k)).collect();
         held.sort_unstable();
         held.into_iter().map(|(_, k)| k).collect()
     }
@@ -124,4 +193,9 @@ impl Worker {
         }
         self.assigned_in_order().into_iter().take(self.spec.threads as usize).collect()
     }
+}
+
+/// Whether the hold `seq` of `shard` of `job` is still the current one.
+fn live(assigned: &HashMap<(JobId, u64), Hold>, job: JobId, seq: u64, shard: u64) -> bool {
+    assigned.get(&(job, shard)).is_some_and(|h| h.seq == seq)
 }
