@@ -75,7 +75,13 @@ pub fn quote(input: &str) -> String {
 
 /// `name` as it is when short, else its first bytes and its length (see [`quote`]).
 pub fn clip(name: &str) -> String {
-    match head(name) {
+    truncate(name, QUOTE_BYTES)
+}
+
+/// `text` as it is when at most `max` bytes, else its first `max` bytes and its length: for
+/// messages from elsewhere (a worker's error) that may be long but must not be unbounded.
+pub fn truncate(text: &str, max: usize) -> String {
+    match head_of(text, max) {
         (head, None) => head.to_string(),
         (head, Some(len)) => format!("{head}… ({len} bytes)"),
     }
@@ -83,10 +89,15 @@ pub fn clip(name: &str) -> String {
 
 /// The first [`QUOTE_BYTES`] of `input` (on a char boundary), and its length if it was cut.
 fn head(input: &str) -> (&str, Option<usize>) {
-    if input.len() <= QUOTE_BYTES {
+    head_of(input, QUOTE_BYTES)
+}
+
+/// The first `max` bytes of `input` (on a char boundary), and its length if it was cut.
+fn head_of(input: &str, max: usize) -> (&str, Option<usize>) {
+    if input.len() <= max {
         return (input, None);
     }
-    let mut end = QUOTE_BYTES;
+    let mut end = max;
     while !input.is_char_boundary(end) {
         end -= 1;
     }

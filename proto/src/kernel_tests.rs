@@ -99,3 +99,12 @@ fn malformed_wire_descriptors_are_errors() {
     d.params[0].r#type = 99;
     assert!(KernelDescriptor::try_from(d).is_err());
 }
+
+#[test]
+fn long_messages_from_elsewhere_are_truncated_with_their_length() {
+    assert_eq!(truncate("short", 10), "short");
+    let long = "é".repeat(1000);
+    let cut = truncate(&long, 101);
+    assert!(cut.ends_with("… (2000 bytes)"), "{cut}");
+    assert!(cut.len() < 130, "{} bytes", cut.len());
+}

@@ -9,6 +9,9 @@ use farm_proto::Output;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
+/// Most bytes of a worker's error message kept in a job's error.
+const MAX_ERROR_BYTES: usize = 1024;
+
 /// What became of one batch, beyond the outcomes themselves.
 #[derive(Default)]
 struct Batch {
@@ -121,6 +124,8 @@ impl Core {
         }
         let (lo, hi, _) = job.spec.source.shard(shard);
         let runs = if *failures > 1 { format!(" (run {failures})") } else { String::new() };
+        // The worker's words, bounded: a kernel may fail with a message of any size.
+        let error = farm_proto::kernel::truncate(error, MAX_ERROR_BYTES);
         let msg =
             format!("shard {shard} (indices {lo}..{hi}) failed on worker {worker}{runs}: {error}");
         self.end_job(job_id, JobState::Failed, Some(msg), now, out);

@@ -504,6 +504,23 @@ fn failed_runs_are_retried_up_to_the_jobs_retries() {
 }
 
 #[test]
+fn a_workers_huge_error_is_kept_short_in_the_jobs_error() {
+    let (mut sim, now) = sim();
+    let job = sim.submit(spec("noop", 0, 1, 1, 0), now).expect("submit");
+    let w = sim.join(worker(1), now);
+    let huge = "e".repeat(10 << 20);
+    sim.results(w, [(job, 0, ShardOutcome::Failed(huge))], now).expect("results");
+    let error = sim.status(job, now).error.unwrap_or_default();
+    assert!(error.len() < 2048, "{} bytes", error.len());
+    assert!(error.ends_with("(10485760 bytes)"), "{}", &error[error.len() - 40..]);
+    // The job ended on its only shard: the worker forgets it, nothing else is sent.
+    assert_eq!(take(&mut sim.rec.forgets), vec![(w, job)]);
+    assert_eq!(take(&mut sim.rec.finished).len(), 1);
+    assert_eq!(take(&mut sim.rec.defs), vec![(w, job)]);
+    sim.rec.assert_quiet();
+}
+
+#[test]
 fn a_draining_worker_gets_no_new_shards_and_its_handed_back_shards_run_elsewhere() {
     let (mut sim, now) = sim();
     let job = sim.submit(spec("noop", 0, 8, 1, 0), now).expect("submit");

@@ -20,6 +20,7 @@ use crate::sdk::{
     CancelFlag, ExecRun, Kernel, KernelDescriptor, KernelError, Output, OutputShape, ParamSpec,
     Params, Prepared, ShardInput,
 };
+use farm_proto::kernel::quote;
 
 /// The `exec` kernel.
 #[derive(Debug, Clone, Copy, Default)]
@@ -42,7 +43,10 @@ impl Kernel for Exec {
     fn prepare(&self, params: &Params) -> Result<Box<dyn Prepared>, KernelError> {
         let cmd = params.text("cmd")?;
         let argv = shlex::split(cmd).ok_or_else(|| {
-            KernelError::BadParam(format!("bad param cmd: cannot split {cmd:?} into arguments"))
+            KernelError::BadParam(format!(
+                "bad param cmd: cannot split {} into arguments",
+                quote(cmd)
+            ))
         })?;
         if argv.first().is_none_or(|p| p.is_empty()) {
             return Err(KernelError::BadParam("bad param cmd: names no program".to_string()));
@@ -89,9 +93,9 @@ fn run_one(args: &[String], cancel: &CancelFlag) -> Result<ExecRun, KernelError>
             Ok(())
         });
     }
-    let mut child = command
-        .spawn()
-        .map_err(|e| KernelError::Failed(format!("cannot start program {program:?}: {e}")))?;
+    let mut child = command.spawn().map_err(|e| {
+        KernelError::Failed(format!("cannot start program {}: {e}", quote(program)))
+    })?;
     let stdout = read_in_background(&mut child);
     let mut status: Option<ExitStatus> = None;
     let mut captured: Option<Vec<u8>> = None;
@@ -112,7 +116,7 @@ fn run_one(args: &[String], cancel: &CancelFlag) -> Result<ExecRun, KernelError>
         }
         if status.is_none() {
             status = child.try_wait().map_err(|e| {
-                KernelError::Failed(format!("cannot wait for program {program:?}: {e}"))
+                KernelError::Failed(format!("cannot wait for program {}: {e}", quote(program)))
             })?;
         }
         if captured.is_none() {

@@ -21,8 +21,9 @@ impl Indices {
             Some(line) => match line.trim().parse::<u64>() {
                 Ok(v) => Ok(Indices { first: v, count: 1 }),
                 Err(_) => Err(KernelError::Failed(format!(
-                    "input line {}: {line:?} is not a whole number",
-                    shard.lo
+                    "input line {}: {} is not a whole number",
+                    shard.lo,
+                    farm_proto::kernel::quote(line)
                 ))),
             },
         }
