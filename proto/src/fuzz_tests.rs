@@ -1,10 +1,13 @@
 //! Property tests over what a client or a worker can put on the wire: any job spec, any bytes.
 //! A wire spec is accepted exactly when it is valid, an accepted spec has shards that tile its
 //! range and converts back to the same wire spec; any bytes either fail to decode or decode to a
-//! message that re-encodes to itself, and a decoded shard output converts back unchanged.
+//! message that re-encodes to itself, and a decoded shard output converts back unchanged. Any
+//! registration and any result batch converts or is refused, never panics.
 
 use crate::domain::{JobLimits, JobSource, JobSpec, Output};
+use crate::kernel::{check_limits, KernelDescriptor};
 use crate::pb;
+use crate::session::{ShardOutcome, ToMaster};
 use proptest::prelude::*;
 use prost::Message;
 
@@ -124,4 +127,78 @@ proptest! {
             }
         }
     }
+
+    #[test]
+    fn any_registration_is_refused_or_within_limits_and_round_trips(
+        kernels in prop::collection::vec(wire_kernel(), 0..4),
+        threads in edge_u32(),
+    ) {
+        let register = pb::Register { protocol_version: crate::PROTOCOL_VERSION, threads, kernels, ..Default::default() };
+        let msg = pb::WorkerMessage { msg: Some(pb::worker_message::Msg::Register(register)) };
+        match ToMaster::try_from(msg) {
+            Ok(ToMaster::Register(reg)) => {
+                // Accepted descriptors check params without panicking and go back unchanged.
+                if check_limits(&reg.kernels).is_ok() {
+                    for k in &reg.kernels {
+                        let _ = k.check(&crate::Params::default());
+                        let back = KernelDescriptor::try_from(pb::KernelDescriptor::from(k));
+                        prop_assert_eq!(back.as_ref(), Ok(k));
+                    }
+                }
+            }
+            Ok(other) => prop_assert!(false, "a register became {:?}", other),
+            Err(_) => {}
+        }
+    }
+
+    #[test]
+    fn any_result_batch_converts_or_is_refused_without_panicking(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        if let Ok(batch) = pb::ResultBatch::decode(bytes.as_slice()) {
+            let n = batch.done.len();
+            let msg = pb::WorkerMessage { msg: Some(pb::worker_message::Msg::Results(batch.clone())) };
+            if let Ok(ToMaster::Results(results)) = ToMaster::try_from(msg) {
+                prop_assert_eq!(results.done.len(), n);
+                prop_assert_eq!(results.started.len(), batch.started.len());
+            }
+            // The master converts each outcome alone, so one bad entry fails only its shard.
+            for done in batch.done {
+                let _ = ShardOutcome::try_from(done.outcome);
+            }
+        }
+    }
+}
+
+fn edge_u32() -> impl Strategy<Value = u32> {
+    prop_oneof![Just(0), Just(1), Just(u32::MAX), any::<u32>(), 0u32..5000]
+}
+
+/// A wire kernel descriptor with arbitrary (often invalid) fields.
+fn wire_kernel() -> impl Strategy<Value = pb::KernelDescriptor> {
+    let param = (
+        ".{0,6}",
+        0i32..5,
+        prop::option::of(".{0,4}"),
+        any::<bool>(),
+        prop::option::of("-?[0-9]{0,3}"),
+        prop::option::of("[0-9x]{0,3}"),
+    )
+        .prop_map(|(name, ty, default_value, required, min, max)| pb::ParamSpec {
+            name,
+            r#type: ty,
+            default_value,
+            required,
+            min,
+            max,
+            help: String::new(),
+        });
+    (".{0,6}", prop::collection::vec(param, 0..4), any::<bool>(), -1i32..7, any::<f64>()).prop_map(
+        |(kind, params, open_params, output, fraction_scale)| pb::KernelDescriptor {
+            kind,
+            help: String::new(),
+            params,
+            open_params,
+            output,
+            fraction_scale,
+        },
+    )
 }
