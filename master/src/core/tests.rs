@@ -4,7 +4,7 @@
 use super::*;
 use farm_proto::{JobSource, Output, Params};
 use proptest::prelude::*;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
 /// Records what the core sent; keeps each simulated worker's queue of assigned tasks. Tests
@@ -20,6 +20,16 @@ struct Rec {
     finished: Vec<JobView>,
     dropped: Vec<WorkerId>,
     drains: Vec<WorkerId>,
+    /// Every journal op, in order (the crash-and-replay test replays a prefix of them).
+    journal: Vec<JournalOp>,
+    /// The last output and final status sent, which the next journal op must match.
+    last_output: Option<(JobId, u64, Output)>,
+    last_end: Option<JobView>,
+    /// Shards journaled done, and jobs journaled ended: none twice.
+    journaled: HashSet<(JobId, u64)>,
+    ended: HashSet<JobId>,
+    /// Journal ops that match no event: `assert_quiet` fails on any.
+    bad_journal: Vec<String>,
 }
 
 impl Outbox for Rec {
@@ -39,10 +49,12 @@ impl Outbox for Rec {
     }
     fn shard_output(&mut self, job: JobId, shard: u64, output: &Output) {
         self.outputs.push((job, shard, output.clone()));
+        self.last_output = Some((job, shard, output.clone()));
     }
     fn job_changed(&mut self, view: &JobView) {
         if view.state.is_final() {
             self.finished.push(view.clone());
+            self.last_end = Some(view.clone());
         }
     }
     fn drop_worker(&mut self, worker: WorkerId, _reason: &str) {
@@ -50,6 +62,23 @@ impl Outbox for Rec {
     }
     fn drain_worker(&mut self, worker: WorkerId) {
         self.drains.push(worker);
+    }
+    fn journal(&mut self, op: JournalOp) {
+        let ok = match &op {
+            JournalOp::Submit { .. } => true,
+            JournalOp::Outcome { job, shard, output } => {
+                self.last_output.take() == Some((*job, *shard, output.clone()))
+                    && self.journaled.insert((*job, *shard))
+            }
+            JournalOp::End(view) => {
+                self.last_end.take().as_ref() == Some(view) && self.ended.insert(view.id)
+            }
+            JournalOp::Forget(job) => self.ended.contains(job),
+        };
+        if !ok {
+            self.bad_journal.push(format!("{op:?}"));
+        }
+        self.journal.push(op);
     }
 }
 
@@ -66,6 +95,7 @@ impl Rec {
         assert!(self.finished.is_empty(), "unexpected ended jobs: {:?}", self.finished);
         assert!(self.dropped.is_empty(), "unexpected dropped workers: {:?}", self.dropped);
         assert!(self.drains.is_empty(), "unexpected drains: {:?}", self.drains);
+        assert!(self.bad_journal.is_empty(), "journal ops of no event: {:?}", self.bad_journal);
     }
 
     /// The shards of a worker's queue, in order.
@@ -103,7 +133,7 @@ impl Sim {
     }
     fn submit(&mut self, spec: JobSpec, now: Instant) -> Result<JobId, CoreError> {
         self.now = self.now.max(now);
-        let r = self.core.submit(spec, OutputShape::Any, now);
+        let r = self.core.submit(spec, OutputShape::Any, now, &mut self.rec);
         self.dispatched(r)
     }
     fn join(&mut self, spec: WorkerSpec, now: Instant) -> WorkerId {
@@ -186,7 +216,8 @@ fn dispatch_fills_each_worker_to_threads_plus_prefetch() {
 fn events_only_mark_and_one_dispatch_sends_one_assignment_per_worker() {
     let (mut sim, now) = sim();
     let w = sim.core.worker_joined(worker(2), now);
-    let job = sim.core.submit(spec("noop", 0, 100, 1, 0), OutputShape::Any, now).expect("submit");
+    let job = sim.core.submit(spec("noop", 0, 100, 1, 0), OutputShape::Any, now, &mut sim.rec);
+    let job = job.expect("submit");
     assert!(sim.rec.queues.is_empty(), "nothing goes out before the dispatch");
     sim.core.dispatch(now, &mut sim.rec);
     assert_eq!(sim.rec.shards(w), vec![0, 1, 2, 3]);
