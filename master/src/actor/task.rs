@@ -37,14 +37,7 @@ pub(super) struct CoreTask {
 impl CoreTask {
     /// The task for `core` (no workers yet), its effects going to `fx`.
     pub(super) fn new(core: Core, fx: Effects, heartbeat: Duration, catalog: Catalog) -> Self {
-        CoreTask {
-            core,
-            fx,
-            catalog,
-            heartbeat,
-            base: Instant::now(),
-            slowest: Duration::ZERO,
-        }
+        CoreTask { core, fx, catalog, heartbeat, base: Instant::now(), slowest: Duration::ZERO }
     }
 
     /// Applies commands in drained batches and ticks four times per heartbeat period, so a

@@ -1,10 +1,10 @@
 //! One job inside the scheduler core: its lazy shard cursor, the shards in flight, and the
 //! accumulator that reduces shard outputs into the job result, counting the bytes it keeps.
 
-use super::ranges::Ranges;
 use super::memory::{mib, Inputs, Meter, Submission, ENTRY_OVERHEAD, JOB_OVERHEAD};
-use super::{JobId, WorkerId};
+use super::ranges::Ranges;
 use super::JobView;
+use super::{JobId, WorkerId};
 use farm_proto::{JobLimits, JobSource, JobSpec, Output, OutputShape, Params};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::mem::Discriminant;
@@ -384,7 +384,8 @@ mod tests {
         assert_eq!(acc.finish(), r#"["a","b","c"]"#);
 
         let mut acc = Accumulator::new(OutputShape::Any);
-        acc.add(0, &Output::Exec(vec![ExecRun { exit_code: 1, stdout: "x".into() }])).expect("exec");
+        acc.add(0, &Output::Exec(vec![ExecRun { exit_code: 1, stdout: "x".into() }]))
+            .expect("exec");
         assert_eq!(acc.finish(), r#"[{"exit_code":1,"stdout":"x"}]"#);
     }
 

@@ -139,7 +139,8 @@ fn replay(db: &Database, core: &mut Core, out: &mut Collect) -> Result<Replayed,
     for row in jobs.iter().map_err(|e| fail(e.into()))? {
         let (id, bytes) = row.map_err(|e| fail(e.into()))?;
         let id = id.value();
-        let rec = pb::JournalJob::decode(bytes.value()).map_err(|e| corrupt(format!("job {id}: {e}")))?;
+        let rec =
+            pb::JournalJob::decode(bytes.value()).map_err(|e| corrupt(format!("job {id}: {e}")))?;
         if let Some(status) = rec.ended {
             core.restore_ended(summary(id, status)?, now, out);
             replayed.ended += 1;

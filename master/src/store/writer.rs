@@ -156,10 +156,7 @@ fn commit(db: &Database, ops: &mut Vec<JournalOp>, sync: bool) -> Result<usize, 
 }
 
 /// Writes each op into the transaction's tables.
-fn apply(
-    txn: &WriteTransaction,
-    ops: impl Iterator<Item = JournalOp>,
-) -> Result<(), redb::Error> {
+fn apply(txn: &WriteTransaction, ops: impl Iterator<Item = JournalOp>) -> Result<(), redb::Error> {
     let mut meta = txn.open_table(META)?;
     let mut jobs = txn.open_table(JOBS)?;
     let mut outcomes = txn.open_table(OUTCOMES)?;
