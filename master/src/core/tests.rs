@@ -121,11 +121,28 @@ struct Sim {
     rec: Rec,
     /// The latest time of an event: dispatches start holds then.
     now: Instant,
+    /// What the core was built with, to rebuild it after a crash.
+    config: CoreConfig,
+    /// Journal ops committed by the cores that crashed, in order.
+    history: Vec<JournalOp>,
 }
 
 impl Sim {
     fn new(config: CoreConfig) -> Self {
-        Sim { core: Core::new(config), rec: Rec::default(), now: Instant::now() }
+        let core = Core::new(config.clone());
+        Sim { core, rec: Rec::default(), now: Instant::now(), config, history: Vec::new() }
+    }
+    /// The master dies with every worker session: the journal ops after the first
+    /// `len - lost` were not committed (a submit's never is lost: its reply waited for the
+    /// commit). The core is rebuilt from the committed ones, as the store replays them.
+    fn crash(&mut self, lost: usize, now: Instant) {
+        let ops = std::mem::take(&mut self.rec.journal);
+        let last_submit = ops.iter().rposition(|op| matches!(op, JournalOp::Submit { .. }));
+        let keep = ops.len().saturating_sub(lost).max(last_submit.map_or(0, |i| i + 1));
+        self.history.extend(ops.into_iter().take(keep));
+        self.rec = Rec::default();
+        self.core = replay(&self.history, self.config.clone(), now, &mut self.rec);
+        self.now = self.now.max(now);
     }
     fn dispatched<T>(&mut self, result: T) -> T {
         self.core.dispatch(self.now, &mut self.rec);
@@ -184,6 +201,47 @@ impl Sim {
     fn status(&self, job: JobId, now: Instant) -> JobView {
         self.core.status(job, now).expect("job exists")
     }
+}
+
+/// A core rebuilt from committed journal ops the way `store::open` rebuilds it from its
+/// tables: the id counter, every job in id order (ended ones as summaries), then every
+/// outcome of a job still going in (job, shard) order.
+fn replay(ops: &[JournalOp], config: CoreConfig, now: Instant, out: &mut Rec) -> Core {
+    let mut live = BTreeMap::new();
+    let mut ended = BTreeMap::new();
+    let mut outcomes = BTreeMap::new();
+    let mut next = 1;
+    for op in ops.iter().cloned() {
+        match op {
+            JournalOp::Submit { job, spec, output } => {
+                next = next.max(job + 1);
+                live.insert(job, (spec, output));
+            }
+            JournalOp::Outcome { job, shard, output } => {
+                outcomes.insert((job, shard), output);
+            }
+            JournalOp::End(view) => {
+                live.remove(&view.id);
+                outcomes.retain(|&(j, _), _| j != view.id);
+                ended.insert(view.id, view);
+            }
+            JournalOp::Forget(job) => {
+                ended.remove(&job);
+            }
+        }
+    }
+    let mut core = Core::new(config);
+    core.restore_next_job(next);
+    ended.into_values().for_each(|v| core.restore_ended(v, now, out));
+    for (id, (spec, output)) in live {
+        let spec = JobSpec::try_from(*spec).expect("journaled spec");
+        core.restore_job(id, Submission::restored(spec), output, now);
+    }
+    for ((job, shard), output) in outcomes {
+        assert!(core.restore_outcome(job, shard, &output, now, out));
+    }
+    core.restore_finish(now, out);
+    core
 }
 
 fn spec(kind: &str, start: u64, end: u64, shard_size: u64, priority: i32) -> JobSpec {
@@ -747,6 +805,8 @@ enum Op {
     /// Worker `.0` heartbeats without answering, so its holds may expire.
     Beat(usize),
     Tick(u64),
+    /// The master is killed; the last `.0` journal ops were not committed yet.
+    Crash(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -758,13 +818,16 @@ fn op() -> impl Strategy<Value = Op> {
         (0usize..8).prop_map(Op::Fail),
         (0usize..8).prop_map(Op::Beat),
         (0u64..5000).prop_map(Op::Tick),
+        (0usize..6).prop_map(Op::Crash),
     ]
 }
 
 proptest! {
     /// Whatever the interleaving of joins, leaves, completions, stray replies, failures (with
     /// their backoff), holds past their deadline and timeouts, every shard of every job is
-    /// delivered exactly once and each job's result is exact, with or without `--verify`.
+    /// delivered exactly once and each job's result is exact, with or without `--verify`;
+    /// and so across master crashes that lose the journal's uncommitted ops, each followed by
+    /// a replay of the committed ones.
     #[test]
     fn every_shard_completes_exactly_once(ops in prop::collection::vec(op(), 1..120)) {
         let config = CoreConfig { hold_timeout: Duration::from_secs(2), ..Default::default() };
@@ -777,8 +840,8 @@ proptest! {
             .map(|(i, &(a, b, s))| {
                 // Leaves may hit any shard many times here; crash limits have their own test.
                 let mut spec = spec("noop", a, b, s, i as i32 % 2);
-                spec.limits.max_crashes = u32::MAX;
-                spec.limits.retries = u32::MAX;
+                spec.limits.max_crashes = farm_proto::JobLimits::MAX_CRASHES;
+                spec.limits.retries = farm_proto::JobLimits::MAX_RETRIES;
                 spec.limits.verify_percent = [0, 50, 100][i];
                 sim.submit(spec, now).expect("submit")
             })
@@ -814,6 +877,10 @@ proptest! {
                     sim.tick(now);
                     live.retain(|w| !sim.rec.dropped.contains(w));
                 }
+                Op::Crash(lost) => {
+                    sim.crash(lost, now);
+                    live.clear();
+                }
                 _ => {}
             }
         }
@@ -823,7 +890,7 @@ proptest! {
         sim.tick(now);
         let fresh = [sim.join(worker(2), now), sim.join(worker(2), now)];
         for _ in 0..10_000 {
-            if sim.rec.finished.len() == jobs.len() { break; }
+            if jobs.iter().all(|&j| sim.status(j, now).state.is_final()) { break; }
             let answered: usize = fresh.iter().map(|&w| sim.complete(w, 4, now)).sum();
             if answered == 0 && fresh.iter().all(|&w| sim.rec.queued(w) == 0) {
                 now += Duration::from_millis(500);
@@ -831,15 +898,25 @@ proptest! {
                 sim.tick(now);
             }
         }
-        prop_assert_eq!(sim.rec.finished.len(), jobs.len());
+        let crashed = !sim.history.is_empty();
+        sim.history.append(&mut sim.rec.journal);
         for (job, &(a, b, _)) in jobs.iter().zip(&sizes) {
             let status = sim.status(*job, now);
             prop_assert_eq!(status.state, JobState::Succeeded);
             prop_assert_eq!(status.result_json.as_deref().map(str::to_owned), Some((b - a).to_string()));
-            let mut shards: Vec<u64> = sim.rec.outputs.iter().filter(|o| o.0 == *job).map(|o| o.1).collect();
-            shards.sort();
             let expected: Vec<u64> = (0..status.total).collect();
-            prop_assert_eq!(shards, expected);
+            // Every shard committed done exactly once, across every crash.
+            let mut journaled: Vec<u64> = sim.history.iter().filter_map(|op| match op {
+                JournalOp::Outcome { job: j, shard, .. } if j == job => Some(*shard),
+                _ => None,
+            }).collect();
+            journaled.sort();
+            prop_assert_eq!(&journaled, &expected);
+            if !crashed {
+                let mut shards: Vec<u64> = sim.rec.outputs.iter().filter(|o| o.0 == *job).map(|o| o.1).collect();
+                shards.sort();
+                prop_assert_eq!(shards, expected);
+            }
         }
         prop_assert_eq!(sim.core.assigned_total(), 0);
     }
