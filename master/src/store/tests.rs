@@ -103,3 +103,44 @@ fn a_reopened_journal_resumes_jobs_keeps_ended_ones_and_continues_ids() {
     journal.close();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// BENCHMARKS.md: replay time of a journal holding 1,000,000 committed count outcomes of one
+/// unfinished job, and journal bytes per outcome. Run with
+/// `cargo test -p farm-master --lib replay_of_a_million -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn replay_of_a_million_outcomes() {
+    const N: u64 = 1_000_000;
+    let dir = std::env::temp_dir().join(format!("farm-store-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("journal.redb");
+    let _ = std::fs::remove_file(&path);
+    let (_, journal, _) = open(Some(&path), CoreConfig::default()).expect("open");
+    let spec = JobSpec::new(
+        "noop",
+        JobSource::Range { start: 0, end: N + 1, shard_size: 1 },
+        Params::default(),
+        0,
+    )
+    .expect("spec");
+    let spec = Box::new(pb::JobSpec::from(spec));
+    journal.send(JournalOp::Submit { job: 1, spec, output: OutputShape::Count });
+    let empty = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    for shard in 0..N {
+        journal.send(JournalOp::Outcome { job: 1, shard, output: Output::Count(1) });
+    }
+    let barrier = journal.sender().barrier();
+    assert_eq!(barrier.blocking_recv().expect("writer"), Ok(()));
+    journal.close();
+    let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let (core, journal, replayed) = open(Some(&path), CoreConfig::default()).expect("reopen");
+    assert_eq!(replayed.outcomes, N);
+    assert_eq!(core.status(1, Instant::now()).expect("job").done, N);
+    println!(
+        "replayed {N} outcomes in {} ms; journal {bytes} bytes, {:.1} bytes per outcome",
+        replayed.took.as_millis(),
+        (bytes - empty) as f64 / N as f64
+    );
+    journal.close();
+    let _ = std::fs::remove_dir_all(&dir);
+}
