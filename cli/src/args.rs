@@ -222,6 +222,11 @@ pub struct SchedulerArgs {
     /// elsewhere and the worker gets no more shards (suspect). Raise it for longer shards.
     #[arg(long, default_value = "60m", value_parser = parse_duration, env = "FARM_HOLD_TIMEOUT")]
     pub hold_timeout: std::time::Duration,
+    /// Keep jobs and accepted shard results in this file (created if missing): a master
+    /// restarted with the same file resumes unfinished jobs and never reruns a shard whose
+    /// result was committed. Without it, a temporary file removed at exit.
+    #[arg(long, value_name = "PATH", env = "FARM_JOURNAL")]
+    pub journal: Option<std::path::PathBuf>,
 }
 
 /// `farm run`.

@@ -70,7 +70,13 @@ fn master_config(s: &SchedulerArgs) -> MasterConfig {
     // The kernels every `farm worker` offers, so their jobs are checked and can queue before
     // the first worker connects; workers' own descriptors replace these as they register.
     let known_kinds = Registry::builtin(false).descriptors();
-    MasterConfig { core, heartbeat: s.heartbeat, known_kinds, ..MasterConfig::default() }
+    MasterConfig {
+        core,
+        heartbeat: s.heartbeat,
+        known_kinds,
+        journal: s.journal.clone(),
+        ..MasterConfig::default()
+    }
 }
 
 /// A master serving in this process, and the local workers it supervises.

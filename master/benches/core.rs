@@ -4,8 +4,8 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use farm_master::core::{
-    Core, CoreConfig, JobDefOut, JobId, JobView, Outbox, ShardOutcome, TaskOut, WorkerId,
-    WorkerSpec,
+    Core, CoreConfig, JobDefOut, JobId, JobView, JournalOp, Outbox, ShardOutcome, TaskOut,
+    WorkerId, WorkerSpec,
 };
 use farm_proto::{JobSource, JobSpec, Output, Params};
 use std::collections::BTreeMap;
@@ -25,6 +25,7 @@ impl Outbox for Queues {
     fn job_changed(&mut self, _: &JobView) {}
     fn drop_worker(&mut self, _: WorkerId, _: &str) {}
     fn drain_worker(&mut self, _: WorkerId) {}
+    fn journal(&mut self, _: JournalOp) {}
 }
 
 fn noop_job(shards: u64) -> JobSpec {
@@ -50,7 +51,13 @@ fn dispatch_and_complete(c: &mut Criterion) {
                 let mut now = Instant::now();
                 let workers =
                     [core.worker_joined(worker(), now), core.worker_joined(worker(), now)];
-                core.submit(noop_job(SHARDS), farm_proto::OutputShape::Count, now).expect("submit");
+                core.submit(
+                    noop_job(SHARDS),
+                    farm_proto::OutputShape::Count,
+                    now,
+                    &mut Queues::default(),
+                )
+                .expect("submit");
                 core.dispatch(now, &mut out);
                 let mut done = 0;
                 while done < SHARDS {
@@ -81,8 +88,13 @@ fn submit_huge_range(c: &mut Criterion) {
             || Core::new(CoreConfig::default()),
             |mut core| {
                 let mut out = Queues::default();
-                core.submit(noop_job(10_000_000), farm_proto::OutputShape::Count, Instant::now())
-                    .expect("submit");
+                core.submit(
+                    noop_job(10_000_000),
+                    farm_proto::OutputShape::Count,
+                    Instant::now(),
+                    &mut Queues::default(),
+                )
+                .expect("submit");
                 core.dispatch(Instant::now(), &mut out);
                 core
             },

@@ -12,9 +12,10 @@ use farm_proto::{KernelDescriptor, KindInfo};
 use task::CoreTask;
 
 use crate::core::{
-    CoreConfig, CoreError, JobDefOut, JobId, JobView, Outbox, ShardOutcome, Submission, TaskOut,
-    WorkerId, WorkerSpec, WorkerView,
+    Core, CoreError, JobDefOut, JobId, JobView, JournalOp, Outbox, ShardOutcome, Submission,
+    TaskOut, WorkerId, WorkerSpec, WorkerView,
 };
+use crate::store::JournalTx;
 use crate::tasks::Tasks;
 use farm_proto::pb;
 use farm_proto::session::{Assign, JobDef, ShardTask, ToWorker};
@@ -65,8 +66,12 @@ pub enum SubmitError {
     Kind(#[from] KindError),
 }
 
+/// A submission's reply: its id and shard count, and the barrier that resolves once its
+/// journal entry is committed.
+type Accepted = (JobId, u64, oneshot::Receiver<Result<(), String>>);
+
 enum Cmd {
-    Submit(Submission, oneshot::Sender<Result<(JobId, u64), SubmitError>>),
+    Submit(Submission, oneshot::Sender<Result<Accepted, SubmitError>>),
     Get(JobId, oneshot::Sender<Option<JobView>>),
     List(oneshot::Sender<Vec<JobView>>),
     Cancel(JobId, oneshot::Sender<Result<JobView, CoreError>>),
@@ -144,14 +149,25 @@ impl CoreHandle {
         &self.tasks
     }
 
-    /// Queues a job; returns its id and shard count. Pack a large job's inputs before
+    /// Queues a job; returns its id and shard count once its submission is committed to the
+    /// journal. Pack a large job's inputs before
     /// ([`Submission::new`], off the async runtime), so the core's task never does.
     pub async fn submit(
         &self,
         sub: impl Into<Submission>,
     ) -> Result<Result<(JobId, u64), SubmitError>, Status> {
         let sub = sub.into();
-        self.ask(|r| Cmd::Submit(sub, r)).await
+        let (id, shards, committed) = match self.ask(|r| Cmd::Submit(sub, r)).await? {
+            Ok(accepted) => accepted,
+            Err(e) => return Ok(Err(e)),
+        };
+        // Acknowledged only once the submission is in the journal (this waits here, in the
+        // caller's task; the core's task has moved on).
+        match committed.await {
+            Ok(Ok(())) => Ok(Ok((id, shards))),
+            Ok(Err(e)) => Err(Status::unavailable(format!("journal write failed: {e}"))),
+            Err(_) => Err(gone()),
+        }
     }
     /// One job's status.
     pub async fn get(&self, job: JobId) -> Result<Option<JobView>, Status> {
@@ -234,8 +250,9 @@ struct Session {
 }
 
 /// The side effects the core asks for, carried out as it asks.
-#[derive(Default)]
 struct Effects {
+    /// The journal's writer thread.
+    journal: JournalTx,
     /// Connected worker sessions.
     sessions: HashMap<WorkerId, Session>,
     /// Watched jobs not yet ended.
@@ -245,6 +262,11 @@ struct Effects {
 }
 
 impl Effects {
+    /// No sessions or watchers yet.
+    fn new(journal: JournalTx) -> Self {
+        Effects { journal, sessions: HashMap::new(), watches: HashMap::new(), lost: Vec::new() }
+    }
+
     /// Sends a message to one worker session, if it is still connected.
     fn send(&mut self, worker: WorkerId, msg: ToWorker) {
         if let Some(s) = self.sessions.get(&worker) {
@@ -313,6 +335,9 @@ impl Outbox for Effects {
         info!(worker, "asking worker to drain");
         self.send(worker, ToWorker::Drain);
     }
+    fn journal(&mut self, op: JournalOp) {
+        self.journal.send(op);
+    }
     fn drop_worker(&mut self, worker: WorkerId, reason: &str) {
         warn!(worker, reason, "worker declared lost");
         self.lost.push(worker);
@@ -322,16 +347,18 @@ impl Outbox for Effects {
     }
 }
 
-/// Starts the core's task as one of `tasks`; it ends when every handle is dropped or shutdown
+/// Starts the core's task, owning `core` (new, or replayed from the journal) and journaling
+/// through `journal`, as one of `tasks`; it ends when every handle is dropped or shutdown
 /// begins, ending every worker session with `Unavailable` and dropping the watch channels.
 pub fn spawn(
-    config: CoreConfig,
+    core: Core,
+    journal: JournalTx,
     heartbeat: Duration,
     known: Vec<KernelDescriptor>,
     tasks: Tasks,
 ) -> CoreHandle {
     let (tx, rx) = mpsc::channel(MAILBOX);
-    let task = CoreTask::new(config, heartbeat, Catalog::new(known));
+    let task = CoreTask::new(core, Effects::new(journal), heartbeat, Catalog::new(known));
     let stopped = tasks.clone();
     tasks.spawn("core", async move { task.run(rx, stopped).await });
     CoreHandle { tx, tasks }

@@ -21,8 +21,8 @@ fn status(e: CoreError) -> Status {
         | CoreError::TooManyJobs { .. }
         | CoreError::MemoryBudget { .. } => Status::resource_exhausted(e.to_string()),
         CoreError::NoSuchJob(id) => Status::not_found(format!(
-            "no job {id} on this master (finished jobs are kept up to a limit, and jobs do not \
-             survive a master restart)"
+            "no job {id} on this master (finished jobs are kept up to a limit; without --journal, \
+             jobs do not survive a master restart)"
         )),
         CoreError::NoSuchWorker(_) => Status::not_found(e.to_string()),
         CoreError::JobEnded(_) => Status::failed_precondition(e.to_string()),

@@ -9,6 +9,7 @@ mod grpc;
 mod server;
 mod sessions;
 pub mod spawner;
+pub mod store;
 mod tasks;
 
 pub use server::{serve, MasterConfig, MasterError};

@@ -4,6 +4,7 @@ use crate::actor;
 use crate::core::CoreConfig;
 use crate::grpc::Farm;
 use crate::sessions::Workers;
+use crate::store;
 use crate::tasks::Tasks;
 use farm_proto::pb::farm_service_server::FarmServiceServer;
 use farm_proto::pb::worker_service_server::WorkerServiceServer;
@@ -40,6 +41,9 @@ pub struct MasterConfig {
     /// Kernels known before any worker connects, so their jobs can queue and be checked
     /// (`farm master` passes the built-in kernels' descriptors; the master links no kernel).
     pub known_kinds: Vec<farm_proto::KernelDescriptor>,
+    /// The journal's file (`--journal`): jobs and accepted outcomes survive a restart. None:
+    /// a temporary store, removed at exit.
+    pub journal: Option<std::path::PathBuf>,
 }
 
 impl Default for MasterConfig {
@@ -54,6 +58,7 @@ impl Default for MasterConfig {
             tls: None,
             connect_tls: None,
             known_kinds: Vec::new(),
+            journal: None,
         }
     }
 }
@@ -67,6 +72,9 @@ pub enum MasterError {
     /// The reflection service could not be built from the descriptor set.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The journal could not be opened, read or replayed.
+    #[error("journal: {0}")]
+    Journal(String),
 }
 
 /// The services the master's port serves, as reflection lists them.
@@ -114,8 +122,14 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let tasks = Tasks::default();
+    let (path, core_config) = (config.journal.clone(), config.core.clone());
+    let (core, journal, _) =
+        tokio::task::spawn_blocking(move || store::open(path.as_deref(), core_config))
+            .await
+            .map_err(|e| MasterError::Journal(e.to_string()))??;
     let core = actor::spawn(
-        config.core.clone(),
+        core,
+        journal.sender(),
         config.heartbeat,
         config.known_kinds.clone(),
         tasks.clone(),
@@ -156,6 +170,11 @@ pub async fn serve(
         .await;
     // The transport may also have failed: the tasks stop either way (at once if already done).
     tasks.shutdown(TASKS_BOUND).await;
+    // The core's task is gone with its sender: the writer commits what is queued and ends.
+    let closed = tokio::task::spawn_blocking(move || journal.close());
+    if tokio::time::timeout(TASKS_BOUND, closed).await.is_err() {
+        tracing::warn!("journal writer did not stop in time");
+    }
     Ok(served?)
 }
 

@@ -6,7 +6,7 @@ use super::{
     WATCH_BUFFER,
 };
 use crate::catalog::Catalog;
-use crate::core::{Core, CoreConfig, JobId, WorkerId, WorkerSpec};
+use crate::core::{Core, JobId, WorkerId, WorkerSpec};
 use crate::tasks::Tasks;
 use farm_proto::session::{ToWorker, Welcome};
 use farm_proto::KernelDescriptor;
@@ -35,16 +35,9 @@ pub(super) struct CoreTask {
 }
 
 impl CoreTask {
-    /// A core with no jobs and no workers, and no sessions or watchers yet.
-    pub(super) fn new(config: CoreConfig, heartbeat: Duration, catalog: Catalog) -> Self {
-        CoreTask {
-            core: Core::new(config),
-            fx: Effects::default(),
-            catalog,
-            heartbeat,
-            base: Instant::now(),
-            slowest: Duration::ZERO,
-        }
+    /// The task for `core` (no workers yet), its effects going to `fx`.
+    pub(super) fn new(core: Core, fx: Effects, heartbeat: Duration, catalog: Catalog) -> Self {
+        CoreTask { core, fx, catalog, heartbeat, base: Instant::now(), slowest: Duration::ZERO }
     }
 
     /// Applies commands in drained batches and ticks four times per heartbeat period, so a
@@ -152,9 +145,9 @@ impl CoreTask {
                     .catalog
                     .check(sub.spec())
                     .map_err(SubmitError::from)
-                    .and_then(|shape| Ok(core.submit(sub, shape, now_std)?))
-                    .map(|id| (id, shards));
-                if let Ok((id, _)) = &result {
+                    .and_then(|shape| Ok(core.submit(sub, shape, now_std, fx)?))
+                    .map(|id| (id, shards, fx.journal.barrier()));
+                if let Ok((id, ..)) = &result {
                     let (live_bytes, kept_bytes) = core.memory();
                     info!(job = id, %kind, shards, bytes, live_bytes, kept_bytes, "job submitted");
                 }

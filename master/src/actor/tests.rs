@@ -2,6 +2,7 @@
 //! standing in for worker sessions.
 
 use super::*;
+use crate::core::CoreConfig;
 use farm_proto::pb::master_message::Msg;
 use farm_proto::{JobSource, Params};
 use std::future::Future;
@@ -16,7 +17,8 @@ fn start() -> (CoreHandle, Tasks) {
     let tasks = Tasks::default();
     let config = CoreConfig { heartbeat_timeout: HEARTBEAT * 5 / 2, ..Default::default() };
     let noop = KernelDescriptor::new("noop", farm_proto::OutputShape::Count, "nothing");
-    (spawn(config, HEARTBEAT, vec![noop], tasks.clone()), tasks)
+    let journal = crate::store::JournalTx::null();
+    (spawn(Core::new(config), journal, HEARTBEAT, vec![noop], tasks.clone()), tasks)
 }
 
 async fn join(core: &CoreHandle) -> (WorkerId, LastHeard, Inbox) {

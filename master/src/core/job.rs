@@ -2,12 +2,14 @@
 //! accumulator that reduces shard outputs into the job result, counting the bytes it keeps.
 
 use super::memory::{mib, Inputs, Meter, Submission, ENTRY_OVERHEAD, JOB_OVERHEAD};
+use super::ranges::Ranges;
+use super::JobView;
 use super::{JobId, WorkerId};
-use farm_proto::{JobSpec, Output, OutputShape, Params};
+use farm_proto::{JobLimits, JobSource, JobSpec, Output, OutputShape, Params};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::mem::Discriminant;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub use farm_proto::JobState;
 
@@ -34,6 +36,8 @@ pub(crate) struct Job {
     pub next: u64,
     /// Shards handed back, to go out before `next`.
     pub requeued: VecDeque<u64>,
+    /// Shards at or beyond `next` already done (restored from the journal): never handed out.
+    pub skip: Ranges,
     /// Shards assigned to a worker (in flight) and the worker that holds each.
     pub assigned: HashMap<u64, WorkerId>,
     /// Shards whose outcome was accepted as done.
@@ -92,6 +96,7 @@ impl Job {
             total,
             next: 0,
             requeued: VecDeque::new(),
+            skip: Ranges::default(),
             assigned: HashMap::new(),
             done: 0,
             acc: Accumulator::limited(output, limits),
@@ -106,9 +111,34 @@ impl Job {
         }
     }
 
+    /// An ended job as the journal summarised it: what `Get` and `List` show, nothing more.
+    pub fn ended(v: JobView, now: Instant) -> Self {
+        let source = JobSource::Range { start: 0, end: v.total, shard_size: 1 };
+        let spec = JobSpec {
+            kind: v.kind,
+            source,
+            params: Params::default(),
+            priority: v.priority,
+            limits: JobLimits::default(),
+        };
+        let submitted = now.checked_sub(Duration::from_millis(v.elapsed_ms)).unwrap_or(now);
+        let sub = Submission::restored(spec);
+        let mut job = Job::new(v.id, sub, OutputShape::Any, ByteLimits::default(), submitted);
+        job.meter = Meter::default();
+        job.spec_bytes = 0;
+        job.state = v.state;
+        job.next = job.total;
+        job.done = v.done;
+        job.result_json = v.result_json;
+        job.error = v.error;
+        job.finished = Some(now);
+        job.reruns = v.reruns;
+        job
+    }
+
     /// Shards waiting to be handed out.
     pub fn pending(&self) -> u64 {
-        self.requeued.len() as u64 + (self.total - self.next)
+        self.requeued.len() as u64 + (self.total - self.next) - self.skip.len()
     }
 
     /// Puts a shard back at the end of the re-queued ones, to run again.
@@ -117,10 +147,14 @@ impl Job {
         self.reruns += 1;
     }
 
-    /// Takes the next shard to hand out: re-queued ones first, then the cursor.
+    /// Takes the next shard to hand out: re-queued ones first, then the cursor (which jumps
+    /// over shards already done).
     pub fn take_shard(&mut self) -> Option<u64> {
         if let Some(shard) = self.requeued.pop_front() {
             return Some(shard);
+        }
+        if let Some(end) = self.skip.skip(self.next) {
+            self.next = end;
         }
         (self.next < self.total).then(|| {
             self.next += 1;
@@ -142,6 +176,7 @@ impl Job {
         self.error = error;
         self.finished = Some(now);
         self.requeued.clear();
+        self.skip = Ranges::default();
         self.next = self.total;
         let acc = std::mem::replace(&mut self.acc, Accumulator::new(OutputShape::Any));
         self.meter.sub(self.spec_bytes + acc.held);
@@ -218,25 +253,25 @@ impl Accumulator {
     /// Adds one shard's output; fails when the output is not of the declared shape, or of
     /// another variant than the others (a kernel bug), a sum overflows, or the result would
     /// pass the job's result limit or the master's memory budget.
-    pub fn add(&mut self, shard: u64, output: Output) -> Result<(), String> {
-        if !self.fits(&output) {
+    pub fn add(&mut self, shard: u64, output: &Output) -> Result<(), String> {
+        if !self.fits(output) {
             return Err(format!(
                 "shard {shard} returned another kind of output than its kernel declares"
             ));
         }
         match output {
-            Output::Count(n) => {
+            &Output::Count(n) => {
                 let sum = self.count.unwrap_or(0).checked_add(n);
                 self.count = Some(sum.ok_or("job result overflows u64")?);
             }
-            Output::Fraction { hits, samples } => {
+            &Output::Fraction { hits, samples } => {
                 let (h, s) = self.fraction.unwrap_or((0, 0));
                 let sum = h.checked_add(hits).zip(s.checked_add(samples));
                 self.fraction = Some(sum.ok_or("sample count overflows u64")?);
             }
             other => {
-                self.list = Some(std::mem::discriminant(&other));
-                let fragment = render(&other)?;
+                self.list = Some(std::mem::discriminant(other));
+                let fragment = render(other)?;
                 if !fragment.is_empty() {
                     self.keep(shard, fragment)?;
                 }
@@ -338,42 +373,43 @@ mod tests {
     #[test]
     fn counts_are_summed_and_lists_joined_in_shard_order() {
         let mut acc = Accumulator::new(OutputShape::Any);
-        acc.add(1, Output::Count(2)).expect("count");
-        acc.add(0, Output::Count(3)).expect("count");
-        assert!(acc.add(2, Output::Lines(vec![])).is_err());
+        acc.add(1, &Output::Count(2)).expect("count");
+        acc.add(0, &Output::Count(3)).expect("count");
+        assert!(acc.add(2, &Output::Lines(vec![])).is_err());
         assert_eq!(acc.finish(), "5");
 
         let mut acc = Accumulator::new(OutputShape::Any);
-        acc.add(1, Output::Lines(vec!["c".into()])).expect("lines");
-        acc.add(0, Output::Lines(vec!["a".into(), "b".into()])).expect("lines");
+        acc.add(1, &Output::Lines(vec!["c".into()])).expect("lines");
+        acc.add(0, &Output::Lines(vec!["a".into(), "b".into()])).expect("lines");
         assert_eq!(acc.finish(), r#"["a","b","c"]"#);
 
         let mut acc = Accumulator::new(OutputShape::Any);
-        acc.add(0, Output::Exec(vec![ExecRun { exit_code: 1, stdout: "x".into() }])).expect("exec");
+        acc.add(0, &Output::Exec(vec![ExecRun { exit_code: 1, stdout: "x".into() }]))
+            .expect("exec");
         assert_eq!(acc.finish(), r#"[{"exit_code":1,"stdout":"x"}]"#);
     }
 
     #[test]
     fn fractions_reduce_to_a_scaled_estimate_and_overflow_is_an_error() {
         let mut acc = Accumulator::new(OutputShape::Fraction { scale: 4.0 });
-        acc.add(0, Output::Fraction { hits: 3, samples: 4 }).expect("pi");
-        acc.add(1, Output::Fraction { hits: 3, samples: 4 }).expect("pi");
+        acc.add(0, &Output::Fraction { hits: 3, samples: 4 }).expect("pi");
+        acc.add(1, &Output::Fraction { hits: 3, samples: 4 }).expect("pi");
         let v: serde_json::Value = serde_json::from_str(&acc.finish()).expect("json");
         assert_eq!(v["hits"], 6);
         assert_eq!(v["estimate"], 3.0);
 
         let mut acc = Accumulator::new(OutputShape::Any);
-        acc.add(0, Output::Count(u64::MAX)).expect("count");
-        assert!(acc.add(1, Output::Count(1)).is_err());
+        acc.add(0, &Output::Count(u64::MAX)).expect("count");
+        assert!(acc.add(1, &Output::Count(1)).is_err());
     }
 
     #[test]
     fn a_declared_shape_refuses_other_outputs() {
         let mut acc = Accumulator::new(OutputShape::Count);
-        let err = acc.add(0, Output::Lines(vec![])).unwrap_err();
+        let err = acc.add(0, &Output::Lines(vec![])).unwrap_err();
         assert!(err.contains("another kind of output than its kernel declares"), "{err}");
         let mut acc = Accumulator::new(OutputShape::Any);
-        acc.add(0, Output::Fraction { hits: 1, samples: 2 }).expect("fraction");
+        acc.add(0, &Output::Fraction { hits: 1, samples: 2 }).expect("fraction");
         // Undeclared, a fraction's estimate is the plain ratio.
         let v: serde_json::Value = serde_json::from_str(&acc.finish()).expect("json");
         assert_eq!(v["estimate"], 0.5);

@@ -3,7 +3,7 @@
 //! ([`Submission`]), and the [`Meter`] of bytes held by jobs not yet ended, which submit and
 //! every accumulator check against the memory budget.
 
-use farm_proto::{JobSource, JobSpec, Params};
+use farm_proto::{pb, JobSource, JobSpec, Params};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -104,11 +104,20 @@ pub struct Submission {
     pub(crate) spec: JobSpec,
     /// The input lines of an input job; empty for a range job.
     pub(crate) inputs: Inputs,
+    /// The spec as on the wire, for the journal's `Submit`; moved into it at submit.
+    pub(crate) record: Option<Box<pb::JobSpec>>,
 }
 
 impl Submission {
-    /// Takes the input lines out of `spec` and packs them.
-    pub fn new(mut spec: JobSpec) -> Self {
+    /// Takes the input lines out of `spec` and packs them; keeps the spec as on the wire
+    /// for the journal (a copy: build it off the core's task).
+    pub fn new(spec: JobSpec) -> Self {
+        let record = Box::new(pb::JobSpec::from(spec.clone()));
+        Submission { record: Some(record), ..Submission::restored(spec) }
+    }
+
+    /// Packs a spec read back from the journal (which needs no second record of it).
+    pub fn restored(mut spec: JobSpec) -> Self {
         let inputs = match &spec.source {
             JobSource::Inputs(lines) => {
                 let inputs = Inputs::pack(lines);
@@ -117,7 +126,7 @@ impl Submission {
             }
             JobSource::Range { .. } => Inputs::default(),
         };
-        Submission { spec, inputs }
+        Submission { spec, inputs, record: None }
     }
 
     /// The spec (for an input job, its source is the equivalent range).

@@ -27,6 +27,7 @@ impl Outbox for Rec {
     }
     fn drop_worker(&mut self, _: WorkerId, _: &str) {}
     fn drain_worker(&mut self, _: WorkerId) {}
+    fn journal(&mut self, _: JournalOp) {}
 }
 
 fn lines_job(lines: &[&str], params: &[&str]) -> JobSpec {
@@ -65,7 +66,9 @@ fn run(core: &mut Core, rec: &mut Rec, job: JobId, copies: usize, now: Instant) 
 fn ended_jobs_drop_inputs_and_params_and_give_back_their_bytes() {
     let (mut core, _, now) = core(CoreConfig::default());
     let mut rec = Rec::default();
-    let job = core.submit(lines_job(&["a", "b", "c"], &["k=v"]), OutputShape::Any, now).unwrap();
+    let job = core
+        .submit(lines_job(&["a", "b", "c"], &["k=v"]), OutputShape::Any, now, &mut Rec::default())
+        .unwrap();
     assert!(core.memory().0 > 0, "a queued job's inputs are counted");
     run(&mut core, &mut rec, job, 1, now);
     assert_eq!(rec.ended.len(), 1);
@@ -90,7 +93,9 @@ fn finished_jobs_are_kept_within_a_byte_budget_oldest_forgotten_first() {
     let line = "x".repeat(1000);
     let mut jobs = Vec::new();
     for _ in 0..4 {
-        let job = core.submit(lines_job(&[&line], &[]), OutputShape::Any, now).unwrap();
+        let job = core
+            .submit(lines_job(&[&line], &[]), OutputShape::Any, now, &mut Rec::default())
+            .unwrap();
         run(&mut core, &mut rec, job, 1, now);
         jobs.push(job);
     }
@@ -103,7 +108,8 @@ fn finished_jobs_are_kept_within_a_byte_budget_oldest_forgotten_first() {
 
     // The newest is kept even alone over the budget, so its client can read it.
     let big = "y".repeat(8000);
-    let job = core.submit(lines_job(&[&big], &[]), OutputShape::Any, now).unwrap();
+    let job =
+        core.submit(lines_job(&[&big], &[]), OutputShape::Any, now, &mut Rec::default()).unwrap();
     run(&mut core, &mut rec, job, 1, now);
     assert!(core.status(job, now).is_some_and(|v| v.result_json.is_some()));
     assert!(core.status(jobs[3], now).is_none());
@@ -115,18 +121,25 @@ fn a_submit_past_the_memory_budget_is_refused_naming_the_budget() {
     let (mut core, _, now) = core(config);
     let mut rec = Rec::default();
     let line = "z".repeat(20 << 10);
-    let first = core.submit(lines_job(&[&line, &line], &[]), OutputShape::Any, now).unwrap();
-    let err = core.submit(lines_job(&[&line, &line], &[]), OutputShape::Any, now).unwrap_err();
+    let first = core
+        .submit(lines_job(&[&line, &line], &[]), OutputShape::Any, now, &mut Rec::default())
+        .unwrap();
+    let err = core
+        .submit(lines_job(&[&line, &line], &[]), OutputShape::Any, now, &mut Rec::default())
+        .unwrap_err();
     assert!(matches!(err, CoreError::MemoryBudget { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains("master memory budget of 0.1 MiB for job inputs and results"), "{msg}");
     // Params count too.
     let param = format!("p={}", "q".repeat(40 << 10));
-    assert!(core.submit(lines_job(&["1"], &[&param]), OutputShape::Any, now).is_err());
+    assert!(core
+        .submit(lines_job(&["1"], &[&param]), OutputShape::Any, now, &mut Rec::default())
+        .is_err());
     // Once the first ends, its bytes are free again.
     run(&mut core, &mut rec, first, 0, now);
     assert_eq!(core.memory().0, 0);
-    core.submit(lines_job(&[&line, &line], &[]), OutputShape::Any, now).unwrap();
+    core.submit(lines_job(&[&line, &line], &[]), OutputShape::Any, now, &mut Rec::default())
+        .unwrap();
 }
 
 #[test]
@@ -134,7 +147,9 @@ fn a_result_past_the_per_job_limit_fails_the_job_clearly() {
     let config = CoreConfig { max_result_bytes: 10 << 10, ..Default::default() };
     let (mut core, _, now) = core(config);
     let mut rec = Rec::default();
-    let job = core.submit(lines_job(&["0123456789"; 100], &[]), OutputShape::Any, now).unwrap();
+    let job = core
+        .submit(lines_job(&["0123456789"; 100], &[]), OutputShape::Any, now, &mut Rec::default())
+        .unwrap();
     // Each shard returns its line 20 times: about 260 bytes a shard, 26 KiB in all.
     run(&mut core, &mut rec, job, 20, now);
     let v = core.status(job, now).unwrap();
@@ -153,7 +168,9 @@ fn results_that_would_pass_the_memory_budget_fail_their_job() {
     let config = CoreConfig { memory_budget: 32 << 10, ..Default::default() };
     let (mut core, _, now) = core(config);
     let mut rec = Rec::default();
-    let job = core.submit(lines_job(&["0123456789"; 50], &[]), OutputShape::Any, now).unwrap();
+    let job = core
+        .submit(lines_job(&["0123456789"; 50], &[]), OutputShape::Any, now, &mut Rec::default())
+        .unwrap();
     run(&mut core, &mut rec, job, 100, now);
     let v = core.status(job, now).unwrap();
     assert_eq!(v.state, JobState::Failed);

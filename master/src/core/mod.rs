@@ -10,7 +10,8 @@
 //! `results.rs` (accepting outcomes), `limits.rs` (submit validation), `job.rs` (a job, its
 //! lazy shards and its accumulator), `memory.rs` (packed inputs and the byte meter),
 //! `types.rs` (the vocabulary shared with the master), `timers.rs` (hold deadlines and retry
-//! backoff, run by the tick), `verify.rs` (`--verify`).
+//! backoff, run by the tick), `verify.rs` (`--verify`), `restore.rs` and `ranges.rs` (rebuilding
+//! the core from the journal at start).
 
 mod dispatch;
 mod job;
@@ -18,6 +19,8 @@ mod limits;
 mod memory;
 #[cfg(test)]
 mod memory_tests;
+mod ranges;
+mod restore;
 mod results;
 #[cfg(test)]
 mod tests;
@@ -102,16 +105,27 @@ impl Core {
     /// Queues a job whose kernel declares `output` (how its outputs are reduced); the next
     /// dispatch hands its shards to workers with free slots. A `JobSpec` converts into a
     /// [`Submission`] (its inputs packed); the master packs it before, off the core's task.
+    /// The journal's `Submit` goes out first (the client's reply waits for its commit).
     pub fn submit(
         &mut self,
         sub: impl Into<Submission>,
         output: OutputShape,
         now: Instant,
+        out: &mut impl Outbox,
     ) -> Result<JobId, CoreError> {
-        let sub = sub.into();
+        let mut sub = sub.into();
         limits::check_submit(&self.config, self.active, self.meter.get(), &sub)?;
         let id = self.next_job;
-        self.next_job += 1;
+        if let Some(spec) = sub.record.take() {
+            out.journal(JournalOp::Submit { job: id, spec, output });
+        }
+        self.insert_job(id, sub, output, now);
+        Ok(id)
+    }
+
+    /// Queues job `id` (a new one, or one restored from the journal).
+    fn insert_job(&mut self, id: JobId, sub: Submission, output: OutputShape, now: Instant) {
+        self.next_job = self.next_job.max(id + 1);
         let limits = ByteLimits {
             meter: self.meter.clone(),
             budget: self.config.memory_budget,
@@ -122,7 +136,6 @@ impl Core {
         let priority = job.spec.priority;
         self.jobs.insert(id, job);
         self.mark_pending(id, priority);
-        Ok(id)
     }
 
     /// Registers a worker session; the next dispatch fills it with shards.
@@ -359,21 +372,24 @@ impl Core {
                 out.forget_job(worker, job_id);
             }
         }
-        out.job_changed(&view(job, now));
+        let view = view(job, now);
+        out.job_changed(&view);
+        out.journal(JournalOp::End(view));
         self.ended_bytes += job.kept_bytes();
         self.ended.push_back(job_id);
-        self.retain_ended();
+        self.retain_ended(out);
     }
 
     /// Forgets the oldest ended jobs while more than `keep_finished` are kept or they keep
     /// more than `keep_finished_bytes` (the newest stays whatever its size, so the client
     /// that waited for it can read it).
-    fn retain_ended(&mut self) {
+    fn retain_ended(&mut self, out: &mut impl Outbox) {
         let (count, bytes) = (self.config.keep_finished, self.config.keep_finished_bytes);
         while self.ended.len() > count || (self.ended_bytes > bytes && self.ended.len() > 1) {
             let Some(old) = self.ended.pop_front() else { break };
             if let Some(job) = self.jobs.remove(&old) {
                 self.ended_bytes = self.ended_bytes.saturating_sub(job.kept_bytes());
+                out.journal(JournalOp::Forget(old));
             }
         }
     }

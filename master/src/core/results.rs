@@ -4,7 +4,7 @@
 
 use super::timers::backoff;
 use super::verify::{sampled, Verdict};
-use super::{view, Core, CoreError, JobId, JobState, Outbox, ShardOutcome, WorkerId};
+use super::{view, Core, CoreError, JobId, JobState, JournalOp, Outbox, ShardOutcome, WorkerId};
 use farm_proto::Output;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -94,13 +94,15 @@ impl Core {
         };
         job.done += 1;
         out.shard_output(job_id, shard, &output);
-        if let Err(e) = job.acc.add(shard, output) {
+        if let Err(e) = job.acc.add(shard, &output) {
             self.end_job(job_id, JobState::Failed, Some(e), now, out);
-        } else if job.done == job.total {
-            self.end_job(job_id, JobState::Succeeded, None, now, out);
-        } else {
+            return false;
+        }
+        out.journal(JournalOp::Outcome { job: job_id, shard, output });
+        if job.done < job.total {
             return true;
         }
+        self.end_job(job_id, JobState::Succeeded, None, now, out);
         false
     }
 

@@ -4,7 +4,7 @@
 use super::*;
 use farm_proto::{JobSource, Output, Params};
 use proptest::prelude::*;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
 /// Records what the core sent; keeps each simulated worker's queue of assigned tasks. Tests
@@ -20,6 +20,16 @@ struct Rec {
     finished: Vec<JobView>,
     dropped: Vec<WorkerId>,
     drains: Vec<WorkerId>,
+    /// Every journal op, in order (the crash-and-replay test replays a prefix of them).
+    journal: Vec<JournalOp>,
+    /// The last output and final status sent, which the next journal op must match.
+    last_output: Option<(JobId, u64, Output)>,
+    last_end: Option<JobView>,
+    /// Shards journaled done, and jobs journaled ended: none twice.
+    journaled: HashSet<(JobId, u64)>,
+    ended: HashSet<JobId>,
+    /// Journal ops that match no event: `assert_quiet` fails on any.
+    bad_journal: Vec<String>,
 }
 
 impl Outbox for Rec {
@@ -39,10 +49,12 @@ impl Outbox for Rec {
     }
     fn shard_output(&mut self, job: JobId, shard: u64, output: &Output) {
         self.outputs.push((job, shard, output.clone()));
+        self.last_output = Some((job, shard, output.clone()));
     }
     fn job_changed(&mut self, view: &JobView) {
         if view.state.is_final() {
             self.finished.push(view.clone());
+            self.last_end = Some(view.clone());
         }
     }
     fn drop_worker(&mut self, worker: WorkerId, _reason: &str) {
@@ -50,6 +62,23 @@ impl Outbox for Rec {
     }
     fn drain_worker(&mut self, worker: WorkerId) {
         self.drains.push(worker);
+    }
+    fn journal(&mut self, op: JournalOp) {
+        let ok = match &op {
+            JournalOp::Submit { .. } => true,
+            JournalOp::Outcome { job, shard, output } => {
+                self.last_output.take() == Some((*job, *shard, output.clone()))
+                    && self.journaled.insert((*job, *shard))
+            }
+            JournalOp::End(view) => {
+                self.last_end.take().as_ref() == Some(view) && self.ended.insert(view.id)
+            }
+            JournalOp::Forget(job) => self.ended.contains(job),
+        };
+        if !ok {
+            self.bad_journal.push(format!("{op:?}"));
+        }
+        self.journal.push(op);
     }
 }
 
@@ -66,6 +95,7 @@ impl Rec {
         assert!(self.finished.is_empty(), "unexpected ended jobs: {:?}", self.finished);
         assert!(self.dropped.is_empty(), "unexpected dropped workers: {:?}", self.dropped);
         assert!(self.drains.is_empty(), "unexpected drains: {:?}", self.drains);
+        assert!(self.bad_journal.is_empty(), "journal ops of no event: {:?}", self.bad_journal);
     }
 
     /// The shards of a worker's queue, in order.
@@ -91,11 +121,28 @@ struct Sim {
     rec: Rec,
     /// The latest time of an event: dispatches start holds then.
     now: Instant,
+    /// What the core was built with, to rebuild it after a crash.
+    config: CoreConfig,
+    /// Journal ops committed by the cores that crashed, in order.
+    history: Vec<JournalOp>,
 }
 
 impl Sim {
     fn new(config: CoreConfig) -> Self {
-        Sim { core: Core::new(config), rec: Rec::default(), now: Instant::now() }
+        let core = Core::new(config.clone());
+        Sim { core, rec: Rec::default(), now: Instant::now(), config, history: Vec::new() }
+    }
+    /// The master dies with every worker session: the journal ops after the first
+    /// `len - lost` were not committed (a submit's never is lost: its reply waited for the
+    /// commit). The core is rebuilt from the committed ones, as the store replays them.
+    fn crash(&mut self, lost: usize, now: Instant) {
+        let ops = std::mem::take(&mut self.rec.journal);
+        let last_submit = ops.iter().rposition(|op| matches!(op, JournalOp::Submit { .. }));
+        let keep = ops.len().saturating_sub(lost).max(last_submit.map_or(0, |i| i + 1));
+        self.history.extend(ops.into_iter().take(keep));
+        self.rec = Rec::default();
+        self.core = replay(&self.history, self.config.clone(), now, &mut self.rec);
+        self.now = self.now.max(now);
     }
     fn dispatched<T>(&mut self, result: T) -> T {
         self.core.dispatch(self.now, &mut self.rec);
@@ -103,7 +150,7 @@ impl Sim {
     }
     fn submit(&mut self, spec: JobSpec, now: Instant) -> Result<JobId, CoreError> {
         self.now = self.now.max(now);
-        let r = self.core.submit(spec, OutputShape::Any, now);
+        let r = self.core.submit(spec, OutputShape::Any, now, &mut self.rec);
         self.dispatched(r)
     }
     fn join(&mut self, spec: WorkerSpec, now: Instant) -> WorkerId {
@@ -156,6 +203,47 @@ impl Sim {
     }
 }
 
+/// A core rebuilt from committed journal ops the way `store::open` rebuilds it from its
+/// tables: the id counter, every job in id order (ended ones as summaries), then every
+/// outcome of a job still going in (job, shard) order.
+fn replay(ops: &[JournalOp], config: CoreConfig, now: Instant, out: &mut Rec) -> Core {
+    let mut live = BTreeMap::new();
+    let mut ended = BTreeMap::new();
+    let mut outcomes = BTreeMap::new();
+    let mut next = 1;
+    for op in ops.iter().cloned() {
+        match op {
+            JournalOp::Submit { job, spec, output } => {
+                next = next.max(job + 1);
+                live.insert(job, (spec, output));
+            }
+            JournalOp::Outcome { job, shard, output } => {
+                outcomes.insert((job, shard), output);
+            }
+            JournalOp::End(view) => {
+                live.remove(&view.id);
+                outcomes.retain(|&(j, _), _| j != view.id);
+                ended.insert(view.id, view);
+            }
+            JournalOp::Forget(job) => {
+                ended.remove(&job);
+            }
+        }
+    }
+    let mut core = Core::new(config);
+    core.restore_next_job(next);
+    ended.into_values().for_each(|v| core.restore_ended(v, now, out));
+    for (id, (spec, output)) in live {
+        let spec = JobSpec::try_from(*spec).expect("journaled spec");
+        core.restore_job(id, Submission::restored(spec), output, now);
+    }
+    for ((job, shard), output) in outcomes {
+        assert!(core.restore_outcome(job, shard, &output, now, out));
+    }
+    core.restore_finish(now, out);
+    core
+}
+
 fn spec(kind: &str, start: u64, end: u64, shard_size: u64, priority: i32) -> JobSpec {
     JobSpec::new(kind, JobSource::Range { start, end, shard_size }, Params::default(), priority)
         .expect("valid spec")
@@ -186,7 +274,8 @@ fn dispatch_fills_each_worker_to_threads_plus_prefetch() {
 fn events_only_mark_and_one_dispatch_sends_one_assignment_per_worker() {
     let (mut sim, now) = sim();
     let w = sim.core.worker_joined(worker(2), now);
-    let job = sim.core.submit(spec("noop", 0, 100, 1, 0), OutputShape::Any, now).expect("submit");
+    let job = sim.core.submit(spec("noop", 0, 100, 1, 0), OutputShape::Any, now, &mut sim.rec);
+    let job = job.expect("submit");
     assert!(sim.rec.queues.is_empty(), "nothing goes out before the dispatch");
     sim.core.dispatch(now, &mut sim.rec);
     assert_eq!(sim.rec.shards(w), vec![0, 1, 2, 3]);
@@ -733,6 +822,8 @@ enum Op {
     /// Worker `.0` heartbeats without answering, so its holds may expire.
     Beat(usize),
     Tick(u64),
+    /// The master is killed; the last `.0` journal ops were not committed yet.
+    Crash(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -744,13 +835,16 @@ fn op() -> impl Strategy<Value = Op> {
         (0usize..8).prop_map(Op::Fail),
         (0usize..8).prop_map(Op::Beat),
         (0u64..5000).prop_map(Op::Tick),
+        (0usize..6).prop_map(Op::Crash),
     ]
 }
 
 proptest! {
     /// Whatever the interleaving of joins, leaves, completions, stray replies, failures (with
     /// their backoff), holds past their deadline and timeouts, every shard of every job is
-    /// delivered exactly once and each job's result is exact, with or without `--verify`.
+    /// delivered exactly once and each job's result is exact, with or without `--verify`;
+    /// and so across master crashes that lose the journal's uncommitted ops, each followed by
+    /// a replay of the committed ones.
     #[test]
     fn every_shard_completes_exactly_once(ops in prop::collection::vec(op(), 1..120)) {
         let config = CoreConfig { hold_timeout: Duration::from_secs(2), ..Default::default() };
@@ -763,8 +857,8 @@ proptest! {
             .map(|(i, &(a, b, s))| {
                 // Leaves may hit any shard many times here; crash limits have their own test.
                 let mut spec = spec("noop", a, b, s, i as i32 % 2);
-                spec.limits.max_crashes = u32::MAX;
-                spec.limits.retries = u32::MAX;
+                spec.limits.max_crashes = farm_proto::JobLimits::MAX_CRASHES;
+                spec.limits.retries = farm_proto::JobLimits::MAX_RETRIES;
                 spec.limits.verify_percent = [0, 50, 100][i];
                 sim.submit(spec, now).expect("submit")
             })
@@ -800,6 +894,10 @@ proptest! {
                     sim.tick(now);
                     live.retain(|w| !sim.rec.dropped.contains(w));
                 }
+                Op::Crash(lost) => {
+                    sim.crash(lost, now);
+                    live.clear();
+                }
                 _ => {}
             }
         }
@@ -809,7 +907,7 @@ proptest! {
         sim.tick(now);
         let fresh = [sim.join(worker(2), now), sim.join(worker(2), now)];
         for _ in 0..10_000 {
-            if sim.rec.finished.len() == jobs.len() { break; }
+            if jobs.iter().all(|&j| sim.status(j, now).state.is_final()) { break; }
             let answered: usize = fresh.iter().map(|&w| sim.complete(w, 4, now)).sum();
             if answered == 0 && fresh.iter().all(|&w| sim.rec.queued(w) == 0) {
                 now += Duration::from_millis(500);
@@ -817,15 +915,25 @@ proptest! {
                 sim.tick(now);
             }
         }
-        prop_assert_eq!(sim.rec.finished.len(), jobs.len());
+        let crashed = !sim.history.is_empty();
+        sim.history.append(&mut sim.rec.journal);
         for (job, &(a, b, _)) in jobs.iter().zip(&sizes) {
             let status = sim.status(*job, now);
             prop_assert_eq!(status.state, JobState::Succeeded);
             prop_assert_eq!(status.result_json.as_deref().map(str::to_owned), Some((b - a).to_string()));
-            let mut shards: Vec<u64> = sim.rec.outputs.iter().filter(|o| o.0 == *job).map(|o| o.1).collect();
-            shards.sort();
             let expected: Vec<u64> = (0..status.total).collect();
-            prop_assert_eq!(shards, expected);
+            // Every shard committed done exactly once, across every crash.
+            let mut journaled: Vec<u64> = sim.history.iter().filter_map(|op| match op {
+                JournalOp::Outcome { job: j, shard, .. } if j == job => Some(*shard),
+                _ => None,
+            }).collect();
+            journaled.sort();
+            prop_assert_eq!(&journaled, &expected);
+            if !crashed {
+                let mut shards: Vec<u64> = sim.rec.outputs.iter().filter(|o| o.0 == *job).map(|o| o.1).collect();
+                shards.sort();
+                prop_assert_eq!(shards, expected);
+            }
         }
         prop_assert_eq!(sim.core.assigned_total(), 0);
     }

@@ -2,7 +2,7 @@
 //! out, and the [`Outbox`] through which it asks for side effects.
 
 use super::{JobId, JobState, WorkerId};
-use farm_proto::{Output, Params};
+use farm_proto::{pb, Output, OutputShape, Params};
 use std::time::Duration;
 
 /// Limits and tuning of the core.
@@ -223,4 +223,37 @@ pub trait Outbox {
     fn drop_worker(&mut self, worker: WorkerId, reason: &str);
     /// Ask a worker to drain: finish or hand back its shards, then leave.
     fn drain_worker(&mut self, worker: WorkerId);
+    /// Record a change in the journal (the store's writer thread commits it; this must not
+    /// block).
+    fn journal(&mut self, op: JournalOp);
+}
+
+/// A change the core asks the journal to record, in the order it happened. Replaying the
+/// committed ones rebuilds the core (`Core::restore_*`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum JournalOp {
+    /// A job was accepted; the client's reply waits until this is committed.
+    Submit {
+        /// Its id.
+        job: JobId,
+        /// What was submitted, as on the wire (inputs included), to run it again after a
+        /// restart.
+        spec: Box<pb::JobSpec>,
+        /// How its outputs are reduced (its kernel's declared shape, fixed at submit).
+        output: OutputShape,
+    },
+    /// A shard's outcome was accepted as done: after a restart it counts and never reruns.
+    Outcome {
+        /// Its job.
+        job: JobId,
+        /// The shard.
+        shard: u64,
+        /// What it produced.
+        output: Output,
+    },
+    /// A job ended (succeeded, failed or cancelled): its final status is what a restarted
+    /// master shows; its spec and outcomes can go.
+    End(JobView),
+    /// An ended job was dropped by retention: it goes from the journal too.
+    Forget(JobId),
 }

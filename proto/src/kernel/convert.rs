@@ -20,20 +20,13 @@ impl TryFrom<pb::KindInfo> for KindInfo {
 
 impl From<&KernelDescriptor> for pb::KernelDescriptor {
     fn from(d: &KernelDescriptor) -> Self {
-        let (output, fraction_scale) = match d.output {
-            OutputShape::Any => (pb::OutputShape::Unspecified, 0.0),
-            OutputShape::Count => (pb::OutputShape::Count, 0.0),
-            OutputShape::Fraction { scale } => (pb::OutputShape::Fraction, scale),
-            OutputShape::Lines => (pb::OutputShape::Lines, 0.0),
-            OutputShape::Rows => (pb::OutputShape::Rows, 0.0),
-            OutputShape::Exec => (pb::OutputShape::Exec, 0.0),
-        };
+        let (output, fraction_scale) = d.output.to_wire();
         pb::KernelDescriptor {
             kind: d.kind.clone(),
             help: d.help.clone(),
             params: d.params.iter().flatten().map(pb::ParamSpec::from).collect(),
             open_params: d.params.is_none(),
-            output: output as i32,
+            output,
             fraction_scale,
         }
     }
@@ -66,22 +59,9 @@ impl TryFrom<pb::KernelDescriptor> for KernelDescriptor {
     type Error = ParamError;
 
     fn try_from(d: pb::KernelDescriptor) -> Result<Self, ParamError> {
-        let output = match pb::OutputShape::try_from(d.output) {
-            Ok(pb::OutputShape::Unspecified) | Err(_) => OutputShape::Any,
-            Ok(pb::OutputShape::Count) => OutputShape::Count,
-            Ok(pb::OutputShape::Fraction) if d.fraction_scale.is_finite() => {
-                OutputShape::Fraction { scale: d.fraction_scale }
-            }
-            Ok(pb::OutputShape::Fraction) => {
-                return Err(ParamError(format!(
-                    "kernel {}: fraction scale is not finite",
-                    quote(&d.kind)
-                )))
-            }
-            Ok(pb::OutputShape::Lines) => OutputShape::Lines,
-            Ok(pb::OutputShape::Rows) => OutputShape::Rows,
-            Ok(pb::OutputShape::Exec) => OutputShape::Exec,
-        };
+        let output = OutputShape::from_wire(d.output, d.fraction_scale).ok_or_else(|| {
+            ParamError(format!("kernel {}: fraction scale is not finite", quote(&d.kind)))
+        })?;
         let params = if d.open_params {
             None
         } else {
@@ -124,4 +104,33 @@ impl TryFrom<pb::ParamSpec> for ParamSpec {
 
 fn parse_opt<T: std::str::FromStr>(raw: &Option<String>) -> Result<Option<T>, T::Err> {
     raw.as_deref().map(|r| r.trim().parse()).transpose()
+}
+
+impl OutputShape {
+    /// The wire enum (as `i32`) and the fraction scale (0 unless a fraction).
+    pub fn to_wire(self) -> (i32, f64) {
+        let (shape, scale) = match self {
+            OutputShape::Any => (pb::OutputShape::Unspecified, 0.0),
+            OutputShape::Count => (pb::OutputShape::Count, 0.0),
+            OutputShape::Fraction { scale } => (pb::OutputShape::Fraction, scale),
+            OutputShape::Lines => (pb::OutputShape::Lines, 0.0),
+            OutputShape::Rows => (pb::OutputShape::Rows, 0.0),
+            OutputShape::Exec => (pb::OutputShape::Exec, 0.0),
+        };
+        (shape as i32, scale)
+    }
+
+    /// From the wire enum and scale: an unknown value is `Any`; `None` for a fraction whose
+    /// scale is not finite.
+    pub fn from_wire(shape: i32, scale: f64) -> Option<Self> {
+        Some(match pb::OutputShape::try_from(shape) {
+            Ok(pb::OutputShape::Unspecified) | Err(_) => OutputShape::Any,
+            Ok(pb::OutputShape::Count) => OutputShape::Count,
+            Ok(pb::OutputShape::Fraction) if scale.is_finite() => OutputShape::Fraction { scale },
+            Ok(pb::OutputShape::Fraction) => return None,
+            Ok(pb::OutputShape::Lines) => OutputShape::Lines,
+            Ok(pb::OutputShape::Rows) => OutputShape::Rows,
+            Ok(pb::OutputShape::Exec) => OutputShape::Exec,
+        })
+    }
 }

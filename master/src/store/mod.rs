@@ -1,0 +1,220 @@
+//! The journal: every submission, accepted shard outcome and job end, in one redb database
+//! (`farm master --journal PATH`; without it, a temporary file removed at once, so there is
+//! one storage path either way). Tables:
+//!
+//! - `meta`: `next_job` (job ids never repeat) and `schema` (the layout's version);
+//! - `jobs`: job id → `pb::JournalJob` (spec and output shape while the job goes; its final
+//!   status once it ended);
+//! - `outcomes`: (job id, shard) → `pb::ShardOutput` of each accepted `Done`, dropped when
+//!   the job ends (its result is in its final status then).
+//!
+//! [`open`] replays the journal into a new core before the master serves; `writer.rs` is the
+//! OS thread that group-commits what the core journals.
+
+mod writer;
+
+use crate::core::{Core, CoreConfig, JobId, JobView, JournalOp, Outbox, Submission};
+use crate::core::{JobDefOut, TaskOut, WorkerId};
+use crate::MasterError;
+use farm_proto::{pb, JobSpec, JobState, Output, OutputShape};
+use prost::Message;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tracing::info;
+pub use writer::{Journal, JournalTx};
+
+/// Counters: `next_job`, `schema`.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Job id → `pb::JournalJob`.
+const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
+/// (job id, shard) → `pb::ShardOutput`.
+const OUTCOMES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("outcomes");
+/// The layout this master writes and reads.
+const SCHEMA: u64 = 1;
+
+/// What a replay found, for the log and the benchmarks.
+#[derive(Debug, Clone, Default)]
+pub struct Replayed {
+    /// Ended jobs restored as summaries.
+    pub ended: usize,
+    /// Jobs not yet ended, queued again.
+    pub resumed: usize,
+    /// Committed outcomes counted done.
+    pub outcomes: u64,
+    /// How long opening and replaying took.
+    pub took: Duration,
+}
+
+/// Opens the journal at `path` (created if missing) or, without one, a temporary store;
+/// replays it into a core with `config`, and starts the writer thread. Blocking: call it off
+/// the async runtime.
+pub fn open(
+    path: Option<&Path>,
+    config: CoreConfig,
+) -> Result<(Core, Journal, Replayed), MasterError> {
+    let started = Instant::now();
+    let db = match path {
+        Some(p) => Database::create(p).map_err(|e| fail(redb::Error::from(e)))?,
+        None => temporary()?,
+    };
+    init(&db).map_err(fail)?;
+    let mut core = Core::new(config);
+    let mut ops = Collect::default();
+    let mut replayed = replay(&db, &mut core, &mut ops)?;
+    let journal = Journal::start(db, path.is_some());
+    ops.0.into_iter().for_each(|op| journal.send(op));
+    replayed.took = started.elapsed();
+    if let Some(p) = path {
+        info!(
+            path = %p.display(), ended = replayed.ended, resumed = replayed.resumed,
+            outcomes = replayed.outcomes, took_ms = replayed.took.as_millis() as u64,
+            "journal replayed"
+        );
+    }
+    Ok((core, journal, replayed))
+}
+
+fn fail(e: redb::Error) -> MasterError {
+    MasterError::Journal(e.to_string())
+}
+
+fn corrupt(what: impl std::fmt::Display) -> MasterError {
+    MasterError::Journal(format!("a record does not decode: {what}"))
+}
+
+/// A store in a file that is unlinked at once: nothing is left behind, even after a kill.
+fn temporary() -> Result<Database, MasterError> {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let name = format!("farm-store-{}-{nanos}.redb", std::process::id());
+    let path = std::env::temp_dir().join(name);
+    let io = |e: std::io::Error| MasterError::Journal(format!("temporary store: {e}"));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(io)?;
+    std::fs::remove_file(&path).map_err(io)?;
+    let backend = redb::backends::FileBackend::new(file).map_err(|e| fail(e.into()))?;
+    redb::Builder::new().create_with_backend(backend).map_err(|e| fail(e.into()))
+}
+
+/// Creates the tables and checks (or sets) the schema version.
+fn init(db: &Database) -> Result<(), redb::Error> {
+    let txn = db.begin_write()?;
+    {
+        let mut meta = txn.open_table(META)?;
+        let schema = meta.get("schema")?.map(|v| v.value());
+        match schema {
+            None => {
+                meta.insert("schema", SCHEMA)?;
+            }
+            Some(SCHEMA) => {}
+            Some(other) => {
+                let msg = format!("schema version {other}, this master reads {SCHEMA}");
+                return Err(redb::Error::Corrupted(msg));
+            }
+        }
+        txn.open_table(JOBS)?;
+        txn.open_table(OUTCOMES)?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// Rebuilds the core: the id counter, every job (ended ones as summaries), then every
+/// committed outcome in (job, shard) order; jobs that turn out complete end.
+fn replay(db: &Database, core: &mut Core, out: &mut Collect) -> Result<Replayed, MasterError> {
+    let now = Instant::now();
+    let wall = unix_ms();
+    let mut replayed = Replayed::default();
+    let read = db.begin_read().map_err(|e| fail(e.into()))?;
+    let meta = read.open_table(META).map_err(|e| fail(e.into()))?;
+    if let Some(next) = meta.get("next_job").map_err(|e| fail(e.into()))? {
+        core.restore_next_job(next.value());
+    }
+    let jobs = read.open_table(JOBS).map_err(|e| fail(e.into()))?;
+    for row in jobs.iter().map_err(|e| fail(e.into()))? {
+        let (id, bytes) = row.map_err(|e| fail(e.into()))?;
+        let id = id.value();
+        let rec =
+            pb::JournalJob::decode(bytes.value()).map_err(|e| corrupt(format!("job {id}: {e}")))?;
+        if let Some(status) = rec.ended {
+            core.restore_ended(summary(id, status)?, now, out);
+            replayed.ended += 1;
+            continue;
+        }
+        let spec = rec.spec.ok_or_else(|| corrupt(format!("job {id} has no spec")))?;
+        let spec = JobSpec::try_from(spec).map_err(|e| corrupt(format!("job {id}: {e}")))?;
+        let output = OutputShape::from_wire(rec.output, rec.fraction_scale)
+            .ok_or_else(|| corrupt(format!("job {id}: output shape")))?;
+        let age = Duration::from_millis(wall.saturating_sub(rec.submitted_unix_ms));
+        let submitted = now.checked_sub(age).unwrap_or(now);
+        core.restore_job(id, Submission::restored(spec), output, submitted);
+        replayed.resumed += 1;
+    }
+    let outcomes = read.open_table(OUTCOMES).map_err(|e| fail(e.into()))?;
+    for row in outcomes.iter().map_err(|e| fail(e.into()))? {
+        let (key, bytes) = row.map_err(|e| fail(e.into()))?;
+        let (job, shard) = key.value();
+        let output = pb::ShardOutput::decode(bytes.value())
+            .map_err(|e| e.to_string())
+            .and_then(|o| Output::try_from(o).map_err(|e| e.to_string()))
+            .map_err(|e| corrupt(format!("outcome of job {job} shard {shard}: {e}")))?;
+        if core.restore_outcome(job, shard, &output, now, out) {
+            replayed.outcomes += 1;
+        }
+    }
+    core.restore_finish(now, out);
+    Ok(replayed)
+}
+
+/// An ended job's final status as the journal holds it, as the core's view (its result text
+/// taken as it was rendered, not parsed again).
+fn summary(id: JobId, s: pb::JobStatus) -> Result<JobView, MasterError> {
+    let state = pb::JobState::try_from(s.state)
+        .map_err(|e| e.to_string())
+        .and_then(|st| JobState::try_from(st).map_err(|e| e.to_string()))
+        .map_err(|e| corrupt(format!("job {id}: {e}")))?;
+    Ok(JobView {
+        id,
+        kind: s.kind,
+        state,
+        total: s.shards_total,
+        done: s.shards_done,
+        in_flight: 0,
+        result_json: (!s.result_json.is_empty()).then(|| Arc::from(s.result_json)),
+        error: (!s.error.is_empty()).then_some(s.error),
+        elapsed_ms: s.elapsed_ms,
+        priority: s.priority,
+        reruns: s.shards_rerun,
+    })
+}
+
+/// Milliseconds since the Unix epoch.
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
+}
+
+/// The outbox of a replay: keeps the journal ops it causes (jobs found complete end, ended
+/// jobs past retention are forgotten) for the writer; no worker or watcher exists yet.
+#[derive(Default)]
+struct Collect(Vec<JournalOp>);
+
+impl Outbox for Collect {
+    fn assign(&mut self, _: WorkerId, _: Vec<JobDefOut>, _: Vec<TaskOut>) {}
+    fn cancel_job(&mut self, _: WorkerId, _: JobId) {}
+    fn forget_job(&mut self, _: WorkerId, _: JobId) {}
+    fn shard_output(&mut self, _: JobId, _: u64, _: &Output) {}
+    fn job_changed(&mut self, _: &JobView) {}
+    fn drop_worker(&mut self, _: WorkerId, _: &str) {}
+    fn drain_worker(&mut self, _: WorkerId) {}
+    fn journal(&mut self, op: JournalOp) {
+        self.0.push(op);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,146 @@
+//! The journal on disk: what the core journals is replayed into a new core, ended jobs as
+//! summaries, unfinished ones with their committed shards done; ids continue.
+
+use super::*;
+use crate::core::{ShardOutcome, WorkerSpec};
+use farm_proto::{JobSource, Params};
+
+/// Records what the core sends that a test looks at: the tasks and the journal ops.
+#[derive(Default)]
+struct Rec {
+    tasks: Vec<TaskOut>,
+    ops: Vec<JournalOp>,
+}
+
+impl Outbox for Rec {
+    fn assign(&mut self, _: WorkerId, _: Vec<JobDefOut>, tasks: Vec<TaskOut>) {
+        self.tasks.extend(tasks);
+    }
+    fn cancel_job(&mut self, _: WorkerId, _: JobId) {}
+    fn forget_job(&mut self, _: WorkerId, _: JobId) {}
+    fn shard_output(&mut self, _: JobId, _: u64, _: &Output) {}
+    fn job_changed(&mut self, _: &JobView) {}
+    fn drop_worker(&mut self, _: WorkerId, _: &str) {}
+    fn drain_worker(&mut self, _: WorkerId) {}
+    fn journal(&mut self, op: JournalOp) {
+        self.ops.push(op);
+    }
+}
+
+fn noop(shards: u64) -> Submission {
+    let source = JobSource::Range { start: 0, end: shards, shard_size: 1 };
+    Submission::new(JobSpec::new("noop", source, Params::default(), 0).expect("spec"))
+}
+
+fn worker() -> WorkerSpec {
+    WorkerSpec { threads: 2, kinds: vec!["noop".into()], ..Default::default() }
+}
+
+/// Dispatches and completes (each with a count of 5 for ids below 2, else 1) the tasks
+/// `pick` chooses until no more come; returns the shards run.
+fn run(core: &mut Core, rec: &mut Rec, w: WorkerId, pick: impl Fn(&TaskOut) -> bool) -> Vec<u64> {
+    let now = Instant::now();
+    let mut ran = Vec::new();
+    loop {
+        core.dispatch(now, rec);
+        let (done, held): (Vec<TaskOut>, Vec<TaskOut>) = rec.tasks.drain(..).partition(&pick);
+        rec.tasks = held;
+        if done.is_empty() {
+            return ran;
+        }
+        ran.extend(done.iter().map(|t| t.shard));
+        let outcomes = done.iter().map(|t| {
+            let n = if t.job < 2 { 5 } else { 1 };
+            (t.job, t.shard, ShardOutcome::Done(Output::Count(n)))
+        });
+        core.results(w, outcomes.collect::<Vec<_>>(), now, rec).expect("results");
+    }
+}
+
+/// Writes `ops` to the journal at `path` and waits for the commit.
+fn write(path: &Path, ops: Vec<JournalOp>) -> Core {
+    let (core, journal, _) = open(Some(path), CoreConfig::default()).expect("open");
+    ops.into_iter().for_each(|op| journal.send(op));
+    let barrier = journal.sender().barrier();
+    assert_eq!(barrier.blocking_recv().expect("writer"), Ok(()));
+    journal.close();
+    core
+}
+
+#[test]
+fn a_reopened_journal_resumes_jobs_keeps_ended_ones_and_continues_ids() {
+    let dir = std::env::temp_dir().join(format!("farm-store-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("journal.redb");
+    let _ = std::fs::remove_file(&path);
+    let now = Instant::now();
+    let mut rec = Rec::default();
+    let mut core = write(&path, vec![]);
+    let short = core.submit(noop(2), OutputShape::Count, now, &mut rec).expect("submit");
+    let long = core.submit(noop(10), OutputShape::Count, now, &mut rec).expect("submit");
+    let w = core.worker_joined(worker(), now);
+    // The short job's two shards and the long job's shards 2 and 3 are done (out of order).
+    let ran = run(&mut core, &mut rec, w, |t| t.job == short || [2, 3].contains(&t.shard));
+    assert_eq!(ran.len(), 4);
+    assert_eq!(core.status(short, now).expect("short").state, JobState::Succeeded);
+    write(&path, std::mem::take(&mut rec.ops));
+
+    let (mut core, journal, replayed) = open(Some(&path), CoreConfig::default()).expect("reopen");
+    assert_eq!((replayed.ended, replayed.resumed, replayed.outcomes), (1, 1, 2));
+    let ended = core.status(short, now).expect("ended job kept");
+    assert_eq!((ended.state, ended.result_json.as_deref()), (JobState::Succeeded, Some("10")));
+    let resumed = core.status(long, now).expect("resumed");
+    assert_eq!((resumed.state, resumed.done), (JobState::Running, 2));
+    let mut rec = Rec::default();
+    let w = core.worker_joined(worker(), now);
+    let mut shards = run(&mut core, &mut rec, w, |_| true);
+    shards.sort();
+    assert_eq!(shards, [0, 1, 4, 5, 6, 7, 8, 9], "committed shards never run again");
+    let end = core.status(long, now).expect("long");
+    assert_eq!((end.state, end.result_json.as_deref()), (JobState::Succeeded, Some("10")));
+    let next = core.submit(noop(1), OutputShape::Count, now, &mut rec).expect("submit");
+    assert_eq!(next, long + 1, "ids continue");
+    journal.close();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// BENCHMARKS.md: replay time of a journal holding 1,000,000 committed count outcomes of one
+/// unfinished job, and journal bytes per outcome. Run with
+/// `cargo test -p farm-master --lib replay_of_a_million -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn replay_of_a_million_outcomes() {
+    const N: u64 = 1_000_000;
+    let dir = std::env::temp_dir().join(format!("farm-store-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("journal.redb");
+    let _ = std::fs::remove_file(&path);
+    let (_, journal, _) = open(Some(&path), CoreConfig::default()).expect("open");
+    let spec = JobSpec::new(
+        "noop",
+        JobSource::Range { start: 0, end: N + 1, shard_size: 1 },
+        Params::default(),
+        0,
+    )
+    .expect("spec");
+    let spec = Box::new(pb::JobSpec::from(spec));
+    journal.send(JournalOp::Submit { job: 1, spec, output: OutputShape::Count });
+    let empty = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    for shard in 0..N {
+        journal.send(JournalOp::Outcome { job: 1, shard, output: Output::Count(1) });
+    }
+    let barrier = journal.sender().barrier();
+    assert_eq!(barrier.blocking_recv().expect("writer"), Ok(()));
+    journal.close();
+    let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let (core, journal, replayed) = open(Some(&path), CoreConfig::default()).expect("reopen");
+    assert_eq!(replayed.outcomes, N);
+    assert_eq!(core.status(1, Instant::now()).expect("job").done, N);
+    println!(
+        "replayed {N} outcomes in {} ms; journal {bytes} bytes, {:.1} bytes per outcome",
+        replayed.took.as_millis(),
+        (bytes - empty) as f64 / N as f64
+    );
+    journal.close();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,207 @@
+//! The journal's writer: one OS thread (never the core's task, never a tokio worker) that
+//! takes whatever ops are queued (at most [`GROUP`]), applies them in one write transaction
+//! and commits: a group commit per burst of result batches, a few milliseconds apart at most
+//! under load. With `--journal` each commit is durable (fsync, redb's `Immediate`); the
+//! temporary store commits without syncing, with a durable commit now and then so redb can
+//! reuse freed pages. Barriers queued behind ops complete once the commit holding those ops
+//! is done: a submit is acknowledged only then.
+
+use super::{unix_ms, JOBS, META, OUTCOMES};
+use crate::core::{JobId, JournalOp};
+use crate::grpc::job_status;
+use farm_proto::pb;
+use prost::Message;
+use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use tracing::{debug, error};
+
+/// Most queued messages applied in one transaction, so a commit's latency stays bounded.
+const GROUP: usize = 65_536;
+
+/// How often the temporary store commits durably, letting redb reuse the pages it freed.
+const TEMP_SYNC: Duration = Duration::from_secs(1);
+
+/// What the writer thread receives.
+enum Msg {
+    /// Record this.
+    Op(JournalOp),
+    /// Answer once everything queued before is committed (or failed to be).
+    Barrier(oneshot::Sender<Result<(), String>>),
+}
+
+/// The journal's sending side: cheap to clone, never blocks (the queue is unbounded; the
+/// writer drains it in groups). The thread ends, after committing what is queued, when every
+/// sender is gone.
+#[derive(Clone)]
+pub struct JournalTx(Option<mpsc::Sender<Msg>>);
+
+impl JournalTx {
+    /// Queues an op for the next group commit.
+    pub fn send(&self, op: JournalOp) {
+        // A writer that is gone (it only ends when the master stops) loses nothing it could
+        // have kept: the master is going down.
+        if let Some(tx) = &self.0 {
+            let _ = tx.send(Msg::Op(op));
+        }
+    }
+
+    /// Resolves once every op queued before this call is committed; an error says why the
+    /// commit failed (or that the writer is gone).
+    pub fn barrier(&self) -> oneshot::Receiver<Result<(), String>> {
+        let (tx, rx) = oneshot::channel();
+        match &self.0 {
+            Some(journal) => {
+                let _ = journal.send(Msg::Barrier(tx));
+            }
+            None => {
+                let _ = tx.send(Ok(()));
+            }
+        }
+        rx
+    }
+
+    /// A journal that keeps nothing and answers barriers at once: for tests of the core's
+    /// task under paused time, which a thread's answer would let jump ahead.
+    #[cfg(test)]
+    pub(crate) fn null() -> Self {
+        JournalTx(None)
+    }
+}
+
+/// The journal: its sender and the writer thread.
+pub struct Journal {
+    /// Where ops go.
+    tx: JournalTx,
+    /// The writer thread, joined by [`Journal::close`].
+    thread: JoinHandle<()>,
+}
+
+impl Journal {
+    /// Starts the writer thread on `db`; `durable` commits sync to disk.
+    pub(super) fn start(db: Database, durable: bool) -> Self {
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("journal".into())
+            .spawn(move || run(db, rx, durable))
+            .unwrap_or_else(|e| panic!("cannot start the journal thread: {e}"));
+        Journal { tx: JournalTx(Some(tx)), thread }
+    }
+
+    /// A sender for the core's task.
+    pub fn sender(&self) -> JournalTx {
+        self.tx.clone()
+    }
+
+    /// Queues an op.
+    pub fn send(&self, op: JournalOp) {
+        self.tx.send(op);
+    }
+
+    /// Drops this sender and waits for the thread, which ends once every other sender is
+    /// gone and what they queued is committed. Blocking.
+    pub fn close(self) {
+        drop(self.tx);
+        let _ = self.thread.join();
+    }
+}
+
+/// The writer loop: one group commit per burst of queued messages.
+fn run(db: Database, rx: mpsc::Receiver<Msg>, durable: bool) {
+    let mut synced = Instant::now();
+    let mut ops = Vec::new();
+    let mut barriers = Vec::new();
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Op(op) => ops.push(op),
+                Msg::Barrier(b) => barriers.push(b),
+            }
+            if ops.len() + barriers.len() < GROUP {
+                next = rx.try_recv().ok();
+            }
+        }
+        let sync = durable || synced.elapsed() >= TEMP_SYNC;
+        let started = Instant::now();
+        let result = commit(&db, &mut ops, sync).map_err(|e| e.to_string());
+        if sync {
+            synced = Instant::now();
+        }
+        match &result {
+            Ok(n) => {
+                let took_us = started.elapsed().as_micros() as u64;
+                debug!(ops = n, took_us, durable = sync, "journal group committed");
+            }
+            Err(e) => error!(error = %e, "journal commit failed"),
+        }
+        for b in barriers.drain(..) {
+            let _ = b.send(result.clone().map(|_| ()));
+        }
+        ops.clear();
+    }
+    debug!("journal writer stopped");
+}
+
+/// Applies `ops` in one write transaction and commits it (durably if `sync`).
+fn commit(db: &Database, ops: &mut Vec<JournalOp>, sync: bool) -> Result<usize, redb::Error> {
+    let n = ops.len();
+    let mut txn = db.begin_write()?;
+    txn.set_durability(if sync { Durability::Immediate } else { Durability::None })?;
+    apply(&txn, ops.drain(..))?;
+    txn.commit()?;
+    Ok(n)
+}
+
+/// Writes each op into the transaction's tables.
+fn apply(txn: &WriteTransaction, ops: impl Iterator<Item = JournalOp>) -> Result<(), redb::Error> {
+    let mut meta = txn.open_table(META)?;
+    let mut jobs = txn.open_table(JOBS)?;
+    let mut outcomes = txn.open_table(OUTCOMES)?;
+    let mut next_job = meta.get("next_job")?.map_or(1, |v| v.value());
+    for op in ops {
+        match op {
+            JournalOp::Submit { job, spec, output } => {
+                let (output, fraction_scale) = output.to_wire();
+                let rec = pb::JournalJob {
+                    spec: Some(*spec),
+                    output,
+                    fraction_scale,
+                    submitted_unix_ms: unix_ms(),
+                    ended: None,
+                };
+                jobs.insert(job, rec.encode_to_vec().as_slice())?;
+                next_job = next_job.max(job + 1);
+            }
+            JournalOp::Outcome { job, shard, output } => {
+                let bytes = pb::ShardOutput::from(output).encode_to_vec();
+                outcomes.insert((job, shard), bytes.as_slice())?;
+            }
+            JournalOp::End(view) => {
+                let id = view.id;
+                let mut rec = jobs
+                    .get(id)?
+                    .and_then(|v| pb::JournalJob::decode(v.value()).ok())
+                    .unwrap_or_default();
+                rec.spec = None;
+                rec.ended = Some(job_status(view).into());
+                jobs.insert(id, rec.encode_to_vec().as_slice())?;
+                drop_outcomes(&mut outcomes, id)?;
+            }
+            JournalOp::Forget(id) => {
+                jobs.remove(id)?;
+                drop_outcomes(&mut outcomes, id)?;
+            }
+        }
+    }
+    meta.insert("next_job", next_job)?;
+    Ok(())
+}
+
+/// Removes every outcome of a job.
+fn drop_outcomes(outcomes: &mut Table<(u64, u64), &[u8]>, job: JobId) -> Result<(), redb::Error> {
+    outcomes.retain_in((job, 0)..=(job, u64::MAX), |_, _| false)?;
+    Ok(())
+}
