@@ -839,6 +839,27 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// The property test's drain: the workers it left fall silent and are declared lost; two fresh
+/// workers (verification copies need a second one) finish the rest, waiting out backoffs when
+/// idle. Returns the time it ends at.
+fn finish_with_fresh_workers(sim: &mut Sim, jobs: &[JobId], mut now: Instant) -> Instant {
+    now += Duration::from_secs(10);
+    sim.tick(now);
+    let fresh = [sim.join(worker(2), now), sim.join(worker(2), now)];
+    for _ in 0..10_000 {
+        if jobs.iter().all(|&j| sim.status(j, now).state.is_final()) {
+            break;
+        }
+        let answered: usize = fresh.iter().map(|&w| sim.complete(w, 4, now)).sum();
+        if answered == 0 && fresh.iter().all(|&w| sim.rec.queued(w) == 0) {
+            now += Duration::from_millis(500);
+            fresh.iter().for_each(|&w| sim.core.heartbeat(w, now));
+            sim.tick(now);
+        }
+    }
+    now
+}
+
 proptest! {
     /// Whatever the interleaving of joins, leaves, completions, stray replies, failures (with
     /// their backoff), holds past their deadline and timeouts, every shard of every job is
@@ -901,20 +922,7 @@ proptest! {
                 _ => {}
             }
         }
-        // Drain: the others fall silent and are declared lost; two fresh workers (verification
-        // copies need a second one) finish the rest, waiting out backoffs when idle.
-        now += Duration::from_secs(10);
-        sim.tick(now);
-        let fresh = [sim.join(worker(2), now), sim.join(worker(2), now)];
-        for _ in 0..10_000 {
-            if jobs.iter().all(|&j| sim.status(j, now).state.is_final()) { break; }
-            let answered: usize = fresh.iter().map(|&w| sim.complete(w, 4, now)).sum();
-            if answered == 0 && fresh.iter().all(|&w| sim.rec.queued(w) == 0) {
-                now += Duration::from_millis(500);
-                fresh.iter().for_each(|&w| sim.core.heartbeat(w, now));
-                sim.tick(now);
-            }
-        }
+        now = finish_with_fresh_workers(&mut sim, &jobs, now);
         let crashed = !sim.history.is_empty();
         sim.history.append(&mut sim.rec.journal);
         for (job, &(a, b, _)) in jobs.iter().zip(&sizes) {
