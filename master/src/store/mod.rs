@@ -5,8 +5,10 @@
 //! - `meta`: `next_job` (job ids never repeat) and `schema` (the layout's version);
 //! - `jobs`: job id → `pb::JournalJob` (spec and output shape while the job goes; its final
 //!   status once it ended);
-//! - `outcomes`: (job id, shard) → `pb::ShardOutput` of each accepted `Done`, dropped when
-//!   the job ends (its result is in its final status then).
+//! - `outcomes`: (job id, first shard) → `pb::JournalOutcomes`: the accepted `Done` outputs of
+//!   one job in one group commit (one record per job per commit, not per shard: a million
+//!   noop shards cost a few hundred inserts), dropped when the job ends (its result is in its
+//!   final status then).
 //!
 //! [`open`] replays the journal into a new core before the master serves; `writer.rs` is the
 //! OS thread that group-commits what the core journals.
@@ -32,7 +34,7 @@ const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
 /// (job id, shard) → `pb::ShardOutput`.
 const OUTCOMES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("outcomes");
 /// The layout this master writes and reads.
-const SCHEMA: u64 = 1;
+const SCHEMA: u64 = 2;
 
 /// What a replay found, for the log and the benchmarks.
 #[derive(Debug, Clone, Default)]
@@ -158,13 +160,19 @@ fn replay(db: &Database, core: &mut Core, out: &mut Collect) -> Result<Replayed,
     let outcomes = read.open_table(OUTCOMES).map_err(|e| fail(e.into()))?;
     for row in outcomes.iter().map_err(|e| fail(e.into()))? {
         let (key, bytes) = row.map_err(|e| fail(e.into()))?;
-        let (job, shard) = key.value();
-        let output = pb::ShardOutput::decode(bytes.value())
-            .map_err(|e| e.to_string())
-            .and_then(|o| Output::try_from(o).map_err(|e| e.to_string()))
-            .map_err(|e| corrupt(format!("outcome of job {job} shard {shard}: {e}")))?;
-        if core.restore_outcome(job, shard, &output, now, out) {
-            replayed.outcomes += 1;
+        let (job, first) = key.value();
+        let bad = |e: String| corrupt(format!("outcomes of job {job} from shard {first}: {e}"));
+        let run = pb::JournalOutcomes::decode(bytes.value()).map_err(|e| bad(e.to_string()))?;
+        if run.shard_deltas.len() != run.outputs.len() {
+            return Err(bad("shards and outputs differ in number".into()));
+        }
+        let mut shard = first;
+        for (delta, output) in run.shard_deltas.into_iter().zip(run.outputs) {
+            shard = shard.wrapping_add(delta as u64);
+            let output = Output::try_from(output).map_err(|e| bad(e.to_string()))?;
+            if core.restore_outcome(job, shard, &output, now, out) {
+                replayed.outcomes += 1;
+            }
         }
     }
     core.restore_finish(now, out);

@@ -161,6 +161,7 @@ fn apply(txn: &WriteTransaction, ops: impl Iterator<Item = JournalOp>) -> Result
     let mut jobs = txn.open_table(JOBS)?;
     let mut outcomes = txn.open_table(OUTCOMES)?;
     let mut next_job = meta.get("next_job")?.map_or(1, |v| v.value());
+    let mut runs: std::collections::BTreeMap<JobId, Vec<_>> = Default::default();
     for op in ops {
         match op {
             JournalOp::Submit { job, spec, output } => {
@@ -176,11 +177,12 @@ fn apply(txn: &WriteTransaction, ops: impl Iterator<Item = JournalOp>) -> Result
                 next_job = next_job.max(job + 1);
             }
             JournalOp::Outcome { job, shard, output } => {
-                let bytes = pb::ShardOutput::from(output).encode_to_vec();
-                outcomes.insert((job, shard), bytes.as_slice())?;
+                runs.entry(job).or_default().push((shard, output));
             }
             JournalOp::End(view) => {
                 let id = view.id;
+                // Its outcomes go with it: the summary is all an ended job keeps.
+                runs.remove(&id);
                 let mut rec = jobs
                     .get(id)?
                     .and_then(|v| pb::JournalJob::decode(v.value()).ok())
@@ -191,13 +193,32 @@ fn apply(txn: &WriteTransaction, ops: impl Iterator<Item = JournalOp>) -> Result
                 drop_outcomes(&mut outcomes, id)?;
             }
             JournalOp::Forget(id) => {
+                runs.remove(&id);
                 jobs.remove(id)?;
                 drop_outcomes(&mut outcomes, id)?;
             }
         }
     }
+    for (job, run) in runs {
+        let (key, record) = run_record(run);
+        outcomes.insert((job, key), record.encode_to_vec().as_slice())?;
+    }
     meta.insert("next_job", next_job)?;
     Ok(())
+}
+
+/// One commit's outcomes of one job as a record, keyed by its first shard (unique: a shard's
+/// outcome is committed at most once).
+fn run_record(run: Vec<(u64, farm_proto::Output)>) -> (u64, pb::JournalOutcomes) {
+    let first = run.first().map_or(0, |(shard, _)| *shard);
+    let mut prev = first;
+    let mut record = pb::JournalOutcomes::default();
+    for (shard, output) in run {
+        record.shard_deltas.push(shard.wrapping_sub(prev) as i64);
+        record.outputs.push(output.into());
+        prev = shard;
+    }
+    (first, record)
 }
 
 /// Removes every outcome of a job.
