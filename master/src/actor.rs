@@ -253,6 +253,9 @@ struct Session {
 struct Effects {
     /// The journal's writer thread.
     journal: JournalTx,
+    /// What the current batch journaled, sent in one message when it ends
+    /// ([`Effects::flush_journal`]).
+    journaled: Vec<JournalOp>,
     /// Connected worker sessions.
     sessions: HashMap<WorkerId, Session>,
     /// Watched jobs not yet ended.
@@ -264,7 +267,13 @@ struct Effects {
 impl Effects {
     /// No sessions or watchers yet.
     fn new(journal: JournalTx) -> Self {
-        Effects { journal, sessions: HashMap::new(), watches: HashMap::new(), lost: Vec::new() }
+        Effects {
+            journal,
+            journaled: Vec::new(),
+            sessions: HashMap::new(),
+            watches: HashMap::new(),
+            lost: Vec::new(),
+        }
     }
 
     /// Sends a message to one worker session, if it is still connected.
@@ -272,6 +281,21 @@ impl Effects {
         if let Some(s) = self.sessions.get(&worker) {
             let _ = s.tx.send(Ok(msg.into()));
         }
+    }
+}
+
+impl Effects {
+    /// Sends what was journaled since the last flush to the writer, in order, as one message.
+    fn flush_journal(&mut self) {
+        if !self.journaled.is_empty() {
+            self.journal.send_all(std::mem::take(&mut self.journaled));
+        }
+    }
+
+    /// A barrier behind everything journaled so far (flushed first, so it cannot overtake).
+    fn journal_barrier(&mut self) -> tokio::sync::oneshot::Receiver<Result<(), String>> {
+        self.flush_journal();
+        self.journal.barrier()
     }
 }
 
@@ -336,7 +360,7 @@ impl Outbox for Effects {
         self.send(worker, ToWorker::Drain);
     }
     fn journal(&mut self, op: JournalOp) {
-        self.journal.send(op);
+        self.journaled.push(op);
     }
     fn drop_worker(&mut self, worker: WorkerId, reason: &str) {
         warn!(worker, reason, "worker declared lost");

@@ -68,6 +68,7 @@ impl CoreTask {
         for (_, s) in self.fx.sessions.drain() {
             let _ = s.tx.send(Err(gone()));
         }
+        self.fx.flush_journal();
         debug!("core task stopped");
     }
 
@@ -86,6 +87,7 @@ impl CoreTask {
             commands += 1;
         }
         self.core.dispatch(now.into_std(), &mut self.fx);
+        self.fx.flush_journal();
         let took = started.elapsed();
         if took > self.slowest {
             self.slowest = took;
@@ -105,6 +107,7 @@ impl CoreTask {
             self.catalog.left(lost);
         }
         self.core.dispatch(now.into_std(), &mut self.fx);
+        self.fx.flush_journal();
         if beat {
             let beat = || Ok(ToWorker::Heartbeat.into());
             for s in self.fx.sessions.values() {
@@ -146,7 +149,7 @@ impl CoreTask {
                     .check(sub.spec())
                     .map_err(SubmitError::from)
                     .and_then(|shape| Ok(core.submit(sub, shape, now_std, fx)?))
-                    .map(|id| (id, shards, fx.journal.barrier()));
+                    .map(|id| (id, shards, fx.journal_barrier()));
                 if let Ok((id, ..)) = &result {
                     let (live_bytes, kept_bytes) = core.memory();
                     info!(job = id, %kind, shards, bytes, live_bytes, kept_bytes, "job submitted");

@@ -66,7 +66,7 @@ pub fn open(
     let mut ops = Collect::default();
     let mut replayed = replay(&db, &mut core, &mut ops)?;
     let journal = Journal::start(db, path.is_some());
-    ops.0.into_iter().for_each(|op| journal.send(op));
+    journal.sender().send_all(ops.0);
     replayed.took = started.elapsed();
     if let Some(p) = path {
         info!(

@@ -28,6 +28,8 @@ const TEMP_SYNC: Duration = Duration::from_secs(1);
 enum Msg {
     /// Record this.
     Op(JournalOp),
+    /// Record these, in order (what one batch of the core's task journaled).
+    Ops(Vec<JournalOp>),
     /// Answer once everything queued before is committed (or failed to be).
     Barrier(oneshot::Sender<Result<(), String>>),
 }
@@ -45,6 +47,14 @@ impl JournalTx {
         // have kept: the master is going down.
         if let Some(tx) = &self.0 {
             let _ = tx.send(Msg::Op(op));
+        }
+    }
+
+    /// Queues ops for the next group commit, in order, as one message: the core's task sends
+    /// what a whole batch journaled at once rather than a message per shard.
+    pub fn send_all(&self, ops: Vec<JournalOp>) {
+        if let Some(tx) = &self.0 {
+            let _ = tx.send(Msg::Ops(ops));
         }
     }
 
@@ -118,6 +128,7 @@ fn run(db: Database, rx: mpsc::Receiver<Msg>, durable: bool) {
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Op(op) => ops.push(op),
+                Msg::Ops(more) => ops.extend(more),
                 Msg::Barrier(b) => barriers.push(b),
             }
             if ops.len() + barriers.len() < GROUP {
