@@ -48,6 +48,25 @@ pub enum WaitEvent {
     Back,
 }
 
+/// One line for people: what `farm submit --wait` and `farm watch` print on stderr.
+impl std::fmt::Display for WaitEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WaitEvent::Progress(p) => {
+                write!(f, "{}/{} shards done, {} running", p.done, p.total, p.running)
+            }
+            WaitEvent::Lost { reconnect_for } => {
+                write!(
+                    f,
+                    "lost the master; reconnecting for up to {}",
+                    crate::seconds(*reconnect_for)
+                )
+            }
+            WaitEvent::Back => write!(f, "the master is back; following the job again"),
+        }
+    }
+}
+
 /// A stream of a job's events, as a master sends them.
 pub(crate) type Events = Pin<Box<dyn Stream<Item = Result<JobEvent>> + Send>>;
 

@@ -99,6 +99,16 @@ async fn a_restarted_master_that_kept_the_job_is_followed_again() {
     assert_eq!(outcome.expect("ended").state, JobState::Succeeded);
     let p = |done| WaitEvent::Progress(Progress { done, total: 10, running: 1 });
     assert_eq!(seen, [p(3), lost(), WaitEvent::Back, p(4)]);
+    let lines: Vec<String> = seen.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            "3/10 shards done, 1 running",
+            "lost the master; reconnecting for up to 60s",
+            "the master is back; following the job again",
+            "4/10 shards done, 1 running",
+        ]
+    );
 }
 
 #[tokio::test(start_paused = true)]
