@@ -118,7 +118,11 @@ pub(crate) async fn follow(
     options: &WaitOptions,
     on_event: &mut impl FnMut(WaitEvent),
 ) -> Result<JobStatus> {
-    let mut status = feed.status(job).await?;
+    // The master may go away between a submit and this first look too.
+    let mut status = match feed.status(job).await {
+        Err(e) if away(&e) => back(feed, job, options, None, on_event).await?,
+        status => status?,
+    };
     let identity = Identity::of(&status);
     loop {
         if status.state.is_final() {
@@ -127,12 +131,25 @@ pub(crate) async fn follow(
         if let Some(ended) = stretch(feed, job, on_event).await? {
             return Ok(ended);
         }
-        status = come_back(feed, job, options, on_event).await?;
-        if Identity::of(&status) != identity {
-            return Err(ClientError::JobGone(job));
-        }
-        on_event(WaitEvent::Back);
+        status = back(feed, job, options, Some(&identity), on_event).await?;
     }
+}
+
+/// Waits for a lost master to come back with the job (the same job, if its `identity` is
+/// known) and says so.
+async fn back(
+    feed: &mut impl Feed,
+    job: u64,
+    options: &WaitOptions,
+    identity: Option<&Identity>,
+    on_event: &mut impl FnMut(WaitEvent),
+) -> Result<JobStatus> {
+    let status = come_back(feed, job, options, on_event).await?;
+    if identity.is_some_and(|known| *known != Identity::of(&status)) {
+        return Err(ClientError::JobGone(job));
+    }
+    on_event(WaitEvent::Back);
+    Ok(status)
 }
 
 /// Watches the job until it ends (its final status) or the master goes away (`None`).

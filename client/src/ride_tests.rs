@@ -189,6 +189,17 @@ async fn refusals_are_not_mistaken_for_a_lost_master() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_master_lost_before_the_first_look_is_waited_for_too() {
+    let mut script = Script {
+        gets: [Err(unavailable()), Err(unavailable()), Ok(job(JobState::Succeeded, 10))].into(),
+        ..Default::default()
+    };
+    let (outcome, seen) = ride(&mut script).await;
+    assert_eq!(outcome.expect("ended").result.as_str(), "4");
+    assert_eq!(seen, [lost(), WaitEvent::Back]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_zero_bound_gives_up_at_once() {
     let mut script = Script {
         gets: [Ok(job(JobState::Running, 0))].into(),
