@@ -2,10 +2,11 @@
 //! within its bound, looks the job up again and follows it, or says plainly why it cannot (the
 //! master came back without the job, or did not come back).
 //!
-//! `ride_through_a_restart` is the whole scenario with the master's flags as a parameter: a
-//! master with `--journal` is one more test that expects the exact result.
+//! `ride_through_a_restart` is the whole scenario with the master's flags as a parameter: the
+//! master with `--journal` is one more test, which expects the exact result (it runs only where
+//! `farm master` has `--journal`).
 
-use farm_tests::{run, wait_for, Master, Proc, WAIT};
+use farm_tests::{farm, json, run, wait_for, Master, Proc, WAIT};
 use std::process::Output;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -128,4 +129,25 @@ fn a_waiter_whose_master_stays_away_gives_up_after_its_bound() {
     assert!(waited >= Duration::from_secs(2), "gave up after {waited:?}, before its bound");
     // The master's stderr pipe and the exit take a moment; the bound is what matters.
     assert!(waited < Duration::from_secs(20), "gave up only after {waited:?}");
+}
+
+#[test]
+fn a_waiter_follows_its_job_through_a_restart_with_a_journal_to_the_exact_result() {
+    let help = std::process::Command::new(farm()).args(["master", "--help"]).output();
+    if !help.is_ok_and(|h| String::from_utf8_lossy(&h.stdout).contains("--journal")) {
+        eprintln!("skipped: this farm has no `master --journal`");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("farm-ride-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("journal dir");
+    let journal = dir.join("journal.redb").display().to_string();
+    let (id, out) = ride_through_a_restart(&["--journal", &journal]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{out:?}");
+    assert!(err.contains("lost the master; reconnecting for up to 30s"), "{err}");
+    assert!(err.contains("the master is back; following the job again"), "{err}");
+    let status = json(&out);
+    assert_eq!((status["job"].as_u64(), status["state"].as_str()), (Some(id), Some("succeeded")));
+    assert_eq!(status["result"], 100, "every shard counted exactly once: {status}");
 }
