@@ -157,6 +157,7 @@ log "hardening in force: user farm, NoNewPrivs, seccomp filter, no capabilities;
 
 st=$(sx stat -c '%U %a' /var/lib/farm)
 [[ $st == "farm 700" ]] || fail "the master's StateDirectory /var/lib/farm is '$st', not 'farm 700'"
+log "the master's StateDirectory /var/lib/farm: owner farm, mode 700"
 if farmc master --help | grep -q -- --journal; then
     sx test -s /var/lib/farm/journal.redb || fail "no journal at /var/lib/farm/journal.redb"
     job=$(farmc submit spin --range 0..90 --shard-size 1 --param ms=100 --json | sed -n 's/.*"job":\([0-9]*\).*/\1/p')
@@ -178,7 +179,9 @@ restarted() { (($(sx systemctl show -p NRestarts --value farm-worker@a) >= 1)) &
 wait_for 30 "farm-worker@a to be restarted after SIGKILL" restarted
 log "farm-worker@a killed with SIGKILL: restarted (Restart=on-failure)"
 
-id=$(farmc workers --json | sed 's/},{/}\n{/g' | sed -n 's/.*"name":"[^"]*-a".*"worker":\([0-9]*\).*/\1/p')
+# One line per worker; "worker" (the id) comes before "name" in each.
+id=$(farmc workers --json | sed 's/},{/}\n{/g' | grep '"name":"[^"]*-a"' | sed -n 's/.*"worker":\([0-9]*\).*/\1/p')
+[[ $id =~ ^[0-9]+$ ]] || fail "no worker named HOST-a in: $(farmc workers --json)"
 farmc workers drain "$id" >/dev/null
 stopped() { [[ $(sx systemctl is-active farm-worker@a || true) == inactive ]]; }
 wait_for 30 "farm-worker@a to exit after a drain" stopped
