@@ -208,7 +208,7 @@ log "scaled to 2 workers mid-job (SIGTERM, drain): spin 0..100 = 100: $out"
 # ---- the master killed in the middle of a job: its journal --------------------------------
 # The master keeps its journal on the volume master-state (FARM_JOURNAL in compose.yaml). A
 # binary without `farm master --journal` ignores that variable, and this step is skipped.
-if farmc master --help | grep -q -- --journal; then
+if has_journal; then
     waiter_out=$(mktemp) waiter_err=$(mktemp)
     # A client in its own container on the compose network ($net, found above), as another
     # service would be.

@@ -158,7 +158,7 @@ log "hardening in force: user farm, NoNewPrivs, seccomp filter, no capabilities;
 st=$(sx stat -c '%U %a' /var/lib/farm)
 [[ $st == "farm 700" ]] || fail "the master's StateDirectory /var/lib/farm is '$st', not 'farm 700'"
 log "the master's StateDirectory /var/lib/farm: owner farm, mode 700"
-if farmc master --help | grep -q -- --journal; then
+if has_journal; then
     sx test -s /var/lib/farm/journal.redb || fail "no journal at /var/lib/farm/journal.redb"
     job=$(farmc submit spin --range 0..90 --shard-size 1 --param ms=100 --json | sed -n 's/.*"job":\([0-9]*\).*/\1/p')
     midway() { [[ $(farmc status "$job" --json) =~ \"done\":([0-9]+) ]] && ((BASH_REMATCH[1] >= 10)); }
