@@ -39,6 +39,9 @@ chmod 755 "$ctx"
 rootfs=$ctx/rootfs
 mkdir -p "$rootfs/etc" "$rootfs/tmp"
 chmod 1777 "$rootfs/tmp"
+# /var/lib/farm, for a master's journal; the Dockerfile gives it to uid 10001.
+mkdir -p "$ctx/state"
+chmod 700 "$ctx/state"
 
 # The binary, stripped of debug info unless FARM_STRIP=0.
 if [[ ${FARM_STRIP:-1} == 1 ]] && command -v objcopy >/dev/null; then

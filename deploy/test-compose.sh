@@ -3,7 +3,10 @@
 # a job, then kills one worker and cuts another off the network in the middle of a second job,
 # and checks that both results are exact; heals the cluster and runs a job again; crashes a
 # worker process and waits for the restart policy to bring it back; scales down to 2 workers in
-# the middle of a job (SIGTERM, drain) and checks that result too; then tears everything down.
+# the middle of a job (SIGTERM, drain) and checks that result too; kills the master container
+# (SIGKILL) in the middle of a job and starts it again, and checks that a client waiting with
+# `farm submit --wait` on the compose network gets the exact result (when the binary has
+# `farm master --journal`); then tears everything down.
 #
 # Usage: deploy/test-compose.sh
 #   FARM_IMAGE          image tag to build and run        (default farm:local)
@@ -201,6 +204,40 @@ out=$(farmc watch "$job" --json) || fail "watch $job failed: $out"
     fail "spin 0..100 across a scale-down: expected 100, got: $out"
 wait_for 30 "2 workers after the scale-down" workers_are 2
 log "scaled to 2 workers mid-job (SIGTERM, drain): spin 0..100 = 100: $out"
+
+# ---- the master killed in the middle of a job: its journal --------------------------------
+# The master keeps its journal on the volume master-state (FARM_JOURNAL in compose.yaml). A
+# binary without `farm master --journal` ignores that variable, and this step is skipped.
+if has_journal; then
+    waiter_out=$(mktemp) waiter_err=$(mktemp)
+    # A client in its own container on the compose network ($net, found above), as another
+    # service would be.
+    timeout 300 docker run --rm --no-healthcheck --network "$net" "$FARM_IMAGE" \
+        --master http://master:7070 submit spin --range 0..200 --shard-size 1 \
+        --param "ms=$spin_ms" --wait --json --reconnect-for 120s >"$waiter_out" 2>"$waiter_err" &
+    waiter=$!
+    # The waiter's job is the newest the master lists.
+    newest_running() {
+        local s
+        s=$(farmc jobs --json | sed 's/},{/}\n{/g' | tail -1)
+        [[ $(field "$s" state) == running && $(field "$s" "done") -ge 10 ]]
+    }
+    wait_for 60 "the waiter's job to be running" newest_running
+    dk kill "$master" >/dev/null # a crash: no goodbye, no flush
+    log "killed the master container mid-job; starting it again"
+    dk start "$master" >/dev/null || fail "docker start of the master failed"
+    wait_for 90 "the restarted master's HEALTHCHECK to report healthy" healthy
+    wait "$waiter" || fail "the waiting client failed across the master restart: $(cat "$waiter_out" "$waiter_err")"
+    out=$(cat "$waiter_out")
+    [[ $(field "$out" state) == succeeded && $(field "$out" result) == 200 ]] ||
+        fail "spin 0..200 across a master restart: expected 200, got: $out"
+    grep -q "lost the master; reconnecting" "$waiter_err" ||
+        fail "the waiter did not say it lost the master: $(cat "$waiter_err")"
+    rm -f "$waiter_out" "$waiter_err"
+    log "master killed and restarted mid-job: the waiting client got spin 0..200 = 200: $out"
+else
+    log "this farm has no 'master --journal': master restart mid-job not checked"
+fi
 
 # ---- down --------------------------------------------------------------------------------
 trap - EXIT

@@ -19,3 +19,6 @@ wait_for() {
 field() { sed -n "s/.*\"$2\":\\([^,}]*\\).*/\\1/p" <<<"$1" | head -1 | tr -d '"'; }
 count_workers() { grep -o '"worker":[0-9]*' <<<"$1" | wc -l | tr -d ' '; }
 workers_are() { [[ $(count_workers "$(farmc workers --json 2>/dev/null)") == "$1" ]]; }
+# Whether this farm has `farm master --journal` (read whole: `grep -q` in a pipe under pipefail
+# can fail when it stops reading early).
+has_journal() { [[ $(farmc master --help 2>/dev/null) == *--journal* ]]; }

@@ -11,7 +11,9 @@
 #     units installed as an administrator would (sysusers file, unit files unchanged, env
 #     files, the binary at /usr/local/bin/farm). Checks that a master and two worker instances
 #     start with their own settings, a job's result is exact, the hardening is in force, a
-#     worker killed with SIGKILL is restarted, a drained worker stays stopped, and
+#     worker killed with SIGKILL is restarted, the master's StateDirectory /var/lib/farm is
+#     its own, a master killed with SIGKILL mid-job is restarted and (when the binary has
+#     `farm master --journal`) the job still ends exact, a drained worker stays stopped, and
 #     `systemctl stop` of a worker in the middle of 35-s shards waits for its 30-s drain
 #     timeout (within TimeoutStopSec=45s), ends with status 0, and the job is still exact.
 #     Needs a Debian-like host with systemd installed, docker, and an engine that lets a
@@ -153,13 +155,33 @@ out=$(farmc submit exec --range 0..1 --param 'cmd=/usr/bin/touch /var/lib/farm-t
 [[ $out == *'"exit_code":1'* ]] || fail "an exec shard could write to /var/lib despite ProtectSystem=strict: $out"
 log "hardening in force: user farm, NoNewPrivs, seccomp filter, no capabilities; exec kernel runs echo, cannot write /var"
 
+st=$(sx stat -c '%U %a' /var/lib/farm)
+[[ $st == "farm 700" ]] || fail "the master's StateDirectory /var/lib/farm is '$st', not 'farm 700'"
+log "the master's StateDirectory /var/lib/farm: owner farm, mode 700"
+if has_journal; then
+    sx test -s /var/lib/farm/journal.redb || fail "no journal at /var/lib/farm/journal.redb"
+    job=$(farmc submit spin --range 0..90 --shard-size 1 --param ms=100 --json | sed -n 's/.*"job":\([0-9]*\).*/\1/p')
+    midway() { [[ $(farmc status "$job" --json) =~ \"done\":([0-9]+) ]] && ((BASH_REMATCH[1] >= 10)); }
+    wait_for 30 "job $job to be under way" midway
+    sx systemctl kill -s KILL farm-master
+    back() { (($(sx systemctl show -p NRestarts --value farm-master) >= 1)) && workers_are 2; }
+    wait_for 30 "farm-master to be restarted after SIGKILL, with both workers" back
+    out=$(farmc watch "$job" --json) || fail "watch $job after the master restart failed"
+    [[ $out == *'"state":"succeeded"'* && $out == *'"result":90,'* ]] || fail "spin 0..90 across a master restart: expected 90, got: $out"
+    log "farm-master killed with SIGKILL mid-job: restarted, replayed /var/lib/farm/journal.redb, spin 0..90 = 90"
+else
+    log "this farm has no 'master --journal': master restart mid-job not checked"
+fi
+
 pid=$(sx systemctl show -p MainPID --value farm-worker@a)
 sx kill -KILL "$pid"
 restarted() { (($(sx systemctl show -p NRestarts --value farm-worker@a) >= 1)) && workers_are 2; }
 wait_for 30 "farm-worker@a to be restarted after SIGKILL" restarted
 log "farm-worker@a killed with SIGKILL: restarted (Restart=on-failure)"
 
-id=$(farmc workers --json | sed 's/},{/}\n{/g' | sed -n 's/.*"name":"[^"]*-a".*"worker":\([0-9]*\).*/\1/p')
+# One line per worker; "worker" (the id) comes before "name" in each.
+id=$(farmc workers --json | sed 's/},{/}\n{/g' | grep '"name":"[^"]*-a"' | sed -n 's/.*"worker":\([0-9]*\).*/\1/p')
+[[ $id =~ ^[0-9]+$ ]] || fail "no worker named HOST-a in: $(farmc workers --json)"
 farmc workers drain "$id" >/dev/null
 stopped() { [[ $(sx systemctl is-active farm-worker@a || true) == inactive ]]; }
 wait_for 30 "farm-worker@a to exit after a drain" stopped

@@ -55,7 +55,7 @@ pub enum Command {
     /// Submit a job to a running master; prints its id, or waits for its result with --wait.
     Submit(SubmitArgs),
     /// Follow a job until it ends and print its result.
-    Watch(JobRef),
+    Watch(WatchArgs),
     /// Print a job's status.
     Status(JobRef),
     /// Cancel a job: every shard stops on every worker.
@@ -165,6 +165,25 @@ pub struct JobRef {
     pub output: OutputArgs,
 }
 
+/// How a waiting client treats a lost master.
+#[derive(Debug, Args)]
+pub struct ReconnectArgs {
+    /// If the master goes away while waiting: how long to keep reconnecting before giving up.
+    /// A master restarted with --journal still has the job, and the wait follows it to its end.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION",
+          env = "FARM_RECONNECT_FOR")]
+    pub reconnect_for: std::time::Duration,
+}
+
+/// `farm watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub job: JobRef,
+    #[command(flatten)]
+    pub reconnect: ReconnectArgs,
+}
+
 /// `farm submit`.
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
@@ -173,6 +192,8 @@ pub struct SubmitArgs {
     /// Wait for the job to end, with a progress bar on a terminal, and print its result.
     #[arg(long)]
     pub wait: bool,
+    #[command(flatten)]
+    pub reconnect: ReconnectArgs,
     #[command(flatten)]
     pub output: OutputArgs,
 }

@@ -1,9 +1,11 @@
 //! Client commands: submit, watch, status, cancel, jobs, workers.
 
-use crate::args::{JobRef, OutputArgs, SubmitArgs, WorkersAction, WorkersArgs};
+use crate::args::{
+    JobRef, OutputArgs, ReconnectArgs, SubmitArgs, WatchArgs, WorkersAction, WorkersArgs,
+};
 use crate::{job, show};
 use anyhow::Result;
-use farm_client::Client;
+use farm_client::{Client, JobStatus, WaitEvent, WaitOptions};
 
 /// Where client commands (and workers) go, and what they present: a token, TLS settings.
 pub struct Target {
@@ -43,19 +45,37 @@ pub async fn submit(master: &Target, args: SubmitArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let bar = show::progress_bar(args.output.json);
-    let status = client.wait(submitted.job, |p| show::advance(&bar, p)).await?;
-    bar.finish_and_clear();
+    let status = follow(&mut client, submitted.job, &args.reconnect, args.output.json).await?;
     show::finished(&status, args.output.json, args.job.out.as_deref(), &spec.params)
 }
 
 /// `farm watch`.
-pub async fn watch(master: &Target, args: JobRef) -> Result<()> {
+pub async fn watch(master: &Target, args: WatchArgs) -> Result<()> {
     let mut client = connect(master).await?;
-    let bar = show::progress_bar(args.output.json);
-    let status = client.wait(args.id, |p| show::advance(&bar, p)).await?;
+    let json = args.job.output.json;
+    let status = follow(&mut client, args.job.id, &args.reconnect, json).await?;
+    show::finished(&status, json, None, &Default::default())
+}
+
+/// Waits for a job with a progress bar, riding through a lost master, and says on stderr when
+/// the master is lost and when it is back.
+async fn follow(
+    client: &mut Client,
+    job: u64,
+    reconnect: &ReconnectArgs,
+    json: bool,
+) -> Result<JobStatus> {
+    let bar = show::progress_bar(json);
+    let options = WaitOptions { reconnect_for: reconnect.reconnect_for };
+    let status = client
+        .wait_with(job, &options, |event| match event {
+            WaitEvent::Progress(p) => show::advance(&bar, p),
+            // The lines the client words: "lost the master; reconnecting for up to 60s".
+            event => bar.suspend(|| eprintln!("{event}")),
+        })
+        .await;
     bar.finish_and_clear();
-    show::finished(&status, args.output.json, None, &Default::default())
+    Ok(status?)
 }
 
 /// `farm status`.

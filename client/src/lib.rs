@@ -14,6 +14,9 @@
 //! ```
 
 mod kinds;
+mod ride;
+
+pub use ride::{WaitEvent, WaitOptions};
 
 use farm_proto::pb::{self, farm_service_client::FarmServiceClient};
 use farm_proto::JobSpec;
@@ -37,9 +40,22 @@ pub enum ClientError {
     /// The master answered with an error.
     #[error("{}: {}", code_name(.0.code()), .0.message())]
     Status(tonic::Status),
-    /// The master went away while a job was being waited for.
-    #[error("lost the master while waiting for job {0}: jobs do not survive a master restart")]
-    MasterLost(u64),
+    /// The master went away while a job was being waited for, and did not come back within
+    /// the bound (`WaitOptions::reconnect_for`).
+    #[error(
+        "lost the master while waiting for job {job}: it was not back within {}",
+        seconds(*.waited)
+    )]
+    MasterLost {
+        /// The job that was waited for.
+        job: u64,
+        /// How long the waiter tried to reconnect.
+        waited: std::time::Duration,
+    },
+    /// The master came back without the job a client was waiting for: it restarted without
+    /// its journal (or another job now has the id).
+    #[error("job {0} is gone: the master restarted without --journal")]
+    JobGone(u64),
     /// The master answered with something the domain types cannot hold (an unknown job state,
     /// an event without content, a result that is not JSON).
     #[error("malformed reply from the master: {0}")]
@@ -71,10 +87,13 @@ impl ClientError {
     }
 }
 
-/// Codes a stream ends with when the master shut down or the connection broke.
-fn master_gone(code: tonic::Code) -> bool {
-    use tonic::Code::*;
-    matches!(code, Unavailable | Unknown | Internal | Cancelled)
+/// A duration as people write it on the command line: `60s`, `1500ms`.
+fn seconds(d: std::time::Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
 }
 
 fn code_name(code: tonic::Code) -> String {
@@ -162,22 +181,32 @@ impl Client {
     }
 
     /// Waits for a job to end, calling `on_progress` as it advances; returns its final status.
+    /// Rides through a master restart for up to a minute (see [`Client::wait_with`]).
     pub async fn wait(
         &mut self,
         job: u64,
         mut on_progress: impl FnMut(Progress),
     ) -> Result<JobStatus> {
-        let mut events = std::pin::pin!(self.watch(job, false).await?);
-        while let Some(event) = events.next().await {
-            match event {
-                Ok(JobEvent::Progress(p)) => on_progress(p),
-                Ok(JobEvent::Finished(status)) => return Ok(status),
-                Ok(JobEvent::Shard { .. }) => {}
-                Err(ClientError::Status(s)) if master_gone(s.code()) => break,
-                Err(e) => return Err(e),
+        self.wait_with(job, &WaitOptions::default(), |event| {
+            if let WaitEvent::Progress(p) = event {
+                on_progress(p)
             }
-        }
-        Err(ClientError::MasterLost(job))
+        })
+        .await
+    }
+
+    /// Waits for a job to end, calling `on_event` as it advances and when the master is lost
+    /// and back; returns its final status. When the master goes away the wait reconnects, with
+    /// backoff, for up to `options.reconnect_for`, then follows the job again: a job that ended
+    /// meanwhile returns its final status. Ends with [`ClientError::JobGone`] if the master
+    /// came back without the job, and [`ClientError::MasterLost`] if it did not come back.
+    pub async fn wait_with(
+        &mut self,
+        job: u64,
+        options: &WaitOptions,
+        mut on_event: impl FnMut(WaitEvent),
+    ) -> Result<JobStatus> {
+        ride::follow(self, job, options, &mut on_event).await
     }
 
     /// One job's status.

@@ -169,10 +169,12 @@ async fn workers_reconnect_to_a_restarted_master_and_watchers_get_a_clear_error(
     // A watcher that has had the job's first progress is surely streaming when the master goes.
     let mut client = within(farm_client::Client::connect(&master.url)).await.expect("client");
     let (first_tx, mut first_rx) = tokio::sync::mpsc::unbounded_channel();
+    // A short reconnect bound: the master stays away until the watcher has given up.
+    let ride = farm_client::WaitOptions { reconnect_for: std::time::Duration::from_secs(1) };
     let watcher = tokio::spawn(async move {
         client
-            .wait(id, |p| {
-                let _ = first_tx.send(p);
+            .wait_with(id, &ride, |e| {
+                let _ = first_tx.send(e);
             })
             .await
             .map(|status| status.state)
@@ -181,8 +183,11 @@ async fn workers_reconnect_to_a_restarted_master_and_watchers_get_a_clear_error(
     let master_tag = master.tag.clone();
     drop(master);
     let lost = within(watcher).await.expect("watcher task").expect_err("the master went away");
-    assert!(matches!(lost, farm_client::ClientError::MasterLost(job) if job == id), "{lost:?}");
-    assert!(lost.to_string().contains("jobs do not survive a master restart"), "{lost}");
+    assert!(
+        matches!(lost, farm_client::ClientError::MasterLost { job, .. } if job == id),
+        "{lost:?}"
+    );
+    assert!(lost.to_string().contains("it was not back within 1s"), "{lost}");
 
     let master = Master::start_tagged(&[], &master_tag, &format!("127.0.0.1:{port}"));
     tokio::task::block_in_place(|| {
