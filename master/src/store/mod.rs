@@ -58,7 +58,7 @@ pub fn open(
 ) -> Result<(Core, Journal, Replayed), MasterError> {
     let started = Instant::now();
     let db = match path {
-        Some(p) => Database::create(p).map_err(|e| fail(redb::Error::from(e)))?,
+        Some(p) => builder().create(p).map_err(|e| fail(redb::Error::from(e)))?,
         None => temporary()?,
     };
     init(&db).map_err(fail)?;
@@ -100,7 +100,17 @@ fn temporary() -> Result<Database, MasterError> {
         .map_err(io)?;
     std::fs::remove_file(&path).map_err(io)?;
     let backend = redb::backends::FileBackend::new(file).map_err(|e| fail(e.into()))?;
-    redb::Builder::new().create_with_backend(backend).map_err(|e| fail(e.into()))
+    builder().create_with_backend(backend).map_err(|e| fail(e.into()))
+}
+
+/// redb's page cache counts toward the master's memory: kept small, since the store is read
+/// mostly at replay and the writer appends.
+const CACHE_BYTES: usize = 32 << 20;
+
+fn builder() -> redb::Builder {
+    let mut builder = redb::Builder::new();
+    builder.set_cache_size(CACHE_BYTES);
+    builder
 }
 
 /// Creates the tables and checks (or sets) the schema version.
