@@ -9,7 +9,11 @@ use crate::MasterError;
 use farm_proto::{pb, Output};
 use prost::Message;
 use redb::{Database, ReadableDatabase};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// The writer's queue as readers hold it: taken away when the journal closes, so a reader
+/// never keeps the writer thread alive.
+pub(super) type SharedTx = Arc<Mutex<Option<JournalTx>>>;
 
 /// Most items in one chunk.
 pub const CHUNK_ITEMS: usize = 4096;
@@ -23,18 +27,23 @@ pub struct Store {
     /// The database the writer thread commits to; reads run beside it (redb's MVCC).
     db: Arc<Database>,
     /// The writer's queue, for barriers: a read waits until what was journaled is committed.
-    journal: JournalTx,
+    journal: SharedTx,
 }
 
 impl Store {
     /// A handle on `db`, whose writer takes `journal`.
-    pub(super) fn new(db: Arc<Database>, journal: JournalTx) -> Self {
+    pub(super) fn new(db: Arc<Database>, journal: SharedTx) -> Self {
         Store { db, journal }
     }
 
     /// Resolves once everything journaled before the call is committed (or failed to be).
     pub async fn committed(&self) -> Result<(), String> {
-        self.journal.barrier().await.map_err(|_| "the journal's writer is gone".to_string())?
+        let barrier = match self.journal.lock() {
+            Ok(tx) => tx.as_ref().map(JournalTx::barrier),
+            Err(_) => None,
+        };
+        let gone = || "the journal's writer is gone".to_string();
+        barrier.ok_or_else(gone)?.await.map_err(|_| gone())?
     }
 
     /// Sends job `job`'s list items from item `offset` on, each as JSON, in chunks, to `send`

@@ -6,13 +6,14 @@
 //! reuse freed pages. Barriers queued behind ops complete once the commit holding those ops
 //! is done: a submit is acknowledged only then.
 
+use super::results::SharedTx;
 use super::{unix_ms, Store, JOBS, LIST_OUTPUTS, META, OUTCOMES};
 use crate::core::{JobId, JournalOp};
 use crate::grpc::job_status;
 use farm_proto::{pb, Output};
 use prost::Message;
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -87,6 +88,8 @@ pub struct Journal {
     tx: JournalTx,
     /// The database, shared with readers of list results.
     db: Arc<Database>,
+    /// The queue as readers hold it (for barriers), emptied by [`Journal::close`].
+    shared: SharedTx,
     /// The writer thread, joined by [`Journal::close`].
     thread: JoinHandle<()>,
 }
@@ -100,12 +103,14 @@ impl Journal {
             .name("journal".into())
             .spawn(move || run(&writing, rx, durable))
             .unwrap_or_else(|e| panic!("cannot start the journal thread: {e}"));
-        Journal { tx: JournalTx(Some(tx)), db, thread }
+        let tx = JournalTx(Some(tx));
+        let shared = Arc::new(Mutex::new(Some(tx.clone())));
+        Journal { tx, db, shared, thread }
     }
 
     /// A read handle for the `Results` RPC.
     pub fn store(&self) -> Store {
-        Store::new(self.db.clone(), self.tx.clone())
+        Store::new(self.db.clone(), self.shared.clone())
     }
 
     /// A sender for the core's task.
@@ -123,6 +128,9 @@ impl Journal {
     pub fn close(self) {
         drop(self.tx);
         drop(self.db);
+        if let Ok(mut shared) = self.shared.lock() {
+            shared.take();
+        }
         let _ = self.thread.join();
     }
 }
