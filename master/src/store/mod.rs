@@ -40,6 +40,9 @@ const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
 const OUTCOMES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("outcomes");
 /// (job id, shard) → `pb::ShardOutput` of a list output.
 const LIST_OUTPUTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("list_outputs");
+/// Bytes of pages redb caches in the master's memory (its default is 1 GiB): the store holds
+/// results of any size, and reading or writing one must not grow the master by its size.
+const CACHE_BYTES: usize = 16 << 20;
 /// The layout this master writes and reads.
 const SCHEMA: u64 = 2;
 
@@ -65,7 +68,10 @@ pub fn open(
 ) -> Result<(Core, Journal, Replayed), MasterError> {
     let started = Instant::now();
     let db = match path {
-        Some(p) => Database::create(p).map_err(|e| fail(redb::Error::from(e)))?,
+        Some(p) => redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(p)
+            .map_err(|e| fail(redb::Error::from(e)))?,
         None => temporary()?,
     };
     init(&db).map_err(fail)?;
@@ -107,7 +113,10 @@ fn temporary() -> Result<Database, MasterError> {
         .map_err(io)?;
     std::fs::remove_file(&path).map_err(io)?;
     let backend = redb::backends::FileBackend::new(file).map_err(|e| fail(e.into()))?;
-    redb::Builder::new().create_with_backend(backend).map_err(|e| fail(e.into()))
+    redb::Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .create_with_backend(backend)
+        .map_err(|e| fail(e.into()))
 }
 
 /// Creates the tables and checks (or sets) the schema version.
