@@ -80,7 +80,7 @@ impl Store {
                 if chunk.items_json.len() >= CHUNK_ITEMS || bytes >= CHUNK_BYTES {
                     let next = chunk.offset + chunk.items_json.len() as u64;
                     sent += chunk.items_json.len() as u64;
-                    let full = std::mem::replace(&mut chunk, pb::ResultsChunk::default());
+                    let full = std::mem::take(&mut chunk);
                     if !send(full) {
                         return Ok(sent);
                     }
