@@ -58,6 +58,9 @@ pub enum Command {
     Watch(WatchArgs),
     /// Print a job's status.
     Status(JobRef),
+    /// Write a succeeded job's list result, of any size, streamed from the master: a JSON
+    /// array, or one item a line with --ndjson.
+    Results(ResultsArgs),
     /// Cancel a job: every shard stops on every worker.
     Cancel(JobRef),
     /// List the jobs the master remembers.
@@ -125,9 +128,15 @@ pub struct JobArgs {
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub priority: i32,
 
-    /// For a kernel whose result is rows of numbers (mandelbrot): write them as a PNG image.
-    #[arg(long, value_name = "FILE.png")]
+    /// Write the result to FILE once the job succeeded: a list streamed from the master (any
+    /// size) as a JSON array, or NDJSON with --ndjson; for FILE.png, mandelbrot rows as an
+    /// image.
+    #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+
+    /// With --out: one JSON item a line instead of one array.
+    #[arg(long, requires = "out")]
+    pub ndjson: bool,
 
     /// Failed runs of a shard (kernel error, panic, timeout) to retry before the job fails,
     /// with a growing pause between runs (at most 100).
@@ -163,6 +172,22 @@ pub struct JobRef {
     pub id: u64,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// `farm results`.
+#[derive(Debug, Args)]
+pub struct ResultsArgs {
+    /// The job's id.
+    pub id: u64,
+    /// Write to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// One JSON item a line instead of one array.
+    #[arg(long)]
+    pub ndjson: bool,
+    /// Start at this item (an index into the result list).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub offset: u64,
 }
 
 /// How a waiting client treats a lost master.

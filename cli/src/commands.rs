@@ -46,6 +46,7 @@ pub async fn submit(master: &Target, args: SubmitArgs) -> Result<()> {
         return Ok(());
     }
     let status = follow(&mut client, submitted.job, &args.reconnect, args.output.json).await?;
+    crate::results::save(&mut client, &status, args.job.out.as_deref(), args.job.ndjson).await?;
     show::finished(&status, args.output.json, args.job.out.as_deref(), &spec.params)
 }
 

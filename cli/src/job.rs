@@ -68,6 +68,7 @@ mod tests {
             inputs: None,
             priority: 0,
             out: None,
+            ndjson: false,
             retries: 0,
             max_crashes: 3,
             shard_timeout: None,

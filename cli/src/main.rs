@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod job;
 mod kinds;
+mod results;
 mod roles;
 mod show;
 mod showdown;
@@ -61,6 +62,7 @@ fn main() -> ExitCode {
             Command::Submit(args) => commands::submit(&master, args).await,
             Command::Watch(args) => commands::watch(&master, args).await,
             Command::Status(args) => commands::status(&master, args).await,
+            Command::Results(args) => results::results(&master, args).await,
             Command::Cancel(args) => commands::cancel(&master, args).await,
             Command::Jobs(args) => commands::jobs(&master, args).await,
             Command::Workers(args) => commands::workers(&master, args).await,

@@ -310,6 +310,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
             }
         };
         bar.finish_and_clear();
+        let out = args.job.out.as_deref();
+        crate::results::save(&mut client, &status, out, args.job.ndjson).await?;
         anyhow::Ok(status)
     }
     .await;

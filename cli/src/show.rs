@@ -35,7 +35,8 @@ pub fn finished(
     out: Option<&Path>,
     params: &farm_proto::Params,
 ) -> Result<()> {
-    if let (Some(path), JobState::Succeeded) = (out, status.state) {
+    let png = out.filter(|p| crate::results::is_png(p));
+    if let (Some(path), JobState::Succeeded) = (png, status.state) {
         write_png(path, &status.result, params)?;
         if !json {
             eprintln!("wrote {}", path.display());
@@ -59,6 +60,12 @@ pub fn finished(
 fn print_result(status: &JobStatus) {
     if status.state != JobState::Succeeded {
         return;
+    }
+    if status.result_in_store {
+        println!(
+            "the result is a list too large to print here: farm results {} --out FILE [--ndjson]",
+            status.job
+        );
     }
     // By the result's shape, not by the kernel's name: rows of numbers (an image), program
     // runs, or a list of values.
@@ -86,6 +93,7 @@ fn print_result(status: &JobStatus) {
             }
         }
         // A number or an object: its JSON text as the master rendered it.
+        _ if status.result_in_store => {}
         _ => println!("{}", status.result),
     }
     eprintln!(

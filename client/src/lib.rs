@@ -14,8 +14,10 @@
 //! ```
 
 mod kinds;
+mod results;
 mod ride;
 
+pub use results::ResultsChunk;
 pub use ride::{WaitEvent, WaitOptions};
 
 use farm_proto::pb::{self, farm_service_client::FarmServiceClient};

@@ -50,6 +50,7 @@ fn job(state: JobState, done: u64) -> JobStatus {
         elapsed_ms: 5,
         priority: 0,
         reruns: 0,
+        result_in_store: false,
     }
 }
 

@@ -3,7 +3,8 @@
 
 use crate::actor::{CoreHandle, SubmitError, Subscription};
 use crate::catalog::KindError;
-use crate::core::{CoreError, JobView, Submission, WorkerView};
+use crate::core::{CoreError, JobState, JobView, Submission, WorkerView};
+use crate::store::Store;
 use farm_proto::pb::{self, farm_service_server::FarmService, job_event::Event};
 use farm_proto::{
     DialedBy, JobEvent, JobSpec, JobStatus, JsonText, Progress, Submitted, WorkerInfo,
@@ -53,6 +54,7 @@ pub fn job_status(v: JobView) -> JobStatus {
         elapsed_ms: v.elapsed_ms,
         priority: v.priority,
         reruns: v.reruns,
+        result_in_store: v.result_in_store,
     }
 }
 
@@ -97,9 +99,40 @@ fn give_back_freed_memory() {
 pub struct Farm {
     /// The core's task.
     pub core: CoreHandle,
+    /// The store, read by `Results` off the core's task.
+    pub store: Store,
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::JobEvent, Status>> + Send>>;
+type ResultsStream = Pin<Box<dyn Stream<Item = Result<pb::ResultsChunk, Status>> + Send>>;
+
+/// Chunks of a `Results` stream queued ahead of a slow reader; past them, reading the store
+/// waits (backpressure), so a stream holds a few MiB at most.
+const RESULTS_AHEAD: usize = 4;
+
+impl Farm {
+    /// Checks that job `job` succeeded with a list result, and waits until all of it is
+    /// committed to the store.
+    async fn list_result(&self, job: u64) -> Result<(), Status> {
+        let view = self.core.get(job).await?.ok_or_else(|| status(CoreError::NoSuchJob(job)))?;
+        if view.state != JobState::Succeeded {
+            return Err(Status::failed_precondition(format!(
+                "job {job} is {}: results are read once it succeeded",
+                view.state
+            )));
+        }
+        let list = view.result_in_store || view.result_json.is_some_and(|r| r.starts_with('['));
+        if !list {
+            return Err(Status::failed_precondition(format!(
+                "job {job}'s result is not a list: it is in its status (farm status {job})"
+            )));
+        }
+        // The reply above left the core's task before that batch's journal ops went to the
+        // writer; a second round trip comes after they went, so the barrier is behind them.
+        self.core.get(job).await?;
+        self.store.committed().await.map_err(Status::internal)
+    }
+}
 
 #[tonic::async_trait]
 impl FarmService for Farm {
@@ -190,6 +223,28 @@ impl FarmService for Farm {
     ) -> Result<Response<pb::WorkerInfo>, Status> {
         let w = self.core.drain(req.into_inner().worker_id).await?.map_err(status)?;
         Ok(Response::new(worker_info(w)?.into()))
+    }
+
+    type ResultsStream = ResultsStream;
+
+    async fn results(
+        &self,
+        req: Request<pb::ResultsRequest>,
+    ) -> Result<Response<ResultsStream>, Status> {
+        let pb::ResultsRequest { job_id, offset } = req.into_inner();
+        self.list_result(job_id).await?;
+        let (tx, rx) = mpsc::channel(RESULTS_AHEAD);
+        let store = self.store.clone();
+        // Reading and decoding the store is blocking work: a blocking thread, whose sends
+        // wait while the channel is full.
+        tokio::task::spawn_blocking(move || {
+            let read =
+                store.read_items(job_id, offset, |chunk| tx.blocking_send(Ok(chunk)).is_ok());
+            if let Err(e) = read {
+                let _ = tx.blocking_send(Err(Status::internal(e.to_string())));
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn list_kinds(

@@ -140,7 +140,7 @@ pub async fn serve(
         crate::connector::spawn(core.clone(), host.clone(), me.clone(), token, tls);
     }
     let max = farm_proto::MAX_MESSAGE_BYTES;
-    let farm = FarmServiceServer::new(Farm { core: core.clone() })
+    let farm = FarmServiceServer::new(Farm { core: core.clone(), store: journal.store() })
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
     let farm = InterceptedService::new(farm, require("client", config.client_token.clone()));

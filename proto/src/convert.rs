@@ -166,6 +166,7 @@ impl TryFrom<pb::JobStatus> for JobStatus {
             elapsed_ms: s.elapsed_ms,
             priority: s.priority,
             reruns: s.shards_rerun,
+            result_in_store: s.result_in_store,
         })
     }
 }
@@ -185,6 +186,7 @@ impl From<JobStatus> for pb::JobStatus {
             elapsed_ms: s.elapsed_ms,
             priority: s.priority,
             shards_rerun: s.reruns,
+            result_in_store: s.result_in_store,
         }
     }
 }

@@ -152,6 +152,11 @@ pub struct JobStatus {
     pub priority: i32,
     /// Shards handed out again (lost or drained worker, retried failure).
     pub reruns: u64,
+    /// The result is a list too large for a status (`result` is `null`): read it with
+    /// `Results` (`farm results JOB`). Left out of the JSON when false, so small results keep
+    /// their shape.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub result_in_store: bool,
 }
 
 impl JobStatus {

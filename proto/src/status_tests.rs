@@ -18,6 +18,7 @@ fn wire_status(state: pb::JobState, result_json: &str, error: &str) -> pb::JobSt
         elapsed_ms: 1234,
         priority: -2,
         shards_rerun: 3,
+        result_in_store: false,
     }
 }
 

@@ -1,5 +1,7 @@
 //! One job inside the scheduler core: its lazy shard cursor, the shards in flight, and the
 //! accumulator that reduces shard outputs into the job result, counting the bytes it keeps.
+//! A list result is kept in RAM only up to [`INLINE_RESULT_BYTES`]; past it, it lives only in
+//! the store (every list output is journaled in `list_outputs`) and is read with `Results`.
 
 use super::memory::{mib, Inputs, Meter, Submission, ENTRY_OVERHEAD, JOB_OVERHEAD};
 use super::ranges::Ranges;
@@ -12,6 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use farm_proto::JobState;
+
+/// Most bytes of a list result's JSON kept in RAM and carried in the job's status; a larger
+/// result is dropped from RAM and read from the store (`farm results JOB`). A job's
+/// `--max-result-mib`, when smaller, lowers it.
+pub const INLINE_RESULT_BYTES: usize = 1 << 20;
 
 /// A job as the core tracks it. Shards are generated lazily: `next` is the first shard never
 /// handed out, `requeued` holds shards handed back by lost workers.
@@ -47,6 +54,8 @@ pub(crate) struct Job {
     /// The reduced result, once succeeded; shared with every view, so a `Get` of a large
     /// result does not copy it on the core's task.
     pub result_json: Option<Arc<str>>,
+    /// Its result is a list too large to keep inline: it is read from the store only.
+    pub result_in_store: bool,
     /// Why it failed or was cancelled.
     pub error: Option<String>,
     /// When it was submitted, for elapsed time.
@@ -101,6 +110,7 @@ impl Job {
             done: 0,
             acc: Accumulator::limited(output, limits),
             result_json: None,
+            result_in_store: false,
             error: None,
             submitted: now,
             finished: None,
@@ -130,6 +140,7 @@ impl Job {
         job.next = job.total;
         job.done = v.done;
         job.result_json = v.result_json;
+        job.result_in_store = v.result_in_store;
         job.error = v.error;
         job.finished = Some(now);
         job.reruns = v.reruns;
@@ -170,7 +181,8 @@ impl Job {
 
     /// Sets the final state and drops what only a going job needs (its queue, inputs, params,
     /// accumulator and per-shard counts), taking its bytes off the meter; the accumulated
-    /// fragments are joined into the result here if it succeeded.
+    /// fragments are joined into the result here if it succeeded (unless the result spilled
+    /// to the store).
     pub fn end(&mut self, state: JobState, error: Option<String>, now: Instant) {
         self.state = state;
         self.error = error;
@@ -182,7 +194,10 @@ impl Job {
         self.meter.sub(self.spec_bytes + acc.held);
         self.spec_bytes = 0;
         if state == JobState::Succeeded {
-            self.result_json = Some(acc.finish().into());
+            match acc.finish() {
+                Some(json) => self.result_json = Some(json.into()),
+                None => self.result_in_store = true,
+            }
         }
         self.inputs = Inputs::default();
         self.spec.params = Params::default();
@@ -207,7 +222,9 @@ impl Job {
 /// summed as they arrive; each list output is rendered to its JSON fragment as it is accepted
 /// (so the cost is spread over result batches) and the fragments are joined in index order at
 /// the end. A kernel that declared no shape is reduced by the variant its first output has.
-/// The fragments count against the job's result limit and the master's memory budget.
+/// The fragments count against the master's memory budget, and only while they total under
+/// the inline limit: past it they are dropped (the job's result is then read from the store,
+/// where every list output is journaled) and later outputs are only checked, not rendered.
 #[derive(Debug)]
 pub(crate) struct Accumulator {
     /// What the kernel declared.
@@ -224,6 +241,8 @@ pub(crate) struct Accumulator {
     json_bytes: usize,
     /// Bytes this accumulator counted in the meter.
     held: usize,
+    /// The list passed the inline limit: fragments dropped, the result is in the store only.
+    spilled: bool,
     /// The limits it checks each output against.
     limits: ByteLimits,
 }
@@ -246,13 +265,14 @@ impl Accumulator {
             fragments: BTreeMap::new(),
             json_bytes: 2,
             held: 0,
+            spilled: false,
             limits,
         }
     }
 
     /// Adds one shard's output; fails when the output is not of the declared shape, or of
-    /// another variant than the others (a kernel bug), a sum overflows, or the result would
-    /// pass the job's result limit or the master's memory budget.
+    /// another variant than the others (a kernel bug), a sum overflows, or an inline result
+    /// would pass the master's memory budget.
     pub fn add(&mut self, shard: u64, output: &Output) -> Result<(), String> {
         if !self.fits(output) {
             return Err(format!(
@@ -271,6 +291,9 @@ impl Accumulator {
             }
             other => {
                 self.list = Some(std::mem::discriminant(other));
+                if self.spilled {
+                    return Ok(());
+                }
                 let fragment = render(other)?;
                 if !fragment.is_empty() {
                     self.keep(shard, fragment)?;
@@ -280,16 +303,17 @@ impl Accumulator {
         Ok(())
     }
 
-    /// Keeps one shard's fragment if the limits allow it.
+    /// Keeps one shard's fragment if the budget allows it; past the inline limit, drops them
+    /// all instead (the result is read from the store).
     fn keep(&mut self, shard: u64, fragment: String) -> Result<(), String> {
         let ByteLimits { meter, budget, max_result } = &self.limits;
         let json_bytes = self.json_bytes + fragment.len() + 1;
-        if json_bytes > *max_result {
-            return Err(format!(
-                "result is over {} MiB, the master's limit for one job's result \
-                 (--max-result-mib); split the job, or have its shards return less",
-                mib(*max_result)
-            ));
+        if json_bytes > INLINE_RESULT_BYTES.min(*max_result) {
+            meter.sub(self.held);
+            self.held = 0;
+            self.fragments = BTreeMap::new();
+            self.spilled = true;
+            return Ok(());
         }
         let cost = fragment.len() + ENTRY_OVERHEAD;
         if meter.get() + cost > *budget {
@@ -326,8 +350,17 @@ impl Accumulator {
     }
 
     /// The job result as JSON: a sum, an estimate, or the fragments joined in index order (one
-    /// copy of bytes already rendered, bounded by the result limit).
-    pub fn finish(self) -> String {
+    /// copy of bytes already rendered, bounded by the inline limit); `None` for a list that
+    /// spilled to the store.
+    pub fn finish(self) -> Option<String> {
+        if self.spilled {
+            return None;
+        }
+        Some(self.render())
+    }
+
+    /// [`Accumulator::finish`] of a result kept inline.
+    fn render(self) -> String {
         if let Some(n) = self.count {
             return n.to_string();
         }
@@ -366,52 +399,5 @@ fn render(output: &Output) -> Result<String, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use farm_proto::ExecRun;
-
-    #[test]
-    fn counts_are_summed_and_lists_joined_in_shard_order() {
-        let mut acc = Accumulator::new(OutputShape::Any);
-        acc.add(1, &Output::Count(2)).expect("count");
-        acc.add(0, &Output::Count(3)).expect("count");
-        assert!(acc.add(2, &Output::Lines(vec![])).is_err());
-        assert_eq!(acc.finish(), "5");
-
-        let mut acc = Accumulator::new(OutputShape::Any);
-        acc.add(1, &Output::Lines(vec!["c".into()])).expect("lines");
-        acc.add(0, &Output::Lines(vec!["a".into(), "b".into()])).expect("lines");
-        assert_eq!(acc.finish(), r#"["a","b","c"]"#);
-
-        let mut acc = Accumulator::new(OutputShape::Any);
-        acc.add(0, &Output::Exec(vec![ExecRun { exit_code: 1, stdout: "x".into() }]))
-            .expect("exec");
-        assert_eq!(acc.finish(), r#"[{"exit_code":1,"stdout":"x"}]"#);
-    }
-
-    #[test]
-    fn fractions_reduce_to_a_scaled_estimate_and_overflow_is_an_error() {
-        let mut acc = Accumulator::new(OutputShape::Fraction { scale: 4.0 });
-        acc.add(0, &Output::Fraction { hits: 3, samples: 4 }).expect("pi");
-        acc.add(1, &Output::Fraction { hits: 3, samples: 4 }).expect("pi");
-        let v: serde_json::Value = serde_json::from_str(&acc.finish()).expect("json");
-        assert_eq!(v["hits"], 6);
-        assert_eq!(v["estimate"], 3.0);
-
-        let mut acc = Accumulator::new(OutputShape::Any);
-        acc.add(0, &Output::Count(u64::MAX)).expect("count");
-        assert!(acc.add(1, &Output::Count(1)).is_err());
-    }
-
-    #[test]
-    fn a_declared_shape_refuses_other_outputs() {
-        let mut acc = Accumulator::new(OutputShape::Count);
-        let err = acc.add(0, &Output::Lines(vec![])).unwrap_err();
-        assert!(err.contains("another kind of output than its kernel declares"), "{err}");
-        let mut acc = Accumulator::new(OutputShape::Any);
-        acc.add(0, &Output::Fraction { hits: 1, samples: 2 }).expect("fraction");
-        // Undeclared, a fraction's estimate is the plain ratio.
-        let v: serde_json::Value = serde_json::from_str(&acc.finish()).expect("json");
-        assert_eq!(v["estimate"], 0.5);
-    }
-}
+#[path = "job_tests.rs"]
+mod tests;

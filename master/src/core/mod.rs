@@ -409,6 +409,7 @@ fn view(job: &Job, now: Instant) -> JobView {
         done: job.done,
         in_flight: job.assigned.len() as u64,
         result_json: job.result_json.clone(),
+        result_in_store: job.result_in_store,
         error: job.error.clone(),
         elapsed_ms: job.elapsed_ms(now),
         priority: job.spec.priority,

@@ -176,6 +176,9 @@ pub struct JobView {
     pub in_flight: u64,
     /// The reduced result, once succeeded; shared, not copied, by every view of it.
     pub result_json: Option<std::sync::Arc<str>>,
+    /// The result is a list kept only in the store (too large for a status): read it with
+    /// `Results`.
+    pub result_in_store: bool,
     /// Why it failed or was cancelled.
     pub error: Option<String>,
     /// Since submission, until it ended.

@@ -8,11 +8,15 @@
 //! - `outcomes`: (job id, first shard) → `pb::JournalOutcomes`: the accepted `Done` outputs of
 //!   one job in one group commit (one record per job per commit, not per shard: a million
 //!   noop shards cost a few hundred inserts), dropped when the job ends (its result is in its
-//!   final status then).
+//!   final status then). Count and fraction outputs only;
+//! - `list_outputs`: (job id, shard) → `pb::ShardOutput`: each accepted list output (lines,
+//!   rows, exec runs), kept after the job ends (a large list result lives only here) and
+//!   dropped when retention forgets the job.
 //!
 //! [`open`] replays the journal into a new core before the master serves; `writer.rs` is the
-//! OS thread that group-commits what the core journals.
+//! OS thread that group-commits what the core journals; `results.rs` reads list results back.
 
+mod results;
 mod writer;
 
 use crate::core::{Core, CoreConfig, JobId, JobView, JournalOp, Outbox, Submission};
@@ -21,6 +25,7 @@ use crate::MasterError;
 use farm_proto::{pb, JobSpec, JobState, Output, OutputShape};
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+pub use results::{Store, CHUNK_BYTES, CHUNK_ITEMS};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -33,6 +38,11 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
 /// (job id, shard) → `pb::ShardOutput`.
 const OUTCOMES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("outcomes");
+/// (job id, shard) → `pb::ShardOutput` of a list output.
+const LIST_OUTPUTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("list_outputs");
+/// Bytes of pages redb caches in the master's memory (its default is 1 GiB): the store holds
+/// results of any size, and reading or writing one must not grow the master by its size.
+const CACHE_BYTES: usize = 16 << 20;
 /// The layout this master writes and reads.
 const SCHEMA: u64 = 2;
 
@@ -58,14 +68,17 @@ pub fn open(
 ) -> Result<(Core, Journal, Replayed), MasterError> {
     let started = Instant::now();
     let db = match path {
-        Some(p) => builder().create(p).map_err(|e| fail(redb::Error::from(e)))?,
+        Some(p) => redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(p)
+            .map_err(|e| fail(redb::Error::from(e)))?,
         None => temporary()?,
     };
     init(&db).map_err(fail)?;
     let mut core = Core::new(config);
     let mut ops = Collect::default();
     let mut replayed = replay(&db, &mut core, &mut ops)?;
-    let journal = Journal::start(db, path.is_some());
+    let journal = Journal::start(Arc::new(db), path.is_some());
     journal.sender().send_all(ops.0);
     replayed.took = started.elapsed();
     if let Some(p) = path {
@@ -100,17 +113,10 @@ fn temporary() -> Result<Database, MasterError> {
         .map_err(io)?;
     std::fs::remove_file(&path).map_err(io)?;
     let backend = redb::backends::FileBackend::new(file).map_err(|e| fail(e.into()))?;
-    builder().create_with_backend(backend).map_err(|e| fail(e.into()))
-}
-
-/// redb's page cache counts toward the master's memory: kept small, since the store is read
-/// mostly at replay and the writer appends.
-const CACHE_BYTES: usize = 32 << 20;
-
-fn builder() -> redb::Builder {
-    let mut builder = redb::Builder::new();
-    builder.set_cache_size(CACHE_BYTES);
-    builder
+    redb::Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .create_with_backend(backend)
+        .map_err(|e| fail(e.into()))
 }
 
 /// Creates the tables and checks (or sets) the schema version.
@@ -131,6 +137,7 @@ fn init(db: &Database) -> Result<(), redb::Error> {
         }
         txn.open_table(JOBS)?;
         txn.open_table(OUTCOMES)?;
+        txn.open_table(LIST_OUTPUTS)?;
     }
     txn.commit()?;
     Ok(())
@@ -147,6 +154,7 @@ fn replay(db: &Database, core: &mut Core, out: &mut Collect) -> Result<Replayed,
     if let Some(next) = meta.get("next_job").map_err(|e| fail(e.into()))? {
         core.restore_next_job(next.value());
     }
+    let mut resumed = Vec::new();
     let jobs = read.open_table(JOBS).map_err(|e| fail(e.into()))?;
     for row in jobs.iter().map_err(|e| fail(e.into()))? {
         let (id, bytes) = row.map_err(|e| fail(e.into()))?;
@@ -165,8 +173,23 @@ fn replay(db: &Database, core: &mut Core, out: &mut Collect) -> Result<Replayed,
         let age = Duration::from_millis(wall.saturating_sub(rec.submitted_unix_ms));
         let submitted = now.checked_sub(age).unwrap_or(now);
         core.restore_job(id, Submission::restored(spec), output, submitted);
-        replayed.resumed += 1;
+        resumed.push(id);
     }
+    replayed.resumed = resumed.len();
+    replayed.outcomes = replay_outcomes(&read, core, now, out)?;
+    replayed.outcomes += replay_lists(&read, &resumed, core, now, out)?;
+    core.restore_finish(now, out);
+    Ok(replayed)
+}
+
+/// Counts done every committed count or fraction outcome of a job still going.
+fn replay_outcomes(
+    read: &redb::ReadTransaction,
+    core: &mut Core,
+    now: Instant,
+    out: &mut Collect,
+) -> Result<u64, MasterError> {
+    let mut restored = 0;
     let outcomes = read.open_table(OUTCOMES).map_err(|e| fail(e.into()))?;
     for row in outcomes.iter().map_err(|e| fail(e.into()))? {
         let (key, bytes) = row.map_err(|e| fail(e.into()))?;
@@ -181,12 +204,37 @@ fn replay(db: &Database, core: &mut Core, out: &mut Collect) -> Result<Replayed,
             shard = shard.wrapping_add(delta as u64);
             let output = Output::try_from(output).map_err(|e| bad(e.to_string()))?;
             if core.restore_outcome(job, shard, &output, now, out) {
-                replayed.outcomes += 1;
+                restored += 1;
             }
         }
     }
-    core.restore_finish(now, out);
-    Ok(replayed)
+    Ok(restored)
+}
+
+/// Counts done every committed list output of the jobs still going (`resumed`); those of
+/// ended jobs stay on disk for `Results`, unread.
+fn replay_lists(
+    read: &redb::ReadTransaction,
+    resumed: &[JobId],
+    core: &mut Core,
+    now: Instant,
+    out: &mut Collect,
+) -> Result<u64, MasterError> {
+    let mut restored = 0;
+    let lists = read.open_table(LIST_OUTPUTS).map_err(|e| fail(e.into()))?;
+    for &job in resumed {
+        for row in lists.range((job, 0)..=(job, u64::MAX)).map_err(|e| fail(e.into()))? {
+            let (key, bytes) = row.map_err(|e| fail(e.into()))?;
+            let shard = key.value().1;
+            let bad = |e: String| corrupt(format!("list output of job {job} shard {shard}: {e}"));
+            let output = pb::ShardOutput::decode(bytes.value()).map_err(|e| bad(e.to_string()))?;
+            let output = Output::try_from(output).map_err(|e| bad(e.to_string()))?;
+            if core.restore_outcome(job, shard, &output, now, out) {
+                restored += 1;
+            }
+        }
+    }
+    Ok(restored)
 }
 
 /// An ended job's final status as the journal holds it, as the core's view (its result text
@@ -208,6 +256,7 @@ fn summary(id: JobId, s: pb::JobStatus) -> Result<JobView, MasterError> {
         elapsed_ms: s.elapsed_ms,
         priority: s.priority,
         reruns: s.shards_rerun,
+        result_in_store: s.result_in_store,
     })
 }
 

@@ -144,3 +144,96 @@ fn replay_of_a_million_outcomes() {
     journal.close();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every item of job `job` from `offset`, with the chunks' offsets.
+fn items(store: &Store, job: JobId, offset: u64) -> (Vec<String>, Vec<u64>) {
+    let (mut items, mut offsets) = (Vec::new(), Vec::new());
+    store
+        .read_items(job, offset, |chunk| {
+            offsets.push(chunk.offset);
+            items.extend(chunk.items_json);
+            true
+        })
+        .expect("read");
+    (items, offsets)
+}
+
+fn lines(items: &[&str]) -> Output {
+    Output::Lines(items.iter().map(|s| s.to_string()).collect())
+}
+
+#[test]
+fn list_outputs_are_replayed_kept_past_the_end_read_by_index_and_dropped_when_forgotten() {
+    let dir = std::env::temp_dir().join(format!("farm-store-lists-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("journal.redb");
+    let _ = std::fs::remove_file(&path);
+    let source = JobSource::Range { start: 0, end: 3, shard_size: 1 };
+    let spec = JobSpec::new("hashchain", source, Params::default(), 0).expect("spec");
+    let spec = Box::new(pb::JobSpec::from(spec));
+    write(
+        &path,
+        vec![
+            JournalOp::Submit { job: 1, spec, output: OutputShape::Lines },
+            JournalOp::Outcome { job: 1, shard: 2, output: lines(&["e"]) },
+            JournalOp::Outcome { job: 1, shard: 0, output: lines(&["a", "b"]) },
+        ],
+    );
+    let (core, journal, replayed) = open(Some(&path), CoreConfig::default()).expect("reopen");
+    assert_eq!((replayed.resumed, replayed.outcomes), (1, 2), "list outputs replay");
+    let mut view = core.status(1, Instant::now()).expect("job");
+    assert_eq!(view.done, 2);
+    journal.send(JournalOp::Outcome { job: 1, shard: 1, output: lines(&["c", "d"]) });
+    view.state = JobState::Succeeded;
+    view.result_in_store = true;
+    journal.send(JournalOp::End(view));
+    let store = journal.store();
+    assert_eq!(journal.sender().barrier().blocking_recv().expect("writer"), Ok(()));
+    let (all, offsets) = items(&store, 1, 0);
+    assert_eq!(all, [r#""a""#, r#""b""#, r#""c""#, r#""d""#, r#""e""#], "in index order");
+    assert_eq!(offsets, [0]);
+    assert_eq!(items(&store, 1, 3), (vec![r#""d""#.into(), r#""e""#.into()], vec![3]));
+    assert_eq!(items(&store, 1, 9).0.len(), 0, "past the end: nothing");
+    journal.close();
+    drop(store);
+
+    let (core, journal, replayed) = open(Some(&path), CoreConfig::default()).expect("reopen");
+    assert_eq!((replayed.ended, replayed.outcomes), (1, 0));
+    let ended = core.status(1, Instant::now()).expect("ended job");
+    assert!(ended.result_in_store && ended.result_json.is_none());
+    let store = journal.store();
+    assert_eq!(items(&store, 1, 0).0.len(), 5, "kept past the end");
+    journal.send(JournalOp::Forget(1));
+    assert_eq!(journal.sender().barrier().blocking_recv().expect("writer"), Ok(()));
+    assert_eq!(items(&store, 1, 0).0.len(), 0, "dropped when forgotten");
+    drop(store);
+    journal.close();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_long_list_is_read_in_chunks_and_a_reader_that_stops_stops_the_read() {
+    let path = std::env::temp_dir().join(format!("farm-store-chunks-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let (_, journal, _) = open(Some(&path), CoreConfig::default()).expect("open");
+    let line = |i: u64| format!("{i:08}");
+    for shard in 0..10u64 {
+        let output = Output::Lines((shard * 1000..(shard + 1) * 1000).map(line).collect());
+        journal.send(JournalOp::Outcome { job: 4, shard, output });
+    }
+    assert_eq!(journal.sender().barrier().blocking_recv().expect("writer"), Ok(()));
+    let store = journal.store();
+    let (all, offsets) = items(&store, 4, 1500);
+    assert_eq!(all.len(), 8500);
+    assert_eq!(all[0], format!("\"{}\"", line(1500)));
+    assert_eq!(offsets, [1500, 1500 + CHUNK_ITEMS as u64, 1500 + 2 * CHUNK_ITEMS as u64]);
+    let mut chunks = 0;
+    let sent = store.read_items(4, 0, |_| {
+        chunks += 1;
+        false
+    });
+    assert_eq!((sent.expect("read"), chunks), (CHUNK_ITEMS as u64, 1));
+    drop(store);
+    journal.close();
+    let _ = std::fs::remove_file(&path);
+}

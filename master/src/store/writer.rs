@@ -6,13 +6,14 @@
 //! reuse freed pages. Barriers queued behind ops complete once the commit holding those ops
 //! is done: a submit is acknowledged only then.
 
-use super::{unix_ms, JOBS, META, OUTCOMES};
+use super::results::SharedTx;
+use super::{unix_ms, Store, JOBS, LIST_OUTPUTS, META, OUTCOMES};
 use crate::core::{JobId, JournalOp};
 use crate::grpc::job_status;
-use farm_proto::pb;
+use farm_proto::{pb, Output};
 use prost::Message;
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -85,19 +86,31 @@ impl JournalTx {
 pub struct Journal {
     /// Where ops go.
     tx: JournalTx,
+    /// The database, shared with readers of list results.
+    db: Arc<Database>,
+    /// The queue as readers hold it (for barriers), emptied by [`Journal::close`].
+    shared: SharedTx,
     /// The writer thread, joined by [`Journal::close`].
     thread: JoinHandle<()>,
 }
 
 impl Journal {
     /// Starts the writer thread on `db`; `durable` commits sync to disk.
-    pub(super) fn start(db: Database, durable: bool) -> Self {
+    pub(super) fn start(db: Arc<Database>, durable: bool) -> Self {
         let (tx, rx) = mpsc::channel();
+        let writing = db.clone();
         let thread = std::thread::Builder::new()
             .name("journal".into())
-            .spawn(move || run(db, rx, durable))
+            .spawn(move || run(&writing, rx, durable))
             .unwrap_or_else(|e| panic!("cannot start the journal thread: {e}"));
-        Journal { tx: JournalTx(Some(tx)), thread }
+        let tx = JournalTx(Some(tx));
+        let shared = Arc::new(Mutex::new(Some(tx.clone())));
+        Journal { tx, db, shared, thread }
+    }
+
+    /// A read handle for the `Results` RPC.
+    pub fn store(&self) -> Store {
+        Store::new(self.db.clone(), self.shared.clone())
     }
 
     /// A sender for the core's task.
@@ -114,12 +127,16 @@ impl Journal {
     /// gone and what they queued is committed. Blocking.
     pub fn close(self) {
         drop(self.tx);
+        drop(self.db);
+        if let Ok(mut shared) = self.shared.lock() {
+            shared.take();
+        }
         let _ = self.thread.join();
     }
 }
 
 /// The writer loop: one group commit per burst of queued messages.
-fn run(db: Database, rx: mpsc::Receiver<Msg>, durable: bool) {
+fn run(db: &Database, rx: mpsc::Receiver<Msg>, durable: bool) {
     let mut synced = Instant::now();
     let mut ops = Vec::new();
     let mut barriers = Vec::new();
@@ -137,7 +154,7 @@ fn run(db: Database, rx: mpsc::Receiver<Msg>, durable: bool) {
         }
         let sync = durable || synced.elapsed() >= TEMP_SYNC;
         let started = Instant::now();
-        let result = commit(&db, &mut ops, sync).map_err(|e| e.to_string());
+        let result = commit(db, &mut ops, sync).map_err(|e| e.to_string());
         if sync {
             synced = Instant::now();
         }
@@ -171,6 +188,7 @@ fn apply(txn: &WriteTransaction, ops: impl Iterator<Item = JournalOp>) -> Result
     let mut meta = txn.open_table(META)?;
     let mut jobs = txn.open_table(JOBS)?;
     let mut outcomes = txn.open_table(OUTCOMES)?;
+    let mut lists = txn.open_table(LIST_OUTPUTS)?;
     let mut next_job = meta.get("next_job")?.map_or(1, |v| v.value());
     let mut runs: std::collections::BTreeMap<JobId, Vec<_>> = Default::default();
     for op in ops {
@@ -187,12 +205,17 @@ fn apply(txn: &WriteTransaction, ops: impl Iterator<Item = JournalOp>) -> Result
                 jobs.insert(job, rec.encode_to_vec().as_slice())?;
                 next_job = next_job.max(job + 1);
             }
+            JournalOp::Outcome { job, shard, output } if is_list(&output) => {
+                let output = pb::ShardOutput::from(output);
+                lists.insert((job, shard), output.encode_to_vec().as_slice())?;
+            }
             JournalOp::Outcome { job, shard, output } => {
                 runs.entry(job).or_default().push((shard, output));
             }
             JournalOp::End(view) => {
                 let id = view.id;
-                // Its outcomes go with it: the summary is all an ended job keeps.
+                // Its counted outcomes go with it (the summary holds their sum); its list
+                // outputs stay, for `Results`, until retention forgets the job.
                 runs.remove(&id);
                 let mut rec = jobs
                     .get(id)?
@@ -207,6 +230,7 @@ fn apply(txn: &WriteTransaction, ops: impl Iterator<Item = JournalOp>) -> Result
                 runs.remove(&id);
                 jobs.remove(id)?;
                 drop_outcomes(&mut outcomes, id)?;
+                drop_outcomes(&mut lists, id)?;
             }
         }
     }
@@ -232,7 +256,12 @@ fn run_record(run: Vec<(u64, farm_proto::Output)>) -> (u64, pb::JournalOutcomes)
     (first, record)
 }
 
-/// Removes every outcome of a job.
+/// Whether an output is one of a list (kept in `list_outputs`, by shard).
+fn is_list(output: &Output) -> bool {
+    matches!(output, Output::Lines(_) | Output::Rows(_) | Output::Exec(_))
+}
+
+/// Removes every row of a job from a (job, shard) table.
 fn drop_outcomes(outcomes: &mut Table<(u64, u64), &[u8]>, job: JobId) -> Result<(), redb::Error> {
     outcomes.retain_in((job, 0)..=(job, u64::MAX), |_, _| false)?;
     Ok(())

@@ -1,0 +1,103 @@
+//! `farm results JOB`, and `--out FILE` of `farm submit --wait` and `farm run`: a job's list
+//! result streamed from the master (`Results`) into a file or stdout, as one JSON array or as
+//! NDJSON (one item a line), holding one chunk at a time whatever the result's size.
+
+use crate::args::ResultsArgs;
+use crate::commands::{connect, Target};
+use anyhow::{Context, Result};
+use farm_client::{Client, JobState, JobStatus};
+use futures::StreamExt;
+use std::io::Write;
+use std::path::Path;
+
+/// `farm results`.
+pub async fn results(master: &Target, args: ResultsArgs) -> Result<()> {
+    let mut client = connect(master).await?;
+    let n = match &args.out {
+        Some(path) => write(&mut client, args.id, args.offset, create(path)?, args.ndjson).await?,
+        None => {
+            let out = std::io::BufWriter::new(std::io::stdout().lock());
+            write(&mut client, args.id, args.offset, out, args.ndjson).await?
+        }
+    };
+    if let Some(path) = &args.out {
+        eprintln!("wrote {n} items to {}", path.display());
+    }
+    Ok(())
+}
+
+/// Whether `--out` names an image (mandelbrot rows as a PNG) rather than a results file.
+pub fn is_png(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"))
+}
+
+/// After `submit --wait` or `run`: writes a succeeded job's result to `out` unless it is a PNG
+/// (written from the status by `show::finished`). A list is streamed from the master; any
+/// other result is its JSON text.
+pub async fn save(
+    client: &mut Client,
+    status: &JobStatus,
+    out: Option<&Path>,
+    ndjson: bool,
+) -> Result<()> {
+    let Some(path) = out.filter(|p| !is_png(p)) else {
+        return Ok(());
+    };
+    if status.state != JobState::Succeeded {
+        return Ok(());
+    }
+    let list = status.result_in_store || status.result.as_str().starts_with('[');
+    if list {
+        let n = write(client, status.job, 0, create(path)?, ndjson).await?;
+        eprintln!("wrote {n} items to {}", path.display());
+    } else {
+        let mut file = create(path)?;
+        writeln!(file, "{}", status.result.as_str())?;
+        file.flush()?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn create(path: &Path) -> Result<std::io::BufWriter<std::fs::File>> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    Ok(std::io::BufWriter::with_capacity(1 << 20, file))
+}
+
+/// Streams job `job`'s items from `offset` into `out`; returns how many were written.
+async fn write(
+    client: &mut Client,
+    job: u64,
+    offset: u64,
+    mut out: impl Write,
+    ndjson: bool,
+) -> Result<u64> {
+    let mut stream = client.results(job, offset).await?;
+    let mut n = 0u64;
+    if !ndjson {
+        out.write_all(b"[")?;
+    }
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        // Writing a chunk (up to 1 MiB) is blocking I/O: off the runtime's own threads.
+        tokio::task::block_in_place(|| -> std::io::Result<()> {
+            for item in &chunk.items {
+                if !ndjson && n > 0 {
+                    out.write_all(b",")?;
+                }
+                out.write_all(item.as_bytes())?;
+                if ndjson {
+                    out.write_all(b"\n")?;
+                }
+                n += 1;
+            }
+            Ok(())
+        })?;
+    }
+    if !ndjson {
+        out.write_all(b"]\n")?;
+    }
+    out.flush()?;
+    Ok(n)
+}

@@ -1,0 +1,119 @@
+//! Reading a list job's result back from the store: its `list_outputs` rows in shard order
+//! (so in index order), item by item from an offset, in chunks well under the message limit.
+//! Runs on a blocking thread (never the core's task) and hands each chunk to a callback that
+//! may block, so a slow reader holds the stream back instead of filling memory.
+
+use super::{fail, JournalTx, LIST_OUTPUTS};
+use crate::core::JobId;
+use crate::MasterError;
+use farm_proto::{pb, Output};
+use prost::Message;
+use redb::{Database, ReadableDatabase};
+use std::sync::{Arc, Mutex};
+
+/// The writer's queue as readers hold it: taken away when the journal closes, so a reader
+/// never keeps the writer thread alive.
+pub(super) type SharedTx = Arc<Mutex<Option<JournalTx>>>;
+
+/// Most items in one chunk.
+pub const CHUNK_ITEMS: usize = 4096;
+
+/// A chunk is sent once its items' JSON passes this many bytes (one item may pass it alone).
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// A read handle on the store, for the `Results` RPC: cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    /// The database the writer thread commits to; reads run beside it (redb's MVCC).
+    db: Arc<Database>,
+    /// The writer's queue, for barriers: a read waits until what was journaled is committed.
+    journal: SharedTx,
+}
+
+impl Store {
+    /// A handle on `db`, whose writer takes `journal`.
+    pub(super) fn new(db: Arc<Database>, journal: SharedTx) -> Self {
+        Store { db, journal }
+    }
+
+    /// Resolves once everything journaled before the call is committed (or failed to be).
+    pub async fn committed(&self) -> Result<(), String> {
+        let barrier = match self.journal.lock() {
+            Ok(tx) => tx.as_ref().map(JournalTx::barrier),
+            Err(_) => None,
+        };
+        let gone = || "the journal's writer is gone".to_string();
+        barrier.ok_or_else(gone)?.await.map_err(|_| gone())?
+    }
+
+    /// Sends job `job`'s list items from item `offset` on, each as JSON, in chunks, to `send`
+    /// (false: the reader is gone, stop). Returns the items sent. Blocking: call it on a
+    /// blocking thread.
+    pub fn read_items(
+        &self,
+        job: JobId,
+        offset: u64,
+        mut send: impl FnMut(pb::ResultsChunk) -> bool,
+    ) -> Result<u64, MasterError> {
+        let read = self.db.begin_read().map_err(|e| fail(e.into()))?;
+        let rows = read.open_table(LIST_OUTPUTS).map_err(|e| fail(e.into()))?;
+        let mut index = 0u64;
+        let mut chunk = pb::ResultsChunk { offset, items_json: Vec::new() };
+        let mut bytes = 0;
+        let mut sent = 0;
+        for row in rows.range((job, 0)..=(job, u64::MAX)).map_err(|e| fail(e.into()))? {
+            let (key, value) = row.map_err(|e| fail(e.into()))?;
+            let shard = key.value().1;
+            let bad = |e: String| MasterError::Journal(format!("job {job} shard {shard}: {e}"));
+            let output = pb::ShardOutput::decode(value.value()).map_err(|e| bad(e.to_string()))?;
+            let output = Output::try_from(output).map_err(|e| bad(e.to_string()))?;
+            let n = items(&output);
+            if index + n <= offset {
+                index += n;
+                continue;
+            }
+            let skip = offset.saturating_sub(index) as usize;
+            index += n;
+            for item in render(&output).map_err(bad)?.into_iter().skip(skip) {
+                bytes += item.len();
+                chunk.items_json.push(item);
+                if chunk.items_json.len() >= CHUNK_ITEMS || bytes >= CHUNK_BYTES {
+                    let next = chunk.offset + chunk.items_json.len() as u64;
+                    sent += chunk.items_json.len() as u64;
+                    let full = std::mem::take(&mut chunk);
+                    if !send(full) {
+                        return Ok(sent);
+                    }
+                    chunk.offset = next;
+                    bytes = 0;
+                }
+            }
+        }
+        if !chunk.items_json.is_empty() {
+            sent += chunk.items_json.len() as u64;
+            send(chunk);
+        }
+        Ok(sent)
+    }
+}
+
+/// How many items a list output holds.
+fn items(output: &Output) -> u64 {
+    match output {
+        Output::Lines(v) => v.len() as u64,
+        Output::Rows(v) => v.len() as u64,
+        Output::Exec(v) => v.len() as u64,
+        Output::Count(_) | Output::Fraction { .. } => 0,
+    }
+}
+
+/// Each item of a list output as JSON.
+fn render(output: &Output) -> Result<Vec<String>, String> {
+    let each = |r: serde_json::Result<String>| r.map_err(|e| e.to_string());
+    match output {
+        Output::Lines(v) => v.iter().map(|x| each(serde_json::to_string(x))).collect(),
+        Output::Rows(v) => v.iter().map(|x| each(serde_json::to_string(x))).collect(),
+        Output::Exec(v) => v.iter().map(|x| each(serde_json::to_string(x))).collect(),
+        Output::Count(_) | Output::Fraction { .. } => Ok(Vec::new()),
+    }
+}
