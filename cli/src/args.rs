@@ -252,11 +252,11 @@ pub struct SchedulerArgs {
     /// whose results would pass it fails.
     #[arg(long, default_value_t = 256, value_name = "MIB", env = "FARM_MEMORY_BUDGET_MIB")]
     pub memory_budget_mib: usize,
-    /// Most MiB of one job's result (its JSON); a job whose result grows past it fails. At
-    /// most 60, so that every result fits in a reply (64 MiB).
-    #[arg(long, default_value_t = 48, value_name = "MIB", env = "FARM_MAX_RESULT_MIB",
+    /// MiB of a list result kept in the master's memory and returned inline by Get, Watch and
+    /// --json; a larger result lives only in the store and is read with `farm results`.
+    #[arg(long, default_value_t = 1, value_name = "MIB", env = "FARM_INLINE_RESULT_MIB",
           value_parser = clap::value_parser!(u16).range(1..=60))]
-    pub max_result_mib: u16,
+    pub inline_result_mib: u16,
     /// Finished jobs kept for status and results; older ones are forgotten.
     #[arg(long, default_value_t = 10_000, value_name = "N", env = "FARM_KEEP_FINISHED")]
     pub keep_finished: usize,

@@ -59,7 +59,7 @@ fn master_config(s: &SchedulerArgs) -> MasterConfig {
         max_shards_per_job: s.max_shards,
         heartbeat_timeout: s.heartbeat * 5 / 2,
         memory_budget: s.memory_budget_mib.saturating_mul(1 << 20),
-        max_result_bytes: usize::from(s.max_result_mib) << 20,
+        inline_result_bytes: usize::from(s.inline_result_mib) << 20,
         keep_finished: s.keep_finished,
         keep_finished_bytes: s.keep_finished_mib.saturating_mul(1 << 20),
         hold_timeout: s.hold_timeout,

@@ -87,7 +87,7 @@ const TRIM_AFTER: usize = 1 << 20;
 /// millions of short input lines allocates millions of small strings; once they are packed and
 /// freed, glibc keeps their pages in its arenas, and the master's resident size would stay
 /// at its peak (about 60 bytes per line) after every large submit.
-fn give_back_freed_memory() {
+pub(crate) fn give_back_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free pages of the allocator's own arenas.
     unsafe {

@@ -28,6 +28,41 @@ impl Params {
     }
 }
 
+/// Most params one job may carry.
+pub const MAX_PARAMS: usize = 256;
+/// Longest param value (a command line, say); names are bounded like kernel names.
+pub const MAX_PARAM_VALUE_BYTES: usize = 64 * 1024;
+
+impl Params {
+    /// Refuses params no kernel could take (too many, a name over 128 bytes, a value over
+    /// 64 KiB), before anything copies them; the message quotes at most a few dozen bytes.
+    pub fn check_size(&self) -> Result<(), SpecError> {
+        use crate::kernel::{clip, MAX_NAME_BYTES};
+        if self.0.len() > MAX_PARAMS {
+            return Err(SpecError::Invalid(format!(
+                "{} params, at most {MAX_PARAMS}",
+                self.0.len()
+            )));
+        }
+        for (name, value) in &self.0 {
+            if name.len() > MAX_NAME_BYTES {
+                return Err(SpecError::Invalid(format!(
+                    "param name {} is over {MAX_NAME_BYTES} bytes",
+                    clip(name)
+                )));
+            }
+            if value.len() > MAX_PARAM_VALUE_BYTES {
+                return Err(SpecError::Invalid(format!(
+                    "param {} is over {} KiB",
+                    clip(name),
+                    MAX_PARAM_VALUE_BYTES / 1024
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What one shard produced; the master reduces outputs by variant.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
@@ -188,6 +223,11 @@ impl JobSpec {
         if kind.trim().is_empty() {
             return Err(SpecError::Invalid("kind is empty".into()));
         }
+        if kind.len() > crate::kernel::MAX_NAME_BYTES {
+            let kind = crate::kernel::clip(&kind);
+            return Err(SpecError::Invalid(format!("kind {kind} is over 128 bytes")));
+        }
+        params.check_size()?;
         match &source {
             JobSource::Range { start, end, shard_size } => {
                 if *shard_size == 0 {

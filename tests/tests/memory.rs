@@ -98,7 +98,8 @@ async fn a_submit_past_the_memory_budget_is_refused_naming_the_budget() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_result_past_the_limit_is_kept_in_the_store_only() {
     within(async {
-        let master = Master::start(&["--workers", "1", "--threads", "1", "--max-result-mib", "1"]);
+        let master =
+            Master::start(&["--workers", "1", "--threads", "1", "--inline-result-mib", "1"]);
         let mut client = client(&master).await;
         // 20,000 digests of 64 hex digits: 1.3 MB of JSON, over the 1 MiB limit.
         let spec = pb::JobSpec {

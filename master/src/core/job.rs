@@ -1,7 +1,8 @@
 //! One job inside the scheduler core: its lazy shard cursor, the shards in flight, and the
 //! accumulator that reduces shard outputs into the job result, counting the bytes it keeps.
-//! A list result is kept in RAM only up to [`INLINE_RESULT_BYTES`]; past it, it lives only in
-//! the store (every list output is journaled in `list_outputs`) and is read with `Results`.
+//! A list result is kept in RAM only up to `--inline-result-mib` (1 MiB); past it, it lives
+//! only in the store (every list output is journaled in `list_outputs`) and is read with
+//! `Results`.
 
 use super::memory::{mib, Inputs, Meter, Submission, ENTRY_OVERHEAD, JOB_OVERHEAD};
 use super::ranges::Ranges;
@@ -14,11 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use farm_proto::JobState;
-
-/// Most bytes of a list result's JSON kept in RAM and carried in the job's status; a larger
-/// result is dropped from RAM and read from the store (`farm results JOB`). A job's
-/// `--max-result-mib`, when smaller, lowers it.
-pub const INLINE_RESULT_BYTES: usize = 1 << 20;
 
 /// A job as the core tracks it. Shards are generated lazily: `next` is the first shard never
 /// handed out, `requeued` holds shards handed back by lost workers.
@@ -79,7 +75,8 @@ pub(crate) struct ByteLimits {
     pub meter: Meter,
     /// Most bytes `meter` may reach (`CoreConfig::memory_budget`).
     pub budget: usize,
-    /// Most bytes of one job's result JSON (`CoreConfig::max_result_bytes`).
+    /// Most bytes of a list result's JSON kept in RAM and carried in the job's status
+    /// (`CoreConfig::inline_result_bytes`); past it the result is read from the store.
     pub max_result: usize,
 }
 
@@ -308,7 +305,7 @@ impl Accumulator {
     fn keep(&mut self, shard: u64, fragment: String) -> Result<(), String> {
         let ByteLimits { meter, budget, max_result } = &self.limits;
         let json_bytes = self.json_bytes + fragment.len() + 1;
-        if json_bytes > INLINE_RESULT_BYTES.min(*max_result) {
+        if json_bytes > *max_result {
             meter.sub(self.held);
             self.held = 0;
             self.fragments = BTreeMap::new();

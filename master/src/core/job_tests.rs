@@ -62,9 +62,9 @@ fn a_list_past_the_inline_limit_spills_to_the_store_and_gives_its_bytes_back() {
     assert!(acc.add(3, &Output::Count(1)).is_err(), "still checked against its shape");
     assert_eq!(acc.finish(), None, "the result is in the store only");
 
-    let limits = ByteLimits { budget: usize::MAX, max_result: usize::MAX, ..Default::default() };
+    let limits = ByteLimits { budget: usize::MAX, max_result: 1 << 20, ..Default::default() };
     let mut acc = Accumulator::limited(OutputShape::Lines, limits);
-    let big = "y".repeat(INLINE_RESULT_BYTES / 2);
+    let big = "y".repeat((1 << 20) / 2);
     acc.add(0, &Output::Lines(vec![big.clone()])).expect("inline");
     acc.add(1, &Output::Lines(vec![big])).expect("spills at the inline limit");
     assert_eq!(acc.finish(), None);

@@ -104,16 +104,42 @@ pub struct Submission {
     pub(crate) spec: JobSpec,
     /// The input lines of an input job; empty for a range job.
     pub(crate) inputs: Inputs,
-    /// The spec as on the wire, for the journal's `Submit`; moved into it at submit.
-    pub(crate) record: Option<Box<pb::JobSpec>>,
+    /// The spec encoded as on the wire, for the journal's `Submit`; moved into it at submit.
+    pub(crate) record: Option<Vec<u8>>,
 }
 
 impl Submission {
-    /// Takes the input lines out of `spec` and packs them; keeps the spec as on the wire
-    /// for the journal (a copy: build it off the core's task).
-    pub fn new(spec: JobSpec) -> Self {
-        let record = Box::new(pb::JobSpec::from(spec.clone()));
-        Submission { record: Some(record), ..Submission::restored(spec) }
+    /// Packs the input lines, and encodes the spec once for the journal (build it off the
+    /// core's task). The lines are moved, never copied: a large submission costs its lines
+    /// (until dropped here), their packed text and the encoded record.
+    pub fn new(mut spec: JobSpec) -> Self {
+        let lines = match &mut spec.source {
+            JobSource::Inputs(lines) => std::mem::take(lines),
+            JobSource::Range { .. } => Vec::new(),
+        };
+        let inputs = Inputs::pack(&lines);
+        let count = lines.len() as u64;
+        drop(lines);
+        // The params are moved into the wire form and back, never copied (the rest of the
+        // spec is small); the input lines are appended to the record from the packed text, as
+        // the repeated field 5 of `JobSpec` (fields of a protobuf message may follow in any
+        // order), so no second copy of them is ever made.
+        let params = std::mem::take(&mut spec.params);
+        let mut wire = pb::JobSpec::from(spec.clone());
+        wire.params = params.0.into_iter().collect();
+        if count > 0 {
+            (wire.start, wire.end, wire.shard_size) = (0, 0, 0);
+            spec.source = JobSource::Range { start: 0, end: count, shard_size: 1 };
+        }
+        let mut record = prost::Message::encode_to_vec(&wire);
+        spec.params = Params(wire.params.into_iter().collect());
+        record.reserve(inputs.bytes());
+        for line in (0..count).filter_map(|i| inputs.line(i)) {
+            prost::encoding::encode_key(5, prost::encoding::WireType::LengthDelimited, &mut record);
+            prost::encoding::encode_varint(line.len() as u64, &mut record);
+            record.extend_from_slice(line.as_bytes());
+        }
+        Submission { spec, inputs, record: Some(record) }
     }
 
     /// Packs a spec read back from the journal (which needs no second record of it).
@@ -179,5 +205,28 @@ mod tests {
         assert_eq!(sub.shards(), 2);
         assert_eq!(sub.spec().source.shard(1), (1, 2, None));
         assert_eq!(sub.inputs.line(1), Some("y"));
+    }
+
+    #[test]
+    fn the_journal_record_is_the_spec_as_submitted_inputs_and_params_included() {
+        let lines = vec!["x".to_string(), String::new(), "zz".to_string()];
+        let params = Params::from_pairs(["k=v", "n=1"]).unwrap();
+        let mut spec = JobSpec::new("noop", JobSource::Inputs(lines), params, 3).unwrap();
+        spec.limits.retries = 2;
+        let sub = Submission::new(spec.clone());
+        let record = sub.record.as_deref().expect("a record");
+        let back: pb::JobSpec = prost::Message::decode(record).expect("decodes");
+        assert_eq!(JobSpec::try_from(back), Ok(spec.clone()));
+        assert_eq!(sub.spec().params, spec.params, "the params are moved back");
+        let range = JobSpec::new(
+            "noop",
+            JobSource::Range { start: 5, end: 9, shard_size: 2 },
+            Params::default(),
+            0,
+        )
+        .unwrap();
+        let record = Submission::new(range.clone()).record.expect("a record");
+        let back: pb::JobSpec = prost::Message::decode(record.as_slice()).expect("decodes");
+        assert_eq!(JobSpec::try_from(back), Ok(range));
     }
 }

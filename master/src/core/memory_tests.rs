@@ -144,7 +144,7 @@ fn a_submit_past_the_memory_budget_is_refused_naming_the_budget() {
 
 #[test]
 fn a_result_past_the_per_job_limit_is_kept_in_the_store_only() {
-    let config = CoreConfig { max_result_bytes: 10 << 10, ..Default::default() };
+    let config = CoreConfig { inline_result_bytes: 10 << 10, ..Default::default() };
     let (mut core, _, now) = core(config);
     let mut rec = Rec::default();
     let job = core

@@ -129,7 +129,7 @@ impl Core {
         let limits = ByteLimits {
             meter: self.meter.clone(),
             budget: self.config.memory_budget,
-            max_result: self.config.max_result_bytes,
+            max_result: self.config.inline_result_bytes,
         };
         let job = Job::new(id, sub, output, limits, now);
         self.active += 1;

@@ -2,7 +2,7 @@
 //! out, and the [`Outbox`] through which it asks for side effects.
 
 use super::{JobId, JobState, WorkerId};
-use farm_proto::{pb, Output, OutputShape, Params};
+use farm_proto::{Output, OutputShape, Params};
 use std::time::Duration;
 
 /// Limits and tuning of the core.
@@ -31,9 +31,9 @@ pub struct CoreConfig {
     /// submit that would pass it is refused with ResourceExhausted; a job whose outputs would
     /// pass it fails.
     pub memory_budget: usize,
-    /// Bytes of one job's result JSON; a job whose result grows past it fails. Below the
-    /// 64 MiB message limit, so every result that succeeds can be read with `Get` and `Watch`.
-    pub max_result_bytes: usize,
+    /// Bytes of a list result's JSON kept in RAM and returned inline by `Get` and `Watch`; a
+    /// larger result lives only in the store and is streamed by `Results`.
+    pub inline_result_bytes: usize,
     /// How long a worker may hold a shard of a job without `--shard-timeout` before the shard
     /// is reclaimed and the worker marked suspect. Jobs with longer shards and no shard timeout
     /// need it raised (`farm master --hold-timeout`).
@@ -56,7 +56,7 @@ impl Default for CoreConfig {
             max_active_jobs: 10_000,
             keep_finished_bytes: 256 << 20,
             memory_budget: 256 << 20,
-            max_result_bytes: 48 << 20,
+            inline_result_bytes: 1 << 20,
             hold_timeout: Duration::from_secs(3600),
             hold_grace: Duration::from_secs(3),
         }
@@ -239,9 +239,9 @@ pub enum JournalOp {
     Submit {
         /// Its id.
         job: JobId,
-        /// What was submitted, as on the wire (inputs included), to run it again after a
-        /// restart.
-        spec: Box<pb::JobSpec>,
+        /// What was submitted, as an encoded `pb::JobSpec` (inputs included), to run it again
+        /// after a restart. Encoded in the submit handler, off the core's task.
+        spec: Vec<u8>,
         /// How its outputs are reduced (its kernel's declared shape, fixed at submit).
         output: OutputShape,
     },

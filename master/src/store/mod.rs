@@ -36,6 +36,10 @@ pub use writer::{Journal, JournalTx};
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Job id → `pb::JournalJob`.
 const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
+/// Job id → its spec as submitted (an encoded `pb::JobSpec`, inputs included), while it runs:
+/// apart from `jobs`, so a large submission is written once and never decoded again to update
+/// its job's record.
+const SPECS: TableDefinition<u64, &[u8]> = TableDefinition::new("specs");
 /// (job id, shard) → `pb::ShardOutput`.
 const OUTCOMES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("outcomes");
 /// (job id, shard) → `pb::ShardOutput` of a list output.
@@ -44,7 +48,7 @@ const LIST_OUTPUTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("l
 /// results of any size, and reading or writing one must not grow the master by its size.
 const CACHE_BYTES: usize = 16 << 20;
 /// The layout this master writes and reads.
-const SCHEMA: u64 = 2;
+const SCHEMA: u64 = 3;
 
 /// What a replay found, for the log and the benchmarks.
 #[derive(Debug, Clone, Default)]
@@ -136,6 +140,7 @@ fn init(db: &Database) -> Result<(), redb::Error> {
             }
         }
         txn.open_table(JOBS)?;
+        txn.open_table(SPECS)?;
         txn.open_table(OUTCOMES)?;
         txn.open_table(LIST_OUTPUTS)?;
     }
@@ -156,6 +161,7 @@ fn replay(db: &Database, core: &mut Core, out: &mut Collect) -> Result<Replayed,
     }
     let mut resumed = Vec::new();
     let jobs = read.open_table(JOBS).map_err(|e| fail(e.into()))?;
+    let specs = read.open_table(SPECS).map_err(|e| fail(e.into()))?;
     for row in jobs.iter().map_err(|e| fail(e.into()))? {
         let (id, bytes) = row.map_err(|e| fail(e.into()))?;
         let id = id.value();
@@ -166,8 +172,12 @@ fn replay(db: &Database, core: &mut Core, out: &mut Collect) -> Result<Replayed,
             replayed.ended += 1;
             continue;
         }
-        let spec = rec.spec.ok_or_else(|| corrupt(format!("job {id} has no spec")))?;
-        let spec = JobSpec::try_from(spec).map_err(|e| corrupt(format!("job {id}: {e}")))?;
+        let spec = specs.get(id).map_err(|e| fail(e.into()))?;
+        let spec = spec.as_ref().map_or(&[][..], |s| s.value());
+        let spec = pb::JobSpec::decode(spec)
+            .map_err(|e| e.to_string())
+            .and_then(|spec| JobSpec::try_from(spec).map_err(|e| e.to_string()))
+            .map_err(|e| corrupt(format!("job {id}: {e}")))?;
         let output = OutputShape::from_wire(rec.output, rec.fraction_scale)
             .ok_or_else(|| corrupt(format!("job {id}: output shape")))?;
         let age = Duration::from_millis(wall.saturating_sub(rec.submitted_unix_ms));

@@ -123,7 +123,7 @@ fn replay_of_a_million_outcomes() {
         0,
     )
     .expect("spec");
-    let spec = Box::new(pb::JobSpec::from(spec));
+    let spec = pb::JobSpec::from(spec).encode_to_vec();
     journal.send(JournalOp::Submit { job: 1, spec, output: OutputShape::Count });
     let empty = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     for shard in 0..N {
@@ -170,7 +170,7 @@ fn list_outputs_are_replayed_kept_past_the_end_read_by_index_and_dropped_when_fo
     let _ = std::fs::remove_file(&path);
     let source = JobSource::Range { start: 0, end: 3, shard_size: 1 };
     let spec = JobSpec::new("hashchain", source, Params::default(), 0).expect("spec");
-    let spec = Box::new(pb::JobSpec::from(spec));
+    let spec = pb::JobSpec::from(spec).encode_to_vec();
     write(
         &path,
         vec![

@@ -7,7 +7,7 @@
 //! is done: a submit is acknowledged only then.
 
 use super::results::SharedTx;
-use super::{unix_ms, Store, JOBS, LIST_OUTPUTS, META, OUTCOMES};
+use super::{unix_ms, Store, JOBS, LIST_OUTPUTS, META, OUTCOMES, SPECS};
 use crate::core::{JobId, JournalOp};
 use crate::grpc::job_status;
 use farm_proto::{pb, Output};
@@ -176,10 +176,22 @@ fn run(db: &Database, rx: mpsc::Receiver<Msg>, durable: bool) {
 /// Applies `ops` in one write transaction and commits it (durably if `sync`).
 fn commit(db: &Database, ops: &mut Vec<JournalOp>, sync: bool) -> Result<usize, redb::Error> {
     let n = ops.len();
+    let submitted: usize = ops
+        .iter()
+        .map(|op| match op {
+            JournalOp::Submit { spec, .. } => spec.len(),
+            _ => 0,
+        })
+        .sum();
     let mut txn = db.begin_write()?;
     txn.set_durability(if sync { Durability::Immediate } else { Durability::None })?;
     apply(&txn, ops.drain(..))?;
     txn.commit()?;
+    // A large submission's record and redb's pages for it are freed now; hand the memory
+    // back rather than keep this thread's arena at its peak.
+    if submitted > 1 << 20 {
+        crate::grpc::give_back_freed_memory();
+    }
     Ok(n)
 }
 
@@ -187,6 +199,7 @@ fn commit(db: &Database, ops: &mut Vec<JournalOp>, sync: bool) -> Result<usize, 
 fn apply(txn: &WriteTransaction, ops: impl Iterator<Item = JournalOp>) -> Result<(), redb::Error> {
     let mut meta = txn.open_table(META)?;
     let mut jobs = txn.open_table(JOBS)?;
+    let mut specs = txn.open_table(SPECS)?;
     let mut outcomes = txn.open_table(OUTCOMES)?;
     let mut lists = txn.open_table(LIST_OUTPUTS)?;
     let mut next_job = meta.get("next_job")?.map_or(1, |v| v.value());
@@ -195,8 +208,9 @@ fn apply(txn: &WriteTransaction, ops: impl Iterator<Item = JournalOp>) -> Result
         match op {
             JournalOp::Submit { job, spec, output } => {
                 let (output, fraction_scale) = output.to_wire();
+                specs.insert(job, spec.as_slice())?;
                 let rec = pb::JournalJob {
-                    spec: Some(*spec),
+                    spec: Vec::new(),
                     output,
                     fraction_scale,
                     submitted_unix_ms: unix_ms(),
@@ -221,7 +235,7 @@ fn apply(txn: &WriteTransaction, ops: impl Iterator<Item = JournalOp>) -> Result
                     .get(id)?
                     .and_then(|v| pb::JournalJob::decode(v.value()).ok())
                     .unwrap_or_default();
-                rec.spec = None;
+                specs.remove(id)?;
                 rec.ended = Some(job_status(view).into());
                 jobs.insert(id, rec.encode_to_vec().as_slice())?;
                 drop_outcomes(&mut outcomes, id)?;
@@ -229,6 +243,7 @@ fn apply(txn: &WriteTransaction, ops: impl Iterator<Item = JournalOp>) -> Result
             JournalOp::Forget(id) => {
                 runs.remove(&id);
                 jobs.remove(id)?;
+                specs.remove(id)?;
                 drop_outcomes(&mut outcomes, id)?;
                 drop_outcomes(&mut lists, id)?;
             }
