@@ -23,6 +23,11 @@ fn main() -> ExitCode {
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_log));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    if matches!(cli.command, Command::Master(_) | Command::Run(_)) {
+        // Before the runtime's threads allocate: bounded arenas keep the master's memory
+        // close to what it holds (see farm_master::alloc).
+        farm_master::alloc::limit_arenas();
+    }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

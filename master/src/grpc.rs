@@ -83,18 +83,6 @@ fn worker_info(w: WorkerView) -> Result<WorkerInfo, Status> {
 /// Submissions whose inputs take more bytes than this hand freed memory back to the system.
 const TRIM_AFTER: usize = 1 << 20;
 
-/// Hands the heap memory freed by unpacking a large request back to the system. Decoding
-/// millions of short input lines allocates millions of small strings; once they are packed and
-/// freed, glibc keeps their pages in its arenas, and the master's resident size would stay
-/// at its peak (about 60 bytes per line) after every large submit.
-pub(crate) fn give_back_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free pages of the allocator's own arenas.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// `FarmService`, for clients.
 pub struct Farm {
     /// The core's task.
@@ -154,7 +142,7 @@ impl FarmService for Farm {
         let sub = tokio::task::spawn_blocking(move || {
             let sub = JobSpec::try_from(spec).map(Submission::new).map_err(|e| e.to_string());
             if sub.as_ref().is_ok_and(|s| s.bytes() > TRIM_AFTER) {
-                give_back_freed_memory();
+                crate::alloc::give_back_freed_memory();
             }
             sub
         })

@@ -2,6 +2,7 @@
 //! network, and the spawner that starts and supervises local worker processes.
 
 mod actor;
+pub mod alloc;
 pub mod catalog;
 mod connector;
 pub mod core;

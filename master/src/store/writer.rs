@@ -190,7 +190,7 @@ fn commit(db: &Database, ops: &mut Vec<JournalOp>, sync: bool) -> Result<usize, 
     // A large submission's record and redb's pages for it are freed now; hand the memory
     // back rather than keep this thread's arena at its peak.
     if submitted > 1 << 20 {
-        crate::grpc::give_back_freed_memory();
+        crate::alloc::give_back_freed_memory();
     }
     Ok(n)
 }
