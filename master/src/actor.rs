@@ -125,6 +125,8 @@ pub struct CoreHandle {
     tx: mpsc::Sender<Cmd>,
     /// The master's tracked tasks, for the tasks that serve sessions and watchers.
     tasks: Tasks,
+    /// What the journal's writer has queued: session readers wait for room before results.
+    backlog: Arc<crate::store::Backlog>,
 }
 
 fn gone() -> Status {
@@ -132,6 +134,12 @@ fn gone() -> Status {
 }
 
 impl CoreHandle {
+    /// Waits while the journal's writer has more than its bound queued (see
+    /// [`crate::store::Backlog`]).
+    pub async fn journal_room(&self) {
+        self.backlog.room().await
+    }
+
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Result<T, Status> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(make(reply)).await.map_err(|_| gone())?;
@@ -382,10 +390,11 @@ pub fn spawn(
     tasks: Tasks,
 ) -> CoreHandle {
     let (tx, rx) = mpsc::channel(MAILBOX);
+    let backlog = journal.backlog();
     let task = CoreTask::new(core, Effects::new(journal), heartbeat, Catalog::new(known));
     let stopped = tasks.clone();
     tasks.spawn("core", async move { task.run(rx, stopped).await });
-    CoreHandle { tx, tasks }
+    CoreHandle { tx, tasks, backlog }
 }
 
 #[cfg(test)]

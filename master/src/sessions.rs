@@ -129,6 +129,9 @@ async fn read_session(
             Msg::Results(batch) => {
                 let started = batch.started.iter().map(|s| (s.job_id, s.shard)).collect();
                 let done = batch.done.into_iter().map(outcome).collect();
+                // Results wait while the journal's writer is behind, so a fast producer of
+                // large outputs cannot queue without bound in the master.
+                core.journal_room().await;
                 core.results(id, started, done).await
             }
             Msg::Draining(_) => core.draining(id).await,

@@ -30,7 +30,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing::info;
-pub use writer::{Journal, JournalTx};
+pub use writer::{Backlog, Journal, JournalTx, BACKLOG_BYTES};
 
 /// Counters: `next_job`, `schema`.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");

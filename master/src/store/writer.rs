@@ -39,7 +39,61 @@ enum Msg {
 /// writer drains it in groups). The thread ends, after committing what is queued, when every
 /// sender is gone.
 #[derive(Clone)]
-pub struct JournalTx(Option<mpsc::Sender<Msg>>);
+pub struct JournalTx(Option<mpsc::Sender<Msg>>, Arc<Backlog>);
+
+/// Bytes queued for the writer and not yet committed. The queue itself never blocks (the
+/// core's task must not wait), so the bound is applied upstream: session readers wait for
+/// room ([`Backlog::room`]) before handing a worker's results to the core, which slows the
+/// workers through HTTP/2 flow control when the disk falls behind.
+#[derive(Debug, Default)]
+pub struct Backlog {
+    bytes: std::sync::atomic::AtomicUsize,
+    freed: tokio::sync::Notify,
+}
+
+/// Bytes the writer may have queued before session readers wait.
+pub const BACKLOG_BYTES: usize = 32 << 20;
+
+impl Backlog {
+    fn add(&self, n: usize) {
+        self.bytes.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn release(&self, n: usize) {
+        self.bytes.fetch_sub(n, std::sync::atomic::Ordering::Relaxed);
+        self.freed.notify_waiters();
+    }
+
+    /// Bytes queued now.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Resolves once at most [`BACKLOG_BYTES`] are queued.
+    pub async fn room(&self) {
+        loop {
+            let freed = self.freed.notified();
+            if self.bytes() <= BACKLOG_BYTES {
+                return;
+            }
+            freed.await;
+        }
+    }
+}
+
+/// About how many bytes an op holds while it waits for the writer.
+pub(crate) fn op_bytes(op: &JournalOp) -> usize {
+    match op {
+        JournalOp::Submit { spec, .. } => spec.len(),
+        JournalOp::Outcome { output, .. } => match output {
+            farm_proto::Output::Lines(lines) => lines.iter().map(|l| l.len() + 24).sum(),
+            farm_proto::Output::Rows(rows) => rows.iter().map(|r| r.len() * 4 + 24).sum(),
+            farm_proto::Output::Exec(runs) => runs.iter().map(|r| r.stdout.len() + 32).sum(),
+            _ => 16,
+        },
+        JournalOp::End(_) | JournalOp::Forget(_) => 64,
+    }
+}
 
 impl JournalTx {
     /// Queues an op for the next group commit.
@@ -47,6 +101,7 @@ impl JournalTx {
         // A writer that is gone (it only ends when the master stops) loses nothing it could
         // have kept: the master is going down.
         if let Some(tx) = &self.0 {
+            self.1.add(op_bytes(&op));
             let _ = tx.send(Msg::Op(op));
         }
     }
@@ -55,8 +110,14 @@ impl JournalTx {
     /// what a whole batch journaled at once rather than a message per shard.
     pub fn send_all(&self, ops: Vec<JournalOp>) {
         if let Some(tx) = &self.0 {
+            self.1.add(ops.iter().map(op_bytes).sum());
             let _ = tx.send(Msg::Ops(ops));
         }
+    }
+
+    /// What the writer has queued and not yet committed.
+    pub fn backlog(&self) -> Arc<Backlog> {
+        self.1.clone()
     }
 
     /// Resolves once every op queued before this call is committed; an error says why the
@@ -78,7 +139,7 @@ impl JournalTx {
     /// task under paused time, which a thread's answer would let jump ahead.
     #[cfg(test)]
     pub(crate) fn null() -> Self {
-        JournalTx(None)
+        JournalTx(None, Arc::default())
     }
 }
 
@@ -99,11 +160,13 @@ impl Journal {
     pub(super) fn start(db: Arc<Database>, durable: bool) -> Self {
         let (tx, rx) = mpsc::channel();
         let writing = db.clone();
+        let backlog = Arc::new(Backlog::default());
+        let draining = backlog.clone();
         let thread = std::thread::Builder::new()
             .name("journal".into())
-            .spawn(move || run(&writing, rx, durable))
+            .spawn(move || run(&writing, rx, durable, &draining))
             .unwrap_or_else(|e| panic!("cannot start the journal thread: {e}"));
-        let tx = JournalTx(Some(tx));
+        let tx = JournalTx(Some(tx), backlog);
         let shared = Arc::new(Mutex::new(Some(tx.clone())));
         Journal { tx, db, shared, thread }
     }
@@ -136,16 +199,23 @@ impl Journal {
 }
 
 /// The writer loop: one group commit per burst of queued messages.
-fn run(db: &Database, rx: mpsc::Receiver<Msg>, durable: bool) {
+fn run(db: &Database, rx: mpsc::Receiver<Msg>, durable: bool, backlog: &Backlog) {
     let mut synced = Instant::now();
     let mut ops = Vec::new();
     let mut barriers = Vec::new();
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
+        let mut bytes = 0;
         while let Some(msg) = next.take() {
             match msg {
-                Msg::Op(op) => ops.push(op),
-                Msg::Ops(more) => ops.extend(more),
+                Msg::Op(op) => {
+                    bytes += op_bytes(&op);
+                    ops.push(op)
+                }
+                Msg::Ops(more) => {
+                    bytes += more.iter().map(op_bytes).sum::<usize>();
+                    ops.extend(more)
+                }
                 Msg::Barrier(b) => barriers.push(b),
             }
             if ops.len() + barriers.len() < GROUP {
@@ -165,6 +235,7 @@ fn run(db: &Database, rx: mpsc::Receiver<Msg>, durable: bool) {
             }
             Err(e) => error!(error = %e, "journal commit failed"),
         }
+        backlog.release(bytes);
         for b in barriers.drain(..) {
             let _ = b.send(result.clone().map(|_| ()));
         }
