@@ -264,6 +264,10 @@ pub struct SchedulerArgs {
     /// (the newest is kept whatever its size).
     #[arg(long, default_value_t = 256, value_name = "MIB", env = "FARM_KEEP_FINISHED_MIB")]
     pub keep_finished_mib: usize,
+    /// How long a finished job is kept after it ended (counted from when this master learned
+    /// it ended); then it is forgotten, and its rows leave the journal.
+    #[arg(long, default_value = "7d", value_parser = parse_duration, value_name = "DURATION", env = "FARM_KEEP_FINISHED_FOR")]
+    pub keep_finished_for: std::time::Duration,
     /// How long a worker may hold a shard of a job without --shard-timeout; then the shard runs
     /// elsewhere and the worker gets no more shards (suspect). Raise it for longer shards.
     #[arg(long, default_value = "60m", value_parser = parse_duration, env = "FARM_HOLD_TIMEOUT")]
@@ -396,7 +400,9 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         "ms" => n,
         "s" => n.saturating_mul(1000),
         "m" => n.saturating_mul(60_000),
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use ms, s or m")),
+        "h" => n.saturating_mul(3_600_000),
+        "d" => n.saturating_mul(86_400_000),
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use ms, s, m, h or d")),
     };
     if ms == 0 {
         return Err("duration must be more than zero".into());

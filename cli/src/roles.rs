@@ -62,6 +62,7 @@ fn master_config(s: &SchedulerArgs) -> MasterConfig {
         inline_result_bytes: usize::from(s.inline_result_mib) << 20,
         keep_finished: s.keep_finished,
         keep_finished_bytes: s.keep_finished_mib.saturating_mul(1 << 20),
+        keep_finished_for: s.keep_finished_for,
         hold_timeout: s.hold_timeout,
         // A few heartbeat periods: a late result within them is a hiccup, not a hoarder.
         hold_grace: s.heartbeat * 3,

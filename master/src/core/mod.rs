@@ -308,6 +308,7 @@ impl Core {
     /// held past their deadline (their workers become suspect), and lets failed shards whose
     /// backoff is over run again.
     pub fn tick(&mut self, now: Instant, out: &mut impl Outbox) {
+        self.forget_old(now, out);
         self.reclaim_expired(now, out);
         self.end_backoff(now);
         let timeout = self.config.heartbeat_timeout;
@@ -387,6 +388,23 @@ impl Core {
         let (count, bytes) = (self.config.keep_finished, self.config.keep_finished_bytes);
         while self.ended.len() > count || (self.ended_bytes > bytes && self.ended.len() > 1) {
             let Some(old) = self.ended.pop_front() else { break };
+            if let Some(job) = self.jobs.remove(&old) {
+                self.ended_bytes = self.ended_bytes.saturating_sub(job.kept_bytes());
+                out.journal(JournalOp::Forget(old));
+            }
+        }
+    }
+
+    /// Forgets ended jobs older than `keep_finished_for` (ended jobs are kept in the order
+    /// they ended, so only the front is looked at).
+    fn forget_old(&mut self, now: Instant, out: &mut impl Outbox) {
+        let keep_for = self.config.keep_finished_for;
+        while let Some(&old) = self.ended.front() {
+            let ended_at = self.jobs.get(&old).and_then(|j| j.finished);
+            if ended_at.is_some_and(|at| now.saturating_duration_since(at) < keep_for) {
+                break;
+            }
+            self.ended.pop_front();
             if let Some(job) = self.jobs.remove(&old) {
                 self.ended_bytes = self.ended_bytes.saturating_sub(job.kept_bytes());
                 out.journal(JournalOp::Forget(old));

@@ -595,6 +595,23 @@ fn failed_runs_are_retried_up_to_the_jobs_retries() {
 }
 
 #[test]
+fn ended_jobs_are_forgotten_after_keep_finished_for() {
+    let keep = Duration::from_secs(60);
+    let mut sim = Sim::new(CoreConfig { keep_finished_for: keep, ..Default::default() });
+    let now = Instant::now();
+    let job = sim.submit(spec("noop", 0, 2, 1, 0), now).expect("submit");
+    let w = sim.join(worker(2), now);
+    sim.complete(w, 2, now);
+    assert_eq!(sim.status(job, now).state, JobState::Succeeded);
+    sim.tick(now + keep - Duration::from_secs(1));
+    assert!(sim.core.status(job, now).is_some(), "kept until its time is up");
+    sim.tick(now + keep);
+    assert!(sim.core.status(job, now).is_none(), "forgotten after keep_finished_for");
+    let forgot = sim.rec.journal.iter().any(|op| matches!(op, JournalOp::Forget(j) if *j == job));
+    assert!(forgot, "the journal is told, so its rows go too");
+}
+
+#[test]
 fn a_workers_huge_error_is_kept_short_in_the_jobs_error() {
     let (mut sim, now) = sim();
     let job = sim.submit(spec("noop", 0, 1, 1, 0), now).expect("submit");

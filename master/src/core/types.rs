@@ -27,6 +27,9 @@ pub struct CoreConfig {
     /// Bytes of finished jobs' results and errors kept for `Get`/`List`; past it the oldest
     /// are forgotten (the newest is kept whatever its size).
     pub keep_finished_bytes: usize,
+    /// How long an ended job is kept after it ended; then it is forgotten (and its rows
+    /// leave the journal).
+    pub keep_finished_for: Duration,
     /// Bytes the jobs not yet ended may hold: inputs, params and accumulated list outputs. A
     /// submit that would pass it is refused with ResourceExhausted; a job whose outputs would
     /// pass it fails.
@@ -55,6 +58,7 @@ impl Default for CoreConfig {
             keep_finished: 10_000,
             max_active_jobs: 10_000,
             keep_finished_bytes: 256 << 20,
+            keep_finished_for: Duration::from_secs(7 * 24 * 3600),
             memory_budget: 256 << 20,
             inline_result_bytes: 1 << 20,
             hold_timeout: Duration::from_secs(3600),
