@@ -425,7 +425,9 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(std::time::Duration::from_millis(500)));
         assert_eq!(parse_duration("2s"), Ok(std::time::Duration::from_secs(2)));
         assert_eq!(parse_duration("750"), Ok(std::time::Duration::from_millis(750)));
-        assert!(parse_duration("2h").is_err());
+        assert_eq!(parse_duration("2h"), Ok(std::time::Duration::from_secs(7200)));
+        assert_eq!(parse_duration("7d"), Ok(std::time::Duration::from_secs(7 * 86_400)));
+        assert!(parse_duration("2w").is_err());
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("x").is_err());
     }
