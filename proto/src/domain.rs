@@ -53,9 +53,10 @@ impl Params {
             }
             if value.len() > MAX_PARAM_VALUE_BYTES {
                 return Err(SpecError::Invalid(format!(
-                    "param {} is over {} KiB",
+                    "param {} is over {} KiB ({} bytes)",
                     clip(name),
-                    MAX_PARAM_VALUE_BYTES / 1024
+                    MAX_PARAM_VALUE_BYTES / 1024,
+                    value.len()
                 )));
             }
         }
@@ -275,6 +276,19 @@ mod tests {
         assert!(JobSpec::new("noop", range(0, 5, 0), p.clone(), 0).is_err());
         assert!(JobSpec::new(" ", range(0, 5, 1), p.clone(), 0).is_err());
         assert!(JobSpec::new("noop", JobSource::Inputs(vec![]), p, 0).is_err());
+    }
+
+    #[test]
+    fn params_no_kernel_could_take_are_refused_at_the_door() {
+        let src = || range(0, 5, 1);
+        let one = |k: String, v: String| Params([(k, v)].into_iter().collect());
+        let long_name = JobSpec::new("k", src(), one("n".repeat(200), "1".into()), 0);
+        assert!(long_name.unwrap_err().to_string().contains("(200 bytes) is over 128 bytes"));
+        let long_value = JobSpec::new("k", src(), one("n".into(), "v".repeat(70_000)), 0);
+        assert!(long_value.unwrap_err().to_string().contains("over 64 KiB (70000 bytes)"));
+        let many = Params((0..300).map(|i| (i.to_string(), String::new())).collect());
+        assert!(JobSpec::new("k", src(), many, 0).is_err());
+        assert!(JobSpec::new("k".repeat(200), src(), Params::default(), 0).is_err());
     }
 
     #[test]
