@@ -11,7 +11,7 @@
 //! lazy shards and its accumulator), `memory.rs` (packed inputs and the byte meter),
 //! `types.rs` (the vocabulary shared with the master), `timers.rs` (hold deadlines and retry
 //! backoff, run by the tick), `verify.rs` (`--verify`), `restore.rs` and `ranges.rs` (rebuilding
-//! the core from the journal at start).
+//! the core from the journal at start), `retention.rs` (how long ended jobs are kept).
 
 mod dispatch;
 mod job;
@@ -22,6 +22,7 @@ mod memory_tests;
 mod ranges;
 mod restore;
 mod results;
+mod retention;
 #[cfg(test)]
 mod tests;
 mod timers;
@@ -379,42 +380,6 @@ impl Core {
         self.ended_bytes += job.kept_bytes();
         self.ended.push_back(job_id);
         self.retain_ended(out);
-    }
-
-    /// Forgets the oldest ended jobs while more than `keep_finished` are kept or they keep
-    /// more than `keep_finished_bytes` (the newest stays whatever its size, so the client
-    /// that waited for it can read it).
-    fn retain_ended(&mut self, out: &mut impl Outbox) {
-        let (count, bytes) = (self.config.keep_finished, self.config.keep_finished_bytes);
-        while self.ended.len() > count || (self.ended_bytes > bytes && self.ended.len() > 1) {
-            let Some(old) = self.ended.pop_front() else { break };
-            if let Some(job) = self.jobs.remove(&old) {
-                self.ended_bytes = self.ended_bytes.saturating_sub(job.kept_bytes());
-                out.journal(JournalOp::Forget(old));
-            }
-        }
-    }
-
-    /// Forgets ended jobs older than `keep_finished_for` (ended jobs are kept in the order
-    /// they ended, so only the front is looked at).
-    fn forget_old(&mut self, now: Instant, out: &mut impl Outbox) {
-        let keep_for = self.config.keep_finished_for;
-        while let Some(&old) = self.ended.front() {
-            let ended_at = self.jobs.get(&old).and_then(|j| j.finished);
-            if ended_at.is_some_and(|at| now.saturating_duration_since(at) < keep_for) {
-                break;
-            }
-            self.ended.pop_front();
-            if let Some(job) = self.jobs.remove(&old) {
-                self.ended_bytes = self.ended_bytes.saturating_sub(job.kept_bytes());
-                out.journal(JournalOp::Forget(old));
-            }
-        }
-    }
-
-    /// Bytes held by jobs not yet ended, and bytes kept by ended ones.
-    pub fn memory(&self) -> (usize, usize) {
-        (self.meter.get(), self.ended_bytes)
     }
 }
 
