@@ -48,7 +48,11 @@ fn param_line(p: &ParamSpec) -> String {
     match &p.kind {
         ParamKind::Uint { default, min, max } => {
             facts.extend(default.map(|d| format!("default {d}")));
-            facts.push(format!("{min}..={max}"));
+            match (*min, *max) {
+                (0, u64::MAX) => {}
+                (min, u64::MAX) => facts.push(format!("at least {min}")),
+                (min, max) => facts.push(format!("{min}..={max}")),
+            }
         }
         ParamKind::Float { default, min, max } => {
             facts.extend(default.map(|d| format!("default {d}")));
@@ -73,6 +77,7 @@ mod tests {
     fn the_listing_shows_params_with_type_default_bounds_and_help() {
         let chain = KernelDescriptor::new("chain", OutputShape::Lines, "iterated hashing")
             .param(ParamSpec::uint("rounds", 1, 1, 10, "rounds per index"))
+            .param(ParamSpec::uint("seed", 7, 1, u64::MAX, "first seed"))
             .param(ParamSpec::required_text("cmd", "a command"));
         let kinds = vec![
             KindInfo { kernel: chain, workers: 2 },
@@ -82,6 +87,7 @@ mod tests {
         assert!(text.contains("chain  (2 workers)\n    iterated hashing\n"), "{text}");
         assert!(text.contains("--param rounds=uint"), "{text}");
         assert!(text.contains("rounds per index; default 1, 1..=10"), "{text}");
+        assert!(text.contains("first seed; default 7, at least 1"), "{text}");
         assert!(text.contains("a command; required"), "{text}");
         assert!(text.contains("mine  (no connected worker)\n    params: not declared"), "{text}");
     }
