@@ -4,8 +4,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use farm_master::core::{
-    Core, CoreConfig, JobDefOut, JobId, JobView, JournalOp, Outbox, ShardOutcome, TaskOut,
-    WorkerId, WorkerSpec,
+    Core, CoreConfig, JobDefOut, Outbox, ShardOutcome, TaskOut, WorkerId, WorkerSpec,
 };
 use farm_proto::{JobSource, JobSpec, Output, Params};
 use std::collections::BTreeMap;
@@ -19,13 +18,6 @@ impl Outbox for Queues {
     fn assign(&mut self, worker: WorkerId, _defs: Vec<JobDefOut>, tasks: Vec<TaskOut>) {
         self.0.entry(worker).or_default().extend(tasks);
     }
-    fn cancel_job(&mut self, _: WorkerId, _: JobId) {}
-    fn forget_job(&mut self, _: WorkerId, _: JobId) {}
-    fn shard_output(&mut self, _: JobId, _: u64, _: &Output) {}
-    fn job_changed(&mut self, _: &JobView) {}
-    fn drop_worker(&mut self, _: WorkerId, _: &str) {}
-    fn drain_worker(&mut self, _: WorkerId) {}
-    fn journal(&mut self, _: JournalOp) {}
 }
 
 fn noop_job(shards: u64) -> JobSpec {

@@ -17,17 +17,11 @@ impl Outbox for Rec {
     fn assign(&mut self, worker: WorkerId, _: Vec<JobDefOut>, tasks: Vec<TaskOut>) {
         self.tasks.extend(tasks.into_iter().map(|t| (worker, t)));
     }
-    fn cancel_job(&mut self, _: WorkerId, _: JobId) {}
-    fn forget_job(&mut self, _: WorkerId, _: JobId) {}
-    fn shard_output(&mut self, _: JobId, _: u64, _: &Output) {}
     fn job_changed(&mut self, view: &JobView) {
         if view.state.is_final() {
             self.ended.push(view.clone());
         }
     }
-    fn drop_worker(&mut self, _: WorkerId, _: &str) {}
-    fn drain_worker(&mut self, _: WorkerId) {}
-    fn journal(&mut self, _: JournalOp) {}
 }
 
 fn lines_job(lines: &[&str], params: &[&str]) -> JobSpec {

@@ -213,26 +213,27 @@ pub struct WorkerView {
     pub suspect: Option<String>,
 }
 
-/// Side effects the core asks for. The master's implementation sends messages to worker
-/// sessions and watchers; tests record them.
+/// Side effects the core asks for. The master's implementation (`actor::Effects`) carries out
+/// every one; an outbox that needs only some (a replay collecting journal ops, a benchmark
+/// keeping worker queues) leaves the others to these empty defaults.
 pub trait Outbox {
     /// Send new job definitions (first) and shards to a worker.
-    fn assign(&mut self, worker: WorkerId, defs: Vec<JobDefOut>, tasks: Vec<TaskOut>);
+    fn assign(&mut self, _worker: WorkerId, _defs: Vec<JobDefOut>, _tasks: Vec<TaskOut>) {}
     /// Tell a worker to stop every shard of a job and forget it.
-    fn cancel_job(&mut self, worker: WorkerId, job: JobId);
+    fn cancel_job(&mut self, _worker: WorkerId, _job: JobId) {}
     /// Tell a worker that a job is over and its definition can go.
-    fn forget_job(&mut self, worker: WorkerId, job: JobId);
+    fn forget_job(&mut self, _worker: WorkerId, _job: JobId) {}
     /// A shard's result, accepted exactly once.
-    fn shard_output(&mut self, job: JobId, shard: u64, output: &Output);
+    fn shard_output(&mut self, _job: JobId, _shard: u64, _output: &Output) {}
     /// A job's progress changed, or it ended (then `view.state.is_final()`).
-    fn job_changed(&mut self, view: &JobView);
+    fn job_changed(&mut self, _view: &JobView) {}
     /// The core declared a worker lost (heartbeat timeout): end its session.
-    fn drop_worker(&mut self, worker: WorkerId, reason: &str);
+    fn drop_worker(&mut self, _worker: WorkerId, _reason: &str) {}
     /// Ask a worker to drain: finish or hand back its shards, then leave.
-    fn drain_worker(&mut self, worker: WorkerId);
+    fn drain_worker(&mut self, _worker: WorkerId) {}
     /// Record a change in the journal (the store's writer thread commits it; this must not
     /// block).
-    fn journal(&mut self, op: JournalOp);
+    fn journal(&mut self, _op: JournalOp) {}
 }
 
 /// A change the core asks the journal to record, in the order it happened. Replaying the

@@ -20,7 +20,6 @@ mod results;
 mod writer;
 
 use crate::core::{Core, CoreConfig, JobId, JobView, JournalOp, Outbox, Submission};
-use crate::core::{JobDefOut, TaskOut, WorkerId};
 use crate::MasterError;
 use farm_proto::{pb, JobSpec, JobState, Output, OutputShape};
 use prost::Message;
@@ -281,13 +280,6 @@ fn unix_ms() -> u64 {
 struct Collect(Vec<JournalOp>);
 
 impl Outbox for Collect {
-    fn assign(&mut self, _: WorkerId, _: Vec<JobDefOut>, _: Vec<TaskOut>) {}
-    fn cancel_job(&mut self, _: WorkerId, _: JobId) {}
-    fn forget_job(&mut self, _: WorkerId, _: JobId) {}
-    fn shard_output(&mut self, _: JobId, _: u64, _: &Output) {}
-    fn job_changed(&mut self, _: &JobView) {}
-    fn drop_worker(&mut self, _: WorkerId, _: &str) {}
-    fn drain_worker(&mut self, _: WorkerId) {}
     fn journal(&mut self, op: JournalOp) {
         self.0.push(op);
     }

@@ -2,6 +2,7 @@
 //! summaries, unfinished ones with their committed shards done; ids continue.
 
 use super::*;
+use crate::core::{JobDefOut, TaskOut, WorkerId};
 use crate::core::{ShardOutcome, WorkerSpec};
 use farm_proto::{JobSource, Params};
 
@@ -16,12 +17,6 @@ impl Outbox for Rec {
     fn assign(&mut self, _: WorkerId, _: Vec<JobDefOut>, tasks: Vec<TaskOut>) {
         self.tasks.extend(tasks);
     }
-    fn cancel_job(&mut self, _: WorkerId, _: JobId) {}
-    fn forget_job(&mut self, _: WorkerId, _: JobId) {}
-    fn shard_output(&mut self, _: JobId, _: u64, _: &Output) {}
-    fn job_changed(&mut self, _: &JobView) {}
-    fn drop_worker(&mut self, _: WorkerId, _: &str) {}
-    fn drain_worker(&mut self, _: WorkerId) {}
     fn journal(&mut self, op: JournalOp) {
         self.ops.push(op);
     }
