@@ -27,10 +27,10 @@ const TEMP_SYNC: Duration = Duration::from_secs(1);
 
 /// What the writer thread receives.
 enum Msg {
-    /// Record this.
-    Op(JournalOp),
-    /// Record these, in order (what one batch of the core's task journaled).
-    Ops(Vec<JournalOp>),
+    /// Record this; it holds about this many bytes (counted once, by the sender).
+    Op(JournalOp, usize),
+    /// Record these, in order (what one batch of the core's task journaled), and their bytes.
+    Ops(Vec<JournalOp>, usize),
     /// Answer once everything queued before is committed (or failed to be).
     Barrier(oneshot::Sender<Result<(), String>>),
 }
@@ -82,7 +82,7 @@ impl Backlog {
 }
 
 /// About how many bytes an op holds while it waits for the writer.
-pub(crate) fn op_bytes(op: &JournalOp) -> usize {
+fn op_bytes(op: &JournalOp) -> usize {
     match op {
         JournalOp::Submit { spec, .. } => spec.len(),
         JournalOp::Outcome { output, .. } => match output {
@@ -101,8 +101,9 @@ impl JournalTx {
         // A writer that is gone (it only ends when the master stops) loses nothing it could
         // have kept: the master is going down.
         if let Some(tx) = &self.0 {
-            self.1.add(op_bytes(&op));
-            let _ = tx.send(Msg::Op(op));
+            let bytes = op_bytes(&op);
+            self.1.add(bytes);
+            let _ = tx.send(Msg::Op(op, bytes));
         }
     }
 
@@ -110,8 +111,9 @@ impl JournalTx {
     /// what a whole batch journaled at once rather than a message per shard.
     pub fn send_all(&self, ops: Vec<JournalOp>) {
         if let Some(tx) = &self.0 {
-            self.1.add(ops.iter().map(op_bytes).sum());
-            let _ = tx.send(Msg::Ops(ops));
+            let bytes = ops.iter().map(op_bytes).sum();
+            self.1.add(bytes);
+            let _ = tx.send(Msg::Ops(ops, bytes));
         }
     }
 
@@ -208,12 +210,12 @@ fn run(db: &Database, rx: mpsc::Receiver<Msg>, durable: bool, backlog: &Backlog)
         let mut bytes = 0;
         while let Some(msg) = next.take() {
             match msg {
-                Msg::Op(op) => {
-                    bytes += op_bytes(&op);
+                Msg::Op(op, n) => {
+                    bytes += n;
                     ops.push(op)
                 }
-                Msg::Ops(more) => {
-                    bytes += more.iter().map(op_bytes).sum::<usize>();
+                Msg::Ops(more, n) => {
+                    bytes += n;
                     ops.extend(more)
                 }
                 Msg::Barrier(b) => barriers.push(b),
