@@ -48,6 +48,14 @@ impl Master {
     }
 }
 
+/// A shutdown future for the session and the switch that fires it.
+fn stop_switch() -> (oneshot::Sender<()>, impl Future<Output = ()>) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    (stop, async {
+        let _ = stopped.await;
+    })
+}
+
 fn link() -> (Link, Master) {
     let (to_worker, inbound) = mpsc::channel(64);
     let (tx, from_worker) = outgoing();
@@ -121,10 +129,7 @@ async fn a_silent_master_is_lost_after_three_heartbeat_periods() {
 #[tokio::test(start_paused = true)]
 async fn a_drain_whose_shards_never_finish_gives_up_and_closes() {
     let (link, mut master) = link();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let shutdown = async {
-        let _ = stopped.await;
-    };
+    let (stop, shutdown) = stop_switch();
     let script = async move {
         master.send(welcome(Duration::from_secs(60))).await;
         master.send(job(1, "noop", &[], 2)).await;
@@ -146,10 +151,7 @@ async fn a_drain_whose_shards_never_finish_gives_up_and_closes() {
 #[tokio::test]
 async fn shards_run_on_the_pool_a_refused_job_is_refused_once_and_a_drain_closes() {
     let (link, mut master) = link();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let shutdown = async {
-        let _ = stopped.await;
-    };
+    let (stop, shutdown) = stop_switch();
     let script = async move {
         master.send(welcome(Duration::from_secs(60))).await;
         master.send(job(1, "noop", &[], 3)).await;

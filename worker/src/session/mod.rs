@@ -29,7 +29,6 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::{Stream, StreamExt};
 use tonic::Status;
-use tracing::Instrument;
 
 /// Messages from the master: a gRPC stream, or an in-memory one in tests.
 pub(crate) type Inbound = Pin<Box<dyn Stream<Item = Result<pb::MasterMessage, Status>> + Send>>;
@@ -69,18 +68,8 @@ pub(crate) async fn register(
 
 /// Runs one session to its end. Returns whether the master welcomed the worker, and how the
 /// session ended.
+#[tracing::instrument(name = "session", skip_all, fields(master = %link.peer))]
 pub(crate) async fn run_session<F: Future<Output = ()>>(
-    link: Link,
-    config: &WorkerConfig,
-    registry: &Registry,
-    pool: &Pool,
-    shutdown: &mut Pin<&mut F>,
-) -> (bool, End) {
-    let span = tracing::info_span!("session", master = %link.peer);
-    drive(link, config, registry, pool, shutdown).instrument(span).await
-}
-
-async fn drive<F: Future<Output = ()>>(
     link: Link,
     config: &WorkerConfig,
     registry: &Registry,
