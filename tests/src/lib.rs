@@ -7,6 +7,7 @@ mod binaries;
 mod cluster;
 mod net;
 mod process;
+mod specs;
 mod wait;
 
 pub use binaries::{collatz_worker, farm};
@@ -15,4 +16,5 @@ pub use net::{spawn_announcing, DialTrap};
 pub use process::{
     assert_none_left, run, spawn, start, tag, tagged_processes, wait_child, Proc, QUIET,
 };
+pub use specs::range_spec;
 pub use wait::{wait_for, wait_until, within, WAIT};

@@ -4,12 +4,9 @@
 use farm_proto::pb::{
     self, farm_service_client::FarmServiceClient, worker_service_client::WorkerServiceClient,
 };
+use farm_tests::range_spec as spec;
 use farm_tests::*;
 use tonic::Code;
-
-fn spec(kind: &str, start: u64, end: u64, shard_size: u64) -> pb::JobSpec {
-    pb::JobSpec { kind: kind.into(), start, end, shard_size, ..Default::default() }
-}
 
 async fn submit_code(
     client: &mut FarmServiceClient<tonic::transport::Channel>,

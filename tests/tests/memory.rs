@@ -83,13 +83,7 @@ async fn a_submit_past_the_memory_budget_is_refused_naming_the_budget() {
             "{msg}"
         );
         // A job that fits is still taken.
-        let small = pb::JobSpec {
-            kind: "noop".into(),
-            start: 0,
-            end: 10,
-            shard_size: 1,
-            ..Default::default()
-        };
+        let small = range_spec("noop", 0, 10, 1);
         client.submit(submit_req(small)).await.expect("a small job fits");
     })
     .await;
@@ -102,13 +96,7 @@ async fn a_result_past_the_limit_is_kept_in_the_store_only() {
             Master::start(&["--workers", "1", "--threads", "1", "--inline-result-mib", "1"]);
         let mut client = client(&master).await;
         // 20,000 digests of 64 hex digits: 1.3 MB of JSON, over the 1 MiB limit.
-        let spec = pb::JobSpec {
-            kind: "hashchain".into(),
-            start: 0,
-            end: 20_000,
-            shard_size: 500,
-            ..Default::default()
-        };
+        let spec = range_spec("hashchain", 0, 20_000, 500);
         let job = client.submit(submit_req(spec)).await.expect("submit").into_inner().job_id;
         let status = wait_final(&mut client, job).await;
         assert_eq!(status.state(), pb::JobState::Succeeded, "{status:?}");
@@ -122,22 +110,10 @@ async fn other_clients_are_answered_promptly_while_a_large_result_is_produced_an
     within(async {
         let master = Master::start(&["--workers", "1", "--threads", "2"]);
         let mut client = client(&master).await;
-        let small = pb::JobSpec {
-            kind: "noop".into(),
-            start: 0,
-            end: 1,
-            shard_size: 1,
-            ..Default::default()
-        };
+        let small = range_spec("noop", 0, 1, 1);
         let probe_job = client.submit(submit_req(small)).await.expect("submit").into_inner().job_id;
         // 700,000 digests: a 47 MB result (at 60 MB the core used to stall for 2.2 s).
-        let big = pb::JobSpec {
-            kind: "hashchain".into(),
-            start: 0,
-            end: 700_000,
-            shard_size: 5_000,
-            ..Default::default()
-        };
+        let big = range_spec("hashchain", 0, 700_000, 5_000);
         let job = client.submit(submit_req(big)).await.expect("submit").into_inner().job_id;
 
         // Another client asks for a small job's status over and over, timing each answer.
