@@ -4,7 +4,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use farm_master::core::{
-    Core, CoreConfig, JobDefOut, Outbox, ShardOutcome, TaskOut, WorkerId, WorkerSpec,
+    Core, CoreConfig, JobDef, Outbox, ShardOutcome, ShardTask, WorkerId, WorkerSpec,
 };
 use farm_proto::{JobSource, JobSpec, Output, Params};
 use std::collections::BTreeMap;
@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 /// Keeps each worker's assigned tasks, like a worker would, and nothing else.
 #[derive(Default)]
-struct Queues(BTreeMap<WorkerId, Vec<TaskOut>>);
+struct Queues(BTreeMap<WorkerId, Vec<ShardTask>>);
 
 impl Outbox for Queues {
-    fn assign(&mut self, worker: WorkerId, _defs: Vec<JobDefOut>, tasks: Vec<TaskOut>) {
+    fn assign(&mut self, worker: WorkerId, _defs: Vec<JobDef>, tasks: Vec<ShardTask>) {
         self.0.entry(worker).or_default().extend(tasks);
     }
 }
@@ -58,7 +58,7 @@ fn dispatch_and_complete(c: &mut Criterion) {
                         let tasks = std::mem::take(out.0.entry(w).or_default());
                         done += tasks.len() as u64;
                         let outcomes = tasks.into_iter().map(|t| {
-                            (t.job, t.shard, ShardOutcome::Done(Output::Count(t.hi - t.lo)))
+                            (t.job_id, t.shard, ShardOutcome::Done(Output::Count(t.hi - t.lo)))
                         });
                         core.results(w, outcomes, now, &mut out).expect("results");
                     }

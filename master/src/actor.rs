@@ -12,13 +12,13 @@ use farm_proto::{KernelDescriptor, KindInfo};
 use task::CoreTask;
 
 use crate::core::{
-    Core, CoreError, JobDefOut, JobId, JobView, JournalOp, Outbox, ShardOutcome, Submission,
-    TaskOut, WorkerId, WorkerSpec, WorkerView,
+    Core, CoreError, JobDef, JobId, JobView, JournalOp, Outbox, ShardOutcome, ShardTask,
+    Submission, WorkerId, WorkerSpec, WorkerView,
 };
 use crate::store::JournalTx;
 use crate::tasks::Tasks;
 use farm_proto::pb;
-use farm_proto::session::{Assign, JobDef, ShardTask, ToWorker};
+use farm_proto::session::{Assign, ToWorker};
 /// The tests submit specs, through `use super::*`.
 #[cfg(test)]
 use farm_proto::JobSpec;
@@ -308,26 +308,7 @@ impl Effects {
 }
 
 impl Outbox for Effects {
-    fn assign(&mut self, worker: WorkerId, defs: Vec<JobDefOut>, tasks: Vec<TaskOut>) {
-        let jobs = defs
-            .into_iter()
-            .map(|d| JobDef {
-                job_id: d.job,
-                kind: d.kind,
-                params: d.params,
-                shard_timeout: d.shard_timeout_ms.map(Duration::from_millis),
-            })
-            .collect();
-        let tasks = tasks
-            .into_iter()
-            .map(|t| ShardTask {
-                job_id: t.job,
-                shard: t.shard,
-                lo: t.lo,
-                hi: t.hi,
-                input: t.input,
-            })
-            .collect();
+    fn assign(&mut self, worker: WorkerId, jobs: Vec<JobDef>, tasks: Vec<ShardTask>) {
         self.send(worker, ToWorker::Assign(Assign { jobs, tasks }));
     }
     fn cancel_job(&mut self, worker: WorkerId, job: JobId) {

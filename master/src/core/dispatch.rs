@@ -2,9 +2,9 @@
 //! may have room ([`Dirty`]); [`Core::dispatch`] runs once per batch of events and fills them,
 //! so a burst of results costs one pass over the pending jobs, not one per event.
 
-use super::{Core, JobDefOut, JobId, JobState, Outbox, TaskOut, WorkerId};
+use super::{Core, JobDef, JobId, JobState, Outbox, ShardTask, WorkerId};
 use std::collections::BTreeSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Workers that may have room for shards since the last dispatch.
 #[derive(Debug, Default)]
@@ -66,11 +66,11 @@ impl Core {
                 continue;
             }
             if job.known_by.insert(worker) {
-                defs.push(JobDefOut {
-                    job: job_id,
+                defs.push(JobDef {
+                    job_id,
                     kind: job.spec.kind.clone(),
                     params: job.spec.params.clone(),
-                    shard_timeout_ms: job.spec.limits.shard_timeout_ms,
+                    shard_timeout: job.spec.limits.shard_timeout_ms.map(Duration::from_millis),
                 });
             }
             let mut verify = self.verifying.get_mut(&job_id);
@@ -78,7 +78,7 @@ impl Core {
                 let copy = verify.as_mut().and_then(|v| v.take_for(worker));
                 let Some(shard) = copy.or_else(|| job.take_shard()) else { break };
                 let (lo, hi, input) = job.shard(shard);
-                tasks.push(TaskOut { job: job_id, shard, lo, hi, input: input.map(str::to_owned) });
+                tasks.push(ShardTask { job_id, shard, lo, hi, input: input.map(str::to_owned) });
                 job.assigned.insert(shard, worker);
                 w.assign(job_id, shard, now);
                 free -= 1;

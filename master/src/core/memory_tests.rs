@@ -9,12 +9,12 @@ use std::sync::Arc;
 /// Records the tasks handed out and the jobs that ended.
 #[derive(Default)]
 struct Rec {
-    tasks: Vec<(WorkerId, TaskOut)>,
+    tasks: Vec<(WorkerId, ShardTask)>,
     ended: Vec<JobView>,
 }
 
 impl Outbox for Rec {
-    fn assign(&mut self, worker: WorkerId, _: Vec<JobDefOut>, tasks: Vec<TaskOut>) {
+    fn assign(&mut self, worker: WorkerId, _: Vec<JobDef>, tasks: Vec<ShardTask>) {
         self.tasks.extend(tasks.into_iter().map(|t| (worker, t)));
     }
     fn job_changed(&mut self, view: &JobView) {
@@ -44,7 +44,7 @@ fn core(config: CoreConfig) -> (Core, WorkerId, Instant) {
 fn run(core: &mut Core, rec: &mut Rec, job: JobId, copies: usize, now: Instant) {
     loop {
         core.dispatch(now, rec);
-        let tasks: Vec<_> = rec.tasks.drain(..).filter(|(_, t)| t.job == job).collect();
+        let tasks: Vec<_> = rec.tasks.drain(..).filter(|(_, t)| t.job_id == job).collect();
         if tasks.is_empty() {
             return;
         }

@@ -12,7 +12,7 @@ use std::time::Duration;
 /// was sent.
 #[derive(Default)]
 struct Rec {
-    queues: BTreeMap<WorkerId, VecDeque<TaskOut>>,
+    queues: BTreeMap<WorkerId, VecDeque<ShardTask>>,
     defs: Vec<(WorkerId, JobId)>,
     cancels: Vec<(WorkerId, JobId)>,
     forgets: Vec<(WorkerId, JobId)>,
@@ -33,15 +33,15 @@ struct Rec {
 }
 
 impl Outbox for Rec {
-    fn assign(&mut self, worker: WorkerId, defs: Vec<JobDefOut>, tasks: Vec<TaskOut>) {
+    fn assign(&mut self, worker: WorkerId, defs: Vec<JobDef>, tasks: Vec<ShardTask>) {
         assert!(!tasks.is_empty() || !defs.is_empty(), "an empty assignment was sent");
-        self.defs.extend(defs.into_iter().map(|d| (worker, d.job)));
+        self.defs.extend(defs.into_iter().map(|d| (worker, d.job_id)));
         self.queues.entry(worker).or_default().extend(tasks);
     }
     fn cancel_job(&mut self, worker: WorkerId, job: JobId) {
         self.cancels.push((worker, job));
         if let Some(q) = self.queues.get_mut(&worker) {
-            q.retain(|t| t.job != job);
+            q.retain(|t| t.job_id != job);
         }
     }
     fn forget_job(&mut self, worker: WorkerId, job: JobId) {
@@ -194,7 +194,7 @@ impl Sim {
         let batch: Vec<_> = q.drain(..n.min(q.len())).collect();
         let outcomes = batch
             .iter()
-            .map(|t| (t.job, t.shard, ShardOutcome::Done(Output::Count(t.hi - t.lo))))
+            .map(|t| (t.job_id, t.shard, ShardOutcome::Done(Output::Count(t.hi - t.lo))))
             .collect::<Vec<_>>();
         self.results(worker, outcomes, now).unwrap_or(0)
     }
@@ -323,14 +323,14 @@ fn a_lost_workers_shards_run_elsewhere_and_its_late_results_are_dropped() {
     let (mut sim, now) = sim();
     let a = sim.join(worker(2), now);
     let job = sim.submit(spec("noop", 0, 10, 1, 0), now).expect("submit");
-    let held: Vec<TaskOut> = sim.rec.queues[&a].iter().cloned().collect();
+    let held: Vec<ShardTask> = sim.rec.queues[&a].iter().cloned().collect();
     assert_eq!(held.len(), 4);
     sim.leave(a, "gone", now);
     assert_eq!(sim.status(job, now).in_flight, 0);
     let b = sim.join(worker(1), now);
     assert_eq!(sim.rec.shards(b), vec![held[0].shard, held[1].shard], "re-queued shards first");
     // The lost worker's session id is gone: its late batch is refused as a whole.
-    let late = held.iter().map(|t| (t.job, t.shard, ShardOutcome::Done(Output::Count(1))));
+    let late = held.iter().map(|t| (t.job_id, t.shard, ShardOutcome::Done(Output::Count(1))));
     assert_eq!(sim.results(a, late.clone(), now), Err(CoreError::NoSuchWorker(a)));
     // The same results under another worker's id count only for shards that worker holds.
     assert_eq!(sim.results(b, late, now), Ok(2));
@@ -371,7 +371,7 @@ fn only_accepted_completions_grow_a_window() {
     let w = sim.join(worker(1), t0);
     let other = sim.join(worker(1), t0);
     let job = sim.submit(spec("noop", 0, 100_000_000, 1, 0), t0).expect("submit");
-    let theirs: Vec<TaskOut> = sim.rec.queues[&other].iter().cloned().collect();
+    let theirs: Vec<ShardTask> = sim.rec.queues[&other].iter().cloned().collect();
     // Every 100 µs for 50 ms: a stray reply for the other worker's shard, a duplicate of a
     // shard already done, and its own two shards handed back unfinished.
     let done = (job, 0, ShardOutcome::Done(Output::Count(1)));
@@ -379,11 +379,12 @@ fn only_accepted_completions_grow_a_window() {
     for i in 1..=500u32 {
         let mut batch: Vec<_> = theirs
             .iter()
-            .map(|t| (t.job, t.shard, ShardOutcome::Done(Output::Count(1))))
+            .map(|t| (t.job_id, t.shard, ShardOutcome::Done(Output::Count(1))))
             .chain([done.clone()])
             .collect();
         let mine = sim.rec.queues.get_mut(&w).expect("queue").drain(..);
-        batch.extend(mine.map(|t| (t.job, t.shard, ShardOutcome::Cancelled)).collect::<Vec<_>>());
+        batch
+            .extend(mine.map(|t| (t.job_id, t.shard, ShardOutcome::Cancelled)).collect::<Vec<_>>());
         sim.results(w, batch, t0 + Duration::from_micros(100) * i).expect("results");
     }
     assert_eq!(sim.rec.queued(w), 2, "the window stays at threads + prefetch");
@@ -397,10 +398,10 @@ fn higher_priority_runs_first_then_submission_order() {
     let later = sim.submit(spec("noop", 0, 4, 1, 0), now).expect("submit");
     let high = sim.submit(spec("noop", 0, 4, 1, 5), now).expect("submit");
     let w = sim.join(WorkerSpec { threads: 5, ..worker(0) }, now);
-    let jobs: Vec<JobId> = sim.rec.queues[&w].iter().map(|t| t.job).collect();
+    let jobs: Vec<JobId> = sim.rec.queues[&w].iter().map(|t| t.job_id).collect();
     assert_eq!(jobs, vec![high, high, high, high], "the new worker's window starts at 4");
     sim.complete(w, 4, now);
-    let jobs: Vec<JobId> = sim.rec.queues[&w].iter().map(|t| t.job).collect();
+    let jobs: Vec<JobId> = sim.rec.queues[&w].iter().map(|t| t.job_id).collect();
     assert_eq!(jobs, vec![low, low, low, low, later, later, later, later]);
     assert_eq!(sim.status(later, now).state, JobState::Running);
     assert_eq!(take(&mut sim.rec.defs), vec![(w, high), (w, low), (w, later)]);
@@ -415,12 +416,12 @@ fn cancel_stops_shards_on_workers_and_later_results_are_dropped() {
     let (mut sim, now) = sim();
     let w = sim.join(worker(2), now);
     let job = sim.submit(spec("noop", 0, 100, 1, 0), now).expect("submit");
-    let held: Vec<TaskOut> = sim.rec.queues[&w].iter().cloned().collect();
+    let held: Vec<ShardTask> = sim.rec.queues[&w].iter().cloned().collect();
     let status = sim.cancel(job, now).expect("cancel");
     assert_eq!(status.state, JobState::Cancelled);
     assert_eq!(take(&mut sim.rec.cancels), vec![(w, job)]);
     assert_eq!(take(&mut sim.rec.finished).len(), 1);
-    let late = held.iter().map(|t| (t.job, t.shard, ShardOutcome::Done(Output::Count(1))));
+    let late = held.iter().map(|t| (t.job_id, t.shard, ShardOutcome::Done(Output::Count(1))));
     assert_eq!(sim.results(w, late, now), Ok(4));
     assert_eq!(sim.cancel(job, now), Err(CoreError::JobEnded(job)));
     assert_eq!(sim.cancel(99, now).map(|_| ()), Err(CoreError::NoSuchJob(99)));
@@ -638,7 +639,7 @@ fn a_draining_worker_gets_no_new_shards_and_its_handed_back_shards_run_elsewhere
     assert_eq!(take(&mut sim.rec.drains), vec![a]);
     assert_eq!(sim.drain(99, now).map(|_| ()), Err(CoreError::NoSuchWorker(99)));
     // It finishes its started shard and hands back the one it had not started.
-    let q: Vec<TaskOut> = sim.rec.queues.get_mut(&a).expect("queue").drain(..).collect();
+    let q: Vec<ShardTask> = sim.rec.queues.get_mut(&a).expect("queue").drain(..).collect();
     let outcomes = [
         (job, q[0].shard, ShardOutcome::Done(Output::Count(1))),
         (job, q[1].shard, ShardOutcome::Cancelled),
@@ -810,7 +811,7 @@ fn verify_fails_the_job_naming_the_shard_and_both_workers_when_outputs_differ() 
     let job = sim.submit(verify_spec(100), now).expect("submit");
     let liar = sim.join(WorkerSpec { name: "liar".into(), ..worker(1) }, now);
     let honest = sim.join(WorkerSpec { name: "honest".into(), ..worker(1) }, now);
-    let lies: Vec<_> = sim.rec.queues[&liar].iter().map(|t| (t.job, t.shard)).collect();
+    let lies: Vec<_> = sim.rec.queues[&liar].iter().map(|t| (t.job_id, t.shard)).collect();
     let outcomes = lies.iter().map(|&(j, s)| (j, s, ShardOutcome::Done(Output::Count(0))));
     sim.results(liar, outcomes, now).expect("results");
     while sim.rec.finished.is_empty() {
@@ -919,13 +920,13 @@ proptest! {
                 Op::Stray(a, b) if !live.is_empty() => {
                     let (wa, wb) = (live[a % live.len()], live[b % live.len()]);
                     if let Some(t) = sim.rec.queues.get(&wa).and_then(|q| q.front()).cloned() {
-                        let _ = sim.results(wb, [(t.job, t.shard, ShardOutcome::Done(Output::Count(t.hi - t.lo)))], now);
+                        let _ = sim.results(wb, [(t.job_id, t.shard, ShardOutcome::Done(Output::Count(t.hi - t.lo)))], now);
                     }
                 }
                 Op::Fail(i) if !live.is_empty() => {
                     let w = live[i % live.len()];
                     if let Some(t) = sim.rec.queues.get_mut(&w).and_then(|q| q.pop_front()) {
-                        let _ = sim.results(w, [(t.job, t.shard, ShardOutcome::Failed("x".into()))], now);
+                        let _ = sim.results(w, [(t.job_id, t.shard, ShardOutcome::Failed("x".into()))], now);
                     }
                 }
                 Op::Beat(i) if !live.is_empty() => sim.core.heartbeat(live[i % live.len()], now),

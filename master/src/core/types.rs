@@ -2,7 +2,7 @@
 //! out, and the [`Outbox`] through which it asks for side effects.
 
 use super::{JobId, JobState, WorkerId};
-use farm_proto::{Output, OutputShape, Params};
+use farm_proto::{Output, OutputShape};
 use std::time::Duration;
 
 /// Limits and tuning of the core.
@@ -134,33 +134,9 @@ pub struct WorkerSpec {
     pub dialed_by: String,
 }
 
-/// A shard to run, as sent to a worker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskOut {
-    /// Its job.
-    pub job: JobId,
-    /// Its index within the job.
-    pub shard: u64,
-    /// First index.
-    pub lo: u64,
-    /// One past the last index.
-    pub hi: u64,
-    /// Its input line, for an input job.
-    pub input: Option<String>,
-}
-
-/// A job's definition, sent once to each worker that runs its shards.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobDefOut {
-    /// The job.
-    pub job: JobId,
-    /// Its kernel.
-    pub kind: String,
-    /// Its parameters.
-    pub params: Params,
-    /// Stop a shard that runs longer (milliseconds).
-    pub shard_timeout_ms: Option<u64>,
-}
+/// What the core sends a worker, as the session protocol's own types: a shard to run, and a
+/// job's definition (once per worker, ahead of its first shard).
+pub use farm_proto::session::{JobDef, ShardTask};
 
 /// A job's status as clients see it.
 #[derive(Debug, Clone, PartialEq)]
@@ -218,7 +194,7 @@ pub struct WorkerView {
 /// keeping worker queues) leaves the others to these empty defaults.
 pub trait Outbox {
     /// Send new job definitions (first) and shards to a worker.
-    fn assign(&mut self, _worker: WorkerId, _defs: Vec<JobDefOut>, _tasks: Vec<TaskOut>) {}
+    fn assign(&mut self, _worker: WorkerId, _defs: Vec<JobDef>, _tasks: Vec<ShardTask>) {}
     /// Tell a worker to stop every shard of a job and forget it.
     fn cancel_job(&mut self, _worker: WorkerId, _job: JobId) {}
     /// Tell a worker that a job is over and its definition can go.

@@ -2,19 +2,19 @@
 //! summaries, unfinished ones with their committed shards done; ids continue.
 
 use super::*;
-use crate::core::{JobDefOut, TaskOut, WorkerId};
+use crate::core::{JobDef, ShardTask, WorkerId};
 use crate::core::{ShardOutcome, WorkerSpec};
 use farm_proto::{JobSource, Params};
 
 /// Records what the core sends that a test looks at: the tasks and the journal ops.
 #[derive(Default)]
 struct Rec {
-    tasks: Vec<TaskOut>,
+    tasks: Vec<ShardTask>,
     ops: Vec<JournalOp>,
 }
 
 impl Outbox for Rec {
-    fn assign(&mut self, _: WorkerId, _: Vec<JobDefOut>, tasks: Vec<TaskOut>) {
+    fn assign(&mut self, _: WorkerId, _: Vec<JobDef>, tasks: Vec<ShardTask>) {
         self.tasks.extend(tasks);
     }
     fn journal(&mut self, op: JournalOp) {
@@ -33,20 +33,20 @@ fn worker() -> WorkerSpec {
 
 /// Dispatches and completes (each with a count of 5 for ids below 2, else 1) the tasks
 /// `pick` chooses until no more come; returns the shards run.
-fn run(core: &mut Core, rec: &mut Rec, w: WorkerId, pick: impl Fn(&TaskOut) -> bool) -> Vec<u64> {
+fn run(core: &mut Core, rec: &mut Rec, w: WorkerId, pick: impl Fn(&ShardTask) -> bool) -> Vec<u64> {
     let now = Instant::now();
     let mut ran = Vec::new();
     loop {
         core.dispatch(now, rec);
-        let (done, held): (Vec<TaskOut>, Vec<TaskOut>) = rec.tasks.drain(..).partition(&pick);
+        let (done, held): (Vec<ShardTask>, Vec<ShardTask>) = rec.tasks.drain(..).partition(&pick);
         rec.tasks = held;
         if done.is_empty() {
             return ran;
         }
         ran.extend(done.iter().map(|t| t.shard));
         let outcomes = done.iter().map(|t| {
-            let n = if t.job < 2 { 5 } else { 1 };
-            (t.job, t.shard, ShardOutcome::Done(Output::Count(n)))
+            let n = if t.job_id < 2 { 5 } else { 1 };
+            (t.job_id, t.shard, ShardOutcome::Done(Output::Count(n)))
         });
         core.results(w, outcomes.collect::<Vec<_>>(), now, rec).expect("results");
     }
@@ -75,7 +75,7 @@ fn a_reopened_journal_resumes_jobs_keeps_ended_ones_and_continues_ids() {
     let long = core.submit(noop(10), OutputShape::Count, now, &mut rec).expect("submit");
     let w = core.worker_joined(worker(), now);
     // The short job's two shards and the long job's shards 2 and 3 are done (out of order).
-    let ran = run(&mut core, &mut rec, w, |t| t.job == short || [2, 3].contains(&t.shard));
+    let ran = run(&mut core, &mut rec, w, |t| t.job_id == short || [2, 3].contains(&t.shard));
     assert_eq!(ran.len(), 4);
     assert_eq!(core.status(short, now).expect("short").state, JobState::Succeeded);
     write(&path, std::mem::take(&mut rec.ops));
