@@ -10,10 +10,61 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "farm", version, propagate_version = true)]
 pub struct Cli {
-    /// The master to talk to (client commands) or to dial (worker).
-    #[arg(long, global = true, env = "FARM_MASTER", default_value = "http://127.0.0.1:7070")]
-    pub master: String,
+    /// Read flags from this TOML file (`key = value`, a key being a flag's long name; a
+    /// `[command.NAME]` table applies to that command only) instead of farm.toml beside the binary or
+    /// in $XDG_CONFIG_HOME/farm/ (~/.config/farm/); flags override the environment, which
+    /// overrides the file. Also FARM_CONFIG; an empty value reads no file.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
+    /// How logs (on stderr) are written: text, coloured only on a terminal and never with
+    /// NO_COLOR set, or one JSON object a line for log shippers.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "FARM_LOG_FORMAT")]
+    pub log_format: crate::logging::LogFormat,
+
+    /// Log filter, e.g. debug or farm_master=debug [default: RUST_LOG, else info for master and
+    /// worker, warn otherwise]; h2, hyper, tower and tonic stay at warn unless named.
+    #[arg(long, global = true, value_name = "FILTER", env = "FARM_LOG_LEVEL")]
+    pub log_level: Option<String>,
+
+    /// For client commands and `farm worker`, also accepted here, before the command.
+    #[command(flatten)]
+    pub before: BeforeArgs,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The connection flags as given before the command (`farm --master URL jobs`), kept for
+/// scripts written that way. They have no environment fallback here (the command's own flags
+/// have it), and `run`, `showdown` and `master` (for --master) refuse them.
+#[derive(Debug, Args)]
+pub struct BeforeArgs {
+    /// The master, as the command's own --master.
+    #[arg(long = "master", id = "before_master", value_name = "URL")]
+    pub master: Option<String>,
+    /// The shared token, as the command's own --token.
+    #[arg(long = "token", id = "before_token", value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// The token file, as the command's own --token-file.
+    #[arg(long = "token-file", id = "before_token_file", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The CA file, as the command's own --tls-ca.
+    #[arg(long = "tls-ca", id = "before_tls_ca", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// The certificate, as the command's own --tls-cert.
+    #[arg(long = "tls-cert", id = "before_tls_cert", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's key, as the command's own --tls-key.
+    #[arg(long = "tls-key", id = "before_tls_key", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// Credentials and TLS: what a client or worker presents, and what a master requires and
+/// serves with.
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
     /// Shared token: clients present it to the master, workers to their master (or require it
     /// from masters that dial them), and `farm master` requires it from clients.
     #[arg(long, global = true, env = "FARM_TOKEN", hide_env_values = true)]
@@ -30,16 +81,22 @@ pub struct Cli {
 
     /// This process's certificate (PEM): the master's (or a listening worker's) server
     /// certificate, or a client certificate for mutual TLS.
-    #[arg(long, global = true, value_name = "FILE", env = "FARM_TLS_CERT", requires = "tls_key")]
+    #[arg(long, global = true, value_name = "FILE", env = "FARM_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
 
     /// The private key of --tls-cert (PEM).
-    #[arg(long, global = true, value_name = "FILE", env = "FARM_TLS_KEY", requires = "tls_cert")]
+    #[arg(long, global = true, value_name = "FILE", env = "FARM_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+}
 
-    /// What to do.
-    #[command(subcommand)]
-    pub command: Command,
+/// Where a client command (or a worker) finds its master, and how it proves who it is.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// The master to talk to (client commands) or to dial (worker).
+    #[arg(long, global = true, env = "FARM_MASTER", default_value = "http://127.0.0.1:7070")]
+    pub master: String,
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 /// farm's roles and client commands.
@@ -51,34 +108,119 @@ pub enum Command {
     /// Serve as the master: accept workers and clients on one port.
     Master(MasterArgs),
     /// Serve as a worker: dial the master and run the shards it hands out.
-    Worker(WorkerArgs),
+    Worker(WorkerCmd),
     /// Submit a job to a running master; prints its id, or waits for its result with --wait.
     Submit(SubmitArgs),
     /// Follow a job until it ends and print its result.
     Watch(WatchArgs),
-    /// Print a job's status.
+    /// Print a job's status: its state, shards, result (or a summary of a long list) and error.
     Status(JobRef),
     /// Write a succeeded job's list result, of any size, streamed from the master: a JSON
     /// array, or one item a line with --ndjson.
     Results(ResultsArgs),
     /// Cancel a job: every shard stops on every worker.
     Cancel(JobRef),
-    /// List the jobs the master remembers.
-    Jobs(OutputArgs),
+    /// List the jobs the master remembers, newest first.
+    Jobs(JobsArgs),
     /// List the connected workers, or drain one.
     Workers(WorkersArgs),
     /// List the kernels the cluster offers, with their params and help, as the workers
     /// describe them.
-    Kinds(OutputArgs),
+    Kinds(KindsArgs),
     /// Threads or processes? Time the same work as serial, threads only, processes only and
     /// both composed, by running real `farm run`s (plus the same test in Python, if python3 is
     /// on PATH), and print speedup and efficiency per mode.
     Showdown(ShowdownArgs),
+    /// Print a shell completion script: `farm completions bash > /etc/bash_completion.d/farm`.
+    Completions(CompletionsArgs),
+    /// Print farm's man page (roff): `farm man > farm.1; man ./farm.1`.
+    Man,
+}
+
+/// `farm worker`: where to find the master, then the worker's own flags.
+#[derive(Debug, Args)]
+pub struct WorkerCmd {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(flatten)]
+    pub args: WorkerArgs,
+}
+
+/// `farm completions SHELL`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `farm kinds`.
+#[derive(Debug, Args)]
+pub struct KindsArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `farm jobs`.
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Only jobs in this state.
+    #[arg(long, value_enum)]
+    pub state: Option<StateFilter>,
+    /// Only jobs of this kind.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Show at most N jobs, the newest; says how many were left out (0: all).
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub limit: usize,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// A job state to filter by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StateFilter {
+    /// No shard handed out yet.
+    Queued,
+    /// Shards handed out.
+    Running,
+    /// Ended with a result.
+    Succeeded,
+    /// Ended with an error.
+    Failed,
+    /// Cancelled.
+    Cancelled,
+    /// Queued or running.
+    Active,
+    /// Succeeded, failed or cancelled.
+    Ended,
+}
+
+impl StateFilter {
+    /// Whether a job in `state` passes.
+    pub fn admits(self, state: farm_proto::JobState) -> bool {
+        use farm_proto::JobState as S;
+        match self {
+            StateFilter::Active => !state.is_final(),
+            StateFilter::Ended => state.is_final(),
+            StateFilter::Queued => state == S::Queued,
+            StateFilter::Running => state == S::Running,
+            StateFilter::Succeeded => state == S::Succeeded,
+            StateFilter::Failed => state == S::Failed,
+            StateFilter::Cancelled => state == S::Cancelled,
+        }
+    }
 }
 
 /// `farm workers [drain ID]`.
 #[derive(Debug, Args)]
 pub struct WorkersArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
     /// What to do; without one, list the workers.
     #[command(subcommand)]
     pub action: Option<WorkersAction>,
@@ -168,6 +310,8 @@ pub struct OutputArgs {
 /// A job id and the output format.
 #[derive(Debug, Args)]
 pub struct JobRef {
+    #[command(flatten)]
+    pub client: ClientArgs,
     /// The job's id, as printed by submit.
     pub id: u64,
     #[command(flatten)]
@@ -177,6 +321,8 @@ pub struct JobRef {
 /// `farm results`.
 #[derive(Debug, Args)]
 pub struct ResultsArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
     /// The job's id.
     pub id: u64,
     /// Write to FILE instead of standard output.
@@ -212,6 +358,8 @@ pub struct WatchArgs {
 /// `farm submit`.
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
     #[command(flatten)]
     pub job: JobArgs,
     /// Wait for the job to end, with a progress bar on a terminal, and print its result.
@@ -355,8 +503,10 @@ pub struct MasterArgs {
     #[arg(long, value_name = "FILE", env = "FARM_WORKER_TOKEN_FILE")]
     pub worker_token_file: Option<PathBuf>,
     /// Mutual TLS: require clients and workers to present a certificate this CA signed.
-    #[arg(long, value_name = "FILE", env = "FARM_TLS_CLIENT_CA", requires = "tls_cert")]
+    #[arg(long, value_name = "FILE", env = "FARM_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
+    #[command(flatten)]
+    pub auth: AuthArgs,
     #[command(flatten)]
     pub local: LocalWorkerArgs,
     #[command(flatten)]
@@ -391,23 +541,20 @@ pub struct WorkerArgs {
     pub restarts: u32,
 }
 
-/// Parses `500ms`, `2s`, `1m` or a bare number of milliseconds.
+/// Parses a duration with its unit, as humantime reads it: `250ms`, `1.5s`, `90m`, `1h`, `7d`,
+/// `1h 30m`. A bare number is refused, with the fix in the message: it used to mean
+/// milliseconds, so `30` meant for seconds would silently be 30 ms.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
-    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, "ms"), |i| s.split_at(i));
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 500ms or 2s"))?;
-    let ms = match unit {
-        "ms" => n,
-        "s" => n.saturating_mul(1000),
-        "m" => n.saturating_mul(60_000),
-        "h" => n.saturating_mul(3_600_000),
-        "d" => n.saturating_mul(86_400_000),
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use ms, s, m, h or d")),
-    };
-    if ms == 0 {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(format!("`{s}` has no unit: write {s}s or {s}ms"));
+    }
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration like 250ms, 1.5s, 90m or 1h: {e}"))?;
+    if d.is_zero() {
         return Err("duration must be more than zero".into());
     }
-    Ok(std::time::Duration::from_millis(ms))
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -424,11 +571,20 @@ mod tests {
     fn durations_parse() {
         assert_eq!(parse_duration("500ms"), Ok(std::time::Duration::from_millis(500)));
         assert_eq!(parse_duration("2s"), Ok(std::time::Duration::from_secs(2)));
-        assert_eq!(parse_duration("750"), Ok(std::time::Duration::from_millis(750)));
+        assert_eq!(parse_duration("1.5s"), Ok(std::time::Duration::from_millis(1500)));
+        assert_eq!(parse_duration("250ms"), Ok(std::time::Duration::from_millis(250)));
+        assert_eq!(parse_duration("90m"), Ok(std::time::Duration::from_secs(90 * 60)));
+        assert_eq!(parse_duration("1h"), Ok(std::time::Duration::from_secs(3600)));
         assert_eq!(parse_duration("2h"), Ok(std::time::Duration::from_secs(7200)));
         assert_eq!(parse_duration("7d"), Ok(std::time::Duration::from_secs(7 * 86_400)));
-        assert!(parse_duration("2w").is_err());
+        assert!(parse_duration("2x").is_err());
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("x").is_err());
+    }
+
+    #[test]
+    fn a_bare_number_is_refused_with_the_fix() {
+        assert_eq!(parse_duration("30"), Err("`30` has no unit: write 30s or 30ms".to_string()));
+        assert!(parse_duration("1.5").is_err());
     }
 }

@@ -326,7 +326,7 @@ fn cancel_stops_a_running_job_and_frees_the_workers() {
     // The cancelled job stays cancelled, and no shard is still counted as running anywhere.
     assert_eq!(master.status(&id)["state"], "cancelled");
     let workers = master.wait_workers(1);
-    assert_eq!(workers[0]["running"], 0);
+    assert_eq!(workers[0]["in_flight"], 0);
 }
 
 #[test]
