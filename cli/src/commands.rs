@@ -130,10 +130,7 @@ pub async fn jobs(master: &Target, args: JobsArgs) -> Result<()> {
     let (jobs, left_out) = select(all, &args);
     show::jobs(&jobs, args.output.json)?;
     if left_out > 0 {
-        eprintln!(
-            "{left_out} older jobs not shown (--limit {}; --limit 0 shows all)",
-            args.limit
-        );
+        eprintln!("{left_out} older jobs not shown (--limit {}; --limit 0 shows all)", args.limit);
     }
     Ok(())
 }

@@ -85,8 +85,8 @@ pub fn check_before(before: &BeforeArgs, command: &Command) -> Result<()> {
 
 /// Whether `id` was given on the command line at this level or in a subcommand below it.
 fn given(m: &ArgMatches, id: &str) -> bool {
-    let here = m.try_contains_id(id).is_ok()
-        && m.value_source(id) == Some(ValueSource::CommandLine);
+    let here =
+        m.try_contains_id(id).is_ok() && m.value_source(id) == Some(ValueSource::CommandLine);
     here || m.subcommand().is_some_and(|(_, sub)| given(sub, id))
 }
 

@@ -66,10 +66,7 @@ pub fn code(e: &anyhow::Error) -> String {
             }
             .to_string();
         }
-        if cause.is::<Usage>()
-            || cause.is::<farm_proto::SpecError>()
-            || cause.is::<clap::Error>()
-        {
+        if cause.is::<Usage>() || cause.is::<farm_proto::SpecError>() || cause.is::<clap::Error>() {
             return "InvalidArgument".to_string();
         }
     }
@@ -105,7 +102,10 @@ mod tests {
             state: farm_proto::JobState::Failed,
             error: Some("boom".into()),
         });
-        assert_eq!(json(&failed), serde_json::json!({"error": "job 3 failed: boom", "code": "JobFailed"}));
+        assert_eq!(
+            json(&failed),
+            serde_json::json!({"error": "job 3 failed: boom", "code": "JobFailed"})
+        );
         assert_eq!(code(&anyhow::Error::new(Usage("bad".into()))), "InvalidArgument");
         assert_eq!(code(&anyhow::anyhow!("other")), "Unknown");
     }

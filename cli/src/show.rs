@@ -146,7 +146,8 @@ pub fn details(status: &JobStatus) -> Vec<String> {
                     .collect();
                 lines.push(format!("result: a list of {} items; the first:", items.len()));
                 lines.extend(first.into_iter().map(|item| format!("  {item}")));
-                lines.push(format!("all of it: `farm results {id}` (or `farm status {id} --json`)"));
+                lines
+                    .push(format!("all of it: `farm results {id}` (or `farm status {id} --json`)"));
             }
             _ if text.len() > STATUS_BYTES => lines.push(format!(
                 "result: {} (cut; `farm status {id} --json` has all of it)",

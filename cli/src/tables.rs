@@ -92,7 +92,15 @@ pub fn jobs(jobs: &[JobStatus], errors: bool, now: SystemTime) -> String {
 /// One row per worker.
 pub fn workers(workers: &[WorkerInfo]) -> String {
     let headers = [
-        "WORKER", "NAME", "HOST", "PID", "THREADS", "IN FLIGHT", "DONE", "RESTARTS", "DIALED",
+        "WORKER",
+        "NAME",
+        "HOST",
+        "PID",
+        "THREADS",
+        "IN FLIGHT",
+        "DONE",
+        "RESTARTS",
+        "DIALED",
         "STATE",
     ];
     let mut table = new(&headers);

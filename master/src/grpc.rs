@@ -198,8 +198,7 @@ impl FarmService for Farm {
         _: Request<pb::ListRequest>,
     ) -> Result<Response<pb::ListResponse>, Status> {
         // Short results only (one can be megabytes); Get and Watch carry them whole.
-        let jobs: Vec<JobStatus> =
-            self.core.list().await?.into_iter().map(listed_status).collect();
+        let jobs: Vec<JobStatus> = self.core.list().await?.into_iter().map(listed_status).collect();
         Ok(Response::new(jobs.into()))
     }
 

@@ -193,10 +193,8 @@ fn header(title: &str, subtitle: &str, height: f64) -> String {
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{height}\" \
          viewBox=\"0 0 {W} {height}\" font-family=\"Helvetica, Arial, sans-serif\">\n"
     );
-    let _ = writeln!(
-        s,
-        "<rect x=\"0\" y=\"0\" width=\"{W}\" height=\"{height}\" fill=\"#ffffff\"/>"
-    );
+    let _ =
+        writeln!(s, "<rect x=\"0\" y=\"0\" width=\"{W}\" height=\"{height}\" fill=\"#ffffff\"/>");
     let _ = writeln!(
         s,
         "<text x=\"{}\" y=\"30\" font-size=\"20\" font-weight=\"bold\" text-anchor=\"middle\">{}</text>",

@@ -141,7 +141,9 @@ fn each_kernel_has_a_panel_with_its_own_scale() {
     // sleep's 8.4x does not squash primes' 2x.
     let widths = |kernel: &str| -> Vec<f64> {
         svg.lines()
-            .filter(|l| l.starts_with("<rect class=\"bar\"") && l.contains(&format!("<title>{kernel} ")))
+            .filter(|l| {
+                l.starts_with("<rect class=\"bar\"") && l.contains(&format!("<title>{kernel} "))
+            })
             .map(|l| {
                 let w = l.split("width=\"").nth(1).and_then(|r| r.split('"').next());
                 w.and_then(|w| w.parse().ok()).expect("width")

@@ -168,7 +168,8 @@ fn replay(db: &Database, core: &mut Core, out: &mut Collect) -> Result<Replayed,
             pb::JournalJob::decode(bytes.value()).map_err(|e| corrupt(format!("job {id}: {e}")))?;
         if let Some(status) = rec.ended {
             // Its age from the submission time the journal recorded (0 in older journals).
-            let age_ms = (rec.submitted_unix_ms > 0).then(|| wall.saturating_sub(rec.submitted_unix_ms));
+            let age_ms =
+                (rec.submitted_unix_ms > 0).then(|| wall.saturating_sub(rec.submitted_unix_ms));
             core.restore_ended(summary(id, status, age_ms)?, now, out);
             replayed.ended += 1;
             continue;
