@@ -4,6 +4,14 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
+mod client;
+mod duration;
+pub(crate) mod lists;
+
+pub use client::{AuthArgs, BeforeArgs, ClientArgs};
+pub use duration::parse_duration;
+pub use lists::{CompletionsArgs, JobsArgs, KindsArgs};
+
 /// farm: a distributed master/worker process farm. A master splits a job into shards and hands
 /// them to worker processes (local or on other machines); each worker runs them on its own
 /// thread pool.
@@ -34,69 +42,6 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// The connection flags as given before the command (`farm --master URL jobs`), kept for
-/// scripts written that way. They have no environment fallback here (the command's own flags
-/// have it), and `run`, `showdown` and `master` (for --master) refuse them.
-#[derive(Debug, Args)]
-pub struct BeforeArgs {
-    /// The master, as the command's own --master.
-    #[arg(long = "master", id = "before_master", value_name = "URL")]
-    pub master: Option<String>,
-    /// The shared token, as the command's own --token.
-    #[arg(long = "token", id = "before_token", value_name = "TOKEN")]
-    pub token: Option<String>,
-    /// The token file, as the command's own --token-file.
-    #[arg(long = "token-file", id = "before_token_file", value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
-    /// The CA file, as the command's own --tls-ca.
-    #[arg(long = "tls-ca", id = "before_tls_ca", value_name = "FILE")]
-    pub tls_ca: Option<PathBuf>,
-    /// The certificate, as the command's own --tls-cert.
-    #[arg(long = "tls-cert", id = "before_tls_cert", value_name = "FILE")]
-    pub tls_cert: Option<PathBuf>,
-    /// The certificate's key, as the command's own --tls-key.
-    #[arg(long = "tls-key", id = "before_tls_key", value_name = "FILE")]
-    pub tls_key: Option<PathBuf>,
-}
-
-/// Credentials and TLS: what a client or worker presents, and what a master requires and
-/// serves with.
-#[derive(Debug, Clone, Args)]
-pub struct AuthArgs {
-    /// Shared token: clients present it to the master, workers to their master (or require it
-    /// from masters that dial them), and `farm master` requires it from clients.
-    #[arg(long, global = true, env = "FARM_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-
-    /// Read the token from this file instead.
-    #[arg(long, global = true, value_name = "FILE", env = "FARM_TOKEN_FILE")]
-    pub token_file: Option<PathBuf>,
-
-    /// Use TLS, trusting servers whose certificate this CA signed (PEM): clients and workers
-    /// verify their master with it, a master its listening workers and its local workers.
-    #[arg(long, global = true, value_name = "FILE", env = "FARM_TLS_CA")]
-    pub tls_ca: Option<PathBuf>,
-
-    /// This process's certificate (PEM): the master's (or a listening worker's) server
-    /// certificate, or a client certificate for mutual TLS.
-    #[arg(long, global = true, value_name = "FILE", env = "FARM_TLS_CERT")]
-    pub tls_cert: Option<PathBuf>,
-
-    /// The private key of --tls-cert (PEM).
-    #[arg(long, global = true, value_name = "FILE", env = "FARM_TLS_KEY")]
-    pub tls_key: Option<PathBuf>,
-}
-
-/// Where a client command (or a worker) finds its master, and how it proves who it is.
-#[derive(Debug, Clone, Args)]
-pub struct ClientArgs {
-    /// The master to talk to (client commands) or to dial (worker).
-    #[arg(long, global = true, env = "FARM_MASTER", default_value = "http://127.0.0.1:7070")]
-    pub master: String,
-    #[command(flatten)]
-    pub auth: AuthArgs,
 }
 
 /// farm's roles and client commands.
@@ -144,76 +89,6 @@ pub struct WorkerCmd {
     pub client: ClientArgs,
     #[command(flatten)]
     pub args: WorkerArgs,
-}
-
-/// `farm completions SHELL`.
-#[derive(Debug, Args)]
-pub struct CompletionsArgs {
-    /// The shell to complete for.
-    #[arg(value_enum)]
-    pub shell: clap_complete::Shell,
-}
-
-/// `farm kinds`.
-#[derive(Debug, Args)]
-pub struct KindsArgs {
-    #[command(flatten)]
-    pub client: ClientArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
-}
-
-/// `farm jobs`.
-#[derive(Debug, Args)]
-pub struct JobsArgs {
-    #[command(flatten)]
-    pub client: ClientArgs,
-    /// Only jobs in this state.
-    #[arg(long, value_enum)]
-    pub state: Option<StateFilter>,
-    /// Only jobs of this kind.
-    #[arg(long)]
-    pub kind: Option<String>,
-    /// Show at most N jobs, the newest; says how many were left out (0: all).
-    #[arg(long, default_value_t = 50, value_name = "N")]
-    pub limit: usize,
-    #[command(flatten)]
-    pub output: OutputArgs,
-}
-
-/// A job state to filter by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum StateFilter {
-    /// No shard handed out yet.
-    Queued,
-    /// Shards handed out.
-    Running,
-    /// Ended with a result.
-    Succeeded,
-    /// Ended with an error.
-    Failed,
-    /// Cancelled.
-    Cancelled,
-    /// Queued or running.
-    Active,
-    /// Succeeded, failed or cancelled.
-    Ended,
-}
-
-impl StateFilter {
-    /// Whether a job in `state` passes.
-    pub fn admits(self, state: farm_proto::JobState) -> bool {
-        use farm_proto::JobState as S;
-        match self {
-            StateFilter::Active => !state.is_final(),
-            StateFilter::Ended => state.is_final(),
-            StateFilter::Queued => state == S::Queued,
-            StateFilter::Running => state == S::Running,
-            StateFilter::Succeeded => state == S::Succeeded,
-            StateFilter::Failed => state == S::Failed,
-            StateFilter::Cancelled => state == S::Cancelled,
-        }
-    }
 }
 
 /// `farm workers [drain ID]`.
@@ -541,22 +416,6 @@ pub struct WorkerArgs {
     pub restarts: u32,
 }
 
-/// Parses a duration with its unit, as humantime reads it: `250ms`, `1.5s`, `90m`, `1h`, `7d`,
-/// `1h 30m`. A bare number is refused, with the fix in the message: it used to mean
-/// milliseconds, so `30` meant for seconds would silently be 30 ms.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return Err(format!("`{s}` has no unit: write {s}s or {s}ms"));
-    }
-    let d = humantime::parse_duration(s)
-        .map_err(|e| format!("`{s}` is not a duration like 250ms, 1.5s, 90m or 1h: {e}"))?;
-    if d.is_zero() {
-        return Err("duration must be more than zero".into());
-    }
-    Ok(d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -565,26 +424,5 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("500ms"), Ok(std::time::Duration::from_millis(500)));
-        assert_eq!(parse_duration("2s"), Ok(std::time::Duration::from_secs(2)));
-        assert_eq!(parse_duration("1.5s"), Ok(std::time::Duration::from_millis(1500)));
-        assert_eq!(parse_duration("250ms"), Ok(std::time::Duration::from_millis(250)));
-        assert_eq!(parse_duration("90m"), Ok(std::time::Duration::from_secs(90 * 60)));
-        assert_eq!(parse_duration("1h"), Ok(std::time::Duration::from_secs(3600)));
-        assert_eq!(parse_duration("2h"), Ok(std::time::Duration::from_secs(7200)));
-        assert_eq!(parse_duration("7d"), Ok(std::time::Duration::from_secs(7 * 86_400)));
-        assert!(parse_duration("2x").is_err());
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("x").is_err());
-    }
-
-    #[test]
-    fn a_bare_number_is_refused_with_the_fix() {
-        assert_eq!(parse_duration("30"), Err("`30` has no unit: write 30s or 30ms".to_string()));
-        assert!(parse_duration("1.5").is_err());
     }
 }

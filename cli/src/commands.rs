@@ -118,7 +118,7 @@ pub async fn cancel(master: &Target, args: JobRef) -> Result<()> {
 pub fn select(mut jobs: Vec<JobStatus>, args: &JobsArgs) -> (Vec<JobStatus>, usize) {
     jobs.retain(|j| args.state.is_none_or(|s| s.admits(j.state)));
     jobs.retain(|j| args.kind.as_deref().is_none_or(|k| j.kind == k));
-    jobs.sort_by(|a, b| b.job.cmp(&a.job));
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.job));
     let left_out = if args.limit > 0 { jobs.len().saturating_sub(args.limit) } else { 0 };
     jobs.truncate(jobs.len() - left_out);
     (jobs, left_out)
@@ -165,7 +165,8 @@ pub fn man() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::args::{Cli, Command, StateFilter};
+    use crate::args::lists::StateFilter;
+    use crate::args::{Cli, Command};
     use clap::Parser;
     use farm_client::{JobState, JsonText};
 
