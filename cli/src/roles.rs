@@ -311,7 +311,7 @@ pub async fn run(args: RunArgs, log: &crate::logging::Setup) -> Result<()> {
         let job = client.submit(spec.clone()).await?.job;
         let bar = show::progress_bar(json);
         let status = tokio::select! {
-            status = client.wait(job, |p| show::advance(&bar, p)) => status?,
+            status = client.wait(job, |p| show::advance(&bar, p)) => status,
             _ = shutdown_signal() => {
                 // Cleared, not abandoned: no stale half-line stays above the message.
                 bar.finish_and_clear();
@@ -319,7 +319,9 @@ pub async fn run(args: RunArgs, log: &crate::logging::Setup) -> Result<()> {
                 bail!("interrupted; job {job} cancelled");
             }
         };
+        // Cleared on every way out, an error included.
         bar.finish_and_clear();
+        let status = status?;
         let out = args.job.out.as_deref();
         crate::results::save(&mut client, &status, out, args.job.ndjson).await?;
         anyhow::Ok(status)

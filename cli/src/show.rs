@@ -9,6 +9,10 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::time::SystemTime;
 
+/// The progress bar: time, bar, percentage, shards done, rate, time left, shards in flight.
+const BAR: &str = "{elapsed_precise} [{bar:40.cyan/blue}] {percent:>3}% {pos}/{len} shards, \
+                   {per_sec}, eta {eta}, {msg}";
+
 /// A progress bar on stderr when it is a terminal and output is for people; hidden otherwise.
 /// It shows the percentage and the rate of shards done; `clear` it on the way out, whatever
 /// the way, so no half-drawn line stays behind.
@@ -17,11 +21,7 @@ pub fn progress_bar(json: bool) -> ProgressBar {
     if json || !std::io::stderr().is_terminal() {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
-    let style = ProgressStyle::with_template(
-        "{elapsed_precise} [{bar:40.cyan/blue}] {percent:>3}% {pos}/{len} shards, \
-         {per_sec}, eta {eta}, {msg}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style = ProgressStyle::with_template(BAR).unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style.progress_chars("=> "));
     bar
 }
@@ -212,4 +212,49 @@ pub fn write_png(path: &Path, result: &JsonText, params: &farm_proto::Params) ->
     encoder.set_depth(png::BitDepth::Eight);
     encoder.write_header()?.write_image_data(&pixels)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bar_shows_percentage_and_rate_and_an_interruption_says_what_to_do() {
+        assert!(ProgressStyle::with_template(BAR).is_ok());
+        assert!(BAR.contains("{percent") && BAR.contains("{per_sec}"));
+        let said = still_running(7);
+        assert!(said.contains("farm watch 7") && said.contains("farm cancel 7"), "{said}");
+    }
+
+    #[test]
+    fn status_details_sum_up_long_lists_and_show_errors() {
+        let items: Vec<String> = (0..12).map(|i| format!("\"d{i}\"")).collect();
+        let status = JobStatus {
+            job: 3,
+            kind: "hashchain".into(),
+            state: JobState::Succeeded,
+            shards: 12,
+            done: 12,
+            in_flight: 0,
+            result: JsonText::trusted(format!("[{}]", items.join(","))),
+            error: None,
+            elapsed_ms: 1,
+            priority: 0,
+            reruns: 0,
+            submitted_unix_ms: 0,
+            result_in_store: false,
+            result_left_out: false,
+        };
+        let lines = details(&status);
+        assert_eq!(lines[0], "result: a list of 12 items; the first:");
+        assert_eq!(lines.len(), 1 + STATUS_ITEMS + 1, "{lines:?}");
+        assert!(lines.last().is_some_and(|l| l.contains("farm results 3")), "{lines:?}");
+        let failed = JobStatus {
+            state: JobState::Failed,
+            result: JsonText::null(),
+            error: Some("shard 3 failed".into()),
+            ..status
+        };
+        assert_eq!(details(&failed), ["error: shard 3 failed"]);
+    }
 }
