@@ -85,8 +85,10 @@ pub enum Command {
 /// `farm worker`: where to find the master, then the worker's own flags.
 #[derive(Debug, Args)]
 pub struct WorkerCmd {
+    /// Where the master is and how to reach it.
     #[command(flatten)]
     pub client: ClientArgs,
+    /// The worker's own flags.
     #[command(flatten)]
     pub args: WorkerArgs,
 }
@@ -94,6 +96,7 @@ pub struct WorkerCmd {
 /// `farm workers [drain ID]`.
 #[derive(Debug, Args)]
 pub struct WorkersArgs {
+    /// Where the master is and how to reach it.
     #[command(flatten)]
     pub client: ClientArgs,
     /// What to do; without one, list the workers.
@@ -185,6 +188,7 @@ pub struct OutputArgs {
 /// A job id and the output format.
 #[derive(Debug, Args)]
 pub struct JobRef {
+    /// Where the master is and how to reach it.
     #[command(flatten)]
     pub client: ClientArgs,
     /// The job's id, as printed by submit.
@@ -196,6 +200,7 @@ pub struct JobRef {
 /// `farm results`.
 #[derive(Debug, Args)]
 pub struct ResultsArgs {
+    /// Where the master is and how to reach it.
     #[command(flatten)]
     pub client: ClientArgs,
     /// The job's id.
@@ -233,6 +238,7 @@ pub struct WatchArgs {
 /// `farm submit`.
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
+    /// Where the master is and how to reach it.
     #[command(flatten)]
     pub client: ClientArgs,
     #[command(flatten)]
@@ -380,6 +386,7 @@ pub struct MasterArgs {
     /// Mutual TLS: require clients and workers to present a certificate this CA signed.
     #[arg(long, value_name = "FILE", env = "FARM_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
+    /// The token and TLS files.
     #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]

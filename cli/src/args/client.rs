@@ -63,6 +63,7 @@ pub struct ClientArgs {
     /// The master to talk to (client commands) or to dial (worker).
     #[arg(long, global = true, env = "FARM_MASTER", default_value = "http://127.0.0.1:7070")]
     pub master: String,
+    /// The token and TLS files.
     #[command(flatten)]
     pub auth: AuthArgs,
 }

@@ -14,6 +14,7 @@ pub struct CompletionsArgs {
 /// `farm kinds`.
 #[derive(Debug, Args)]
 pub struct KindsArgs {
+    /// Where the master is and how to reach it.
     #[command(flatten)]
     pub client: ClientArgs,
     #[command(flatten)]
@@ -23,6 +24,7 @@ pub struct KindsArgs {
 /// `farm jobs`.
 #[derive(Debug, Args)]
 pub struct JobsArgs {
+    /// Where the master is and how to reach it.
     #[command(flatten)]
     pub client: ClientArgs,
     /// Only jobs in this state.
