@@ -209,6 +209,26 @@ mod tests {
     }
 
     #[test]
+    fn file_values_reach_the_parsed_flags_under_the_command_line() {
+        use clap::FromArgMatches;
+        let config =
+            parse("retries = 2\n[command.worker]\nthreads = 3\nallow-exec = true\n").expect("p");
+        let parse_with = |argv: &[&str]| {
+            let cmd = apply(crate::args::Cli::command(), &config).expect("applies");
+            let m = cmd.try_get_matches_from(argv).expect("parses");
+            crate::args::Cli::from_arg_matches(&m).expect("cli").command
+        };
+        let crate::args::Command::Worker(w) = parse_with(&["farm", "worker"]) else { panic!() };
+        assert_eq!((w.args.threads, w.args.allow_exec), (Some(3), true));
+        let argv = ["farm", "submit", "noop", "--range", "0..1"];
+        let crate::args::Command::Submit(s) = parse_with(&argv) else { panic!() };
+        assert_eq!(s.job.retries, 2);
+        let argv = ["farm", "submit", "noop", "--range", "0..1", "--retries", "5"];
+        let crate::args::Command::Submit(s) = parse_with(&argv) else { panic!() };
+        assert_eq!(s.job.retries, 5, "the flag beats the file");
+    }
+
+    #[test]
     fn a_key_that_names_no_flag_is_refused() {
         let typo = parse("retires = 2\n").expect("parses");
         let err = apply(crate::args::Cli::command(), &typo).expect_err("typo").to_string();

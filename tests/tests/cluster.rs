@@ -96,8 +96,11 @@ fn separate_master_and_workers_compute_exact_results() {
     assert!(wait_until(WAIT, || master.status(&id)["state"] == "succeeded"));
     let jobs = json(&master.cli(&["jobs", "--json"]));
     assert_eq!(jobs.as_array().map(Vec::len), Some(4));
+    // Newest first, with their results (each under the list's 4 KiB bound).
+    assert_eq!(jobs[0]["job"].to_string(), id, "{jobs}");
+    assert_eq!(jobs[0]["result"], 1000, "{jobs}");
     assert_eq!(jobs[3]["state"], "succeeded");
-    assert_eq!(jobs[3]["result"], serde_json::Value::Null, "the list leaves results out");
+    assert_eq!(jobs[3]["result"], 17984, "{jobs}");
     assert_eq!(master.status(&id)["result"], 1000);
 }
 
