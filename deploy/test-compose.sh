@@ -219,7 +219,7 @@ if has_journal; then
     # The waiter's job is the newest the master lists.
     newest_running() {
         local s
-        s=$(farmc jobs --json | sed 's/},{/}\n{/g' | tail -1)
+        s=$(farmc jobs --json | sed 's/},{/}\n{/g' | head -1)
         [[ $(field "$s" state) == running && $(field "$s" "done") -ge 10 ]]
     }
     wait_for 60 "the waiter's job to be running" newest_running
