@@ -149,7 +149,7 @@ wait_for 60 "job $job to be running" started
 # Victims: two workers that are running shards of the job right now. A worker's hostname is
 # its container's short id.
 mapfile -t busy < <(farmc workers --json | sed 's/},{/}\n{/g' |
-    sed -n 's/.*"hostname":"\([0-9a-f]*\)".*"running":\([0-9]*\).*/\2 \1/p' | awk '$1 > 0 { print $2 }')
+    sed -n 's/.*"hostname":"\([0-9a-f]*\)".*"in_flight":\([0-9]*\).*/\2 \1/p' | awk '$1 > 0 { print $2 }')
 ((${#busy[@]} >= 2)) || fail "fewer than 2 workers are running shards of job $job: ${busy[*]:-none}"
 kill_id=${busy[0]}
 cut_id=${busy[1]}
@@ -219,7 +219,7 @@ if has_journal; then
     # The waiter's job is the newest the master lists.
     newest_running() {
         local s
-        s=$(farmc jobs --json | sed 's/},{/}\n{/g' | tail -1)
+        s=$(farmc jobs --json | sed 's/},{/}\n{/g' | head -1)
         [[ $(field "$s" state) == running && $(field "$s" "done") -ge 10 ]]
     }
     wait_for 60 "the waiter's job to be running" newest_running

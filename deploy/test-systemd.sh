@@ -191,7 +191,7 @@ log "farm-worker@a drained (farm workers drain $id): exited 0 and stays stopped"
 
 # Worker b takes both 35-s shards; stop it 3 s in.
 job=$(farmc submit spin --range 0..2 --shard-size 1 --param ms=35000 --json | sed -n 's/.*"job":\([0-9]*\).*/\1/p')
-busy() { [[ $(farmc status "$job" --json) == *'"running":2,'* ]]; }
+busy() { [[ $(farmc status "$job" --json) == *'"in_flight":2,'* ]]; }
 wait_for 30 "job $job to run on worker b" busy
 sleep 3
 t0=$SECONDS

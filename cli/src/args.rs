@@ -4,38 +4,40 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
+mod client;
+mod duration;
+pub(crate) mod lists;
+
+pub use client::{AuthArgs, BeforeArgs, ClientArgs};
+pub use duration::parse_duration;
+pub use lists::{CompletionsArgs, JobsArgs, KindsArgs};
+
 /// farm: a distributed master/worker process farm. A master splits a job into shards and hands
 /// them to worker processes (local or on other machines); each worker runs them on its own
 /// thread pool.
 #[derive(Debug, Parser)]
 #[command(name = "farm", version, propagate_version = true)]
 pub struct Cli {
-    /// The master to talk to (client commands) or to dial (worker).
-    #[arg(long, global = true, env = "FARM_MASTER", default_value = "http://127.0.0.1:7070")]
-    pub master: String,
+    /// Read flags from this TOML file (`key = value`, a key being a flag's long name; a
+    /// `[command.NAME]` table applies to that command only) instead of farm.toml beside the binary or
+    /// in $XDG_CONFIG_HOME/farm/ (~/.config/farm/); flags override the environment, which
+    /// overrides the file. Also FARM_CONFIG; an empty value reads no file.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
-    /// Shared token: clients present it to the master, workers to their master (or require it
-    /// from masters that dial them), and `farm master` requires it from clients.
-    #[arg(long, global = true, env = "FARM_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    /// How logs (on stderr) are written: text, coloured only on a terminal and never with
+    /// NO_COLOR set, or one JSON object a line for log shippers.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "FARM_LOG_FORMAT")]
+    pub log_format: crate::logging::LogFormat,
 
-    /// Read the token from this file instead.
-    #[arg(long, global = true, value_name = "FILE", env = "FARM_TOKEN_FILE")]
-    pub token_file: Option<PathBuf>,
+    /// Log filter, e.g. debug or farm_master=debug [default: RUST_LOG, else info for master and
+    /// worker, warn otherwise]; h2, hyper, tower and tonic stay at warn unless named.
+    #[arg(long, global = true, value_name = "FILTER", env = "FARM_LOG_LEVEL")]
+    pub log_level: Option<String>,
 
-    /// Use TLS, trusting servers whose certificate this CA signed (PEM): clients and workers
-    /// verify their master with it, a master its listening workers and its local workers.
-    #[arg(long, global = true, value_name = "FILE", env = "FARM_TLS_CA")]
-    pub tls_ca: Option<PathBuf>,
-
-    /// This process's certificate (PEM): the master's (or a listening worker's) server
-    /// certificate, or a client certificate for mutual TLS.
-    #[arg(long, global = true, value_name = "FILE", env = "FARM_TLS_CERT", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-
-    /// The private key of --tls-cert (PEM).
-    #[arg(long, global = true, value_name = "FILE", env = "FARM_TLS_KEY", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
+    /// For client commands and `farm worker`, also accepted here, before the command.
+    #[command(flatten)]
+    pub before: BeforeArgs,
 
     /// What to do.
     #[command(subcommand)]
@@ -51,34 +53,52 @@ pub enum Command {
     /// Serve as the master: accept workers and clients on one port.
     Master(MasterArgs),
     /// Serve as a worker: dial the master and run the shards it hands out.
-    Worker(WorkerArgs),
+    Worker(WorkerCmd),
     /// Submit a job to a running master; prints its id, or waits for its result with --wait.
     Submit(SubmitArgs),
     /// Follow a job until it ends and print its result.
     Watch(WatchArgs),
-    /// Print a job's status.
+    /// Print a job's status: its state, shards, result (or a summary of a long list) and error.
     Status(JobRef),
     /// Write a succeeded job's list result, of any size, streamed from the master: a JSON
     /// array, or one item a line with --ndjson.
     Results(ResultsArgs),
     /// Cancel a job: every shard stops on every worker.
     Cancel(JobRef),
-    /// List the jobs the master remembers.
-    Jobs(OutputArgs),
+    /// List the jobs the master remembers, newest first.
+    Jobs(JobsArgs),
     /// List the connected workers, or drain one.
     Workers(WorkersArgs),
     /// List the kernels the cluster offers, with their params and help, as the workers
     /// describe them.
-    Kinds(OutputArgs),
+    Kinds(KindsArgs),
     /// Threads or processes? Time the same work as serial, threads only, processes only and
     /// both composed, by running real `farm run`s (plus the same test in Python, if python3 is
     /// on PATH), and print speedup and efficiency per mode.
     Showdown(ShowdownArgs),
+    /// Print a shell completion script: `farm completions bash > /etc/bash_completion.d/farm`.
+    Completions(CompletionsArgs),
+    /// Print farm's man page (roff): `farm man > farm.1; man ./farm.1`.
+    Man,
+}
+
+/// `farm worker`: where to find the master, then the worker's own flags.
+#[derive(Debug, Args)]
+pub struct WorkerCmd {
+    /// Where the master is and how to reach it.
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The worker's own flags.
+    #[command(flatten)]
+    pub args: WorkerArgs,
 }
 
 /// `farm workers [drain ID]`.
 #[derive(Debug, Args)]
 pub struct WorkersArgs {
+    /// Where the master is and how to reach it.
+    #[command(flatten)]
+    pub client: ClientArgs,
     /// What to do; without one, list the workers.
     #[command(subcommand)]
     pub action: Option<WorkersAction>,
@@ -168,6 +188,9 @@ pub struct OutputArgs {
 /// A job id and the output format.
 #[derive(Debug, Args)]
 pub struct JobRef {
+    /// Where the master is and how to reach it.
+    #[command(flatten)]
+    pub client: ClientArgs,
     /// The job's id, as printed by submit.
     pub id: u64,
     #[command(flatten)]
@@ -177,6 +200,9 @@ pub struct JobRef {
 /// `farm results`.
 #[derive(Debug, Args)]
 pub struct ResultsArgs {
+    /// Where the master is and how to reach it.
+    #[command(flatten)]
+    pub client: ClientArgs,
     /// The job's id.
     pub id: u64,
     /// Write to FILE instead of standard output.
@@ -212,6 +238,9 @@ pub struct WatchArgs {
 /// `farm submit`.
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
+    /// Where the master is and how to reach it.
+    #[command(flatten)]
+    pub client: ClientArgs,
     #[command(flatten)]
     pub job: JobArgs,
     /// Wait for the job to end, with a progress bar on a terminal, and print its result.
@@ -355,8 +384,11 @@ pub struct MasterArgs {
     #[arg(long, value_name = "FILE", env = "FARM_WORKER_TOKEN_FILE")]
     pub worker_token_file: Option<PathBuf>,
     /// Mutual TLS: require clients and workers to present a certificate this CA signed.
-    #[arg(long, value_name = "FILE", env = "FARM_TLS_CLIENT_CA", requires = "tls_cert")]
+    #[arg(long, value_name = "FILE", env = "FARM_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
+    /// The token and TLS files.
+    #[command(flatten)]
+    pub auth: AuthArgs,
     #[command(flatten)]
     pub local: LocalWorkerArgs,
     #[command(flatten)]
@@ -391,25 +423,6 @@ pub struct WorkerArgs {
     pub restarts: u32,
 }
 
-/// Parses `500ms`, `2s`, `1m` or a bare number of milliseconds.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, "ms"), |i| s.split_at(i));
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 500ms or 2s"))?;
-    let ms = match unit {
-        "ms" => n,
-        "s" => n.saturating_mul(1000),
-        "m" => n.saturating_mul(60_000),
-        "h" => n.saturating_mul(3_600_000),
-        "d" => n.saturating_mul(86_400_000),
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use ms, s, m, h or d")),
-    };
-    if ms == 0 {
-        return Err("duration must be more than zero".into());
-    }
-    Ok(std::time::Duration::from_millis(ms))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,17 +431,5 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("500ms"), Ok(std::time::Duration::from_millis(500)));
-        assert_eq!(parse_duration("2s"), Ok(std::time::Duration::from_secs(2)));
-        assert_eq!(parse_duration("750"), Ok(std::time::Duration::from_millis(750)));
-        assert_eq!(parse_duration("2h"), Ok(std::time::Duration::from_secs(7200)));
-        assert_eq!(parse_duration("7d"), Ok(std::time::Duration::from_secs(7 * 86_400)));
-        assert!(parse_duration("2w").is_err());
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("x").is_err());
     }
 }

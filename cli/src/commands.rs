@@ -1,49 +1,65 @@
-//! Client commands: submit, watch, status, cancel, jobs, workers.
+//! Client commands: submit, watch, status, cancel, jobs, workers; and the ones that need no
+//! master: completions, man.
 
 use crate::args::{
-    JobRef, OutputArgs, ReconnectArgs, SubmitArgs, WatchArgs, WorkersAction, WorkersArgs,
+    CompletionsArgs, JobRef, JobsArgs, ReconnectArgs, SubmitArgs, WatchArgs, WorkersAction,
+    WorkersArgs,
 };
-use crate::{job, show};
+pub use crate::conn::Target;
+use crate::fail::Usage;
+use crate::{job, out, show};
 use anyhow::Result;
+use clap::CommandFactory;
 use farm_client::{Client, JobStatus, WaitEvent, WaitOptions};
-
-/// Where client commands (and workers) go, and what they present: a token, TLS settings.
-pub struct Target {
-    /// The master's URL.
-    pub url: String,
-    /// The shared token, if any.
-    pub token: Option<String>,
-    /// TLS for dialing (--tls-ca, and --tls-cert/--tls-key for mutual TLS).
-    pub tls: Option<tonic::transport::ClientTlsConfig>,
-    /// The certificate and key files given (a master serves with them).
-    pub identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
-    /// The CA file given.
-    pub ca: Option<std::path::PathBuf>,
-}
-
-impl Target {
-    /// The master's URL with a scheme: https when TLS is on.
-    pub fn url(&self) -> String {
-        farm_net::tls::dial_url(&self.url, self.tls.is_some())
-    }
-}
+use farm_proto::OutputShape;
+use std::path::Path;
 
 pub(crate) async fn connect(master: &Target) -> Result<Client> {
     Ok(Client::connect_with(&master.url(), master.token.clone(), master.tls.clone()).await?)
 }
 
+/// Refuses `--out FILE.png` for a kind whose declared output is not rows of numbers (an
+/// image), before any work is submitted. A kind the master does not know is left to the
+/// submit, which names what the cluster offers.
+pub(crate) async fn check_out(client: &mut Client, kind: &str, out: Option<&Path>) -> Result<()> {
+    let Some(path) = out.filter(|p| crate::results::is_png(p)) else { return Ok(()) };
+    let kinds = client.kinds().await?;
+    let Some(info) = kinds.iter().find(|k| k.kernel.kind == kind) else { return Ok(()) };
+    match info.kernel.output {
+        OutputShape::Rows | OutputShape::Any => Ok(()),
+        shape => Err(Usage(format!(
+            "--out {}: a PNG needs rows of numbers (an image, as mandelbrot makes), but {kind} \
+             makes {}; name the file .json to keep the result",
+            path.display(),
+            shape_words(shape)
+        ))
+        .into()),
+    }
+}
+
+fn shape_words(shape: OutputShape) -> &'static str {
+    match shape {
+        OutputShape::Any | OutputShape::Rows => "rows",
+        OutputShape::Count => "a count",
+        OutputShape::Fraction { .. } => "a fraction",
+        OutputShape::Lines => "lines of text",
+        OutputShape::Exec => "program runs",
+    }
+}
+
+/// The job spec from the flags; a bad flag is a usage error.
+pub(crate) fn spec(args: &crate::args::JobArgs) -> Result<farm_proto::JobSpec> {
+    job::spec(args).map_err(|e| Usage(format!("{e:#}")).into())
+}
+
 /// `farm submit`.
 pub async fn submit(master: &Target, args: SubmitArgs) -> Result<()> {
-    let spec = job::spec(&args.job)?;
+    let spec = spec(&args.job)?;
     let mut client = connect(master).await?;
+    check_out(&mut client, &spec.kind, args.job.out.as_deref()).await?;
     let submitted = client.submit(spec.clone()).await?;
     if !args.wait {
-        if args.output.json {
-            println!("{}", serde_json::to_string(&submitted)?);
-        } else {
-            println!("{}", submitted.job);
-        }
-        return Ok(());
+        return if args.output.json { out::json(&submitted) } else { out::line(submitted.job) };
     }
     let status = follow(&mut client, submitted.job, &args.reconnect, args.output.json).await?;
     crate::results::save(&mut client, &status, args.job.out.as_deref(), args.job.ndjson).await?;
@@ -59,7 +75,8 @@ pub async fn watch(master: &Target, args: WatchArgs) -> Result<()> {
 }
 
 /// Waits for a job with a progress bar, riding through a lost master, and says on stderr when
-/// the master is lost and when it is back.
+/// the master is lost and when it is back. Ctrl-C (or SIGTERM) stops waiting, not the job, and
+/// says how to follow or cancel it.
 async fn follow(
     client: &mut Client,
     job: u64,
@@ -68,13 +85,18 @@ async fn follow(
 ) -> Result<JobStatus> {
     let bar = show::progress_bar(json);
     let options = WaitOptions { reconnect_for: reconnect.reconnect_for };
-    let status = client
-        .wait_with(job, &options, |event| match event {
-            WaitEvent::Progress(p) => show::advance(&bar, p),
-            // The lines the client words: "lost the master; reconnecting for up to 60s".
-            event => bar.suspend(|| eprintln!("{event}")),
-        })
-        .await;
+    let wait = client.wait_with(job, &options, |event| match event {
+        WaitEvent::Progress(p) => show::advance(&bar, p),
+        // The lines the client words: "lost the master; reconnecting for up to 60s".
+        event => bar.suspend(|| eprintln!("{event}")),
+    });
+    let status = tokio::select! {
+        status = wait => status,
+        _ = crate::roles::shutdown_signal() => {
+            bar.finish_and_clear();
+            anyhow::bail!(show::still_running(job));
+        }
+    };
     bar.finish_and_clear();
     Ok(status?)
 }
@@ -82,19 +104,35 @@ async fn follow(
 /// `farm status`.
 pub async fn status(master: &Target, args: JobRef) -> Result<()> {
     let status = connect(master).await?.get(args.id).await?;
-    show::jobs(std::slice::from_ref(&status), args.output.json)
+    show::status(&status, args.output.json)
 }
 
 /// `farm cancel`.
 pub async fn cancel(master: &Target, args: JobRef) -> Result<()> {
     let status = connect(master).await?.cancel(args.id).await?;
-    show::jobs(std::slice::from_ref(&status), args.output.json)
+    show::status(&status, args.output.json)
+}
+
+/// The jobs that pass the filters, newest first, at most `limit` (0: all); and how many
+/// passed but were left out.
+pub fn select(mut jobs: Vec<JobStatus>, args: &JobsArgs) -> (Vec<JobStatus>, usize) {
+    jobs.retain(|j| args.state.is_none_or(|s| s.admits(j.state)));
+    jobs.retain(|j| args.kind.as_deref().is_none_or(|k| j.kind == k));
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.job));
+    let left_out = if args.limit > 0 { jobs.len().saturating_sub(args.limit) } else { 0 };
+    jobs.truncate(jobs.len() - left_out);
+    (jobs, left_out)
 }
 
 /// `farm jobs`.
-pub async fn jobs(master: &Target, args: OutputArgs) -> Result<()> {
-    let jobs = connect(master).await?.list().await?;
-    show::jobs(&jobs, args.json)
+pub async fn jobs(master: &Target, args: JobsArgs) -> Result<()> {
+    let all = connect(master).await?.list().await?;
+    let (jobs, left_out) = select(all, &args);
+    show::jobs(&jobs, args.output.json)?;
+    if left_out > 0 {
+        eprintln!("{left_out} older jobs not shown (--limit {}; --limit 0 shows all)", args.limit);
+    }
+    Ok(())
 }
 
 /// `farm workers` and `farm workers drain ID`.
@@ -105,32 +143,94 @@ pub async fn workers(master: &Target, args: WorkersArgs) -> Result<()> {
         None => client.workers().await?,
     };
     if args.output.json {
-        println!("{}", serde_json::to_string(&workers)?);
-        return Ok(());
+        return out::json(&workers);
     }
-    println!(
-        "{:>6}  {:<16} {:<16} {:>7} {:>7} {:>7} {:>9} {:>8}  {:<8} STATE",
-        "WORKER", "NAME", "HOST", "PID", "THREADS", "RUNNING", "DONE", "RESTARTS", "DIALED"
-    );
-    for w in workers {
-        let name = if w.name.is_empty() { "-" } else { &w.name };
-        let state = match (&w.suspect, w.draining) {
-            (Some(why), _) => format!("suspect: {why}"),
-            (None, true) => "draining".into(),
-            (None, false) => "ready".into(),
-        };
-        println!(
-            "{:>6}  {:<16} {:<16} {:>7} {:>7} {:>7} {:>9} {:>8}  {:<8} {state}",
-            w.worker,
-            name,
-            w.hostname,
-            w.pid,
-            w.threads,
-            w.running,
-            w.done,
-            w.restarts,
-            w.dialed_by
+    out::write(&crate::tables::workers(&workers))
+}
+
+/// `farm completions SHELL`.
+pub fn completions(args: CompletionsArgs) -> Result<()> {
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut crate::args::Cli::command(), "farm", &mut script);
+    out::write(&String::from_utf8_lossy(&script))
+}
+
+/// `farm man`.
+pub fn man() -> Result<()> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(crate::args::Cli::command()).render(&mut page)?;
+    out::write(&String::from_utf8_lossy(&page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::lists::StateFilter;
+    use crate::args::{Cli, Command};
+    use clap::Parser;
+    use farm_client::{JobState, JsonText};
+
+    fn job(id: u64, kind: &str, state: JobState) -> JobStatus {
+        JobStatus {
+            job: id,
+            kind: kind.into(),
+            state,
+            shards: 1,
+            done: 0,
+            in_flight: 0,
+            result: JsonText::null(),
+            error: None,
+            elapsed_ms: 0,
+            priority: 0,
+            reruns: 0,
+            submitted_unix_ms: 0,
+            result_in_store: false,
+            result_left_out: false,
+        }
+    }
+
+    fn args(argv: &[&str]) -> JobsArgs {
+        match Cli::parse_from([&["farm", "jobs"][..], argv].concat()).command {
+            Command::Jobs(args) => args,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn jobs_are_filtered_newest_first_and_limited() {
+        let all: Vec<JobStatus> = (1..=60)
+            .map(|i| {
+                let state = if i % 2 == 0 { JobState::Failed } else { JobState::Succeeded };
+                job(i, if i % 3 == 0 { "pi" } else { "primes" }, state)
+            })
+            .collect();
+        let (shown, left) = select(all.clone(), &args(&[]));
+        assert_eq!((shown.len(), left), (50, 10));
+        assert_eq!(shown[0].job, 60);
+        let (shown, left) = select(all.clone(), &args(&["--state", "failed", "--kind", "pi"]));
+        assert_eq!(left, 0);
+        assert!(shown.iter().all(|j| j.job % 6 == 0), "{shown:?}");
+        assert_eq!(shown.len(), 10);
+        let (shown, _) = select(all.clone(), &args(&["--limit", "0"]));
+        assert_eq!(shown.len(), 60);
+        let (shown, left) = select(all, &args(&["--limit", "3", "--state", "ended"]));
+        assert_eq!((shown.iter().map(|j| j.job).collect::<Vec<_>>(), left), (vec![60, 59, 58], 57));
+        assert!(StateFilter::Active.admits(JobState::Queued));
+    }
+
+    #[test]
+    fn completions_and_the_man_page_render() {
+        let mut script = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut Cli::command(),
+            "farm",
+            &mut script,
         );
+        let script = String::from_utf8(script).expect("utf-8");
+        assert!(script.contains("submit") && script.contains("--shard-timeout"));
+        let mut page = Vec::new();
+        clap_mangen::Man::new(Cli::command()).render(&mut page).expect("renders");
+        assert!(String::from_utf8_lossy(&page).contains(".TH farm"));
     }
-    Ok(())
 }

@@ -1,19 +1,17 @@
 //! `farm kinds`: what the cluster offers, read from the master.
 
-use crate::args::OutputArgs;
+use crate::args::KindsArgs;
 use crate::commands::{connect, Target};
 use anyhow::Result;
 use farm_proto::{KindInfo, ParamKind, ParamSpec};
 
 /// `farm kinds [--json]`.
-pub async fn kinds(master: &Target, args: OutputArgs) -> Result<()> {
+pub async fn kinds(master: &Target, args: KindsArgs) -> Result<()> {
     let kinds = connect(master).await?.kinds().await?;
-    if args.json {
-        println!("{}", serde_json::to_string(&kinds)?);
-        return Ok(());
+    if args.output.json {
+        return crate::out::json(&kinds);
     }
-    print!("{}", render(&kinds));
-    Ok(())
+    crate::out::write(&render(&kinds))
 }
 
 /// The text listing: each kind with its help, workers and params.
@@ -33,14 +31,23 @@ fn render(kinds: &[KindInfo]) -> String {
         match &d.params {
             None => out.push_str("    params: not declared (passed to the kernel unchecked)\n"),
             Some(params) if params.is_empty() => out.push_str("    params: none\n"),
-            Some(params) => params.iter().for_each(|p| out.push_str(&param_line(p))),
+            Some(params) => {
+                let mut table = crate::tables::new(&[]);
+                for p in params {
+                    let left = format!("--param {}={}", p.name, p.kind.type_name());
+                    table.add_row(vec![left, p.help.clone(), facts(p)]);
+                }
+                for line in crate::tables::render(table, &[]).lines() {
+                    out.push_str(&format!("    {line}\n"));
+                }
+            }
         }
     }
     out
 }
 
-/// `    --param name=TYPE  default D, MIN..=MAX  help`.
-fn param_line(p: &ParamSpec) -> String {
+/// `default D, MIN..=MAX`, `required`.
+fn facts(p: &ParamSpec) -> String {
     let mut facts = Vec::new();
     if p.required {
         facts.push("required".to_string());
@@ -64,8 +71,7 @@ fn param_line(p: &ParamSpec) -> String {
             facts.extend(default.as_ref().map(|d| format!("default {d:?}")))
         }
     }
-    let left = format!("--param {}={}", p.name, p.kind.type_name());
-    format!("    {left:<28} {}; {}\n", p.help, facts.join(", "))
+    facts.join(", ")
 }
 
 #[cfg(test)]
@@ -86,9 +92,9 @@ mod tests {
         let text = render(&kinds);
         assert!(text.contains("chain  (2 workers)\n    iterated hashing\n"), "{text}");
         assert!(text.contains("--param rounds=uint"), "{text}");
-        assert!(text.contains("rounds per index; default 1, 1..=10"), "{text}");
-        assert!(text.contains("first seed; default 7, at least 1"), "{text}");
-        assert!(text.contains("a command; required"), "{text}");
+        assert!(text.contains("rounds per index  default 1, 1..=10"), "{text}");
+        assert!(text.contains("first seed        default 7, at least 1"), "{text}");
+        assert!(text.contains("a command         required"), "{text}");
         assert!(text.contains("mine  (no connected worker)\n    params: not declared"), "{text}");
     }
 }

@@ -1,87 +1,127 @@
 //! `farm`: one binary for every role. `farm master` serves, `farm worker` runs shards,
 //! `farm run` does both for one job on this machine, and the other commands are clients.
 
+// Every stdout write goes through `out`, which stops quietly when the reader has gone.
+#![deny(clippy::print_stdout)]
+
 mod args;
 mod commands;
+mod config;
+mod conn;
+mod fail;
 mod job;
 mod kinds;
+mod logging;
+mod out;
 mod results;
 mod roles;
 mod show;
 mod showdown;
+mod tables;
 
+use anyhow::Result;
 use args::{Cli, Command};
-use clap::Parser;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
+use std::ffi::OsString;
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
+
+/// Parses the command line over the config file's defaults.
+fn parse(argv: &[OsString]) -> Result<(Cli, ArgMatches)> {
+    let mut cmd = Cli::command();
+    if let Some((_, config)) = config::load(argv)? {
+        cmd = config::apply(cmd, &config)?;
+    }
+    let matches = cmd.try_get_matches_from(argv)?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    Ok((cli, matches))
+}
+
+/// The matches of the command itself (`farm jobs …`), below the root's.
+fn command_matches(m: &ArgMatches) -> &ArgMatches {
+    m.subcommand().map_or(m, |(_, sub)| sub)
+}
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let json = fail::wants_json(&argv);
+    let (cli, matches) = match parse(&argv) {
+        Ok(parsed) => parsed,
+        Err(e) => match e.downcast::<clap::Error>() {
+            // --help and --version, and clap's own usage errors without --json.
+            Ok(clap) if !json || !clap.use_stderr() => clap.exit(),
+            Ok(clap) => {
+                // clap's first line, without its "error: " and the usage after it.
+                let text = clap.to_string();
+                let line = text.lines().next().unwrap_or_default();
+                let e = fail::Usage(line.trim_start_matches("error: ").to_string());
+                fail::report(&e.into(), true);
+                return ExitCode::from(2);
+            }
+            Err(e) => {
+                fail::report(&e, json);
+                return ExitCode::from(2);
+            }
+        },
+    };
     let default_log = match cli.command {
         Command::Master(_) | Command::Worker(_) => "info",
         _ => "warn",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_log));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let log = logging::Setup {
+        filter: logging::base(cli.log_level.as_deref(), default_log),
+        level: cli.log_level.clone(),
+        format: cli.log_format,
+    };
+    logging::init(log.format, &log.filter, default_log);
     if matches!(cli.command, Command::Master(_) | Command::Run(_)) {
         // Before the runtime's threads allocate: bounded arenas keep the master's memory
         // close to what it holds (see farm_master::alloc).
         farm_master::alloc::limit_arenas();
     }
+    let result = run(cli, command_matches(&matches), &log);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader of our stdout has gone (`farm … | head`): stop quietly, as `cat` would.
+        Err(e) if out::is_closed(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            fail::report(&e, json);
+            ExitCode::FAILURE
+        }
+    }
+}
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let token = match farm_net::auth::load(cli.token.clone(), cli.token_file.as_deref()) {
-        Ok(token) => token,
-        Err(e) => {
-            eprintln!("error: cannot read --token-file: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let identity = cli.tls_cert.clone().zip(cli.tls_key.clone());
-    let tls = match &cli.tls_ca {
-        Some(ca) => {
-            let id = identity.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
-            match farm_net::tls::client(ca, id) {
-                Ok(tls) => Some(tls),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
-        None => None,
-    };
-    let master =
-        commands::Target { url: cli.master.clone(), token, tls, identity, ca: cli.tls_ca.clone() };
+/// Runs the command on a runtime of its own.
+fn run(cli: Cli, m: &ArgMatches, log: &logging::Setup) -> Result<()> {
+    conn::check_before(&cli.before, &cli.command)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+    let before = cli.before;
     let result = runtime.block_on(async move {
+        let target = |client| conn::target(client, &before, m);
         match cli.command {
-            Command::Run(args) => roles::run(args).await,
-            Command::Master(args) => roles::master(args, &master).await,
-            Command::Worker(args) => roles::worker(&master, args).await,
-            Command::Submit(args) => commands::submit(&master, args).await,
-            Command::Watch(args) => commands::watch(&master, args).await,
-            Command::Status(args) => commands::status(&master, args).await,
-            Command::Results(args) => results::results(&master, args).await,
-            Command::Cancel(args) => commands::cancel(&master, args).await,
-            Command::Jobs(args) => commands::jobs(&master, args).await,
-            Command::Workers(args) => commands::workers(&master, args).await,
-            Command::Kinds(args) => kinds::kinds(&master, args).await,
+            Command::Run(args) => roles::run(args, log).await,
+            Command::Master(mut args) => {
+                args.auth = conn::auth(args.auth, &before, m);
+                let me = conn::Target::new(String::new(), &args.auth)?;
+                roles::master(args, &me, log).await
+            }
+            Command::Worker(w) => roles::worker(&target(w.client)?, w.args).await,
+            Command::Submit(args) => commands::submit(&target(args.client.clone())?, args).await,
+            Command::Watch(args) => commands::watch(&target(args.job.client.clone())?, args).await,
+            Command::Status(args) => commands::status(&target(args.client.clone())?, args).await,
+            Command::Results(args) => results::results(&target(args.client.clone())?, args).await,
+            Command::Cancel(args) => commands::cancel(&target(args.client.clone())?, args).await,
+            Command::Jobs(args) => commands::jobs(&target(args.client.clone())?, args).await,
+            Command::Workers(args) => commands::workers(&target(args.client.clone())?, args).await,
+            Command::Kinds(args) => kinds::kinds(&target(args.client.clone())?, args).await,
             Command::Showdown(args) => showdown::showdown(args).await,
+            Command::Completions(args) => commands::completions(args),
+            Command::Man => commands::man(),
         }
     });
     // Do not wait for blocked tasks (a stdin read, a stuck stream) on the way out.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    result
 }

@@ -2,14 +2,13 @@
 //! workers for one job).
 
 use crate::args::{LocalWorkerArgs, MasterArgs, RunArgs, SchedulerArgs, WorkerArgs};
-use crate::{job, show};
+use crate::show;
 use anyhow::{bail, Context, Result};
 use farm_client::Client;
 use farm_master::core::CoreConfig;
 use farm_master::spawner::{self, LocalWorkers, SpawnConfig};
 use farm_master::MasterConfig;
 use farm_worker::{Registry, WorkerConfig};
-use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -93,7 +92,7 @@ fn start(
     config: MasterConfig,
     workers: usize,
     local: &LocalWorkerArgs,
-    log: &str,
+    log: &crate::logging::Setup,
     extra_env: Vec<(String, String)>,
 ) -> Result<Running> {
     let addr = listener.local_addr()?;
@@ -106,6 +105,10 @@ fn start(
     let url = format!("{scheme}://{dial}");
     let (stop, stopped) = oneshot::channel::<()>();
     let mut env = extra_env;
+    env.extend(log.env());
+    // Local workers take their settings from the master alone, not from a config file (which
+    // may hold a client's token or CA): an empty FARM_CONFIG reads none.
+    env.push(("FARM_CONFIG".to_string(), String::new()));
     if let Some(token) = config.worker_token.clone() {
         env.push(("FARM_TOKEN".to_string(), token));
     }
@@ -124,7 +127,7 @@ fn start(
         extra_args: if local.allow_exec { vec!["--allow-exec".into()] } else { vec![] },
         // Through the environment, so none of it shows in `ps`.
         env,
-        log_filter: log.into(),
+        log_filter: log.filter.clone(),
     });
     Ok(Running { url, stop, server, workers })
 }
@@ -147,7 +150,14 @@ impl Running {
 
 /// `farm master`; `me` carries the shared token clients (and, without a worker token, workers)
 /// must present, and the TLS files it serves with.
-pub async fn master(args: MasterArgs, me: &crate::commands::Target) -> Result<()> {
+pub async fn master(
+    args: MasterArgs,
+    me: &crate::commands::Target,
+    log: &crate::logging::Setup,
+) -> Result<()> {
+    if args.tls_client_ca.is_some() && me.identity.is_none() {
+        bail!("--tls-client-ca needs --tls-cert and --tls-key: the master must serve TLS");
+    }
     let token = me.token.clone();
     let listener = TcpListener::bind(&args.listen)
         .await
@@ -180,12 +190,10 @@ pub async fn master(args: MasterArgs, me: &crate::commands::Target) -> Result<()
         tls,
         ..master_config(&args.scheduler)
     };
-    let mut running =
-        start(listener, config, args.workers, &args.local, "info", local_tls_env(me))?;
+    let mut running = start(listener, config, args.workers, &args.local, log, local_tls_env(me))?;
     // One line on stdout that scripts (and the tests) read to learn the bound port.
     let scheme = if me.identity.is_some() { "https" } else { "http" };
-    println!("farm master listening on {scheme}://{addr}");
-    std::io::stdout().flush()?;
+    crate::out::line(format_args!("farm master listening on {scheme}://{addr}"))?;
     let failed = tokio::select! {
         _ = shutdown_signal() => None,
         ended = &mut running.server => Some(ended),
@@ -265,8 +273,7 @@ pub async fn worker(master: &crate::commands::Target, args: WorkerArgs) -> Resul
                 warn!(%bound, "listening on a non-loopback address without TLS or a token: any master that can reach it can use it");
             }
             // One line on stdout that scripts (and the tests) read to learn the bound port.
-            println!("farm worker listening on {bound}");
-            std::io::stdout().flush()?;
+            crate::out::line(format_args!("farm worker listening on {bound}"))?;
             farm_worker::serve(listener, config, registry, shutdown_signal()).await?;
         }
         None => farm_worker::run(config, registry, shutdown_signal()).await?,
@@ -288,29 +295,33 @@ async fn wait_for_workers(client: &mut Client, n: usize) -> Result<()> {
 }
 
 /// `farm run`: a master in this process, N local workers, one job, then everything stops.
-pub async fn run(args: RunArgs) -> Result<()> {
-    let spec = job::spec(&args.job)?;
+pub async fn run(args: RunArgs, log: &crate::logging::Setup) -> Result<()> {
+    let spec = crate::commands::spec(&args.job)?;
     if args.workers == 0 {
         bail!("--workers must be at least 1");
     }
     let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot listen on loopback")?;
     let config = master_config(&args.scheduler);
-    let running = start(listener, config, args.workers, &args.local, "warn", Vec::new())?;
+    let running = start(listener, config, args.workers, &args.local, log, Vec::new())?;
     let json = args.output.json;
     let outcome = async {
         let mut client = Client::connect(&running.url).await?;
         wait_for_workers(&mut client, args.workers).await?;
+        crate::commands::check_out(&mut client, &spec.kind, args.job.out.as_deref()).await?;
         let job = client.submit(spec.clone()).await?.job;
         let bar = show::progress_bar(json);
         let status = tokio::select! {
-            status = client.wait(job, |p| show::advance(&bar, p)) => status?,
+            status = client.wait(job, |p| show::advance(&bar, p)) => status,
             _ = shutdown_signal() => {
-                bar.abandon();
+                // Cleared, not abandoned: no stale half-line stays above the message.
+                bar.finish_and_clear();
                 let _ = client.cancel(job).await;
                 bail!("interrupted; job {job} cancelled");
             }
         };
+        // Cleared on every way out, an error included.
         bar.finish_and_clear();
+        let status = status?;
         let out = args.job.out.as_deref();
         crate::results::save(&mut client, &status, out, args.job.ndjson).await?;
         anyhow::Ok(status)

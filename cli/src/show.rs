@@ -1,21 +1,27 @@
 //! What people and scripts see: progress bars, results, tables, the mandelbrot PNG.
 
+use crate::fail::JobEnded;
+use crate::out;
 use anyhow::{bail, Context, Result};
 use farm_client::{JobState, JobStatus, JsonText, Progress};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::Path;
+use std::time::SystemTime;
+
+/// The progress bar: time, bar, percentage, shards done, rate, time left, shards in flight.
+const BAR: &str = "{elapsed_precise} [{bar:40.cyan/blue}] {percent:>3}% {pos}/{len} shards, \
+                   {per_sec}, eta {eta}, {msg}";
 
 /// A progress bar on stderr when it is a terminal and output is for people; hidden otherwise.
+/// It shows the percentage and the rate of shards done; `clear` it on the way out, whatever
+/// the way, so no half-drawn line stays behind.
 pub fn progress_bar(json: bool) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     if json || !std::io::stderr().is_terminal() {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
-    let style = ProgressStyle::with_template(
-        "{elapsed_precise} [{bar:40.cyan/blue}] {pos}/{len} shards, eta {eta}, {msg}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style = ProgressStyle::with_template(BAR).unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style.progress_chars("=> "));
     bar
 }
@@ -24,7 +30,15 @@ pub fn progress_bar(json: bool) -> ProgressBar {
 pub fn advance(bar: &ProgressBar, p: Progress) {
     bar.set_length(p.total);
     bar.set_position(p.done);
-    bar.set_message(format!("{} running", p.running));
+    bar.set_message(format!("{} in flight", p.in_flight));
+}
+
+/// What to do about a job left running when the waiting command was interrupted.
+pub fn still_running(job: u64) -> String {
+    format!(
+        "interrupted: job {job} is still running on the master; \
+         follow it with `farm watch {job}`, or stop it with `farm cancel {job}`"
+    )
 }
 
 /// Prints a finished job: JSON, or the result and timing for people. Fails (non-zero exit) when
@@ -43,29 +57,25 @@ pub fn finished(
         }
     }
     if json {
-        println!("{}", serde_json::to_string(status)?);
+        out::json(status)?;
     } else {
-        print_result(status);
+        print_result(status)?;
     }
     match status.state {
         JobState::Succeeded => Ok(()),
-        state => bail!(
-            "job {} {state}: {}",
-            status.job,
-            status.error.as_deref().unwrap_or("no reason given")
-        ),
+        state => Err(JobEnded { job: status.job, state, error: status.error.clone() }.into()),
     }
 }
 
-fn print_result(status: &JobStatus) {
+fn print_result(status: &JobStatus) -> Result<()> {
     if status.state != JobState::Succeeded {
-        return;
+        return Ok(());
     }
     if status.result_in_store {
-        println!(
+        out::line(format_args!(
             "the result is a list too large to print here: farm results {} --out FILE [--ndjson]",
             status.job
-        );
+        ))?;
     }
     // By the result's shape, not by the kernel's name: rows of numbers (an image), program
     // runs, or a list of values.
@@ -73,11 +83,14 @@ fn print_result(status: &JobStatus) {
     let is_run = |v: &serde_json::Value| v.get("exit_code").is_some() && v.get("stdout").is_some();
     match status.result.value() {
         Ok(serde_json::Value::Array(items)) if items.first().is_some_and(is_row) => {
-            println!("{} rows (write them as an image with --out FILE.png)", items.len());
+            out::line(format_args!(
+                "{} rows (write them as an image with --out FILE.png)",
+                items.len()
+            ))?;
         }
         Ok(serde_json::Value::Array(items)) if items.first().is_some_and(is_run) => {
             for (index, run) in items.iter().enumerate() {
-                print!("{}", run["stdout"].as_str().unwrap_or_default());
+                out::write(run["stdout"].as_str().unwrap_or_default())?;
                 match run["exit_code"].as_i64() {
                     Some(0) => {}
                     code => eprintln!("[input {index} exited with code {}]", code.unwrap_or(-1)),
@@ -87,14 +100,14 @@ fn print_result(status: &JobStatus) {
         Ok(serde_json::Value::Array(items)) => {
             for item in items {
                 match item {
-                    serde_json::Value::String(s) => println!("{s}"),
-                    other => println!("{other}"),
+                    serde_json::Value::String(s) => out::line(s)?,
+                    other => out::line(other)?,
                 }
             }
         }
         // A number or an object: its JSON text as the master rendered it.
         _ if status.result_in_store => {}
-        _ => println!("{}", status.result),
+        _ => out::line(&status.result)?,
     }
     eprintln!(
         "job {} ({}): {} shards in {:.3} s",
@@ -103,30 +116,71 @@ fn print_result(status: &JobStatus) {
         status.shards,
         status.elapsed_ms as f64 / 1000.0
     );
+    Ok(())
 }
 
-/// Prints one status line per job, or the JSON list.
+/// List items shown by `farm status` before it sums the rest up.
+const STATUS_ITEMS: usize = 5;
+/// Bytes of a result `farm status` shows whole.
+const STATUS_BYTES: usize = 400;
+
+/// The lines under a job's status row: its result (or a summary of a long one, and where to
+/// read all of it) and its error.
+pub fn details(status: &JobStatus) -> Vec<String> {
+    let mut lines = Vec::new();
+    let id = status.job;
+    if status.result_in_store {
+        lines.push(format!(
+            "result: a list too large for a status; read it with `farm results {id} --out FILE`"
+        ));
+    } else if !status.result.is_null() {
+        let text = status.result.as_str();
+        match status.result.value() {
+            Ok(serde_json::Value::Array(items))
+                if items.len() > STATUS_ITEMS || text.len() > STATUS_BYTES =>
+            {
+                let first: Vec<String> = items
+                    .iter()
+                    .take(STATUS_ITEMS)
+                    .map(|v| crate::tables::clip(&v.to_string(), 80))
+                    .collect();
+                lines.push(format!("result: a list of {} items; the first:", items.len()));
+                lines.extend(first.into_iter().map(|item| format!("  {item}")));
+                lines
+                    .push(format!("all of it: `farm results {id}` (or `farm status {id} --json`)"));
+            }
+            _ if text.len() > STATUS_BYTES => lines.push(format!(
+                "result: {} (cut; `farm status {id} --json` has all of it)",
+                crate::tables::clip(text, STATUS_BYTES)
+            )),
+            _ => lines.push(format!("result: {text}")),
+        }
+    }
+    if let Some(error) = &status.error {
+        lines.push(format!("error: {error}"));
+    }
+    lines
+}
+
+/// `farm status`/`farm cancel`: the job's row, then its result and error; or its JSON.
+pub fn status(status: &JobStatus, json: bool) -> Result<()> {
+    if json {
+        return out::json(&[status]);
+    }
+    let mut text = crate::tables::jobs(std::slice::from_ref(status), false, SystemTime::now());
+    for line in details(status) {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    out::write(&text)
+}
+
+/// `farm jobs`: one row per job, or the JSON list.
 pub fn jobs(jobs: &[JobStatus], json: bool) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string(jobs)?);
-        return Ok(());
+        return out::json(&jobs);
     }
-    println!(
-        "{:>6}  {:<11} {:<10} {:>21}  {:>10}",
-        "JOB", "KIND", "STATE", "SHARDS DONE/TOTAL", "ELAPSED"
-    );
-    for j in jobs {
-        let shards = format!("{}/{}", j.done, j.shards);
-        println!(
-            "{:>6}  {:<11} {:<10} {:>21}  {:>9.1}s",
-            j.job,
-            j.kind,
-            j.state,
-            shards,
-            j.elapsed_ms as f64 / 1000.0
-        );
-    }
-    Ok(())
+    out::write(&crate::tables::jobs(jobs, true, SystemTime::now()))
 }
 
 /// Writes mandelbrot rows (iteration counts) as a colour PNG; points inside the set are black.
@@ -158,4 +212,49 @@ pub fn write_png(path: &Path, result: &JsonText, params: &farm_proto::Params) ->
     encoder.set_depth(png::BitDepth::Eight);
     encoder.write_header()?.write_image_data(&pixels)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bar_shows_percentage_and_rate_and_an_interruption_says_what_to_do() {
+        assert!(ProgressStyle::with_template(BAR).is_ok());
+        assert!(BAR.contains("{percent") && BAR.contains("{per_sec}"));
+        let said = still_running(7);
+        assert!(said.contains("farm watch 7") && said.contains("farm cancel 7"), "{said}");
+    }
+
+    #[test]
+    fn status_details_sum_up_long_lists_and_show_errors() {
+        let items: Vec<String> = (0..12).map(|i| format!("\"d{i}\"")).collect();
+        let status = JobStatus {
+            job: 3,
+            kind: "hashchain".into(),
+            state: JobState::Succeeded,
+            shards: 12,
+            done: 12,
+            in_flight: 0,
+            result: JsonText::trusted(format!("[{}]", items.join(","))),
+            error: None,
+            elapsed_ms: 1,
+            priority: 0,
+            reruns: 0,
+            submitted_unix_ms: 0,
+            result_in_store: false,
+            result_left_out: false,
+        };
+        let lines = details(&status);
+        assert_eq!(lines[0], "result: a list of 12 items; the first:");
+        assert_eq!(lines.len(), 1 + STATUS_ITEMS + 1, "{lines:?}");
+        assert!(lines.last().is_some_and(|l| l.contains("farm results 3")), "{lines:?}");
+        let failed = JobStatus {
+            state: JobState::Failed,
+            result: JsonText::null(),
+            error: Some("shard 3 failed".into()),
+            ..status
+        };
+        assert_eq!(details(&failed), ["error: shard 3 failed"]);
+    }
 }

@@ -53,7 +53,7 @@ impl std::fmt::Display for WaitEvent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             WaitEvent::Progress(p) => {
-                write!(f, "{}/{} shards done, {} running", p.done, p.total, p.running)
+                write!(f, "{}/{} shards done, {} in flight", p.done, p.total, p.in_flight)
             }
             WaitEvent::Lost { reconnect_for } => {
                 write!(

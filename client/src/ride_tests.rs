@@ -40,7 +40,7 @@ fn job(state: JobState, done: u64) -> JobStatus {
         state,
         shards: 10,
         done,
-        running: 0,
+        in_flight: 0,
         result: if state == JobState::Succeeded {
             JsonText::trusted("4".into())
         } else {
@@ -51,11 +51,13 @@ fn job(state: JobState, done: u64) -> JobStatus {
         priority: 0,
         reruns: 0,
         result_in_store: false,
+        submitted_unix_ms: 0,
+        result_left_out: false,
     }
 }
 
 fn progress(done: u64) -> Result<JobEvent> {
-    Ok(JobEvent::Progress(Progress { done, total: 10, running: 1 }))
+    Ok(JobEvent::Progress(Progress { done, total: 10, in_flight: 1 }))
 }
 
 fn finished() -> Result<JobEvent> {
@@ -83,7 +85,7 @@ async fn a_job_followed_to_its_end_reports_progress() {
     };
     let (outcome, seen) = ride(&mut script).await;
     assert_eq!(outcome.expect("ended").result.as_str(), "4");
-    assert_eq!(seen, [WaitEvent::Progress(Progress { done: 3, total: 10, running: 1 })]);
+    assert_eq!(seen, [WaitEvent::Progress(Progress { done: 3, total: 10, in_flight: 1 })]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -98,16 +100,16 @@ async fn a_restarted_master_that_kept_the_job_is_followed_again() {
     };
     let (outcome, seen) = ride(&mut script).await;
     assert_eq!(outcome.expect("ended").state, JobState::Succeeded);
-    let p = |done| WaitEvent::Progress(Progress { done, total: 10, running: 1 });
+    let p = |done| WaitEvent::Progress(Progress { done, total: 10, in_flight: 1 });
     assert_eq!(seen, [p(3), lost(), WaitEvent::Back, p(4)]);
     let lines: Vec<String> = seen.iter().map(ToString::to_string).collect();
     assert_eq!(
         lines,
         [
-            "3/10 shards done, 1 running",
+            "3/10 shards done, 1 in flight",
             "lost the master; reconnecting for up to 60s",
             "the master is back; following the job again",
-            "4/10 shards done, 1 running",
+            "4/10 shards done, 1 in flight",
         ]
     );
 }

@@ -8,6 +8,7 @@ use crate::store::Store;
 use farm_proto::pb::{self, farm_service_server::FarmService, job_event::Event};
 use farm_proto::{
     DialedBy, JobEvent, JobSpec, JobStatus, JsonText, Progress, Submitted, WorkerInfo,
+    LIST_RESULT_BYTES,
 };
 use std::pin::Pin;
 use tokio::sync::mpsc;
@@ -46,7 +47,7 @@ pub fn job_status(v: JobView) -> JobStatus {
         state: v.state,
         shards: v.total,
         done: v.done,
-        running: v.in_flight,
+        in_flight: v.in_flight,
         // The core rendered it with serde_json; it goes on as text, unparsed. The one copy of
         // it a reply needs is made here, on the handler's side, not on the core's task.
         result: v.result_json.map_or_else(JsonText::null, |r| JsonText::trusted(r.to_string())),
@@ -55,6 +56,25 @@ pub fn job_status(v: JobView) -> JobStatus {
         priority: v.priority,
         reruns: v.reruns,
         result_in_store: v.result_in_store,
+        submitted_unix_ms: unix_ms().saturating_sub(v.age_ms),
+        result_left_out: false,
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+fn unix_ms() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.unwrap_or_default().as_millis() as u64
+}
+
+/// A job as a List shows it: a result longer than `LIST_RESULT_BYTES` is left out (and said
+/// to be), so a list of many jobs stays cheap; Get has it.
+pub fn listed_status(v: JobView) -> JobStatus {
+    let long = v.result_json.as_ref().is_some_and(|r| r.len() > LIST_RESULT_BYTES);
+    if long {
+        JobStatus { result: JsonText::null(), result_left_out: true, ..job_status(v) }
+    } else {
+        job_status(v)
     }
 }
 
@@ -69,7 +89,7 @@ fn worker_info(w: WorkerView) -> Result<WorkerInfo, Status> {
         pid: w.spec.pid,
         address: w.spec.address,
         threads: w.spec.threads,
-        running: w.in_flight,
+        in_flight: w.in_flight,
         done: w.done,
         kinds: w.spec.kinds,
         connected_secs: w.connected_secs,
@@ -177,14 +197,8 @@ impl FarmService for Farm {
         &self,
         _: Request<pb::ListRequest>,
     ) -> Result<Response<pb::ListResponse>, Status> {
-        // Results stay out of the list (one can be megabytes); Get and Watch carry them.
-        let jobs: Vec<JobStatus> = self
-            .core
-            .list()
-            .await?
-            .into_iter()
-            .map(|v| JobStatus { result: JsonText::null(), ..job_status(v) })
-            .collect();
+        // Short results only (one can be megabytes); Get and Watch carry them whole.
+        let jobs: Vec<JobStatus> = self.core.list().await?.into_iter().map(listed_status).collect();
         Ok(Response::new(jobs.into()))
     }
 
@@ -255,7 +269,7 @@ async fn forward_events(sub: Subscription, tx: mpsc::Sender<Result<pb::JobEvent,
     };
     let event = |e: Event| Ok(pb::JobEvent { event: Some(e) });
     let progress = |v: &JobView| {
-        let p = Progress { done: v.done, total: v.total, running: v.in_flight };
+        let p = Progress { done: v.done, total: v.total, in_flight: v.in_flight };
         Ok(JobEvent::Progress(p).into())
     };
     let first = status.borrow_and_update().clone();
@@ -309,5 +323,47 @@ async fn forward_events(sub: Subscription, tx: mpsc::Sender<Result<pb::JobEvent,
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(result: Option<&str>, age_ms: u64) -> JobView {
+        JobView {
+            id: 1,
+            kind: "hashchain".into(),
+            state: JobState::Succeeded,
+            total: 1,
+            done: 1,
+            in_flight: 0,
+            result_json: result.map(std::sync::Arc::from),
+            result_in_store: false,
+            error: None,
+            elapsed_ms: 5,
+            age_ms,
+            priority: 0,
+            reruns: 0,
+        }
+    }
+
+    #[test]
+    fn a_list_carries_short_results_and_says_when_it_left_one_out() {
+        let short = listed_status(view(Some("[\"ab\"]"), 0));
+        assert_eq!(short.result, serde_json::json!(["ab"]));
+        assert!(!short.result_left_out);
+        let long = format!("[\"{}\"]", "x".repeat(LIST_RESULT_BYTES));
+        let listed = listed_status(view(Some(&long), 0));
+        assert!(listed.result.is_null() && listed.result_left_out);
+        // Get carries it whole.
+        assert_eq!(job_status(view(Some(&long), 0)).result.as_str(), long);
+    }
+
+    #[test]
+    fn the_submit_time_is_now_less_the_age() {
+        let status = job_status(view(None, 60_000));
+        let expected = unix_ms() - 60_000;
+        assert!(status.submitted_unix_ms.abs_diff(expected) < 5_000, "{status:?}");
     }
 }

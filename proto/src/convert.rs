@@ -160,13 +160,15 @@ impl TryFrom<pb::JobStatus> for JobStatus {
             state: job_state(s.state)?,
             shards: s.shards_total,
             done: s.shards_done,
-            running: s.shards_running,
+            in_flight: s.shards_running,
             result,
             error: (!s.error.is_empty()).then_some(s.error),
             elapsed_ms: s.elapsed_ms,
             priority: s.priority,
             reruns: s.shards_rerun,
             result_in_store: s.result_in_store,
+            submitted_unix_ms: s.submitted_unix_ms,
+            result_left_out: s.result_left_out,
         })
     }
 }
@@ -180,13 +182,15 @@ impl From<JobStatus> for pb::JobStatus {
             state: pb::JobState::from(s.state) as i32,
             shards_total: s.shards,
             shards_done: s.done,
-            shards_running: s.running,
+            shards_running: s.in_flight,
             result_json: if s.result.is_null() { String::new() } else { s.result.into_string() },
             error: s.error.unwrap_or_default(),
             elapsed_ms: s.elapsed_ms,
             priority: s.priority,
             shards_rerun: s.reruns,
             result_in_store: s.result_in_store,
+            submitted_unix_ms: s.submitted_unix_ms,
+            result_left_out: s.result_left_out,
         }
     }
 }
@@ -205,13 +209,13 @@ impl From<Submitted> for pb::SubmitResponse {
 
 impl From<pb::Progress> for Progress {
     fn from(p: pb::Progress) -> Self {
-        Progress { done: p.done, total: p.total, running: p.running }
+        Progress { done: p.done, total: p.total, in_flight: p.running }
     }
 }
 
 impl From<Progress> for pb::Progress {
     fn from(p: Progress) -> Self {
-        pb::Progress { done: p.done, total: p.total, running: p.running }
+        pb::Progress { done: p.done, total: p.total, running: p.in_flight }
     }
 }
 
@@ -258,7 +262,7 @@ impl TryFrom<pb::WorkerInfo> for WorkerInfo {
             pid: w.pid,
             address: w.address,
             threads: w.threads,
-            running: w.shards_running,
+            in_flight: w.shards_running,
             done: w.shards_done,
             kinds: w.kinds,
             connected_secs: w.connected_secs,
@@ -277,7 +281,7 @@ impl From<WorkerInfo> for pb::WorkerInfo {
             hostname: w.hostname,
             pid: w.pid,
             threads: w.threads,
-            shards_running: w.running,
+            shards_running: w.in_flight,
             shards_done: w.done,
             kinds: w.kinds,
             connected_secs: w.connected_secs,

@@ -32,6 +32,7 @@ pub use domain::{ExecRun, JobLimits, JobSource, JobSpec, Output, Params, SpecErr
 pub use kernel::{KernelDescriptor, KindInfo, OutputShape, ParamError, ParamKind, ParamSpec};
 pub use status::{
     DialedBy, JobEvent, JobState, JobStatus, JsonText, Progress, Submitted, WorkerInfo,
+    LIST_RESULT_BYTES,
 };
 
 /// Largest gRPC message either end accepts (a job with many explicit inputs, a batch of large

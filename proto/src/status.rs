@@ -139,9 +139,11 @@ pub struct JobStatus {
     pub shards: u64,
     /// Shards completed.
     pub done: u64,
-    /// Shards in flight.
-    pub running: u64,
-    /// The reduced result: `null` until succeeded, and in job lists (a result can be large).
+    /// Shards in flight: handed to a worker (running there or queued in its window) and not
+    /// yet reported done. On the wire, `shards_running`.
+    pub in_flight: u64,
+    /// The reduced result: `null` until succeeded. Job lists carry it only up to
+    /// `LIST_RESULT_BYTES` (`result_left_out` says when it was left out).
     pub result: JsonText,
     /// Why it failed or was cancelled.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -150,14 +152,25 @@ pub struct JobStatus {
     pub elapsed_ms: u64,
     /// Its priority.
     pub priority: i32,
-    /// Shards handed out again (lost or drained worker, retried failure).
+    /// Shard runs handed out again: their worker was lost or drained, or their run failed and
+    /// is retried (a shard can count more than once). On the wire, `shards_rerun`.
     pub reruns: u64,
+    /// When the job was submitted, in milliseconds since the Unix epoch (0: not known).
+    pub submitted_unix_ms: u64,
+    /// A job list left this succeeded job's result out: it is longer than
+    /// `LIST_RESULT_BYTES`; `Get` (`farm status`) has it. Left out of the JSON when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub result_left_out: bool,
     /// The result is a list too large for a status (`result` is `null`): read it with
     /// `Results` (`farm results JOB`). Left out of the JSON when false, so small results keep
     /// their shape.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub result_in_store: bool,
 }
+
+/// A job list carries a succeeded job's result only up to this many bytes of JSON, so that a
+/// list stays cheap; `Get` carries it whole (up to the inline limit).
+pub const LIST_RESULT_BYTES: usize = 4096;
 
 impl JobStatus {
     /// Whether the job is over.
@@ -182,8 +195,8 @@ pub struct Progress {
     pub done: u64,
     /// Shards in all.
     pub total: u64,
-    /// Shards in flight.
-    pub running: u64,
+    /// Shards in flight (see `JobStatus::in_flight`).
+    pub in_flight: u64,
 }
 
 /// One event of a watched job.
@@ -255,8 +268,8 @@ pub struct WorkerInfo {
     pub address: String,
     /// Shards it runs at once.
     pub threads: u32,
-    /// Shards in flight on it.
-    pub running: u64,
+    /// Shards in flight on it: running on its threads or queued in its window.
+    pub in_flight: u64,
     /// Shards it completed.
     pub done: u64,
     /// Kernels it offers.

@@ -19,6 +19,8 @@ fn wire_status(state: pb::JobState, result_json: &str, error: &str) -> pb::JobSt
         priority: -2,
         shards_rerun: 3,
         result_in_store: false,
+        submitted_unix_ms: 1_700_000_000_000,
+        result_left_out: false,
     }
 }
 
@@ -90,7 +92,7 @@ fn job_events_round_trip_and_empty_ones_are_refused() {
     let finished =
         JobStatus::try_from(wire_status(pb::JobState::Succeeded, "42", "")).expect("valid status");
     let events = [
-        JobEvent::Progress(Progress { done: 1, total: 2, running: 1 }),
+        JobEvent::Progress(Progress { done: 1, total: 2, in_flight: 1 }),
         JobEvent::Shard { shard: 3, output: Output::Lines(vec!["ab".into()]) },
         JobEvent::Finished(finished),
     ];
@@ -138,12 +140,13 @@ fn the_json_shape_of_a_status_is_the_one_the_readme_shows() {
         shards_done: 100,
         result_json: "78498".into(),
         elapsed_ms: 74,
+        submitted_unix_ms: 1_700_000_000_000,
         ..Default::default()
     };
     let status = JobStatus::try_from(wire).expect("valid status");
     assert_eq!(
         serde_json::to_string(&status).expect("json"),
-        r#"{"job":1,"kind":"primes","state":"succeeded","shards":100,"done":100,"running":0,"result":78498,"elapsed_ms":74,"priority":0,"reruns":0}"#
+        r#"{"job":1,"kind":"primes","state":"succeeded","shards":100,"done":100,"in_flight":0,"result":78498,"elapsed_ms":74,"priority":0,"reruns":0,"submitted_unix_ms":1700000000000}"#
     );
     assert_eq!(status.result, serde_json::json!(78498));
     let failed = JobStatus::try_from(wire_status(pb::JobState::Failed, "", "boom")).expect("valid");

@@ -96,8 +96,11 @@ fn separate_master_and_workers_compute_exact_results() {
     assert!(wait_until(WAIT, || master.status(&id)["state"] == "succeeded"));
     let jobs = json(&master.cli(&["jobs", "--json"]));
     assert_eq!(jobs.as_array().map(Vec::len), Some(4));
+    // Newest first, with their results (each under the list's 4 KiB bound).
+    assert_eq!(jobs[0]["job"].to_string(), id, "{jobs}");
+    assert_eq!(jobs[0]["result"], 1000, "{jobs}");
     assert_eq!(jobs[3]["state"], "succeeded");
-    assert_eq!(jobs[3]["result"], serde_json::Value::Null, "the list leaves results out");
+    assert_eq!(jobs[3]["result"], 17984, "{jobs}");
     assert_eq!(master.status(&id)["result"], 1000);
 }
 
@@ -326,7 +329,7 @@ fn cancel_stops_a_running_job_and_frees_the_workers() {
     // The cancelled job stays cancelled, and no shard is still counted as running anywhere.
     assert_eq!(master.status(&id)["state"], "cancelled");
     let workers = master.wait_workers(1);
-    assert_eq!(workers[0]["running"], 0);
+    assert_eq!(workers[0]["in_flight"], 0);
 }
 
 #[test]

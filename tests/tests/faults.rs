@@ -219,7 +219,7 @@ fn a_draining_worker_whose_master_goes_away_still_exits_cleanly() {
     // Long enough that the worker is still running it when the master leaves.
     master.submit(&["spin", "--range", "0..1", "--param", "ms=10000"]);
     master.wait_workers_where("the worker running its shard", |w| {
-        w.first().is_some_and(|w| w["running"] == 1)
+        w.first().is_some_and(|w| w["in_flight"] == 1)
     });
     worker.signal(libc::SIGTERM);
     // The master knows it is draining (its shard still running) before the master leaves.

@@ -100,7 +100,7 @@ fn a_hoarding_worker_cannot_stall_a_job_and_is_shown_suspect() {
     let hoarder = workers.iter().find(|w| w["name"] == "hoarder").expect("listed");
     let why = hoarder["suspect"].as_str().unwrap_or_default();
     assert!(why.starts_with("held shard "), "{hoarder}");
-    assert!(hoarder["running"].as_u64() == Some(0), "its shards were reclaimed: {hoarder}");
+    assert!(hoarder["in_flight"].as_u64() == Some(0), "its shards were reclaimed: {hoarder}");
     let real = workers.iter().find(|w| w["name"] == "real").expect("listed");
     assert!(real["suspect"].is_null(), "{real}");
     let table = String::from_utf8_lossy(&master.cli(&["workers"]).stdout).to_string();

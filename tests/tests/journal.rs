@@ -79,6 +79,11 @@ fn a_master_killed_at_any_point_resumes_its_jobs_from_the_journal() {
         (before["state"].clone(), before["result"].clone()),
         ("succeeded".into(), 168.into())
     );
+    // Its submit time is the journal's, not the restart's.
+    let (then, now) =
+        (finished["submitted_unix_ms"].as_u64(), before["submitted_unix_ms"].as_u64());
+    let drift = then.zip(now).map(|(a, b)| a.abs_diff(b));
+    assert!(drift.is_some_and(|d| d < 1000), "submitted {then:?}, after restarts {now:?}");
     let next: Value = master.submit_wait(&["noop", "--range", "0..10"]);
     assert!(next["job"].as_u64() > id.parse().ok(), "ids continue: {next}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -4,27 +4,24 @@ use super::*;
 
 /// The table for people.
 pub(super) fn table(rows: &[Row]) -> String {
-    let mut out = format!(
-        "{:<16} {:<18} {:>9} {:>8} {:>7} {:>8} {:>10} {:>11}\n",
-        "KERNEL", "MODE", "P x T", "WALL S", "JOB S", "SPEEDUP", "EFFICIENCY", "ITEMS/S"
-    );
+    let headers =
+        ["KERNEL", "MODE", "P x T", "WALL S", "JOB S", "SPEEDUP", "EFFICIENCY", "ITEMS/S"];
+    let mut table = crate::tables::new(&headers);
     for r in rows {
         let job =
             r.elapsed_ms.map_or_else(|| "-".to_string(), |ms| format!("{:.2}", ms as f64 / 1e3));
-        let _ = writeln!(
-            out,
-            "{:<16} {:<18} {:>9} {:>8.2} {:>7} {:>8.2} {:>9.0}% {:>11}",
-            r.kernel,
-            r.mode,
+        table.add_row(vec![
+            r.kernel.clone(),
+            r.mode.clone(),
             format!("{} x {}", r.workers, r.threads),
-            r.wall_s,
+            format!("{:.2}", r.wall_s),
             job,
-            r.speedup,
-            r.efficiency * 100.0,
+            format!("{:.2}", r.speedup),
+            format!("{:.0}%", r.efficiency * 100.0),
             human_rate(r.rate()),
-        );
+        ]);
     }
-    out
+    crate::tables::render(table, &[2, 3, 4, 5, 6, 7])
 }
 
 pub(super) fn human_rate(per_s: f64) -> String {
@@ -106,13 +103,19 @@ pub(super) fn tick_step(max: f64) -> f64 {
 }
 
 const W: f64 = 900.0;
-const H: f64 = 500.0;
 const LEFT: f64 = 250.0;
 const RIGHT: f64 = 780.0;
 const TOP: f64 = 72.0;
-const BOTTOM: f64 = 440.0;
+/// Height of one bar's slot.
+const SLOT: f64 = 26.0;
+/// Above a panel's bars: the kernel's name.
+const PANEL_HEAD: f64 = 26.0;
+/// Below a panel's bars: its tick labels and a gap.
+const PANEL_FOOT: f64 = 34.0;
+/// Below the last panel: the axis caption.
+const CAPTION: f64 = 34.0;
 
-/// Where values land on the chart's x axis.
+/// Where values land on a panel's x axis.
 struct Scale {
     /// The axis runs from 0 to this.
     max: f64,
@@ -121,14 +124,20 @@ struct Scale {
 }
 
 impl Scale {
+    /// A scale that fits every speedup and ideal of `rows`.
+    fn fitting(rows: &[&Row]) -> Scale {
+        let peak = rows.iter().map(|r| r.speedup.max(r.ideal_speedup)).fold(1.0, f64::max);
+        let step = tick_step(peak);
+        Scale { max: (peak / step).ceil() * step, step }
+    }
+
     fn x(&self, v: f64) -> f64 {
         LEFT + (v.max(0.0) / self.max) * (RIGHT - LEFT)
     }
 }
 
-/// The chart: grouped horizontal bars of speedup per mode, one group per kernel, with a tick at
-/// each bar's ideal speedup. A standalone 900×500 SVG.
-pub(super) fn svg(rows: &[Row], title: &str, subtitle: &str) -> String {
+/// The rows grouped by kernel, in their order.
+fn groups(rows: &[Row]) -> Vec<(&str, Vec<&Row>)> {
     let mut groups: Vec<(&str, Vec<&Row>)> = Vec::new();
     for r in rows {
         match groups.iter_mut().find(|(k, _)| *k == r.kernel) {
@@ -136,39 +145,56 @@ pub(super) fn svg(rows: &[Row], title: &str, subtitle: &str) -> String {
             None => groups.push((&r.kernel, vec![r])),
         }
     }
-    let peak = rows.iter().map(|r| r.speedup.max(r.ideal_speedup)).fold(1.0, f64::max);
-    let step = tick_step(peak);
-    let scale = Scale { max: (peak / step).ceil() * step, step };
-    let slots = (rows.len() + groups.len()).max(1) as f64;
-    let slot = (BOTTOM - TOP) / slots;
+    groups
+}
 
-    let mut s = header(title, subtitle);
-    axis(&mut s, &scale);
+/// The chart: one panel per kernel, each with its own speedup scale (a kernel that waits
+/// reaches speedups the CPU-bound ones never do, and on one scale squashes them), horizontal
+/// bars of speedup per mode with a tick at each bar's ideal speedup. A standalone SVG.
+pub(super) fn svg(rows: &[Row], title: &str, subtitle: &str) -> String {
+    let groups = groups(rows);
+    let panels: f64 = groups
+        .iter()
+        .map(|(_, members)| PANEL_HEAD + SLOT * members.len() as f64 + PANEL_FOOT)
+        .sum();
+    let height = TOP + panels + CAPTION;
+    let mut s = header(title, subtitle, height);
     let mut y = TOP;
     for (kernel, members) in &groups {
+        let scale = Scale::fitting(members);
         let _ = writeln!(
             s,
-            "<text x=\"12\" y=\"{:.1}\" font-size=\"14\" font-weight=\"bold\">{}</text>",
-            y + slot * 0.7,
+            "<text class=\"panel\" x=\"12\" y=\"{:.1}\" font-size=\"14\" font-weight=\"bold\">{}</text>",
+            y + PANEL_HEAD * 0.7,
             escape(kernel)
         );
-        y += slot;
+        y += PANEL_HEAD;
+        let bottom = y + SLOT * members.len() as f64;
+        axis(&mut s, &scale, y, bottom);
         for r in members {
-            bar(&mut s, &scale, r, y, slot);
-            y += slot;
+            bar(&mut s, &scale, r, y, SLOT);
+            y += SLOT;
         }
+        y += PANEL_FOOT;
     }
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"{:.1}\" font-size=\"13\" text-anchor=\"middle\">speedup over the same kernel's serial run (×); each panel has its own scale</text>",
+        (LEFT + RIGHT) / 2.0,
+        y + CAPTION / 2.0
+    );
     s.push_str("</svg>\n");
     s
 }
 
 /// The SVG's opening, background, title and subtitle.
-fn header(title: &str, subtitle: &str) -> String {
+fn header(title: &str, subtitle: &str, height: f64) -> String {
     let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" \
-         viewBox=\"0 0 {W} {H}\" font-family=\"Helvetica, Arial, sans-serif\">\n"
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{height}\" \
+         viewBox=\"0 0 {W} {height}\" font-family=\"Helvetica, Arial, sans-serif\">\n"
     );
-    let _ = writeln!(s, "<rect x=\"0\" y=\"0\" width=\"{W}\" height=\"{H}\" fill=\"#ffffff\"/>");
+    let _ =
+        writeln!(s, "<rect x=\"0\" y=\"0\" width=\"{W}\" height=\"{height}\" fill=\"#ffffff\"/>");
     let _ = writeln!(
         s,
         "<text x=\"{}\" y=\"30\" font-size=\"20\" font-weight=\"bold\" text-anchor=\"middle\">{}</text>",
@@ -184,36 +210,30 @@ fn header(title: &str, subtitle: &str) -> String {
     s
 }
 
-/// The grid, the axes and the axis label.
-fn axis(s: &mut String, scale: &Scale) {
+/// A panel's grid, axes and tick labels, between `top` and `bottom`.
+fn axis(s: &mut String, scale: &Scale, top: f64, bottom: f64) {
     let mut v = 0.0;
     while v <= scale.max + 1e-9 {
         let gx = scale.x(v);
         let _ = writeln!(
             s,
-            "<line x1=\"{gx:.1}\" y1=\"{TOP}\" x2=\"{gx:.1}\" y2=\"{BOTTOM}\" stroke=\"#e3e3e3\"/>"
+            "<line x1=\"{gx:.1}\" y1=\"{top:.1}\" x2=\"{gx:.1}\" y2=\"{bottom:.1}\" stroke=\"#e3e3e3\"/>"
         );
         let _ = writeln!(
             s,
-            "<text x=\"{gx:.1}\" y=\"{}\" font-size=\"12\" text-anchor=\"middle\">{}</text>",
-            BOTTOM + 18.0,
+            "<text class=\"tick\" x=\"{gx:.1}\" y=\"{:.1}\" font-size=\"12\" text-anchor=\"middle\">{}</text>",
+            bottom + 16.0,
             trim_number(v)
         );
         v += scale.step;
     }
     let _ = writeln!(
         s,
-        "<line x1=\"{LEFT}\" y1=\"{BOTTOM}\" x2=\"{RIGHT}\" y2=\"{BOTTOM}\" stroke=\"#333333\"/>"
+        "<line x1=\"{LEFT}\" y1=\"{bottom:.1}\" x2=\"{RIGHT}\" y2=\"{bottom:.1}\" stroke=\"#333333\"/>"
     );
     let _ = writeln!(
         s,
-        "<line x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{BOTTOM}\" stroke=\"#333333\"/>"
-    );
-    let _ = writeln!(
-        s,
-        "<text x=\"{}\" y=\"{}\" font-size=\"13\" text-anchor=\"middle\">speedup over the same kernel's serial run (×)</text>",
-        (LEFT + RIGHT) / 2.0,
-        BOTTOM + 42.0
+        "<line x1=\"{LEFT}\" y1=\"{top:.1}\" x2=\"{LEFT}\" y2=\"{bottom:.1}\" stroke=\"#333333\"/>"
     );
 }
 

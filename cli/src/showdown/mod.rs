@@ -258,9 +258,28 @@ fn plan(args: &ShowdownArgs) -> Result<Plan> {
     })
 }
 
+/// Load average per core above which the figures are skewed by other work.
+const BUSY_PER_CORE: f64 = 0.5;
+
+/// A warning when the 1-minute load average in `loadavg` (the text of /proc/loadavg) is above
+/// `BUSY_PER_CORE` per core.
+fn busy(loadavg: &str, cores: usize) -> Option<String> {
+    let load: f64 = loadavg.split_whitespace().next()?.parse().ok()?;
+    (load > BUSY_PER_CORE * cores.max(1) as f64).then(|| {
+        format!(
+            "warning: this machine is busy (load average {load:.2} on {cores} cores): other work \
+             competes for the cores, and the figures below will be skewed"
+        )
+    })
+}
+
 /// `farm showdown`.
 pub async fn showdown(args: ShowdownArgs) -> Result<()> {
     let plan = plan(&args)?;
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    if let Some(warning) = busy(&loadavg, farm_worker::default_threads()) {
+        eprintln!("{warning}");
+    }
     let json = args.output.json;
     let exe = std::env::current_exe().context("cannot find the farm executable to run")?;
     let say = |line: String| {
@@ -312,12 +331,14 @@ pub async fn showdown(args: ShowdownArgs) -> Result<()> {
             "python": python_version,
             "rows": rows.iter().map(Row::to_json).collect::<Vec<_>>(),
         });
-        println!("{}", serde_json::to_string(&out)?);
+        crate::out::json(&out)?;
     } else {
-        print!("{}", table(&rows));
+        let mut text = table(&rows);
         for line in notes(&rows, n, python_version.as_deref()) {
-            println!("{line}");
+            text.push_str(&line);
+            text.push('\n');
         }
+        crate::out::write(&text)?;
     }
     Ok(())
 }

@@ -119,7 +119,8 @@ impl FarmRun {
     ) -> Result<Measured> {
         let what = format!("farm run {} ({}x{})", self.kind, shape.workers, shape.threads);
         let mut cmd = Command::new(exe);
-        cmd.args(self.args(shape, params));
+        // The same runs on every machine: no config file adds retries or a log filter.
+        cmd.args(self.args(shape, params)).env("FARM_CONFIG", "");
         let started = Instant::now();
         let child = spawn(&mut cmd).with_context(|| format!("cannot start {what}"))?;
         let done = finish(child, &what, timeout).await?;

@@ -132,6 +132,39 @@ fn the_svg_is_standalone_with_one_bar_per_row() {
     assert_balanced(&svg);
 }
 
+#[test]
+fn each_kernel_has_a_panel_with_its_own_scale() {
+    let rows = sample();
+    let svg = svg(&rows, "t", "s");
+    assert_eq!(svg.matches("class=\"panel\"").count(), 3, "one panel per kernel");
+    // The widest bar of each panel reaches most of the axis, whatever the other panels hold:
+    // sleep's 8.4x does not squash primes' 2x.
+    let widths = |kernel: &str| -> Vec<f64> {
+        svg.lines()
+            .filter(|l| {
+                l.starts_with("<rect class=\"bar\"") && l.contains(&format!("<title>{kernel} "))
+            })
+            .map(|l| {
+                let w = l.split("width=\"").nth(1).and_then(|r| r.split('"').next());
+                w.and_then(|w| w.parse().ok()).expect("width")
+            })
+            .collect()
+    };
+    let axis = 780.0 - 250.0;
+    for kernel in ["primes", "sleep"] {
+        let widest = widths(kernel).into_iter().fold(0.0, f64::max);
+        assert!(widest > axis * 0.5, "{kernel}: widest bar {widest} of {axis}");
+    }
+}
+
+#[test]
+fn a_busy_machine_is_named_before_the_runs() {
+    assert_eq!(busy("0.40 0.30 0.20 1/200 123\n", 2), None);
+    let warning = busy("3.10 1.00 0.50 2/300 999\n", 2).expect("busy");
+    assert!(warning.contains("3.10") && warning.contains("2 cores"), "{warning}");
+    assert_eq!(busy("garbage", 2), None);
+}
+
 /// Every element is closed, in order; no stray `<` or `&` in text.
 fn assert_balanced(xml: &str) {
     let mut stack: Vec<&str> = Vec::new();

@@ -56,6 +56,9 @@ pub(crate) struct Job {
     pub error: Option<String>,
     /// When it was submitted, for elapsed time.
     pub submitted: Instant,
+    /// When it was submitted, for its age: `submitted`, except for an ended job restored from
+    /// the journal, whose elapsed time is counted from its restore.
+    pub born: Instant,
     /// When it ended, to freeze elapsed time.
     pub finished: Option<Instant>,
     /// Workers that were sent this job's definition and have not been told to forget it.
@@ -110,6 +113,7 @@ impl Job {
             result_in_store: false,
             error: None,
             submitted: now,
+            born: now,
             finished: None,
             known_by: HashSet::new(),
             crashes: HashMap::new(),
@@ -141,6 +145,7 @@ impl Job {
         job.error = v.error;
         job.finished = Some(now);
         job.reruns = v.reruns;
+        job.born = now.checked_sub(Duration::from_millis(v.age_ms)).unwrap_or(submitted);
         job
     }
 
@@ -206,6 +211,11 @@ impl Job {
     pub fn kept_bytes(&self) -> usize {
         let result = self.result_json.as_ref().map_or(0, |r| r.len());
         JOB_OVERHEAD + result + self.error.as_ref().map_or(0, String::len)
+    }
+
+    /// Milliseconds since submission, until now.
+    pub fn age_ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.born).as_millis() as u64
     }
 
     /// Milliseconds since submission, until it ended.

@@ -395,6 +395,7 @@ fn view(job: &Job, now: Instant) -> JobView {
         result_in_store: job.result_in_store,
         error: job.error.clone(),
         elapsed_ms: job.elapsed_ms(now),
+        age_ms: job.age_ms(now),
         priority: job.spec.priority,
         reruns: job.reruns,
     }

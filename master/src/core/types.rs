@@ -163,6 +163,8 @@ pub struct JobView {
     pub error: Option<String>,
     /// Since submission, until it ended.
     pub elapsed_ms: u64,
+    /// Since submission, until now (the job's age, which keeps growing after it ended).
+    pub age_ms: u64,
     /// Its priority.
     pub priority: i32,
     /// Shards handed out again (lost or drained worker, retried failure).

@@ -167,7 +167,10 @@ fn replay(db: &Database, core: &mut Core, out: &mut Collect) -> Result<Replayed,
         let rec =
             pb::JournalJob::decode(bytes.value()).map_err(|e| corrupt(format!("job {id}: {e}")))?;
         if let Some(status) = rec.ended {
-            core.restore_ended(summary(id, status)?, now, out);
+            // Its age from the submission time the journal recorded (0 in older journals).
+            let age_ms =
+                (rec.submitted_unix_ms > 0).then(|| wall.saturating_sub(rec.submitted_unix_ms));
+            core.restore_ended(summary(id, status, age_ms)?, now, out);
             replayed.ended += 1;
             continue;
         }
@@ -248,7 +251,7 @@ fn replay_lists(
 
 /// An ended job's final status as the journal holds it, as the core's view (its result text
 /// taken as it was rendered, not parsed again).
-fn summary(id: JobId, s: pb::JobStatus) -> Result<JobView, MasterError> {
+fn summary(id: JobId, s: pb::JobStatus, age_ms: Option<u64>) -> Result<JobView, MasterError> {
     let state = pb::JobState::try_from(s.state)
         .map_err(|e| e.to_string())
         .and_then(|st| JobState::try_from(st).map_err(|e| e.to_string()))
@@ -263,6 +266,7 @@ fn summary(id: JobId, s: pb::JobStatus) -> Result<JobView, MasterError> {
         result_json: (!s.result_json.is_empty()).then(|| Arc::from(s.result_json)),
         error: (!s.error.is_empty()).then_some(s.error),
         elapsed_ms: s.elapsed_ms,
+        age_ms: age_ms.unwrap_or(s.elapsed_ms),
         priority: s.priority,
         reruns: s.shards_rerun,
         result_in_store: s.result_in_store,

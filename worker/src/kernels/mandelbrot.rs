@@ -4,8 +4,9 @@
 //! `iterations` (default 256, 1..=u32::MAX), `x0` (default -2.5) < `x1` (default 1.0),
 //! `y0` (default -1.25) < `y1` (default 1.25).
 //!
-//! Each index is a row `y` (it must be below `height`). Pixel `(px, y)` maps to
-//! `c_re = x0 + (px + 0.5) * (x1 - x0) / width` and `c_im = y0 + (y + 0.5) * (y1 - y0) / height`
+//! Each index is a row `y` (it must be below `height`), counted from the top of the image as in
+//! every image format: row 0 is at `y1`. Pixel `(px, y)` maps to
+//! `c_re = x0 + (px + 0.5) * (x1 - x0) / width` and `c_im = y1 - (y + 0.5) * (y1 - y0) / height`
 //! (evaluated left to right in f64). Starting from `z = 0`, the pixel's value is the number of
 //! steps `z_re' = z_re*z_re - z_im*z_im + c_re`, `z_im' = 2*z_re*z_im + c_im` taken until
 //! `z_re*z_re + z_im*z_im > 4` or the count reaches `iterations` (which then means "inside").
@@ -71,7 +72,8 @@ struct PreparedMandelbrot {
 
 impl PreparedMandelbrot {
     fn row(&self, y: u64, budget: &mut Budget<'_>) -> Result<Vec<u32>, KernelError> {
-        let ci = self.y0 + (y as f64 + 0.5) * (self.y1 - self.y0) / self.height as f64;
+        // Row 0 is the top of the image: the largest imaginary part.
+        let ci = self.y1 - (y as f64 + 0.5) * (self.y1 - self.y0) / self.height as f64;
         (0..self.width)
             .map(|px| {
                 let cr = self.x0 + (px as f64 + 0.5) * (self.x1 - self.x0) / self.width as f64;
@@ -209,6 +211,17 @@ mod tests {
         // An input line names one row.
         let single = run(&[("width", "10"), ("height", "10")], line(0, "5")).unwrap();
         assert!(matches!(single, Output::Rows(r) if r.len() == 1 && r[0].len() == 10));
+    }
+
+    #[test]
+    fn row_zero_is_the_top_of_the_image() {
+        // One column at c_re = -0.5; row 0 at c_im = 1.5 (outside: z = -2.5 after two steps), row 1 at
+        // c_im = 0.5 (inside the main cardioid).
+        let p = [("width", "1"), ("height", "2"), ("iterations", "50")];
+        let p = [&p[..], &[("x0", "-1"), ("x1", "0"), ("y0", "0"), ("y1", "2")]].concat();
+        let Ok(Output::Rows(rows)) = run(&p, range(0, 2)) else { panic!("rows") };
+        assert_eq!(rows[0][0], 2, "row 0 is near y1 = 2, outside the set");
+        assert_eq!(rows[1][0], 50, "row 1 is near y0, inside the set");
     }
 
     #[test]
