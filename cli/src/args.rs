@@ -155,7 +155,13 @@ pub struct JobArgs {
     /// Stop a shard running longer than this (e.g. 30s) and count it as a failed run.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub shard_timeout: Option<std::time::Duration>,
+
+    /// Fail the job once no connected worker has offered its kind for this long (e.g. 5m);
+    /// without it the job waits for one for ever, its status saying so.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub no_worker_timeout: Option<std::time::Duration>,
 }
+
 
 /// Output format.
 #[derive(Debug, Args)]

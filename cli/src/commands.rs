@@ -68,9 +68,10 @@ async fn follow(
 ) -> Result<JobStatus> {
     let bar = show::progress_bar(json);
     let options = WaitOptions { reconnect_for: reconnect.reconnect_for };
+    let mut waiting = None;
     let status = client
         .wait_with(job, &options, |event| match event {
-            WaitEvent::Progress(p) => show::advance(&bar, p),
+            WaitEvent::Progress(p) => show::advance(&bar, p, &mut waiting),
             // The lines the client words: "lost the master; reconnecting for up to 60s".
             event => bar.suspend(|| eprintln!("{event}")),
         })

@@ -20,11 +20,22 @@ pub fn progress_bar(json: bool) -> ProgressBar {
     bar
 }
 
-/// Moves the bar to a progress event.
-pub fn advance(bar: &ProgressBar, p: Progress) {
+/// Moves the bar to a progress event. When the job starts or stops waiting for a worker, says
+/// so on stderr too (`last` is what the previous event said), so it shows without a terminal.
+pub fn advance(bar: &ProgressBar, p: Progress, last: &mut Option<String>) {
     bar.set_length(p.total);
     bar.set_position(p.done);
-    bar.set_message(format!("{} running", p.running));
+    match &p.waiting {
+        Some(why) => bar.set_message(format!("waiting: {why}")),
+        None => bar.set_message(format!("{} running", p.running)),
+    }
+    if p.waiting != *last {
+        match &p.waiting {
+            Some(why) => bar.suspend(|| eprintln!("waiting: {why}")),
+            None => bar.suspend(|| eprintln!("a worker for the job is back")),
+        }
+        *last = p.waiting;
+    }
 }
 
 /// Prints a finished job: JSON, or the result and timing for people. Fails (non-zero exit) when
@@ -125,6 +136,9 @@ pub fn jobs(jobs: &[JobStatus], json: bool) -> Result<()> {
             shards,
             j.elapsed_ms as f64 / 1000.0
         );
+        if let Some(why) = &j.waiting {
+            println!("{:>6}  waiting: {why}", "");
+        }
     }
     Ok(())
 }

@@ -55,6 +55,7 @@ pub fn job_status(v: JobView) -> JobStatus {
         priority: v.priority,
         reruns: v.reruns,
         result_in_store: v.result_in_store,
+        waiting: v.waiting,
     }
 }
 
@@ -255,7 +256,8 @@ async fn forward_events(sub: Subscription, tx: mpsc::Sender<Result<pb::JobEvent,
     };
     let event = |e: Event| Ok(pb::JobEvent { event: Some(e) });
     let progress = |v: &JobView| {
-        let p = Progress { done: v.done, total: v.total, running: v.in_flight };
+        let waiting = v.waiting.clone();
+        let p = Progress { done: v.done, total: v.total, running: v.in_flight, waiting };
         Ok(JobEvent::Progress(p).into())
     };
     let first = status.borrow_and_update().clone();

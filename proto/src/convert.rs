@@ -31,6 +31,8 @@ impl TryFrom<pb::JobSpec> for JobSpec {
             },
             shard_timeout_ms: (spec.shard_timeout_ms > 0).then_some(spec.shard_timeout_ms),
             verify_percent: spec.verify_percent,
+            no_worker_timeout_ms: (spec.no_worker_timeout_ms > 0)
+                .then_some(spec.no_worker_timeout_ms),
         };
         checked.limits.check()?;
         Ok(checked)
@@ -55,6 +57,7 @@ impl From<JobSpec> for pb::JobSpec {
             max_crashes: spec.limits.max_crashes,
             shard_timeout_ms: spec.limits.shard_timeout_ms.unwrap_or(0),
             verify_percent: spec.limits.verify_percent,
+            no_worker_timeout_ms: spec.limits.no_worker_timeout_ms.unwrap_or(0),
         }
     }
 }
@@ -167,6 +170,7 @@ impl TryFrom<pb::JobStatus> for JobStatus {
             priority: s.priority,
             reruns: s.shards_rerun,
             result_in_store: s.result_in_store,
+            waiting: (!s.waiting.is_empty()).then_some(s.waiting),
         })
     }
 }
@@ -187,6 +191,7 @@ impl From<JobStatus> for pb::JobStatus {
             priority: s.priority,
             shards_rerun: s.reruns,
             result_in_store: s.result_in_store,
+            waiting: s.waiting.unwrap_or_default(),
         }
     }
 }
@@ -205,13 +210,15 @@ impl From<Submitted> for pb::SubmitResponse {
 
 impl From<pb::Progress> for Progress {
     fn from(p: pb::Progress) -> Self {
-        Progress { done: p.done, total: p.total, running: p.running }
+        let waiting = (!p.waiting.is_empty()).then_some(p.waiting);
+        Progress { done: p.done, total: p.total, running: p.running, waiting }
     }
 }
 
 impl From<Progress> for pb::Progress {
     fn from(p: Progress) -> Self {
-        pb::Progress { done: p.done, total: p.total, running: p.running }
+        let waiting = p.waiting.unwrap_or_default();
+        pb::Progress { done: p.done, total: p.total, running: p.running, waiting }
     }
 }
 

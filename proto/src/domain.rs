@@ -157,6 +157,8 @@ pub struct JobLimits {
     pub shard_timeout_ms: Option<u64>,
     /// Percentage of shards (0-100) rerun on a different worker to check the outputs agree.
     pub verify_percent: u32,
+    /// Fail the job once no connected worker has offered its kind for this long.
+    pub no_worker_timeout_ms: Option<u64>,
 }
 
 impl JobLimits {
@@ -200,6 +202,7 @@ impl Default for JobLimits {
             max_crashes: Self::DEFAULT_MAX_CRASHES,
             shard_timeout_ms: None,
             verify_percent: 0,
+            no_worker_timeout_ms: None,
         }
     }
 }

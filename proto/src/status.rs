@@ -157,6 +157,10 @@ pub struct JobStatus {
     /// their shape.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub result_in_store: bool,
+    /// Why the job cannot go on now: `no connected worker offers kind X`. Left out of the JSON
+    /// when it is not waiting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 impl JobStatus {
@@ -176,7 +180,7 @@ pub struct Submitted {
 }
 
 /// Progress of a running job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Progress {
     /// Shards completed.
     pub done: u64,
@@ -184,6 +188,8 @@ pub struct Progress {
     pub total: u64,
     /// Shards in flight.
     pub running: u64,
+    /// Why it cannot go on now: `no connected worker offers kind X`.
+    pub waiting: Option<String>,
 }
 
 /// One event of a watched job.

@@ -130,7 +130,7 @@ impl CoreTask {
         let _ = tx.send(Ok(welcome.into()));
         let heard = LastHeard::new(self.base);
         self.fx.sessions.insert(id, Session { tx, heard: heard.clone() });
-        let joined = self.core.worker_joined(spec, now.into_std());
+        let joined = self.core.worker_joined(spec, now.into_std(), &mut self.fx);
         debug_assert_eq!(joined, id);
         self.catalog.joined(id, kernels);
         info!(worker = id, %name, threads, "worker joined");

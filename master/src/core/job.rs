@@ -66,6 +66,8 @@ pub(crate) struct Job {
     pub failures: HashMap<u64, u32>,
     /// Shards put back in the queue to run again.
     pub reruns: u64,
+    /// Since when no connected worker offers its kind (`None` while one does).
+    pub waiting_since: Option<Instant>,
 }
 
 /// The byte limits a job's accumulator works under.
@@ -115,6 +117,7 @@ impl Job {
             crashes: HashMap::new(),
             failures: HashMap::new(),
             reruns: 0,
+            waiting_since: None,
         }
     }
 

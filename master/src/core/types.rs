@@ -167,6 +167,9 @@ pub struct JobView {
     pub priority: i32,
     /// Shards handed out again (lost or drained worker, retried failure).
     pub reruns: u64,
+    /// Why it cannot go on: no connected worker offers its kind (`None` when one does, and
+    /// once the job ended).
+    pub waiting: Option<String>,
 }
 
 /// A worker as clients see it.

@@ -266,6 +266,7 @@ fn summary(id: JobId, s: pb::JobStatus) -> Result<JobView, MasterError> {
         priority: s.priority,
         reruns: s.shards_rerun,
         result_in_store: s.result_in_store,
+        waiting: None,
     })
 }
 

@@ -73,7 +73,7 @@ fn a_reopened_journal_resumes_jobs_keeps_ended_ones_and_continues_ids() {
     let mut core = write(&path, vec![]);
     let short = core.submit(noop(2), OutputShape::Count, now, &mut rec).expect("submit");
     let long = core.submit(noop(10), OutputShape::Count, now, &mut rec).expect("submit");
-    let w = core.worker_joined(worker(), now);
+    let w = core.worker_joined(worker(), now, &mut rec);
     // The short job's two shards and the long job's shards 2 and 3 are done (out of order).
     let ran = run(&mut core, &mut rec, w, |t| t.job_id == short || [2, 3].contains(&t.shard));
     assert_eq!(ran.len(), 4);
@@ -87,7 +87,7 @@ fn a_reopened_journal_resumes_jobs_keeps_ended_ones_and_continues_ids() {
     let resumed = core.status(long, now).expect("resumed");
     assert_eq!((resumed.state, resumed.done), (JobState::Running, 2));
     let mut rec = Rec::default();
-    let w = core.worker_joined(worker(), now);
+    let w = core.worker_joined(worker(), now, &mut rec);
     let mut shards = run(&mut core, &mut rec, w, |_| true);
     shards.sort();
     assert_eq!(shards, [0, 1, 4, 5, 6, 7, 8, 9], "committed shards never run again");
