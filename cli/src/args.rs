@@ -51,7 +51,7 @@ pub enum Command {
     /// Serve as the master: accept workers and clients on one port.
     Master(MasterArgs),
     /// Serve as a worker: dial the master and run the shards it hands out.
-    Worker(WorkerArgs),
+    Worker(Box<WorkerArgs>),
     /// Submit a job to a running master; prints its id, or waits for its result with --wait.
     Submit(SubmitArgs),
     /// Follow a job until it ends and print its result.
@@ -161,7 +161,6 @@ pub struct JobArgs {
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub no_worker_timeout: Option<std::time::Duration>,
 }
-
 
 /// Output format.
 #[derive(Debug, Args)]
@@ -369,33 +368,8 @@ pub struct MasterArgs {
     pub scheduler: SchedulerArgs,
 }
 
-/// `farm worker`.
-#[derive(Debug, Args)]
-pub struct WorkerArgs {
-    /// Wait for a master to dial this worker (`farm master --connect`) on this address, e.g.
-    /// 0.0.0.0:7071, instead of dialing --master.
-    #[arg(long, value_name = "ADDR", env = "FARM_WORKER_LISTEN")]
-    pub listen: Option<String>,
-    /// Shards to run at once: the size of the thread pool [default: available cores].
-    #[arg(long, value_name = "T", env = "FARM_THREADS")]
-    pub threads: Option<usize>,
-    /// Name shown in `farm workers` (which also shows the host and pid).
-    #[arg(long, env = "FARM_WORKER_NAME")]
-    pub name: Option<String>,
-    /// Offer the exec kernel, which runs programs named in job parameters.
-    #[arg(long, env = "FARM_ALLOW_EXEC")]
-    pub allow_exec: bool,
-    /// Exit when the master is lost instead of reconnecting (set for workers a master spawns).
-    #[arg(long)]
-    pub exit_with_master: bool,
-    /// On SIGTERM or a drain request: how long running shards may take to finish before they
-    /// are cancelled and handed back to the master.
-    #[arg(long, default_value = "30s", value_parser = parse_duration, env = "FARM_DRAIN_TIMEOUT")]
-    pub drain_timeout: std::time::Duration,
-    /// Times the supervisor restarted this worker (set by a master for its local workers).
-    #[arg(long, default_value_t = 0, hide = true)]
-    pub restarts: u32,
-}
+/// `farm worker`: its flags are the SDK's, so a user's worker binary takes the same ones.
+pub use farm_worker::cli::WorkerArgs;
 
 /// Parses `500ms`, `2s`, `1m` or a bare number of milliseconds.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

@@ -16,6 +16,8 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    // `farm worker` has its own --master, --token and TLS flags (the SDK's); clap hands it the
+    // values of the global ones too, so they work before `worker` as well.
     let cli = Cli::parse();
     let default_log = match cli.command {
         Command::Master(_) | Command::Worker(_) => "info",
@@ -63,7 +65,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => roles::run(args).await,
             Command::Master(args) => roles::master(args, &master).await,
-            Command::Worker(args) => roles::worker(&master, args).await,
+            Command::Worker(args) => roles::worker(*args).await,
             Command::Submit(args) => commands::submit(&master, args).await,
             Command::Watch(args) => commands::watch(&master, args).await,
             Command::Status(args) => commands::status(&master, args).await,

@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
 /// A worker claiming more threads is refused.
-pub const MAX_THREADS: u32 = 4096;
+pub const MAX_THREADS: u32 = farm_proto::MAX_THREADS;
 /// A worker must register within this long after its stream opens.
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -34,6 +34,9 @@ pub use status::{
     DialedBy, JobEvent, JobState, JobStatus, JsonText, Progress, Submitted, WorkerInfo,
 };
 
+/// Most threads a worker may state at registration (the master refuses more).
+pub const MAX_THREADS: u32 = 4096;
+
 /// Largest gRPC message either end accepts (a job with many explicit inputs, a batch of large
 /// outputs). Larger messages are refused by the transport.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
