@@ -12,7 +12,7 @@ use farm_proto::{
 use std::pin::Pin;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 /// Maps every error the core can return to a status, in one place.
@@ -94,6 +94,7 @@ pub struct Farm {
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::JobEvent, Status>> + Send>>;
 type ResultsStream = Pin<Box<dyn Stream<Item = Result<pb::ResultsChunk, Status>> + Send>>;
+type LogsStream = Pin<Box<dyn Stream<Item = Result<pb::LogsChunk, Status>> + Send>>;
 
 /// Chunks of a `Results` stream queued ahead of a slow reader; past them, reading the store
 /// waits (backpressure), so a stream holds a few MiB at most.
@@ -234,6 +235,19 @@ impl FarmService for Farm {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type LogsStream = LogsStream;
+
+    async fn logs(&self, req: Request<pb::LogsRequest>) -> Result<Response<LogsStream>, Status> {
+        let pb::LogsRequest { job_id, shard, failed_only } = req.into_inner();
+        let query = farm_proto::LogQuery { shard, failed_only };
+        let rx = crate::logs::shard_logs(&self.core, &self.store, job_id, query).await?;
+        let chunks = ReceiverStream::new(rx).map(|chunk| match chunk {
+            Ok(logs) => Ok(pb::LogsChunk { logs: logs.into_iter().map(Into::into).collect() }),
+            Err(e) => Err(Status::internal(e.to_string())),
+        });
+        Ok(Response::new(Box::pin(chunks)))
     }
 
     async fn list_kinds(

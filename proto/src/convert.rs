@@ -33,6 +33,7 @@ impl TryFrom<pb::JobSpec> for JobSpec {
             verify_percent: spec.verify_percent,
             no_worker_timeout_ms: (spec.no_worker_timeout_ms > 0)
                 .then_some(spec.no_worker_timeout_ms),
+            record_runs: spec.record_runs,
         };
         checked.limits.check()?;
         Ok(checked)
@@ -58,6 +59,7 @@ impl From<JobSpec> for pb::JobSpec {
             shard_timeout_ms: spec.limits.shard_timeout_ms.unwrap_or(0),
             verify_percent: spec.limits.verify_percent,
             no_worker_timeout_ms: spec.limits.no_worker_timeout_ms.unwrap_or(0),
+            record_runs: spec.limits.record_runs,
         }
     }
 }

@@ -146,7 +146,8 @@ pub struct JobSpec {
     pub limits: JobLimits,
 }
 
-/// How a job treats shards that fail, hang or take their workers down.
+/// How a job treats shards that fail, hang or take their workers down, and what it keeps of
+/// their runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JobLimits {
     /// Failed runs of a shard (kernel error, panic, timeout) retried before the job fails.
@@ -159,6 +160,9 @@ pub struct JobLimits {
     pub verify_percent: u32,
     /// Fail the job once no connected worker has offered its kind for this long.
     pub no_worker_timeout_ms: Option<u64>,
+    /// Keep a run record of every shard (for `--joblog`), not only of those that logged or
+    /// failed.
+    pub record_runs: bool,
 }
 
 impl JobLimits {
@@ -203,6 +207,7 @@ impl Default for JobLimits {
             shard_timeout_ms: None,
             verify_percent: 0,
             no_worker_timeout_ms: None,
+            record_runs: false,
         }
     }
 }

@@ -88,10 +88,11 @@ proptest! {
         verify_percent in prop_oneof![0u32..=120, any::<u32>()],
         shard_timeout_ms in prop_oneof![Just(0u64), any::<u64>()],
         no_worker_timeout_ms in prop_oneof![Just(0u64), any::<u64>()],
+        record_runs in any::<bool>(),
     ) {
         let wire = pb::JobSpec {
             kind, start, end, shard_size, inputs, params, priority, retries, max_crashes,
-            shard_timeout_ms, verify_percent, no_worker_timeout_ms,
+            shard_timeout_ms, verify_percent, no_worker_timeout_ms, record_runs,
         };
         let valid = is_valid(&wire);
         let converted = JobSpec::try_from(wire.clone());

@@ -9,6 +9,7 @@ pub mod domain;
 #[cfg(test)]
 mod fuzz_tests;
 pub mod kernel;
+pub mod logs;
 pub mod session;
 pub mod status;
 #[cfg(test)]
@@ -30,6 +31,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 pub use domain::{ExecRun, JobLimits, JobSource, JobSpec, Output, Params, SpecError};
 pub use kernel::{KernelDescriptor, KindInfo, OutputShape, ParamError, ParamKind, ParamSpec};
+pub use logs::{LogQuery, ShardLog};
 pub use status::{
     DialedBy, JobEvent, JobState, JobStatus, JsonText, Progress, Submitted, WorkerInfo,
 };

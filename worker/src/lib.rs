@@ -15,6 +15,7 @@ mod pool;
 mod registry;
 pub mod sdk;
 mod session;
+mod tail;
 
 pub use dial::run;
 pub use farm_net::Backoff;

@@ -181,9 +181,9 @@ impl CoreTask {
             Cmd::Kinds(reply) => {
                 let _ = reply.send(self.catalog.list());
             }
-            Cmd::Results(worker, started, batch) => {
+            Cmd::Results(worker, started, batch, runs) => {
                 core.shards_started(worker, started);
-                match core.results(worker, batch, now_std, fx) {
+                match core.results_with_runs(worker, batch, runs, now_std, fx) {
                     Ok(0) => {}
                     Ok(dropped) => {
                         debug!(

@@ -68,6 +68,8 @@ pub(crate) struct Job {
     pub reruns: u64,
     /// Since when no connected worker offers its kind (`None` while one does).
     pub waiting_since: Option<Instant>,
+    /// Bytes of shard logs journaled for it, against `CoreConfig::shard_log_bytes`.
+    pub log_bytes: usize,
 }
 
 /// The byte limits a job's accumulator works under.
@@ -118,6 +120,7 @@ impl Job {
             failures: HashMap::new(),
             reruns: 0,
             waiting_since: None,
+            log_bytes: 0,
         }
     }
 

@@ -12,11 +12,12 @@
 //! `types.rs` (the vocabulary shared with the master), `timers.rs` (hold deadlines and retry
 //! backoff, run by the tick), `verify.rs` (`--verify`), `restore.rs` and `ranges.rs` (rebuilding
 //! the core from the journal at start), `retention.rs` (how long ended jobs are kept),
-//! `served.rs` (jobs whose kind no connected worker offers, and `--no-worker-timeout`).
+//! `served.rs` (jobs no connected worker can run), `logs.rs` (per-shard log records).
 
 mod dispatch;
 mod job;
 mod limits;
+mod logs;
 mod memory;
 #[cfg(test)]
 mod memory_tests;

@@ -74,6 +74,7 @@ impl Outbox for Rec {
                 self.last_end.take().as_ref() == Some(view) && self.ended.insert(view.id)
             }
             JournalOp::Forget(job) => self.ended.contains(job),
+            JournalOp::ShardLog { .. } => true,
         };
         if !ok {
             self.bad_journal.push(format!("{op:?}"));
@@ -228,6 +229,7 @@ fn replay(ops: &[JournalOp], config: CoreConfig, now: Instant, out: &mut Rec) ->
             JournalOp::Forget(job) => {
                 ended.remove(&job);
             }
+            JournalOp::ShardLog { .. } => {}
         }
     }
     let mut core = Core::new(config);

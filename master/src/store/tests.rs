@@ -232,3 +232,50 @@ fn a_long_list_is_read_in_chunks_and_a_reader_that_stops_stops_the_read() {
     journal.close();
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn shard_logs_are_kept_per_shard_read_by_query_and_dropped_when_forgotten() {
+    let path = std::env::temp_dir().join(format!("farm-store-logs-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let (_, journal, _) = open(Some(&path), CoreConfig::default()).expect("open");
+    let log = |shard: u64, failed: bool, text: &str| farm_proto::ShardLog {
+        shard,
+        failed,
+        log: text.into(),
+        ..Default::default()
+    };
+    for (job, shard, failed, text) in
+        [(5, 2, true, "first run"), (5, 0, false, "a"), (5, 2, false, "rerun"), (6, 1, true, "b")]
+    {
+        journal.send(JournalOp::ShardLog { job, log: log(shard, failed, text) });
+    }
+    assert_eq!(journal.sender().barrier().blocking_recv().expect("writer"), Ok(()));
+    let store = journal.store();
+    let read = |job, query| {
+        let mut logs = Vec::new();
+        store
+            .read_logs(job, query, |chunk| {
+                logs.extend(chunk.into_iter().map(|l| (l.shard, l.log)));
+                true
+            })
+            .expect("read");
+        logs
+    };
+    let all = farm_proto::LogQuery::default();
+    let texts = |v: &[(u64, &str)]| v.iter().map(|(s, t)| (*s, t.to_string())).collect::<Vec<_>>();
+    assert_eq!(read(5, all), texts(&[(0, "a"), (2, "rerun")]), "a later run replaces a log");
+    let failed = farm_proto::LogQuery { shard: None, failed_only: true };
+    assert_eq!(read(5, failed), vec![]);
+    assert_eq!(read(6, failed), texts(&[(1, "b")]));
+    assert_eq!(
+        read(5, farm_proto::LogQuery { shard: Some(0), failed_only: false }),
+        texts(&[(0, "a")])
+    );
+    journal.send(JournalOp::Forget(5));
+    assert_eq!(journal.sender().barrier().blocking_recv().expect("writer"), Ok(()));
+    assert_eq!(read(5, all), vec![], "dropped when the job is forgotten");
+    assert_eq!(read(6, all).len(), 1, "other jobs keep theirs");
+    drop(store);
+    journal.close();
+    let _ = std::fs::remove_file(&path);
+}

@@ -17,12 +17,13 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Duration;
 
-use crate::kernels::exec_io::{read_stdout, tee_stderr, Tail};
+use crate::kernels::exec_io::{read_stdout, tee_stderr};
 use crate::kernels::params::index_texts;
 use crate::sdk::{
     CancelFlag, ExecRun, Kernel, KernelDescriptor, KernelError, Output, OutputShape, ParamSpec,
     Params, Prepared, ShardInput,
 };
+use crate::tail::Tail;
 use farm_proto::kernel::quote;
 
 /// The `exec` kernel.
@@ -31,8 +32,8 @@ pub struct Exec;
 
 /// The longest pause between two polls of a running program.
 const MAX_POLL: Duration = Duration::from_millis(5);
-/// Bytes of a run's stderr kept while it runs.
-const STDERR_TAIL: usize = 64 << 10;
+/// Bytes of a run's stderr kept for its error (the shard's log keeps 64 KiB of it).
+const STDERR_TAIL: usize = 4 << 10;
 /// Bytes of a failed run's stderr quoted in the shard's error.
 const ERROR_TAIL: usize = 400;
 
@@ -81,6 +82,7 @@ impl Prepared for PreparedExec {
         for text in index_texts(shard) {
             let args: Vec<String> = self.argv.iter().map(|a| a.replace("{}", &text)).collect();
             let (run, stderr) = run_one(&args, cancel)?;
+            cancel.log().exit_code(run.exit_code);
             if run.exit_code != 0 && !self.allow_fail {
                 return Err(KernelError::Failed(failure(&args[0], &text, run.exit_code, &stderr)));
             }
@@ -138,7 +140,7 @@ fn run_one(args: &[String], cancel: &CancelFlag) -> Result<(ExecRun, Tail), Kern
     })?;
     let mut pipes = Pipes {
         stdout: read_stdout(child.stdout.take()),
-        stderr: tee_stderr(child.stderr.take(), STDERR_TAIL),
+        stderr: tee_stderr(child.stderr.take(), STDERR_TAIL, cancel.log().clone()),
         captured: None,
         tail: None,
     };
@@ -283,6 +285,16 @@ mod tests {
         let cmd = "sh -c 'test {} -lt 2'";
         assert!(matches!(run(cmd, range(0, 3)), Err(KernelError::Failed(_))));
         assert_eq!(run(cmd, range(0, 2)), Ok(Output::Exec(vec![exec_run(0, ""); 2])));
+    }
+
+    #[test]
+    fn stderr_goes_to_the_shards_log_with_the_first_failing_code() {
+        let cmd = "sh -c 'echo err {} >&2; exit $(( {} % 2 ))'";
+        let p = params(&[("cmd", cmd), ("allow_fail", "true")]);
+        let job = prepare_checked(&Exec, &p).expect("prepare");
+        let cancel = CancelFlag::new().for_shard(None);
+        job.run(&range(0, 4), &cancel).expect("runs");
+        assert_eq!(cancel.log().contents(), ("err 0\nerr 1\nerr 2\nerr 3\n".into(), Some(1)));
     }
 
     #[test]
