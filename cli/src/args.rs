@@ -61,6 +61,10 @@ pub enum Command {
     /// Write a succeeded job's list result, of any size, streamed from the master: a JSON
     /// array, or one item a line with --ndjson.
     Results(ResultsArgs),
+    /// Print a job's per-shard logs: each kept shard's last run (worker, start, duration,
+    /// outcome, exit code), what it logged (exec's stderr, an SDK kernel's lines) and a failed
+    /// run's error.
+    Logs(LogsArgs),
     /// Cancel a job: every shard stops on every worker.
     Cancel(JobRef),
     /// List the jobs the master remembers.
@@ -160,6 +164,12 @@ pub struct JobArgs {
     /// without it the job waits for one for ever, its status saying so.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub no_worker_timeout: Option<std::time::Duration>,
+
+    /// Once the job ended, write one line per shard to FILE (tab-separated, with a header, as
+    /// GNU parallel's --joblog, extended): shard, host, worker, start, runtime, exit code,
+    /// signal, outcome. With `submit`, needs --wait.
+    #[arg(long, value_name = "FILE")]
+    pub joblog: Option<PathBuf>,
 }
 
 /// Output format.
@@ -175,6 +185,21 @@ pub struct OutputArgs {
 pub struct JobRef {
     /// The job's id, as printed by submit.
     pub id: u64,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `farm logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The job's id.
+    pub id: u64,
+    /// Only this shard's log.
+    #[arg(long, value_name = "N")]
+    pub shard: Option<u64>,
+    /// Only shards whose last run failed.
+    #[arg(long)]
+    pub failed: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -277,6 +302,10 @@ pub struct SchedulerArgs {
     /// elsewhere and the worker gets no more shards (suspect). Raise it for longer shards.
     #[arg(long, default_value = "60m", value_parser = parse_duration, env = "FARM_HOLD_TIMEOUT")]
     pub hold_timeout: std::time::Duration,
+    /// MiB of per-shard logs (exec's stderr, SDK log lines, errors) kept per job; past it a
+    /// shard keeps its run record (`farm logs`, --joblog) but not its log.
+    #[arg(long, default_value_t = 64, value_name = "MIB", env = "FARM_SHARD_LOG_MIB")]
+    pub shard_log_mib: usize,
     /// Keep jobs and accepted shard results in this file (created if missing): a master
     /// restarted with the same file resumes unfinished jobs and never reruns a shard whose
     /// result was committed. Without it, a temporary file removed at exit.

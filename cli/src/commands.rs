@@ -35,6 +35,9 @@ pub(crate) async fn connect(master: &Target) -> Result<Client> {
 /// `farm submit`.
 pub async fn submit(master: &Target, args: SubmitArgs) -> Result<()> {
     let spec = job::spec(&args.job)?;
+    if args.job.joblog.is_some() && !args.wait {
+        anyhow::bail!("--joblog needs --wait: the log is written once the job ended");
+    }
     let mut client = connect(master).await?;
     let submitted = client.submit(spec.clone()).await?;
     if !args.wait {
@@ -46,6 +49,9 @@ pub async fn submit(master: &Target, args: SubmitArgs) -> Result<()> {
         return Ok(());
     }
     let status = follow(&mut client, submitted.job, &args.reconnect, args.output.json).await?;
+    if let Some(path) = &args.job.joblog {
+        crate::logs::write_joblog(&mut client, status.job, path).await?;
+    }
     crate::results::save(&mut client, &status, args.job.out.as_deref(), args.job.ndjson).await?;
     show::finished(&status, args.output.json, args.job.out.as_deref(), &spec.params)
 }

@@ -41,6 +41,7 @@ pub fn spec(args: &JobArgs) -> Result<JobSpec> {
         shard_timeout_ms: args.shard_timeout.map(|t| t.as_millis() as u64),
         verify_percent: args.verify,
         no_worker_timeout_ms: args.no_worker_timeout.map(|t| t.as_millis() as u64),
+        record_runs: args.joblog.is_some(),
     };
     spec.limits.check()?;
     Ok(spec)
@@ -75,6 +76,7 @@ mod tests {
             shard_timeout: None,
             verify: 0,
             no_worker_timeout: None,
+            joblog: None,
         }
     }
 

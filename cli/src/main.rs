@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod job;
 mod kinds;
+mod logs;
 mod results;
 mod roles;
 mod show;
@@ -70,6 +71,7 @@ fn main() -> ExitCode {
             Command::Watch(args) => commands::watch(&master, args).await,
             Command::Status(args) => commands::status(&master, args).await,
             Command::Results(args) => results::results(&master, args).await,
+            Command::Logs(args) => logs::logs(&master, args).await,
             Command::Cancel(args) => commands::cancel(&master, args).await,
             Command::Jobs(args) => commands::jobs(&master, args).await,
             Command::Workers(args) => commands::workers(&master, args).await,

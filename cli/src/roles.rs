@@ -53,6 +53,7 @@ fn master_config(s: &SchedulerArgs) -> MasterConfig {
         hold_timeout: s.hold_timeout,
         // A few heartbeat periods: a late result within them is a hiccup, not a hoarder.
         hold_grace: s.heartbeat * 3,
+        shard_log_bytes: s.shard_log_mib.saturating_mul(1 << 20),
         ..CoreConfig::default()
     };
     // The kernels every `farm worker` offers, so their jobs are checked and can queue before
@@ -264,6 +265,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
             }
         };
         bar.finish_and_clear();
+        if let Some(path) = &args.job.joblog {
+            crate::logs::write_joblog(&mut client, status.job, path).await?;
+        }
         let out = args.job.out.as_deref();
         crate::results::save(&mut client, &status, out, args.job.ndjson).await?;
         anyhow::Ok(status)

@@ -71,7 +71,13 @@ fn an_sdk_worker_joins_over_tls_with_a_token_runs_inputs_and_drains_on_sigterm()
     let path = inputs.to_string_lossy().to_string();
     let out = cli(&master, &pki, &["submit", "collatz", "--inputs", &path, "--wait", "--json"]);
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(json(&out)["result"], steps(27) + steps(97) + steps(871));
+    let v = json(&out);
+    assert_eq!(v["result"], steps(27) + steps(97) + steps(871));
+    // Its log lines (the SDK's ShardLog) reach `farm logs`.
+    let logs = json(&cli(&master, &pki, &["logs", &v["job"].to_string(), "--json"]));
+    let lines: Vec<&str> =
+        logs.as_array().into_iter().flatten().filter_map(|l| l["log"].as_str()).collect();
+    assert_eq!(lines, ["27 takes 111 steps\n", "97 takes 118 steps\n", "871 takes 178 steps\n"]);
 
     drains_on_sigterm(&master, &pki, &mut worker, &dir);
     let _ = std::fs::remove_dir_all(&dir);

@@ -48,7 +48,14 @@ impl Prepared for Collatz {
             if n % 1024 == 0 {
                 cancel.check()?;
             }
-            total += steps(n).ok_or_else(|| KernelError::Failed(format!("{n} overflows u128")))?;
+            let steps =
+                steps(n).ok_or_else(|| KernelError::Failed(format!("{n} overflows u128")))?;
+            if shard.input.is_some() {
+                // The shard's log, which `farm logs JOB` shows (one line per input here; a
+                // range shard logs nothing, so it costs nothing).
+                cancel.log().line(format!("{n} takes {steps} steps"));
+            }
+            total += steps;
         }
         Ok(Output::Count(total))
     }
@@ -90,7 +97,9 @@ mod tests {
     #[test]
     fn an_input_line_is_one_number() {
         let line = |text: &str| ShardInput { lo: 4, hi: 5, input: Some(text.into()) };
-        assert_eq!(Collatz.run(&line(" 27 "), &CancelFlag::default()), Ok(Output::Count(111)));
+        let cancel = CancelFlag::default();
+        assert_eq!(Collatz.run(&line(" 27 "), &cancel), Ok(Output::Count(111)));
+        assert_eq!(cancel.log().contents(), ("27 takes 111 steps\n".into(), None));
         match Collatz.run(&line("x"), &CancelFlag::default()) {
             Err(KernelError::Failed(m)) => {
                 assert_eq!(m, "input line 4: \"x\" is not a whole number")
