@@ -53,7 +53,7 @@ pub enum Command {
     /// Serve as the master: accept workers and clients on one port.
     Master(MasterArgs),
     /// Serve as a worker: dial the master and run the shards it hands out.
-    Worker(WorkerCmd),
+    Worker(Box<WorkerArgs>),
     /// Submit a job to a running master; prints its id, or waits for its result with --wait.
     Submit(SubmitArgs),
     /// Follow a job until it ends and print its result.
@@ -63,6 +63,10 @@ pub enum Command {
     /// Write a succeeded job's list result, of any size, streamed from the master: a JSON
     /// array, or one item a line with --ndjson.
     Results(ResultsArgs),
+    /// Print a job's per-shard logs: each kept shard's last run (worker, start, duration,
+    /// outcome, exit code), what it logged (exec's stderr, an SDK kernel's lines) and a failed
+    /// run's error.
+    Logs(LogsArgs),
     /// Cancel a job: every shard stops on every worker.
     Cancel(JobRef),
     /// List the jobs the master remembers, newest first.
@@ -80,17 +84,6 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print farm's man page (roff): `farm man > farm.1; man ./farm.1`.
     Man,
-}
-
-/// `farm worker`: where to find the master, then the worker's own flags.
-#[derive(Debug, Args)]
-pub struct WorkerCmd {
-    /// Where the master is and how to reach it.
-    #[command(flatten)]
-    pub client: ClientArgs,
-    /// The worker's own flags.
-    #[command(flatten)]
-    pub args: WorkerArgs,
 }
 
 /// `farm workers [drain ID]`.
@@ -175,6 +168,17 @@ pub struct JobArgs {
     /// Stop a shard running longer than this (e.g. 30s) and count it as a failed run.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub shard_timeout: Option<std::time::Duration>,
+
+    /// Fail the job once no connected worker has offered its kind for this long (e.g. 5m);
+    /// without it the job waits for one for ever, its status saying so.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub no_worker_timeout: Option<std::time::Duration>,
+
+    /// Once the job ended, write one line per shard to FILE (tab-separated, with a header, as
+    /// GNU parallel's --joblog, extended): shard, host, worker, start, runtime, exit code,
+    /// signal, outcome. With `submit`, needs --wait.
+    #[arg(long, value_name = "FILE")]
+    pub joblog: Option<PathBuf>,
 }
 
 /// Output format.
@@ -193,6 +197,24 @@ pub struct JobRef {
     pub client: ClientArgs,
     /// The job's id, as printed by submit.
     pub id: u64,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `farm logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Where the master is and how to reach it.
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The job's id.
+    pub id: u64,
+    /// Only this shard's log.
+    #[arg(long, value_name = "N")]
+    pub shard: Option<u64>,
+    /// Only shards whose last run failed.
+    #[arg(long)]
+    pub failed: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -301,6 +323,10 @@ pub struct SchedulerArgs {
     /// elsewhere and the worker gets no more shards (suspect). Raise it for longer shards.
     #[arg(long, default_value = "60m", value_parser = parse_duration, env = "FARM_HOLD_TIMEOUT")]
     pub hold_timeout: std::time::Duration,
+    /// MiB of per-shard logs (exec's stderr, SDK log lines, errors) kept per job; past it a
+    /// shard keeps its run record (`farm logs`, --joblog) but not its log.
+    #[arg(long, default_value_t = 64, value_name = "MIB", env = "FARM_SHARD_LOG_MIB")]
+    pub shard_log_mib: usize,
     /// Keep jobs and accepted shard results in this file (created if missing): a master
     /// restarted with the same file resumes unfinished jobs and never reruns a shard whose
     /// result was committed. Without it, a temporary file removed at exit.
@@ -395,33 +421,8 @@ pub struct MasterArgs {
     pub scheduler: SchedulerArgs,
 }
 
-/// `farm worker`.
-#[derive(Debug, Args)]
-pub struct WorkerArgs {
-    /// Wait for a master to dial this worker (`farm master --connect`) on this address, e.g.
-    /// 0.0.0.0:7071, instead of dialing --master.
-    #[arg(long, value_name = "ADDR", env = "FARM_WORKER_LISTEN")]
-    pub listen: Option<String>,
-    /// Shards to run at once: the size of the thread pool [default: available cores].
-    #[arg(long, value_name = "T", env = "FARM_THREADS")]
-    pub threads: Option<usize>,
-    /// Name shown in `farm workers` (which also shows the host and pid).
-    #[arg(long, env = "FARM_WORKER_NAME")]
-    pub name: Option<String>,
-    /// Offer the exec kernel, which runs programs named in job parameters.
-    #[arg(long, env = "FARM_ALLOW_EXEC")]
-    pub allow_exec: bool,
-    /// Exit when the master is lost instead of reconnecting (set for workers a master spawns).
-    #[arg(long)]
-    pub exit_with_master: bool,
-    /// On SIGTERM or a drain request: how long running shards may take to finish before they
-    /// are cancelled and handed back to the master.
-    #[arg(long, default_value = "30s", value_parser = parse_duration, env = "FARM_DRAIN_TIMEOUT")]
-    pub drain_timeout: std::time::Duration,
-    /// Times the supervisor restarted this worker (set by a master for its local workers).
-    #[arg(long, default_value_t = 0, hide = true)]
-    pub restarts: u32,
-}
+/// `farm worker`: its flags are the SDK's, so a user's worker binary takes the same ones.
+pub use farm_worker::cli::WorkerArgs;
 
 #[cfg(test)]
 mod tests {

@@ -55,6 +55,9 @@ pub(crate) fn spec(args: &crate::args::JobArgs) -> Result<farm_proto::JobSpec> {
 /// `farm submit`.
 pub async fn submit(master: &Target, args: SubmitArgs) -> Result<()> {
     let spec = spec(&args.job)?;
+    if args.job.joblog.is_some() && !args.wait {
+        anyhow::bail!("--joblog needs --wait: the log is written once the job ended");
+    }
     let mut client = connect(master).await?;
     check_out(&mut client, &spec.kind, args.job.out.as_deref()).await?;
     let submitted = client.submit(spec.clone()).await?;
@@ -62,6 +65,9 @@ pub async fn submit(master: &Target, args: SubmitArgs) -> Result<()> {
         return if args.output.json { out::json(&submitted) } else { out::line(submitted.job) };
     }
     let status = follow(&mut client, submitted.job, &args.reconnect, args.output.json).await?;
+    if let Some(path) = &args.job.joblog {
+        crate::logs::write_joblog(&mut client, status.job, path).await?;
+    }
     crate::results::save(&mut client, &status, args.job.out.as_deref(), args.job.ndjson).await?;
     show::finished(&status, args.output.json, args.job.out.as_deref(), &spec.params)
 }
@@ -85,8 +91,9 @@ async fn follow(
 ) -> Result<JobStatus> {
     let bar = show::progress_bar(json);
     let options = WaitOptions { reconnect_for: reconnect.reconnect_for };
+    let mut waiting = None;
     let wait = client.wait_with(job, &options, |event| match event {
-        WaitEvent::Progress(p) => show::advance(&bar, p),
+        WaitEvent::Progress(p) => show::advance(&bar, p, &mut waiting),
         // The lines the client words: "lost the master; reconnecting for up to 60s".
         event => bar.suspend(|| eprintln!("{event}")),
     });
@@ -186,6 +193,7 @@ mod tests {
             submitted_unix_ms: 0,
             result_in_store: false,
             result_left_out: false,
+            waiting: None,
         }
     }
 

@@ -219,7 +219,7 @@ mod tests {
             crate::args::Cli::from_arg_matches(&m).expect("cli").command
         };
         let crate::args::Command::Worker(w) = parse_with(&["farm", "worker"]) else { panic!() };
-        assert_eq!((w.args.threads, w.args.allow_exec), (Some(3), true));
+        assert_eq!((w.threads, w.allow_exec), (Some(3), true));
         let argv = ["farm", "submit", "noop", "--range", "0..1"];
         let crate::args::Command::Submit(s) = parse_with(&argv) else { panic!() };
         assert_eq!(s.job.retries, 2);

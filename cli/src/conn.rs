@@ -4,7 +4,7 @@
 //! commands that would ignore them (`run`, `showdown`, …, and `--master` for `master`) refuse
 //! them instead.
 
-use crate::args::{AuthArgs, BeforeArgs, ClientArgs, Command};
+use crate::args::{AuthArgs, BeforeArgs, ClientArgs, Command, WorkerArgs};
 use anyhow::{bail, Result};
 use clap::parser::ValueSource;
 use clap::ArgMatches;
@@ -114,6 +114,22 @@ pub fn auth(own: AuthArgs, before: &BeforeArgs, m: &ArgMatches) -> AuthArgs {
 pub fn target(own: ClientArgs, before: &BeforeArgs, m: &ArgMatches) -> Result<Target> {
     let url = pick(own.master, before.master.clone(), m, "master");
     Target::new(url, &auth(own.auth, before, m))
+}
+
+/// Merges the connection flags given before `worker` into the worker's own.
+pub fn worker(own: &mut WorkerArgs, before: &BeforeArgs, m: &ArgMatches) {
+    let own_master = std::mem::take(&mut own.master);
+    own.master = pick(own_master, before.master.clone(), m, "master");
+    let auth = AuthArgs {
+        token: own.token.take(),
+        token_file: own.token_file.take(),
+        tls_ca: own.tls_ca.take(),
+        tls_cert: own.tls_cert.take(),
+        tls_key: own.tls_key.take(),
+    };
+    let auth = self::auth(auth, before, m);
+    (own.token, own.token_file, own.tls_ca) = (auth.token, auth.token_file, auth.tls_ca);
+    (own.tls_cert, own.tls_key) = (auth.tls_cert, auth.tls_key);
 }
 
 #[cfg(test)]

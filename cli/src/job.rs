@@ -40,6 +40,8 @@ pub fn spec(args: &JobArgs) -> Result<JobSpec> {
         max_crashes: args.max_crashes,
         shard_timeout_ms: args.shard_timeout.map(|t| t.as_millis() as u64),
         verify_percent: args.verify,
+        no_worker_timeout_ms: args.no_worker_timeout.map(|t| t.as_millis() as u64),
+        record_runs: args.joblog.is_some(),
     };
     spec.limits.check()?;
     Ok(spec)
@@ -73,6 +75,8 @@ mod tests {
             max_crashes: 3,
             shard_timeout: None,
             verify: 0,
+            no_worker_timeout: None,
+            joblog: None,
         }
     }
 

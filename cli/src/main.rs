@@ -12,6 +12,7 @@ mod fail;
 mod job;
 mod kinds;
 mod logging;
+mod logs;
 mod out;
 mod results;
 mod roles;
@@ -107,11 +108,15 @@ fn run(cli: Cli, m: &ArgMatches, log: &logging::Setup) -> Result<()> {
                 let me = conn::Target::new(String::new(), &args.auth)?;
                 roles::master(args, &me, log).await
             }
-            Command::Worker(w) => roles::worker(&target(w.client)?, w.args).await,
+            Command::Worker(mut w) => {
+                conn::worker(&mut w, &before, m);
+                roles::worker(*w).await
+            }
             Command::Submit(args) => commands::submit(&target(args.client.clone())?, args).await,
             Command::Watch(args) => commands::watch(&target(args.job.client.clone())?, args).await,
             Command::Status(args) => commands::status(&target(args.client.clone())?, args).await,
             Command::Results(args) => results::results(&target(args.client.clone())?, args).await,
+            Command::Logs(args) => logs::logs(&target(args.client.clone())?, args).await,
             Command::Cancel(args) => commands::cancel(&target(args.client.clone())?, args).await,
             Command::Jobs(args) => commands::jobs(&target(args.client.clone())?, args).await,
             Command::Workers(args) => commands::workers(&target(args.client.clone())?, args).await,

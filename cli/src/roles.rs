@@ -8,7 +8,7 @@ use farm_client::Client;
 use farm_master::core::CoreConfig;
 use farm_master::spawner::{self, LocalWorkers, SpawnConfig};
 use farm_master::MasterConfig;
-use farm_worker::{Registry, WorkerConfig};
+use farm_worker::Registry;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -19,21 +19,8 @@ use tracing::warn;
 /// How long local workers get to stop before they are killed.
 const WORKER_GRACE: Duration = Duration::from_secs(3);
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
-}
+/// Resolves on Ctrl-C or SIGTERM (the SDK's, which `farm worker` drains on too).
+pub use farm_worker::cli::shutdown_signal;
 
 /// Warns at start about a master whose clients need no token: on a non-loopback address; when
 /// FARM_TOKEN is set but empty (which reads as "no token"); and when only workers need one.
@@ -65,6 +52,7 @@ fn master_config(s: &SchedulerArgs) -> MasterConfig {
         hold_timeout: s.hold_timeout,
         // A few heartbeat periods: a late result within them is a hiccup, not a hoarder.
         hold_grace: s.heartbeat * 3,
+        shard_log_bytes: s.shard_log_mib.saturating_mul(1 << 20),
         ..CoreConfig::default()
     };
     // The kernels every `farm worker` offers, so their jobs are checked and can queue before
@@ -242,43 +230,9 @@ fn parse_hosts(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// `farm worker`.
-pub async fn worker(master: &crate::commands::Target, args: WorkerArgs) -> Result<()> {
-    let mut config = WorkerConfig::new(master.url());
-    config.token = master.token.clone();
-    config.tls = master.tls.clone();
-    if args.listen.is_some() {
-        if let Some((cert, key)) = &master.identity {
-            config.server_tls = Some(farm_net::tls::server(cert, key, None)?);
-        }
-    }
-    if let Some(threads) = args.threads {
-        if threads == 0 || threads > farm_master::MAX_THREADS as usize {
-            bail!("--threads must be 1..={}", farm_master::MAX_THREADS);
-        }
-        config.threads = threads;
-    }
-    config.name = args.name.unwrap_or_default();
-    config.exit_on_disconnect = args.exit_with_master;
-    config.drain_timeout = args.drain_timeout;
-    config.restarts = args.restarts;
-    let registry = Registry::builtin(args.allow_exec);
-    match args.listen {
-        Some(addr) => {
-            let listener = TcpListener::bind(&addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr}"))?;
-            let bound = listener.local_addr()?;
-            if !bound.ip().is_loopback() {
-                warn!(%bound, "listening on a non-loopback address without TLS or a token: any master that can reach it can use it");
-            }
-            // One line on stdout that scripts (and the tests) read to learn the bound port.
-            crate::out::line(format_args!("farm worker listening on {bound}"))?;
-            farm_worker::serve(listener, config, registry, shutdown_signal()).await?;
-        }
-        None => farm_worker::run(config, registry, shutdown_signal()).await?,
-    }
-    Ok(())
+/// `farm worker`: the SDK's worker command line, with the built-in kernels.
+pub async fn worker(args: WorkerArgs) -> Result<()> {
+    Ok(farm_worker::cli::run(args, Registry::builtin(false)).await?)
 }
 
 /// Waits until `n` local workers have registered, so the job starts on all of them at once and
@@ -310,8 +264,9 @@ pub async fn run(args: RunArgs, log: &crate::logging::Setup) -> Result<()> {
         crate::commands::check_out(&mut client, &spec.kind, args.job.out.as_deref()).await?;
         let job = client.submit(spec.clone()).await?.job;
         let bar = show::progress_bar(json);
+        let mut waiting = None;
         let status = tokio::select! {
-            status = client.wait(job, |p| show::advance(&bar, p)) => status,
+            status = client.wait(job, |p| show::advance(&bar, p, &mut waiting)) => status,
             _ = shutdown_signal() => {
                 // Cleared, not abandoned: no stale half-line stays above the message.
                 bar.finish_and_clear();
@@ -322,6 +277,9 @@ pub async fn run(args: RunArgs, log: &crate::logging::Setup) -> Result<()> {
         // Cleared on every way out, an error included.
         bar.finish_and_clear();
         let status = status?;
+        if let Some(path) = &args.job.joblog {
+            crate::logs::write_joblog(&mut client, status.job, path).await?;
+        }
         let out = args.job.out.as_deref();
         crate::results::save(&mut client, &status, out, args.job.ndjson).await?;
         anyhow::Ok(status)

@@ -26,11 +26,22 @@ pub fn progress_bar(json: bool) -> ProgressBar {
     bar
 }
 
-/// Moves the bar to a progress event.
-pub fn advance(bar: &ProgressBar, p: Progress) {
+/// Moves the bar to a progress event. When the job starts or stops waiting for a worker, says
+/// so on stderr too (`last` is what the previous event said), so it shows without a terminal.
+pub fn advance(bar: &ProgressBar, p: Progress, last: &mut Option<String>) {
     bar.set_length(p.total);
     bar.set_position(p.done);
-    bar.set_message(format!("{} in flight", p.in_flight));
+    match &p.waiting {
+        Some(why) => bar.set_message(format!("waiting: {why}")),
+        None => bar.set_message(format!("{} in flight", p.in_flight)),
+    }
+    if p.waiting != *last {
+        match &p.waiting {
+            Some(why) => bar.suspend(|| eprintln!("waiting: {why}")),
+            None => bar.suspend(|| eprintln!("a worker for the job is back")),
+        }
+        *last = p.waiting;
+    }
 }
 
 /// What to do about a job left running when the waiting command was interrupted.
@@ -159,6 +170,9 @@ pub fn details(status: &JobStatus) -> Vec<String> {
     if let Some(error) = &status.error {
         lines.push(format!("error: {error}"));
     }
+    if let Some(why) = &status.waiting {
+        lines.push(format!("waiting: {why}"));
+    }
     lines
 }
 
@@ -244,6 +258,7 @@ mod tests {
             submitted_unix_ms: 0,
             result_in_store: false,
             result_left_out: false,
+            waiting: None,
         };
         let lines = details(&status);
         assert_eq!(lines[0], "result: a list of 12 items; the first:");

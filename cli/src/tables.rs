@@ -82,7 +82,10 @@ pub fn jobs(jobs: &[JobStatus], errors: bool, now: SystemTime) -> String {
             short(Duration::from_millis(j.elapsed_ms)),
         ];
         if errors {
-            row.push(j.error.as_deref().map_or_else(|| "-".into(), |e| clip(e, 60)));
+            // A job that cannot go on says why where a failed one says its error.
+            let note =
+                j.error.clone().or_else(|| j.waiting.as_ref().map(|w| format!("waiting: {w}")));
+            row.push(note.map_or_else(|| "-".into(), |e| clip(&e, 60)));
         }
         table.add_row(row);
     }
@@ -148,6 +151,7 @@ mod tests {
             submitted_unix_ms: 1_000_000,
             result_in_store: false,
             result_left_out: false,
+            waiting: None,
         }
     }
 

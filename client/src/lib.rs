@@ -14,6 +14,7 @@
 //! ```
 
 mod kinds;
+mod logs;
 mod results;
 mod ride;
 
@@ -23,7 +24,8 @@ pub use ride::{WaitEvent, WaitOptions};
 use farm_proto::pb::{self, farm_service_client::FarmServiceClient};
 use farm_proto::JobSpec;
 pub use farm_proto::{
-    DialedBy, JobEvent, JobState, JobStatus, JsonText, Progress, Submitted, WorkerInfo,
+    DialedBy, JobEvent, JobState, JobStatus, JsonText, LogQuery, Progress, ShardLog, Submitted,
+    WorkerInfo,
 };
 use futures::{Stream, StreamExt};
 use tonic::transport::Channel;

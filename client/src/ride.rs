@@ -53,7 +53,11 @@ impl std::fmt::Display for WaitEvent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             WaitEvent::Progress(p) => {
-                write!(f, "{}/{} shards done, {} in flight", p.done, p.total, p.in_flight)
+                write!(f, "{}/{} shards done, {} in flight", p.done, p.total, p.in_flight)?;
+                match &p.waiting {
+                    Some(why) => write!(f, "; waiting: {why}"),
+                    None => Ok(()),
+                }
             }
             WaitEvent::Lost { reconnect_for } => {
                 write!(

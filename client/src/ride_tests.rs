@@ -53,11 +53,12 @@ fn job(state: JobState, done: u64) -> JobStatus {
         result_in_store: false,
         submitted_unix_ms: 0,
         result_left_out: false,
+        waiting: None,
     }
 }
 
 fn progress(done: u64) -> Result<JobEvent> {
-    Ok(JobEvent::Progress(Progress { done, total: 10, in_flight: 1 }))
+    Ok(JobEvent::Progress(Progress { done, total: 10, in_flight: 1, waiting: None }))
 }
 
 fn finished() -> Result<JobEvent> {
@@ -85,7 +86,10 @@ async fn a_job_followed_to_its_end_reports_progress() {
     };
     let (outcome, seen) = ride(&mut script).await;
     assert_eq!(outcome.expect("ended").result.as_str(), "4");
-    assert_eq!(seen, [WaitEvent::Progress(Progress { done: 3, total: 10, in_flight: 1 })]);
+    assert_eq!(
+        seen,
+        [WaitEvent::Progress(Progress { done: 3, total: 10, in_flight: 1, waiting: None })]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -100,7 +104,7 @@ async fn a_restarted_master_that_kept_the_job_is_followed_again() {
     };
     let (outcome, seen) = ride(&mut script).await;
     assert_eq!(outcome.expect("ended").state, JobState::Succeeded);
-    let p = |done| WaitEvent::Progress(Progress { done, total: 10, in_flight: 1 });
+    let p = |done| WaitEvent::Progress(Progress { done, total: 10, in_flight: 1, waiting: None });
     assert_eq!(seen, [p(3), lost(), WaitEvent::Back, p(4)]);
     let lines: Vec<String> = seen.iter().map(ToString::to_string).collect();
     assert_eq!(

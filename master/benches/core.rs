@@ -41,8 +41,10 @@ fn dispatch_and_complete(c: &mut Criterion) {
             |mut core| {
                 let mut out = Queues::default();
                 let mut now = Instant::now();
-                let workers =
-                    [core.worker_joined(worker(), now), core.worker_joined(worker(), now)];
+                let workers = [
+                    core.worker_joined(worker(), now, &mut out),
+                    core.worker_joined(worker(), now, &mut out),
+                ];
                 core.submit(
                     noop_job(SHARDS),
                     farm_proto::OutputShape::Count,

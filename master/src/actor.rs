@@ -18,7 +18,7 @@ use crate::core::{
 use crate::store::JournalTx;
 use crate::tasks::Tasks;
 use farm_proto::pb;
-use farm_proto::session::{Assign, ToWorker};
+use farm_proto::session::{Assign, ShardRun, ToWorker};
 /// The tests submit specs, through `use super::*`.
 #[cfg(test)]
 use farm_proto::JobSpec;
@@ -80,7 +80,7 @@ enum Cmd {
     Join(WorkerSpec, Vec<KernelDescriptor>, WorkerTx, oneshot::Sender<(WorkerId, LastHeard)>),
     Refused(WorkerId, JobId, String),
     Kinds(oneshot::Sender<Vec<KindInfo>>),
-    Results(WorkerId, Vec<(JobId, u64)>, Vec<(JobId, u64, ShardOutcome)>),
+    Results(WorkerId, Vec<(JobId, u64)>, Vec<(JobId, u64, ShardOutcome)>, Vec<ShardRun>),
     Draining(WorkerId),
     Drain(WorkerId, oneshot::Sender<Result<WorkerView, CoreError>>),
     Left(WorkerId, String),
@@ -215,14 +215,15 @@ impl CoreHandle {
     pub async fn kinds(&self) -> Result<Vec<KindInfo>, Status> {
         self.ask(Cmd::Kinds).await
     }
-    /// A batch from a worker: shards it started, and shard outcomes.
+    /// A batch from a worker: shards it started, shard outcomes, and how some of them ran.
     pub async fn results(
         &self,
         worker: WorkerId,
         started: Vec<(JobId, u64)>,
         batch: Vec<(JobId, u64, ShardOutcome)>,
+        runs: Vec<ShardRun>,
     ) {
-        self.tell(Cmd::Results(worker, started, batch)).await
+        self.tell(Cmd::Results(worker, started, batch, runs)).await
     }
     /// A worker session ended.
     pub async fn left(&self, worker: WorkerId, reason: String) {

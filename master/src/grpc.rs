@@ -13,7 +13,7 @@ use farm_proto::{
 use std::pin::Pin;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 /// Maps every error the core can return to a status, in one place.
@@ -58,6 +58,7 @@ pub fn job_status(v: JobView) -> JobStatus {
         result_in_store: v.result_in_store,
         submitted_unix_ms: unix_ms().saturating_sub(v.age_ms),
         result_left_out: false,
+        waiting: v.waiting,
     }
 }
 
@@ -113,6 +114,7 @@ pub struct Farm {
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::JobEvent, Status>> + Send>>;
 type ResultsStream = Pin<Box<dyn Stream<Item = Result<pb::ResultsChunk, Status>> + Send>>;
+type LogsStream = Pin<Box<dyn Stream<Item = Result<pb::LogsChunk, Status>> + Send>>;
 
 /// Chunks of a `Results` stream queued ahead of a slow reader; past them, reading the store
 /// waits (backpressure), so a stream holds a few MiB at most.
@@ -249,6 +251,19 @@ impl FarmService for Farm {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
+    type LogsStream = LogsStream;
+
+    async fn logs(&self, req: Request<pb::LogsRequest>) -> Result<Response<LogsStream>, Status> {
+        let pb::LogsRequest { job_id, shard, failed_only } = req.into_inner();
+        let query = farm_proto::LogQuery { shard, failed_only };
+        let rx = crate::logs::shard_logs(&self.core, &self.store, job_id, query).await?;
+        let chunks = ReceiverStream::new(rx).map(|chunk| match chunk {
+            Ok(logs) => Ok(pb::LogsChunk { logs: logs.into_iter().map(Into::into).collect() }),
+            Err(e) => Err(Status::internal(e.to_string())),
+        });
+        Ok(Response::new(Box::pin(chunks)))
+    }
+
     async fn list_kinds(
         &self,
         _: Request<pb::ListKindsRequest>,
@@ -269,7 +284,8 @@ async fn forward_events(sub: Subscription, tx: mpsc::Sender<Result<pb::JobEvent,
     };
     let event = |e: Event| Ok(pb::JobEvent { event: Some(e) });
     let progress = |v: &JobView| {
-        let p = Progress { done: v.done, total: v.total, in_flight: v.in_flight };
+        let waiting = v.waiting.clone();
+        let p = Progress { done: v.done, total: v.total, in_flight: v.in_flight, waiting };
         Ok(JobEvent::Progress(p).into())
     };
     let first = status.borrow_and_update().clone();
@@ -345,6 +361,7 @@ mod tests {
             age_ms,
             priority: 0,
             reruns: 0,
+            waiting: None,
         }
     }
 

@@ -6,6 +6,7 @@ use crate::actor::{CoreHandle, LastHeard, WorkerTx};
 use crate::core::{ShardOutcome, WorkerId, WorkerSpec};
 use farm_proto::kernel::clip;
 use farm_proto::pb::{self, worker_message::Msg, worker_service_server::WorkerService};
+use farm_proto::session::ShardRun;
 use farm_proto::KernelDescriptor;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -15,7 +16,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
 /// A worker claiming more threads is refused.
-pub const MAX_THREADS: u32 = 4096;
+pub const MAX_THREADS: u32 = farm_proto::MAX_THREADS;
 /// A worker must register within this long after its stream opens.
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -129,10 +130,11 @@ async fn read_session(
             Msg::Results(batch) => {
                 let started = batch.started.iter().map(|s| (s.job_id, s.shard)).collect();
                 let done = batch.done.into_iter().map(outcome).collect();
+                let runs = batch.runs.into_iter().map(ShardRun::from).collect();
                 // Results wait while the journal's writer is behind, so a fast producer of
                 // large outputs cannot queue without bound in the master.
                 core.journal_room().await;
-                core.results(id, started, done).await
+                core.results(id, started, done, runs).await
             }
             Msg::Draining(_) => core.draining(id).await,
             Msg::Refused(r) => core.refused(id, r.job_id, clip(&r.reason)).await,

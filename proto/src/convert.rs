@@ -31,6 +31,9 @@ impl TryFrom<pb::JobSpec> for JobSpec {
             },
             shard_timeout_ms: (spec.shard_timeout_ms > 0).then_some(spec.shard_timeout_ms),
             verify_percent: spec.verify_percent,
+            no_worker_timeout_ms: (spec.no_worker_timeout_ms > 0)
+                .then_some(spec.no_worker_timeout_ms),
+            record_runs: spec.record_runs,
         };
         checked.limits.check()?;
         Ok(checked)
@@ -55,6 +58,8 @@ impl From<JobSpec> for pb::JobSpec {
             max_crashes: spec.limits.max_crashes,
             shard_timeout_ms: spec.limits.shard_timeout_ms.unwrap_or(0),
             verify_percent: spec.limits.verify_percent,
+            no_worker_timeout_ms: spec.limits.no_worker_timeout_ms.unwrap_or(0),
+            record_runs: spec.limits.record_runs,
         }
     }
 }
@@ -169,6 +174,7 @@ impl TryFrom<pb::JobStatus> for JobStatus {
             result_in_store: s.result_in_store,
             submitted_unix_ms: s.submitted_unix_ms,
             result_left_out: s.result_left_out,
+            waiting: (!s.waiting.is_empty()).then_some(s.waiting),
         })
     }
 }
@@ -191,6 +197,7 @@ impl From<JobStatus> for pb::JobStatus {
             result_in_store: s.result_in_store,
             submitted_unix_ms: s.submitted_unix_ms,
             result_left_out: s.result_left_out,
+            waiting: s.waiting.unwrap_or_default(),
         }
     }
 }
@@ -209,13 +216,15 @@ impl From<Submitted> for pb::SubmitResponse {
 
 impl From<pb::Progress> for Progress {
     fn from(p: pb::Progress) -> Self {
-        Progress { done: p.done, total: p.total, in_flight: p.running }
+        let waiting = (!p.waiting.is_empty()).then_some(p.waiting);
+        Progress { done: p.done, total: p.total, in_flight: p.running, waiting }
     }
 }
 
 impl From<Progress> for pb::Progress {
     fn from(p: Progress) -> Self {
-        pb::Progress { done: p.done, total: p.total, running: p.in_flight }
+        let waiting = p.waiting.unwrap_or_default();
+        pb::Progress { done: p.done, total: p.total, running: p.in_flight, waiting }
     }
 }
 

@@ -146,7 +146,8 @@ pub struct JobSpec {
     pub limits: JobLimits,
 }
 
-/// How a job treats shards that fail, hang or take their workers down.
+/// How a job treats shards that fail, hang or take their workers down, and what it keeps of
+/// their runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JobLimits {
     /// Failed runs of a shard (kernel error, panic, timeout) retried before the job fails.
@@ -157,6 +158,11 @@ pub struct JobLimits {
     pub shard_timeout_ms: Option<u64>,
     /// Percentage of shards (0-100) rerun on a different worker to check the outputs agree.
     pub verify_percent: u32,
+    /// Fail the job once no connected worker has offered its kind for this long.
+    pub no_worker_timeout_ms: Option<u64>,
+    /// Keep a run record of every shard (for `--joblog`), not only of those that logged or
+    /// failed.
+    pub record_runs: bool,
 }
 
 impl JobLimits {
@@ -200,6 +206,8 @@ impl Default for JobLimits {
             max_crashes: Self::DEFAULT_MAX_CRASHES,
             shard_timeout_ms: None,
             verify_percent: 0,
+            no_worker_timeout_ms: None,
+            record_runs: false,
         }
     }
 }

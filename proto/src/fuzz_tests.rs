@@ -87,10 +87,12 @@ proptest! {
         max_crashes in prop_oneof![Just(0u32), 0u32..=200, any::<u32>()],
         verify_percent in prop_oneof![0u32..=120, any::<u32>()],
         shard_timeout_ms in prop_oneof![Just(0u64), any::<u64>()],
+        no_worker_timeout_ms in prop_oneof![Just(0u64), any::<u64>()],
+        record_runs in any::<bool>(),
     ) {
         let wire = pb::JobSpec {
             kind, start, end, shard_size, inputs, params, priority, retries, max_crashes,
-            shard_timeout_ms, verify_percent,
+            shard_timeout_ms, verify_percent, no_worker_timeout_ms, record_runs,
         };
         let valid = is_valid(&wire);
         let converted = JobSpec::try_from(wire.clone());
@@ -100,6 +102,7 @@ proptest! {
         let crashes = if max_crashes == 0 { JobLimits::DEFAULT_MAX_CRASHES } else { max_crashes };
         prop_assert_eq!(spec.limits.max_crashes, crashes);
         prop_assert_eq!(spec.limits.shard_timeout_ms, (shard_timeout_ms > 0).then_some(shard_timeout_ms));
+        prop_assert_eq!(spec.limits.no_worker_timeout_ms, (no_worker_timeout_ms > 0).then_some(no_worker_timeout_ms));
         // Back on the wire and in again: the same spec.
         let back = JobSpec::try_from(pb::JobSpec::from(spec.clone()));
         prop_assert_eq!(back, Ok(spec));

@@ -260,6 +260,12 @@ impl ParamSpec {
         ParamSpec { name: name.into(), help: help.into(), kind, required: true }
     }
 
+    /// A text param with a default (for a yes/no flag: "false", read with [`Params::flag`]).
+    pub fn text(name: &str, default: &str, help: &str) -> Self {
+        let kind = ParamKind::Text { default: Some(default.into()) };
+        ParamSpec { name: name.into(), help: help.into(), kind, required: false }
+    }
+
     /// The checked value of this param, given the job's raw value (if set).
     fn value(&self, raw: Option<&str>) -> Result<Option<String>, ParamError> {
         let name = &self.name;
@@ -338,6 +344,17 @@ impl Params {
         raw.trim().parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
             ParamError(format!("bad param {name}: {} is not a finite number", quote(raw)))
         })
+    }
+
+    /// Param `name` as a yes/no flag: `true`, `yes` or `1`; `false`, `no` or `0` (see
+    /// [`Params::uint`]).
+    pub fn flag(&self, name: &str) -> Result<bool, ParamError> {
+        let raw = self.text(name)?;
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" => Ok(true),
+            "false" | "no" | "0" => Ok(false),
+            _ => Err(ParamError(format!("bad param {name}: {} is not true or false", quote(raw)))),
+        }
     }
 
     /// Param `name` as text (see [`Params::uint`]).

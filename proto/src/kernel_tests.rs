@@ -108,3 +108,13 @@ fn long_messages_from_elsewhere_are_truncated_with_their_length() {
     assert!(cut.ends_with("… (2000 bytes)"), "{cut}");
     assert!(cut.len() < 130, "{} bytes", cut.len());
 }
+
+#[test]
+fn flags_read_true_and_false_and_refuse_the_rest() {
+    let p = params(&[("a", "true"), ("b", " No "), ("c", "1"), ("d", "maybe")]);
+    assert_eq!(p.flag("a"), Ok(true));
+    assert_eq!(p.flag("b"), Ok(false));
+    assert_eq!(p.flag("c"), Ok(true));
+    assert_eq!(p.flag("d"), Err(ParamError("bad param d: \"maybe\" is not true or false".into())));
+    assert_eq!(p.flag("e"), Err(ParamError("missing param e".into())));
+}

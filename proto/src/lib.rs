@@ -9,6 +9,7 @@ pub mod domain;
 #[cfg(test)]
 mod fuzz_tests;
 pub mod kernel;
+pub mod logs;
 pub mod session;
 pub mod status;
 #[cfg(test)]
@@ -30,10 +31,14 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 pub use domain::{ExecRun, JobLimits, JobSource, JobSpec, Output, Params, SpecError};
 pub use kernel::{KernelDescriptor, KindInfo, OutputShape, ParamError, ParamKind, ParamSpec};
+pub use logs::{LogQuery, ShardLog};
 pub use status::{
     DialedBy, JobEvent, JobState, JobStatus, JsonText, Progress, Submitted, WorkerInfo,
     LIST_RESULT_BYTES,
 };
+
+/// Most threads a worker may state at registration (the master refuses more).
+pub const MAX_THREADS: u32 = 4096;
 
 /// Largest gRPC message either end accepts (a job with many explicit inputs, a batch of large
 /// outputs). Larger messages are refused by the transport.

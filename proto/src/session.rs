@@ -56,6 +56,8 @@ pub struct JobDef {
     pub params: Params,
     /// Stop a shard that runs longer and report it failed.
     pub shard_timeout: Option<Duration>,
+    /// Report how every shard ran ([`ShardRun`]), not only those that logged or failed.
+    pub record_runs: bool,
 }
 
 /// One shard to run.
@@ -121,6 +123,59 @@ pub struct Results {
     /// Shards that started since the last batch and are not in `done`: the master needs to
     /// know which shards a worker was running if it dies.
     pub started: Vec<(u64, u64)>,
+    /// How shards in `done` ran: those of jobs that record runs, and those that logged
+    /// something or failed.
+    pub runs: Vec<ShardRun>,
+}
+
+/// How one run of a shard went, beside its outcome: what its log keeps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardRun {
+    /// Its job.
+    pub job_id: u64,
+    /// The shard.
+    pub shard: u64,
+    /// When it started on a pool thread, in ms since the Unix epoch (the worker's clock).
+    pub started_unix_ms: u64,
+    /// How long it ran.
+    pub duration_ms: u64,
+    /// The exec kernel's exit code: the first non-zero one of the shard's runs, else 0.
+    pub exit_code: Option<i32>,
+    /// The last bytes of what it logged (exec's stderr, an SDK kernel's log lines).
+    pub log: String,
+}
+
+impl ShardRun {
+    /// Bytes it takes on the wire, about (a worker sizes its batches with it).
+    pub fn encoded_len(&self) -> usize {
+        48 + self.log.len()
+    }
+}
+
+impl From<ShardRun> for pb::ShardRun {
+    fn from(r: ShardRun) -> Self {
+        pb::ShardRun {
+            job_id: r.job_id,
+            shard: r.shard,
+            started_unix_ms: r.started_unix_ms,
+            duration_ms: r.duration_ms,
+            exit_code: r.exit_code,
+            log: r.log,
+        }
+    }
+}
+
+impl From<pb::ShardRun> for ShardRun {
+    fn from(r: pb::ShardRun) -> Self {
+        ShardRun {
+            job_id: r.job_id,
+            shard: r.shard,
+            started_unix_ms: r.started_unix_ms,
+            duration_ms: r.duration_ms,
+            exit_code: r.exit_code,
+            log: r.log,
+        }
+    }
 }
 
 /// How one run of a shard ended.
@@ -241,6 +296,7 @@ impl From<JobDef> for pb::JobDef {
             shard_timeout_ms: d
                 .shard_timeout
                 .map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)),
+            record_runs: d.record_runs,
         }
     }
 }
@@ -253,6 +309,7 @@ impl From<pb::JobDef> for JobDef {
             params: Params(d.params.into_iter().collect()),
             shard_timeout: (d.shard_timeout_ms > 0)
                 .then(|| Duration::from_millis(d.shard_timeout_ms)),
+            record_runs: d.record_runs,
         }
     }
 }
@@ -289,6 +346,7 @@ impl From<ToMaster> for pb::WorkerMessage {
                     .into_iter()
                     .map(|(job_id, shard)| pb::ShardRef { job_id, shard })
                     .collect(),
+                runs: r.runs.into_iter().map(pb::ShardRun::from).collect(),
             }),
             ToMaster::Draining => Out::Draining(pb::Draining {}),
             ToMaster::Refused { job_id, reason } => Out::Refused(pb::JobRefused { job_id, reason }),
@@ -333,6 +391,7 @@ impl TryFrom<pb::WorkerMessage> for ToMaster {
                     .map(|d| Ok((d.job_id, d.shard, ShardOutcome::try_from(d.outcome)?)))
                     .collect::<Result<_, SpecError>>()?,
                 started: batch.started.into_iter().map(|s| (s.job_id, s.shard)).collect(),
+                runs: batch.runs.into_iter().map(ShardRun::from).collect(),
             }),
             Out::Draining(_) => ToMaster::Draining,
             Out::Refused(r) => ToMaster::Refused { job_id: r.job_id, reason: r.reason },

@@ -166,6 +166,10 @@ pub struct JobStatus {
     /// their shape.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub result_in_store: bool,
+    /// Why the job cannot go on now: `no connected worker offers kind X`. Left out of the JSON
+    /// when it is not waiting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 /// A job list carries a succeeded job's result only up to this many bytes of JSON, so that a
@@ -189,7 +193,7 @@ pub struct Submitted {
 }
 
 /// Progress of a running job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Progress {
     /// Shards completed.
     pub done: u64,
@@ -197,6 +201,8 @@ pub struct Progress {
     pub total: u64,
     /// Shards in flight (see `JobStatus::in_flight`).
     pub in_flight: u64,
+    /// Why it cannot go on now: `no connected worker offers kind X`.
+    pub waiting: Option<String>,
 }
 
 /// One event of a watched job.

@@ -21,6 +21,7 @@ fn wire_status(state: pb::JobState, result_json: &str, error: &str) -> pb::JobSt
         result_in_store: false,
         submitted_unix_ms: 1_700_000_000_000,
         result_left_out: false,
+        waiting: String::new(),
     }
 }
 
@@ -92,7 +93,7 @@ fn job_events_round_trip_and_empty_ones_are_refused() {
     let finished =
         JobStatus::try_from(wire_status(pb::JobState::Succeeded, "42", "")).expect("valid status");
     let events = [
-        JobEvent::Progress(Progress { done: 1, total: 2, in_flight: 1 }),
+        JobEvent::Progress(Progress { done: 1, total: 2, in_flight: 1, waiting: None }),
         JobEvent::Shard { shard: 3, output: Output::Lines(vec!["ab".into()]) },
         JobEvent::Finished(finished),
     ];
@@ -168,4 +169,18 @@ fn words_pad_in_tables_and_results_keep_their_text() {
     assert_eq!(rows, vec![vec![1, 2], vec![3, 4]]);
     assert!(JsonText::parse("".into()).is_err());
     assert!(JsonText::default().is_null());
+}
+
+#[test]
+fn a_waiting_job_says_why_in_its_status_and_progress() {
+    let why = "no connected worker offers kind collatz";
+    let wire = pb::JobStatus { waiting: why.into(), ..wire_status(pb::JobState::Running, "", "") };
+    let status = JobStatus::try_from(wire.clone()).expect("valid status");
+    assert_eq!(status.waiting.as_deref(), Some(why));
+    assert_eq!(serde_json::to_value(&status).expect("json")["waiting"], why);
+    assert_eq!(pb::JobStatus::from(status), wire);
+    let not_waiting = JobStatus::try_from(wire_status(pb::JobState::Running, "", "")).expect("ok");
+    assert!(serde_json::to_value(&not_waiting).expect("json").get("waiting").is_none());
+    let p = Progress { done: 1, total: 2, in_flight: 0, waiting: Some(why.into()) };
+    assert_eq!(Progress::from(pb::Progress::from(p.clone())), p);
 }

@@ -6,6 +6,7 @@
 mod binaries;
 mod cluster;
 mod net;
+mod pki;
 mod process;
 mod specs;
 mod wait;
@@ -13,6 +14,7 @@ mod wait;
 pub use binaries::{collatz_worker, farm};
 pub use cluster::{json, listening_worker, Master};
 pub use net::{spawn_announcing, DialTrap};
+pub use pki::Pki;
 pub use process::{
     assert_none_left, run, spawn, start, tag, tagged_processes, wait_child, Proc, QUIET,
 };

@@ -241,7 +241,16 @@ fn exec_runs_only_on_workers_that_allow_it() {
             {"exit_code": 0, "stdout": "<beta gamma>\n"},
         ])
     );
-    let v = master.submit_wait(&["exec", "--range", "0..2", "--param", "cmd=sh -c 'exit 3'"]);
+    let fail = "cmd=sh -c 'exit 3'";
+    let v = master.submit_wait(&[
+        "exec",
+        "--range",
+        "0..2",
+        "--param",
+        fail,
+        "--param",
+        "allow_fail=1",
+    ]);
     assert_eq!(v["result"][1]["exit_code"], 3);
 
     // farm run starts its workers before submitting, so exec is offered at once.

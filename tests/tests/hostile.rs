@@ -70,7 +70,8 @@ fn fake_worker(url: &str, name: &str, answer: Answer) -> tokio::runtime::Runtime
                                     value: Some(pb::shard_output::Value::Count(0)),
                                 })),
                             });
-                            let results = pb::ResultBatch { done: done.collect(), started: vec![] };
+                            let results =
+                                pb::ResultBatch { done: done.collect(), started: vec![], runs: vec![] };
                             let _ = tx.send(send(worker_message::Msg::Results(results))).await;
                         }
                     }

@@ -3,8 +3,11 @@
 //! outcomes back.
 //!
 //! It is also the SDK for user kernels: implement [`sdk::Kernel`], add it to a [`Registry`]
-//! and call [`run`] from your own binary (see `examples/collatz`).
+//! and hand that to [`cli::main_with`] from your own binary's `main` (see `examples/collatz`):
+//! the binary then takes every flag `farm worker` takes and drains on Ctrl-C and SIGTERM. A
+//! program that builds its own [`WorkerConfig`] calls [`run`] or [`serve`] instead.
 
+pub mod cli;
 mod dial;
 pub mod kernels;
 mod listen;
@@ -12,6 +15,7 @@ mod pool;
 mod registry;
 pub mod sdk;
 mod session;
+mod tail;
 
 pub use dial::run;
 pub use farm_net::Backoff;
@@ -84,4 +88,11 @@ pub enum WorkerError {
     /// The master went away and the worker was told to exit with it.
     #[error("master lost: {0}")]
     MasterLost(String),
+    /// A flag or setting is wrong (a token file that cannot be read, bad TLS files, threads
+    /// out of range); the message names it.
+    #[error("{0}")]
+    Config(String),
+    /// The `--listen` address cannot be bound.
+    #[error("cannot listen on {0}: {1}")]
+    Listen(String, std::io::Error),
 }

@@ -1,13 +1,15 @@
 //! The worker's thread pool: exactly T OS threads that run kernels, so CPU work never touches
 //! the async runtime. Shards come in over a channel; outcomes go back to the session over
-//! another, as each shard finishes.
+//! another, as each shard finishes, with how the shard ran (its start, duration and log) when
+//! the job records runs or the shard logged something or failed.
 
 use crate::sdk::{CancelFlag, KernelError, Output, Prepared, ShardInput};
 use crossbeam_channel::{Receiver, Sender};
+use farm_proto::session::ShardRun;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc::UnboundedSender;
 
 /// A job as the worker holds it: its prepared kernel and the flag that cancels its shards.
@@ -18,6 +20,8 @@ pub(crate) struct JobEntry {
     pub cancel: CancelFlag,
     /// Each shard's time limit, counted from when it starts on a thread.
     pub timeout: Option<Duration>,
+    /// Report how every shard ran, not only those that logged or failed (`--joblog`).
+    pub record_runs: bool,
 }
 
 /// One shard to run and where to send its outcome.
@@ -41,6 +45,8 @@ pub(crate) struct Finished {
     pub job_id: u64,
     pub shard: u64,
     pub outcome: Result<Output, KernelError>,
+    /// How it ran, when the master wants to know (see the module's doc); none if it never ran.
+    pub run: Option<ShardRun>,
 }
 
 /// A fixed set of OS threads. Dropping the pool lets the threads finish their current shard and
@@ -84,20 +90,40 @@ fn run(rx: Receiver<Work>, draining: Arc<AtomicBool>) {
         if work.reply.is_closed() {
             continue;
         }
-        let outcome = if work.job.cancel.is_cancelled() || draining.load(Ordering::Relaxed) {
-            Err(KernelError::Cancelled)
+        let finished = if work.job.cancel.is_cancelled() || draining.load(Ordering::Relaxed) {
+            let outcome = Err(KernelError::Cancelled);
+            Finished { job_id: work.job_id, shard: work.shard, outcome, run: None }
         } else {
             let _ = work.reply.send(Report::Started { job_id: work.job_id, shard: work.shard });
-            let cancel = match work.job.timeout {
-                Some(limit) => work.job.cancel.with_timeout(limit),
-                None => work.job.cancel.clone(),
-            };
-            catch_unwind(AssertUnwindSafe(|| work.job.prepared.run(&work.input, &cancel)))
-                .unwrap_or_else(|panic| Err(KernelError::Failed(panic_message(&panic))))
+            run_one(&work)
         };
-        let finished = Finished { job_id: work.job_id, shard: work.shard, outcome };
         let _ = work.reply.send(Report::Finished(finished));
     }
+}
+
+/// Runs one shard with its own cancel flag and log, catching a panic.
+fn run_one(work: &Work) -> Finished {
+    let cancel = work.job.cancel.for_shard(work.job.timeout);
+    let started = Instant::now();
+    let outcome = catch_unwind(AssertUnwindSafe(|| work.job.prepared.run(&work.input, &cancel)))
+        .unwrap_or_else(|panic| Err(KernelError::Failed(panic_message(&panic))));
+    let (log, exit_code) = cancel.log().contents();
+    let failed = matches!(outcome, Err(KernelError::Failed(_) | KernelError::TimedOut(_)));
+    let wanted = work.job.record_runs || failed || !log.is_empty();
+    // The wall clock is read only for a run that is reported: quiet shards cost one Instant.
+    let run = (wanted && !matches!(outcome, Err(KernelError::Cancelled))).then(|| {
+        let took = started.elapsed();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        ShardRun {
+            job_id: work.job_id,
+            shard: work.shard,
+            started_unix_ms: now.saturating_sub(took).as_millis() as u64,
+            duration_ms: took.as_millis() as u64,
+            exit_code,
+            log,
+        }
+    });
+    Finished { job_id: work.job_id, shard: work.shard, outcome, run }
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
@@ -130,6 +156,7 @@ mod tests {
             prepared: Box::new(Panics),
             cancel: CancelFlag::default(),
             timeout: None,
+            record_runs: false,
         });
         let (reply, mut rx) = tokio::sync::mpsc::unbounded_channel();
         for lo in 0..4 {
@@ -158,6 +185,58 @@ mod tests {
         assert_eq!(outcomes[3].1, Ok(Output::Count(1)));
     }
 
+    struct Logs;
+    impl Prepared for Logs {
+        fn run(&self, shard: &ShardInput, cancel: &CancelFlag) -> Result<Output, KernelError> {
+            if shard.lo % 2 == 1 {
+                cancel.log().line(format!("odd index {}", shard.lo));
+            }
+            Ok(Output::Count(1))
+        }
+    }
+
+    /// Runs shards 0..4 of `Logs` and returns each shard's reported run.
+    async fn runs(record_runs: bool) -> Vec<(u64, Option<ShardRun>)> {
+        let pool = Pool::new(2).expect("threads");
+        let (prepared, cancel) = (Box::new(Logs), CancelFlag::new());
+        let job = Arc::new(JobEntry { prepared, cancel, timeout: None, record_runs });
+        let (reply, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for lo in 0..4 {
+            let input = ShardInput { lo, hi: lo + 1, input: None };
+            let reply = reply.clone();
+            pool.submit(Work { job_id: 3, shard: lo, job: job.clone(), input, reply });
+        }
+        let mut runs = Vec::new();
+        while runs.len() < 4 {
+            let report = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+            if let Ok(Some(Report::Finished(done))) = report {
+                runs.push((done.shard, done.run));
+            }
+        }
+        runs.sort_by_key(|r| r.0);
+        runs
+    }
+
+    #[tokio::test]
+    async fn a_shard_that_logs_reports_its_run_and_its_own_lines() {
+        let logged: Vec<_> =
+            runs(false).await.into_iter().map(|(s, r)| (s, r.map(|r| r.log))).collect();
+        assert_eq!(
+            logged,
+            [
+                (0, None),
+                (1, Some("odd index 1\n".into())),
+                (2, None),
+                (3, Some("odd index 3\n".into()))
+            ]
+        );
+        let recorded = runs(true).await;
+        assert!(recorded.iter().all(|(_, r)| r.is_some()), "a job that records runs gets them all");
+        let run = recorded[2].1.clone().expect("run");
+        assert_eq!((run.job_id, run.shard, run.log.as_str()), (3, 2, ""));
+        assert!(run.started_unix_ms > 1_600_000_000_000, "{run:?}");
+    }
+
     #[tokio::test]
     async fn a_shard_past_its_time_limit_is_stopped_and_reported_timed_out() {
         let pool = Pool::new(1).expect("threads");
@@ -165,7 +244,8 @@ mod tests {
         let params = farm_proto::Params::from_pairs(["ms=10000"]).expect("params");
         let prepared = crate::sdk::Kernel::prepare(&spin, &params).expect("prepare");
         let timeout = Some(Duration::from_millis(50));
-        let job = Arc::new(JobEntry { prepared, cancel: CancelFlag::new(), timeout });
+        let job =
+            Arc::new(JobEntry { prepared, cancel: CancelFlag::new(), timeout, record_runs: false });
         let (reply, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let input = ShardInput { lo: 0, hi: 1, input: None };
         pool.submit(Work { job_id: 1, shard: 0, job, input, reply });

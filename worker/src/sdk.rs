@@ -1,11 +1,15 @@
-//! The SDK for kernels: what a kernel receives (its shard and a cancel flag) and what it
-//! returns. Built-in kernels use it, and so does a user's own kernel in their own worker binary
-//! (see `examples/collatz`).
+//! The SDK for kernels: what a kernel receives (its shard and a cancel flag, which also carries
+//! the shard's log) and what it returns. Built-in kernels use it, and so does a user's own
+//! kernel in their own worker binary (see `examples/collatz`).
 
+use crate::tail::Tail;
 pub use farm_proto::{ExecRun, KernelDescriptor, Output, OutputShape, ParamSpec, Params};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Bytes of a shard's log kept: its last 64 KiB.
+pub const SHARD_LOG_BYTES: usize = 64 << 10;
 
 /// The piece of the job one shard covers: the indices `lo..hi`, or one explicit input line
 /// (then `lo` is the line's index and `hi == lo + 1`).
@@ -38,11 +42,70 @@ pub enum KernelError {
 
 /// Tells a running kernel to stop: set when the shard's job is cancelled or the worker hands
 /// the shard back, or past the shard's deadline (`--shard-timeout`). Kernels call
-/// [`CancelFlag::check`] at least every few milliseconds.
+/// [`CancelFlag::check`] at least every few milliseconds. It also carries the shard's log
+/// ([`CancelFlag::log`]).
 #[derive(Debug, Clone, Default)]
 pub struct CancelFlag {
     cancelled: Arc<AtomicBool>,
     deadline: Option<(Instant, Duration)>,
+    /// What the running shard logs; each shard the pool runs gets its own.
+    log: ShardLog,
+}
+
+/// What a shard logs for the person who submitted its job: lines a kernel writes with
+/// [`ShardLog::line`] (exec writes its program's stderr). The worker keeps the last 64 KiB
+/// and sends them with the shard's outcome; the master keeps them with the job, and
+/// `farm logs JOB` prints them. Cheap to clone: clones write to the same log.
+#[derive(Debug, Clone, Default)]
+pub struct ShardLog {
+    inner: Arc<Mutex<LogState>>,
+}
+
+/// A log's bytes and the exit code a kernel reported.
+#[derive(Debug)]
+struct LogState {
+    tail: Tail,
+    exit_code: Option<i32>,
+}
+
+impl Default for LogState {
+    fn default() -> Self {
+        LogState { tail: Tail::new(SHARD_LOG_BYTES), exit_code: None }
+    }
+}
+
+impl ShardLog {
+    /// Appends one line (a newline is added).
+    pub fn line(&self, text: impl AsRef<str>) {
+        let mut state = self.state();
+        state.tail.push(text.as_ref().as_bytes());
+        state.tail.push(b"\n");
+    }
+
+    /// Appends raw bytes (a program's stderr, say), kept as they come.
+    pub fn write(&self, bytes: &[u8]) {
+        self.state().tail.push(bytes);
+    }
+
+    /// Reports a program's exit code: the log keeps the first that is not 0 (else 0), which
+    /// `--joblog` shows.
+    pub fn exit_code(&self, code: i32) {
+        let mut state = self.state();
+        if state.exit_code.is_none_or(|c| c == 0) {
+            state.exit_code = Some(code);
+        }
+    }
+
+    /// What was logged (its last 64 KiB, as lossy UTF-8) and the exit code reported.
+    pub fn contents(&self) -> (String, Option<i32>) {
+        let state = self.state();
+        (state.tail.text(), state.exit_code)
+    }
+
+    /// The state; a kernel that panicked while holding the lock leaves a log still usable.
+    fn state(&self) -> std::sync::MutexGuard<'_, LogState> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl CancelFlag {
@@ -56,7 +119,23 @@ impl CancelFlag {
         CancelFlag {
             cancelled: self.cancelled.clone(),
             deadline: Some((Instant::now() + limit, limit)),
+            log: self.log.clone(),
         }
+    }
+
+    /// The same flag for one shard about to run: a fresh log, and its time limit (if any)
+    /// counted from now.
+    pub fn for_shard(&self, limit: Option<Duration>) -> Self {
+        CancelFlag {
+            cancelled: self.cancelled.clone(),
+            deadline: limit.map(|limit| (Instant::now() + limit, limit)),
+            log: ShardLog::default(),
+        }
+    }
+
+    /// The running shard's log: `cancel.log().line("retrying with a smaller step")`.
+    pub fn log(&self) -> &ShardLog {
+        &self.log
     }
 
     /// Whether the shard should stop.

@@ -1,20 +1,27 @@
 //! An example of a user kernel in its own worker binary, built on the farm-worker SDK.
 //!
-//! `collatz` counts, for each index n ≥ 1 of its shard, the steps n takes to reach 1 under
+//! `collatz` counts, for each index n of its shard, the steps n takes to reach 1 under
 //! n → n/2 (even) or 3n+1 (odd), and returns the total; the job result is the sum over the
-//! range. Run it like `farm worker`, then submit `collatz` jobs to the master:
+//! range. With `--inputs`, each line is a number n and its shard counts the steps for n. The
+//! binary takes every flag `farm worker` takes (token, TLS, --listen, --drain-timeout, …) and
+//! drains on Ctrl-C or SIGTERM, because its `main` hands the registry to the SDK:
 //!
 //! ```text
 //! cargo run -p farm-example-collatz -- --master http://127.0.0.1:7070 --threads 2
 //! farm submit collatz --range 1..1000000 --wait
 //! ```
 
-use clap::Parser;
 use farm_worker::sdk::{
     CancelFlag, Kernel, KernelDescriptor, KernelError, Output, OutputShape, Params, Prepared,
     ShardInput,
 };
-use farm_worker::{Registry, WorkerConfig};
+use farm_worker::Registry;
+
+fn main() -> std::process::ExitCode {
+    let mut registry = Registry::builtin(false);
+    registry.register(Box::new(Collatz));
+    farm_worker::cli::main_with(registry)
+}
 
 struct Collatz;
 
@@ -37,14 +44,30 @@ impl Kernel for Collatz {
 impl Prepared for Collatz {
     fn run(&self, shard: &ShardInput, cancel: &CancelFlag) -> Result<Output, KernelError> {
         let mut total = 0u64;
-        for n in shard.lo..shard.hi {
+        for n in numbers(shard)? {
             if n % 1024 == 0 {
                 cancel.check()?;
             }
-            total += steps(n).ok_or_else(|| KernelError::Failed(format!("{n} overflows u128")))?;
+            let steps =
+                steps(n).ok_or_else(|| KernelError::Failed(format!("{n} overflows u128")))?;
+            if shard.input.is_some() {
+                // The shard's log, which `farm logs JOB` shows (one line per input here; a
+                // range shard logs nothing, so it costs nothing).
+                cancel.log().line(format!("{n} takes {steps} steps"));
+            }
+            total += steps;
         }
         Ok(Output::Count(total))
     }
+}
+
+/// The numbers a shard covers: its range, or the one number on its input line.
+fn numbers(shard: &ShardInput) -> Result<Box<dyn Iterator<Item = u64>>, KernelError> {
+    let Some(line) = &shard.input else { return Ok(Box::new(shard.lo..shard.hi)) };
+    let n: u64 = line.trim().parse().map_err(|_| {
+        KernelError::Failed(format!("input line {}: {line:?} is not a whole number", shard.lo))
+    })?;
+    Ok(Box::new(std::iter::once(n)))
 }
 
 /// Steps from n to 1 (0 for n = 0 and n = 1); `None` if an intermediate value overflows.
@@ -55,33 +78,6 @@ fn steps(n: u64) -> Option<u64> {
         count += 1;
     }
     Some(count)
-}
-
-/// A farm worker that also offers the `collatz` kernel.
-#[derive(Parser)]
-struct Args {
-    /// The master to dial.
-    #[arg(long, env = "FARM_MASTER", default_value = "http://127.0.0.1:7070")]
-    master: String,
-    /// Threads in the pool [default: available cores].
-    #[arg(long)]
-    threads: Option<usize>,
-}
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
-    let args = Args::parse();
-    let mut config = WorkerConfig::new(args.master);
-    config.threads = args.threads.unwrap_or(config.threads);
-    config.name = "collatz-example".into();
-    let mut registry = Registry::builtin(false);
-    registry.register(Box::new(Collatz));
-    farm_worker::run(config, registry, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -96,5 +92,19 @@ mod tests {
         // Steps for 1..8: 0, 1, 7, 2, 5, 8, 16.
         let out = Collatz.run(&ShardInput { lo: 1, hi: 8, input: None }, &CancelFlag::default());
         assert_eq!(out, Ok(Output::Count(1 + 7 + 2 + 5 + 8 + 16)));
+    }
+
+    #[test]
+    fn an_input_line_is_one_number() {
+        let line = |text: &str| ShardInput { lo: 4, hi: 5, input: Some(text.into()) };
+        let cancel = CancelFlag::default();
+        assert_eq!(Collatz.run(&line(" 27 "), &cancel), Ok(Output::Count(111)));
+        assert_eq!(cancel.log().contents(), ("27 takes 111 steps\n".into(), None));
+        match Collatz.run(&line("x"), &CancelFlag::default()) {
+            Err(KernelError::Failed(m)) => {
+                assert_eq!(m, "input line 4: \"x\" is not a whole number")
+            }
+            other => panic!("expected a failure, got {other:?}"),
+        }
     }
 }

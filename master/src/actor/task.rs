@@ -130,7 +130,7 @@ impl CoreTask {
         let _ = tx.send(Ok(welcome.into()));
         let heard = LastHeard::new(self.base);
         self.fx.sessions.insert(id, Session { tx, heard: heard.clone() });
-        let joined = self.core.worker_joined(spec, now.into_std());
+        let joined = self.core.worker_joined(spec, now.into_std(), &mut self.fx);
         debug_assert_eq!(joined, id);
         self.catalog.joined(id, kernels);
         info!(worker = id, %name, threads, "worker joined");
@@ -181,9 +181,9 @@ impl CoreTask {
             Cmd::Kinds(reply) => {
                 let _ = reply.send(self.catalog.list());
             }
-            Cmd::Results(worker, started, batch) => {
+            Cmd::Results(worker, started, batch, runs) => {
                 core.shards_started(worker, started);
-                match core.results(worker, batch, now_std, fx) {
+                match core.results_with_runs(worker, batch, runs, now_std, fx) {
                     Ok(0) => {}
                     Ok(dropped) => {
                         debug!(

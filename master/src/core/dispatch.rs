@@ -71,6 +71,7 @@ impl Core {
                     kind: job.spec.kind.clone(),
                     params: job.spec.params.clone(),
                     shard_timeout: job.spec.limits.shard_timeout_ms.map(Duration::from_millis),
+                    record_runs: job.spec.limits.record_runs,
                 });
             }
             let mut verify = self.verifying.get_mut(&job_id);

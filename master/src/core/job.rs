@@ -69,6 +69,10 @@ pub(crate) struct Job {
     pub failures: HashMap<u64, u32>,
     /// Shards put back in the queue to run again.
     pub reruns: u64,
+    /// Since when no connected worker offers its kind (`None` while one does).
+    pub waiting_since: Option<Instant>,
+    /// Bytes of shard logs journaled for it, against `CoreConfig::shard_log_bytes`.
+    pub log_bytes: usize,
 }
 
 /// The byte limits a job's accumulator works under.
@@ -119,6 +123,8 @@ impl Job {
             crashes: HashMap::new(),
             failures: HashMap::new(),
             reruns: 0,
+            waiting_since: None,
+            log_bytes: 0,
         }
     }
 

@@ -35,7 +35,7 @@ fn core(config: CoreConfig) -> (Core, WorkerId, Instant) {
     let now = Instant::now();
     let mut core = Core::new(config);
     let spec = WorkerSpec { threads: 64, kinds: vec!["echo".into()], ..Default::default() };
-    let worker = core.worker_joined(spec, now);
+    let worker = core.worker_joined(spec, now, &mut Rec::default());
     (core, worker, now)
 }
 

@@ -11,11 +11,13 @@
 //! lazy shards and its accumulator), `memory.rs` (packed inputs and the byte meter),
 //! `types.rs` (the vocabulary shared with the master), `timers.rs` (hold deadlines and retry
 //! backoff, run by the tick), `verify.rs` (`--verify`), `restore.rs` and `ranges.rs` (rebuilding
-//! the core from the journal at start), `retention.rs` (how long ended jobs are kept).
+//! the core from the journal at start), `retention.rs` (how long ended jobs are kept),
+//! `served.rs` (jobs no connected worker can run), `logs.rs` (per-shard log records).
 
 mod dispatch;
 mod job;
 mod limits;
+mod logs;
 mod memory;
 #[cfg(test)]
 mod memory_tests;
@@ -23,6 +25,9 @@ mod ranges;
 mod restore;
 mod results;
 mod retention;
+mod served;
+#[cfg(test)]
+mod served_tests;
 #[cfg(test)]
 mod tests;
 mod timers;
@@ -81,6 +86,10 @@ pub struct Core {
     verifying: HashMap<JobId, Verify>,
     /// Failed shards waiting out their backoff, by the time they may run again.
     backoff: BTreeSet<(Instant, JobId, u64)>,
+    /// Per kind, the connected workers that offer it (kinds none offers are absent).
+    offered: HashMap<String, usize>,
+    /// Jobs not yet ended whose kind no connected worker offers: they wait (`served.rs`).
+    unserved: BTreeSet<JobId>,
 }
 
 impl Core {
@@ -100,6 +109,8 @@ impl Core {
             next_worker: 1,
             verifying: HashMap::new(),
             backoff: BTreeSet::new(),
+            offered: HashMap::new(),
+            unserved: BTreeSet::new(),
         }
     }
 
@@ -136,14 +147,23 @@ impl Core {
         self.active += 1;
         let priority = job.spec.priority;
         self.jobs.insert(id, job);
+        self.note_if_unserved(id, now);
         self.mark_pending(id, priority);
     }
 
-    /// Registers a worker session; the next dispatch fills it with shards.
-    pub fn worker_joined(&mut self, spec: WorkerSpec, now: Instant) -> WorkerId {
+    /// Registers a worker session; the next dispatch fills it with shards. Jobs that waited
+    /// for a worker offering their kind stop waiting.
+    pub fn worker_joined(
+        &mut self,
+        spec: WorkerSpec,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) -> WorkerId {
         let id = self.next_worker;
         self.next_worker += 1;
-        self.workers.insert(id, Worker::new(spec, now));
+        let worker = Worker::new(spec, now);
+        self.offer(&worker.kinds, now, out);
+        self.workers.insert(id, worker);
         self.dirty.worker(id);
         id
     }
@@ -155,7 +175,7 @@ impl Core {
 
     /// Whether some connected worker can run `kind`.
     pub fn kind_offered(&self, kind: &str) -> bool {
-        self.workers.values().any(|w| w.kinds.contains(kind))
+        self.offered.contains_key(kind)
     }
 
     /// Notes that a worker was heard from at `heard` (an earlier time than one already noted
@@ -197,6 +217,7 @@ impl Core {
             }
             self.requeue(job_id, shard);
         }
+        self.withdraw(&w.kinds, now, out);
     }
 
     /// Counts a crash against a shard taken back from `worker` (lost, or held past its
@@ -306,10 +327,12 @@ impl Core {
     }
 
     /// Declares lost every worker silent for longer than the heartbeat timeout, reclaims shards
-    /// held past their deadline (their workers become suspect), and lets failed shards whose
-    /// backoff is over run again.
+    /// held past their deadline (their workers become suspect), lets failed shards whose
+    /// backoff is over run again, and fails jobs that waited for a worker past their
+    /// `--no-worker-timeout`.
     pub fn tick(&mut self, now: Instant, out: &mut impl Outbox) {
         self.forget_old(now, out);
+        self.fail_unserved(now, out);
         self.reclaim_expired(now, out);
         self.end_backoff(now);
         let timeout = self.config.heartbeat_timeout;
@@ -352,6 +375,8 @@ impl Core {
     ) {
         let Some(job) = self.jobs.get_mut(&job_id).filter(|j| !j.state.is_final()) else { return };
         self.pending.remove(&(Reverse(job.spec.priority), job_id));
+        self.unserved.remove(&job_id);
+        job.waiting_since = None;
         self.active -= 1;
         for w in self.workers.values_mut() {
             w.rates.remove(&job_id);
@@ -398,6 +423,10 @@ fn view(job: &Job, now: Instant) -> JobView {
         age_ms: job.age_ms(now),
         priority: job.spec.priority,
         reruns: job.reruns,
+        waiting: job
+            .waiting_since
+            .filter(|_| !job.state.is_final())
+            .map(|_| served::waiting_reason(&job.spec.kind)),
     }
 }
 

@@ -5,8 +5,9 @@
 use super::timers::backoff;
 use super::verify::{sampled, Verdict};
 use super::{view, Core, CoreError, JobId, JobState, JournalOp, Outbox, ShardOutcome, WorkerId};
+use farm_proto::session::ShardRun;
 use farm_proto::Output;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 /// Most bytes of a worker's error message kept in a job's error.
@@ -34,7 +35,22 @@ impl Core {
         now: Instant,
         out: &mut impl Outbox,
     ) -> Result<usize, CoreError> {
+        self.results_with_runs(worker, outcomes, Vec::new(), now, out)
+    }
+
+    /// [`Core::results`], with how some of the shards ran (`runs`): each accepted outcome
+    /// with a run, and each accepted failure, keeps a log record (`logs.rs`).
+    pub fn results_with_runs(
+        &mut self,
+        worker: WorkerId,
+        outcomes: impl IntoIterator<Item = (JobId, u64, ShardOutcome)>,
+        runs: Vec<ShardRun>,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) -> Result<usize, CoreError> {
         let w = self.workers.get_mut(&worker).ok_or(CoreError::NoSuchWorker(worker))?;
+        let mut runs: HashMap<(JobId, u64), ShardRun> =
+            runs.into_iter().map(|r| ((r.job_id, r.shard), r)).collect();
         w.last_seen = now;
         let mut batch = Batch::default();
         for (job_id, shard, outcome) in outcomes {
@@ -44,6 +60,14 @@ impl Core {
                 continue;
             };
             job.assigned.remove(&shard);
+            let run = if runs.is_empty() { None } else { runs.remove(&(job_id, shard)) };
+            match &outcome {
+                ShardOutcome::Done(_) => self.keep_log(worker, (job_id, shard), run, None, out),
+                ShardOutcome::Failed(e) => {
+                    self.keep_log(worker, (job_id, shard), run, Some(e), out)
+                }
+                ShardOutcome::Cancelled => {}
+            }
             match outcome {
                 ShardOutcome::Done(output) => {
                     *batch.completed.entry(job_id).or_default() += 1;

@@ -74,6 +74,7 @@ impl Outbox for Rec {
                 self.last_end.take().as_ref() == Some(view) && self.ended.insert(view.id)
             }
             JournalOp::Forget(job) => self.ended.contains(job),
+            JournalOp::ShardLog { .. } => true,
         };
         if !ok {
             self.bad_journal.push(format!("{op:?}"));
@@ -155,7 +156,7 @@ impl Sim {
     }
     fn join(&mut self, spec: WorkerSpec, now: Instant) -> WorkerId {
         self.now = self.now.max(now);
-        let r = self.core.worker_joined(spec, now);
+        let r = self.core.worker_joined(spec, now, &mut self.rec);
         self.dispatched(r)
     }
     fn leave(&mut self, worker: WorkerId, reason: &str, now: Instant) {
@@ -228,6 +229,7 @@ fn replay(ops: &[JournalOp], config: CoreConfig, now: Instant, out: &mut Rec) ->
             JournalOp::Forget(job) => {
                 ended.remove(&job);
             }
+            JournalOp::ShardLog { .. } => {}
         }
     }
     let mut core = Core::new(config);
@@ -275,7 +277,7 @@ fn dispatch_fills_each_worker_to_threads_plus_prefetch() {
 #[test]
 fn events_only_mark_and_one_dispatch_sends_one_assignment_per_worker() {
     let (mut sim, now) = sim();
-    let w = sim.core.worker_joined(worker(2), now);
+    let w = sim.core.worker_joined(worker(2), now, &mut sim.rec);
     let job = sim.core.submit(spec("noop", 0, 100, 1, 0), OutputShape::Any, now, &mut sim.rec);
     let job = job.expect("submit");
     assert!(sim.rec.queues.is_empty(), "nothing goes out before the dispatch");

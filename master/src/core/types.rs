@@ -45,6 +45,9 @@ pub struct CoreConfig {
     /// take to come back after the worker's own timeout fired (batching, the network, a busy
     /// core). A few heartbeat periods: less than that is a hiccup, not a hoarder.
     pub hold_grace: Duration,
+    /// Bytes of per-shard logs (and errors) kept per job; past them a shard's record keeps
+    /// its run but not its log (`--shard-log-mib`).
+    pub shard_log_bytes: usize,
 }
 
 impl Default for CoreConfig {
@@ -63,6 +66,7 @@ impl Default for CoreConfig {
             inline_result_bytes: 1 << 20,
             hold_timeout: Duration::from_secs(3600),
             hold_grace: Duration::from_secs(3),
+            shard_log_bytes: 64 << 20,
         }
     }
 }
@@ -169,6 +173,9 @@ pub struct JobView {
     pub priority: i32,
     /// Shards handed out again (lost or drained worker, retried failure).
     pub reruns: u64,
+    /// Why it cannot go on: no connected worker offers its kind (`None` when one does, and
+    /// once the job ended).
+    pub waiting: Option<String>,
 }
 
 /// A worker as clients see it.
@@ -242,4 +249,11 @@ pub enum JournalOp {
     End(JobView),
     /// An ended job was dropped by retention: it goes from the journal too.
     Forget(JobId),
+    /// A shard's last run, for its job's logs (kept until the job is forgotten).
+    ShardLog {
+        /// Its job.
+        job: JobId,
+        /// The record.
+        log: farm_proto::ShardLog,
+    },
 }

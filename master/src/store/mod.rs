@@ -11,11 +11,14 @@
 //!   final status then). Count and fraction outputs only;
 //! - `list_outputs`: (job id, shard) → `pb::ShardOutput`: each accepted list output (lines,
 //!   rows, exec runs), kept after the job ends (a large list result lives only here) and
-//!   dropped when retention forgets the job.
+//!   dropped when retention forgets the job;
+//! - `logs`: (job id, shard) → `pb::ShardLog`: each kept shard's last run and log (`logs.rs`
+//!   reads them back), dropped when retention forgets the job.
 //!
 //! [`open`] replays the journal into a new core before the master serves; `writer.rs` is the
 //! OS thread that group-commits what the core journals; `results.rs` reads list results back.
 
+mod logs;
 mod results;
 mod writer;
 
@@ -43,6 +46,9 @@ const SPECS: TableDefinition<u64, &[u8]> = TableDefinition::new("specs");
 const OUTCOMES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("outcomes");
 /// (job id, shard) → `pb::ShardOutput` of a list output.
 const LIST_OUTPUTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("list_outputs");
+/// (job id, shard) → `pb::ShardLog`: the shard's last run and what it logged. Added to
+/// schema 3 without a bump: `init` creates it in older files.
+const LOGS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("logs");
 /// Bytes of pages redb caches in the master's memory (its default is 1 GiB): the store holds
 /// results of any size, and reading or writing one must not grow the master by its size.
 const CACHE_BYTES: usize = 16 << 20;
@@ -142,6 +148,7 @@ fn init(db: &Database) -> Result<(), redb::Error> {
         txn.open_table(SPECS)?;
         txn.open_table(OUTCOMES)?;
         txn.open_table(LIST_OUTPUTS)?;
+        txn.open_table(LOGS)?;
     }
     txn.commit()?;
     Ok(())
@@ -270,6 +277,7 @@ fn summary(id: JobId, s: pb::JobStatus, age_ms: Option<u64>) -> Result<JobView, 
         priority: s.priority,
         reruns: s.shards_rerun,
         result_in_store: s.result_in_store,
+        waiting: None,
     })
 }
 

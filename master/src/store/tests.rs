@@ -73,7 +73,7 @@ fn a_reopened_journal_resumes_jobs_keeps_ended_ones_and_continues_ids() {
     let mut core = write(&path, vec![]);
     let short = core.submit(noop(2), OutputShape::Count, now, &mut rec).expect("submit");
     let long = core.submit(noop(10), OutputShape::Count, now, &mut rec).expect("submit");
-    let w = core.worker_joined(worker(), now);
+    let w = core.worker_joined(worker(), now, &mut rec);
     // The short job's two shards and the long job's shards 2 and 3 are done (out of order).
     let ran = run(&mut core, &mut rec, w, |t| t.job_id == short || [2, 3].contains(&t.shard));
     assert_eq!(ran.len(), 4);
@@ -87,7 +87,7 @@ fn a_reopened_journal_resumes_jobs_keeps_ended_ones_and_continues_ids() {
     let resumed = core.status(long, now).expect("resumed");
     assert_eq!((resumed.state, resumed.done), (JobState::Running, 2));
     let mut rec = Rec::default();
-    let w = core.worker_joined(worker(), now);
+    let w = core.worker_joined(worker(), now, &mut rec);
     let mut shards = run(&mut core, &mut rec, w, |_| true);
     shards.sort();
     assert_eq!(shards, [0, 1, 4, 5, 6, 7, 8, 9], "committed shards never run again");
@@ -228,6 +228,53 @@ fn a_long_list_is_read_in_chunks_and_a_reader_that_stops_stops_the_read() {
         false
     });
     assert_eq!((sent.expect("read"), chunks), (CHUNK_ITEMS as u64, 1));
+    drop(store);
+    journal.close();
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn shard_logs_are_kept_per_shard_read_by_query_and_dropped_when_forgotten() {
+    let path = std::env::temp_dir().join(format!("farm-store-logs-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let (_, journal, _) = open(Some(&path), CoreConfig::default()).expect("open");
+    let log = |shard: u64, failed: bool, text: &str| farm_proto::ShardLog {
+        shard,
+        failed,
+        log: text.into(),
+        ..Default::default()
+    };
+    for (job, shard, failed, text) in
+        [(5, 2, true, "first run"), (5, 0, false, "a"), (5, 2, false, "rerun"), (6, 1, true, "b")]
+    {
+        journal.send(JournalOp::ShardLog { job, log: log(shard, failed, text) });
+    }
+    assert_eq!(journal.sender().barrier().blocking_recv().expect("writer"), Ok(()));
+    let store = journal.store();
+    let read = |job, query| {
+        let mut logs = Vec::new();
+        store
+            .read_logs(job, query, |chunk| {
+                logs.extend(chunk.into_iter().map(|l| (l.shard, l.log)));
+                true
+            })
+            .expect("read");
+        logs
+    };
+    let all = farm_proto::LogQuery::default();
+    let texts = |v: &[(u64, &str)]| v.iter().map(|(s, t)| (*s, t.to_string())).collect::<Vec<_>>();
+    assert_eq!(read(5, all), texts(&[(0, "a"), (2, "rerun")]), "a later run replaces a log");
+    let failed = farm_proto::LogQuery { shard: None, failed_only: true };
+    assert_eq!(read(5, failed), vec![]);
+    assert_eq!(read(6, failed), texts(&[(1, "b")]));
+    assert_eq!(
+        read(5, farm_proto::LogQuery { shard: Some(0), failed_only: false }),
+        texts(&[(0, "a")])
+    );
+    journal.send(JournalOp::Forget(5));
+    assert_eq!(journal.sender().barrier().blocking_recv().expect("writer"), Ok(()));
+    assert_eq!(read(5, all), vec![], "dropped when the job is forgotten");
+    assert_eq!(read(6, all).len(), 1, "other jobs keep theirs");
     drop(store);
     journal.close();
     let _ = std::fs::remove_file(&path);

@@ -7,7 +7,7 @@
 //! is done: a submit is acknowledged only then.
 
 use super::results::SharedTx;
-use super::{unix_ms, Store, JOBS, LIST_OUTPUTS, META, OUTCOMES, SPECS};
+use super::{unix_ms, Store, JOBS, LIST_OUTPUTS, LOGS, META, OUTCOMES, SPECS};
 use crate::core::{JobId, JournalOp};
 use crate::grpc::job_status;
 use farm_proto::{pb, Output};
@@ -92,6 +92,7 @@ fn op_bytes(op: &JournalOp) -> usize {
             _ => 16,
         },
         JournalOp::End(_) | JournalOp::Forget(_) => 64,
+        JournalOp::ShardLog { log, .. } => log.bytes(),
     }
 }
 
@@ -275,6 +276,7 @@ fn apply(txn: &WriteTransaction, ops: impl Iterator<Item = JournalOp>) -> Result
     let mut specs = txn.open_table(SPECS)?;
     let mut outcomes = txn.open_table(OUTCOMES)?;
     let mut lists = txn.open_table(LIST_OUTPUTS)?;
+    let mut logs = txn.open_table(LOGS)?;
     let mut next_job = meta.get("next_job")?.map_or(1, |v| v.value());
     let mut runs: std::collections::BTreeMap<JobId, Vec<_>> = Default::default();
     for op in ops {
@@ -319,6 +321,11 @@ fn apply(txn: &WriteTransaction, ops: impl Iterator<Item = JournalOp>) -> Result
                 specs.remove(id)?;
                 drop_outcomes(&mut outcomes, id)?;
                 drop_outcomes(&mut lists, id)?;
+                drop_outcomes(&mut logs, id)?;
+            }
+            JournalOp::ShardLog { job, log } => {
+                let shard = log.shard;
+                logs.insert((job, shard), pb::ShardLog::from(log).encode_to_vec().as_slice())?;
             }
         }
     }

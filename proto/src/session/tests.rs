@@ -47,6 +47,7 @@ fn master_messages_round_trip() {
                 kind: "sleep".into(),
                 params: Params::from_pairs(["ms=5"]).unwrap(),
                 shard_timeout: Some(Duration::from_millis(250)),
+                record_runs: true,
             }],
             tasks: vec![
                 ShardTask { job_id: 1, shard: 0, lo: 0, hi: 10, input: None },
@@ -88,6 +89,14 @@ fn worker_messages_round_trip() {
                 .map(|(i, o)| (9, i as u64, o))
                 .collect(),
             started: vec![(9, 100), (10, 0)],
+            runs: vec![ShardRun {
+                job_id: 9,
+                shard: 1,
+                started_unix_ms: 1_700_000_000_000,
+                duration_ms: 12,
+                exit_code: Some(3),
+                log: "warning: x\n".into(),
+            }],
         }),
         ToMaster::Draining,
         ToMaster::Refused { job_id: 7, reason: "bad param ms".into() },
@@ -109,7 +118,7 @@ fn malformed_messages_are_errors_not_panics() {
         outcome: Some(Outcome::Output(pb::ShardOutput { value: None })),
     };
     for done in [no_outcome, no_value] {
-        let batch = pb::ResultBatch { done: vec![done.clone()], started: vec![] };
+        let batch = pb::ResultBatch { done: vec![done.clone()], started: vec![], runs: vec![] };
         let msg = pb::WorkerMessage { msg: Some(Out::Results(batch)) };
         assert!(ToMaster::try_from(msg).is_err());
         assert!(ShardOutcome::try_from(done.outcome).is_err());

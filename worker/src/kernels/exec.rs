@@ -4,22 +4,26 @@
 //! Parameter `cmd` (required, non-empty) is split into argv with POSIX-shell-like quoting
 //! (shlex). For each index, every `{}` in every argument is replaced by the index's decimal
 //! value, or by the raw input line for an input shard. The program is run directly (no shell)
-//! with stdin null, stdout captured (decoded as lossy UTF-8) and stderr inherited from the
-//! worker. The exit code is the program's, or `-signal_number` if a signal killed it.
-//! The output is `Output::Exec` with one run per index, in order. On cancellation the running
-//! program is killed and the shard returns `Cancelled`.
+//! with stdin null, stdout captured (decoded as lossy UTF-8) and stderr passed on to the
+//! worker's stderr, its last bytes kept. The exit code is the program's, or `-signal_number` if
+//! a signal killed it. A run that exits with another code than 0 fails the shard (its error
+//! names the code and ends with the program's last stderr bytes), so the job's retries apply;
+//! with `allow_fail=true` every run counts and the output lists every exit code. The output is
+//! `Output::Exec` with one run per index, in order. On cancellation the running program is
+//! killed and the shard returns `Cancelled`.
 
-use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Duration;
 
+use crate::kernels::exec_io::{read_stdout, tee_stderr};
 use crate::kernels::params::index_texts;
 use crate::sdk::{
     CancelFlag, ExecRun, Kernel, KernelDescriptor, KernelError, Output, OutputShape, ParamSpec,
     Params, Prepared, ShardInput,
 };
+use crate::tail::Tail;
 use farm_proto::kernel::quote;
 
 /// The `exec` kernel.
@@ -28,6 +32,10 @@ pub struct Exec;
 
 /// The longest pause between two polls of a running program.
 const MAX_POLL: Duration = Duration::from_millis(5);
+/// Bytes of a run's stderr kept for its error (the shard's log keeps 64 KiB of it).
+const STDERR_TAIL: usize = 4 << 10;
+/// Bytes of a failed run's stderr quoted in the shard's error.
+const ERROR_TAIL: usize = 400;
 
 impl Kernel for Exec {
     fn name(&self) -> &str {
@@ -37,11 +45,17 @@ impl Kernel for Exec {
     fn describe(&self) -> KernelDescriptor {
         let help = "runs a program per index (workers started with --allow-exec only)";
         let cmd = ParamSpec::required_text("cmd", "the program and its arguments; {} is the index");
-        KernelDescriptor::new(self.name(), OutputShape::Exec, help).param(cmd)
+        let allow_fail = ParamSpec::text(
+            "allow_fail",
+            "false",
+            "true: a run that exits non-zero does not fail its shard (the result lists codes)",
+        );
+        KernelDescriptor::new(self.name(), OutputShape::Exec, help).param(cmd).param(allow_fail)
     }
 
     fn prepare(&self, params: &Params) -> Result<Box<dyn Prepared>, KernelError> {
         let cmd = params.text("cmd")?;
+        let allow_fail = params.flag("allow_fail")?;
         let argv = shlex::split(cmd).ok_or_else(|| {
             KernelError::BadParam(format!(
                 "bad param cmd: cannot split {} into arguments",
@@ -51,12 +65,14 @@ impl Kernel for Exec {
         if argv.first().is_none_or(|p| p.is_empty()) {
             return Err(KernelError::BadParam("bad param cmd: names no program".to_string()));
         }
-        Ok(Box::new(PreparedExec { argv }))
+        Ok(Box::new(PreparedExec { argv, allow_fail }))
     }
 }
 
 struct PreparedExec {
     argv: Vec<String>,
+    /// Runs that exit non-zero count as done (`allow_fail=true`).
+    allow_fail: bool,
 }
 
 impl Prepared for PreparedExec {
@@ -65,14 +81,40 @@ impl Prepared for PreparedExec {
         let mut runs = Vec::new();
         for text in index_texts(shard) {
             let args: Vec<String> = self.argv.iter().map(|a| a.replace("{}", &text)).collect();
-            runs.push(run_one(&args, cancel)?);
+            let (run, stderr) = run_one(&args, cancel)?;
+            cancel.log().exit_code(run.exit_code);
+            if run.exit_code != 0 && !self.allow_fail {
+                return Err(KernelError::Failed(failure(&args[0], &text, run.exit_code, &stderr)));
+            }
+            runs.push(run);
         }
         Ok(Output::Exec(runs))
     }
 }
 
-/// Runs `args[0]` with the rest as arguments, polling until it exits or `cancel` is set.
-fn run_one(args: &[String], cancel: &CancelFlag) -> Result<ExecRun, KernelError> {
+/// The error of a run that exited with `code`: the program, the index, and its last stderr.
+fn failure(program: &str, index: &str, code: i32, stderr: &Tail) -> String {
+    let how = if code < 0 {
+        format!("was killed by signal {}", -code)
+    } else {
+        format!("exited with code {code}")
+    };
+    let tail = stderr.last(ERROR_TAIL);
+    let stderr = match (tail.is_empty(), stderr.cut() || tail.len() >= ERROR_TAIL) {
+        (true, _) => "no stderr".to_string(),
+        (false, false) => format!("stderr: {tail}"),
+        (false, true) => format!("stderr ends: …{tail}"),
+    };
+    format!(
+        "{} {how} for {{}} = {} (allow_fail=true keeps going); {stderr}",
+        quote(program),
+        quote(index)
+    )
+}
+
+/// Runs `args[0]` with the rest as arguments, polling until it exits or `cancel` is set; the
+/// run and the last bytes of its stderr.
+fn run_one(args: &[String], cancel: &CancelFlag) -> Result<(ExecRun, Tail), KernelError> {
     use std::os::unix::process::CommandExt;
     let program = &args[0];
     let mut command = Command::new(program);
@@ -80,7 +122,7 @@ fn run_one(args: &[String], cancel: &CancelFlag) -> Result<ExecRun, KernelError>
         .args(&args[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         // Its own process group, so a cancel stops everything it started (`sh -c '…; sleep'`).
         .process_group(0);
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent. The program is
@@ -96,9 +138,13 @@ fn run_one(args: &[String], cancel: &CancelFlag) -> Result<ExecRun, KernelError>
     let mut child = command.spawn().map_err(|e| {
         KernelError::Failed(format!("cannot start program {}: {e}", quote(program)))
     })?;
-    let stdout = read_in_background(&mut child);
+    let mut pipes = Pipes {
+        stdout: read_stdout(child.stdout.take()),
+        stderr: tee_stderr(child.stderr.take(), STDERR_TAIL, cancel.log().clone()),
+        captured: None,
+        tail: None,
+    };
     let mut status: Option<ExitStatus> = None;
-    let mut captured: Option<Vec<u8>> = None;
     let mut pause = Duration::from_micros(100);
     loop {
         if let Err(stop) = cancel.check() {
@@ -111,7 +157,7 @@ fn run_one(args: &[String], cancel: &CancelFlag) -> Result<ExecRun, KernelError>
                 let _ = child.kill();
                 let _ = child.wait();
             }
-            // The reader thread ends on its own once every writer of the pipe is gone.
+            // The reader threads end on their own once every writer of the pipes is gone.
             return Err(stop);
         }
         if status.is_none() {
@@ -119,37 +165,45 @@ fn run_one(args: &[String], cancel: &CancelFlag) -> Result<ExecRun, KernelError>
                 KernelError::Failed(format!("cannot wait for program {}: {e}", quote(program)))
             })?;
         }
-        if captured.is_none() {
-            match stdout.try_recv() {
-                Ok(bytes) => captured = Some(bytes),
-                Err(TryRecvError::Empty) => {}
-                Err(TryRecvError::Disconnected) => captured = Some(Vec::new()),
-            }
-        }
-        if let (Some(status), Some(bytes)) = (status, &captured) {
-            return Ok(ExecRun {
-                exit_code: exit_code(status),
-                stdout: String::from_utf8_lossy(bytes).into_owned(),
-            });
+        if let (Some(status), Some((stdout, tail))) = (status, pipes.poll()) {
+            let run = ExecRun { exit_code: exit_code(status), stdout };
+            return Ok((run, tail));
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(MAX_POLL);
     }
 }
 
-/// Reads the child's whole stdout on a helper thread, so a chatty program cannot block on a
-/// full pipe while the caller polls; the bytes arrive on the returned channel at end of file.
-fn read_in_background(child: &mut Child) -> Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel();
-    if let Some(mut out) = child.stdout.take() {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            // A read error keeps what was read so far.
-            let _ = out.read_to_end(&mut bytes);
-            let _ = tx.send(bytes);
-        });
+/// A running program's pipes, each read to its end on a helper thread.
+struct Pipes {
+    stdout: Receiver<Vec<u8>>,
+    stderr: Receiver<Tail>,
+    /// Its whole stdout, once read.
+    captured: Option<Vec<u8>>,
+    /// The last bytes of its stderr, once read.
+    tail: Option<Tail>,
+}
+
+impl Pipes {
+    /// Its stdout (lossy UTF-8) and stderr tail once both pipes reached their end.
+    fn poll(&mut self) -> Option<(String, Tail)> {
+        if self.captured.is_none() {
+            match self.stdout.try_recv() {
+                Ok(bytes) => self.captured = Some(bytes),
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => self.captured = Some(Vec::new()),
+            }
+        }
+        if self.tail.is_none() {
+            match self.stderr.try_recv() {
+                Ok(t) => self.tail = Some(t),
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => self.tail = Some(Tail::new(0)),
+            }
+        }
+        let stdout = String::from_utf8_lossy(self.captured.as_deref()?).into_owned();
+        Some((stdout, self.tail.take()?))
     }
-    rx
 }
 
 /// The exit code, or minus the signal number when a signal ended the program.
@@ -193,13 +247,64 @@ mod tests {
         assert_eq!(run("echo {}", range(3, 3)), Ok(Output::Exec(vec![])));
     }
 
+    fn run_allowing_failures(cmd: &str, shard: ShardInput) -> Result<Output, KernelError> {
+        let p = params(&[("cmd", cmd), ("allow_fail", "true")]);
+        prepare_checked(&Exec, &p)?.run(&shard, &CancelFlag::default())
+    }
+
     #[test]
-    fn exit_codes_and_signals() {
-        assert_eq!(run("sh -c \"exit 3\"", range(0, 1)), Ok(Output::Exec(vec![exec_run(3, "")])));
+    fn exit_codes_and_signals_are_listed_when_failures_are_allowed() {
         assert_eq!(
-            run("sh -c 'printf out; kill -9 $$'", range(0, 1)),
+            run_allowing_failures("sh -c \"exit 3\"", range(0, 1)),
+            Ok(Output::Exec(vec![exec_run(3, "")]))
+        );
+        assert_eq!(
+            run_allowing_failures("sh -c 'printf out; kill -9 $$'", range(0, 1)),
             Ok(Output::Exec(vec![exec_run(-9, "out")]))
         );
+    }
+
+    #[test]
+    fn a_failing_run_fails_the_shard_naming_its_code_and_stderr() {
+        let cmd = "sh -c 'echo noise >&2; echo \"bad input {}\" >&2; exit 3'";
+        match run(cmd, range(4, 6)) {
+            Err(KernelError::Failed(m)) => assert_eq!(
+                m,
+                "\"sh\" exited with code 3 for {} = \"4\" (allow_fail=true keeps going); \
+                 stderr: noise\nbad input 4"
+            ),
+            other => panic!("expected Failed, got {other:?}"),
+        }
+        match run("sh -c 'kill -9 $$'", range(0, 1)) {
+            Err(KernelError::Failed(m)) => {
+                assert!(m.contains("was killed by signal 9") && m.ends_with("no stderr"), "{m}")
+            }
+            other => panic!("expected Failed, got {other:?}"),
+        }
+        // A later index that fails fails the shard too; earlier ones ran.
+        let cmd = "sh -c 'test {} -lt 2'";
+        assert!(matches!(run(cmd, range(0, 3)), Err(KernelError::Failed(_))));
+        assert_eq!(run(cmd, range(0, 2)), Ok(Output::Exec(vec![exec_run(0, ""); 2])));
+    }
+
+    #[test]
+    fn stderr_goes_to_the_shards_log_with_the_first_failing_code() {
+        let cmd = "sh -c 'echo err {} >&2; exit $(( {} % 2 ))'";
+        let p = params(&[("cmd", cmd), ("allow_fail", "true")]);
+        let job = prepare_checked(&Exec, &p).expect("prepare");
+        let cancel = CancelFlag::new().for_shard(None);
+        job.run(&range(0, 4), &cancel).expect("runs");
+        assert_eq!(cancel.log().contents(), ("err 0\nerr 1\nerr 2\nerr 3\n".into(), Some(1)));
+    }
+
+    #[test]
+    fn a_long_stderr_is_quoted_by_its_end() {
+        let Err(KernelError::Failed(m)) = run("sh -c 'seq 1 20000 >&2; exit 1'", range(0, 1))
+        else {
+            panic!("expected a failure");
+        };
+        assert!(m.contains("stderr ends: …") && m.ends_with("19999\n20000"), "{m}");
+        assert!(m.len() < 600, "{} bytes", m.len());
     }
 
     #[test]
@@ -234,8 +339,15 @@ mod tests {
         assert!(bad(&[("cmd", "echo \"abc")]).starts_with("bad param cmd: cannot split"));
         assert_eq!(
             bad(&[("cmd", "echo"), ("shell", "1")]),
-            "unknown param shell for kernel exec; known: cmd"
+            "unknown param shell for kernel exec; known: cmd, allow_fail"
         );
+        let p = params(&[("cmd", "true"), ("allow_fail", "maybe")]);
+        match prepare_checked(&Exec, &p) {
+            Err(KernelError::BadParam(m)) => {
+                assert_eq!(m, "bad param allow_fail: \"maybe\" is not true or false")
+            }
+            _ => panic!("expected BadParam"),
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The built-in kernels of the farm worker and the registry functions that list them.
 
 pub mod exec;
+mod exec_io;
 pub mod hashchain;
 pub mod mandelbrot;
 pub mod noop;

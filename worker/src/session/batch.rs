@@ -3,7 +3,7 @@
 
 use crate::pool::Finished;
 use crate::sdk::KernelError;
-use farm_proto::session::{Results, ShardOutcome};
+use farm_proto::session::{Results, ShardOutcome, ShardRun};
 use std::collections::HashSet;
 use std::time::Instant;
 
@@ -24,6 +24,8 @@ pub(super) struct Batch {
     done: Vec<(u64, u64, ShardOutcome)>,
     /// Shards that started; those that also finish before the batch goes out are dropped.
     started: Vec<(u64, u64)>,
+    /// How finished shards ran, for their logs.
+    runs: Vec<ShardRun>,
     /// Bytes the batch will take on the wire, about.
     bytes: usize,
     /// When the oldest report in it arrived: it waits at most the coalescing delay from then.
@@ -60,15 +62,21 @@ impl Batch {
         self.done.push((job_id, shard, outcome));
     }
 
+    /// How a shard that finishes (reported next with [`Batch::finished`]) ran.
+    pub fn run(&mut self, run: ShardRun) {
+        self.bytes += run.encoded_len();
+        self.runs.push(run);
+    }
+
     /// Everything waiting, as one message; the batch is empty again. A shard that started and
     /// finished within the batch is reported done only, so short shards cost nothing extra.
     pub fn take(&mut self) -> Results {
-        let Batch { done, mut started, .. } = std::mem::take(self);
+        let Batch { done, mut started, runs, .. } = std::mem::take(self);
         if !started.is_empty() && !done.is_empty() {
             let finished: HashSet<(u64, u64)> = done.iter().map(|d| (d.0, d.1)).collect();
             started.retain(|s| !finished.contains(s));
         }
-        Results { done, started }
+        Results { done, started, runs }
     }
 }
 

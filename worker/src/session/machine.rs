@@ -277,8 +277,9 @@ impl Session {
         for def in assign.jobs {
             match self.registry.prepare(&def.kind, &def.params) {
                 Ok(prepared) => {
-                    let timeout = def.shard_timeout;
-                    let entry = JobEntry { prepared, cancel: CancelFlag::new(), timeout };
+                    let (timeout, record_runs) = (def.shard_timeout, def.record_runs);
+                    let cancel = CancelFlag::new();
+                    let entry = JobEntry { prepared, cancel, timeout, record_runs };
                     self.jobs.insert(def.job_id, Arc::new(entry));
                 }
                 Err(e) => {
@@ -308,9 +309,12 @@ impl Session {
     fn report(&mut self, now: Instant, report: Report, out: &mut Vec<Action>) {
         match report {
             Report::Started { job_id, shard } => self.batch.started(now, job_id, shard),
-            Report::Finished(finished) => {
+            Report::Finished(mut finished) => {
                 self.in_flight = self.in_flight.saturating_sub(1);
                 let (job_id, shard) = (finished.job_id, finished.shard);
+                if let Some(run) = finished.run.take() {
+                    self.batch.run(run);
+                }
                 self.batch.finished(now, job_id, shard, batch::outcome(finished));
             }
         }

@@ -57,6 +57,7 @@ impl Rig {
             kind: kind.into(),
             params: Params::from_pairs(params).unwrap(),
             shard_timeout: None,
+            record_runs: false,
         };
         self.handle(
             Duration::ZERO,
@@ -72,7 +73,10 @@ impl Rig {
         shard: u64,
         outcome: Result<Output, KernelError>,
     ) -> Vec<Action> {
-        self.handle(offset, Event::Pool(Report::Finished(Finished { job_id, shard, outcome })))
+        self.handle(
+            offset,
+            Event::Pool(Report::Finished(Finished { job_id, shard, outcome, run: None })),
+        )
     }
 }
 

@@ -1,0 +1,105 @@
+//! Jobs nothing can run. The core counts which kinds the connected workers offer; a job not
+//! yet ended whose kind none offers is waiting, and its status says so (`waiting: no connected
+//! worker offers kind X`) instead of sitting at `running 94/1000` in silence. A job with
+//! `--no-worker-timeout` fails once it has waited that long.
+
+use super::{view, Core, JobId, JobState, Outbox};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+/// What a waiting job's status says.
+pub(crate) fn waiting_reason(kind: &str) -> String {
+    format!("no connected worker offers kind {kind}")
+}
+
+impl Core {
+    /// Counts a joining worker's kinds; jobs of a kind that no connected worker offered until
+    /// now stop waiting, and their watchers see it.
+    pub(super) fn offer(&mut self, kinds: &HashSet<String>, now: Instant, out: &mut impl Outbox) {
+        let mut newly = HashSet::new();
+        for kind in kinds {
+            let count = self.offered.entry(kind.clone()).or_default();
+            *count += 1;
+            if *count == 1 {
+                newly.insert(kind.as_str());
+            }
+        }
+        if newly.is_empty() || self.unserved.is_empty() {
+            return;
+        }
+        let jobs = &self.jobs;
+        let served: Vec<JobId> = self
+            .unserved
+            .iter()
+            .copied()
+            .filter(|id| jobs.get(id).is_some_and(|j| newly.contains(j.spec.kind.as_str())))
+            .collect();
+        for id in served {
+            self.unserved.remove(&id);
+            if let Some(job) = self.jobs.get_mut(&id) {
+                job.waiting_since = None;
+                out.job_changed(&view(job, now));
+            }
+        }
+    }
+
+    /// Uncounts a leaving worker's kinds; the jobs not yet ended of a kind that no connected
+    /// worker offers any more start waiting, and their watchers see it.
+    pub(super) fn withdraw(
+        &mut self,
+        kinds: &HashSet<String>,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
+        let mut gone = HashSet::new();
+        for kind in kinds {
+            if let Some(count) = self.offered.get_mut(kind) {
+                *count -= 1;
+                if *count == 0 {
+                    self.offered.remove(kind);
+                    gone.insert(kind.as_str());
+                }
+            }
+        }
+        if gone.is_empty() {
+            return;
+        }
+        for (id, job) in self.jobs.iter_mut() {
+            if job.state.is_final() || !gone.contains(job.spec.kind.as_str()) {
+                continue;
+            }
+            job.waiting_since = Some(now);
+            self.unserved.insert(*id);
+            out.job_changed(&view(job, now));
+        }
+    }
+
+    /// A new (or restored) job starts waiting when no connected worker offers its kind.
+    pub(super) fn note_if_unserved(&mut self, id: JobId, now: Instant) {
+        let Some(job) = self.jobs.get_mut(&id) else { return };
+        if !self.offered.contains_key(&job.spec.kind) {
+            job.waiting_since = Some(now);
+            self.unserved.insert(id);
+        }
+    }
+
+    /// Fails every job that has waited for a worker longer than its `--no-worker-timeout`.
+    pub(super) fn fail_unserved(&mut self, now: Instant, out: &mut impl Outbox) {
+        let expired: Vec<(JobId, String)> = self
+            .unserved
+            .iter()
+            .filter_map(|id| {
+                let job = self.jobs.get(id)?;
+                let limit = Duration::from_millis(job.spec.limits.no_worker_timeout_ms?);
+                let waited = now.saturating_duration_since(job.waiting_since?);
+                (waited >= limit).then(|| {
+                    let why = waiting_reason(&job.spec.kind);
+                    (*id, format!("{why}, and none joined within {limit:?} (--no-worker-timeout)"))
+                })
+            })
+            .collect();
+        for (id, error) in expired {
+            self.end_job(id, JobState::Failed, Some(error), now, out);
+        }
+    }
+}

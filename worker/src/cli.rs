@@ -1,0 +1,265 @@
+//! The worker's whole command line, shared by `farm worker` and every worker binary built on
+//! the SDK, so a user's worker takes every flag `farm worker` takes (master, token, TLS,
+//! `--listen`, threads, name, drain and its timeout, `--allow-exec`) and drains on Ctrl-C and
+//! SIGTERM the same way. A user's `main` is a few lines:
+//!
+//! ```no_run
+//! use farm_worker::Registry;
+//!
+//! fn main() -> std::process::ExitCode {
+//!     let registry = Registry::builtin(false); // and `registry.register(Box::new(MyKernel))`
+//!     farm_worker::cli::main_with(registry)
+//! }
+//! ```
+
+use crate::{kernels, Registry, WorkerConfig, WorkerError};
+use clap::{Args, Parser};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tracing::warn;
+
+/// Every flag of a worker: `farm worker` and SDK worker binaries alike.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// The master to dial, e.g. http://10.0.0.5:7070 (HOST:PORT also works).
+    #[arg(long, env = "FARM_MASTER", default_value = "http://127.0.0.1:7070")]
+    pub master: String,
+    /// The token to present to the master (and to require from masters that dial this
+    /// worker with --listen).
+    #[arg(long, env = "FARM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Read the token from this file instead.
+    #[arg(long, value_name = "FILE", env = "FARM_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Use TLS, trusting a master whose certificate this CA signed (PEM).
+    #[arg(long, value_name = "FILE", env = "FARM_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// This worker's certificate (PEM): its client certificate for mutual TLS, and its server
+    /// certificate with --listen.
+    #[arg(long, value_name = "FILE", env = "FARM_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", env = "FARM_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Wait for a master to dial this worker (`farm master --connect`) on this address, e.g.
+    /// 0.0.0.0:7071, instead of dialing --master.
+    #[arg(long, value_name = "ADDR", env = "FARM_WORKER_LISTEN")]
+    pub listen: Option<String>,
+    /// Shards to run at once: the size of the thread pool [default: available cores].
+    #[arg(long, value_name = "T", env = "FARM_THREADS")]
+    pub threads: Option<usize>,
+    /// Name shown in `farm workers` (which also shows the host and pid).
+    #[arg(long, env = "FARM_WORKER_NAME")]
+    pub name: Option<String>,
+    /// Offer the exec kernel, which runs programs named in job parameters.
+    #[arg(long, env = "FARM_ALLOW_EXEC")]
+    pub allow_exec: bool,
+    /// Exit when the master is lost instead of reconnecting (set for workers a master spawns).
+    #[arg(long)]
+    pub exit_with_master: bool,
+    /// On SIGTERM, Ctrl-C or a drain request: how long running shards may take to finish
+    /// before they are cancelled and handed back to the master. (The local workers a master
+    /// spawns get 2s: they drain only when their master stops, which waits 3s for them.)
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION",
+          env = "FARM_DRAIN_TIMEOUT")]
+    pub drain_timeout: Duration,
+    /// Times the supervisor restarted this worker (set by a master for its local workers).
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub restarts: u32,
+}
+
+/// The command line of a worker binary built on the SDK: the worker's flags alone.
+#[derive(Debug, Parser)]
+#[command(version, about = "A farm worker: dials the master and runs the shards it hands out.")]
+struct WorkerCli {
+    #[command(flatten)]
+    args: WorkerArgs,
+}
+
+impl WorkerArgs {
+    /// The flags as the library's config: the token read, TLS loaded, threads checked.
+    pub fn config(&self) -> Result<WorkerConfig, WorkerError> {
+        let bad =
+            |what: &str, e: &dyn std::fmt::Display| WorkerError::Config(format!("{what}: {e}"));
+        let token = farm_net::auth::load(self.token.clone(), self.token_file.as_deref())
+            .map_err(|e| bad("cannot read --token-file", &e))?;
+        let identity = self.tls_cert.as_deref().zip(self.tls_key.as_deref());
+        let tls = match &self.tls_ca {
+            Some(ca) => Some(farm_net::tls::client(ca, identity).map_err(|e| bad("tls", &e))?),
+            None => None,
+        };
+        let mut config = WorkerConfig::new(farm_net::tls::dial_url(&self.master, tls.is_some()));
+        config.token = token;
+        config.tls = tls;
+        if let (Some(_), Some((cert, key))) = (&self.listen, identity) {
+            config.server_tls =
+                Some(farm_net::tls::server(cert, key, None).map_err(|e| bad("tls", &e))?);
+        }
+        if let Some(threads) = self.threads {
+            if threads == 0 || threads > farm_proto::MAX_THREADS as usize {
+                let max = farm_proto::MAX_THREADS;
+                return Err(WorkerError::Config(format!("--threads must be 1..={max}")));
+            }
+            config.threads = threads;
+        }
+        config.name = self.name.clone().unwrap_or_default();
+        config.exit_on_disconnect = self.exit_with_master;
+        config.drain_timeout = self.drain_timeout;
+        config.restarts = self.restarts;
+        Ok(config)
+    }
+}
+
+/// Runs a worker as `args` say, offering `registry`'s kernels (plus `exec` with
+/// `--allow-exec`): it dials the master, or with `--listen` waits for masters to dial it,
+/// until Ctrl-C or SIGTERM has drained it (in-flight shards finish within the drain timeout,
+/// the rest go back to the master).
+pub async fn run(args: WorkerArgs, mut registry: Registry) -> Result<(), WorkerError> {
+    let config = args.config()?;
+    if args.allow_exec {
+        registry.register(kernels::exec_kernel());
+    }
+    let Some(addr) = &args.listen else {
+        return crate::run(config, registry, shutdown_signal()).await;
+    };
+    let listener =
+        TcpListener::bind(addr).await.map_err(|e| WorkerError::Listen(addr.clone(), e))?;
+    let bound = listener.local_addr().map_err(|e| WorkerError::Listen(addr.clone(), e))?;
+    if !bound.ip().is_loopback() && (config.token.is_none() || config.server_tls.is_none()) {
+        warn!(%bound, "listening on a non-loopback address without TLS or a token: any master that can reach it can use it or read its traffic");
+    }
+    // One line on stdout that scripts (and the tests) read to learn the bound port.
+    println!("farm worker listening on {bound}");
+    let _ = std::io::stdout().flush();
+    crate::serve(listener, config, registry, shutdown_signal()).await
+}
+
+/// The `main` of a worker binary: parses the worker's flags, logs to stderr (unless the caller
+/// set up tracing already; `RUST_LOG` filters, default `info`), and runs the worker on a new
+/// runtime until Ctrl-C or SIGTERM has drained it. Exits non-zero, with a one-line error, if
+/// the worker fails (a bad flag, a master that refuses it).
+pub fn main_with(registry: Registry) -> ExitCode {
+    let args = WorkerCli::parse().args;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Fails only when a subscriber is set already: the caller's wins.
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(args, registry));
+    // Pool threads may still run a kernel stuck in a loop: do not wait for them.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+/// Parses a duration with a unit, like `500ms`, `1.5s`, `2m`, `1h` or `7d` (humantime).
+/// A bare number is refused: it would be ambiguous.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(format!("{s:?} has no unit: write {s}s or {s}ms"));
+    }
+    let d = parse_fractional(s)
+        .ok_or_else(|| format!("{s:?} is not a duration like 500ms, 1.5s, 2m or 1h"))?;
+    if d.is_zero() {
+        return Err("duration must be more than zero".into());
+    }
+    Ok(d)
+}
+
+/// `humantime` for whole numbers with units (`1h 30m`), and a decimal number with one unit
+/// (`1.5s`), which humantime does not take.
+fn parse_fractional(s: &str) -> Option<Duration> {
+    if let Ok(d) = humantime::parse_duration(s) {
+        return Some(d);
+    }
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (number, unit) = s.split_at(split);
+    let number: f64 = number.parse().ok().filter(|n: &f64| n.is_finite())?;
+    let unit = humantime::parse_duration(&format!("1{}", unit.trim())).ok()?;
+    Duration::try_from_secs_f64(unit.as_secs_f64() * number).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        WorkerCli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_duration("30"), Err("\"30\" has no unit: write 30s or 30ms".into()));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("2 weeks ago").is_err());
+    }
+
+    #[test]
+    fn flags_become_the_config() {
+        let cli = WorkerCli::try_parse_from([
+            "w",
+            "--master",
+            "10.0.0.5:7070",
+            "--threads",
+            "3",
+            "--name",
+            "n1",
+            "--drain-timeout",
+            "2s",
+            "--token",
+            " secret ",
+        ])
+        .expect("parses");
+        let config = cli.args.config().expect("config");
+        assert_eq!(config.master, "http://10.0.0.5:7070");
+        assert_eq!((config.threads, config.name.as_str()), (3, "n1"));
+        assert_eq!(config.drain_timeout, Duration::from_secs(2));
+        assert_eq!(config.token.as_deref(), Some("secret"));
+        let zero = WorkerCli::try_parse_from(["w", "--threads", "0"]).expect("parses");
+        assert!(
+            matches!(zero.args.config(), Err(WorkerError::Config(m)) if m.contains("1..=4096"))
+        );
+        let missing = WorkerCli::try_parse_from(["w", "--token-file", "/no/such/file"]);
+        let missing = missing.expect("parses").args.config();
+        assert!(matches!(missing, Err(WorkerError::Config(m)) if m.contains("--token-file")));
+    }
+}
