@@ -70,6 +70,9 @@ pub enum Command {
     /// List the kernels the cluster offers, with their params and help, as the workers
     /// describe them.
     Kinds(OutputArgs),
+    /// Let the master allocate workers through a batch scheduler (Slurm) while shards wait:
+    /// add, list and remove allocation queues.
+    Alloc(crate::alloc::AllocArgs),
     /// Threads or processes? Time the same work as serial, threads only, processes only and
     /// both composed, by running real `farm run`s (plus the same test in Python, if python3 is
     /// on PATH), and print speedup and efficiency per mode.
@@ -361,6 +364,8 @@ pub struct MasterArgs {
     pub local: LocalWorkerArgs,
     #[command(flatten)]
     pub scheduler: SchedulerArgs,
+    #[command(flatten)]
+    pub alloc: crate::alloc::AllocMasterArgs,
 }
 
 /// `farm worker`.
@@ -389,6 +394,8 @@ pub struct WorkerArgs {
     /// Times the supervisor restarted this worker (set by a master for its local workers).
     #[arg(long, default_value_t = 0, hide = true)]
     pub restarts: u32,
+    #[command(flatten)]
+    pub lifetime: crate::lifetime::WorkerLifetimeArgs,
 }
 
 /// Parses `500ms`, `2s`, `1m` or a bare number of milliseconds.

@@ -1,10 +1,12 @@
 //! `farm`: one binary for every role. `farm master` serves, `farm worker` runs shards,
 //! `farm run` does both for one job on this machine, and the other commands are clients.
 
+mod alloc;
 mod args;
 mod commands;
 mod job;
 mod kinds;
+mod lifetime;
 mod results;
 mod roles;
 mod show;
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
             Command::Jobs(args) => commands::jobs(&master, args).await,
             Command::Workers(args) => commands::workers(&master, args).await,
             Command::Kinds(args) => kinds::kinds(&master, args).await,
+            Command::Alloc(args) => alloc::alloc(&master, args).await,
             Command::Showdown(args) => showdown::showdown(args).await,
         }
     });

@@ -172,18 +172,20 @@ pub async fn master(args: MasterArgs, me: &crate::commands::Target) -> Result<()
     if tls.is_some() && args.workers > 0 && me.ca.is_none() {
         bail!("--workers with TLS needs --tls-ca, so local workers can verify the master");
     }
+    let scheme = if me.identity.is_some() { "https" } else { "http" };
+    let alloc = crate::alloc::settings(&args.alloc, addr, scheme, worker_token.clone(), me)?;
     let config = MasterConfig {
         connect,
         client_token: token,
         worker_token,
         connect_tls: me.tls.clone(),
         tls,
+        alloc: Some(alloc),
         ..master_config(&args.scheduler)
     };
     let mut running =
         start(listener, config, args.workers, &args.local, "info", local_tls_env(me))?;
     // One line on stdout that scripts (and the tests) read to learn the bound port.
-    let scheme = if me.identity.is_some() { "https" } else { "http" };
     println!("farm master listening on {scheme}://{addr}");
     std::io::stdout().flush()?;
     let failed = tokio::select! {
@@ -200,7 +202,7 @@ pub async fn master(args: MasterArgs, me: &crate::commands::Target) -> Result<()
 }
 
 /// TLS settings for local workers: the master's CA and (for mutual TLS) its certificate.
-fn local_tls_env(me: &crate::commands::Target) -> Vec<(String, String)> {
+pub(crate) fn local_tls_env(me: &crate::commands::Target) -> Vec<(String, String)> {
     let path = |p: &std::path::Path| {
         std::fs::canonicalize(p).unwrap_or(p.to_path_buf()).display().to_string()
     };
@@ -254,6 +256,7 @@ pub async fn worker(master: &crate::commands::Target, args: WorkerArgs) -> Resul
     config.exit_on_disconnect = args.exit_with_master;
     config.drain_timeout = args.drain_timeout;
     config.restarts = args.restarts;
+    args.lifetime.apply(&mut config);
     let registry = Registry::builtin(args.allow_exec);
     match args.listen {
         Some(addr) => {

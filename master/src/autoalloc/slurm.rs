@@ -149,8 +149,24 @@ async fn run(program: &str, args: &[String], timeout: Duration) -> Result<String
     if message.is_empty() {
         Err(format!("{program} failed ({})", out.status))
     } else {
-        Err(farm_proto::kernel::clip(&message.join("; ")))
+        Err(bounded(message.join("; ")))
     }
+}
+
+/// Longest scheduler message kept (its own words, shown by `farm alloc list`).
+const MAX_MESSAGE_BYTES: usize = 1000;
+
+/// `text`, cut to [`MAX_MESSAGE_BYTES`] at a character boundary.
+fn bounded(mut text: String) -> String {
+    if text.len() > MAX_MESSAGE_BYTES {
+        let mut end = MAX_MESSAGE_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }
 
 #[cfg(test)]
