@@ -149,7 +149,12 @@ fn a_job_runs_on_workers_slurm_started_and_they_leave_when_idle() {
     let workers = master.cli(&["workers", "--json", "--token", "s3cret"]);
     assert!(workers.stdout.starts_with(b"[]"), "{workers:?}");
 
-    // The token reached the workers through a file only the master's user can read.
+    assert_token_stays_private(&cleanup, &queue);
+}
+
+/// The token reached the workers through a file only the master's user can read, never the
+/// script.
+fn assert_token_stays_private(cleanup: &Cleanup, queue: &str) {
     let host_dir = std::fs::read_dir(&cleanup.dir)
         .expect("alloc dir")
         .next()
@@ -158,7 +163,7 @@ fn a_job_runs_on_workers_slurm_started_and_they_leave_when_idle() {
         .path();
     let mode = std::fs::metadata(host_dir.join("token")).expect("token file").permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
-    let script = std::fs::read_to_string(host_dir.join(&queue).join("worker.sh")).expect("script");
+    let script = std::fs::read_to_string(host_dir.join(queue).join("worker.sh")).expect("script");
     assert!(!script.contains("s3cret"), "{script}");
 }
 

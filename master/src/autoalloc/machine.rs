@@ -1,13 +1,13 @@
 //! The allocator as a pure state machine, the scheduler core's pattern: no I/O, no clock, no
-//! runtime. Its owner (`task.rs`) feeds it the core's numbers on a tick and the outcomes of the
-//! scheduler commands it asked for; it answers with [`Effect`]s: submit an allocation, poll the
-//! scheduler, cancel an allocation. Tests drive it with a fake scheduler (`machine_tests.rs`).
+//! runtime (a queue and its allocations are in `queue.rs`). Its owner (`task.rs`) feeds it the
+//! core's numbers on a tick and the outcomes of the scheduler commands it asked for; it answers
+//! with [`Effect`]s: submit an allocation, poll the scheduler, cancel an allocation. Tests
+//! drive it with a fake scheduler (`machine_tests.rs`).
 
+use super::queue::{Alloc, Queue};
 use super::AllocError;
-use crate::core::{Demand, WorkerId};
-use farm_proto::{
-    AllocQueueInfo, AllocQueueSpec, AllocQueueState, AllocationInfo, AllocationState,
-};
+use crate::core::Demand;
+use farm_proto::{AllocQueueInfo, AllocQueueSpec, AllocQueueState, AllocationState};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
@@ -79,108 +79,6 @@ pub enum SchedState {
         /// How it ended.
         detail: String,
     },
-}
-
-/// One allocation of a queue.
-#[derive(Debug)]
-struct Alloc {
-    /// The scheduler's job id.
-    id: String,
-    /// Where it is.
-    state: AllocationState,
-    /// When it was submitted.
-    submitted: Instant,
-    /// Its workers connected now.
-    workers: BTreeSet<WorkerId>,
-    /// Its workers that ever connected.
-    seen: BTreeSet<WorkerId>,
-    /// How it ended, or why it failed.
-    detail: String,
-    /// The allocator cancelled it: ending without workers is then no failure.
-    cancelled: bool,
-}
-
-/// One allocation queue.
-#[derive(Debug)]
-struct Queue {
-    /// Its settings.
-    spec: AllocQueueSpec,
-    /// Where it is.
-    state: AllocQueueState,
-    /// The last failure (the scheduler's message); why it is paused.
-    error: Option<String>,
-    /// Failures in a row (refused submissions, allocations that died before a worker came).
-    failures: u32,
-    /// No submission before this, after a failure.
-    retry_at: Option<Instant>,
-    /// A submission in flight, by its `seq`.
-    submitting: Option<u64>,
-    /// Its allocations, oldest first.
-    allocs: Vec<Alloc>,
-}
-
-impl Queue {
-    /// Workers per allocation.
-    fn k(&self) -> u64 {
-        u64::from(self.spec.workers_per_alloc)
-    }
-
-    /// Slots one worker brings: its threads, or 1 when the worker picks (a lower bound).
-    fn t(&self) -> u64 {
-        u64::from(self.spec.threads.unwrap_or(1))
-    }
-
-    fn live(&self) -> impl Iterator<Item = &Alloc> {
-        self.allocs.iter().filter(|a| !a.state.is_final())
-    }
-
-    /// Slots its submitted allocations will bring once all their workers connect.
-    fn pending_slots(&self) -> u64 {
-        let missing: u64 = self.live().map(|a| self.k().saturating_sub(a.seen.len() as u64)).sum();
-        let submitting = if self.submitting.is_some() { self.k() } else { 0 };
-        (missing + submitting) * self.t()
-    }
-
-    /// Workers its live allocations (and a submission in flight) run or will run.
-    fn alive_workers(&self) -> u64 {
-        (self.live().count() as u64 + u64::from(self.submitting.is_some())) * self.k()
-    }
-
-    /// Allocations waiting at the scheduler, and a submission in flight.
-    fn waiting(&self) -> usize {
-        let queued = self.allocs.iter().filter(|a| a.state == AllocationState::Queued).count();
-        queued + usize::from(self.submitting.is_some())
-    }
-
-    /// Whether it may submit at `now`.
-    fn may_submit(&self, max_queued: usize, now: Instant) -> bool {
-        self.state == AllocQueueState::Active
-            && self.retry_at.is_none_or(|at| now >= at)
-            && self.waiting() < max_queued
-            && self.alive_workers() + self.k() <= u64::from(self.spec.max_workers)
-    }
-
-    fn info(&self, now: Instant) -> AllocQueueInfo {
-        let allocations = self
-            .allocs
-            .iter()
-            .map(|a| AllocationInfo {
-                id: a.id.clone(),
-                state: a.state,
-                workers: a.workers.len() as u32,
-                workers_seen: a.seen.len() as u32,
-                age_secs: now.saturating_duration_since(a.submitted).as_secs(),
-                detail: a.detail.clone(),
-            })
-            .collect();
-        AllocQueueInfo {
-            spec: self.spec.clone(),
-            state: self.state,
-            error: self.error.clone(),
-            failures: self.failures,
-            allocations,
-        }
-    }
 }
 
 /// Every allocation queue and its allocations.
@@ -448,15 +346,5 @@ impl Allocator {
             }
             !done
         });
-    }
-}
-
-impl Queue {
-    fn find(&mut self, id: &str) -> Option<&mut Alloc> {
-        self.allocs.iter_mut().find(|a| a.id == id)
-    }
-
-    fn find_ref(&self, id: &str) -> bool {
-        self.allocs.iter().any(|a| a.id == id)
     }
 }

@@ -11,6 +11,7 @@
 mod machine;
 #[cfg(test)]
 mod machine_tests;
+mod queue;
 mod script;
 mod slurm;
 mod task;
