@@ -139,13 +139,14 @@ fn a_job_runs_on_workers_slurm_started_and_they_leave_when_idle() {
     let ended =
         ended.unwrap_or_else(|| panic!("allocations still alive: {:?}", cleanup.live_jobs()));
     eprintln!("every allocation ended {:?} after the submit", started.elapsed());
-    for a in ended[0]["allocations"].as_array().into_iter().flatten() {
-        assert_eq!(
-            (&a["detail"], &a["workers_seen"]),
-            (&Value::from("COMPLETED"), &Value::from(1)),
-            "{a}"
-        );
+    // Each ended on its own once its worker idled out, or, still waiting in Slurm's queue
+    // when the work was gone, was cancelled.
+    let allocs = ended[0]["allocations"].as_array().cloned().unwrap_or_default();
+    for a in &allocs {
+        let done = a["detail"] == "COMPLETED" && a["workers_seen"] == 1;
+        assert!(done || a["detail"] == "CANCELLED", "{a}");
     }
+    assert!(allocs.iter().any(|a| a["detail"] == "COMPLETED"), "{allocs:?}");
     let workers = master.cli(&["workers", "--json", "--token", "s3cret"]);
     assert!(workers.stdout.starts_with(b"[]"), "{workers:?}");
 

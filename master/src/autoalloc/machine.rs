@@ -200,12 +200,30 @@ impl Allocator {
             need = need.saturating_sub(q.k() * q.t());
             effects.push(Effect::Submit { queue: name.clone(), seq, spec: q.spec.clone() });
         }
+        if demand.queued_shards == 0 {
+            effects.extend(self.cancel_waiting());
+        }
         let due = self.last_poll.is_none_or(|at| now >= at + self.config.poll_every);
         let ids = self.live_ids();
         if !self.polling && due && !ids.is_empty() {
             self.polling = true;
             self.last_poll = Some(now);
             effects.push(Effect::Poll { ids });
+        }
+        effects
+    }
+
+    /// No shard waits: allocations still waiting at the scheduler would only start workers
+    /// that idle out, so they are cancelled (their end is then no failure).
+    fn cancel_waiting(&mut self) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        for (name, q) in &mut self.queues {
+            let waiting = q.allocs.iter_mut().filter(|a| a.state == AllocationState::Queued);
+            for a in waiting.filter(|a| !a.cancelled && a.seen.is_empty()) {
+                info!(queue = %name, allocation = %a.id, "no shard waits: cancelling a queued allocation");
+                a.cancelled = true;
+                effects.push(Effect::Cancel { id: a.id.clone() });
+            }
         }
         effects
     }

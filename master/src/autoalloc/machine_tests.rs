@@ -242,7 +242,7 @@ fn removing_cancels_queued_allocations_and_drains_running_ones_unless_now() {
     }
     // Allocation 1 runs a worker, 2 still waits at the scheduler.
     fake.set("1", SchedState::Running);
-    assert_eq!(submits(&a.tick(t0, &demand(0, 0, &[("1", 1)]))), 0);
+    assert_eq!(submits(&a.tick(t0, &demand(1, 0, &[("1", 1)]))), 0);
     let (info, effects) = a.remove("q", false, t0).expect("remove");
     assert_eq!(info.state, AllocQueueState::Removing);
     assert_eq!(effects, vec![Effect::Cancel { id: "2".into() }]);
@@ -308,4 +308,28 @@ fn shards_other_queues_will_absorb_are_not_allocated_twice() {
     // 8 wait: b takes the other half.
     let e = a.tick(t0, &demand(8, 0, &[]));
     assert!(matches!(&e[..], [Effect::Submit { queue, .. }] if queue == "b"), "{e:?}");
+}
+
+#[test]
+fn allocations_still_waiting_when_the_work_is_gone_are_cancelled_not_failed() {
+    let t0 = Instant::now();
+    let (mut a, mut fake) = (Allocator::new(AllocatorConfig::default()), Fake::default());
+    a.add(spec("q", 4, 1, 1), t0).expect("add");
+    let e = a.tick(t0, &demand(10, 0, &[]));
+    fake.run(&mut a, e, t0);
+    let e = a.tick(t0, &demand(10, 0, &[("1", 1)]));
+    fake.run(&mut a, e, t0);
+    fake.set("1", SchedState::Running);
+    assert_eq!(states(&a, t0), vec![AllocationState::Running, AllocationState::Queued]);
+    // The work is all handed out: the waiting allocation goes, the running one stays.
+    let e = a.tick(t0, &demand(0, 0, &[("1", 1)]));
+    assert_eq!(e, vec![Effect::Cancel { id: "2".into() }]);
+    fake.run(&mut a, e, t0);
+    assert!(a.tick(t0, &demand(0, 0, &[("1", 1)])).is_empty(), "cancelled once");
+    let t1 = t0 + Duration::from_secs(2);
+    let e = a.tick(t1, &demand(0, 0, &[("1", 1)]));
+    fake.run(&mut a, e, t1);
+    let q = &a.list(t1)[0];
+    assert_eq!(states(&a, t1), vec![AllocationState::Running, AllocationState::Ended]);
+    assert_eq!((q.failures, q.error.as_deref()), (0, None));
 }
