@@ -23,7 +23,19 @@ for i in $(seq "$runs"); do
   while [[ $(live) != 0 ]]; do sleep 0.2; done
   start=$(now)
   "$farm" submit noop --range 0..1 --wait >/dev/null
-  echo "  run $i: $(echo "$(now) - $start" | bc) s"
+  took=$(echo "$(now) - $start" | bc)
+  # When the allocator submitted and when the worker joined, from the master's log.
+  python3 - "$dir/log" "$start" "$took" "$i" <<'PY'
+import re, sys, datetime
+log, start, took, run = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+def at(pattern):
+    for line in reversed(open(log, errors="replace").read().splitlines()):
+        m = re.match(r"\S*?(\d{4}-\d\d-\d\dT[\d:.]+)Z.*" + pattern, line)
+        if m:
+            t = datetime.datetime.fromisoformat(m.group(1)).replace(tzinfo=datetime.timezone.utc)
+            return t.timestamp() - start
+print(f"  run {run}: {took:.2f} s (sbatch done at {at('allocation submitted'):.2f} s, worker joined at {at('worker joined'):.2f} s)")
+PY
 done
 "$farm" alloc remove first --now >/dev/null
 
@@ -35,11 +47,12 @@ while [[ $(live) != 0 ]]; do sleep 0.2; done
 start=$(now)
 "$farm" submit sleep --range "0..$shards" --shard-size 1 --param "ms=$ms" --wait >/dev/null
 took=$(echo "$(now) - $start" | bc)
+sleep 4 # the poll that sees a cancelled allocation end
+echo "slurm node cpus: $(sinfo -h -o %c), so at most $(( $(sinfo -h -o %c) )) one-thread workers run at once"
 "$farm" alloc list --json | python3 -c "
 import json, sys
 q = [q for q in json.load(sys.stdin) if q['spec']['name'] == 'burst'][0]
 a = q['allocations']
 print(f'burst: {$shards} sleep shards of {$ms} ms ({$shards * $ms / 1000:.0f} s of work), --max-workers {$max}, 1 thread each: {$took:.1f} s wall')
-print(f'  allocations submitted {len(a)}, ideal {$max} (one per worker the work can use); '
-      f'with workers that connected {sum(x[\"workers_seen\"] > 0 for x in a)}; failed {sum(x[\"state\"] == \"failed\" for x in a)}')
+print(f'  allocations submitted {len(a)}: ' + ', '.join(f'{x[\"id\"]} {x[\"state\"]} {x[\"detail\"] or \"-\"} (workers seen {x[\"workers_seen\"]})' for x in a))
 "
