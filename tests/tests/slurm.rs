@@ -243,3 +243,96 @@ fn bad_queue_requests_get_a_one_line_error() {
     assert!(json(&removed)[0]["state"] == "removing", "{removed:?}");
     assert!(wait_until(Duration::from_secs(20), || alloc_list(&master, &[]).is_empty()));
 }
+
+/// A master with an allocation queue `queue` (one worker at a time, one thread) and `extra`
+/// queue flags; its folder is cleaned up with `Cleanup`.
+fn master_with_queue(queue: &str, extra: &[&str]) -> (Master, Cleanup) {
+    let tag = tag();
+    let cleanup = Cleanup::new(&tag, queue);
+    let dir = cleanup.dir.display().to_string();
+    // Slurm passes the master's environment on, so its workers log at info too.
+    let log = "farm_worker=info";
+    let master = Master::start_logging(&["--alloc-dir", &dir], &tag, "127.0.0.1:0", log);
+    let mut args = vec!["alloc", "add", "slurm", "--name", queue, "--max-workers", "1"];
+    args.extend_from_slice(&["--threads", "1"]);
+    args.extend_from_slice(extra);
+    let add = master.cli(&args);
+    assert!(add.status.success(), "alloc add failed: {add:?}");
+    (master, cleanup)
+}
+
+/// Waits until the queue's allocations satisfy `cond`; returns them.
+fn wait_allocs(master: &Master, what: &str, cond: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let mut last = Vec::new();
+    let found = wait_for(Duration::from_secs(120), || {
+        last = alloc_list(master, &[])[0]["allocations"].as_array().cloned().unwrap_or_default();
+        cond(&last).then(|| last.clone())
+    });
+    found.unwrap_or_else(|| panic!("expected {what}, last saw {last:?}"))
+}
+
+#[test]
+fn an_allocation_killed_mid_job_loses_no_shard() {
+    if !slurm_up() {
+        return;
+    }
+    let queue = queue_name("kill");
+    let (master, cleanup) = master_with_queue(&queue, &["--idle-timeout", "5s"]);
+    let job =
+        master.submit(&["sleep", "--range", "0..20", "--shard-size", "1", "--param", "ms=300"]);
+    master.wait_done(&job, 2);
+    let first =
+        wait_allocs(&master, "a running allocation", |a| a.len() == 1 && a[0]["workers"] == 1);
+    let id = first[0]["id"].as_str().expect("id").to_string();
+    // SIGKILL to every process of the allocation: its worker vanishes without a drain.
+    let killed = Command::new("scancel").args(["-s", "KILL", &id]).status().expect("scancel");
+    assert!(killed.success());
+
+    let done = master.watch(&job);
+    assert_eq!(
+        (&done["state"], &done["result"]),
+        (&Value::from("succeeded"), &Value::from(20)),
+        "{done}"
+    );
+    let allocs = wait_allocs(&master, "the killed one ended", |a| a[0]["state"] == "ended");
+    assert_eq!(allocs[0]["detail"], "CANCELLED", "{allocs:?}");
+    assert!(
+        allocs.len() >= 2 && allocs[1]["workers_seen"] == 1,
+        "a new one finished the job: {allocs:?}"
+    );
+    wait_allocs(&master, "every allocation ended", |a| a.iter().all(|x| x["state"] == "ended"));
+    assert!(wait_until(WAIT, || cleanup.live_jobs().is_empty()));
+}
+
+#[test]
+fn workers_leave_before_their_allocations_time_limit() {
+    if !slurm_up() {
+        return;
+    }
+    let queue = queue_name("limit");
+    let (master, cleanup) =
+        master_with_queue(&queue, &["--idle-timeout", "5s", "--time-limit", "1m"]);
+    // 50 s of work on one thread, in a 1-minute allocation whose worker stops taking shards
+    // after 30 s (half its time: a drain timeout plus 10 s would not leave it half).
+    let job =
+        master.submit(&["sleep", "--range", "0..50", "--shard-size", "1", "--param", "ms=1000"]);
+    let done = master.watch(&job);
+    assert_eq!(
+        (&done["state"], &done["result"]),
+        (&Value::from("succeeded"), &Value::from(50)),
+        "{done}"
+    );
+    let allocs = wait_allocs(&master, "the first allocation ended", |a| a[0]["state"] == "ended");
+    assert_eq!(allocs[0]["detail"], "COMPLETED", "left on its own, not TIMEOUT: {allocs:?}");
+    assert!(allocs.len() >= 2, "another allocation took the rest: {allocs:?}");
+    let id = allocs[0]["id"].as_str().expect("id");
+    let host_dir =
+        std::fs::read_dir(&cleanup.dir).expect("dir").next().expect("entry").expect("entry");
+    let log = std::fs::read_to_string(
+        host_dir.path().join(&queue).join("logs").join(format!("{id}.log")),
+    )
+    .expect("the allocation's log");
+    assert!(log.contains("the allocation ends soon: taking no more shards"), "{log}");
+    wait_allocs(&master, "every allocation ended", |a| a.iter().all(|x| x["state"] == "ended"));
+    assert!(wait_until(WAIT, || cleanup.live_jobs().is_empty()));
+}
