@@ -76,6 +76,9 @@ pub enum Command {
     /// List the kernels the cluster offers, with their params and help, as the workers
     /// describe them.
     Kinds(KindsArgs),
+    /// Let the master allocate workers through a batch scheduler (Slurm) while shards wait:
+    /// add, list and remove allocation queues.
+    Alloc(crate::alloc::AllocArgs),
     /// Threads or processes? Time the same work as serial, threads only, processes only and
     /// both composed, by running real `farm run`s (plus the same test in Python, if python3 is
     /// on PATH), and print speedup and efficiency per mode.
@@ -419,6 +422,8 @@ pub struct MasterArgs {
     pub local: LocalWorkerArgs,
     #[command(flatten)]
     pub scheduler: SchedulerArgs,
+    #[command(flatten)]
+    pub alloc: crate::alloc::AllocMasterArgs,
 }
 
 /// `farm worker`: its flags are the SDK's, so a user's worker binary takes the same ones.

@@ -4,6 +4,7 @@
 // Every stdout write goes through `out`, which stops quietly when the reader has gone.
 #![deny(clippy::print_stdout)]
 
+mod alloc;
 mod args;
 mod commands;
 mod config;
@@ -121,6 +122,7 @@ fn run(cli: Cli, m: &ArgMatches, log: &logging::Setup) -> Result<()> {
             Command::Jobs(args) => commands::jobs(&target(args.client.clone())?, args).await,
             Command::Workers(args) => commands::workers(&target(args.client.clone())?, args).await,
             Command::Kinds(args) => kinds::kinds(&target(args.client.clone())?, args).await,
+            Command::Alloc(args) => alloc::alloc(&target(args.client.clone())?, args).await,
             Command::Showdown(args) => showdown::showdown(args).await,
             Command::Completions(args) => commands::completions(args),
             Command::Man => commands::man(),

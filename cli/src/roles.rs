@@ -170,12 +170,15 @@ pub async fn master(
     if tls.is_some() && args.workers > 0 && me.ca.is_none() {
         bail!("--workers with TLS needs --tls-ca, so local workers can verify the master");
     }
+    let scheme = if me.identity.is_some() { "https" } else { "http" };
+    let alloc = crate::alloc::settings(&args.alloc, addr, scheme, worker_token.clone(), me)?;
     let config = MasterConfig {
         connect,
         client_token: token,
         worker_token,
         connect_tls: me.tls.clone(),
         tls,
+        alloc: Some(alloc),
         ..master_config(&args.scheduler)
     };
     let mut running = start(listener, config, args.workers, &args.local, log, local_tls_env(me))?;
@@ -196,7 +199,7 @@ pub async fn master(
 }
 
 /// TLS settings for local workers: the master's CA and (for mutual TLS) its certificate.
-fn local_tls_env(me: &crate::commands::Target) -> Vec<(String, String)> {
+pub(crate) fn local_tls_env(me: &crate::commands::Target) -> Vec<(String, String)> {
     let path = |p: &std::path::Path| {
         std::fs::canonicalize(p).unwrap_or(p.to_path_buf()).display().to_string()
     };

@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+mod alloc;
 mod kinds;
 mod logs;
 mod results;
@@ -24,8 +25,8 @@ pub use ride::{WaitEvent, WaitOptions};
 use farm_proto::pb::{self, farm_service_client::FarmServiceClient};
 use farm_proto::JobSpec;
 pub use farm_proto::{
-    DialedBy, JobEvent, JobState, JobStatus, JsonText, LogQuery, Progress, ShardLog, Submitted,
-    WorkerInfo,
+    AllocQueueInfo, AllocQueueSpec, AllocQueueState, AllocationInfo, AllocationState, DialedBy,
+    JobEvent, JobState, JobStatus, JsonText, LogQuery, Progress, ShardLog, Submitted, WorkerInfo,
 };
 use futures::{Stream, StreamExt};
 use tonic::transport::Channel;

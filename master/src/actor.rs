@@ -12,7 +12,7 @@ use farm_proto::{KernelDescriptor, KindInfo};
 use task::CoreTask;
 
 use crate::core::{
-    Core, CoreError, JobDef, JobId, JobView, JournalOp, Outbox, ShardOutcome, ShardTask,
+    Core, CoreError, Demand, JobDef, JobId, JobView, JournalOp, Outbox, ShardOutcome, ShardTask,
     Submission, WorkerId, WorkerSpec, WorkerView,
 };
 use crate::store::JournalTx;
@@ -23,7 +23,7 @@ use farm_proto::session::{Assign, ShardRun, ToWorker};
 #[cfg(test)]
 use farm_proto::JobSpec;
 use farm_proto::Output;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,6 +84,7 @@ enum Cmd {
     Draining(WorkerId),
     Drain(WorkerId, oneshot::Sender<Result<WorkerView, CoreError>>),
     Left(WorkerId, String),
+    Demand(Arc<HashSet<String>>, oneshot::Sender<Demand>),
 }
 
 /// When the master last heard from one worker session. Its reader stamps it on every message
@@ -232,6 +233,10 @@ impl CoreHandle {
     /// A worker said it is draining.
     pub async fn draining(&self, worker: WorkerId) {
         self.tell(Cmd::Draining(worker)).await
+    }
+    /// The allocator's numbers for workers offering `kinds`.
+    pub async fn demand(&self, kinds: Arc<HashSet<String>>) -> Result<Demand, Status> {
+        self.ask(|r| Cmd::Demand(kinds, r)).await
     }
     /// Asks a worker to drain.
     pub async fn drain(&self, worker: WorkerId) -> Result<Result<WorkerView, CoreError>, Status> {

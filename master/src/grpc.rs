@@ -7,8 +7,8 @@ use crate::core::{CoreError, JobState, JobView, Submission, WorkerView};
 use crate::store::Store;
 use farm_proto::pb::{self, farm_service_server::FarmService, job_event::Event};
 use farm_proto::{
-    DialedBy, JobEvent, JobSpec, JobStatus, JsonText, Progress, Submitted, WorkerInfo,
-    LIST_RESULT_BYTES,
+    AllocQueueSpec, DialedBy, JobEvent, JobSpec, JobStatus, JsonText, Progress, Submitted,
+    WorkerInfo, LIST_RESULT_BYTES,
 };
 use std::pin::Pin;
 use tokio::sync::mpsc;
@@ -110,6 +110,8 @@ pub struct Farm {
     pub core: CoreHandle,
     /// The store, read by `Results` off the core's task.
     pub store: Store,
+    /// The allocator's task (`farm alloc`).
+    pub alloc: crate::autoalloc::AllocHandle,
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::JobEvent, Status>> + Send>>;
@@ -262,6 +264,33 @@ impl FarmService for Farm {
             Err(e) => Err(Status::internal(e.to_string())),
         });
         Ok(Response::new(Box::pin(chunks)))
+    }
+
+    async fn alloc_add(
+        &self,
+        req: Request<pb::AllocAddRequest>,
+    ) -> Result<Response<pb::AllocQueueInfo>, Status> {
+        let spec =
+            req.into_inner().spec.ok_or_else(|| Status::invalid_argument("spec is missing"))?;
+        let spec =
+            AllocQueueSpec::try_from(spec).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        Ok(Response::new(self.alloc.add(spec).await?.into()))
+    }
+
+    async fn alloc_list(
+        &self,
+        _: Request<pb::AllocListRequest>,
+    ) -> Result<Response<pb::AllocListResponse>, Status> {
+        let queues = self.alloc.list().await?.into_iter().map(Into::into).collect();
+        Ok(Response::new(pb::AllocListResponse { queues }))
+    }
+
+    async fn alloc_remove(
+        &self,
+        req: Request<pb::AllocRemoveRequest>,
+    ) -> Result<Response<pb::AllocQueueInfo>, Status> {
+        let pb::AllocRemoveRequest { name, now } = req.into_inner();
+        Ok(Response::new(self.alloc.remove(name, now).await?.into()))
     }
 
     async fn list_kinds(

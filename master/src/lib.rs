@@ -3,6 +3,7 @@
 
 mod actor;
 pub mod alloc;
+pub mod autoalloc;
 pub mod catalog;
 mod connector;
 pub mod core;

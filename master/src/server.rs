@@ -44,6 +44,8 @@ pub struct MasterConfig {
     /// The journal's file (`--journal`): jobs and accepted outcomes survive a restart. None:
     /// a temporary store, removed at exit.
     pub journal: Option<std::path::PathBuf>,
+    /// How allocation queues start workers (`farm alloc`); None: they are refused.
+    pub alloc: Option<crate::autoalloc::AllocSettings>,
 }
 
 impl Default for MasterConfig {
@@ -59,6 +61,7 @@ impl Default for MasterConfig {
             connect_tls: None,
             known_kinds: Vec::new(),
             journal: None,
+            alloc: None,
         }
     }
 }
@@ -139,8 +142,14 @@ pub async fn serve(
         let (token, tls) = (config.worker_token.clone(), config.connect_tls.clone());
         crate::connector::spawn(core.clone(), host.clone(), me.clone(), token, tls);
     }
+    let alloc = crate::autoalloc::spawn(
+        core.clone(),
+        config.alloc.clone(),
+        Default::default(),
+        crate::autoalloc::TICK,
+    );
     let max = farm_proto::MAX_MESSAGE_BYTES;
-    let farm = FarmServiceServer::new(Farm { core: core.clone(), store: journal.store() })
+    let farm = FarmServiceServer::new(Farm { core: core.clone(), store: journal.store(), alloc })
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
     let farm = InterceptedService::new(farm, require("client", config.client_token.clone()));

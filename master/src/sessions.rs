@@ -93,6 +93,7 @@ pub(crate) async fn accept_session(
         address,
         restarts: reg.restarts,
         dialed_by: dialed_by.to_string(),
+        allocation: clip(&reg.allocation),
     };
     let (id, heard) = core.join(spec, kernels, tx).await?;
     let tasks = core.tasks().clone();

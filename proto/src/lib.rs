@@ -3,6 +3,7 @@
 //! prost types (`domain`: job specs and outputs; `status`: what clients see), with every
 //! conversion between the two in `convert`.
 
+pub mod alloc;
 pub mod codec;
 mod convert;
 pub mod domain;
@@ -29,6 +30,9 @@ pub const PROTOCOL_VERSION: u32 = 2;
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/farm_descriptor.bin"));
 
+pub use alloc::{
+    AllocQueueInfo, AllocQueueSpec, AllocQueueState, AllocationInfo, AllocationState, Scheduler,
+};
 pub use domain::{ExecRun, JobLimits, JobSource, JobSpec, Output, Params, SpecError};
 pub use kernel::{KernelDescriptor, KindInfo, OutputShape, ParamError, ParamKind, ParamSpec};
 pub use logs::{LogQuery, ShardLog};

@@ -113,6 +113,9 @@ pub struct Register {
     pub pid: u32,
     /// Times its supervisor restarted this local worker slot.
     pub restarts: u32,
+    /// The scheduler job (allocation) it runs in, if an allocation queue started it; empty
+    /// otherwise.
+    pub allocation: String,
 }
 
 /// Shard outcomes and starts, batched.
@@ -337,6 +340,7 @@ impl From<ToMaster> for pb::WorkerMessage {
                 hostname: r.hostname,
                 pid: r.pid,
                 restarts: r.restarts,
+                allocation: r.allocation,
             }),
             ToMaster::Heartbeat => Out::Heartbeat(pb::Heartbeat {}),
             ToMaster::Results(r) => Out::Results(pb::ResultBatch {
@@ -382,6 +386,7 @@ impl TryFrom<pb::WorkerMessage> for ToMaster {
                 hostname: r.hostname,
                 pid: r.pid,
                 restarts: r.restarts,
+                allocation: r.allocation,
             }),
             Out::Heartbeat(_) => ToMaster::Heartbeat,
             Out::Results(batch) => ToMaster::Results(Results {

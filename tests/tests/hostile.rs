@@ -49,6 +49,7 @@ fn fake_worker(url: &str, name: &str, answer: Answer) -> tokio::runtime::Runtime
             hostname: "fake".into(),
             pid: 1,
             restarts: 0,
+            allocation: String::new(),
         };
         let send = |msg| pb::WorkerMessage { msg: Some(msg) };
         tx.send(send(worker_message::Msg::Register(register))).await.expect("register");

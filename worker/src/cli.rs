@@ -21,6 +21,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tracing::warn;
 
+mod lifetime;
+pub use lifetime::WorkerLifetimeArgs;
+
 /// Every flag of a worker: `farm worker` and SDK worker binaries alike.
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {
@@ -69,6 +72,9 @@ pub struct WorkerArgs {
     /// Times the supervisor restarted this worker (set by a master for its local workers).
     #[arg(long, default_value_t = 0, hide = true)]
     pub restarts: u32,
+    /// When it leaves on its own: idle, or before its allocation ends.
+    #[command(flatten)]
+    pub lifetime: WorkerLifetimeArgs,
 }
 
 /// The command line of a worker binary built on the SDK: the worker's flags alone.
@@ -109,6 +115,7 @@ impl WorkerArgs {
         config.exit_on_disconnect = self.exit_with_master;
         config.drain_timeout = self.drain_timeout;
         config.restarts = self.restarts;
+        self.lifetime.apply(&mut config);
         Ok(config)
     }
 }
@@ -183,32 +190,21 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Parses a duration with a unit, like `500ms`, `1.5s`, `2m`, `1h` or `7d` (humantime).
-/// A bare number is refused: it would be ambiguous.
+/// Parses a duration with its unit, as humantime reads it: `250ms`, `1.5s`, `90m`, `1h`, `7d`,
+/// `1h 30m`. A bare number is refused, with the fix in the message: it used to mean
+/// milliseconds, so `30` meant for seconds would silently be 30 ms. Every duration flag of
+/// farm, the worker's and the CLI's, goes through this one function.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return Err(format!("{s:?} has no unit: write {s}s or {s}ms"));
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(format!("`{s}` has no unit: write {s}s or {s}ms"));
     }
-    let d = parse_fractional(s)
-        .ok_or_else(|| format!("{s:?} is not a duration like 500ms, 1.5s, 2m or 1h"))?;
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration like 250ms, 1.5s, 90m or 1h: {e}"))?;
     if d.is_zero() {
         return Err("duration must be more than zero".into());
     }
     Ok(d)
-}
-
-/// `humantime` for whole numbers with units (`1h 30m`), and a decimal number with one unit
-/// (`1.5s`), which humantime does not take.
-fn parse_fractional(s: &str) -> Option<Duration> {
-    if let Ok(d) = humantime::parse_duration(s) {
-        return Some(d);
-    }
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (number, unit) = s.split_at(split);
-    let number: f64 = number.parse().ok().filter(|n: &f64| n.is_finite())?;
-    let unit = humantime::parse_duration(&format!("1{}", unit.trim())).ok()?;
-    Duration::try_from_secs_f64(unit.as_secs_f64() * number).ok()
 }
 
 #[cfg(test)]
@@ -228,7 +224,11 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
-        assert_eq!(parse_duration("30"), Err("\"30\" has no unit: write 30s or 30ms".into()));
+        assert_eq!(parse_duration("90m"), Ok(Duration::from_secs(90 * 60)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(90 * 60)));
+        assert_eq!(parse_duration("30"), Err("`30` has no unit: write 30s or 30ms".into()));
+        assert!(parse_duration("1.5").is_err());
+        assert!(parse_duration("2x").is_err());
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("2 weeks ago").is_err());
     }

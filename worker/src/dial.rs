@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 /// Gives up on a master that never answered, for workers that exit with their master.
 const FIRST_CONNECT_DEADLINE: Duration = Duration::from_secs(30);
@@ -34,7 +34,14 @@ where
     let started = Instant::now();
     let mut backoff = Backoff::new(config.max_backoff);
     let mut ever_connected = false;
+    // Since when no session has held the worker: its idle timeout counts while no master
+    // answers, too, so a worker whose master is gone does not hold its allocation forever.
+    let mut unattached = Instant::now();
     loop {
+        if let Some(idle) = config.lifetime.idle_timeout.filter(|t| unattached.elapsed() >= *t) {
+            info!(idle_ms = idle.as_millis() as u64, "no master for the idle timeout, leaving");
+            return Ok(());
+        }
         let attempt = tokio::select! {
             _ = shutdown.as_mut() => return Ok(()),
             c = endpoint.connect() => c,
@@ -46,6 +53,7 @@ where
                 if welcomed {
                     ever_connected = true;
                     backoff.reset();
+                    unattached = Instant::now();
                 }
                 end
             }

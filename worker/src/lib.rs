@@ -10,6 +10,7 @@
 pub mod cli;
 mod dial;
 pub mod kernels;
+mod lifetime;
 mod listen;
 mod pool;
 mod registry;
@@ -19,6 +20,7 @@ mod tail;
 
 pub use dial::run;
 pub use farm_net::Backoff;
+pub use lifetime::Lifetime;
 pub use listen::serve;
 pub use registry::Registry;
 
@@ -48,6 +50,10 @@ pub struct WorkerConfig {
     pub tls: Option<tonic::transport::ClientTlsConfig>,
     /// TLS for serving masters that dial this worker (`--listen`).
     pub server_tls: Option<tonic::transport::ServerTlsConfig>,
+    /// When it leaves on its own: idle, or before its allocation ends.
+    pub lifetime: Lifetime,
+    /// The scheduler job (allocation) it runs in, told to the master at registration.
+    pub allocation: String,
 }
 
 impl WorkerConfig {
@@ -64,6 +70,8 @@ impl WorkerConfig {
             token: None,
             tls: None,
             server_tls: None,
+            lifetime: Lifetime::default(),
+            allocation: String::new(),
         }
     }
 }

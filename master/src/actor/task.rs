@@ -202,6 +202,9 @@ impl CoreTask {
             Cmd::Drain(worker, reply) => {
                 let _ = reply.send(core.drain(worker, true, now_std, fx));
             }
+            Cmd::Demand(kinds, reply) => {
+                let _ = reply.send(core.demand(&kinds));
+            }
             Cmd::Left(worker, reason) => {
                 if fx.sessions.remove(&worker).is_some() {
                     info!(worker, %reason, "worker left");

@@ -6,7 +6,7 @@
 //! [`Core::dispatch`] once after a batch of events to hand out shards. One task in the master
 //! owns the core; tests drive it directly with a recording outbox and simulated workers.
 //!
-//! The files: `worker.rs` (a worker session and its rates), `dispatch.rs` (handing out shards),
+//! The files: `demand.rs` (the allocator's numbers), `worker.rs` (a worker session and its rates), `dispatch.rs` (handing out shards),
 //! `results.rs` (accepting outcomes), `limits.rs` (submit validation), `job.rs` (a job, its
 //! lazy shards and its accumulator), `memory.rs` (packed inputs and the byte meter),
 //! `types.rs` (the vocabulary shared with the master), `timers.rs` (hold deadlines and retry
@@ -14,6 +14,7 @@
 //! the core from the journal at start), `retention.rs` (how long ended jobs are kept),
 //! `served.rs` (jobs no connected worker can run), `logs.rs` (per-shard log records).
 
+mod demand;
 mod dispatch;
 mod job;
 mod limits;
@@ -35,6 +36,7 @@ mod types;
 mod verify;
 mod worker;
 
+pub use demand::Demand;
 use dispatch::Dirty;
 pub use job::JobState;
 use job::{ByteLimits, Job};

@@ -136,6 +136,8 @@ pub struct WorkerSpec {
     pub restarts: u32,
     /// Which side opened the session: "worker" or "master".
     pub dialed_by: String,
+    /// The scheduler job (allocation) it runs in, if an allocation queue started it.
+    pub allocation: String,
 }
 
 /// What the core sends a worker, as the session protocol's own types: a shard to run, and a

@@ -78,6 +78,7 @@ fn worker_messages_round_trip() {
             hostname: "h".into(),
             pid: 42,
             restarts: 1,
+            allocation: "17".into(),
         }),
         ToMaster::Heartbeat,
         ToMaster::Results(Results {

@@ -48,6 +48,10 @@ pub(crate) struct Config {
     pub threads: usize,
     /// How long running shards may take to finish once a drain starts.
     pub drain_timeout: Duration,
+    /// Drain and leave after no shard in flight for this long.
+    pub idle_timeout: Option<Duration>,
+    /// Drain and leave then (the allocation the worker runs in ends soon after).
+    pub stop_at: Option<Instant>,
 }
 
 /// Something that happened, fed to [`Session::handle`].
@@ -140,6 +144,8 @@ pub(crate) struct Session {
     in_flight: usize,
     /// Reports not sent yet.
     batch: Batch,
+    /// Since when no shard has been in flight (`None` while some are), for the idle timeout.
+    idle_since: Option<Instant>,
 }
 
 impl Session {
@@ -157,6 +163,7 @@ impl Session {
             refused: HashSet::new(),
             in_flight: 0,
             batch: Batch::default(),
+            idle_since: Some(now),
         }
     }
 
@@ -224,7 +231,7 @@ impl Session {
         };
         match self.phase {
             Phase::Welcoming { deadline } | Phase::Closing { deadline } => Some(deadline),
-            Phase::Running => running(None),
+            Phase::Running => running(self.leave_at()),
             Phase::Draining { cancel_at, give_up, cancelled } => {
                 running(Some(if cancelled { give_up } else { cancel_at }))
             }
@@ -232,11 +239,18 @@ impl Session {
         }
     }
 
+    /// When the worker leaves on its own while running: the idle timeout or the stop time.
+    fn leave_at(&self) -> Option<Instant> {
+        let idle = self.idle_since.zip(self.config.idle_timeout).map(|(since, t)| since + t);
+        [idle, self.config.stop_at].into_iter().flatten().min()
+    }
+
     fn before_welcome(&mut self, now: Instant, event: Event, out: &mut Vec<Action>) {
         match event {
             Event::Master(ToWorker::Welcome(welcome)) => {
                 self.welcomed = true;
                 self.phase = Phase::Running;
+                self.idle_since = Some(now);
                 self.heartbeat = welcome.heartbeat.max(MIN_HEARTBEAT);
                 self.last_heard = now;
                 self.next_heartbeat = now + self.heartbeat;
@@ -296,6 +310,7 @@ impl Session {
             let input = ShardInput { lo: task.lo, hi: task.hi, input: task.input };
             if let Some(job) = self.jobs.get(&task.job_id) {
                 self.in_flight += 1;
+                self.idle_since = None;
                 let (job_id, shard, job) = (task.job_id, task.shard, job.clone());
                 out.push(Action::Run(Task { job_id, shard, job, input }));
             } else if !self.refused.contains(&task.job_id) {
@@ -311,6 +326,9 @@ impl Session {
             Report::Started { job_id, shard } => self.batch.started(now, job_id, shard),
             Report::Finished(mut finished) => {
                 self.in_flight = self.in_flight.saturating_sub(1);
+                if self.in_flight == 0 {
+                    self.idle_since = Some(now);
+                }
                 let (job_id, shard) = (finished.job_id, finished.shard);
                 if let Some(run) = finished.run.take() {
                     self.batch.run(run);
@@ -341,6 +359,13 @@ impl Session {
         let due = self.batch.opened().is_some_and(|at| now >= at + COALESCE);
         if !self.batch.is_empty() && (due || self.in_flight <= self.config.threads) {
             out.push(Action::Send(ToMaster::Results(self.batch.take())));
+        }
+        if matches!(self.phase, Phase::Running) && self.leave_at().is_some_and(|at| now >= at) {
+            match self.idle_since.filter(|_| self.config.stop_at.is_none_or(|s| now < s)) {
+                Some(since) => info!(idle_ms = (now - since).as_millis() as u64, "idle, leaving"),
+                None => info!("the allocation ends soon: taking no more shards"),
+            }
+            self.start_drain(now, out);
         }
         if let Phase::Draining { cancel_at, give_up, cancelled } = &mut self.phase {
             if !*cancelled && now >= *cancel_at {

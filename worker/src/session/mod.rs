@@ -62,6 +62,7 @@ pub(crate) async fn register(
         hostname: hostname(),
         pid: std::process::id(),
         restarts: config.restarts,
+        allocation: config.allocation.clone(),
     };
     let _ = tx.send(ToMaster::Register(register).into()).await;
 }
@@ -79,8 +80,16 @@ pub(crate) async fn run_session<F: Future<Output = ()>>(
     let Link { mut inbound, tx, .. } = link;
     let (reply, mut reports) = mpsc::unbounded_channel::<Report>();
     let mut edge = Edge { tx: Some(tx), reply, pool };
-    let config = Config { threads: config.threads.max(1), drain_timeout: config.drain_timeout };
-    let mut session = Session::new(config, registry.clone(), now());
+    let start = now();
+    let stop_at =
+        config.lifetime.stop_at(start, std::time::SystemTime::now(), config.drain_timeout);
+    let config = Config {
+        threads: config.threads.max(1),
+        drain_timeout: config.drain_timeout,
+        idle_timeout: config.lifetime.idle_timeout,
+        stop_at,
+    };
+    let mut session = Session::new(config, registry.clone(), start);
     // A shutdown future that has fired must not be polled again (the session then always
     // ends as a shutdown, so the caller never polls it either).
     let mut stopping = false;

@@ -29,8 +29,18 @@ struct Rig {
 impl Rig {
     /// A session with `threads` pool threads, welcomed at t0.
     fn welcomed(threads: usize) -> Rig {
+        Rig::welcomed_with(|_| Config {
+            threads,
+            drain_timeout: DRAIN,
+            idle_timeout: None,
+            stop_at: None,
+        })
+    }
+
+    /// A session welcomed at t0, with the config `make` returns for t0.
+    fn welcomed_with(make: impl FnOnce(Instant) -> Config) -> Rig {
         let t0 = Instant::now();
-        let config = Config { threads, drain_timeout: DRAIN };
+        let config = make(t0);
         let mut session = Session::new(config, Registry::builtin(false), t0);
         let welcome = Welcome { worker_id: 1, heartbeat: HEARTBEAT };
         assert!(session.handle(t0, Event::Master(ToWorker::Welcome(welcome))).is_empty());
@@ -112,7 +122,7 @@ fn heartbeats(actions: &[Action]) -> usize {
 #[test]
 fn a_master_that_never_welcomes_is_given_up_on() {
     let t0 = Instant::now();
-    let config = Config { threads: 1, drain_timeout: DRAIN };
+    let config = Config { threads: 1, drain_timeout: DRAIN, idle_timeout: None, stop_at: None };
     let mut session = Session::new(config, Registry::builtin(false), t0);
     assert_eq!(session.next_wake(), Some(t0 + WELCOME_TIMEOUT));
     assert!(session.poll(t0 + WELCOME_TIMEOUT - ms(1)).is_empty());
@@ -125,7 +135,7 @@ fn a_master_that_never_welcomes_is_given_up_on() {
 #[test]
 fn before_the_welcome_anything_else_ends_the_session() {
     let t0 = Instant::now();
-    let config = Config { threads: 1, drain_timeout: DRAIN };
+    let config = Config { threads: 1, drain_timeout: DRAIN, idle_timeout: None, stop_at: None };
     let cases = [
         (Event::Master(ToWorker::Heartbeat), End::Lost("master did not welcome the worker".into())),
         (Event::Rejected("protocol 1".into()), End::Rejected("protocol 1".into())),
@@ -319,4 +329,49 @@ fn losing_the_master_while_draining_still_ends_as_a_shutdown() {
     assert!(actions.iter().any(|a| matches!(a, Action::Cancel(_))));
     assert_eq!(ended(&actions), Some(&End::Shutdown));
     assert!(rig.handle(ms(6), Event::Shutdown).is_empty(), "an ended session does nothing");
+}
+
+fn drains(actions: &[Action]) -> bool {
+    actions.iter().any(|a| matches!(a, Action::DrainPool))
+        && sent(actions).iter().any(|m| matches!(m, ToMaster::Draining))
+}
+
+fn config(idle: Option<Duration>, stop_at: Option<Instant>) -> Config {
+    Config { threads: 1, drain_timeout: DRAIN, idle_timeout: idle, stop_at }
+}
+
+#[test]
+fn an_idle_worker_drains_and_leaves_after_its_idle_timeout() {
+    let mut rig = Rig::welcomed_with(|_| config(Some(ms(250)), None));
+    assert_eq!(rig.session.next_wake(), Some(rig.at(ms(100))), "the heartbeat comes first");
+    rig.handle(ms(200), Event::Master(ToWorker::Heartbeat));
+    assert!(!drains(&rig.poll(ms(249))));
+    let actions = rig.poll(ms(250));
+    assert!(drains(&actions), "{actions:?}");
+    assert!(actions.iter().any(|a| matches!(a, Action::CloseSend)), "nothing held: it closes");
+}
+
+#[test]
+fn work_restarts_the_idle_clock() {
+    let mut rig = Rig::welcomed_with(|_| config(Some(ms(200)), None));
+    assert_eq!(runs(&rig.assign(1, "noop", &[], 1)).len(), 1);
+    rig.handle(ms(150), Event::Master(ToWorker::Heartbeat));
+    rig.finish(ms(150), 1, 0, Ok(Output::Count(1)));
+    rig.handle(ms(250), Event::Master(ToWorker::Heartbeat));
+    assert!(!drains(&rig.poll(ms(300))), "busy until 150 ms: idle only from then");
+    assert_eq!(rig.session.next_wake().map(|w| w <= rig.at(ms(350))), Some(true));
+    assert!(drains(&rig.poll(ms(350))));
+}
+
+#[test]
+fn a_worker_near_its_allocations_end_stops_taking_shards_and_drains() {
+    let mut rig = Rig::welcomed_with(|t0| config(None, Some(t0 + ms(100))));
+    assert_eq!(runs(&rig.assign(1, "noop", &[], 1)).len(), 1);
+    assert_eq!(rig.session.next_wake(), Some(rig.at(ms(100))));
+    let actions = rig.poll(ms(100));
+    assert!(drains(&actions), "{actions:?}");
+    assert!(!actions.iter().any(|a| matches!(a, Action::CloseSend)), "its shard finishes first");
+    let mut actions = rig.finish(ms(120), 1, 0, Ok(Output::Count(1)));
+    actions.extend(rig.poll(ms(120)));
+    assert!(actions.iter().any(|a| matches!(a, Action::CloseSend)), "{actions:?}");
 }

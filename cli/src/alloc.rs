@@ -1,0 +1,221 @@
+//! `farm alloc`: allocation queues, through which the master submits worker allocations to a
+//! batch scheduler (Slurm) while shards wait; and the master's flags that say how allocated
+//! workers reach it.
+
+use crate::args::{parse_duration, OutputArgs};
+use crate::commands::{connect, Target};
+use crate::tables;
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use farm_client::{AllocQueueInfo, AllocQueueSpec};
+use farm_master::autoalloc::AllocSettings;
+use farm_worker::Registry;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `farm alloc …`.
+#[derive(Debug, Args)]
+pub struct AllocArgs {
+    /// Where the master is and how to reach it (also accepted after the action).
+    #[command(flatten)]
+    pub client: crate::args::ClientArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: AllocAction,
+}
+
+/// The allocation queue commands.
+#[derive(Debug, Subcommand)]
+pub enum AllocAction {
+    /// Register an allocation queue: while shards wait that connected and pending workers
+    /// cannot take, the master submits allocations that each run `farm worker` processes,
+    /// up to --max-workers; idle workers exit, ending their allocation.
+    Add(AllocAddArgs),
+    /// List the allocation queues and their allocations (queued, running, ended, failed,
+    /// with the scheduler's job ids).
+    List(OutputArgs),
+    /// Remove an allocation queue: it submits nothing more, cancels its allocations still
+    /// waiting at the scheduler, and lets running ones drain (or cancels them with --now).
+    Remove {
+        /// The queue's name, as `farm alloc list` shows it.
+        name: String,
+        /// Cancel its running allocations at once instead of letting them drain.
+        #[arg(long)]
+        now: bool,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+/// `farm alloc add slurm [flags] -- [sbatch args]`.
+#[derive(Debug, Args)]
+pub struct AllocAddArgs {
+    /// The batch scheduler to submit allocations to.
+    #[arg(value_parser = ["slurm"])]
+    pub scheduler: String,
+    /// Most workers this queue's allocations run at once (queued or running).
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub max_workers: u32,
+    /// `farm worker` processes per allocation (Slurm tasks, started with srun).
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    pub workers_per_alloc: u32,
+    /// Threads per worker, and CPUs per Slurm task [default: the cores each worker sees].
+    #[arg(long, value_name = "T")]
+    pub threads: Option<u32>,
+    /// Each allocation's wall-time limit, e.g. 1h (at least 1m) [default: the partition's];
+    /// workers stop taking shards shortly before it.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub time_limit: Option<Duration>,
+    /// A worker with no work for this long exits; an allocation ends when its last worker has.
+    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    pub idle_timeout: Duration,
+    /// The queue's name [default: slurm-1, slurm-2 …].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// More arguments for sbatch, after `--`, e.g. -- --partition=short --account=me.
+    #[arg(last = true, value_name = "SBATCH ARGS")]
+    pub extra: Vec<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// How workers started by allocation queues reach this master (`farm master`).
+#[derive(Debug, Args)]
+pub struct AllocMasterArgs {
+    /// The URL workers of allocation queues dial [default: this host's name and the port when
+    /// listening on all interfaces, else the listen address].
+    #[arg(long, value_name = "URL", env = "FARM_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Where allocation queues write batch scripts, the workers' token file (mode 0600) and
+    /// the allocations' logs; compute nodes must see it at the same path [default:
+    /// ~/.farm/alloc].
+    #[arg(long, value_name = "DIR", env = "FARM_ALLOC_DIR")]
+    pub alloc_dir: Option<PathBuf>,
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// The master's allocation settings from its flags: the URL allocated workers dial, the
+/// folder for this master's scripts, the token they present and TLS files they use.
+pub fn settings(
+    args: &AllocMasterArgs,
+    addr: SocketAddr,
+    scheme: &str,
+    worker_token: Option<String>,
+    me: &Target,
+) -> Result<AllocSettings> {
+    let master_url = match &args.advertise {
+        Some(url) => farm_net::tls::dial_url(url, scheme == "https"),
+        None if addr.ip().is_unspecified() => format!("{scheme}://{}:{}", host_name(), addr.port()),
+        None => format!("{scheme}://{addr}"),
+    };
+    let base = match &args.alloc_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir)
+            .join(".farm/alloc"),
+    };
+    let base = std::path::absolute(&base).context("cannot resolve --alloc-dir")?;
+    let kinds = Registry::builtin(false).descriptors().into_iter().map(|k| k.kind).collect();
+    Ok(AllocSettings {
+        exe: std::env::current_exe().context("cannot find the farm executable")?,
+        master_url,
+        env: crate::roles::local_tls_env(me),
+        token: worker_token,
+        dir: base.join(format!("{}-{}", host_name(), std::process::id())),
+        kinds,
+    })
+}
+
+/// `farm alloc …`.
+pub async fn alloc(master: &Target, args: AllocArgs) -> Result<()> {
+    let mut client = connect(master).await?;
+    match args.action {
+        AllocAction::Add(add) => {
+            let spec = AllocQueueSpec {
+                name: add.name.unwrap_or_default(),
+                max_workers: add.max_workers,
+                workers_per_alloc: add.workers_per_alloc,
+                threads: add.threads,
+                time_limit_ms: add.time_limit.map(|d| d.as_millis() as u64),
+                idle_timeout_ms: add.idle_timeout.as_millis() as u64,
+                extra_args: add.extra,
+                ..AllocQueueSpec::slurm()
+            };
+            let info = client.alloc_add(spec).await?;
+            if add.output.json {
+                crate::out::json(&info)?;
+            } else {
+                crate::out::line(&info.spec.name)?;
+            }
+        }
+        AllocAction::List(output) => print(&client.alloc_list().await?, output.json)?,
+        AllocAction::Remove { name, now, output } => {
+            print(&[client.alloc_remove(&name, now).await?], output.json)?
+        }
+    }
+    Ok(())
+}
+
+fn duration(ms: Option<u64>) -> String {
+    ms.map_or("-".into(), |ms| {
+        let s = ms / 1000;
+        match s {
+            _ if s % 3600 == 0 => format!("{}h", s / 3600),
+            _ if s % 60 == 0 => format!("{}m", s / 60),
+            _ => format!("{s}s"),
+        }
+    })
+}
+
+/// Prints queues as tables (the queues, then their allocations), or as JSON.
+fn print(queues: &[AllocQueueInfo], json: bool) -> Result<()> {
+    if json {
+        return crate::out::json(&queues);
+    }
+    let headers =
+        ["QUEUE", "SCHEDULER", "STATE", "WORKERS", "PER-ALLOC", "THREADS", "TIME-LIMIT", "IDLE"];
+    let mut table = tables::new(&[&headers[..], &["ERROR"]].concat());
+    for q in queues {
+        let s = &q.spec;
+        let alive: u32 = q.allocations.iter().map(|a| a.workers).sum();
+        table.add_row(vec![
+            s.name.clone(),
+            s.scheduler.as_str().to_string(),
+            q.state.to_string(),
+            format!("{alive}/{}", s.max_workers),
+            s.workers_per_alloc.to_string(),
+            s.threads.map_or("-".into(), |t| t.to_string()),
+            duration(s.time_limit_ms),
+            duration(Some(s.idle_timeout_ms)),
+            q.error.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    let mut text = tables::render(table, &[3, 4, 5, 6, 7]);
+    let allocations: Vec<_> =
+        queues.iter().flat_map(|q| q.allocations.iter().map(move |a| (q, a))).collect();
+    if !allocations.is_empty() {
+        let headers = ["QUEUE", "ALLOCATION", "STATE", "WORKERS", "SEEN", "AGE", "DETAIL"];
+        let mut table = tables::new(&headers);
+        for (q, a) in allocations {
+            table.add_row(vec![
+                q.spec.name.clone(),
+                a.id.clone(),
+                a.state.to_string(),
+                format!("{}/{}", a.workers, q.spec.workers_per_alloc),
+                a.workers_seen.to_string(),
+                tables::short(Duration::from_secs(a.age_secs)),
+                a.detail.clone(),
+            ]);
+        }
+        text.push('\n');
+        text.push_str(&tables::render(table, &[3, 4, 5]));
+    }
+    crate::out::write(&text)
+}
