@@ -7,6 +7,7 @@ pub mod catalog;
 mod connector;
 pub mod core;
 mod grpc;
+pub mod modules;
 mod server;
 mod sessions;
 pub mod spawner;

@@ -3,6 +3,7 @@
 use crate::actor;
 use crate::core::CoreConfig;
 use crate::grpc::Farm;
+use crate::modules::Modules;
 use crate::sessions::Workers;
 use crate::store;
 use crate::tasks::Tasks;
@@ -44,6 +45,8 @@ pub struct MasterConfig {
     /// The journal's file (`--journal`): jobs and accepted outcomes survive a restart. None:
     /// a temporary store, removed at exit.
     pub journal: Option<std::path::PathBuf>,
+    /// The bounds of the wasm module store (`--max-module-mib`, `--module-store-mib`).
+    pub modules: crate::modules::ModuleLimits,
 }
 
 impl Default for MasterConfig {
@@ -59,6 +62,7 @@ impl Default for MasterConfig {
             connect_tls: None,
             known_kinds: Vec::new(),
             journal: None,
+            modules: Default::default(),
         }
     }
 }
@@ -123,10 +127,15 @@ pub async fn serve(
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let tasks = Tasks::default();
     let (path, core_config) = (config.journal.clone(), config.core.clone());
-    let (core, journal, _) =
-        tokio::task::spawn_blocking(move || store::open(path.as_deref(), core_config))
-            .await
-            .map_err(|e| MasterError::Journal(e.to_string()))??;
+    let limits = config.modules;
+    let (core, journal, modules) = tokio::task::spawn_blocking(move || {
+        let (core, journal, replayed) = store::open(path.as_deref(), core_config)?;
+        let modules = Modules::open(journal.store(), limits, replayed.modules)
+            .map_err(|e| MasterError::Journal(e.to_string()))?;
+        Ok::<_, MasterError>((core, journal, modules))
+    })
+    .await
+    .map_err(|e| MasterError::Journal(e.to_string()))??;
     let core = actor::spawn(
         core,
         journal.sender(),
@@ -137,14 +146,15 @@ pub async fn serve(
     let me = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     for host in &config.connect {
         let (token, tls) = (config.worker_token.clone(), config.connect_tls.clone());
-        crate::connector::spawn(core.clone(), host.clone(), me.clone(), token, tls);
+        let modules = modules.clone();
+        crate::connector::spawn(core.clone(), modules, host.clone(), me.clone(), token, tls);
     }
     let max = farm_proto::MAX_MESSAGE_BYTES;
-    let farm = FarmServiceServer::new(Farm { core: core.clone(), store: journal.store() })
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
+    let farm = Farm { core: core.clone(), store: journal.store(), modules: modules.clone() };
+    let farm =
+        FarmServiceServer::new(farm).max_decoding_message_size(max).max_encoding_message_size(max);
     let farm = InterceptedService::new(farm, require("client", config.client_token.clone()));
-    let workers = WorkerServiceServer::new(Workers { core })
+    let workers = WorkerServiceServer::new(Workers { core, modules })
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
     let workers = InterceptedService::new(workers, require("worker", config.worker_token.clone()));

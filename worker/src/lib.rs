@@ -12,11 +12,13 @@ mod pool;
 mod registry;
 pub mod sdk;
 mod session;
+pub mod wasm;
 
 pub use dial::run;
 pub use farm_net::Backoff;
 pub use listen::serve;
 pub use registry::Registry;
+pub use wasm::WasmConfig;
 
 use std::time::Duration;
 
@@ -84,4 +86,7 @@ pub enum WorkerError {
     /// The master went away and the worker was told to exit with it.
     #[error("master lost: {0}")]
     MasterLost(String),
+    /// The wasm runtime could not be set up.
+    #[error("wasm: {0}")]
+    Wasm(String),
 }

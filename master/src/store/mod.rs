@@ -11,11 +11,14 @@
 //!   final status then). Count and fraction outputs only;
 //! - `list_outputs`: (job id, shard) → `pb::ShardOutput`: each accepted list output (lines,
 //!   rows, exec runs), kept after the job ends (a large list result lives only here) and
-//!   dropped when retention forgets the job.
+//!   dropped when retention forgets the job;
+//! - `modules`: SHA-256 (64 hex digits) → a wasm module's bytes (`modules.rs`; the index and
+//!   its byte bound are `crate::modules`).
 //!
 //! [`open`] replays the journal into a new core before the master serves; `writer.rs` is the
 //! OS thread that group-commits what the core journals; `results.rs` reads list results back.
 
+mod modules;
 mod results;
 mod writer;
 
@@ -43,6 +46,8 @@ const SPECS: TableDefinition<u64, &[u8]> = TableDefinition::new("specs");
 const OUTCOMES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("outcomes");
 /// (job id, shard) → `pb::ShardOutput` of a list output.
 const LIST_OUTPUTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("list_outputs");
+/// SHA-256 (hex) → a wasm module's bytes.
+const MODULES: TableDefinition<&str, &[u8]> = TableDefinition::new("modules");
 /// Bytes of pages redb caches in the master's memory (its default is 1 GiB): the store holds
 /// results of any size, and reading or writing one must not grow the master by its size.
 const CACHE_BYTES: usize = 16 << 20;
@@ -60,6 +65,8 @@ pub struct Replayed {
     pub outcomes: u64,
     /// How long opening and replaying took.
     pub took: Duration,
+    /// The wasm modules the resumed jobs run: (job, module hash), so none is evicted.
+    pub modules: Vec<(JobId, String)>,
 }
 
 /// Opens the journal at `path` (created if missing) or, without one, a temporary store;
@@ -142,6 +149,7 @@ fn init(db: &Database) -> Result<(), redb::Error> {
         txn.open_table(SPECS)?;
         txn.open_table(OUTCOMES)?;
         txn.open_table(LIST_OUTPUTS)?;
+        txn.open_table(MODULES)?;
     }
     txn.commit()?;
     Ok(())
@@ -181,6 +189,11 @@ fn replay(db: &Database, core: &mut Core, out: &mut Collect) -> Result<Replayed,
             .ok_or_else(|| corrupt(format!("job {id}: output shape")))?;
         let age = Duration::from_millis(wall.saturating_sub(rec.submitted_unix_ms));
         let submitted = now.checked_sub(age).unwrap_or(now);
+        if spec.kind == farm_proto::wasm::KIND {
+            if let Some(hash) = spec.params.0.get(farm_proto::wasm::MODULE_PARAM) {
+                replayed.modules.push((id, hash.clone()));
+            }
+        }
         core.restore_job(id, Submission::restored(spec), output, submitted);
         resumed.push(id);
     }

@@ -36,6 +36,11 @@ impl Store {
         Store { db, journal }
     }
 
+    /// The database, for the other tables' readers (`modules.rs`).
+    pub(super) fn db(&self) -> &Database {
+        &self.db
+    }
+
     /// Resolves once everything journaled before the call is committed (or failed to be).
     pub async fn committed(&self) -> Result<(), String> {
         let barrier = match self.journal.lock() {
