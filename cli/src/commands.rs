@@ -35,8 +35,12 @@ pub(crate) async fn connect(master: &Target) -> Result<Client> {
 /// `farm submit`.
 pub async fn submit(master: &Target, args: SubmitArgs) -> Result<()> {
     let spec = job::spec(&args.job)?;
+    let module = job::module(&args.job)?;
     let mut client = connect(master).await?;
-    let submitted = client.submit(spec.clone()).await?;
+    let submitted = match &module {
+        Some(wasm) => client.submit_wasm(wasm, spec.clone()).await?,
+        None => client.submit(spec.clone()).await?,
+    };
     if !args.wait {
         if args.output.json {
             println!("{}", serde_json::to_string(&submitted)?);

@@ -6,6 +6,7 @@ use crate::{job, show};
 use anyhow::{bail, Context, Result};
 use farm_client::Client;
 use farm_master::core::CoreConfig;
+use farm_master::modules::ModuleLimits;
 use farm_master::spawner::{self, LocalWorkers, SpawnConfig};
 use farm_master::MasterConfig;
 use farm_worker::{Registry, WorkerConfig};
@@ -70,12 +71,18 @@ fn master_config(s: &SchedulerArgs) -> MasterConfig {
     };
     // The kernels every `farm worker` offers, so their jobs are checked and can queue before
     // the first worker connects; workers' own descriptors replace these as they register.
-    let known_kinds = Registry::builtin(false).descriptors();
+    let mut known_kinds = Registry::builtin(false).descriptors();
+    known_kinds.push(farm_proto::wasm::descriptor());
+    let modules = ModuleLimits {
+        max_module: usize::from(s.max_module_mib) << 20,
+        max_total: s.module_store_mib.saturating_mul(1 << 20),
+    };
     MasterConfig {
         core,
         heartbeat: s.heartbeat,
         known_kinds,
         journal: s.journal.clone(),
+        modules,
         ..MasterConfig::default()
     }
 }
@@ -254,7 +261,15 @@ pub async fn worker(master: &crate::commands::Target, args: WorkerArgs) -> Resul
     config.exit_on_disconnect = args.exit_with_master;
     config.drain_timeout = args.drain_timeout;
     config.restarts = args.restarts;
-    let registry = Registry::builtin(args.allow_exec);
+    let mut registry = Registry::builtin(args.allow_exec);
+    if !args.no_wasm {
+        let config = farm_worker::WasmConfig {
+            max_memory: (args.wasm_max_memory as usize) << 20,
+            cache_dir: args.wasm_cache.or_else(farm_worker::wasm::default_cache_dir),
+            ..farm_worker::WasmConfig::default()
+        };
+        registry.enable_wasm(config)?;
+    }
     match args.listen {
         Some(addr) => {
             let listener = TcpListener::bind(&addr)
@@ -290,6 +305,7 @@ async fn wait_for_workers(client: &mut Client, n: usize) -> Result<()> {
 /// `farm run`: a master in this process, N local workers, one job, then everything stops.
 pub async fn run(args: RunArgs) -> Result<()> {
     let spec = job::spec(&args.job)?;
+    let module = job::module(&args.job)?;
     if args.workers == 0 {
         bail!("--workers must be at least 1");
     }
@@ -300,7 +316,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let outcome = async {
         let mut client = Client::connect(&running.url).await?;
         wait_for_workers(&mut client, args.workers).await?;
-        let job = client.submit(spec.clone()).await?.job;
+        let job = match &module {
+            Some(wasm) => client.submit_wasm(wasm, spec.clone()).await?.job,
+            None => client.submit(spec.clone()).await?.job,
+        };
         let bar = show::progress_bar(json);
         let status = tokio::select! {
             status = client.wait(job, |p| show::advance(&bar, p)) => status?,

@@ -14,9 +14,11 @@
 //! ```
 
 mod kinds;
+mod modules;
 mod results;
 mod ride;
 
+pub use modules::{module_hash, ModuleRef};
 pub use results::ResultsChunk;
 pub use ride::{WaitEvent, WaitOptions};
 

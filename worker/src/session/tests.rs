@@ -8,7 +8,7 @@ use crate::pool::{Finished, Report};
 use crate::registry::Registry;
 use crate::sdk::{KernelError, Output};
 use farm_proto::session::{
-    Assign, JobDef, Results, ShardOutcome, ShardTask, ToMaster, ToWorker, Welcome,
+    Assign, JobDef, ModuleBytes, Results, ShardOutcome, ShardTask, ToMaster, ToWorker, Welcome,
 };
 use farm_proto::Params;
 use std::time::{Duration, Instant};
@@ -29,9 +29,14 @@ struct Rig {
 impl Rig {
     /// A session with `threads` pool threads, welcomed at t0.
     fn welcomed(threads: usize) -> Rig {
+        Rig::with(threads, Registry::builtin(false))
+    }
+
+    /// A session offering `registry`'s kernels, welcomed at t0.
+    fn with(threads: usize, registry: Registry) -> Rig {
         let t0 = Instant::now();
         let config = Config { threads, drain_timeout: DRAIN };
-        let mut session = Session::new(config, Registry::builtin(false), t0);
+        let mut session = Session::new(config, registry, t0);
         let welcome = Welcome { worker_id: 1, heartbeat: HEARTBEAT };
         assert!(session.handle(t0, Event::Master(ToWorker::Welcome(welcome))).is_empty());
         assert!(session.welcomed());
@@ -315,4 +320,45 @@ fn losing_the_master_while_draining_still_ends_as_a_shutdown() {
     assert!(actions.iter().any(|a| matches!(a, Action::Cancel(_))));
     assert_eq!(ended(&actions), Some(&End::Shutdown));
     assert!(rig.handle(ms(6), Event::Shutdown).is_empty(), "an ended session does nothing");
+}
+
+#[test]
+fn a_wasm_job_waits_for_its_module_which_is_asked_for_once() {
+    let mut registry = Registry::builtin(false);
+    let config = crate::WasmConfig { cache_dir: None, ..Default::default() };
+    registry.enable_wasm(config).expect("wasm");
+    let mut rig = Rig::with(2, registry);
+    let wat = r#"(module (func (export "farm_run") (param i64 i64) (result i64) (i64.const 1)))"#;
+    let wasm = wat::parse_str(wat).expect("wat");
+    let hash = farm_client_hash(&wasm);
+    let module = format!("module={hash}");
+    let first = rig.assign(1, "wasm", &[&module], 2);
+    assert!(runs(&first).is_empty());
+    assert!(matches!(sent(&first)[..], [ToMaster::FetchModule(h)] if *h == hash));
+    // A second job of the same module asks for nothing more; a cancelled one never runs.
+    let second = rig.assign(2, "wasm", &[&module], 1);
+    assert!(sent(&second).is_empty() && runs(&second).is_empty());
+    rig.handle(ms(1), Event::Master(ToWorker::CancelJob(2)));
+    let bytes = ModuleBytes { sha256: hash.clone(), wasm: Ok(wasm) };
+    let arrived = rig.handle(ms(2), Event::Master(ToWorker::Module(bytes)));
+    let ran: Vec<(u64, u64)> = runs(&arrived).iter().map(|t| (t.job_id, t.shard)).collect();
+    assert_eq!(ran, [(1, 0), (1, 1)]);
+    // Held now: later jobs of it run at once.
+    assert_eq!(runs(&rig.assign(4, "wasm", &[&module], 1)).len(), 1);
+    // A module the master does not have refuses its job.
+    let other = "0".repeat(64);
+    let asked = rig.assign(3, "wasm", &[&format!("module={other}")], 1);
+    assert!(matches!(sent(&asked)[..], [ToMaster::FetchModule(h)] if *h == other));
+    let none = ModuleBytes { sha256: other.clone(), wasm: Err("no such module".into()) };
+    let refused = rig.handle(ms(3), Event::Master(ToWorker::Module(none)));
+    let reason = format!("module {other}: no such module");
+    assert!(
+        matches!(&sent(&refused)[..], [ToMaster::Refused { job_id: 3, reason: r }] if *r == reason),
+        "{refused:?}"
+    );
+}
+
+fn farm_client_hash(wasm: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(wasm).iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -111,7 +111,8 @@ fn failure(e: &wasmtime::Error, what: &str) -> KernelError {
         return KernelError::Failed(format!("module failed: {failed}"));
     }
     if let Some(trap) = e.downcast_ref::<Trap>() {
-        return KernelError::Failed(format!("wasm trap: {trap}"));
+        // Its text starts "wasm trap: ".
+        return KernelError::Failed(trap.to_string());
     }
     KernelError::Failed(format!("{what}: {}", e.root_cause()))
 }
