@@ -301,24 +301,20 @@ impl Session {
         }
     }
 
-    /// A module arrived (or the master has none): its jobs are defined and their tasks run,
-    /// or they are refused.
+    /// A module arrived (its jobs start) or the master has none (its jobs are refused).
     fn module(&mut self, now: Instant, module: ModuleBytes, out: &mut Vec<Action>) {
         let waiting = self.fetching.arrived(&module.sha256);
-        match module.wasm {
-            Ok(wasm) => {
-                self.registry.module_arrived(&module.sha256, wasm);
-                for (def, tasks) in waiting {
-                    self.define(def, out);
-                    tasks.into_iter().for_each(|task| self.start(now, task, out));
-                }
-            }
-            Err(why) => {
-                for (def, _) in waiting {
-                    let reason = format!("module {}: {why}", module.sha256);
-                    self.refuse(def.job_id, reason, out);
-                }
-            }
+        if let Err(why) = &module.wasm {
+            let reason = format!("module {}: {why}", module.sha256);
+            waiting.into_iter().for_each(|(def, _)| self.refuse(def.job_id, reason.clone(), out));
+            return;
+        }
+        if let Ok(wasm) = module.wasm {
+            self.registry.module_arrived(&module.sha256, wasm);
+        }
+        for (def, tasks) in waiting {
+            self.define(def, out);
+            tasks.into_iter().for_each(|task| self.start(now, task, out));
         }
     }
 

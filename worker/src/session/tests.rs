@@ -362,3 +362,22 @@ fn farm_client_hash(wasm: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(wasm).iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[test]
+fn a_drain_hands_back_the_shards_held_for_a_module_and_then_closes() {
+    let mut registry = Registry::builtin(false);
+    let config = crate::WasmConfig { cache_dir: None, ..Default::default() };
+    registry.enable_wasm(config).expect("wasm");
+    let mut rig = Rig::with(1, registry);
+    let module = format!("module={}", "b".repeat(64));
+    let held = rig.assign(1, "wasm", &[&module], 2);
+    assert!(runs(&held).is_empty());
+    rig.handle(ms(1), Event::Shutdown);
+    let actions = rig.poll(ms(1));
+    let back = &results(&actions)[0];
+    assert_eq!(back.done, [(1, 0, ShardOutcome::Cancelled), (1, 1, ShardOutcome::Cancelled)]);
+    assert!(matches!(actions.last(), Some(Action::CloseSend)), "{actions:?}");
+    // The module arriving late starts nothing.
+    let late = ModuleBytes { sha256: "b".repeat(64), wasm: Err("late".into()) };
+    assert!(runs(&rig.handle(ms(2), Event::Master(ToWorker::Module(late)))).is_empty());
+}

@@ -37,6 +37,7 @@ impl WasmJob {
             emitted: 0,
             cancel: CancelFlag::new(),
             max_memory: self.runtime.config().max_memory,
+            memory: 0,
         };
         let mut store = Store::new(self.runtime.engine(), ctx);
         store.limiter(|ctx| ctx);

@@ -24,8 +24,10 @@ pub(crate) struct Ctx {
     pub emitted: usize,
     /// The current shard's cancel flag and deadline, checked each epoch tick.
     pub cancel: CancelFlag,
-    /// The most bytes of linear memory the instance may have.
+    /// The most bytes of linear memory the instance may have, all its memories together.
     pub max_memory: usize,
+    /// The bytes its memories have now.
+    pub memory: usize,
 }
 
 impl Ctx {
@@ -39,14 +41,16 @@ impl Ctx {
 }
 
 impl ResourceLimiter for Ctx {
-    fn memory_growing(&mut self, _: usize, desired: usize, _: Option<usize>) -> Result<bool> {
-        if desired > self.max_memory {
+    fn memory_growing(&mut self, current: usize, desired: usize, _: Option<usize>) -> Result<bool> {
+        let total = (self.memory - current.min(self.memory)).saturating_add(desired);
+        if total > self.max_memory {
             return Err(wasmtime::format_err!(
-                "memory limit: the module asked for {desired} bytes of memory, this worker allows \
+                "memory limit: the module asked for {total} bytes of memory, this worker allows \
                  {} (farm worker --wasm-max-memory)",
                 self.max_memory
             ));
         }
+        self.memory = total;
         Ok(true)
     }
 

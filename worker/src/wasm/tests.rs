@@ -145,6 +145,22 @@ fn traps_memory_limits_and_failures_fail_the_shard_with_their_message() {
     );
     let message = failed(grow.run(&range(0, 1), &CancelFlag::new()));
     assert!(message.contains("memory limit"), "{message}");
+    // Many memories count together: 3 of 6 pages each pass 1 MiB.
+    let many = job(
+        &rt,
+        &wat(r#"(module (memory 6) (memory 6) (memory 6)
+        (func (export "farm_run") (param i64 i64) (result i64) (i64.const 0)))"#),
+        &[],
+    );
+    let message = failed(many.run(&range(0, 1), &CancelFlag::new()));
+    assert!(message.contains("memory limit"), "{message}");
+    let fits = job(
+        &rt,
+        &wat(r#"(module (memory 6) (memory 6)
+        (func (export "farm_run") (param i64 i64) (result i64) (i64.const 0)))"#),
+        &[],
+    );
+    assert_eq!(fits.run(&range(0, 1), &CancelFlag::new()), Ok(Output::Count(0)));
     let fail = job(
         &rt,
         &wat(r#"(module (import "farm" "fail" (func $fail (param i32 i32)))
