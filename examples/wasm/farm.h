@@ -24,6 +24,15 @@ FARM_IMPORT("emit") void farm_emit(const char *item, int32_t len);
  * line's full length, or -1 for a range shard. */
 FARM_IMPORT("input") int32_t farm_input(char *out, int32_t cap);
 
+/* Adds n samples to the shard's count. Importing it makes the module a fraction kernel:
+ * farm_run returns hits, and the job's result is {"hits", "samples", "estimate"} with
+ * estimate = scale * hits / samples, the scale given by FARM_SCALE (default 1). */
+FARM_IMPORT("samples") void farm_samples(uint64_t n);
+
+/* The scale of a fraction kernel's estimate, as decimal text: FARM_SCALE("4") for pi. It
+ * writes the custom section "farm_scale" (at file scope, once). */
+#define FARM_SCALE(text) __asm__(".section .custom_section.farm_scale,\"\",@\n.ascii \"" text "\"\n")
+
 /* Fails the shard with this message (UTF-8); does not return. */
 FARM_IMPORT("fail") __attribute__((noreturn)) void farm_fail(const char *msg, int32_t len);
 

@@ -1,12 +1,15 @@
 /* pi.c: Monte Carlo pi with the same points as farm's built-in `pi` kernel. Each index i seeds
  * a SplitMix64 stream and draws `samples` points (param, default 1000000); a point (x, y) with
- * x*x + y*y <= 1 is a hit. farm_run returns the hits, so the job's result is the built-in pi's
- * "hits"; the estimate is 4 * hits / (samples * indices).
+ * x*x + y*y <= 1 is a hit. A fraction kernel: farm_run returns the hits and reports the samples
+ * with farm_samples, so the job's result is the built-in pi's {"hits", "samples", "estimate"}
+ * with estimate = 4 * hits / samples.
  *
  * Build: clang --target=wasm32 -O2 -ffp-contract=off -nostdlib -Wl,--no-entry \
  *          -Wl,--export=farm_run -o pi.wasm pi.c
  * Run:   farm run wasm --module pi.wasm --range 0..100 --param samples=1000000 */
 #include "farm.h"
+
+FARM_SCALE("4");
 
 static uint64_t next(uint64_t *state) {
     *state += 0x9E3779B97F4A7C15ull;
@@ -25,6 +28,7 @@ uint64_t farm_run(uint64_t lo, uint64_t hi) {
     if (samples == 0) farm_fail("samples must be at least 1", 26);
     uint64_t hits = 0;
     for (uint64_t i = lo; i < hi; i++) {
+        farm_samples(samples);
         uint64_t state = i;
         for (uint64_t s = 0; s < samples; s++) {
             double x = unit(&state);

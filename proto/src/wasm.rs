@@ -38,6 +38,11 @@ pub struct AbiFunc {
 }
 
 impl AbiFunc {
+    /// Whether it takes pointers into the module's memory (then the module must export it).
+    pub fn takes_pointers(&self) -> bool {
+        self.params.contains(&ValType::I32)
+    }
+
     /// The signature as WAT writes it, for error messages: `(i64, i64) -> i64`.
     pub fn signature(&self) -> String {
         signature(self.params, self.results)
@@ -63,8 +68,12 @@ pub const EMIT: AbiFunc = AbiFunc { name: "emit", params: &[I32, I32], results: 
 pub const INPUT: AbiFunc = AbiFunc { name: "input", params: &[I32, I32], results: &[I32] };
 /// `farm.fail(ptr, len)`: fails the shard with a message.
 pub const FAIL: AbiFunc = AbiFunc { name: "fail", params: &[I32, I32], results: &[] };
+/// `farm.samples(n)`: adds `n` samples to the shard's count (a fraction module).
+pub const SAMPLES: AbiFunc = AbiFunc { name: "samples", params: &[I64], results: &[] };
 /// Every function a module may import from `farm`.
-pub const IMPORTS: [AbiFunc; 4] = [PARAM, EMIT, INPUT, FAIL];
+pub const IMPORTS: [AbiFunc; 5] = [PARAM, EMIT, INPUT, FAIL, SAMPLES];
+/// The custom section that gives a fraction module's scale (decimal text, default 1).
+pub const SCALE_SECTION: &str = "farm_scale";
 /// `farm_run(lo, hi) -> count`: the export every module has.
 pub const RUN: AbiFunc = AbiFunc { name: "farm_run", params: &[I64, I64], results: &[I64] };
 
@@ -89,13 +98,30 @@ pub fn import(module: &str, name: &str) -> Result<AbiFunc, String> {
     })
 }
 
-/// How a module's outputs are reduced: a module that imports `farm.emit` gives lists, any
-/// other counts.
-pub fn shape<'a>(imports: impl IntoIterator<Item = &'a str>) -> OutputShape {
-    if imports.into_iter().any(|name| name == EMIT.name) {
-        OutputShape::Lines
-    } else {
-        OutputShape::Count
+/// How a module's outputs are reduced, from its imports and its `farm_scale` section (if
+/// any): a module that imports `farm.emit` gives lists; one that imports `farm.samples`
+/// gives fractions (hits from `farm_run`, samples from `farm.samples`) whose estimate is
+/// scaled by the section's number (default 1); any other counts.
+pub fn shape<'a>(
+    imports: impl IntoIterator<Item = &'a str>,
+    scale: Option<&[u8]>,
+) -> Result<OutputShape, String> {
+    let imports: Vec<&str> = imports.into_iter().collect();
+    let (emits, samples) = (imports.contains(&EMIT.name), imports.contains(&SAMPLES.name));
+    let scale = match scale {
+        None => 1.0,
+        Some(text) => std::str::from_utf8(text)
+            .ok()
+            .map(|t| t.trim_end_matches('\0').trim())
+            .and_then(|t| t.parse::<f64>().ok())
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| format!("custom section {SCALE_SECTION} must hold a finite number"))?,
+    };
+    match (emits, samples) {
+        (true, true) => Err("a module imports farm.emit or farm.samples, not both".into()),
+        (true, false) => Ok(OutputShape::Lines),
+        (false, true) => Ok(OutputShape::Fraction { scale }),
+        (false, false) => Ok(OutputShape::Count),
     }
 }
 
@@ -132,10 +158,15 @@ mod tests {
     }
 
     #[test]
-    fn a_module_that_emits_gives_lists() {
-        assert_eq!(shape(["param", "emit"]), OutputShape::Lines);
-        assert_eq!(shape(["param"]), OutputShape::Count);
-        assert_eq!(shape([]), OutputShape::Count);
+    fn the_imports_and_the_scale_section_give_the_shape() {
+        assert_eq!(shape(["param", "emit"], None), Ok(OutputShape::Lines));
+        assert_eq!(shape(["param"], None), Ok(OutputShape::Count));
+        assert_eq!(shape([], None), Ok(OutputShape::Count));
+        let pi = shape(["samples"], Some(b"4\0".as_slice()));
+        assert_eq!(pi, Ok(OutputShape::Fraction { scale: 4.0 }));
+        assert_eq!(shape(["samples"], None), Ok(OutputShape::Fraction { scale: 1.0 }));
+        assert!(shape(["samples"], Some(b"inf".as_slice())).is_err());
+        assert!(shape(["samples", "emit"], None).unwrap_err().contains("not both"));
     }
 
     #[test]

@@ -18,10 +18,14 @@ pub fn check(wasm: &[u8]) -> Result<OutputShape, String> {
     let mut funcs = 0u32;
     let mut run = false;
     let mut memory = false;
+    let mut scale: Option<&[u8]> = None;
     for payload in Parser::new(0).parse_all(wasm) {
         match payload.map_err(invalid)? {
             Payload::Version { encoding: Encoding::Component, .. } => {
                 return Err("a component, not a core WebAssembly module".into());
+            }
+            Payload::CustomSection(section) if section.name() == wasm::SCALE_SECTION => {
+                scale = Some(section.data());
             }
             Payload::ImportSection(reader) => {
                 for import in reader.into_imports() {
@@ -58,14 +62,15 @@ pub fn check(wasm: &[u8]) -> Result<OutputShape, String> {
     if !run {
         return Err(format!("the module must export {} {}", wasm::RUN.name, wasm::RUN.signature()));
     }
-    if !imports.is_empty() && !memory {
+    let mut pointers = wasm::IMPORTS.iter().filter(|f| f.takes_pointers());
+    if let Some(f) = pointers.find(|f| imports.contains(&f.name)).filter(|_| !memory) {
         return Err(format!(
             "a module that imports farm.{} must export its memory as {:?}",
-            imports[0],
+            f.name,
             wasm::MEMORY
         ));
     }
-    Ok(wasm::shape(imports))
+    wasm::shape(imports, scale)
 }
 
 /// Checks that function `index` has the signature of `abi`.
@@ -101,13 +106,16 @@ mod tests {
         let primes = std::fs::read("../examples/wasm/primes.wasm").expect("built example");
         assert_eq!(check(&primes), Ok(OutputShape::Count));
         let pi = std::fs::read("../examples/wasm/pi.wasm").expect("built example");
-        assert_eq!(check(&pi), Ok(OutputShape::Count));
+        assert_eq!(check(&pi), Ok(OutputShape::Fraction { scale: 4.0 }));
         let wat = std::fs::read_to_string("../examples/wasm/primes.wat").expect("example");
         assert_eq!(check(&module(&wat)), Ok(OutputShape::Count));
         let lines = format!(
             r#"(module (import "farm" "emit" (func (param i32 i32))) (memory (export "memory") 1) {RUN})"#
         );
         assert_eq!(check(&module(&lines)), Ok(OutputShape::Lines));
+        // farm.samples takes no pointer: no memory needed.
+        let fraction = format!(r#"(module (import "farm" "samples" (func (param i64))) {RUN})"#);
+        assert_eq!(check(&module(&fraction)), Ok(OutputShape::Fraction { scale: 1.0 }));
     }
 
     #[test]

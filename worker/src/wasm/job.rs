@@ -35,6 +35,7 @@ impl WasmJob {
             input: None,
             lines: Vec::new(),
             emitted: 0,
+            samples: 0,
             cancel: CancelFlag::new(),
             max_memory: self.runtime.config().max_memory,
             memory: 0,
@@ -89,8 +90,11 @@ impl Prepared for WasmJob {
         };
         match result {
             Ok(value) => {
+                let ctx = instance.store.data_mut();
                 let output = if compiled.emits {
-                    Output::Lines(std::mem::take(&mut instance.store.data_mut().lines))
+                    Output::Lines(std::mem::take(&mut ctx.lines))
+                } else if compiled.fraction {
+                    Output::Fraction { hits: value as u64, samples: ctx.samples }
                 } else {
                     Output::Count(value as u64)
                 };

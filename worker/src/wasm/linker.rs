@@ -1,8 +1,8 @@
-//! What a module sees of the worker: the store data of one instance ([`Ctx`]) and the four
+//! What a module sees of the worker: the store data of one instance ([`Ctx`]) and the five
 //! `farm` imports, with every pointer checked against the module's memory (a bad one traps).
 
 use crate::sdk::{CancelFlag, Params};
-use farm_proto::wasm::{EMIT, FAIL, IMPORT_MODULE, INPUT, MEMORY, PARAM};
+use farm_proto::wasm::{EMIT, FAIL, IMPORT_MODULE, INPUT, MEMORY, PARAM, SAMPLES};
 use std::sync::Arc;
 use wasmtime::{Caller, Engine, Extern, Linker, Memory, ResourceLimiter, Result};
 
@@ -22,6 +22,8 @@ pub(crate) struct Ctx {
     pub lines: Vec<String>,
     /// Their bytes.
     pub emitted: usize,
+    /// The samples the current shard reported (`farm.samples`).
+    pub samples: u64,
     /// The current shard's cancel flag and deadline, checked each epoch tick.
     pub cancel: CancelFlag,
     /// The most bytes of linear memory the instance may have, all its memories together.
@@ -36,6 +38,7 @@ impl Ctx {
         self.input = input;
         self.lines.clear();
         self.emitted = 0;
+        self.samples = 0;
         self.cancel = cancel;
     }
 }
@@ -121,6 +124,13 @@ pub(crate) fn linker(engine: &Engine) -> Result<Linker<Ctx>> {
             write(&memory, &mut caller, out, cap, line.as_bytes(), INPUT.name)
         },
     )?;
+    linker.func_wrap(IMPORT_MODULE, SAMPLES.name, |mut caller: Caller<'_, Ctx>, n: i64| {
+        let ctx = caller.data_mut();
+        ctx.samples = ctx.samples.checked_add(n as u64).ok_or_else(|| {
+            wasmtime::format_err!("farm.samples: the shard's samples overflow a u64")
+        })?;
+        Ok(())
+    })?;
     linker.func_wrap(
         IMPORT_MODULE,
         FAIL.name,

@@ -5,9 +5,10 @@
 //! worker with wasmtime (Cranelift) on the first pool thread that needs them, keeps the result
 //! in memory by hash and, with a cache directory, on disk, so a restarted worker does not
 //! compile again. The ABI (`farm_proto::wasm`, `docs/wasm.md`): `farm_run(lo, hi) -> count`
-//! and the `farm.param`, `farm.emit`, `farm.input` and `farm.fail` imports (`linker.rs`).
+//! and the `farm.param`, `farm.emit`, `farm.input`, `farm.fail` and `farm.samples` imports
+//! (`linker.rs`).
 //!
-//! The sandbox: no WASI and no import but those four; linear memory capped per instance
+//! The sandbox: no WASI and no import but those five; linear memory capped per instance
 //! ([`WasmConfig::max_memory`]); one epoch ticker thread per worker (parked while no module
 //! runs) lets every running instance check its shard's cancel flag and deadline each
 //! millisecond, so a cancel or `--shard-timeout` stops even an infinite loop within a few

@@ -34,6 +34,8 @@ pub(crate) struct Compiled {
     pub pre: InstancePre<Ctx>,
     /// It imports `farm.emit`: its shards' outputs are lists.
     pub emits: bool,
+    /// It imports `farm.samples`: its shards' outputs are fractions.
+    pub fraction: bool,
     /// It imports `farm.input`: it reads input lines itself.
     pub reads_input: bool,
 }
@@ -206,8 +208,9 @@ impl Runtime {
             .instantiate_pre(&module)
             .map_err(|e| format!("module {} does not link: {e}", slot.hash))?;
         let has = |f: farm_proto::wasm::AbiFunc| imports.iter().any(|i| i == f.name);
-        let emits = has(farm_proto::wasm::EMIT);
-        Ok(Arc::new(Compiled { pre, emits, reads_input: has(farm_proto::wasm::INPUT) }))
+        let (emits, fraction) = (has(farm_proto::wasm::EMIT), has(farm_proto::wasm::SAMPLES));
+        let reads_input = has(farm_proto::wasm::INPUT);
+        Ok(Arc::new(Compiled { pre, emits, fraction, reads_input }))
     }
 
     /// Checks the bytes against their hash, compiles them, and writes the code to the cache.
