@@ -115,7 +115,9 @@ fn farm_run_wasm_gives_the_built_in_results() {
     let ours = run(&[&["run", "wasm", "--module", &pi][..], &common].concat(), &tag);
     assert!(native.status.success() && ours.status.success(), "{native:?} {ours:?}");
     assert_eq!(json(&ours)["result"], json(&native)["result"]);
-    assert!(json(&ours)["result"]["estimate"].as_f64().is_some_and(|e| (e - 3.14).abs() < 0.1));
+    assert!(json(&ours)["result"]["estimate"]
+        .as_f64()
+        .is_some_and(|e| (e - std::f64::consts::PI).abs() < 0.1));
     assert_none_left(&tag);
 }
 

@@ -91,6 +91,8 @@ pub struct Modules {
     index: Arc<Mutex<Index>>,
     /// Bounds the reads for workers that run at once (see [`FETCHES`]).
     fetches: Arc<tokio::sync::Semaphore>,
+    /// One upload at a time makes room and writes, so two cannot both take the last room.
+    puts: Arc<Mutex<()>>,
 }
 
 /// The SHA-256 of `bytes` as the ABI writes it: 64 lowercase hex digits.
@@ -124,7 +126,8 @@ impl Modules {
             info!(modules = index.modules.len(), bytes = index.total, "wasm modules indexed");
         }
         let fetches = Arc::new(tokio::sync::Semaphore::new(FETCHES));
-        Ok(Modules { store, limits, index: Arc::new(Mutex::new(index)), fetches })
+        let (index, puts) = (Arc::new(Mutex::new(index)), Arc::default());
+        Ok(Modules { store, limits, index, fetches, puts })
     }
 
     fn index(&self) -> std::sync::MutexGuard<'_, Index> {
@@ -171,6 +174,10 @@ impl Modules {
         }
         let shape = check(wasm).map_err(ModuleError::Invalid)?;
         let info = ModuleInfo { size: wasm.len(), shape };
+        let _one = self.puts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(info) = self.info(&hash) {
+            return Ok((hash, info));
+        }
         let evicted = self.make_room(wasm.len(), live)?;
         if !evicted.is_empty() {
             self.store.delete_modules(&evicted).map_err(|e| ModuleError::Store(e.to_string()))?;
