@@ -276,14 +276,8 @@ pub struct SchedulerArgs {
     /// elsewhere and the worker gets no more shards (suspect). Raise it for longer shards.
     #[arg(long, default_value = "60m", value_parser = parse_duration, env = "FARM_HOLD_TIMEOUT")]
     pub hold_timeout: std::time::Duration,
-    /// Largest wasm module the master accepts, in MiB (larger: ResourceExhausted).
-    #[arg(long, default_value_t = 16, value_name = "MIB", env = "FARM_MAX_MODULE_MIB",
-          value_parser = clap::value_parser!(u16).range(1..=60))]
-    pub max_module_mib: u16,
-    /// MiB the master's stored wasm modules may take; past it the least recently used ones no
-    /// unfinished job runs are dropped.
-    #[arg(long, default_value_t = 256, value_name = "MIB", env = "FARM_MODULE_STORE_MIB")]
-    pub module_store_mib: usize,
+    #[command(flatten)]
+    pub modules: crate::wasm_args::ModuleStoreArgs,
     /// Keep jobs and accepted shard results in this file (created if missing): a master
     /// restarted with the same file resumes unfinished jobs and never reruns a shard whose
     /// result was committed. Without it, a temporary file removed at exit.
@@ -401,17 +395,8 @@ pub struct WorkerArgs {
     /// Times the supervisor restarted this worker (set by a master for its local workers).
     #[arg(long, default_value_t = 0, hide = true)]
     pub restarts: u32,
-    /// Do not offer the wasm kernel (jobs that bring their own WebAssembly module).
-    #[arg(long, env = "FARM_NO_WASM")]
-    pub no_wasm: bool,
-    /// MiB of linear memory one wasm instance may have; growing past it fails the shard.
-    #[arg(long, default_value_t = 256, value_name = "MIB", env = "FARM_WASM_MAX_MEMORY_MIB",
-          value_parser = clap::value_parser!(u32).range(1..=65536))]
-    pub wasm_max_memory: u32,
-    /// Keep compiled wasm modules here across restarts [default: ~/.cache/farm/wasm]. Anyone
-    /// who can write to it can run code as this worker.
-    #[arg(long, value_name = "DIR", env = "FARM_WASM_CACHE")]
-    pub wasm_cache: Option<PathBuf>,
+    #[command(flatten)]
+    pub wasm: crate::wasm_args::WasmWorkerArgs,
 }
 
 /// Parses `500ms`, `2s`, `1m` or a bare number of milliseconds.

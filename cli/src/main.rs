@@ -9,6 +9,7 @@ mod results;
 mod roles;
 mod show;
 mod showdown;
+mod wasm_args;
 
 use args::{Cli, Command};
 use clap::Parser;

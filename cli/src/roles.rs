@@ -6,7 +6,6 @@ use crate::{job, show};
 use anyhow::{bail, Context, Result};
 use farm_client::Client;
 use farm_master::core::CoreConfig;
-use farm_master::modules::ModuleLimits;
 use farm_master::spawner::{self, LocalWorkers, SpawnConfig};
 use farm_master::MasterConfig;
 use farm_worker::{Registry, WorkerConfig};
@@ -73,10 +72,7 @@ fn master_config(s: &SchedulerArgs) -> MasterConfig {
     // the first worker connects; workers' own descriptors replace these as they register.
     let mut known_kinds = Registry::builtin(false).descriptors();
     known_kinds.push(farm_proto::wasm::descriptor());
-    let modules = ModuleLimits {
-        max_module: usize::from(s.max_module_mib) << 20,
-        max_total: s.module_store_mib.saturating_mul(1 << 20),
-    };
+    let modules = s.modules.limits();
     MasterConfig {
         core,
         heartbeat: s.heartbeat,
@@ -262,12 +258,7 @@ pub async fn worker(master: &crate::commands::Target, args: WorkerArgs) -> Resul
     config.drain_timeout = args.drain_timeout;
     config.restarts = args.restarts;
     let mut registry = Registry::builtin(args.allow_exec);
-    if !args.no_wasm {
-        let config = farm_worker::WasmConfig {
-            max_memory: (args.wasm_max_memory as usize) << 20,
-            cache_dir: args.wasm_cache.or_else(farm_worker::wasm::default_cache_dir),
-            ..farm_worker::WasmConfig::default()
-        };
+    if let Some(config) = args.wasm.config() {
         registry.enable_wasm(config)?;
     }
     match args.listen {

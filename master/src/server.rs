@@ -126,16 +126,7 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let tasks = Tasks::default();
-    let (path, core_config) = (config.journal.clone(), config.core.clone());
-    let limits = config.modules;
-    let (core, journal, modules) = tokio::task::spawn_blocking(move || {
-        let (core, journal, replayed) = store::open(path.as_deref(), core_config)?;
-        let modules = Modules::open(journal.store(), limits, replayed.modules)
-            .map_err(|e| MasterError::Journal(e.to_string()))?;
-        Ok::<_, MasterError>((core, journal, modules))
-    })
-    .await
-    .map_err(|e| MasterError::Journal(e.to_string()))??;
+    let (core, journal, modules) = open_store(&config).await?;
     let core = actor::spawn(
         core,
         journal.sender(),
@@ -186,6 +177,22 @@ pub async fn serve(
         tracing::warn!("journal writer did not stop in time");
     }
     Ok(served?)
+}
+
+/// Opens the journal and replays it into a core, and indexes the wasm modules it holds, on a
+/// blocking thread.
+async fn open_store(
+    config: &MasterConfig,
+) -> Result<(crate::core::Core, store::Journal, Modules), MasterError> {
+    let (path, core_config, limits) = (config.journal.clone(), config.core.clone(), config.modules);
+    tokio::task::spawn_blocking(move || {
+        let (core, journal, replayed) = store::open(path.as_deref(), core_config)?;
+        let modules = Modules::open(journal.store(), limits, replayed.modules)
+            .map_err(|e| MasterError::Journal(e.to_string()))?;
+        Ok((core, journal, modules))
+    })
+    .await
+    .map_err(|e| MasterError::Journal(e.to_string()))?
 }
 
 /// Sets the status of the whole server ("") and of each farm service.
