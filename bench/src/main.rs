@@ -7,6 +7,7 @@
 //! ```
 
 mod procs;
+mod wasm;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
@@ -38,6 +39,7 @@ enum Figure {
     Memory,
     Scale,
     Startup,
+    Wasm,
 }
 
 fn main() -> Result<()> {
@@ -65,6 +67,9 @@ fn main() -> Result<()> {
     }
     if want(Figure::Startup) {
         startup(&farm)?;
+    }
+    if want(Figure::Wasm) {
+        rt.block_on(wasm::wasm(&farm))?;
     }
     Ok(())
 }

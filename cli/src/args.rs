@@ -140,6 +140,10 @@ pub struct JobArgs {
     #[arg(long, value_name = "FILE")]
     pub inputs: Option<PathBuf>,
 
+    /// For `wasm` jobs: the WebAssembly module to run (uploaded once, by its SHA-256).
+    #[arg(long, value_name = "FILE.wasm")]
+    pub module: Option<PathBuf>,
+
     /// Higher priority jobs get shards first; equal priorities run in submission order.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub priority: i32,
@@ -330,6 +334,8 @@ pub struct SchedulerArgs {
     /// shard keeps its run record (`farm logs`, --joblog) but not its log.
     #[arg(long, default_value_t = 64, value_name = "MIB", env = "FARM_SHARD_LOG_MIB")]
     pub shard_log_mib: usize,
+    #[command(flatten)]
+    pub modules: crate::wasm_args::ModuleStoreArgs,
     /// Keep jobs and accepted shard results in this file (created if missing): a master
     /// restarted with the same file resumes unfinished jobs and never reruns a shard whose
     /// result was committed. Without it, a temporary file removed at exit.

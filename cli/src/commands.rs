@@ -58,9 +58,13 @@ pub async fn submit(master: &Target, args: SubmitArgs) -> Result<()> {
     if args.job.joblog.is_some() && !args.wait {
         anyhow::bail!("--joblog needs --wait: the log is written once the job ended");
     }
+    let module = crate::job::module(&args.job)?;
     let mut client = connect(master).await?;
     check_out(&mut client, &spec.kind, args.job.out.as_deref()).await?;
-    let submitted = client.submit(spec.clone()).await?;
+    let submitted = match &module {
+        Some(wasm) => client.submit_wasm(wasm, spec.clone()).await?,
+        None => client.submit(spec.clone()).await?,
+    };
     if !args.wait {
         return if args.output.json { out::json(&submitted) } else { out::line(submitted.job) };
     }

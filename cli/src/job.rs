@@ -47,6 +47,23 @@ pub fn spec(args: &JobArgs) -> Result<JobSpec> {
     Ok(spec)
 }
 
+/// The module of a `wasm` job (`--module FILE`), read whole; `None` for other kinds. A wasm
+/// job needs one (or a `--param module=SHA256` of a module the master holds).
+pub fn module(args: &JobArgs) -> Result<Option<Vec<u8>>> {
+    let wasm = args.kind == farm_proto::wasm::KIND;
+    let by_hash = args.params.iter().any(|p| p.starts_with("module="));
+    match &args.module {
+        Some(path) if wasm => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("cannot read --module {}", path.display()))?;
+            Ok(Some(bytes))
+        }
+        Some(_) => bail!("--module is for wasm jobs, not {}", args.kind),
+        None if wasm && !by_hash => bail!("a wasm job needs --module FILE.wasm"),
+        None => Ok(None),
+    }
+}
+
 /// Parses `A..B` with whole numbers.
 pub fn parse_range(s: &str) -> Result<(u64, u64)> {
     let bad =
@@ -68,6 +85,7 @@ mod tests {
             shard_size,
             params: vec!["a=1".into()],
             inputs: None,
+            module: None,
             priority: 0,
             out: None,
             ndjson: false,

@@ -42,6 +42,9 @@ fn render(kinds: &[KindInfo]) -> String {
                 }
             }
         }
+        if d.extra_params && d.params.is_some() {
+            out.push_str("    --param NAME=VALUE           any other param, passed on unchecked\n");
+        }
     }
     out
 }
@@ -88,6 +91,7 @@ mod tests {
         let kinds = vec![
             KindInfo { kernel: chain, workers: 2 },
             KindInfo { kernel: KernelDescriptor::open("mine"), workers: 0 },
+            KindInfo { kernel: farm_proto::wasm::descriptor(), workers: 1 },
         ];
         let text = render(&kinds);
         assert!(text.contains("chain  (2 workers)\n    iterated hashing\n"), "{text}");
@@ -96,5 +100,7 @@ mod tests {
         assert!(text.contains("first seed        default 7, at least 1"), "{text}");
         assert!(text.contains("a command         required"), "{text}");
         assert!(text.contains("mine  (no connected worker)\n    params: not declared"), "{text}");
+        assert!(text.contains("--param module=text"), "{text}");
+        assert!(text.contains("any other param, passed on unchecked"), "{text}");
     }
 }

@@ -20,6 +20,7 @@ mod roles;
 mod show;
 mod showdown;
 mod tables;
+mod wasm_args;
 
 use anyhow::Result;
 use args::{Cli, Command};

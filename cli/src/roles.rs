@@ -57,12 +57,15 @@ fn master_config(s: &SchedulerArgs) -> MasterConfig {
     };
     // The kernels every `farm worker` offers, so their jobs are checked and can queue before
     // the first worker connects; workers' own descriptors replace these as they register.
-    let known_kinds = Registry::builtin(false).descriptors();
+    let mut known_kinds = Registry::builtin(false).descriptors();
+    known_kinds.push(farm_proto::wasm::descriptor());
+    let modules = s.modules.limits();
     MasterConfig {
         core,
         heartbeat: s.heartbeat,
         known_kinds,
         journal: s.journal.clone(),
+        modules,
         ..MasterConfig::default()
     }
 }
@@ -254,6 +257,7 @@ async fn wait_for_workers(client: &mut Client, n: usize) -> Result<()> {
 /// `farm run`: a master in this process, N local workers, one job, then everything stops.
 pub async fn run(args: RunArgs, log: &crate::logging::Setup) -> Result<()> {
     let spec = crate::commands::spec(&args.job)?;
+    let module = crate::job::module(&args.job)?;
     if args.workers == 0 {
         bail!("--workers must be at least 1");
     }
@@ -265,7 +269,10 @@ pub async fn run(args: RunArgs, log: &crate::logging::Setup) -> Result<()> {
         let mut client = Client::connect(&running.url).await?;
         wait_for_workers(&mut client, args.workers).await?;
         crate::commands::check_out(&mut client, &spec.kind, args.job.out.as_deref()).await?;
-        let job = client.submit(spec.clone()).await?.job;
+        let job = match &module {
+            Some(wasm) => client.submit_wasm(wasm, spec.clone()).await?.job,
+            None => client.submit(spec.clone()).await?.job,
+        };
         let bar = show::progress_bar(json);
         let mut waiting = None;
         let status = tokio::select! {

@@ -16,9 +16,11 @@
 mod alloc;
 mod kinds;
 mod logs;
+mod modules;
 mod results;
 mod ride;
 
+pub use modules::{module_hash, ModuleRef};
 pub use results::ResultsChunk;
 pub use ride::{WaitEvent, WaitOptions};
 

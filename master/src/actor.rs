@@ -8,7 +8,7 @@
 mod task;
 
 use crate::catalog::{Catalog, KindError};
-use farm_proto::{KernelDescriptor, KindInfo};
+use farm_proto::{KernelDescriptor, KindInfo, OutputShape};
 use task::CoreTask;
 
 use crate::core::{
@@ -71,7 +71,8 @@ pub enum SubmitError {
 type Accepted = (JobId, u64, oneshot::Receiver<Result<(), String>>);
 
 enum Cmd {
-    Submit(Submission, oneshot::Sender<Result<Accepted, SubmitError>>),
+    /// A submission, and the output shape that overrides its kernel's (a wasm module's).
+    Submit(Submission, Option<OutputShape>, oneshot::Sender<Result<Accepted, SubmitError>>),
     Get(JobId, oneshot::Sender<Option<JobView>>),
     List(oneshot::Sender<Vec<JobView>>),
     Cancel(JobId, oneshot::Sender<Result<JobView, CoreError>>),
@@ -158,15 +159,26 @@ impl CoreHandle {
         &self.tasks
     }
 
-    /// Queues a job; returns its id and shard count once its submission is committed to the
-    /// journal. Pack a large job's inputs before
-    /// ([`Submission::new`], off the async runtime), so the core's task never does.
+    /// Queues a job as its kernel declares (the tests' way in; see [`CoreHandle::submit_as`]).
+    #[cfg(test)]
     pub async fn submit(
         &self,
         sub: impl Into<Submission>,
     ) -> Result<Result<(JobId, u64), SubmitError>, Status> {
+        self.submit_as(sub, None).await
+    }
+
+    /// Queues a job; returns its id and shard count once its submission is committed to the
+    /// journal. Pack a large job's inputs before ([`Submission::new`], off the async runtime),
+    /// so the core's task never does. `shape`, if given, overrides how the kernel declares its
+    /// outputs are reduced (a `wasm` job: its module decides).
+    pub async fn submit_as(
+        &self,
+        sub: impl Into<Submission>,
+        shape: Option<OutputShape>,
+    ) -> Result<Result<(JobId, u64), SubmitError>, Status> {
         let sub = sub.into();
-        let (id, shards, committed) = match self.ask(|r| Cmd::Submit(sub, r)).await? {
+        let (id, shards, committed) = match self.ask(|r| Cmd::Submit(sub, shape, r)).await? {
             Ok(accepted) => accepted,
             Err(e) => return Ok(Err(e)),
         };

@@ -4,6 +4,7 @@
 //! a new worker instance: its old shards were already re-queued when the session ended.
 
 use crate::actor::CoreHandle;
+use crate::modules::Modules;
 use crate::sessions::accept_session;
 use farm_net::Backoff;
 use farm_proto::pb::worker_host_client::WorkerHostClient;
@@ -25,6 +26,7 @@ pub const MASTER_HEADER: &str = "farm-master";
 /// it refuses).
 pub fn spawn(
     core: CoreHandle,
+    modules: Modules,
     host: String,
     me: String,
     token: Option<String>,
@@ -43,7 +45,7 @@ pub fn spawn(
         loop {
             tokio::select! {
                 _ = tasks.stopped() => return,
-                ended = attach(&core, &endpoint, &host, &me, token.as_deref()) => match ended {
+                ended = attach(&core, &modules, &endpoint, &host, &me, token.as_deref()) => match ended {
                     Ok(()) => backoff.reset(),
                     Err(reason) => debug!(%host, %reason, "worker not reached"),
                 },
@@ -59,6 +61,7 @@ pub fn spawn(
 /// One session with the worker: dial, attach, run until it ends. `Err` if none was established.
 async fn attach(
     core: &CoreHandle,
+    modules: &Modules,
     endpoint: &Endpoint,
     host: &str,
     me: &str,
@@ -88,7 +91,8 @@ async fn attach(
             return Err(status.message().to_string());
         }
     };
-    let session = accept_session(core.clone(), inbound, host.to_string(), "master", tx)
+    let (core, modules) = (core.clone(), modules.clone());
+    let session = accept_session(core, modules, inbound, host.to_string(), "master", tx)
         .await
         .map_err(|s| {
             warn!(%host, reason = s.message(), "listed worker's registration refused");

@@ -4,11 +4,12 @@
 use crate::actor::{CoreHandle, SubmitError, Subscription};
 use crate::catalog::KindError;
 use crate::core::{CoreError, JobState, JobView, Submission, WorkerView};
+use crate::modules::{ModuleError, Modules};
 use crate::store::Store;
 use farm_proto::pb::{self, farm_service_server::FarmService, job_event::Event};
 use farm_proto::{
-    AllocQueueSpec, DialedBy, JobEvent, JobSpec, JobStatus, JsonText, Progress, Submitted,
-    WorkerInfo, LIST_RESULT_BYTES,
+    AllocQueueSpec, DialedBy, JobEvent, JobSpec, JobStatus, JsonText, OutputShape, Progress,
+    Submitted, WorkerInfo, LIST_RESULT_BYTES,
 };
 use std::pin::Pin;
 use tokio::sync::mpsc;
@@ -112,6 +113,18 @@ pub struct Farm {
     pub store: Store,
     /// The allocator's task (`farm alloc`).
     pub alloc: crate::autoalloc::AllocHandle,
+    /// The wasm modules clients uploaded.
+    pub modules: Modules,
+}
+
+/// Maps a module store error to a status.
+pub(crate) fn module_status(e: ModuleError) -> Status {
+    match e {
+        ModuleError::Invalid(m) => Status::invalid_argument(m),
+        ModuleError::TooLarge(m) => Status::resource_exhausted(m),
+        ModuleError::Missing(m) => Status::not_found(m),
+        ModuleError::Store(_) => Status::internal(e.to_string()),
+    }
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::JobEvent, Status>> + Send>>;
@@ -123,6 +136,31 @@ type LogsStream = Pin<Box<dyn Stream<Item = Result<pb::LogsChunk, Status>> + Sen
 const RESULTS_AHEAD: usize = 4;
 
 impl Farm {
+    /// For a `wasm` job: its module's hash and output shape. The module must be on this
+    /// master (FailedPrecondition: upload it first); a `module` param that is not a hash is
+    /// InvalidArgument; a missing one is left to the kernel check.
+    fn wasm_module(&self, spec: &pb::JobSpec) -> Result<Option<(String, OutputShape)>, Status> {
+        use farm_proto::wasm;
+        if spec.kind != wasm::KIND {
+            return Ok(None);
+        }
+        let Some(hash) = spec.params.get(wasm::MODULE_PARAM) else { return Ok(None) };
+        if !wasm::is_sha256_hex(hash) {
+            return Err(Status::invalid_argument(format!(
+                "wasm: param module must be the SHA-256 of an uploaded module (64 lowercase hex \
+                 digits), got {}",
+                farm_proto::kernel::quote(hash)
+            )));
+        }
+        let info = self.modules.info(hash).ok_or_else(|| {
+            Status::failed_precondition(format!(
+                "wasm: module {hash} is not on this master: upload it first (PutModule; \
+                 `farm submit wasm --module FILE` does)"
+            ))
+        })?;
+        Ok(Some((hash.clone(), info.shape)))
+    }
+
     /// Checks that job `job` succeeded with a list result, and waits until all of it is
     /// committed to the store.
     async fn list_result(&self, job: u64) -> Result<(), Status> {
@@ -161,6 +199,7 @@ impl FarmService for Farm {
             )));
         }
         let spec = req.spec.ok_or_else(|| Status::invalid_argument("spec is missing"))?;
+        let module = self.wasm_module(&spec)?;
         // Checking and packing millions of input lines (and freeing their strings) is CPU
         // work: it runs on a blocking thread, neither here nor on the core's task.
         let sub = tokio::task::spawn_blocking(move || {
@@ -173,7 +212,11 @@ impl FarmService for Farm {
         .await
         .map_err(|e| Status::internal(format!("packing the job's inputs failed: {e}")))?
         .map_err(Status::invalid_argument)?;
-        let (job_id, shards) = self.core.submit(sub).await?.map_err(submit_status)?;
+        let shape = module.as_ref().map(|(_, shape)| *shape);
+        let (job_id, shards) = self.core.submit_as(sub, shape).await?.map_err(submit_status)?;
+        if let Some((hash, _)) = module {
+            self.modules.pin(job_id, &hash);
+        }
         Ok(Response::new(Submitted { job: job_id, shards }.into()))
     }
 
@@ -291,6 +334,35 @@ impl FarmService for Farm {
     ) -> Result<Response<pb::AllocQueueInfo>, Status> {
         let pb::AllocRemoveRequest { name, now } = req.into_inner();
         Ok(Response::new(self.alloc.remove(name, now).await?.into()))
+    }
+
+    async fn put_module(
+        &self,
+        req: Request<pb::PutModuleRequest>,
+    ) -> Result<Response<pb::ModuleInfo>, Status> {
+        let wasm = req.into_inner().wasm;
+        let (modules, core) = (self.modules.clone(), self.core.clone());
+        let runtime = tokio::runtime::Handle::current();
+        // Hashing, checking and writing the store are blocking work. The unfinished jobs are
+        // asked for only when room must be made (a full store).
+        let live = move || {
+            let jobs = runtime.block_on(core.list()).unwrap_or_default();
+            jobs.into_iter().filter(|v| !v.state.is_final()).map(|v| v.id).collect()
+        };
+        let (sha256, info) = tokio::task::spawn_blocking(move || modules.put(&wasm, live))
+            .await
+            .map_err(|e| Status::internal(format!("storing the module failed: {e}")))?
+            .map_err(module_status)?;
+        let (output, _) = info.shape.to_wire();
+        Ok(Response::new(pb::ModuleInfo { sha256, size: info.size as u64, output }))
+    }
+
+    async fn has_module(
+        &self,
+        req: Request<pb::HasModuleRequest>,
+    ) -> Result<Response<pb::HasModuleResponse>, Status> {
+        let present = self.modules.info(&req.into_inner().sha256).is_some();
+        Ok(Response::new(pb::HasModuleResponse { present }))
     }
 
     async fn list_kinds(

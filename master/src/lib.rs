@@ -9,6 +9,7 @@ mod connector;
 pub mod core;
 mod grpc;
 pub(crate) mod logs;
+pub mod modules;
 mod server;
 mod sessions;
 pub mod spawner;

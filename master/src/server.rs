@@ -3,6 +3,7 @@
 use crate::actor;
 use crate::core::CoreConfig;
 use crate::grpc::Farm;
+use crate::modules::Modules;
 use crate::sessions::Workers;
 use crate::store;
 use crate::tasks::Tasks;
@@ -46,6 +47,8 @@ pub struct MasterConfig {
     pub journal: Option<std::path::PathBuf>,
     /// How allocation queues start workers (`farm alloc`); None: they are refused.
     pub alloc: Option<crate::autoalloc::AllocSettings>,
+    /// The bounds of the wasm module store (`--max-module-mib`, `--module-store-mib`).
+    pub modules: crate::modules::ModuleLimits,
 }
 
 impl Default for MasterConfig {
@@ -62,6 +65,7 @@ impl Default for MasterConfig {
             known_kinds: Vec::new(),
             journal: None,
             alloc: None,
+            modules: Default::default(),
         }
     }
 }
@@ -125,11 +129,7 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let tasks = Tasks::default();
-    let (path, core_config) = (config.journal.clone(), config.core.clone());
-    let (core, journal, _) =
-        tokio::task::spawn_blocking(move || store::open(path.as_deref(), core_config))
-            .await
-            .map_err(|e| MasterError::Journal(e.to_string()))??;
+    let (core, journal, modules) = open_store(&config).await?;
     let core = actor::spawn(
         core,
         journal.sender(),
@@ -140,7 +140,8 @@ pub async fn serve(
     let me = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     for host in &config.connect {
         let (token, tls) = (config.worker_token.clone(), config.connect_tls.clone());
-        crate::connector::spawn(core.clone(), host.clone(), me.clone(), token, tls);
+        let modules = modules.clone();
+        crate::connector::spawn(core.clone(), modules, host.clone(), me.clone(), token, tls);
     }
     let alloc = crate::autoalloc::spawn(
         core.clone(),
@@ -149,11 +150,11 @@ pub async fn serve(
         crate::autoalloc::TICK,
     );
     let max = farm_proto::MAX_MESSAGE_BYTES;
-    let farm = FarmServiceServer::new(Farm { core: core.clone(), store: journal.store(), alloc })
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
+    let farm = Farm { core: core.clone(), store: journal.store(), alloc, modules: modules.clone() };
+    let farm =
+        FarmServiceServer::new(farm).max_decoding_message_size(max).max_encoding_message_size(max);
     let farm = InterceptedService::new(farm, require("client", config.client_token.clone()));
-    let workers = WorkerServiceServer::new(Workers { core })
+    let workers = WorkerServiceServer::new(Workers { core, modules })
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
     let workers = InterceptedService::new(workers, require("worker", config.worker_token.clone()));
@@ -185,6 +186,22 @@ pub async fn serve(
         tracing::warn!("journal writer did not stop in time");
     }
     Ok(served?)
+}
+
+/// Opens the journal and replays it into a core, and indexes the wasm modules it holds, on a
+/// blocking thread.
+async fn open_store(
+    config: &MasterConfig,
+) -> Result<(crate::core::Core, store::Journal, Modules), MasterError> {
+    let (path, core_config, limits) = (config.journal.clone(), config.core.clone(), config.modules);
+    tokio::task::spawn_blocking(move || {
+        let (core, journal, replayed) = store::open(path.as_deref(), core_config)?;
+        let modules = Modules::open(journal.store(), limits, replayed.modules)
+            .map_err(|e| MasterError::Journal(e.to_string()))?;
+        Ok((core, journal, modules))
+    })
+    .await
+    .map_err(|e| MasterError::Journal(e.to_string()))?
 }
 
 /// Sets the status of the whole server ("") and of each farm service.

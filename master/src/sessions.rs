@@ -4,9 +4,11 @@
 
 use crate::actor::{CoreHandle, LastHeard, WorkerTx};
 use crate::core::{ShardOutcome, WorkerId, WorkerSpec};
+use crate::modules::Modules;
 use farm_proto::kernel::clip;
 use farm_proto::pb::{self, worker_message::Msg, worker_service_server::WorkerService};
 use farm_proto::session::ShardRun;
+use farm_proto::session::{ModuleBytes, ToWorker};
 use farm_proto::KernelDescriptor;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -24,6 +26,8 @@ const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Workers {
     /// The core's task.
     pub core: CoreHandle,
+    /// The wasm modules workers fetch.
+    pub modules: Modules,
 }
 
 type MasterStream = UnboundedReceiverStream<Result<pb::MasterMessage, Status>>;
@@ -38,7 +42,8 @@ impl WorkerService for Workers {
     ) -> Result<Response<MasterStream>, Status> {
         let address = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
         let (tx, rx) = mpsc::unbounded_channel();
-        accept_session(self.core.clone(), req.into_inner(), address, "worker", tx).await?;
+        let (core, modules) = (self.core.clone(), self.modules.clone());
+        accept_session(core, modules, req.into_inner(), address, "worker", tx).await?;
         Ok(Response::new(UnboundedReceiverStream::new(rx)))
     }
 }
@@ -48,6 +53,7 @@ impl WorkerService for Workers {
 /// with the session or at shutdown.
 pub(crate) async fn accept_session(
     core: CoreHandle,
+    modules: Modules,
     mut inbound: Streaming<pb::WorkerMessage>,
     address: String,
     dialed_by: &'static str,
@@ -95,11 +101,14 @@ pub(crate) async fn accept_session(
         dialed_by: dialed_by.to_string(),
         allocation: clip(&reg.allocation),
     };
+    let link = Link { modules, tx: tx.clone() };
     let (id, heard) = core.join(spec, kernels, tx).await?;
     let tasks = core.tasks().clone();
     Ok(tasks.spawn(format!("session reader for worker {id}"), async move {
         tokio::select! {
-            reason = read_session(&core, id, &heard, &mut inbound) => core.left(id, reason).await,
+            reason = read_session(&core, &link, id, &heard, &mut inbound) => {
+                core.left(id, reason).await
+            }
             // The core's task ends every session itself; nothing is left to tell it.
             _ = core.tasks().stopped() => {}
         }
@@ -111,6 +120,7 @@ pub(crate) async fn accept_session(
 /// stream (and so the worker) when the core falls behind.
 async fn read_session(
     core: &CoreHandle,
+    link: &Link,
     id: WorkerId,
     heard: &LastHeard,
     inbound: &mut Streaming<pb::WorkerMessage>,
@@ -139,12 +149,36 @@ async fn read_session(
             }
             Msg::Draining(_) => core.draining(id).await,
             Msg::Refused(r) => core.refused(id, r.job_id, clip(&r.reason)).await,
+            Msg::FetchModule(f) => send_module(core, link, id, f.sha256),
             Msg::Register(_) => {
                 warn!(worker = id, "second register on one session, ending it");
                 return "registered twice".to_string();
             }
         }
     }
+}
+
+/// What a session's reader needs besides the core: the modules, and the way to the worker.
+struct Link {
+    /// The wasm modules, for fetches.
+    modules: Modules,
+    /// Messages to the worker (the same channel the core's task sends on).
+    tx: WorkerTx,
+}
+
+/// Sends a worker the module it asked for (or why not), from a tracked task: the read runs
+/// on a blocking thread, a few at a time (`Modules::fetch`), never in this reader.
+fn send_module(core: &CoreHandle, link: &Link, id: WorkerId, sha256: String) {
+    let (modules, tx) = (link.modules.clone(), link.tx.clone());
+    let name = format!("module {sha256} for worker {id}");
+    core.tasks().spawn(name, async move {
+        let wasm = modules.fetch(&sha256).await.map_err(|e| e.to_string());
+        match &wasm {
+            Ok(bytes) => debug!(worker = id, module = %sha256, bytes = bytes.len(), "module sent"),
+            Err(e) => warn!(worker = id, module = %sha256, error = %e, "module not sent"),
+        }
+        let _ = tx.send(Ok(ToWorker::Module(ModuleBytes { sha256, wasm }).into()));
+    });
 }
 
 /// One shard's outcome; one that does not decode fails that shard alone, not the batch.

@@ -202,6 +202,7 @@ fn wire_kernel() -> impl Strategy<Value = pb::KernelDescriptor> {
             open_params,
             output,
             fraction_scale,
+            extra_params: false,
         },
     )
 }

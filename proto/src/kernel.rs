@@ -113,6 +113,10 @@ pub struct KernelDescriptor {
     pub help: String,
     /// The params it takes, or `None` when it declared none: any params then pass unchecked.
     pub params: Option<Vec<ParamSpec>>,
+    /// Params beyond those declared pass to the kernel unchecked (the declared ones are still
+    /// checked): for a kernel that hands them on, like `wasm` to its module.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub extra_params: bool,
     /// How the master reduces its outputs.
     pub output: OutputShape,
 }
@@ -198,7 +202,13 @@ pub struct ParamError(pub String);
 impl KernelDescriptor {
     /// A kernel that takes no params yet (add them with [`KernelDescriptor::param`]).
     pub fn new(kind: impl Into<String>, output: OutputShape, help: impl Into<String>) -> Self {
-        KernelDescriptor { kind: kind.into(), help: help.into(), params: Some(Vec::new()), output }
+        KernelDescriptor {
+            kind: kind.into(),
+            help: help.into(),
+            params: Some(Vec::new()),
+            extra_params: false,
+            output,
+        }
     }
 
     /// A kernel that declared nothing: any params, any output variant.
@@ -207,8 +217,16 @@ impl KernelDescriptor {
             kind: kind.into(),
             help: String::new(),
             params: None,
+            extra_params: false,
             output: OutputShape::Any,
         }
+    }
+
+    /// Lets params beyond the declared ones through unchecked (see
+    /// [`KernelDescriptor::extra_params`]).
+    pub fn open_params(mut self) -> Self {
+        self.extra_params = true;
+        self
     }
 
     /// Adds a param.
@@ -222,7 +240,8 @@ impl KernelDescriptor {
     /// which is what the kernel then reads (`Params::uint` and friends).
     pub fn check(&self, params: &Params) -> Result<Params, ParamError> {
         let Some(specs) = &self.params else { return Ok(params.clone()) };
-        if let Some(name) = params.0.keys().find(|k| !specs.iter().any(|s| &s.name == *k)) {
+        let unknown = params.0.keys().find(|k| !specs.iter().any(|s| &s.name == *k));
+        if let (Some(name), false) = (unknown, self.extra_params) {
             let known: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
             let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
             return Err(ParamError(format!(
@@ -232,6 +251,10 @@ impl KernelDescriptor {
             )));
         }
         let mut checked = Params::default();
+        if self.extra_params {
+            let extra = params.0.iter().filter(|(k, _)| !specs.iter().any(|s| &s.name == *k));
+            checked.0.extend(extra.map(|(k, v)| (k.clone(), v.clone())));
+        }
         for spec in specs {
             if let Some(value) = spec.value(params.0.get(&spec.name).map(String::as_str))? {
                 checked.0.insert(spec.name.clone(), value);

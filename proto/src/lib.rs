@@ -15,6 +15,7 @@ pub mod session;
 pub mod status;
 #[cfg(test)]
 mod status_tests;
+pub mod wasm;
 
 /// Generated prost messages and tonic services of package `farm.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

@@ -25,6 +25,24 @@ pub enum ToWorker {
     Drain,
     /// The master is alive.
     Heartbeat,
+    /// The answer to [`ToMaster::FetchModule`].
+    Module(ModuleBytes),
+}
+
+/// A wasm module's bytes sent to a worker that asked for them.
+#[derive(Clone, PartialEq)]
+pub struct ModuleBytes {
+    /// The module's SHA-256 (64 lowercase hex digits), as asked for.
+    pub sha256: String,
+    /// Its bytes, or why the master cannot send them.
+    pub wasm: Result<Vec<u8>, String>,
+}
+
+impl std::fmt::Debug for ModuleBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let wasm = self.wasm.as_ref().map(Vec::len);
+        f.debug_struct("ModuleBytes").field("sha256", &self.sha256).field("bytes", &wasm).finish()
+    }
 }
 
 /// The master's answer to a registration.
@@ -93,6 +111,8 @@ pub enum ToMaster {
         /// Why, as the kernel said it.
         reason: String,
     },
+    /// The worker needs the bytes of the module with this SHA-256 (a `wasm` job's).
+    FetchModule(String),
 }
 
 /// A worker's registration.
@@ -264,6 +284,10 @@ impl From<ToWorker> for pb::MasterMessage {
             ToWorker::ForgetJob(job_id) => In::Forget(pb::ForgetJob { job_id }),
             ToWorker::Drain => In::Drain(pb::Drain {}),
             ToWorker::Heartbeat => In::Heartbeat(pb::Heartbeat {}),
+            ToWorker::Module(m) => In::Module(match m.wasm {
+                Ok(wasm) => pb::ModuleBytes { sha256: m.sha256, wasm, error: String::new() },
+                Err(error) => pb::ModuleBytes { sha256: m.sha256, wasm: Vec::new(), error },
+            }),
         };
         pb::MasterMessage { msg: Some(msg) }
     }
@@ -286,6 +310,10 @@ impl TryFrom<pb::MasterMessage> for ToWorker {
             In::Forget(f) => ToWorker::ForgetJob(f.job_id),
             In::Drain(_) => ToWorker::Drain,
             In::Heartbeat(_) => ToWorker::Heartbeat,
+            In::Module(m) => ToWorker::Module(ModuleBytes {
+                sha256: m.sha256,
+                wasm: if m.error.is_empty() { Ok(m.wasm) } else { Err(m.error) },
+            }),
         })
     }
 }
@@ -354,6 +382,7 @@ impl From<ToMaster> for pb::WorkerMessage {
             }),
             ToMaster::Draining => Out::Draining(pb::Draining {}),
             ToMaster::Refused { job_id, reason } => Out::Refused(pb::JobRefused { job_id, reason }),
+            ToMaster::FetchModule(sha256) => Out::FetchModule(pb::FetchModule { sha256 }),
         };
         pb::WorkerMessage { msg: Some(msg) }
     }
@@ -400,6 +429,7 @@ impl TryFrom<pb::WorkerMessage> for ToMaster {
             }),
             Out::Draining(_) => ToMaster::Draining,
             Out::Refused(r) => ToMaster::Refused { job_id: r.job_id, reason: r.reason },
+            Out::FetchModule(f) => ToMaster::FetchModule(f.sha256),
         })
     }
 }

@@ -62,6 +62,11 @@ impl Proc {
         });
         found.unwrap_or_else(|| panic!("no log line {what} within {timeout:?}"))
     }
+
+    /// How many lines of its stderr so far satisfy `pred`.
+    pub fn log_count(&self, pred: impl Fn(&str) -> bool) -> usize {
+        self.log.lock().expect("log lock").lines().filter(|l| pred(l)).count()
+    }
 }
 
 impl Drop for Proc {

@@ -22,7 +22,9 @@ use tokio::net::TcpListener;
 use tracing::warn;
 
 mod lifetime;
+mod wasm;
 pub use lifetime::WorkerLifetimeArgs;
+pub use wasm::WasmWorkerArgs;
 
 /// Every flag of a worker: `farm worker` and SDK worker binaries alike.
 #[derive(Debug, Clone, Args)]
@@ -75,6 +77,9 @@ pub struct WorkerArgs {
     /// When it leaves on its own: idle, or before its allocation ends.
     #[command(flatten)]
     pub lifetime: WorkerLifetimeArgs,
+    /// The wasm kernel's settings, or --no-wasm.
+    #[command(flatten)]
+    pub wasm: WasmWorkerArgs,
 }
 
 /// The command line of a worker binary built on the SDK: the worker's flags alone.
@@ -128,6 +133,9 @@ pub async fn run(args: WorkerArgs, mut registry: Registry) -> Result<(), WorkerE
     let config = args.config()?;
     if args.allow_exec {
         registry.register(kernels::exec_kernel());
+    }
+    if let Some(wasm) = args.wasm.config() {
+        registry.enable_wasm(wasm)?;
     }
     let Some(addr) = &args.listen else {
         return crate::run(config, registry, shutdown_signal()).await;

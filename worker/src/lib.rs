@@ -17,12 +17,14 @@ mod registry;
 pub mod sdk;
 mod session;
 mod tail;
+pub mod wasm;
 
 pub use dial::run;
 pub use farm_net::Backoff;
 pub use lifetime::Lifetime;
 pub use listen::serve;
 pub use registry::Registry;
+pub use wasm::WasmConfig;
 
 use std::time::Duration;
 
@@ -103,4 +105,7 @@ pub enum WorkerError {
     /// The `--listen` address cannot be bound.
     #[error("cannot listen on {0}: {1}")]
     Listen(String, std::io::Error),
+    /// The wasm runtime could not be set up.
+    #[error("wasm: {0}")]
+    Wasm(String),
 }

@@ -142,11 +142,12 @@ impl CoreTask {
         let (core, fx) = (&mut self.core, &mut self.fx);
         let now_std = now.into_std();
         match cmd {
-            Cmd::Submit(sub, reply) => {
+            Cmd::Submit(sub, shape, reply) => {
                 let (shards, bytes, kind) = (sub.shards(), sub.bytes(), sub.spec().kind.clone());
                 let result = self
                     .catalog
                     .check(sub.spec())
+                    .map(|declared| shape.unwrap_or(declared))
                     .map_err(SubmitError::from)
                     .and_then(|shape| Ok(core.submit(sub, shape, now_std, fx)?))
                     .map(|id| (id, shards, fx.journal_barrier()));

@@ -14,11 +14,14 @@
 //!   dropped when retention forgets the job;
 //! - `logs`: (job id, shard) → `pb::ShardLog`: each kept shard's last run and log (`logs.rs`
 //!   reads them back), dropped when retention forgets the job.
+//! - `modules`: SHA-256 (64 hex digits) → a wasm module's bytes (`modules.rs`; the index and
+//!   its byte bound are `crate::modules`).
 //!
 //! [`open`] replays the journal into a new core before the master serves; `writer.rs` is the
 //! OS thread that group-commits what the core journals; `results.rs` reads list results back.
 
 mod logs;
+mod modules;
 mod results;
 mod writer;
 
@@ -49,6 +52,8 @@ const LIST_OUTPUTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("l
 /// (job id, shard) → `pb::ShardLog`: the shard's last run and what it logged. Added to
 /// schema 3 without a bump: `init` creates it in older files.
 const LOGS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("logs");
+/// SHA-256 (hex) → a wasm module's bytes.
+const MODULES: TableDefinition<&str, &[u8]> = TableDefinition::new("modules");
 /// Bytes of pages redb caches in the master's memory (its default is 1 GiB): the store holds
 /// results of any size, and reading or writing one must not grow the master by its size.
 const CACHE_BYTES: usize = 16 << 20;
@@ -66,6 +71,8 @@ pub struct Replayed {
     pub outcomes: u64,
     /// How long opening and replaying took.
     pub took: Duration,
+    /// The wasm modules the resumed jobs run: (job, module hash), so none is evicted.
+    pub modules: Vec<(JobId, String)>,
 }
 
 /// Opens the journal at `path` (created if missing) or, without one, a temporary store;
@@ -149,6 +156,7 @@ fn init(db: &Database) -> Result<(), redb::Error> {
         txn.open_table(OUTCOMES)?;
         txn.open_table(LIST_OUTPUTS)?;
         txn.open_table(LOGS)?;
+        txn.open_table(MODULES)?;
     }
     txn.commit()?;
     Ok(())
@@ -191,6 +199,11 @@ fn replay(db: &Database, core: &mut Core, out: &mut Collect) -> Result<Replayed,
             .ok_or_else(|| corrupt(format!("job {id}: output shape")))?;
         let age = Duration::from_millis(wall.saturating_sub(rec.submitted_unix_ms));
         let submitted = now.checked_sub(age).unwrap_or(now);
+        if spec.kind == farm_proto::wasm::KIND {
+            if let Some(hash) = spec.params.0.get(farm_proto::wasm::MODULE_PARAM) {
+                replayed.modules.push((id, hash.clone()));
+            }
+        }
         core.restore_job(id, Submission::restored(spec), output, submitted);
         resumed.push(id);
     }

@@ -26,6 +26,7 @@ impl From<&KernelDescriptor> for pb::KernelDescriptor {
             help: d.help.clone(),
             params: d.params.iter().flatten().map(pb::ParamSpec::from).collect(),
             open_params: d.params.is_none(),
+            extra_params: d.extra_params,
             output,
             fraction_scale,
         }
@@ -67,7 +68,8 @@ impl TryFrom<pb::KernelDescriptor> for KernelDescriptor {
         } else {
             Some(d.params.into_iter().map(ParamSpec::try_from).collect::<Result<_, _>>()?)
         };
-        Ok(KernelDescriptor { kind: d.kind, help: d.help, params, output })
+        let extra_params = d.extra_params;
+        Ok(KernelDescriptor { kind: d.kind, help: d.help, params, extra_params, output })
     }
 }
 

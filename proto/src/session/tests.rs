@@ -58,6 +58,8 @@ fn master_messages_round_trip() {
         ToWorker::ForgetJob(5),
         ToWorker::Drain,
         ToWorker::Heartbeat,
+        ToWorker::Module(ModuleBytes { sha256: "ab".repeat(32), wasm: Ok(vec![0, 97, 115, 109]) }),
+        ToWorker::Module(ModuleBytes { sha256: "cd".repeat(32), wasm: Err("gone".into()) }),
     ];
     for msg in messages {
         let wire = pb::MasterMessage::from(msg.clone());
@@ -101,6 +103,7 @@ fn worker_messages_round_trip() {
         }),
         ToMaster::Draining,
         ToMaster::Refused { job_id: 7, reason: "bad param ms".into() },
+        ToMaster::FetchModule("ef".repeat(32)),
     ];
     for msg in messages {
         let wire = pb::WorkerMessage::from(msg.clone());

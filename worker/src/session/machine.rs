@@ -7,10 +7,13 @@
 //! close handshake.
 
 use super::batch::{self, Batch};
+use super::fetch::Fetching;
 use crate::pool::{JobEntry, Report};
 use crate::registry::Registry;
 use crate::sdk::{CancelFlag, ShardInput};
-use farm_proto::session::{Assign, ShardOutcome, ToMaster, ToWorker};
+use farm_proto::session::{
+    Assign, JobDef, ModuleBytes, ShardOutcome, ShardTask, ToMaster, ToWorker,
+};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -140,6 +143,8 @@ pub(crate) struct Session {
     jobs: HashMap<u64, Arc<JobEntry>>,
     /// Jobs refused (the kernel rejected their params): their tasks are dropped unreported.
     refused: HashSet<u64>,
+    /// Jobs waiting for their wasm module from the master, with their tasks.
+    fetching: Fetching,
     /// Shards handed to the pool whose outcome has not come back.
     in_flight: usize,
     /// Reports not sent yet.
@@ -161,6 +166,7 @@ impl Session {
             last_heard: now,
             jobs: HashMap::new(),
             refused: HashSet::new(),
+            fetching: Fetching::default(),
             in_flight: 0,
             batch: Batch::default(),
             idle_since: Some(now),
@@ -271,6 +277,7 @@ impl Session {
             ToWorker::Assign(assign) => self.assign(now, assign, out),
             ToWorker::CancelJob(job_id) => {
                 self.refused.remove(&job_id);
+                self.fetching.drop_job(job_id);
                 if let Some(job) = self.jobs.remove(&job_id) {
                     debug!(job = job_id, "job cancelled");
                     out.push(Action::Cancel(job.cancel.clone()));
@@ -278,46 +285,86 @@ impl Session {
             }
             ToWorker::ForgetJob(job_id) => {
                 self.refused.remove(&job_id);
+                self.fetching.drop_job(job_id);
                 self.jobs.remove(&job_id);
             }
+            ToWorker::Module(module) => self.module(now, module, out),
             ToWorker::Drain if matches!(self.phase, Phase::Running) => self.start_drain(now, out),
             ToWorker::Drain | ToWorker::Heartbeat | ToWorker::Welcome(_) => {}
         }
     }
 
-    /// Prepares the new jobs (refusing, once, those whose params the kernel rejects) and hands
-    /// the tasks to the pool.
+    /// Prepares the new jobs (refusing, once, those whose params the kernel rejects; holding
+    /// those whose module must be fetched first) and hands the tasks to the pool.
     fn assign(&mut self, now: Instant, assign: Assign, out: &mut Vec<Action>) {
         for def in assign.jobs {
-            match self.registry.prepare(&def.kind, &def.params) {
-                Ok(prepared) => {
-                    let (timeout, record_runs) = (def.shard_timeout, def.record_runs);
-                    let cancel = CancelFlag::new();
-                    let entry = JobEntry { prepared, cancel, timeout, record_runs };
-                    self.jobs.insert(def.job_id, Arc::new(entry));
+            match self.registry.needs_module(&def.kind, &def.params) {
+                Some(hash) => {
+                    debug!(job = def.job_id, module = %hash, "fetching the job's module");
+                    if self.fetching.hold(hash.clone(), def) {
+                        out.push(Action::Send(ToMaster::FetchModule(hash)));
+                    }
                 }
-                Err(e) => {
-                    warn!(job = def.job_id, kind = %def.kind, error = %e, "job refused");
-                    self.refused.insert(def.job_id);
-                    out.push(Action::Send(ToMaster::Refused {
-                        job_id: def.job_id,
-                        reason: e.to_string(),
-                    }));
-                }
+                None => self.define(def, out),
             }
         }
         for task in assign.tasks {
-            let input = ShardInput { lo: task.lo, hi: task.hi, input: task.input };
-            if let Some(job) = self.jobs.get(&task.job_id) {
-                self.in_flight += 1;
-                self.idle_since = None;
-                let (job_id, shard, job) = (task.job_id, task.shard, job.clone());
-                out.push(Action::Run(Task { job_id, shard, job, input }));
-            } else if !self.refused.contains(&task.job_id) {
-                let error = format!("job {} was never defined", task.job_id);
-                self.batch.finished(now, task.job_id, task.shard, ShardOutcome::Failed(error));
-                self.send_if_full(out);
+            if let Some(task) = self.fetching.task(task) {
+                self.start(now, task, out);
             }
+        }
+    }
+
+    /// A module arrived (its jobs start) or the master has none (its jobs are refused).
+    fn module(&mut self, now: Instant, module: ModuleBytes, out: &mut Vec<Action>) {
+        let waiting = self.fetching.arrived(&module.sha256);
+        if let Err(why) = &module.wasm {
+            let reason = format!("module {}: {why}", module.sha256);
+            waiting.into_iter().for_each(|(def, _)| self.refuse(def.job_id, reason.clone(), out));
+            return;
+        }
+        if let Ok(wasm) = module.wasm {
+            self.registry.module_arrived(&module.sha256, wasm);
+        }
+        for (def, tasks) in waiting {
+            self.define(def, out);
+            tasks.into_iter().for_each(|task| self.start(now, task, out));
+        }
+    }
+
+    /// Prepares a job, or refuses it once.
+    fn define(&mut self, def: JobDef, out: &mut Vec<Action>) {
+        match self.registry.prepare(&def.kind, &def.params) {
+            Ok(prepared) => {
+                let (timeout, record_runs) = (def.shard_timeout, def.record_runs);
+                let cancel = CancelFlag::new();
+                let entry = JobEntry { prepared, cancel, timeout, record_runs };
+                self.jobs.insert(def.job_id, Arc::new(entry));
+            }
+            Err(e) => {
+                warn!(job = def.job_id, kind = %def.kind, error = %e, "job refused");
+                self.refuse(def.job_id, e.to_string(), out);
+            }
+        }
+    }
+
+    fn refuse(&mut self, job_id: u64, reason: String, out: &mut Vec<Action>) {
+        self.refused.insert(job_id);
+        out.push(Action::Send(ToMaster::Refused { job_id, reason }));
+    }
+
+    /// Hands a task of a defined job to the pool (fails one of a job never defined).
+    fn start(&mut self, now: Instant, task: ShardTask, out: &mut Vec<Action>) {
+        let input = ShardInput { lo: task.lo, hi: task.hi, input: task.input };
+        if let Some(job) = self.jobs.get(&task.job_id) {
+            self.in_flight += 1;
+            self.idle_since = None;
+            let (job_id, shard, job) = (task.job_id, task.shard, job.clone());
+            out.push(Action::Run(Task { job_id, shard, job, input }));
+        } else if !self.refused.contains(&task.job_id) {
+            let error = format!("job {} was never defined", task.job_id);
+            self.batch.finished(now, task.job_id, task.shard, ShardOutcome::Failed(error));
+            self.send_if_full(out);
         }
     }
 
@@ -386,6 +433,10 @@ impl Session {
         info!(?timeout, "draining: finishing running shards, handing back the rest");
         out.push(Action::DrainPool);
         out.push(Action::Send(ToMaster::Draining));
+        // Shards held for a module never started: they go back like queued ones.
+        for task in self.fetching.take_all() {
+            self.batch.finished(now, task.job_id, task.shard, ShardOutcome::Cancelled);
+        }
         let cancel_at = now + timeout;
         let give_up = cancel_at + CLOSE_TIMEOUT;
         self.phase = Phase::Draining { cancel_at, give_up, cancelled: false };
@@ -419,5 +470,6 @@ impl Session {
     fn cancel_all(&mut self, out: &mut Vec<Action>) {
         out.extend(self.jobs.drain().map(|(_, job)| Action::Cancel(job.cancel.clone())));
         self.refused.clear();
+        self.fetching.take_all();
     }
 }

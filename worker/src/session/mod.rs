@@ -10,6 +10,7 @@
 mod batch;
 #[cfg(test)]
 mod driver_tests;
+mod fetch;
 mod machine;
 #[cfg(test)]
 mod tests;

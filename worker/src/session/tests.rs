@@ -8,7 +8,7 @@ use crate::pool::{Finished, Report};
 use crate::registry::Registry;
 use crate::sdk::{KernelError, Output};
 use farm_proto::session::{
-    Assign, JobDef, Results, ShardOutcome, ShardTask, ToMaster, ToWorker, Welcome,
+    Assign, JobDef, ModuleBytes, Results, ShardOutcome, ShardTask, ToMaster, ToWorker, Welcome,
 };
 use farm_proto::Params;
 use std::time::{Duration, Instant};
@@ -29,19 +29,22 @@ struct Rig {
 impl Rig {
     /// A session with `threads` pool threads, welcomed at t0.
     fn welcomed(threads: usize) -> Rig {
-        Rig::welcomed_with(|_| Config {
-            threads,
-            drain_timeout: DRAIN,
-            idle_timeout: None,
-            stop_at: None,
-        })
+        Rig::with(threads, Registry::builtin(false))
     }
 
-    /// A session welcomed at t0, with the config `make` returns for t0.
-    fn welcomed_with(make: impl FnOnce(Instant) -> Config) -> Rig {
+    /// A session offering `registry`'s kernels, welcomed at t0.
+    fn with(threads: usize, registry: Registry) -> Rig {
+        let config =
+            |_| Config { threads, drain_timeout: DRAIN, idle_timeout: None, stop_at: None };
+        Rig::welcomed_with(registry, config)
+    }
+
+    /// A session offering `registry`'s kernels welcomed at t0, with the config `make` returns
+    /// for t0.
+    fn welcomed_with(registry: Registry, make: impl FnOnce(Instant) -> Config) -> Rig {
         let t0 = Instant::now();
         let config = make(t0);
-        let mut session = Session::new(config, Registry::builtin(false), t0);
+        let mut session = Session::new(config, registry, t0);
         let welcome = Welcome { worker_id: 1, heartbeat: HEARTBEAT };
         assert!(session.handle(t0, Event::Master(ToWorker::Welcome(welcome))).is_empty());
         assert!(session.welcomed());
@@ -342,7 +345,7 @@ fn config(idle: Option<Duration>, stop_at: Option<Instant>) -> Config {
 
 #[test]
 fn an_idle_worker_drains_and_leaves_after_its_idle_timeout() {
-    let mut rig = Rig::welcomed_with(|_| config(Some(ms(250)), None));
+    let mut rig = Rig::welcomed_with(Registry::builtin(false), |_| config(Some(ms(250)), None));
     assert_eq!(rig.session.next_wake(), Some(rig.at(ms(100))), "the heartbeat comes first");
     rig.handle(ms(200), Event::Master(ToWorker::Heartbeat));
     assert!(!drains(&rig.poll(ms(249))));
@@ -353,7 +356,7 @@ fn an_idle_worker_drains_and_leaves_after_its_idle_timeout() {
 
 #[test]
 fn work_restarts_the_idle_clock() {
-    let mut rig = Rig::welcomed_with(|_| config(Some(ms(200)), None));
+    let mut rig = Rig::welcomed_with(Registry::builtin(false), |_| config(Some(ms(200)), None));
     assert_eq!(runs(&rig.assign(1, "noop", &[], 1)).len(), 1);
     rig.handle(ms(150), Event::Master(ToWorker::Heartbeat));
     rig.finish(ms(150), 1, 0, Ok(Output::Count(1)));
@@ -365,7 +368,8 @@ fn work_restarts_the_idle_clock() {
 
 #[test]
 fn a_worker_near_its_allocations_end_stops_taking_shards_and_drains() {
-    let mut rig = Rig::welcomed_with(|t0| config(None, Some(t0 + ms(100))));
+    let mut rig =
+        Rig::welcomed_with(Registry::builtin(false), |t0| config(None, Some(t0 + ms(100))));
     assert_eq!(runs(&rig.assign(1, "noop", &[], 1)).len(), 1);
     assert_eq!(rig.session.next_wake(), Some(rig.at(ms(100))));
     let actions = rig.poll(ms(100));
@@ -374,4 +378,64 @@ fn a_worker_near_its_allocations_end_stops_taking_shards_and_drains() {
     let mut actions = rig.finish(ms(120), 1, 0, Ok(Output::Count(1)));
     actions.extend(rig.poll(ms(120)));
     assert!(actions.iter().any(|a| matches!(a, Action::CloseSend)), "{actions:?}");
+}
+
+#[test]
+fn a_wasm_job_waits_for_its_module_which_is_asked_for_once() {
+    let mut registry = Registry::builtin(false);
+    let config = crate::WasmConfig { cache_dir: None, ..Default::default() };
+    registry.enable_wasm(config).expect("wasm");
+    let mut rig = Rig::with(2, registry);
+    let wat = r#"(module (func (export "farm_run") (param i64 i64) (result i64) (i64.const 1)))"#;
+    let wasm = wat::parse_str(wat).expect("wat");
+    let hash = farm_client_hash(&wasm);
+    let module = format!("module={hash}");
+    let first = rig.assign(1, "wasm", &[&module], 2);
+    assert!(runs(&first).is_empty());
+    assert!(matches!(sent(&first)[..], [ToMaster::FetchModule(h)] if *h == hash));
+    // A second job of the same module asks for nothing more; a cancelled one never runs.
+    let second = rig.assign(2, "wasm", &[&module], 1);
+    assert!(sent(&second).is_empty() && runs(&second).is_empty());
+    rig.handle(ms(1), Event::Master(ToWorker::CancelJob(2)));
+    let bytes = ModuleBytes { sha256: hash.clone(), wasm: Ok(wasm) };
+    let arrived = rig.handle(ms(2), Event::Master(ToWorker::Module(bytes)));
+    let ran: Vec<(u64, u64)> = runs(&arrived).iter().map(|t| (t.job_id, t.shard)).collect();
+    assert_eq!(ran, [(1, 0), (1, 1)]);
+    // Held now: later jobs of it run at once.
+    assert_eq!(runs(&rig.assign(4, "wasm", &[&module], 1)).len(), 1);
+    // A module the master does not have refuses its job.
+    let other = "0".repeat(64);
+    let asked = rig.assign(3, "wasm", &[&format!("module={other}")], 1);
+    assert!(matches!(sent(&asked)[..], [ToMaster::FetchModule(h)] if *h == other));
+    let none = ModuleBytes { sha256: other.clone(), wasm: Err("no such module".into()) };
+    let refused = rig.handle(ms(3), Event::Master(ToWorker::Module(none)));
+    let reason = format!("module {other}: no such module");
+    assert!(
+        matches!(&sent(&refused)[..], [ToMaster::Refused { job_id: 3, reason: r }] if *r == reason),
+        "{refused:?}"
+    );
+}
+
+fn farm_client_hash(wasm: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(wasm).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn a_drain_hands_back_the_shards_held_for_a_module_and_then_closes() {
+    let mut registry = Registry::builtin(false);
+    let config = crate::WasmConfig { cache_dir: None, ..Default::default() };
+    registry.enable_wasm(config).expect("wasm");
+    let mut rig = Rig::with(1, registry);
+    let module = format!("module={}", "b".repeat(64));
+    let held = rig.assign(1, "wasm", &[&module], 2);
+    assert!(runs(&held).is_empty());
+    rig.handle(ms(1), Event::Shutdown);
+    let actions = rig.poll(ms(1));
+    let back = &results(&actions)[0];
+    assert_eq!(back.done, [(1, 0, ShardOutcome::Cancelled), (1, 1, ShardOutcome::Cancelled)]);
+    assert!(matches!(actions.last(), Some(Action::CloseSend)), "{actions:?}");
+    // The module arriving late starts nothing.
+    let late = ModuleBytes { sha256: "b".repeat(64), wasm: Err("late".into()) };
+    assert!(runs(&rig.handle(ms(2), Event::Master(ToWorker::Module(late)))).is_empty());
 }

@@ -1,0 +1,87 @@
+//! The module store's bounds: idempotent uploads, the size limit, eviction of unused modules.
+
+use super::*;
+use crate::core::CoreConfig;
+
+/// A valid counting module whose size grows with `pad` (a custom section).
+fn module(pad: usize, tag: u8) -> Vec<u8> {
+    let wat = r#"(module (func (export "farm_run") (param i64 i64) (result i64) (i64.const 0)))"#;
+    let mut bytes = wat::parse_str(wat).expect("wat");
+    // A custom section: id 0, size, name "p", then the padding.
+    let body = 2 + pad;
+    let mut size = Vec::new();
+    let mut n = body;
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        size.push(if n == 0 { byte } else { byte | 0x80 });
+        if n == 0 {
+            break;
+        }
+    }
+    bytes.push(0);
+    bytes.extend(size);
+    bytes.extend([1, b'p']);
+    bytes.extend(std::iter::repeat_n(tag, pad));
+    bytes
+}
+
+fn store(limits: ModuleLimits) -> (Modules, crate::store::Journal) {
+    let (_, journal, _) = crate::store::open(None, CoreConfig::default()).expect("store");
+    (Modules::open(journal.store(), limits, Vec::new()).expect("modules"), journal)
+}
+
+#[test]
+fn uploads_are_content_addressed_and_idempotent() {
+    let (modules, _journal) = store(ModuleLimits::default());
+    let wasm = module(10, 1);
+    let (hash, info) = modules.put(&wasm, Vec::new).expect("stored");
+    assert_eq!(hash, sha256_hex(&wasm));
+    assert_eq!(info, ModuleInfo { size: wasm.len(), shape: OutputShape::Count });
+    assert_eq!(modules.put(&wasm, || panic!("no room needed")).expect("again").0, hash);
+    assert_eq!(modules.bytes(&hash), Ok(wasm));
+    assert!(matches!(modules.bytes(&"0".repeat(64)), Err(ModuleError::Missing(_))));
+    assert!(matches!(modules.put(b"\0asm junk", Vec::new), Err(ModuleError::Invalid(_))));
+}
+
+#[test]
+fn a_module_over_the_limit_is_refused() {
+    let (modules, _journal) = store(ModuleLimits { max_module: 100, max_total: 1000 });
+    let err = modules.put(&module(200, 1), Vec::new).unwrap_err();
+    assert!(matches!(&err, ModuleError::TooLarge(m) if m.contains("over the limit")), "{err}");
+}
+
+#[test]
+fn a_full_store_evicts_unused_modules_but_never_a_running_jobs() {
+    let (modules, _journal) = store(ModuleLimits { max_module: 1000, max_total: 1500 });
+    let (a, _) = modules.put(&module(900, 1), Vec::new).expect("a");
+    modules.pin(1, &a);
+    // Job 1 still runs a: b does not fit.
+    let err = modules.put(&module(900, 2), || vec![1]).unwrap_err();
+    assert!(matches!(&err, ModuleError::TooLarge(m) if m.contains("store full")), "{err}");
+    assert!(modules.info(&a).is_some());
+    // Job 1 ended: a goes, b comes.
+    let (b, _) = modules.put(&module(900, 2), Vec::new).expect("b");
+    assert!(modules.info(&a).is_none());
+    assert!(matches!(modules.bytes(&a), Err(ModuleError::Missing(_))));
+    assert_eq!(modules.bytes(&b).map(|w| w.len()), Ok(module(900, 2).len()));
+}
+
+#[test]
+fn modules_survive_a_reopen_of_the_store() {
+    let dir = std::env::temp_dir().join(format!("farm-modules-{}", std::process::id()));
+    let _ = std::fs::remove_file(&dir);
+    let wasm = module(5, 3);
+    let hash = {
+        let (_, journal, _) = crate::store::open(Some(&dir), CoreConfig::default()).expect("open");
+        let modules = Modules::open(journal.store(), ModuleLimits::default(), vec![]).expect("m");
+        let hash = modules.put(&wasm, Vec::new).expect("stored").0;
+        journal.close();
+        hash
+    };
+    let (_, journal, _) = crate::store::open(Some(&dir), CoreConfig::default()).expect("reopen");
+    let modules = Modules::open(journal.store(), ModuleLimits::default(), vec![]).expect("m");
+    assert_eq!(modules.bytes(&hash), Ok(wasm));
+    journal.close();
+    let _ = std::fs::remove_file(&dir);
+}
