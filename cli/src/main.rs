@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod http;
 mod job;
 mod kinds;
 mod results;

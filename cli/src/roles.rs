@@ -172,8 +172,10 @@ pub async fn master(args: MasterArgs, me: &crate::commands::Target) -> Result<()
     if tls.is_some() && args.workers > 0 && me.ca.is_none() {
         bail!("--workers with TLS needs --tls-ca, so local workers can verify the master");
     }
+    let http = crate::http::bind(&args.http, token.as_deref())?;
     let config = MasterConfig {
         connect,
+        http: http.clone(),
         client_token: token,
         worker_token,
         connect_tls: me.tls.clone(),
@@ -185,6 +187,10 @@ pub async fn master(args: MasterArgs, me: &crate::commands::Target) -> Result<()
     // One line on stdout that scripts (and the tests) read to learn the bound port.
     let scheme = if me.identity.is_some() { "https" } else { "http" };
     println!("farm master listening on {scheme}://{addr}");
+    // A second line when the dashboard is on, for scripts (and the tests) to learn its port.
+    if let Some(url) = http.as_ref().and_then(crate::http::url) {
+        println!("farm dashboard on {url}");
+    }
     std::io::stdout().flush()?;
     let failed = tokio::select! {
         _ = shutdown_signal() => None,
@@ -294,7 +300,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
         bail!("--workers must be at least 1");
     }
     let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot listen on loopback")?;
-    let config = master_config(&args.scheduler);
+    let http = crate::http::bind(&args.http, None)?;
+    if let Some(url) = http.as_ref().and_then(crate::http::url) {
+        eprintln!("farm: dashboard at {url}");
+    }
+    let config = MasterConfig { http, ..master_config(&args.scheduler) };
     let running = start(listener, config, args.workers, &args.local, "warn", Vec::new())?;
     let json = args.output.json;
     let outcome = async {

@@ -1,10 +1,13 @@
-//! Serving: the client and worker services, gRPC health and reflection, on one listener.
+//! Serving: the client and worker services, gRPC health and reflection, on one listener; the
+//! HTTP endpoint (dashboard, `/metrics`) on another, if configured.
 
 use crate::actor;
 use crate::core::CoreConfig;
 use crate::grpc::Farm;
 use crate::sessions::Workers;
+use crate::metrics::Metrics;
 use crate::store;
+use std::sync::Arc;
 use crate::tasks::Tasks;
 use farm_proto::pb::farm_service_server::FarmServiceServer;
 use farm_proto::pb::worker_service_server::WorkerServiceServer;
@@ -44,6 +47,8 @@ pub struct MasterConfig {
     /// The journal's file (`--journal`): jobs and accepted outcomes survive a restart. None:
     /// a temporary store, removed at exit.
     pub journal: Option<std::path::PathBuf>,
+    /// Serve the dashboard and `/metrics` over HTTP on a listener of its own; none: no HTTP.
+    pub http: Option<crate::HttpConfig>,
 }
 
 impl Default for MasterConfig {
@@ -59,6 +64,7 @@ impl Default for MasterConfig {
             connect_tls: None,
             known_kinds: Vec::new(),
             journal: None,
+            http: None,
         }
     }
 }
@@ -75,6 +81,9 @@ pub enum MasterError {
     /// The journal could not be opened, read or replayed.
     #[error("journal: {0}")]
     Journal(String),
+    /// The HTTP listener could not be used.
+    #[error("http: {0}")]
+    Http(#[from] std::io::Error),
 }
 
 /// The services the master's port serves, as reflection lists them.
@@ -122,18 +131,24 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let tasks = Tasks::default();
+    let http_listener = config.http.as_ref().map(crate::http::listener).transpose()?;
     let (path, core_config) = (config.journal.clone(), config.core.clone());
     let (core, journal, _) =
         tokio::task::spawn_blocking(move || store::open(path.as_deref(), core_config))
             .await
             .map_err(|e| MasterError::Journal(e.to_string()))??;
+    let metrics = Arc::new(Metrics::new(journal.sender().backlog().commits.clone()));
     let core = actor::spawn(
         core,
         journal.sender(),
         config.heartbeat,
         config.known_kinds.clone(),
         tasks.clone(),
+        metrics,
     );
+    if let Some((listener, http)) = http_listener.zip(config.http.as_ref()) {
+        crate::http::spawn(listener, http.metrics_open, core.clone(), config.client_token.clone());
+    }
     let me = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     for host in &config.connect {
         let (token, tls) = (config.worker_token.clone(), config.connect_tls.clone());

@@ -10,7 +10,10 @@ use farm_proto::KernelDescriptor;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use prost::Message;
+use std::pin::Pin;
 use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
@@ -25,7 +28,8 @@ pub struct Workers {
     pub core: CoreHandle,
 }
 
-type MasterStream = UnboundedReceiverStream<Result<pb::MasterMessage, Status>>;
+/// A session's messages to its worker, counted into the sent-bytes metric as they go.
+type MasterStream = Pin<Box<dyn Stream<Item = Result<pb::MasterMessage, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl WorkerService for Workers {
@@ -38,7 +42,14 @@ impl WorkerService for Workers {
         let address = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
         let (tx, rx) = mpsc::unbounded_channel();
         accept_session(self.core.clone(), req.into_inner(), address, "worker", tx).await?;
-        Ok(Response::new(UnboundedReceiverStream::new(rx)))
+        let sent = self.core.metrics().sent_bytes.clone();
+        let outgoing = UnboundedReceiverStream::new(rx).map(move |m| {
+            if let Ok(m) = &m {
+                sent.inc_by(m.encoded_len() as u64);
+            }
+            m
+        });
+        Ok(Response::new(Box::pin(outgoing)))
     }
 }
 
@@ -124,9 +135,13 @@ async fn read_session(
             Err(e) => return format!("stream error: {}", e.message()),
         };
         heard.stamp();
+        let metrics = core.metrics();
+        metrics.received_bytes.inc_by(msg.encoded_len() as u64);
         match msg {
             Msg::Heartbeat(_) => {}
             Msg::Results(batch) => {
+                let bytes: usize = batch.done.iter().map(Message::encoded_len).sum();
+                metrics.result_bytes.inc_by(bytes as u64);
                 let started = batch.started.iter().map(|s| (s.job_id, s.shard)).collect();
                 let done = batch.done.into_iter().map(outcome).collect();
                 // Results wait while the journal's writer is behind, so a fast producer of

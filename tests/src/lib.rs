@@ -5,6 +5,7 @@
 
 mod binaries;
 mod cluster;
+mod http;
 mod net;
 mod process;
 mod specs;
@@ -12,6 +13,7 @@ mod wait;
 
 pub use binaries::{collatz_worker, farm};
 pub use cluster::{json, listening_worker, Master};
+pub use http::{get, http, sample, Reply};
 pub use net::{spawn_announcing, DialTrap};
 pub use process::{
     assert_none_left, run, spawn, start, tag, tagged_processes, wait_child, Proc, QUIET,

@@ -89,6 +89,7 @@ impl CoreTask {
         self.core.dispatch(now.into_std(), &mut self.fx);
         self.fx.flush_journal();
         let took = started.elapsed();
+        self.fx.tally.metrics().core_batch.observe(took.as_secs_f64());
         if took > self.slowest {
             self.slowest = took;
             let batch_us = took.as_micros() as u64;
@@ -133,6 +134,7 @@ impl CoreTask {
         let joined = self.core.worker_joined(spec, now.into_std());
         debug_assert_eq!(joined, id);
         self.catalog.joined(id, kernels);
+        self.fx.tally.metrics().workers_joined.inc();
         info!(worker = id, %name, threads, "worker joined");
         (id, heard)
     }
@@ -202,9 +204,18 @@ impl CoreTask {
             Cmd::Drain(worker, reply) => {
                 let _ = reply.send(core.drain(worker, true, now_std, fx));
             }
+            Cmd::Overview(recent, reply) => {
+                let _ = reply.send(core.overview(now_std, recent));
+            }
+            Cmd::Detail(job, limit, reply) => {
+                let _ = reply.send(core.job_detail(job, now_std, limit));
+            }
             Cmd::Left(worker, reason) => {
                 if fx.sessions.remove(&worker).is_some() {
                     info!(worker, %reason, "worker left");
+                }
+                if core.worker_draining(worker) == Some(false) {
+                    fx.tally.metrics().workers_lost.inc();
                 }
                 core.worker_left(worker, &reason, now_std, fx);
                 self.catalog.left(worker);

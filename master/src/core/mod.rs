@@ -9,7 +9,8 @@
 //! The files: `worker.rs` (a worker session and its rates), `dispatch.rs` (handing out shards),
 //! `results.rs` (accepting outcomes), `limits.rs` (submit validation), `job.rs` (a job, its
 //! lazy shards and its accumulator), `memory.rs` (packed inputs and the byte meter),
-//! `types.rs` (the vocabulary shared with the master), `timers.rs` (hold deadlines and retry
+//! `types.rs` (the vocabulary shared with the master), `overview.rs` (what the dashboard and
+//! metrics read), `timers.rs` (hold deadlines and retry
 //! backoff, run by the tick), `verify.rs` (`--verify`), `restore.rs` and `ranges.rs` (rebuilding
 //! the core from the journal at start), `retention.rs` (how long ended jobs are kept).
 
@@ -17,6 +18,7 @@ mod dispatch;
 mod job;
 mod limits;
 mod memory;
+mod overview;
 #[cfg(test)]
 mod memory_tests;
 mod ranges;
@@ -35,6 +37,7 @@ pub use job::JobState;
 use job::{ByteLimits, Job};
 use memory::Meter;
 pub use memory::{Inputs, Submission};
+pub use overview::{state_index, JobDetail, JobRow, Overview, ShardTrouble, WorkerRow};
 pub use types::*;
 use verify::Verify;
 use worker::Worker;
@@ -195,7 +198,7 @@ impl Core {
             {
                 continue;
             }
-            self.requeue(job_id, shard);
+            self.requeue(job_id, shard, out);
         }
     }
 
@@ -227,8 +230,9 @@ impl Core {
 
     /// Puts a shard back to run again (a rerun): a `--verify` copy goes back to wait for
     /// another worker than the first, any other shard to the front of its job's queue.
-    fn requeue(&mut self, job_id: JobId, shard: u64) {
+    fn requeue(&mut self, job_id: JobId, shard: u64, out: &mut impl Outbox) {
         let Some(job) = self.jobs.get_mut(&job_id).filter(|j| !j.state.is_final()) else { return };
+        out.counted(job_id, &job.spec.kind, Counted::Rerun);
         match self.verifying.get_mut(&job_id).filter(|v| v.is_copy(shard)) {
             Some(v) => {
                 v.requeue(shard);
@@ -311,7 +315,7 @@ impl Core {
     pub fn tick(&mut self, now: Instant, out: &mut impl Outbox) {
         self.forget_old(now, out);
         self.reclaim_expired(now, out);
-        self.end_backoff(now);
+        self.end_backoff(now, out);
         let timeout = self.config.heartbeat_timeout;
         let lost: Vec<WorkerId> = self
             .workers
