@@ -371,7 +371,9 @@ function drawChart(points) {
   const left = 52, right = 10, top = 10, bottom = 24;
   const pw = w - left - right, ph = h - top - bottom;
   const now = lastFrame ? lastFrame.now_ms : Date.now();
-  const span = 10 * 60 * 1000;
+  // The window grows with the history, from 2 to 10 minutes.
+  const oldest = points.length ? points[0][0] : now;
+  const span = Math.min(10 * 60000, Math.max(2 * 60000, now - oldest));
   const max = niceMax(points.reduce((m, p) => Math.max(m, p[1]), 0));
   g.font = '11px system-ui, sans-serif';
   g.fillStyle = '#6b7488';
@@ -386,9 +388,11 @@ function drawChart(points) {
   }
   g.textAlign = 'center';
   g.textBaseline = 'top';
-  for (let m = 10; m >= 0; m -= 2) {
-    const x = left + pw - (pw * m * 60000) / span;
-    g.fillText(m === 0 ? 'now' : '-' + m + 'm', x, top + ph + 6);
+  const step = span <= 2 * 60000 ? 30000 : span <= 5 * 60000 ? 60000 : 120000;
+  for (let ago = 0; ago <= span; ago += step) {
+    const x = left + pw - (pw * ago) / span;
+    const label = ago === 0 ? 'now' : '-' + (ago % 60000 ? ago / 1000 + 's' : ago / 60000 + 'm');
+    g.fillText(label, x, top + ph + 6);
   }
   const xs = (t) => left + pw - (pw * (now - t)) / span;
   const ys = (v) => top + ph - (ph * v) / max;
