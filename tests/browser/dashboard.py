@@ -41,9 +41,10 @@ def main():
     ap.add_argument("--phone-screenshot")
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--no-cancel", action="store_true")
+    ap.add_argument("--height", type=int, default=1200)
     a = ap.parse_args()
     seen = {}
-    driver = browser(1280, 1200)
+    driver = browser(1280, a.height)
     wait = WebDriverWait(driver, a.timeout, poll_frequency=0.1)
     try:
         driver.get(a.url)
@@ -68,7 +69,7 @@ def main():
             driver.set_window_size(390, 844)
             time.sleep(0.5)  # a resize has no event to wait for; the picture is not checked
             driver.save_screenshot(a.phone_screenshot)
-            driver.set_window_size(1280, 1200)
+            driver.set_window_size(1280, a.height)
         if not a.no_cancel:
             button = driver.find_element(By.CSS_SELECTOR, f'button.cancel[data-job="{a.job}"]')
             button.click()  # arms it

@@ -176,12 +176,12 @@ function renderJobs(jobs, states) {
     c.fill.style.width = pct.toFixed(2) + '%';
     c.fill.className = 'fill ' + j.state;
     setText(c.pct, fmtNum(j.done) + ' / ' + fmtNum(j.total) + ' (' + pct.toFixed(pct < 10 ? 1 : 0) + '%)');
-    setText(c.rate, j.state === 'running' || j.state === 'queued' ? fmtNum(j.rate) + '/s' : fmtNum(j.rate) + '/s avg');
+    const going = j.state === 'queued' || j.state === 'running';
+    setText(c.rate, j.done === 0 ? '–' : fmtNum(j.rate) + (going ? '/s' : '/s avg'));
     setText(c.eta, j.eta_s === null ? (j.state === 'running' ? '…' : '–') : fmtDur(j.eta_s));
     setText(c.reruns, String(j.reruns));
     setText(c.error, j.error || '');
     c.error.title = j.error || '';
-    const going = j.state === 'queued' || j.state === 'running';
     c.cancel.hidden = !going;
     if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
   });
