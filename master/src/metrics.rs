@@ -101,7 +101,11 @@ impl Metrics {
         );
         let done = Counter::default();
         let workers_joined = Counter::default();
-        r.register("farm_workers_joined", "Worker sessions that registered", workers_joined.clone());
+        r.register(
+            "farm_workers_joined",
+            "Worker sessions that registered",
+            workers_joined.clone(),
+        );
         let workers_lost = Counter::default();
         r.register(
             "farm_workers_lost",
@@ -209,9 +213,13 @@ impl Metrics {
 
     /// Sets every gauge from `o`; series of jobs that ended go.
     pub fn set_gauges(&self, o: &Overview) {
-        for state in
-            [JobState::Queued, JobState::Running, JobState::Succeeded, JobState::Failed, JobState::Cancelled]
-        {
+        for state in [
+            JobState::Queued,
+            JobState::Running,
+            JobState::Succeeded,
+            JobState::Failed,
+            JobState::Cancelled,
+        ] {
             let n = o.states[state_index(state)];
             self.jobs.get_or_create(&StateLabels { state: state.as_str() }).set(gauge(n));
         }
@@ -222,7 +230,9 @@ impl Metrics {
         let mut queued = 0;
         for j in o.jobs.iter().filter(|j| !j.view.state.is_final()) {
             queued += j.queued;
-            self.queued_by_job.get_or_create(&JobLabels { job: j.view.id.to_string() }).set(gauge(j.queued));
+            self.queued_by_job
+                .get_or_create(&JobLabels { job: j.view.id.to_string() })
+                .set(gauge(j.queued));
         }
         self.queued.set(gauge(queued));
         self.running.set(gauge(o.workers.iter().map(|w| w.view.in_flight).sum()));
@@ -318,7 +328,10 @@ mod tests {
         t.ended(1);
         t.count(3, "noop", Counted::Done);
         let text = m.encode();
-        assert!(text.contains(r#"farm_shards_completed_total{kind="noop",outcome="done"} 4"#), "{text}");
+        assert!(
+            text.contains(r#"farm_shards_completed_total{kind="noop",outcome="done"} 4"#),
+            "{text}"
+        );
         assert!(text.contains(r#"farm_shards_completed_total{kind="noop",outcome="rerun"} 1"#));
         assert!(text.contains(r#"farm_shards_completed_total{kind="primes",outcome="failed"} 1"#));
         assert_eq!(m.done.get(), 4);

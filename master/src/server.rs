@@ -4,14 +4,14 @@
 use crate::actor;
 use crate::core::CoreConfig;
 use crate::grpc::Farm;
-use crate::sessions::Workers;
 use crate::metrics::Metrics;
+use crate::sessions::Workers;
 use crate::store;
-use std::sync::Arc;
 use crate::tasks::Tasks;
 use farm_proto::pb::farm_service_server::FarmServiceServer;
 use farm_proto::pb::worker_service_server::WorkerServiceServer;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::server::NamedService;

@@ -15,7 +15,9 @@ fn browser_available() -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    selenium && Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists()
+    selenium
+        && Path::new("/usr/bin/chromium").exists()
+        && Path::new("/usr/bin/chromedriver").exists()
 }
 
 #[test]
@@ -30,13 +32,21 @@ fn the_dashboard_shows_a_job_advance_live_and_cancels_it_in_a_real_browser() {
         return;
     }
     let master = Master::start(&[
-        "--workers", "2", "--threads", "2", "--token", "dash-t", "--http", "127.0.0.1:0",
+        "--workers",
+        "2",
+        "--threads",
+        "2",
+        "--token",
+        "dash-t",
+        "--http",
+        "127.0.0.1:0",
     ]);
     let url = format!("{}/", master.http.clone().expect("dashboard address"));
     let workers = || json(&master.cli(&["--token", "dash-t", "workers", "--json"]));
     assert!(wait_until(WAIT, || workers().as_array().is_some_and(|w| w.len() == 2)));
     // 20,000 shards of 20 ms on 4 threads: minutes, so the job is still going when cancelled.
-    let submit = ["--token", "dash-t", "submit", "spin", "--range", "0..20000", "--shard-size", "1"];
+    let submit =
+        ["--token", "dash-t", "submit", "spin", "--range", "0..20000", "--shard-size", "1"];
     let out = master.cli(&[&submit[..], &["--param", "ms=20"]].concat());
     let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(out.status.success() && id.parse::<u64>().is_ok(), "{out:?}");

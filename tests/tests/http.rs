@@ -34,7 +34,13 @@ fn listening_ports(pid: u32) -> Vec<u16> {
 #[test]
 fn a_scrape_during_a_job_sees_shards_completed_rise_to_its_shard_count() {
     let master = Master::start(&[
-        "--workers", "1", "--threads", "2", "--http", "127.0.0.1:0", "--metrics-open",
+        "--workers",
+        "1",
+        "--threads",
+        "2",
+        "--http",
+        "127.0.0.1:0",
+        "--metrics-open",
     ]);
     let dash = master.http.clone().expect("dashboard address");
     master.wait_workers(1);
@@ -100,10 +106,19 @@ fn the_api_and_metrics_need_the_token_unless_metrics_are_open() {
 
 #[test]
 fn actions_cancel_jobs_and_drain_workers_with_the_token_and_the_action_header() {
-    let master =
-        Master::start(&["--token", "t", "--workers", "1", "--threads", "1", "--http", "127.0.0.1:0"]);
+    let master = Master::start(&[
+        "--token",
+        "t",
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+        "--http",
+        "127.0.0.1:0",
+    ]);
     let dash = master.http.clone().expect("dashboard address");
-    let out = master.cli(&["--token", "t", "submit", "spin", "--range", "0..100000", "--param", "ms=5"]);
+    let out =
+        master.cli(&["--token", "t", "submit", "spin", "--range", "0..100000", "--param", "ms=5"]);
     let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(id.parse::<u64>().is_ok(), "{out:?}");
     let auth = "Authorization: Bearer t";
@@ -135,7 +150,8 @@ fn http_off_listens_on_the_grpc_port_only_and_on_serves_a_second() {
     let on = Master::start(&["--http", "127.0.0.1:0"]);
     assert_eq!(listening_ports(on.proc.pid()).len(), 2);
     // An address given with --http must be free: the master refuses to start.
-    let taken = on.http.clone().expect("dashboard address").trim_start_matches("http://").to_string();
+    let taken =
+        on.http.clone().expect("dashboard address").trim_start_matches("http://").to_string();
     let out = run(&["master", "--listen", "127.0.0.1:0", "--http", &taken], &on.tag);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

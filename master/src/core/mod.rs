@@ -18,9 +18,9 @@ mod dispatch;
 mod job;
 mod limits;
 mod memory;
-mod overview;
 #[cfg(test)]
 mod memory_tests;
+mod overview;
 mod ranges;
 mod restore;
 mod results;

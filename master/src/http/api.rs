@@ -38,13 +38,13 @@ fn refused(s: &Status) -> Response {
     (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// Actions need [`ACTION_HEADER`], which a cross-site form cannot send.
-fn action_allowed(headers: &HeaderMap) -> Result<(), Response> {
+/// The refusal of an action without [`ACTION_HEADER`], which a cross-site form cannot send.
+fn forged(headers: &HeaderMap) -> Option<Response> {
     if headers.contains_key(ACTION_HEADER) {
-        return Ok(());
+        return None;
     }
     let msg = format!("actions need the {ACTION_HEADER} header");
-    Err(refused(&Status::failed_precondition(msg)))
+    Some(refused(&Status::failed_precondition(msg)))
 }
 
 /// `GET /api/state`: a fresh frame, as the feed sends them.
@@ -128,7 +128,7 @@ pub(super) async fn cancel(
     Path(id): Path<u64>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refusal) = action_allowed(&headers) {
+    if let Some(refusal) = forged(&headers) {
         return refusal;
     }
     match http.core.cancel(id).await {
@@ -147,7 +147,7 @@ pub(super) async fn drain(
     Path(id): Path<u64>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refusal) = action_allowed(&headers) {
+    if let Some(refusal) = forged(&headers) {
         return refusal;
     }
     match http.core.drain(id).await {

@@ -220,7 +220,9 @@ impl Feed {
             .take(MAX_JOBS)
             .map(|j| {
                 let v = &j.view;
-                let rate = rate(r.jobs.get(&v.id).copied(), v.done, dt, v.elapsed_ms);
+                // An ended job's rate is its average; a going one's, smoothed over frames.
+                let prev = r.jobs.get(&v.id).copied().filter(|_| !v.state.is_final());
+                let rate = rate(prev, v.done, dt, v.elapsed_ms);
                 jobs_seen.insert(v.id, (v.done, rate));
                 JobOut::new(j, (rate * 10.0).round() / 10.0)
             })
@@ -274,5 +276,21 @@ fn worker_out(w: &WorkerRow, rate: f64) -> WorkerOut<'_> {
         connected_secs: v.connected_secs,
         draining: v.draining,
         suspect: v.suspect.as_deref(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rate;
+
+    #[test]
+    fn rates_are_smoothed_over_frames_and_averaged_without_one() {
+        // No previous frame: the average since submission.
+        assert_eq!(rate(None, 500, Some(1.0), 2000), 250.0);
+        assert_eq!(rate(None, 0, None, 0), 0.0);
+        // 100 more in 1 s, smoothed with the previous 50/s.
+        assert_eq!(rate(Some((400, 50.0)), 500, Some(1.0), 9000), 75.0);
+        // A count that went backwards (a restored job) is no negative rate.
+        assert_eq!(rate(Some((600, 10.0)), 500, Some(1.0), 9000), 5.0);
     }
 }

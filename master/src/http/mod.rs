@@ -71,12 +71,8 @@ pub(crate) fn spawn(
     let tasks = core.tasks().clone();
     let feed = Arc::new(Feed::new(core.clone()));
     tasks.spawn("dashboard feed", feed.clone().run());
-    let http = Http {
-        core,
-        gate: Arc::new(Gate::new("dashboard", token)),
-        feed,
-        scrape: Arc::default(),
-    };
+    let http =
+        Http { core, gate: Arc::new(Gate::new("dashboard", token)), feed, scrape: Arc::default() };
     let app = router(http, metrics_open);
     let stop = tasks.clone();
     tasks.spawn("http", async move {
