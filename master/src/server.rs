@@ -117,17 +117,6 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), MasterError> {
     let mut builder = farm_net::server_builder(config.tls.clone())?;
-    // Both reflection versions: grpcurl asks for v1 first, older tools only know v1alpha.
-    // Only the services this port serves: farm.proto also defines WorkerHost, which listening
-    // workers serve, and listing it here would send tools to a service that is not there.
-    let reflection = || {
-        SERVED.iter().fold(
-            tonic_reflection::server::Builder::configure()
-                .register_encoded_file_descriptor_set(farm_proto::FILE_DESCRIPTOR_SET)
-                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
-            |b, name| b.with_service_name(*name),
-        )
-    };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let tasks = Tasks::default();
@@ -191,6 +180,19 @@ pub async fn serve(
         tracing::warn!("journal writer did not stop in time");
     }
     Ok(served?)
+}
+
+/// The reflection service's builder. Both versions are served: grpcurl asks for v1 first,
+/// older tools only know v1alpha. Only the services this port serves: farm.proto also defines
+/// WorkerHost, which listening workers serve, and listing it here would send tools to a
+/// service that is not there.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    SERVED.iter().fold(
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(farm_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
+        |b, name| b.with_service_name(*name),
+    )
 }
 
 /// Sets the status of the whole server ("") and of each farm service.

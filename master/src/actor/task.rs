@@ -210,17 +210,21 @@ impl CoreTask {
             Cmd::Detail(job, limit, reply) => {
                 let _ = reply.send(core.job_detail(job, now_std, limit));
             }
-            Cmd::Left(worker, reason) => {
-                if fx.sessions.remove(&worker).is_some() {
-                    info!(worker, %reason, "worker left");
-                }
-                if core.worker_draining(worker) == Some(false) {
-                    fx.tally.metrics().workers_lost.inc();
-                }
-                core.worker_left(worker, &reason, now_std, fx);
-                self.catalog.left(worker);
-            }
+            Cmd::Left(worker, reason) => self.left(worker, &reason, now_std),
         }
+    }
+
+    /// A worker session ended: its shards go elsewhere; one that was not draining counts as
+    /// lost.
+    fn left(&mut self, worker: WorkerId, reason: &str, now: std::time::Instant) {
+        if self.fx.sessions.remove(&worker).is_some() {
+            info!(worker, %reason, "worker left");
+        }
+        if self.core.worker_draining(worker) == Some(false) {
+            self.fx.tally.metrics().workers_lost.inc();
+        }
+        self.core.worker_left(worker, reason, now, &mut self.fx);
+        self.catalog.left(worker);
     }
 
     /// Subscribes to a job's status (and shard results if `want_shards`); `None` if there is
