@@ -6,6 +6,7 @@
 //! ./target/release/farm-bench all
 //! ```
 
+mod dashboard;
 mod procs;
 
 use anyhow::{bail, Context, Result};
@@ -38,6 +39,7 @@ enum Figure {
     Memory,
     Scale,
     Startup,
+    Dashboard,
 }
 
 fn main() -> Result<()> {
@@ -65,6 +67,9 @@ fn main() -> Result<()> {
     }
     if want(Figure::Startup) {
         startup(&farm)?;
+    }
+    if want(Figure::Dashboard) {
+        rt.block_on(dashboard::dashboard(&farm))?;
     }
     Ok(())
 }
