@@ -76,8 +76,11 @@ pub(super) async fn events(State(http): State<Http>) -> Response {
 /// A job in detail.
 #[derive(Serialize)]
 struct Detail<'a> {
+    /// The job.
     job: JobOut<'a>,
+    /// Its troubled shards, at most [`TROUBLES`].
     troubles: Vec<Trouble>,
+    /// How many shards are troubled in all.
     troubled: usize,
     /// Per-shard logs, once the master keeps them (issue 13, item 4); null until then, and
     /// the page says so.
@@ -87,10 +90,15 @@ struct Detail<'a> {
 /// A troubled shard.
 #[derive(Serialize)]
 struct Trouble {
+    /// The shard.
     shard: u64,
+    /// Its first index.
     lo: u64,
+    /// The end of its indices (exclusive).
     hi: u64,
+    /// Failed runs.
     failures: u32,
+    /// Workers lost while it ran on them.
     crashes: u32,
 }
 

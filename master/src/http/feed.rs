@@ -51,39 +51,63 @@ struct Rates {
 /// One frame of the dashboard.
 #[derive(Serialize)]
 struct Frame<'a> {
+    /// When it was built (unix ms).
     now_ms: u64,
+    /// Jobs not yet ended, then the latest ended.
     jobs: Vec<JobOut<'a>>,
+    /// Connected workers.
     workers: Vec<WorkerOut<'a>>,
+    /// Every job the master holds, counted by state.
     states: HashMap<&'static str, u64>,
+    /// The cluster in numbers.
     totals: Totals,
+    /// (unix ms, shards/s) samples, oldest first.
     throughput: &'a VecDeque<(u64, f64)>,
 }
 
 /// The cluster in numbers.
 #[derive(Serialize)]
 struct Totals {
+    /// Threads of connected workers.
     threads: u64,
+    /// Threads with a shard to run.
     busy: u64,
+    /// Shards waiting to be handed out.
     queued: u64,
+    /// Shards held by workers.
     running: u64,
+    /// Shards done since the master started.
     done: u64,
+    /// Bytes jobs not yet ended hold.
     live_bytes: usize,
+    /// Bytes ended jobs keep.
     kept_bytes: usize,
 }
 
 /// A job as the page shows it.
 #[derive(Serialize)]
 pub(super) struct JobOut<'a> {
+    /// Its id.
     id: u64,
+    /// Its kernel.
     kind: &'a str,
+    /// Its state, as the CLI prints it.
     state: &'static str,
+    /// Shards in all.
     total: u64,
+    /// Shards done.
     done: u64,
+    /// Shards held by workers.
     running: u64,
+    /// Shards waiting to be handed out.
     queued: u64,
+    /// Shards handed out again.
     reruns: u64,
+    /// Its priority.
     priority: i32,
+    /// Since submission, until it ended.
     elapsed_ms: u64,
+    /// Why it failed or was cancelled.
     error: Option<&'a str>,
     /// Shards per second, smoothed.
     rate: f64,
@@ -94,20 +118,35 @@ pub(super) struct JobOut<'a> {
 /// A worker as the page shows it.
 #[derive(Serialize)]
 struct WorkerOut<'a> {
+    /// Its session id.
     id: u64,
+    /// Its name.
     name: &'a str,
+    /// The host it runs on.
     hostname: &'a str,
+    /// Its process id there.
     pid: u32,
+    /// Its peer address as the master sees it.
     address: &'a str,
+    /// Which side opened the session: "worker" or "master".
     dialed_by: &'a str,
+    /// Its threads.
     threads: u32,
+    /// Threads with a shard to run.
     busy: u64,
+    /// Shards it holds.
     running: u64,
+    /// Shards it completed.
     done: u64,
+    /// Shards per second, smoothed.
     rate: f64,
+    /// Milliseconds since it was last heard from.
     heard_ms: u64,
+    /// Seconds since it joined.
     connected_secs: u64,
+    /// It takes no new shards.
     draining: bool,
+    /// Why it gets no new shards although connected.
     suspect: Option<&'a str>,
 }
 
