@@ -64,7 +64,7 @@ pub struct Metrics {
     pub received_bytes: Counter,
     /// Encoded bytes of messages to workers.
     pub sent_bytes: Counter,
-    /// Encoded bytes of shard outputs received from workers.
+    /// Encoded bytes of result batches (shard outcomes) received from workers.
     pub result_bytes: Counter,
     /// How long the core's task took per batch (commands applied plus one dispatch).
     pub core_batch: Histogram,
@@ -126,7 +126,7 @@ impl Metrics {
         let result_bytes = Counter::default();
         r.register_with_unit(
             "farm_shard_results",
-            "Encoded bytes of shard outputs received from workers",
+            "Encoded bytes of result batches (shard outcomes) received from workers",
             Unit::Bytes,
             result_bytes.clone(),
         );

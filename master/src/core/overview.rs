@@ -144,3 +144,74 @@ pub fn state_index(state: JobState) -> usize {
         JobState::Cancelled => 4,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{
+        CoreConfig, Counted, JobDef, Outbox, ShardOutcome, ShardTask, WorkerSpec,
+    };
+    use farm_proto::{JobSource, JobSpec, Output, OutputShape, Params};
+
+    /// Keeps the shards assigned and counts what the core counted.
+    #[derive(Default)]
+    struct Tally {
+        assigned: Vec<u64>,
+        counted: Vec<Counted>,
+    }
+
+    impl Outbox for Tally {
+        fn assign(&mut self, _worker: WorkerId, _defs: Vec<JobDef>, tasks: Vec<ShardTask>) {
+            self.assigned.extend(tasks.iter().map(|t| t.shard));
+        }
+        fn counted(&mut self, _job: JobId, kind: &str, what: Counted) {
+            assert_eq!(kind, "noop");
+            self.counted.push(what);
+        }
+    }
+
+    #[test]
+    fn the_overview_and_the_counts_follow_shards_through_failure_loss_and_cancel() {
+        let now = Instant::now();
+        let (mut core, mut out) = (Core::new(CoreConfig::default()), Tally::default());
+        let source = JobSource::Range { start: 0, end: 10, shard_size: 1 };
+        let mut spec = JobSpec::new("noop", source, Params::default(), 0).expect("spec");
+        spec.limits.retries = 2;
+        let job = core.submit(spec, OutputShape::Count, now, &mut out).expect("submit");
+        let kinds = vec!["noop".to_string()];
+        let w = core.worker_joined(WorkerSpec { threads: 2, kinds, ..Default::default() }, now);
+        core.dispatch(now, &mut out);
+        let held = out.assigned.len() as u64;
+        assert!(held >= 2, "{:?}", out.assigned);
+        let (a, b) = (out.assigned[0], out.assigned[1]);
+        let outcomes = vec![
+            (job, a, ShardOutcome::Done(Output::Count(1))),
+            (job, b, ShardOutcome::Failed("boom".into())),
+        ];
+        core.results(w, outcomes, now, &mut out).expect("results");
+        assert_eq!(out.counted, vec![Counted::Done, Counted::Failed]);
+
+        let o = core.overview(now, 5);
+        assert_eq!(o.states, [0, 1, 0, 0, 0]);
+        assert_eq!((o.jobs.len(), o.jobs[0].view.done), (1, 1));
+        assert_eq!(o.jobs[0].queued, 10 - held);
+        assert_eq!(o.workers.len(), 1);
+        assert_eq!(o.workers[0].busy(), 2.min(held - 2));
+        let d = core.job_detail(job, now, 10).expect("detail");
+        let trouble = ShardTrouble { shard: b, lo: b, hi: b + 1, failures: 1, crashes: 0 };
+        assert_eq!((d.troubles, d.troubled), (vec![trouble], 1));
+        assert_eq!(core.worker_draining(w), Some(false));
+
+        // The worker is lost: what it held runs again, each counted as a rerun.
+        core.worker_left(w, "gone", now, &mut out);
+        let reruns = out.counted.iter().filter(|c| **c == Counted::Rerun).count() as u64;
+        assert_eq!(reruns, held - 2);
+        assert!(core.overview(now, 5).workers.is_empty());
+        core.cancel(job, now, &mut out).expect("cancel");
+        let o = core.overview(now, 5);
+        assert_eq!(o.states, [0, 0, 0, 0, 1]);
+        assert_eq!((o.jobs.len(), o.jobs[0].queued), (1, 0));
+        assert!(core.overview(now, 0).jobs.is_empty(), "no ended job asked for");
+        assert_eq!(core.worker_draining(w), None);
+    }
+}
