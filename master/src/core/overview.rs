@@ -148,9 +148,7 @@ pub fn state_index(state: JobState) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{
-        CoreConfig, Counted, JobDef, Outbox, ShardOutcome, ShardTask, WorkerSpec,
-    };
+    use crate::core::{CoreConfig, Counted, JobDef, Outbox, ShardOutcome, ShardTask, WorkerSpec};
     use farm_proto::{JobSource, JobSpec, Output, OutputShape, Params};
 
     /// Keeps the shards assigned and counts what the core counted.
