@@ -6,6 +6,7 @@
 //! ./target/release/farm-bench all
 //! ```
 
+mod dashboard;
 mod procs;
 mod wasm;
 
@@ -40,6 +41,7 @@ enum Figure {
     Scale,
     Startup,
     Wasm,
+    Dashboard,
 }
 
 fn main() -> Result<()> {
@@ -70,6 +72,9 @@ fn main() -> Result<()> {
     }
     if want(Figure::Wasm) {
         rt.block_on(wasm::wasm(&farm))?;
+    }
+    if want(Figure::Dashboard) {
+        rt.block_on(dashboard::dashboard(&farm))?;
     }
     Ok(())
 }

@@ -37,6 +37,12 @@ pub struct Master {
 impl Master {
     /// Starts `farm master --listen 127.0.0.1:0 <extra>` and waits for its address line.
     pub fn start(farm: &Path, extra: &[&str]) -> Result<Master> {
+        Ok(Master::start_lines(farm, extra, 1)?.0)
+    }
+
+    /// Like [`Master::start`], also reading `n - 1` more lines of its stdout (its dashboard's
+    /// address, when it serves one); returns the last word of each.
+    pub fn start_lines(farm: &Path, extra: &[&str], n: usize) -> Result<(Master, Vec<String>)> {
         let mut child = Command::new(farm)
             .args(["master", "--listen", "127.0.0.1:0"])
             .args(extra)
@@ -51,14 +57,20 @@ impl Master {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
+            for _ in 0..n {
+                if let Some(Ok(line)) = lines.next() {
+                    let _ = tx.send(line);
+                }
             }
             for _ in lines {}
         });
-        let line = rx.recv_timeout(Duration::from_secs(30)).context("master did not start")?;
-        let url = line.rsplit(' ').next().unwrap_or_default().to_string();
-        Ok(Master { proc, url })
+        let mut words = Vec::new();
+        for _ in 0..n {
+            let line = rx.recv_timeout(Duration::from_secs(30)).context("master did not start")?;
+            words.push(line.rsplit(' ').next().unwrap_or_default().to_string());
+        }
+        let url = words.remove(0);
+        Ok((Master { proc, url }, words))
     }
 
     pub fn pid(&self) -> u32 {

@@ -10,6 +10,7 @@ mod commands;
 mod config;
 mod conn;
 mod fail;
+mod http;
 mod job;
 mod kinds;
 mod logging;

@@ -175,8 +175,10 @@ pub async fn master(
     }
     let scheme = if me.identity.is_some() { "https" } else { "http" };
     let alloc = crate::alloc::settings(&args.alloc, addr, scheme, worker_token.clone(), me)?;
+    let http = crate::http::bind(&args.http, token.as_deref())?;
     let config = MasterConfig {
         connect,
+        http: http.clone(),
         client_token: token,
         worker_token,
         connect_tls: me.tls.clone(),
@@ -188,6 +190,10 @@ pub async fn master(
     // One line on stdout that scripts (and the tests) read to learn the bound port.
     let scheme = if me.identity.is_some() { "https" } else { "http" };
     crate::out::line(format_args!("farm master listening on {scheme}://{addr}"))?;
+    // A second line when the dashboard is on, for scripts (and the tests) to learn its port.
+    if let Some(url) = http.as_ref().and_then(crate::http::url) {
+        crate::out::line(format_args!("farm dashboard on {url}"))?;
+    }
     let failed = tokio::select! {
         _ = shutdown_signal() => None,
         ended = &mut running.server => Some(ended),
@@ -262,7 +268,11 @@ pub async fn run(args: RunArgs, log: &crate::logging::Setup) -> Result<()> {
         bail!("--workers must be at least 1");
     }
     let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot listen on loopback")?;
-    let config = master_config(&args.scheduler);
+    let http = crate::http::bind(&args.http, None)?;
+    if let Some(url) = http.as_ref().and_then(crate::http::url) {
+        eprintln!("farm: dashboard at {url}");
+    }
+    let config = MasterConfig { http, ..master_config(&args.scheduler) };
     let running = start(listener, config, args.workers, &args.local, log, Vec::new())?;
     let json = args.output.json;
     let outcome = async {

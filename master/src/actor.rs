@@ -12,9 +12,10 @@ use farm_proto::{KernelDescriptor, KindInfo, OutputShape};
 use task::CoreTask;
 
 use crate::core::{
-    Core, CoreError, Demand, JobDef, JobId, JobView, JournalOp, Outbox, ShardOutcome, ShardTask,
-    Submission, WorkerId, WorkerSpec, WorkerView,
+    Core, CoreError, Counted, Demand, JobDef, JobDetail, JobId, JobView, JournalOp, Outbox,
+    Overview, ShardOutcome, ShardTask, Submission, WorkerId, WorkerSpec, WorkerView,
 };
+use crate::metrics::{Metrics, ShardTally};
 use crate::store::JournalTx;
 use crate::tasks::Tasks;
 use farm_proto::pb;
@@ -86,6 +87,8 @@ enum Cmd {
     Drain(WorkerId, oneshot::Sender<Result<WorkerView, CoreError>>),
     Left(WorkerId, String),
     Demand(Arc<HashSet<String>>, oneshot::Sender<Demand>),
+    Overview(usize, oneshot::Sender<Overview>),
+    Detail(JobId, usize, oneshot::Sender<Option<JobDetail>>),
 }
 
 /// When the master last heard from one worker session. Its reader stamps it on every message
@@ -129,6 +132,8 @@ pub struct CoreHandle {
     tasks: Tasks,
     /// What the journal's writer has queued: session readers wait for room before results.
     backlog: Arc<crate::store::Backlog>,
+    /// The master's metrics.
+    metrics: Arc<Metrics>,
 }
 
 fn gone() -> Status {
@@ -157,6 +162,21 @@ impl CoreHandle {
     /// The master's tracked tasks: spawn through them so shutdown waits for the task.
     pub fn tasks(&self) -> &Tasks {
         &self.tasks
+    }
+
+    /// The master's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The core now: jobs not yet ended and the `recent` latest ended, workers, counts.
+    pub async fn overview(&self, recent: usize) -> Result<Overview, Status> {
+        self.ask(|r| Cmd::Overview(recent, r)).await
+    }
+
+    /// One job in detail, with at most `limit` troubled shards; `None` if there is no such job.
+    pub async fn detail(&self, job: JobId, limit: usize) -> Result<Option<JobDetail>, Status> {
+        self.ask(|r| Cmd::Detail(job, limit, r)).await
     }
 
     /// Queues a job as its kernel declares (the tests' way in; see [`CoreHandle::submit_as`]).
@@ -288,17 +308,20 @@ struct Effects {
     watches: HashMap<JobId, JobWatch>,
     /// Workers declared lost since the core's task last looked (it updates the catalog).
     lost: Vec<WorkerId>,
+    /// Shard counts for the metrics.
+    tally: ShardTally,
 }
 
 impl Effects {
     /// No sessions or watchers yet.
-    fn new(journal: JournalTx) -> Self {
+    fn new(journal: JournalTx, metrics: Arc<Metrics>) -> Self {
         Effects {
             journal,
             journaled: Vec::new(),
             sessions: HashMap::new(),
             watches: HashMap::new(),
             lost: Vec::new(),
+            tally: ShardTally::new(metrics),
         }
     }
 
@@ -354,6 +377,7 @@ impl Outbox for Effects {
     }
     fn job_changed(&mut self, view: &JobView) {
         if view.state.is_final() {
+            self.tally.ended(view.id);
             if let Some(w) = self.watches.remove(&view.id) {
                 w.status.send_replace(view.clone());
             }
@@ -369,8 +393,12 @@ impl Outbox for Effects {
     fn journal(&mut self, op: JournalOp) {
         self.journaled.push(op);
     }
+    fn counted(&mut self, job: JobId, kind: &str, what: Counted) {
+        self.tally.count(job, kind, what);
+    }
     fn drop_worker(&mut self, worker: WorkerId, reason: &str) {
         warn!(worker, reason, "worker declared lost");
+        self.tally.metrics().workers_lost.inc();
         self.lost.push(worker);
         if let Some(s) = self.sessions.remove(&worker) {
             let _ = s.tx.send(Err(Status::unavailable(format!("worker declared lost: {reason}"))));
@@ -379,21 +407,24 @@ impl Outbox for Effects {
 }
 
 /// Starts the core's task, owning `core` (new, or replayed from the journal) and journaling
-/// through `journal`, as one of `tasks`; it ends when every handle is dropped or shutdown
-/// begins, ending every worker session with `Unavailable` and dropping the watch channels.
+/// through `journal`, counting into `metrics`, as one of `tasks`; it ends when every handle is
+/// dropped or shutdown begins, ending every worker session with `Unavailable` and dropping the
+/// watch channels.
 pub fn spawn(
     core: Core,
     journal: JournalTx,
     heartbeat: Duration,
     known: Vec<KernelDescriptor>,
     tasks: Tasks,
+    metrics: Arc<Metrics>,
 ) -> CoreHandle {
     let (tx, rx) = mpsc::channel(MAILBOX);
     let backlog = journal.backlog();
-    let task = CoreTask::new(core, Effects::new(journal), heartbeat, Catalog::new(known));
+    let fx = Effects::new(journal, metrics.clone());
+    let task = CoreTask::new(core, fx, heartbeat, Catalog::new(known));
     let stopped = tasks.clone();
     tasks.spawn("core", async move { task.run(rx, stopped).await });
-    CoreHandle { tx, tasks, backlog }
+    CoreHandle { tx, tasks, backlog, metrics }
 }
 
 #[cfg(test)]

@@ -73,7 +73,11 @@ async fn attach(
         .max_encoding_message_size(farm_proto::MAX_MESSAGE_BYTES);
     let (tx, rx) = mpsc::unbounded_channel();
     // An `Err` queued for the worker (declared lost) ends our half of the stream.
-    let outgoing = UnboundedReceiverStream::new(rx).map_while(Result::ok);
+    let sent = core.metrics().sent_bytes.clone();
+    let outgoing = UnboundedReceiverStream::new(rx).map_while(Result::ok).map(move |m| {
+        sent.inc_by(prost::Message::encoded_len(&m) as u64);
+        m
+    });
     let mut request = tonic::Request::new(outgoing);
     if let Ok(value) = me.parse() {
         request.metadata_mut().insert(MASTER_HEADER, value);

@@ -17,8 +17,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-/// Maps every error the core can return to a status, in one place.
-fn status(e: CoreError) -> Status {
+/// Maps every error the core can return to a status, in one place (the HTTP API maps the
+/// status on to an HTTP code).
+pub(crate) fn status(e: CoreError) -> Status {
     match e {
         CoreError::TooManyShards { .. }
         | CoreError::TooManyJobs { .. }

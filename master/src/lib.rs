@@ -1,5 +1,6 @@
 //! The farm master: a scheduler core without I/O, the gRPC services that adapt it to the
-//! network, and the spawner that starts and supervises local worker processes.
+//! network, the HTTP endpoint (dashboard and Prometheus metrics), and the spawner that starts
+//! and supervises local worker processes.
 
 mod actor;
 pub mod alloc;
@@ -8,7 +9,9 @@ pub mod catalog;
 mod connector;
 pub mod core;
 mod grpc;
+mod http;
 pub(crate) mod logs;
+pub mod metrics;
 pub mod modules;
 mod server;
 mod sessions;
@@ -16,5 +19,6 @@ pub mod spawner;
 pub mod store;
 mod tasks;
 
+pub use http::{HttpConfig, ACTION_HEADER};
 pub use server::{serve, MasterConfig, MasterError};
 pub use sessions::MAX_THREADS;

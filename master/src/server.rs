@@ -1,8 +1,10 @@
-//! Serving: the client and worker services, gRPC health and reflection, on one listener.
+//! Serving: the client and worker services, gRPC health and reflection, on one listener; the
+//! HTTP endpoint (dashboard, `/metrics`) on another, if configured.
 
 use crate::actor;
 use crate::core::CoreConfig;
 use crate::grpc::Farm;
+use crate::metrics::Metrics;
 use crate::modules::Modules;
 use crate::sessions::Workers;
 use crate::store;
@@ -10,6 +12,7 @@ use crate::tasks::Tasks;
 use farm_proto::pb::farm_service_server::FarmServiceServer;
 use farm_proto::pb::worker_service_server::WorkerServiceServer;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
@@ -49,6 +52,8 @@ pub struct MasterConfig {
     pub alloc: Option<crate::autoalloc::AllocSettings>,
     /// The bounds of the wasm module store (`--max-module-mib`, `--module-store-mib`).
     pub modules: crate::modules::ModuleLimits,
+    /// Serve the dashboard and `/metrics` over HTTP on a listener of its own; none: no HTTP.
+    pub http: Option<crate::HttpConfig>,
 }
 
 impl Default for MasterConfig {
@@ -66,6 +71,7 @@ impl Default for MasterConfig {
             journal: None,
             alloc: None,
             modules: Default::default(),
+            http: None,
         }
     }
 }
@@ -82,6 +88,9 @@ pub enum MasterError {
     /// The journal could not be opened, read or replayed.
     #[error("journal: {0}")]
     Journal(String),
+    /// The HTTP listener could not be used.
+    #[error("http: {0}")]
+    Http(#[from] std::io::Error),
 }
 
 /// The services the master's port serves, as reflection lists them.
@@ -115,28 +124,24 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), MasterError> {
     let mut builder = farm_net::server_builder(config.tls.clone())?;
-    // Both reflection versions: grpcurl asks for v1 first, older tools only know v1alpha.
-    // Only the services this port serves: farm.proto also defines WorkerHost, which listening
-    // workers serve, and listing it here would send tools to a service that is not there.
-    let reflection = || {
-        SERVED.iter().fold(
-            tonic_reflection::server::Builder::configure()
-                .register_encoded_file_descriptor_set(farm_proto::FILE_DESCRIPTOR_SET)
-                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
-            |b, name| b.with_service_name(*name),
-        )
-    };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let tasks = Tasks::default();
+    let http_listener = config.http.as_ref().map(crate::http::listener).transpose()?;
     let (core, journal, modules) = open_store(&config).await?;
+    let metrics = Arc::new(Metrics::new(journal.sender().backlog().commits.clone()));
     let core = actor::spawn(
         core,
         journal.sender(),
         config.heartbeat,
         config.known_kinds.clone(),
         tasks.clone(),
+        metrics,
     );
+    if let Some((listener, http)) = http_listener.zip(config.http.as_ref()) {
+        let (store, token) = (journal.store(), config.client_token.clone());
+        crate::http::spawn(listener, http.metrics_open, core.clone(), store, token);
+    }
     let me = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     for host in &config.connect {
         let (token, tls) = (config.worker_token.clone(), config.connect_tls.clone());
@@ -202,6 +207,19 @@ async fn open_store(
     })
     .await
     .map_err(|e| MasterError::Journal(e.to_string()))?
+}
+
+/// The reflection service's builder. Both versions are served: grpcurl asks for v1 first,
+/// older tools only know v1alpha. Only the services this port serves: farm.proto also defines
+/// WorkerHost, which listening workers serve, and listing it here would send tools to a
+/// service that is not there.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    SERVED.iter().fold(
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(farm_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
+        |b, name| b.with_service_name(*name),
+    )
 }
 
 /// Sets the status of the whole server ("") and of each farm service.

@@ -10,10 +10,13 @@ use farm_proto::pb::{self, worker_message::Msg, worker_service_server::WorkerSer
 use farm_proto::session::ShardRun;
 use farm_proto::session::{ModuleBytes, ToWorker};
 use farm_proto::KernelDescriptor;
+use prost::Message;
+use std::pin::Pin;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
@@ -30,7 +33,8 @@ pub struct Workers {
     pub modules: Modules,
 }
 
-type MasterStream = UnboundedReceiverStream<Result<pb::MasterMessage, Status>>;
+/// A session's messages to its worker, counted into the sent-bytes metric as they go.
+type MasterStream = Pin<Box<dyn Stream<Item = Result<pb::MasterMessage, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl WorkerService for Workers {
@@ -44,7 +48,14 @@ impl WorkerService for Workers {
         let (tx, rx) = mpsc::unbounded_channel();
         let (core, modules) = (self.core.clone(), self.modules.clone());
         accept_session(core, modules, req.into_inner(), address, "worker", tx).await?;
-        Ok(Response::new(UnboundedReceiverStream::new(rx)))
+        let sent = self.core.metrics().sent_bytes.clone();
+        let outgoing = UnboundedReceiverStream::new(rx).map(move |m| {
+            if let Ok(m) = &m {
+                sent.inc_by(m.encoded_len() as u64);
+            }
+            m
+        });
+        Ok(Response::new(Box::pin(outgoing)))
     }
 }
 
@@ -136,9 +147,14 @@ async fn read_session(
             Err(e) => return format!("stream error: {}", e.message()),
         };
         heard.stamp();
+        // One walk of the message for its size (a result batch's is also the results').
+        let metrics = core.metrics();
+        let bytes = msg.encoded_len() as u64;
+        metrics.received_bytes.inc_by(bytes);
         match msg {
             Msg::Heartbeat(_) => {}
             Msg::Results(batch) => {
+                metrics.result_bytes.inc_by(bytes);
                 let started = batch.started.iter().map(|s| (s.job_id, s.shard)).collect();
                 let done = batch.done.into_iter().map(outcome).collect();
                 let runs = batch.runs.into_iter().map(ShardRun::from).collect();

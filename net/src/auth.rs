@@ -43,7 +43,16 @@ impl Gate {
 
     /// Checks a call's token; a refusal is counted, and logged if no warning went out lately.
     pub fn check<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        let Err(status) = check(request, self.expected.as_deref()) else { return Ok(()) };
+        let given = request.metadata().get(HEADER).and_then(|v| v.to_str().ok());
+        self.check_header(given)
+    }
+
+    /// Checks the value of an `authorization` header (`Bearer TOKEN`), from any protocol (the
+    /// master's HTTP endpoint uses it too), counting and logging refusals like [`Gate::check`].
+    pub fn check_header(&self, authorization: Option<&str>) -> Result<(), Status> {
+        let Err(status) = check_bearer(authorization, self.expected.as_deref()) else {
+            return Ok(());
+        };
         let total = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
         let now = self.born.elapsed().as_millis() as u64;
         let last = self.warned_at.load(Ordering::Relaxed);
@@ -89,11 +98,13 @@ pub fn attach<T>(request: &mut Request<T>, token: Option<&str>) -> Result<(), St
 /// A missing or wrong token is `Unauthenticated`; the comparison takes the same time wherever
 /// the first difference is.
 pub fn check<T>(request: &Request<T>, expected: Option<&str>) -> Result<(), Status> {
+    check_bearer(request.metadata().get(HEADER).and_then(|v| v.to_str().ok()), expected)
+}
+
+/// Checks an `authorization` header's value (`Bearer TOKEN`) against `expected`, as [`check`].
+pub fn check_bearer(authorization: Option<&str>, expected: Option<&str>) -> Result<(), Status> {
     let Some(expected) = expected else { return Ok(()) };
-    let given = request
-        .metadata()
-        .get(HEADER)
-        .and_then(|v| v.to_str().ok())
+    let given = authorization
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| Status::unauthenticated("missing token (authorization: Bearer TOKEN)"))?;
     if constant_time_eq(given.as_bytes(), expected.as_bytes()) {

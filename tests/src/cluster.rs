@@ -1,7 +1,7 @@
 //! A master on an ephemeral port and the workers and commands that go with it: start, list
 //! workers, submit and poll jobs.
 
-use crate::net::{announced, spawn_announcing};
+use crate::net::{announced_lines, spawn_announcing};
 use crate::process::{run, spawn, start, tag, Proc, QUIET};
 use crate::wait::{wait_for, WAIT};
 use serde_json::Value;
@@ -15,6 +15,9 @@ pub struct Master {
     pub url: String,
     /// The tag its processes and the test's commands carry.
     pub tag: String,
+    /// `http://127.0.0.1:PORT` of its dashboard and `/metrics`, when the test asked for one
+    /// with `--http ADDR`.
+    pub http: Option<String>,
 }
 
 impl Master {
@@ -34,8 +37,14 @@ impl Master {
         let mut args = vec!["master", "--listen", listen];
         args.extend_from_slice(extra);
         let mut proc = start(&crate::farm(), &args, tag, log, Stdio::piped());
-        let url = format!("http://{}", announced(&mut proc));
-        Master { proc, url, tag: tag.to_string() }
+        // A master prints its dashboard's address on a second line when it serves one; a
+        // test that gives no `--http` gets the default (127.0.0.1:7080, else a free port),
+        // whose line is left unread.
+        let http = extra.windows(2).any(|w| w[0] == "--http" && w[1] != "off");
+        let mut lines = announced_lines(&mut proc, if http { 2 } else { 1 }).into_iter();
+        let url = format!("http://{}", lines.next().expect("the gRPC address"));
+        let http = lines.next().map(|addr| format!("http://{addr}"));
+        Master { proc, url, tag: tag.to_string(), http }
     }
 
     /// Starts a `farm worker` dialing this master.

@@ -5,6 +5,7 @@
 
 mod binaries;
 mod cluster;
+mod http;
 mod net;
 mod pki;
 mod process;
@@ -13,6 +14,7 @@ mod wait;
 
 pub use binaries::{collatz_worker, farm};
 pub use cluster::{json, listening_worker, Master};
+pub use http::{get, http, sample, Reply};
 pub use net::{spawn_announcing, DialTrap};
 pub use pki::Pki;
 pub use process::{

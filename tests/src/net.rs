@@ -12,20 +12,34 @@ use std::time::Duration;
 /// Reads the "... listening on ADDR" line a server prints first; returns ADDR without scheme.
 /// The rest of its stdout is drained, so it never blocks on a full pipe.
 pub fn announced(proc: &mut Proc) -> String {
+    announced_lines(proc, 1).remove(0)
+}
+
+/// Reads the first `n` lines a server prints, each ending "... ADDR" (a master's second line
+/// names its dashboard); returns each ADDR without scheme (nor a trailing `/`). The rest of
+/// its stdout is drained, so it never blocks on a full pipe.
+pub fn announced_lines(proc: &mut Proc, n: usize) -> Vec<String> {
     let stdout = proc.child.stdout.take().expect("piped stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut lines = BufReader::new(stdout).lines();
-        if let Some(Ok(line)) = lines.next() {
-            let _ = tx.send(line);
+        for _ in 0..n {
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
         }
         for _ in lines {}
     });
-    let line = rx.recv_timeout(WAIT).expect("the server printed its address in time");
-    let addr = line.rsplit(' ').next().expect("address on the line");
-    let addr = addr.trim_start_matches("http://").trim_start_matches("https://").to_string();
-    assert!(addr.starts_with("127.0.0.1:"), "unexpected line {line:?}");
-    addr
+    (0..n)
+        .map(|_| {
+            let line = rx.recv_timeout(WAIT).expect("the server printed its address in time");
+            let addr = line.rsplit(' ').next().expect("address on the line");
+            let addr = addr.trim_start_matches("http://").trim_start_matches("https://");
+            let addr = addr.trim_end_matches('/').to_string();
+            assert!(addr.starts_with("127.0.0.1:"), "unexpected line {line:?}");
+            addr
+        })
+        .collect()
 }
 
 /// Starts `farm <args>` for a server role and waits for its announced address.

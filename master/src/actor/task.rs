@@ -89,6 +89,7 @@ impl CoreTask {
         self.core.dispatch(now.into_std(), &mut self.fx);
         self.fx.flush_journal();
         let took = started.elapsed();
+        self.fx.tally.metrics().core_batch.observe(took.as_secs_f64());
         if took > self.slowest {
             self.slowest = took;
             let batch_us = took.as_micros() as u64;
@@ -133,6 +134,7 @@ impl CoreTask {
         let joined = self.core.worker_joined(spec, now.into_std(), &mut self.fx);
         debug_assert_eq!(joined, id);
         self.catalog.joined(id, kernels);
+        self.fx.tally.metrics().workers_joined.inc();
         info!(worker = id, %name, threads, "worker joined");
         (id, heard)
     }
@@ -206,14 +208,27 @@ impl CoreTask {
             Cmd::Demand(kinds, reply) => {
                 let _ = reply.send(core.demand(&kinds));
             }
-            Cmd::Left(worker, reason) => {
-                if fx.sessions.remove(&worker).is_some() {
-                    info!(worker, %reason, "worker left");
-                }
-                core.worker_left(worker, &reason, now_std, fx);
-                self.catalog.left(worker);
+            Cmd::Overview(recent, reply) => {
+                let _ = reply.send(core.overview(now_std, recent));
             }
+            Cmd::Detail(job, limit, reply) => {
+                let _ = reply.send(core.job_detail(job, now_std, limit));
+            }
+            Cmd::Left(worker, reason) => self.left(worker, &reason, now_std),
         }
+    }
+
+    /// A worker session ended: its shards go elsewhere; one that was not draining counts as
+    /// lost.
+    fn left(&mut self, worker: WorkerId, reason: &str, now: std::time::Instant) {
+        if self.fx.sessions.remove(&worker).is_some() {
+            info!(worker, %reason, "worker left");
+        }
+        if self.core.worker_draining(worker) == Some(false) {
+            self.fx.tally.metrics().workers_lost.inc();
+        }
+        self.core.worker_left(worker, reason, now, &mut self.fx);
+        self.catalog.left(worker);
     }
 
     /// Subscribes to a job's status (and shard results if `want_shards`); `None` if there is

@@ -18,7 +18,8 @@ fn start() -> (CoreHandle, Tasks) {
     let config = CoreConfig { heartbeat_timeout: HEARTBEAT * 5 / 2, ..Default::default() };
     let noop = KernelDescriptor::new("noop", farm_proto::OutputShape::Count, "nothing");
     let journal = crate::store::JournalTx::null();
-    (spawn(Core::new(config), journal, HEARTBEAT, vec![noop], tasks.clone()), tasks)
+    let metrics = Arc::new(crate::metrics::Metrics::new(crate::metrics::commit_histogram()));
+    (spawn(Core::new(config), journal, HEARTBEAT, vec![noop], tasks.clone(), metrics), tasks)
 }
 
 async fn join(core: &CoreHandle) -> (WorkerId, LastHeard, Inbox) {

@@ -9,7 +9,8 @@
 //! The files: `demand.rs` (the allocator's numbers), `worker.rs` (a worker session and its rates), `dispatch.rs` (handing out shards),
 //! `results.rs` (accepting outcomes), `limits.rs` (submit validation), `job.rs` (a job, its
 //! lazy shards and its accumulator), `memory.rs` (packed inputs and the byte meter),
-//! `types.rs` (the vocabulary shared with the master), `timers.rs` (hold deadlines and retry
+//! `types.rs` (the vocabulary shared with the master), `overview.rs` (what the dashboard and
+//! metrics read), `timers.rs` (hold deadlines and retry
 //! backoff, run by the tick), `verify.rs` (`--verify`), `restore.rs` and `ranges.rs` (rebuilding
 //! the core from the journal at start), `retention.rs` (how long ended jobs are kept),
 //! `served.rs` (jobs no connected worker can run), `logs.rs` (per-shard log records).
@@ -22,6 +23,7 @@ mod logs;
 mod memory;
 #[cfg(test)]
 mod memory_tests;
+mod overview;
 mod ranges;
 mod restore;
 mod results;
@@ -42,6 +44,7 @@ pub use job::JobState;
 use job::{ByteLimits, Job};
 use memory::Meter;
 pub use memory::{Inputs, Submission};
+pub use overview::{state_index, JobDetail, JobRow, Overview, ShardTrouble, WorkerRow};
 pub use types::*;
 use verify::Verify;
 use worker::Worker;
@@ -217,7 +220,7 @@ impl Core {
             {
                 continue;
             }
-            self.requeue(job_id, shard);
+            self.requeue(job_id, shard, out);
         }
         self.withdraw(&w.kinds, now, out);
     }
@@ -250,8 +253,9 @@ impl Core {
 
     /// Puts a shard back to run again (a rerun): a `--verify` copy goes back to wait for
     /// another worker than the first, any other shard to the front of its job's queue.
-    fn requeue(&mut self, job_id: JobId, shard: u64) {
+    fn requeue(&mut self, job_id: JobId, shard: u64, out: &mut impl Outbox) {
         let Some(job) = self.jobs.get_mut(&job_id).filter(|j| !j.state.is_final()) else { return };
+        out.counted(job_id, &job.spec.kind, Counted::Rerun);
         match self.verifying.get_mut(&job_id).filter(|v| v.is_copy(shard)) {
             Some(v) => {
                 v.requeue(shard);
@@ -336,7 +340,7 @@ impl Core {
         self.forget_old(now, out);
         self.fail_unserved(now, out);
         self.reclaim_expired(now, out);
-        self.end_backoff(now);
+        self.end_backoff(now, out);
         let timeout = self.config.heartbeat_timeout;
         let lost: Vec<WorkerId> = self
             .workers

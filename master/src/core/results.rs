@@ -4,7 +4,9 @@
 
 use super::timers::backoff;
 use super::verify::{sampled, Verdict};
-use super::{view, Core, CoreError, JobId, JobState, JournalOp, Outbox, ShardOutcome, WorkerId};
+use super::{
+    view, Core, CoreError, Counted, JobId, JobState, JournalOp, Outbox, ShardOutcome, WorkerId,
+};
 use farm_proto::session::ShardRun;
 use farm_proto::Output;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -77,7 +79,7 @@ impl Core {
                 }
                 ShardOutcome::Failed(error) => self.failed(worker, job_id, shard, &error, now, out),
                 // Not a result: the worker handed the shard back unfinished; it runs again.
-                ShardOutcome::Cancelled => self.requeue(job_id, shard),
+                ShardOutcome::Cancelled => self.requeue(job_id, shard, out),
             }
         }
         let dropped = batch.dropped;
@@ -117,6 +119,7 @@ impl Core {
             output
         };
         job.done += 1;
+        out.counted(job_id, &job.spec.kind, Counted::Done);
         out.shard_output(job_id, shard, &output);
         if let Err(e) = job.acc.add(shard, &output) {
             self.end_job(job_id, JobState::Failed, Some(e), now, out);
@@ -142,6 +145,7 @@ impl Core {
         out: &mut impl Outbox,
     ) {
         let Some(job) = self.jobs.get_mut(&job_id) else { return };
+        out.counted(job_id, &job.spec.kind, Counted::Failed);
         let failures = job.failures.entry(shard).or_insert(0);
         *failures += 1;
         if *failures <= job.spec.limits.retries {

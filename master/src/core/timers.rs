@@ -64,20 +64,20 @@ impl Core {
             if job.state.is_final() || self.crashed(job_id, shard, worker, &reason, now, out) {
                 continue;
             }
-            self.requeue(job_id, shard);
+            self.requeue(job_id, shard, out);
         }
     }
 
     /// Lets failed shards whose backoff is over run again (of jobs still going); each counts
     /// as a rerun now.
-    pub(super) fn end_backoff(&mut self, now: Instant) {
+    pub(super) fn end_backoff(&mut self, now: Instant, out: &mut impl Outbox) {
         while let Some(&(at, job_id, shard)) = self.backoff.first() {
             if at > now {
                 break;
             }
             self.backoff.pop_first();
             // Skipped for a job that ended meanwhile.
-            self.requeue(job_id, shard);
+            self.requeue(job_id, shard, out);
         }
     }
 }

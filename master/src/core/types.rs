@@ -221,6 +221,20 @@ pub trait Outbox {
     /// Record a change in the journal (the store's writer thread commits it; this must not
     /// block).
     fn journal(&mut self, _op: JournalOp) {}
+    /// A shard of job `job` (kernel `kind`) was counted, for metrics: called once per shard
+    /// per event, so it must be cheap (the master's counts into cached atomic counters).
+    fn counted(&mut self, _job: JobId, _kind: &str, _what: Counted) {}
+}
+
+/// What became of a shard, as metrics count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Its outcome was accepted as done (once per shard).
+    Done,
+    /// A run of it failed (retried or not).
+    Failed,
+    /// It was put back to run again (lost or draining worker, retried failure, held too long).
+    Rerun,
 }
 
 /// A change the core asks the journal to record, in the order it happened. Replaying the

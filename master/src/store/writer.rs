@@ -45,10 +45,22 @@ pub struct JournalTx(Option<mpsc::Sender<Msg>>, Arc<Backlog>);
 /// core's task must not wait), so the bound is applied upstream: session readers wait for
 /// room ([`Backlog::room`]) before handing a worker's results to the core, which slows the
 /// workers through HTTP/2 flow control when the disk falls behind.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Backlog {
     bytes: std::sync::atomic::AtomicUsize,
     freed: tokio::sync::Notify,
+    /// How long each group commit took (the master's metrics export it).
+    pub commits: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for Backlog {
+    fn default() -> Self {
+        Backlog {
+            bytes: Default::default(),
+            freed: Default::default(),
+            commits: crate::metrics::commit_histogram(),
+        }
+    }
 }
 
 /// Bytes the writer may have queued before session readers wait.
@@ -231,6 +243,7 @@ fn run(db: &Database, rx: mpsc::Receiver<Msg>, durable: bool, backlog: &Backlog)
         if sync {
             synced = Instant::now();
         }
+        backlog.commits.observe(started.elapsed().as_secs_f64());
         match &result {
             Ok(n) => {
                 let took_us = started.elapsed().as_micros() as u64;

@@ -1,0 +1,225 @@
+//! The handlers behind `/api/` and `/metrics`: thin adapters like the gRPC ones, asking the
+//! core's task through the same handle; a refusal goes through the one mapping of core errors
+//! to gRPC codes (`grpc::status`), then to the matching HTTP status.
+
+use super::feed::JobOut;
+use super::{Http, ACTION_HEADER};
+use crate::core::{CoreError, JobRow, ShardTrouble};
+use crate::grpc::status;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde::Serialize;
+use std::convert::Infallible;
+use tonic::{Code, Status};
+
+/// Troubled shards listed in a job's detail.
+const TROUBLES: usize = 100;
+
+/// A JSON body.
+fn json(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// A refusal: the gRPC code's HTTP counterpart, and the message as JSON.
+fn refused(s: &Status) -> Response {
+    let code = match s.code() {
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::FailedPrecondition => StatusCode::CONFLICT,
+        Code::InvalidArgument => StatusCode::BAD_REQUEST,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let body = serde_json::json!({ "error": s.message() }).to_string();
+    (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// The refusal of an action without [`ACTION_HEADER`], which a cross-site form cannot send.
+fn forged(headers: &HeaderMap) -> Option<Response> {
+    if headers.contains_key(ACTION_HEADER) {
+        return None;
+    }
+    let msg = format!("actions need the {ACTION_HEADER} header");
+    Some(refused(&Status::failed_precondition(msg)))
+}
+
+/// `GET /api/state`: a fresh frame, as the feed sends them.
+pub(super) async fn state(State(http): State<Http>) -> Response {
+    match http.feed.refresh().await {
+        Ok(frame) => json(frame.to_string()),
+        Err(s) => refused(&s),
+    }
+}
+
+/// `GET /api/events`: server-sent events, one frame per second (the feed's, shared by every
+/// browser), starting with a fresh one; ends at shutdown.
+pub(super) async fn events(State(http): State<Http>) -> Response {
+    let mut rx = http.feed.subscribe();
+    if let Err(s) = http.feed.refresh().await {
+        return refused(&s);
+    }
+    rx.mark_changed();
+    let frames = futures::stream::unfold(rx, |mut rx| async move {
+        rx.changed().await.ok()?;
+        let frame = rx.borrow_and_update().clone();
+        Some((Ok::<_, Infallible>(Event::default().data(&*frame)), rx))
+    });
+    let tasks = http.core.tasks().clone();
+    let frames = frames.take_until(async move { tasks.stopped().await });
+    Sse::new(frames).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// A job in detail.
+#[derive(Serialize)]
+struct Detail<'a> {
+    /// The job.
+    job: JobOut<'a>,
+    /// Its troubled shards, at most [`TROUBLES`].
+    troubles: Vec<Trouble>,
+    /// How many shards are troubled in all.
+    troubled: usize,
+    /// The kept per-shard logs (`farm logs`), failed runs first, at most [`LOGS`] of them, one
+    /// text block each; null when they cannot be read.
+    logs: Option<Vec<String>>,
+}
+
+/// A troubled shard.
+#[derive(Serialize)]
+struct Trouble {
+    /// The shard.
+    shard: u64,
+    /// Its first index.
+    lo: u64,
+    /// The end of its indices (exclusive).
+    hi: u64,
+    /// Failed runs.
+    failures: u32,
+    /// Workers lost while it ran on them.
+    crashes: u32,
+}
+
+impl From<&ShardTrouble> for Trouble {
+    fn from(t: &ShardTrouble) -> Self {
+        Trouble { shard: t.shard, lo: t.lo, hi: t.hi, failures: t.failures, crashes: t.crashes }
+    }
+}
+
+/// The average rate of a job since it was submitted.
+fn average_rate(row: &JobRow) -> f64 {
+    let ms = row.view.elapsed_ms.max(1) as f64;
+    (row.view.done as f64 * 1000.0 / ms * 10.0).round() / 10.0
+}
+
+/// `GET /api/jobs/{id}`: one job, with its troubled shards.
+pub(super) async fn job(State(http): State<Http>, Path(id): Path<u64>) -> Response {
+    let detail = match http.core.detail(id, TROUBLES).await {
+        Ok(Some(d)) => d,
+        Ok(None) => return refused(&status(CoreError::NoSuchJob(id))),
+        Err(s) => return refused(&s),
+    };
+    let body = Detail {
+        job: JobOut::new(&detail.row, average_rate(&detail.row)),
+        troubles: detail.troubles.iter().map(Trouble::from).collect(),
+        troubled: detail.troubled,
+        logs: shard_logs(&http, id).await,
+    };
+    json(serde_json::to_string(&body).unwrap_or_default())
+}
+
+/// Most per-shard logs a job's detail view shows; `farm logs JOB` has them all.
+const LOGS: usize = 50;
+
+/// A job's kept per-shard logs as text blocks: failed runs first, then the others, at most
+/// [`LOGS`]; `None` if the store cannot be read.
+async fn shard_logs(http: &Http, job: u64) -> Option<Vec<String>> {
+    let mut blocks = Vec::new();
+    for failed_only in [true, false] {
+        let query = farm_proto::LogQuery { shard: None, failed_only };
+        let mut chunks = crate::logs::shard_logs(&http.core, &http.store, job, query).await.ok()?;
+        while let Some(chunk) = chunks.recv().await {
+            for log in chunk.ok()? {
+                if blocks.len() == LOGS {
+                    return Some(blocks);
+                }
+                if failed_only || !log.failed {
+                    blocks.push(log_block(&log));
+                }
+            }
+        }
+    }
+    Some(blocks)
+}
+
+/// One shard's log as the page shows it: a header line, the error, what it logged.
+fn log_block(log: &farm_proto::ShardLog) -> String {
+    let outcome = if log.failed { "failed" } else { "done" };
+    let exit = log.exit_code.map(|c| format!(", exit {c}")).unwrap_or_default();
+    let mut text = format!(
+        "shard {} on {} ({}), {} ms, {outcome}{exit}",
+        log.shard, log.worker, log.host, log.duration_ms
+    );
+    for part in [&log.error, &log.log] {
+        if !part.is_empty() {
+            text.push('\n');
+            text.push_str(part.trim_end());
+        }
+    }
+    text
+}
+
+/// `POST /api/jobs/{id}/cancel`.
+pub(super) async fn cancel(
+    State(http): State<Http>,
+    Path(id): Path<u64>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refusal) = forged(&headers) {
+        return refusal;
+    }
+    match http.core.cancel(id).await {
+        Ok(Ok(view)) => {
+            let row = JobRow { view, queued: 0 };
+            json(serde_json::to_string(&JobOut::new(&row, 0.0)).unwrap_or_default())
+        }
+        Ok(Err(e)) => refused(&status(e)),
+        Err(s) => refused(&s),
+    }
+}
+
+/// `POST /api/workers/{id}/drain`.
+pub(super) async fn drain(
+    State(http): State<Http>,
+    Path(id): Path<u64>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refusal) = forged(&headers) {
+        return refusal;
+    }
+    match http.core.drain(id).await {
+        Ok(Ok(w)) => json(
+            serde_json::json!({ "id": w.id, "name": w.spec.name, "draining": w.draining })
+                .to_string(),
+        ),
+        Ok(Err(e)) => refused(&status(e)),
+        Err(s) => refused(&s),
+    }
+}
+
+/// `GET /metrics`: the gauges set from a fresh overview, then every metric in the OpenMetrics
+/// text format.
+pub(super) async fn metrics(State(http): State<Http>) -> Response {
+    let _one_at_a_time = http.scrape.lock().await;
+    let overview = match http.core.overview(0).await {
+        Ok(o) => o,
+        Err(s) => return refused(&s),
+    };
+    let metrics = http.core.metrics();
+    metrics.set_gauges(&overview);
+    let text = metrics.encode();
+    let kind = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, kind)], text).into_response()
+}
