@@ -83,6 +83,8 @@ pub fn run_json(farm: &Path, args: &[&str]) -> Result<serde_json::Value> {
     let out = Command::new(farm)
         .args(args)
         .env("RUST_LOG", "warn")
+        // The dashboard only where a figure asks for it (`--http` given beats this).
+        .env("FARM_HTTP", "off")
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()

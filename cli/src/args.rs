@@ -356,23 +356,12 @@ pub struct RunArgs {
     #[command(flatten)]
     pub scheduler: SchedulerArgs,
     #[command(flatten)]
-    pub http: HttpArgs,
+    pub http: crate::http::HttpArgs,
     #[command(flatten)]
     pub output: OutputArgs,
 }
 
-/// The master's HTTP endpoint: the dashboard, its API and Prometheus `/metrics`, on a port of
-/// its own.
-#[derive(Debug, Args)]
-pub struct HttpArgs {
-    /// Serve the dashboard and /metrics on this address, or `off` [default: 127.0.0.1:7080,
-    /// or a free port if that one is taken]. With a client token, the dashboard asks for it.
-    #[arg(long, value_name = "ADDR|off", env = "FARM_HTTP")]
-    pub http: Option<String>,
-    /// Serve /metrics without the token, for a Prometheus scraper on a private network.
-    #[arg(long, env = "FARM_METRICS_OPEN")]
-    pub metrics_open: bool,
-}
+/// `farm showdown`.
 #[derive(Debug, Args)]
 pub struct ShowdownArgs {
     /// Indices for the CPU-bound `primes` runs, A..B (B exclusive).
@@ -444,7 +433,7 @@ pub struct MasterArgs {
     #[command(flatten)]
     pub alloc: crate::alloc::AllocMasterArgs,
     #[command(flatten)]
-    pub http: HttpArgs,
+    pub http: crate::http::HttpArgs,
 }
 
 /// `farm worker`: its flags are the SDK's, so a user's worker binary takes the same ones.

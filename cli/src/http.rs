@@ -1,13 +1,26 @@
 //! The master's HTTP endpoint as the command line sets it up: `--http ADDR|off`, the default
 //! address and its fallback, and the dashboard's URL.
 
-use crate::args::HttpArgs;
 use anyhow::{Context, Result};
+use clap::Args;
 use farm_master::HttpConfig;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use tracing::warn;
+
+/// The master's HTTP endpoint: the dashboard, its API and Prometheus `/metrics`, on a port of
+/// its own.
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// Serve the dashboard and /metrics on this address, or `off` [default: 127.0.0.1:7080,
+    /// or a free port if that one is taken]. With a client token, the dashboard asks for it.
+    #[arg(long, value_name = "ADDR|off", env = "FARM_HTTP")]
+    pub http: Option<String>,
+    /// Serve /metrics without the token, for a Prometheus scraper on a private network.
+    #[arg(long, env = "FARM_METRICS_OPEN")]
+    pub metrics_open: bool,
+}
 
 /// Where the dashboard goes without `--http`: away from the 7070 of masters and the 7071 of
 /// listening workers in the docs.

@@ -1,6 +1,7 @@
 //! Per-shard logs as clients see them: one shard's last run (worker, start, duration, outcome,
 //! exit code), what it logged and a failed run's error; with serde, the `farm logs --json`
-//! shape. The conversions from and to the prost type are here too.
+//! shape. Also `ShardRun`, the run record a worker sends beside an outcome (re-exported by
+//! `session`). The conversions from and to the prost types are here too.
 
 use crate::pb;
 use serde::Serialize;
@@ -123,5 +124,55 @@ mod tests {
         assert!(!LogQuery { shard: Some(4), failed_only: false }.wants(&log));
         let done = ShardLog { failed: false, ..log };
         assert!(!LogQuery { shard: None, failed_only: true }.wants(&done));
+    }
+}
+
+/// How one run of a shard went, beside its outcome: what its log keeps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardRun {
+    /// Its job.
+    pub job_id: u64,
+    /// The shard.
+    pub shard: u64,
+    /// When it started on a pool thread, in ms since the Unix epoch (the worker's clock).
+    pub started_unix_ms: u64,
+    /// How long it ran.
+    pub duration_ms: u64,
+    /// The exec kernel's exit code: the first non-zero one of the shard's runs, else 0.
+    pub exit_code: Option<i32>,
+    /// The last bytes of what it logged (exec's stderr, an SDK kernel's log lines).
+    pub log: String,
+}
+
+impl ShardRun {
+    /// Bytes it takes on the wire, about (a worker sizes its batches with it).
+    pub fn encoded_len(&self) -> usize {
+        48 + self.log.len()
+    }
+}
+
+impl From<ShardRun> for pb::ShardRun {
+    fn from(r: ShardRun) -> Self {
+        pb::ShardRun {
+            job_id: r.job_id,
+            shard: r.shard,
+            started_unix_ms: r.started_unix_ms,
+            duration_ms: r.duration_ms,
+            exit_code: r.exit_code,
+            log: r.log,
+        }
+    }
+}
+
+impl From<pb::ShardRun> for ShardRun {
+    fn from(r: pb::ShardRun) -> Self {
+        ShardRun {
+            job_id: r.job_id,
+            shard: r.shard,
+            started_unix_ms: r.started_unix_ms,
+            duration_ms: r.duration_ms,
+            exit_code: r.exit_code,
+            log: r.log,
+        }
     }
 }

@@ -6,6 +6,7 @@
 
 use crate::domain::{Output, Params, SpecError};
 use crate::kernel::KernelDescriptor;
+pub use crate::logs::ShardRun;
 use crate::pb::{self, master_message::Msg as In, shard_done::Outcome, worker_message::Msg as Out};
 use prost::encoding::{encoded_len_varint, key_len};
 use std::time::Duration;
@@ -149,56 +150,6 @@ pub struct Results {
     /// How shards in `done` ran: those of jobs that record runs, and those that logged
     /// something or failed.
     pub runs: Vec<ShardRun>,
-}
-
-/// How one run of a shard went, beside its outcome: what its log keeps.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ShardRun {
-    /// Its job.
-    pub job_id: u64,
-    /// The shard.
-    pub shard: u64,
-    /// When it started on a pool thread, in ms since the Unix epoch (the worker's clock).
-    pub started_unix_ms: u64,
-    /// How long it ran.
-    pub duration_ms: u64,
-    /// The exec kernel's exit code: the first non-zero one of the shard's runs, else 0.
-    pub exit_code: Option<i32>,
-    /// The last bytes of what it logged (exec's stderr, an SDK kernel's log lines).
-    pub log: String,
-}
-
-impl ShardRun {
-    /// Bytes it takes on the wire, about (a worker sizes its batches with it).
-    pub fn encoded_len(&self) -> usize {
-        48 + self.log.len()
-    }
-}
-
-impl From<ShardRun> for pb::ShardRun {
-    fn from(r: ShardRun) -> Self {
-        pb::ShardRun {
-            job_id: r.job_id,
-            shard: r.shard,
-            started_unix_ms: r.started_unix_ms,
-            duration_ms: r.duration_ms,
-            exit_code: r.exit_code,
-            log: r.log,
-        }
-    }
-}
-
-impl From<pb::ShardRun> for ShardRun {
-    fn from(r: pb::ShardRun) -> Self {
-        ShardRun {
-            job_id: r.job_id,
-            shard: r.shard,
-            started_unix_ms: r.started_unix_ms,
-            duration_ms: r.duration_ms,
-            exit_code: r.exit_code,
-            log: r.log,
-        }
-    }
 }
 
 /// How one run of a shard ended.

@@ -119,8 +119,9 @@ impl FarmRun {
     ) -> Result<Measured> {
         let what = format!("farm run {} ({}x{})", self.kind, shape.workers, shape.threads);
         let mut cmd = Command::new(exe);
-        // The same runs on every machine: no config file adds retries or a log filter.
-        cmd.args(self.args(shape, params)).env("FARM_CONFIG", "");
+        // The same runs on every machine: no config file adds retries or a log filter, and no
+        // dashboard runs beside them.
+        cmd.args(self.args(shape, params)).env("FARM_CONFIG", "").env("FARM_HTTP", "off");
         let started = Instant::now();
         let child = spawn(&mut cmd).with_context(|| format!("cannot start {what}"))?;
         let done = finish(child, &what, timeout).await?;

@@ -6,14 +6,14 @@
 //! [`Core::dispatch`] once after a batch of events to hand out shards. One task in the master
 //! owns the core; tests drive it directly with a recording outbox and simulated workers.
 //!
-//! The files: `demand.rs` (the allocator's numbers), `worker.rs` (a worker session and its rates), `dispatch.rs` (handing out shards),
-//! `results.rs` (accepting outcomes), `limits.rs` (submit validation), `job.rs` (a job, its
-//! lazy shards and its accumulator), `memory.rs` (packed inputs and the byte meter),
-//! `types.rs` (the vocabulary shared with the master), `overview.rs` (what the dashboard and
-//! metrics read), `timers.rs` (hold deadlines and retry
-//! backoff, run by the tick), `verify.rs` (`--verify`), `restore.rs` and `ranges.rs` (rebuilding
-//! the core from the journal at start), `retention.rs` (how long ended jobs are kept),
-//! `served.rs` (jobs no connected worker can run), `logs.rs` (per-shard log records).
+//! The files: `demand.rs` (the allocator's numbers), `worker.rs` (a worker session and its
+//! rates), `dispatch.rs` (handing out shards), `results.rs` (accepting outcomes), `limits.rs`
+//! (submit validation), `job.rs` (a job, its lazy shards and its accumulator), `memory.rs`
+//! (packed inputs and the byte meter), `types.rs` (the vocabulary shared with the master),
+//! `overview.rs` (what the dashboard and metrics read), `timers.rs` (hold deadlines and retry
+//! backoff, run by the tick), `verify.rs` (`--verify`), `restore.rs` and `ranges.rs`
+//! (rebuilding the core from the journal at start), `retention.rs` (how long ended jobs are
+//! kept), `served.rs` (jobs no connected worker can run), `logs.rs` (per-shard log records).
 
 mod demand;
 mod dispatch;
@@ -47,7 +47,7 @@ pub use memory::{Inputs, Submission};
 pub use overview::{state_index, JobDetail, JobRow, Overview, ShardTrouble, WorkerRow};
 pub use types::*;
 use verify::Verify;
-use worker::Worker;
+use worker::{worker_view, Worker};
 
 /// The tests build jobs from specs, through `use super::*`.
 #[cfg(test)]
@@ -433,18 +433,6 @@ fn view(job: &Job, now: Instant) -> JobView {
             .waiting_since
             .filter(|_| !job.state.is_final())
             .map(|_| served::waiting_reason(&job.spec.kind)),
-    }
-}
-
-fn worker_view(id: WorkerId, w: &Worker, now: Instant) -> WorkerView {
-    WorkerView {
-        id,
-        spec: w.spec.clone(),
-        in_flight: w.assigned.len() as u64,
-        done: w.done,
-        connected_secs: now.saturating_duration_since(w.joined).as_secs(),
-        draining: w.draining,
-        suspect: w.suspect.clone(),
     }
 }
 

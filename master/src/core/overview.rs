@@ -3,7 +3,8 @@
 //! and one job's troubled shards. Built on the core's task in one pass, so one overview serves
 //! every browser and every scrape of that moment.
 
-use super::{view, worker_view, Core, JobId, JobState, JobView, WorkerId, WorkerView};
+use super::worker::worker_view;
+use super::{view, Core, JobId, JobState, JobView, WorkerId, WorkerView};
 use std::time::Instant;
 
 /// The core at one moment, as the dashboard and `/metrics` see it.

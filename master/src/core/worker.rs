@@ -2,7 +2,7 @@
 //! started, whether it is suspect, and how fast it completes each job's shards, which sizes its
 //! window.
 
-use super::{CoreConfig, JobId, WorkerSpec};
+use super::{CoreConfig, JobId, WorkerId, WorkerSpec, WorkerView};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -198,4 +198,17 @@ impl Worker {
 /// Whether the hold `seq` of `shard` of `job` is still the current one.
 fn live(assigned: &HashMap<(JobId, u64), Hold>, job: JobId, seq: u64, shard: u64) -> bool {
     assigned.get(&(job, shard)).is_some_and(|h| h.seq == seq)
+}
+
+/// A worker as the master's handlers and the dashboard see it.
+pub(super) fn worker_view(id: WorkerId, w: &Worker, now: Instant) -> WorkerView {
+    WorkerView {
+        id,
+        spec: w.spec.clone(),
+        in_flight: w.assigned.len() as u64,
+        done: w.done,
+        connected_secs: now.saturating_duration_since(w.joined).as_secs(),
+        draining: w.draining,
+        suspect: w.suspect.clone(),
+    }
 }
