@@ -64,7 +64,7 @@ fn the_scaled_object_scales_the_worker_deployment_on_queued_shards() {
     assert_eq!(get(&keda, "spec.scaleTargetRef.name"), get(&worker, "metadata.name"));
     assert_eq!(get(&keda, "spec.triggers.0.type"), "prometheus");
     let query = get(&keda, "spec.triggers.0.metadata.query");
-    assert!(query.contains("farm_shards_queued"), "{query}");
+    assert!(query.contains("farm_cluster_shards_queued"), "{query}");
     let threshold: f64 = get(&keda, "spec.triggers.0.metadata.threshold").parse().expect("number");
     assert!(threshold > 0.0);
     let (min, max) = (get(&keda, "spec.minReplicaCount"), get(&keda, "spec.maxReplicaCount"));
