@@ -1,4 +1,4 @@
-//! Figure 7, the dashboard's cost: noop throughput with the HTTP endpoint on, a live page's
+//! Figure 8, the dashboard's cost: noop throughput with the HTTP endpoint on, a live page's
 //! event stream read without pause and `/metrics` scraped every second, as a ratio to the
 //! same run with `--http off` (goal: at least 0.95).
 
@@ -64,7 +64,7 @@ async fn best_rate(master: &Master) -> Result<f64> {
     Ok(best)
 }
 
-/// Figure 7.
+/// Figure 8.
 pub async fn dashboard(farm: &Path) -> Result<()> {
     let workers = ["--workers", "2", "--threads", "1"];
     let off = Master::start(farm, &[&workers[..], &["--http", "off"]].concat())?;
@@ -81,7 +81,7 @@ pub async fn dashboard(farm: &Path) -> Result<()> {
     stop.store(true, Ordering::Relaxed);
     let (events, scrapes) = (events.load(Ordering::Relaxed), scrapes.load(Ordering::Relaxed));
     println!(
-        "7. dashboard cost: noop 0..1000000 --shard-size 1, 2 workers x 1 thread, best of 3: --http off {rate_off:.0} shards/s; on, with a live page's event stream read ({} KiB) and /metrics scraped every second ({} KiB): {rate_on:.0} shards/s; ratio {:.3}",
+        "8. dashboard cost: noop 0..1000000 --shard-size 1, 2 workers x 1 thread, best of 3: --http off {rate_off:.0} shards/s; on, with a live page's event stream read ({} KiB) and /metrics scraped every second ({} KiB): {rate_on:.0} shards/s; ratio {:.3}",
         events / 1024,
         scrapes / 1024,
         rate_on / rate_off
