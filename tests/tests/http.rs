@@ -171,3 +171,28 @@ fn farm_run_names_its_dashboard_on_stderr() {
     assert!(!String::from_utf8_lossy(&off.stderr).contains("dashboard"), "{off:?}");
     assert_none_left(&tag);
 }
+
+#[test]
+fn a_jobs_detail_shows_its_shard_logs_failed_runs_first() {
+    let master = Master::start(&["--http", "127.0.0.1:0"]);
+    let dash = master.http.clone().expect("dashboard address");
+    let _w = master.worker(&["--threads", "1", "--allow-exec"]);
+    master.wait_workers(1);
+    // One thread: shards 0..2 log and succeed, then shard 3 logs and fails the job.
+    let cmd = "cmd=sh -c 'echo note {} >&2; test {} -ne 3'";
+    let v = master.submit_wait(&["exec", "--range", "0..4", "--shard-size", "1", "--param", cmd]);
+    assert_eq!(v["state"], "failed", "{v}");
+    let detail = get(&dash, &format!("/api/jobs/{}", v["job"]), None);
+    assert_eq!(detail.status, 200, "{detail:?}");
+    let detail: serde_json::Value = serde_json::from_str(&detail.body).expect("JSON");
+    let logs: Vec<&str> = detail["logs"]
+        .as_array()
+        .expect("logs are kept")
+        .iter()
+        .map(|l| l.as_str().expect("a text block"))
+        .collect();
+    assert_eq!(logs.len(), 4, "{logs:?}");
+    assert!(logs[0].starts_with("shard 3 on ") && logs[0].contains("failed, exit 1"), "{logs:?}");
+    assert!(logs[0].contains("exited with code 1") && logs[0].ends_with("note 3"), "{logs:?}");
+    assert!(logs[1].starts_with("shard 0 on ") && logs[1].ends_with("note 0"), "{logs:?}");
+}
