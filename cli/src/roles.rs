@@ -270,7 +270,12 @@ pub async fn run(args: RunArgs, log: &crate::logging::Setup) -> Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot listen on loopback")?;
     let http = crate::http::bind(&args.http, None)?;
     if let Some(url) = http.as_ref().and_then(crate::http::url) {
-        eprintln!("farm: dashboard at {url}");
+        match log.format {
+            crate::logging::LogFormat::Text => eprintln!("farm: dashboard at {url}"),
+            // Every stderr line stays one JSON object for log shippers; the master logs the
+            // address at info ("dashboard serving").
+            crate::logging::LogFormat::Json => tracing::debug!(%url, "dashboard at"),
+        }
     }
     let config = MasterConfig { http, ..master_config(&args.scheduler) };
     let running = start(listener, config, args.workers, &args.local, log, Vec::new())?;
