@@ -69,7 +69,8 @@ pub fn finished(
     }
     if json {
         out::json(status)?;
-    } else {
+    } else if out.is_none() {
+        // With --out the result went to the file (and "wrote FILE" to stderr), not here.
         print_result(status)?;
     }
     match status.state {

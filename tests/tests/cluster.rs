@@ -178,6 +178,8 @@ fn mandelbrot_writes_a_png_and_a_bad_row_fails_the_job_naming_the_shard() {
     );
     assert!(out.status.success(), "{out:?}");
     let bytes = std::fs::read(&png).expect("png written");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.is_empty(), "with --out the rows go to the file, not stdout: {stdout}");
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
     assert_eq!(u32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]), 40, "width");
     assert_eq!(u32::from_be_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]), 30, "height");
