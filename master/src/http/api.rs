@@ -180,14 +180,10 @@ pub(super) async fn cancel(
     if let Some(refusal) = forged(&headers) {
         return refusal;
     }
-    match http.core.cancel(id).await {
-        Ok(Ok(view)) => {
-            let row = JobRow { view, queued: 0 };
-            json(serde_json::to_string(&JobOut::new(&row, 0.0)).unwrap_or_default())
-        }
-        Ok(Err(e)) => refused(&status(e)),
-        Err(s) => refused(&s),
-    }
+    answer(http.core.cancel(id).await, |view| {
+        let row = JobRow { view, queued: 0 };
+        serde_json::to_string(&JobOut::new(&row, 0.0)).unwrap_or_default()
+    })
 }
 
 /// `POST /api/workers/{id}/drain`.
@@ -199,11 +195,18 @@ pub(super) async fn drain(
     if let Some(refusal) = forged(&headers) {
         return refusal;
     }
-    match http.core.drain(id).await {
-        Ok(Ok(w)) => json(
-            serde_json::json!({ "id": w.id, "name": w.spec.name, "draining": w.draining })
-                .to_string(),
-        ),
+    answer(http.core.drain(id).await, |w| {
+        serde_json::json!({ "id": w.id, "name": w.spec.name, "draining": w.draining }).to_string()
+    })
+}
+
+/// An action's reply: its result as JSON, or the core's refusal as the matching HTTP status.
+fn answer<T>(
+    result: Result<Result<T, CoreError>, Status>,
+    body: impl FnOnce(T) -> String,
+) -> Response {
+    match result {
+        Ok(Ok(done)) => json(body(done)),
         Ok(Err(e)) => refused(&status(e)),
         Err(s) => refused(&s),
     }
