@@ -4,6 +4,7 @@
 //! cancelled from the page, and screenshots are saved under target/tmp as test artifacts.
 
 use farm_tests::*;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -62,10 +63,14 @@ fn the_dashboard_shows_a_job_advance_live_and_cancels_it_in_a_real_browser() {
         .arg("--phone-screenshot")
         .arg(&phone)
         .stdout(Stdio::piped())
+        // A group of its own, so a stuck run is killed with its chromedriver and Chromium.
+        .process_group(0)
         .spawn()
         .expect("start python3");
     if wait_child(&mut child, WAIT * 2).is_none() {
-        let _ = child.kill();
+        // SAFETY: kill(2) on the group this test started; no memory is involved.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+        let _ = child.wait();
         panic!("the browser script did not finish in {:?}", WAIT * 2);
     }
     let out = child.wait_with_output().expect("output");
