@@ -165,7 +165,9 @@ fn run_one(args: &[String], cancel: &CancelFlag) -> Result<(ExecRun, Tail), Kern
                 KernelError::Failed(format!("cannot wait for program {}: {e}", quote(program)))
             })?;
         }
-        if let (Some(status), Some((stdout, tail))) = (status, pipes.poll()) {
+        // The pipes are asked only once the program ended: `poll` hands their contents over,
+        // and a poll before the exit status was known dropped a stderr tail already read.
+        if let Some((status, (stdout, tail))) = status.and_then(|s| Some((s, pipes.poll()?))) {
             let run = ExecRun { exit_code: exit_code(status), stdout };
             return Ok((run, tail));
         }
