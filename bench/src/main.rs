@@ -7,6 +7,7 @@
 //! ```
 
 mod dashboard;
+mod efficiency;
 mod procs;
 mod wasm;
 
@@ -16,8 +17,6 @@ use farm_client::Client;
 use farm_proto::{JobSource, JobSpec, Params};
 use procs::{cpu_secs, farm_path, rss_kib, run_json, Master};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The benchmarks of BENCHMARKS.md.
@@ -42,6 +41,7 @@ enum Figure {
     Startup,
     Wasm,
     Dashboard,
+    Journal,
 }
 
 fn main() -> Result<()> {
@@ -56,7 +56,7 @@ fn main() -> Result<()> {
         overhead_rate = Some(rt.block_on(overhead(&farm))?);
     }
     if want(Figure::Efficiency) {
-        efficiency(&farm, cores)?;
+        efficiency::efficiency(&farm, cores)?;
     }
     if want(Figure::Latency) {
         rt.block_on(latency(&farm))?;
@@ -75,6 +75,9 @@ fn main() -> Result<()> {
     }
     if want(Figure::Dashboard) {
         rt.block_on(dashboard::dashboard(&farm))?;
+    }
+    if want(Figure::Journal) {
+        journal(&farm)?;
     }
     Ok(())
 }
@@ -134,78 +137,6 @@ async fn overhead(farm: &Path) -> Result<f64> {
     Ok(rate)
 }
 
-/// Figure 2: spin shards of 10 ms and 1 ms (20 CPU-seconds in all) against the ideal and
-/// against the same kernel on an in-process pool of the same number of threads.
-fn efficiency(farm: &Path, cores: usize) -> Result<()> {
-    for (ms, shards) in [(10u64, 2000u64), (1, 20_000)] {
-        let ideal = (ms * shards) as f64 / 1000.0 / cores as f64;
-        let limit = in_process_spin(ms, shards, cores)?;
-        println!(
-            "2. efficiency, spin ms={ms} x {shards} shards: ideal {ideal:.2} s; in-process pool of {cores} threads {limit:.2} s ({:.1} %)",
-            100.0 * ideal / limit
-        );
-        for (p, t) in [(2, 1), (1, 2)] {
-            let range = format!("0..{shards}");
-            let param = format!("ms={ms}");
-            let (p_s, t_s) = (p.to_string(), t.to_string());
-            let v = run_json(
-                farm,
-                &[
-                    "run",
-                    "spin",
-                    "--range",
-                    &range,
-                    "--shard-size",
-                    "1",
-                    "--param",
-                    &param,
-                    "--workers",
-                    &p_s,
-                    "--threads",
-                    &t_s,
-                    "--json",
-                ],
-            )?;
-            let secs = v["elapsed_ms"].as_f64().context("elapsed_ms")? / 1000.0;
-            println!(
-                "   farm {p} workers x {t} threads: {secs:.2} s, efficiency {:.1} %, {:.1} % of the in-process limit",
-                100.0 * ideal / secs,
-                100.0 * limit / secs
-            );
-        }
-    }
-    Ok(())
-}
-
-/// The spin kernel over `shards` one-index shards on `threads` OS threads in this process.
-fn in_process_spin(ms: u64, shards: u64, threads: usize) -> Result<f64> {
-    use farm_worker::sdk::{CancelFlag, Kernel, ShardInput};
-    let params = Params::from_pairs([format!("ms={ms}")])?;
-    let prepared: Arc<dyn farm_worker::sdk::Prepared> =
-        Arc::from(farm_worker::kernels::spin::Spin.prepare(&params)?);
-    let next = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let (prepared, next) = (prepared.clone(), next.clone());
-            std::thread::spawn(move || {
-                let cancel = CancelFlag::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= shards {
-                        break;
-                    }
-                    let _ = prepared.run(&ShardInput { lo: i, hi: i + 1, input: None }, &cancel);
-                }
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().map_err(|_| anyhow::anyhow!("spin thread panicked"))?;
-    }
-    Ok(start.elapsed().as_secs_f64())
-}
-
 /// Figure 3: a one-shard job, submit to result, 1,000 times.
 async fn latency(farm: &Path) -> Result<()> {
     let master = Master::start(farm, &["--workers", "1", "--threads", "1"])?;
@@ -254,15 +185,29 @@ async fn memory(farm: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Figure 5: 500 workers, each a real gRPC session with 1 thread, simulated in this process.
+/// Figure 5: 500 workers, each a real gRPC session with 1 thread, simulated in this process,
+/// running 1,000,000 noop shards; then 2,000 such workers joining and running a job, none of
+/// which may be declared lost.
 async fn scale(farm: &Path, single: Option<f64>) -> Result<()> {
-    const WORKERS: usize = 500;
+    for workers in [500, 2000] {
+        let (rate, lost, kib) = simulated(farm, workers).await?;
+        let vs = single.map(|s| format!(", {:.0} % of figure 1", 100.0 * rate / s)).unwrap_or_default();
+        println!(
+            "5. scale: {workers} workers x 1 thread (one process, one gRPC session each): noop 1,000,000 shards at {rate:.0} shards/s{vs}; workers declared lost: {lost}; master memory {kib:.1} KiB per worker",
+        );
+    }
+    Ok(())
+}
+
+/// `workers` simulated one-thread workers on a fresh master run 1,000,000 noop shards: the
+/// rate, how many of them the master lost, and its memory per worker.
+async fn simulated(farm: &Path, workers: usize) -> Result<(f64, usize, f64)> {
     let master = Master::start(farm, &[])?;
     let mut client = Client::connect(&master.url).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle = rss_kib(master.pid())?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    for i in 0..WORKERS {
+    for i in 0..workers {
         let mut config = farm_worker::WorkerConfig::new(master.url.clone());
         config.threads = 1;
         config.name = format!("sim-{i}");
@@ -272,19 +217,40 @@ async fn scale(farm: &Path, single: Option<f64>) -> Result<()> {
             let _ = stopped.changed().await;
         }));
     }
-    let ids = wait_workers(&mut client, WORKERS).await?;
+    let ids = wait_workers(&mut client, workers).await?;
     let joined = rss_kib(master.pid())?;
     let ms = run_job(&mut client, noop(1_000_000)).await?;
     let rate = 1e6 / (ms as f64 / 1000.0);
     let after = client.workers().await?;
     let kept = after.iter().filter(|w| ids.contains(&w.worker)).count();
-    let vs = single.map(|s| format!(", {:.0} % of figure 1", 100.0 * rate / s)).unwrap_or_default();
-    println!(
-        "5. scale: {WORKERS} workers x 1 thread (one process, one gRPC session each): noop 1,000,000 shards at {rate:.0} shards/s{vs}; workers declared lost: {}; master memory {:.1} KiB per worker",
-        WORKERS - kept,
-        joined.saturating_sub(idle) as f64 / WORKERS as f64
-    );
     let _ = stop.send(true);
+    Ok((rate, workers - kept, joined.saturating_sub(idle) as f64 / workers as f64))
+}
+
+/// Figure 9: noop throughput with `--journal` (every outcome committed durably) against
+/// without (the temporary store), alternated three times.
+fn journal(farm: &Path) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("farm-bench-journal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut ratios = Vec::new();
+    for round in 0..3 {
+        let path = dir.join(format!("{round}.redb"));
+        let path = path.to_str().context("temp path is not UTF-8")?;
+        let base = ["run", "noop", "--range", "0..1000000", "--shard-size", "1", "--json"];
+        let local = ["--workers", "2", "--threads", "1"];
+        let on: Vec<&str> = base.iter().chain(&local).chain(&["--journal", path]).copied().collect();
+        let off: Vec<&str> = base.iter().chain(&local).copied().collect();
+        let ms = |args: &[&str]| -> Result<f64> {
+            run_json(farm, args)?["elapsed_ms"].as_f64().context("elapsed_ms")
+        };
+        let (on_ms, off_ms) = (ms(&on)?, ms(&off)?);
+        ratios.push(format!("{:.2} ({on_ms:.0} ms on, {off_ms:.0} ms off)", off_ms / on_ms));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "9. journal: noop 1,000,000 shards, 2 workers x 1 thread, throughput with --journal / without: {}",
+        ratios.join(", ")
+    );
     Ok(())
 }
 

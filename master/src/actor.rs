@@ -13,13 +13,13 @@ use task::CoreTask;
 
 use crate::core::{
     Core, CoreError, Counted, Demand, JobDef, JobDetail, JobId, JobView, JournalOp, Outbox,
-    Overview, ShardOutcome, ShardTask, Submission, WorkerId, WorkerSpec, WorkerView,
+    Overview, ShardTask, Submission, WorkerId, WorkerSpec, WorkerView,
 };
 use crate::metrics::{Metrics, ShardTally};
 use crate::store::JournalTx;
 use crate::tasks::Tasks;
 use farm_proto::pb;
-use farm_proto::session::{Assign, ShardRun, ToWorker};
+use farm_proto::session::{Assign, Results, ToWorker};
 /// The tests submit specs, through `use super::*`.
 #[cfg(test)]
 use farm_proto::JobSpec;
@@ -82,7 +82,7 @@ enum Cmd {
     Join(WorkerSpec, Vec<KernelDescriptor>, WorkerTx, oneshot::Sender<(WorkerId, LastHeard)>),
     Refused(WorkerId, JobId, String),
     Kinds(oneshot::Sender<Vec<KindInfo>>),
-    Results(WorkerId, Vec<(JobId, u64)>, Vec<(JobId, u64, ShardOutcome)>, Vec<ShardRun>),
+    Results(WorkerId, Results),
     Draining(WorkerId),
     Drain(WorkerId, oneshot::Sender<Result<WorkerView, CoreError>>),
     Left(WorkerId, String),
@@ -248,15 +248,10 @@ impl CoreHandle {
     pub async fn kinds(&self) -> Result<Vec<KindInfo>, Status> {
         self.ask(Cmd::Kinds).await
     }
-    /// A batch from a worker: shards it started, shard outcomes, and how some of them ran.
-    pub async fn results(
-        &self,
-        worker: WorkerId,
-        started: Vec<(JobId, u64)>,
-        batch: Vec<(JobId, u64, ShardOutcome)>,
-        runs: Vec<ShardRun>,
-    ) {
-        self.tell(Cmd::Results(worker, started, batch, runs)).await
+    /// A batch from a worker: shards it started, shard outcomes, how some of them ran and
+    /// what they cost.
+    pub async fn results(&self, worker: WorkerId, batch: Results) {
+        self.tell(Cmd::Results(worker, batch)).await
     }
     /// A worker session ended.
     pub async fn left(&self, worker: WorkerId, reason: String) {

@@ -113,6 +113,23 @@ fn require(
     move |req: tonic::Request<()>| gate.check(&req).map(|()| req)
 }
 
+/// Raises the soft limit on open files to the hard one: each worker session and client is a
+/// socket, and a common soft limit of 1,024 would refuse the 1,000th worker.
+fn raise_open_files() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max {
+            return;
+        }
+        let soft = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+            tracing::debug!(from = soft, to = limit.rlim_max, "raised the open files limit");
+        }
+    }
+}
+
 /// Serves on `listener` until `shutdown` resolves, then shuts down in order: health turns
 /// `NOT_SERVING` (so probes and load balancers stop sending work), every tracked task is
 /// signalled (the core's task ends each worker session and watch stream with `Unavailable`;
@@ -123,6 +140,7 @@ pub async fn serve(
     config: MasterConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), MasterError> {
+    raise_open_files();
     let mut builder = farm_net::server_builder(config.tls.clone())?;
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;

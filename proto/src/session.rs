@@ -150,6 +150,31 @@ pub struct Results {
     /// How shards in `done` ran: those of jobs that record runs, and those that logged
     /// something or failed.
     pub runs: Vec<ShardRun>,
+    /// Per job: what its shards in this batch cost the pool.
+    pub costs: Vec<JobCost>,
+}
+
+/// What one job's shards cost a worker's pool over one batch: the master sizes windows from it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobCost {
+    /// The job.
+    pub job_id: u64,
+    /// Shards that ran.
+    pub runs: u64,
+    /// Their pool-thread wall time, summed, in nanoseconds.
+    pub busy_ns: u64,
+}
+
+impl From<pb::JobCost> for JobCost {
+    fn from(c: pb::JobCost) -> Self {
+        JobCost { job_id: c.job_id, runs: c.runs, busy_ns: c.busy_ns }
+    }
+}
+
+impl From<JobCost> for pb::JobCost {
+    fn from(c: JobCost) -> Self {
+        pb::JobCost { job_id: c.job_id, runs: c.runs, busy_ns: c.busy_ns }
+    }
 }
 
 /// How one run of a shard ended.
@@ -330,6 +355,11 @@ impl From<ToMaster> for pb::WorkerMessage {
                     .map(|(job_id, shard)| pb::ShardRef { job_id, shard })
                     .collect(),
                 runs: r.runs.into_iter().map(pb::ShardRun::from).collect(),
+                costs: r
+                    .costs
+                    .into_iter()
+                    .map(pb::JobCost::from)
+                    .collect(),
             }),
             ToMaster::Draining => Out::Draining(pb::Draining {}),
             ToMaster::Refused { job_id, reason } => Out::Refused(pb::JobRefused { job_id, reason }),
@@ -377,6 +407,11 @@ impl TryFrom<pb::WorkerMessage> for ToMaster {
                     .collect::<Result<_, SpecError>>()?,
                 started: batch.started.into_iter().map(|s| (s.job_id, s.shard)).collect(),
                 runs: batch.runs.into_iter().map(ShardRun::from).collect(),
+                costs: batch
+                    .costs
+                    .into_iter()
+                    .map(JobCost::from)
+                    .collect(),
             }),
             Out::Draining(_) => ToMaster::Draining,
             Out::Refused(r) => ToMaster::Refused { job_id: r.job_id, reason: r.reason },

@@ -14,6 +14,7 @@ mod lifetime;
 mod listen;
 mod pool;
 mod registry;
+mod reports;
 pub mod sdk;
 mod session;
 mod tail;

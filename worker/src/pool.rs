@@ -1,6 +1,7 @@
 //! The worker's thread pool: exactly T OS threads that run kernels, so CPU work never touches
-//! the async runtime. Shards come in over a channel; outcomes go back to the session over
-//! another, as each shard finishes, with how the shard ran (its start, duration and log) when
+//! the async runtime. Shards come in over a channel; outcomes go back to the session's
+//! mailbox (`reports.rs`, which wakes the session only when it has something to decide), as
+//! each shard finishes, with how the shard ran (its start, duration and log) when
 //! the job records runs or the shard logged something or failed.
 
 use crate::sdk::{CancelFlag, KernelError, Output, Prepared, ShardInput};
@@ -10,7 +11,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc::UnboundedSender;
+use crate::reports::Reports;
 
 /// A job as the worker holds it: its prepared kernel and the flag that cancels its shards.
 pub(crate) struct JobEntry {
@@ -30,8 +31,8 @@ pub(crate) struct Work {
     pub shard: u64,
     pub job: Arc<JobEntry>,
     pub input: ShardInput,
-    /// The session that asked for it; a closed receiver means the session is gone.
-    pub reply: UnboundedSender<Report>,
+    /// The mailbox of the session that asked for it; a closed one means the session is gone.
+    pub reply: Arc<Reports>,
 }
 
 /// What the pool tells its session about a shard: that it started, then how it ended.
@@ -47,6 +48,8 @@ pub(crate) struct Finished {
     pub outcome: Result<Output, KernelError>,
     /// How it ran, when the master wants to know (see the module's doc); none if it never ran.
     pub run: Option<ShardRun>,
+    /// How long it ran on its pool thread; zero if it never ran.
+    pub busy: Duration,
 }
 
 /// A fixed set of OS threads. Dropping the pool lets the threads finish their current shard and
@@ -90,14 +93,16 @@ fn run(rx: Receiver<Work>, draining: Arc<AtomicBool>) {
         if work.reply.is_closed() {
             continue;
         }
+        let report = |r: Report| work.reply.push(r, rx.len());
         let finished = if work.job.cancel.is_cancelled() || draining.load(Ordering::Relaxed) {
             let outcome = Err(KernelError::Cancelled);
-            Finished { job_id: work.job_id, shard: work.shard, outcome, run: None }
+            let busy = Duration::ZERO;
+            Finished { job_id: work.job_id, shard: work.shard, outcome, run: None, busy }
         } else {
-            let _ = work.reply.send(Report::Started { job_id: work.job_id, shard: work.shard });
+            report(Report::Started { job_id: work.job_id, shard: work.shard });
             run_one(&work)
         };
-        let _ = work.reply.send(Report::Finished(finished));
+        report(Report::Finished(finished));
     }
 }
 
@@ -107,12 +112,13 @@ fn run_one(work: &Work) -> Finished {
     let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| work.job.prepared.run(&work.input, &cancel)))
         .unwrap_or_else(|panic| Err(KernelError::Failed(panic_message(&panic))));
+    let busy = started.elapsed();
     let (log, exit_code) = cancel.log().contents();
     let failed = matches!(outcome, Err(KernelError::Failed(_) | KernelError::TimedOut(_)));
     let wanted = work.job.record_runs || failed || !log.is_empty();
     // The wall clock is read only for a run that is reported: quiet shards cost one Instant.
     let run = (wanted && !matches!(outcome, Err(KernelError::Cancelled))).then(|| {
-        let took = started.elapsed();
+        let took = busy;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         ShardRun {
             job_id: work.job_id,
@@ -123,7 +129,7 @@ fn run_one(work: &Work) -> Finished {
             log,
         }
     });
-    Finished { job_id: work.job_id, shard: work.shard, outcome, run }
+    Finished { job_id: work.job_id, shard: work.shard, outcome, run, busy }
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
@@ -158,7 +164,8 @@ mod tests {
             timeout: None,
             record_runs: false,
         });
-        let (reply, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let reply = Arc::new(Reports::default());
+        let rx = reply.clone();
         for lo in 0..4 {
             let input = ShardInput { lo, hi: lo + 1, input: None };
             pool.submit(Work {
@@ -200,7 +207,8 @@ mod tests {
         let pool = Pool::new(2).expect("threads");
         let (prepared, cancel) = (Box::new(Logs), CancelFlag::new());
         let job = Arc::new(JobEntry { prepared, cancel, timeout: None, record_runs });
-        let (reply, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let reply = Arc::new(Reports::default());
+        let rx = reply.clone();
         for lo in 0..4 {
             let input = ShardInput { lo, hi: lo + 1, input: None };
             let reply = reply.clone();
@@ -246,7 +254,8 @@ mod tests {
         let timeout = Some(Duration::from_millis(50));
         let job =
             Arc::new(JobEntry { prepared, cancel: CancelFlag::new(), timeout, record_runs: false });
-        let (reply, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let reply = Arc::new(Reports::default());
+        let rx = reply.clone();
         let input = ShardInput { lo: 0, hi: 1, input: None };
         pool.submit(Work { job_id: 1, shard: 0, job, input, reply });
         let started = rx.recv().await;

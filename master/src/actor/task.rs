@@ -184,9 +184,8 @@ impl CoreTask {
             Cmd::Kinds(reply) => {
                 let _ = reply.send(self.catalog.list());
             }
-            Cmd::Results(worker, started, batch, runs) => {
-                core.shards_started(worker, started);
-                match core.results_with_runs(worker, batch, runs, now_std, fx) {
+            Cmd::Results(worker, results) => {
+                match core.batch(worker, results, now_std, fx) {
                     Ok(0) => {}
                     Ok(dropped) => {
                         debug!(

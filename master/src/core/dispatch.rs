@@ -2,6 +2,7 @@
 //! may have room ([`Dirty`]); [`Core::dispatch`] runs once per batch of events and fills them,
 //! so a burst of results costs one pass over the pending jobs, not one per event.
 
+use super::window::{window, Sizing};
 use super::{Core, JobDef, JobId, JobState, Outbox, ShardTask, WorkerId};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -57,12 +58,19 @@ impl Core {
         let mut tasks = Vec::new();
         let mut emptied = Vec::new();
         for &(prio, job_id) in &self.pending {
-            let mut free = w.capacity(job_id, &self.config).saturating_sub(w.assigned.len());
-            if free == 0 {
-                continue;
-            }
             let Some(job) = self.jobs.get_mut(&job_id) else { continue };
             if !w.kinds.contains(&job.spec.kind) {
+                continue;
+            }
+            let sizing = Sizing {
+                threads: w.spec.threads,
+                done: w.done,
+                cost: job.cost.per_shard(),
+                pending: job.pending(),
+                cluster_threads: self.cluster_threads,
+            };
+            let mut free = window(sizing, &self.config).saturating_sub(w.assigned.len());
+            if free == 0 {
                 continue;
             }
             if job.known_by.insert(worker) {

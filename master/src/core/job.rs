@@ -6,6 +6,7 @@
 
 use super::memory::{mib, Inputs, Meter, Submission, ENTRY_OVERHEAD, JOB_OVERHEAD};
 use super::ranges::Ranges;
+use super::window::ShardCost;
 use super::JobView;
 use super::{JobId, WorkerId};
 use farm_proto::{JobLimits, JobSource, JobSpec, Output, OutputShape, Params};
@@ -73,6 +74,8 @@ pub(crate) struct Job {
     pub waiting_since: Option<Instant>,
     /// Bytes of shard logs journaled for it, against `CoreConfig::shard_log_bytes`.
     pub log_bytes: usize,
+    /// What its shards cost a pool thread, as workers report it: sizes windows.
+    pub cost: ShardCost,
 }
 
 /// The byte limits a job's accumulator works under.
@@ -125,6 +128,7 @@ impl Job {
             reruns: 0,
             waiting_since: None,
             log_bytes: 0,
+            cost: ShardCost::default(),
         }
     }
 

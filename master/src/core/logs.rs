@@ -59,6 +59,7 @@ impl Core {
 mod tests {
     use super::super::{CoreConfig, OutputShape, ShardOutcome, WorkerSpec};
     use super::*;
+    use farm_proto::session::Results;
     use farm_proto::{JobSource, JobSpec, Output, Params};
     use std::time::Instant;
 
@@ -106,7 +107,8 @@ mod tests {
             (id, 9, ShardOutcome::Done(Output::Count(1))),
         ];
         let runs = vec![run(0, "hello\n"), run(2, &"x".repeat(500)), run(9, "stray")];
-        let dropped = core.results_with_runs(w, outcomes, runs, now, &mut out).expect("results");
+        let batch = Results { done: outcomes, runs, ..Results::default() };
+        let dropped = core.batch(w, batch, now, &mut out).expect("results");
         assert_eq!(dropped, 1);
         let logs: Vec<(u64, bool, &str, &str, bool)> = out
             .0

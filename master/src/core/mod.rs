@@ -6,8 +6,8 @@
 //! [`Core::dispatch`] once after a batch of events to hand out shards. One task in the master
 //! owns the core; tests drive it directly with a recording outbox and simulated workers.
 //!
-//! The files: `demand.rs` (the allocator's numbers), `worker.rs` (a worker session and its
-//! rates), `dispatch.rs` (handing out shards), `results.rs` (accepting outcomes), `limits.rs`
+//! The files: `demand.rs` (the allocator's numbers), `worker.rs` (a worker session),
+//! `window.rs` (how many shards a worker may hold), `dispatch.rs` (handing out shards), `results.rs` (accepting outcomes), `limits.rs`
 //! (submit validation), `job.rs` (a job, its lazy shards and its accumulator), `memory.rs`
 //! (packed inputs and the byte meter), `types.rs` (the vocabulary shared with the master),
 //! `overview.rs` (what the dashboard and metrics read), `timers.rs` (hold deadlines and retry
@@ -36,6 +36,7 @@ mod tests;
 mod timers;
 mod types;
 mod verify;
+mod window;
 mod worker;
 
 pub use demand::Demand;
@@ -95,6 +96,8 @@ pub struct Core {
     offered: HashMap<String, usize>,
     /// Jobs not yet ended whose kind no connected worker offers: they wait (`served.rs`).
     unserved: BTreeSet<JobId>,
+    /// Pool threads of every connected worker, for the tail's share (`window.rs`).
+    cluster_threads: u64,
 }
 
 impl Core {
@@ -115,6 +118,7 @@ impl Core {
             verifying: HashMap::new(),
             backoff: BTreeSet::new(),
             offered: HashMap::new(),
+            cluster_threads: 0,
             unserved: BTreeSet::new(),
         }
     }
@@ -167,6 +171,7 @@ impl Core {
         let id = self.next_worker;
         self.next_worker += 1;
         let worker = Worker::new(spec, now);
+        self.cluster_threads += u64::from(worker.spec.threads);
         self.offer(&worker.kinds, now, out);
         self.workers.insert(id, worker);
         self.dirty.worker(id);
@@ -202,6 +207,7 @@ impl Core {
         out: &mut impl Outbox,
     ) {
         let Some(w) = self.workers.remove(&worker) else { return };
+        self.cluster_threads = self.cluster_threads.saturating_sub(u64::from(w.spec.threads));
         // Gone: a job that ends below must not send it a cancel or a forget.
         for job in self.jobs.values_mut() {
             job.known_by.remove(&worker);
@@ -384,9 +390,6 @@ impl Core {
         self.unserved.remove(&job_id);
         job.waiting_since = None;
         self.active -= 1;
-        for w in self.workers.values_mut() {
-            w.rates.remove(&job_id);
-        }
         // Its backoff entries are skipped when they come due.
         self.verifying.remove(&job_id);
         job.end(state, error, now);

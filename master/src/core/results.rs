@@ -7,7 +7,7 @@ use super::verify::{sampled, Verdict};
 use super::{
     view, Core, CoreError, Counted, JobId, JobState, JournalOp, Outbox, ShardOutcome, WorkerId,
 };
-use farm_proto::session::ShardRun;
+use farm_proto::session::{JobCost, Results, ShardRun};
 use farm_proto::Output;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
@@ -24,6 +24,8 @@ struct Batch {
     completed: BTreeMap<JobId, usize>,
     /// Jobs whose progress changed and that are still going.
     touched: BTreeSet<JobId>,
+    /// What the worker says each job's shards cost it.
+    costs: Vec<JobCost>,
 }
 
 impl Core {
@@ -37,16 +39,32 @@ impl Core {
         now: Instant,
         out: &mut impl Outbox,
     ) -> Result<usize, CoreError> {
-        self.results_with_runs(worker, outcomes, Vec::new(), now, out)
+        self.accept(worker, outcomes, Vec::new(), Vec::new(), now, out)
     }
 
-    /// [`Core::results`], with how some of the shards ran (`runs`): each accepted outcome
-    /// with a run, and each accepted failure, keeps a log record (`logs.rs`).
-    pub fn results_with_runs(
+    /// A worker's whole batch ([`Results`]): the shards it started, its outcomes (as
+    /// [`Core::results`]), how some of them ran (each accepted outcome with a run, and each
+    /// accepted failure, keeps a log record, `logs.rs`) and what they cost (which sizes
+    /// windows, counted only for jobs with accepted completions in the batch).
+    pub fn batch(
+        &mut self,
+        worker: WorkerId,
+        results: Results,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) -> Result<usize, CoreError> {
+        let Results { done, started, runs, costs } = results;
+        self.shards_started(worker, started);
+        self.accept(worker, done, runs, costs, now, out)
+    }
+
+    /// Accepts a batch's outcomes; see [`Core::batch`].
+    fn accept(
         &mut self,
         worker: WorkerId,
         outcomes: impl IntoIterator<Item = (JobId, u64, ShardOutcome)>,
         runs: Vec<ShardRun>,
+        costs: Vec<JobCost>,
         now: Instant,
         out: &mut impl Outbox,
     ) -> Result<usize, CoreError> {
@@ -54,7 +72,7 @@ impl Core {
         let mut runs: HashMap<(JobId, u64), ShardRun> =
             runs.into_iter().map(|r| ((r.job_id, r.shard), r)).collect();
         w.last_seen = now;
-        let mut batch = Batch::default();
+        let mut batch = Batch { costs, ..Batch::default() };
         for (job_id, shard, outcome) in outcomes {
             let held = self.workers.get_mut(&worker).is_some_and(|w| w.release(job_id, shard));
             let Some(job) = self.jobs.get_mut(&job_id).filter(|_| held) else {
@@ -161,15 +179,19 @@ impl Core {
         self.end_job(job_id, JobState::Failed, Some(msg), now, out);
     }
 
-    /// After a batch: the worker's rates count its accepted completions, watchers of jobs
-    /// still going see their progress, and the worker is marked for dispatch.
+    /// After a batch: the worker's accepted completions earn it window, the costs of jobs
+    /// with accepted completions count, watchers of jobs still going see their progress, and
+    /// the worker is marked for dispatch.
     fn settle(&mut self, worker: WorkerId, batch: Batch, now: Instant, out: &mut impl Outbox) {
         if let Some(w) = self.workers.get_mut(&worker) {
-            for (job_id, n) in batch.completed {
-                w.done += n as u64;
-                if self.jobs.get(&job_id).is_some_and(|j| !j.state.is_final()) {
-                    w.rates.entry(job_id).or_default().observe(n, now);
-                }
+            w.done += batch.completed.values().map(|&n| n as u64).sum::<u64>();
+        }
+        for cost in &batch.costs {
+            if !batch.completed.contains_key(&cost.job_id) {
+                continue;
+            }
+            if let Some(job) = self.jobs.get_mut(&cost.job_id).filter(|j| !j.state.is_final()) {
+                job.cost.observe(cost);
             }
         }
         for job_id in batch.touched {

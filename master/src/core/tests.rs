@@ -2,10 +2,14 @@
 //! followed by a dispatch, as the master's task does after every drained batch.
 
 use super::*;
+use farm_proto::session::{JobCost, Results};
 use farm_proto::{JobSource, Output, Params};
 use proptest::prelude::*;
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
+
+/// One millisecond.
+const MS: Duration = Duration::from_millis(1);
 
 /// Records what the core sent; keeps each simulated worker's queue of assigned tasks. Tests
 /// take the messages they expect (`take`) and end with [`Rec::assert_quiet`]: nothing else
@@ -199,6 +203,28 @@ impl Sim {
             .collect::<Vec<_>>();
         self.results(worker, outcomes, now).unwrap_or(0)
     }
+    /// A whole batch from a worker, with its costs.
+    fn batch(&mut self, worker: WorkerId, results: Results, now: Instant) -> usize {
+        self.now = self.now.max(now);
+        let r = self.core.batch(worker, results, now, &mut self.rec).expect("batch");
+        self.dispatched(r)
+    }
+    /// Like `complete`, reporting that each shard cost `cost`.
+    fn complete_costing(&mut self, worker: WorkerId, n: usize, cost: Duration, now: Instant) {
+        let q = self.rec.queues.entry(worker).or_default();
+        let tasks: Vec<_> = q.drain(..n.min(q.len())).collect();
+        let busy_ns = cost.as_nanos() as u64 * tasks.len() as u64;
+        let costs = tasks
+            .first()
+            .map(|t| JobCost { job_id: t.job_id, runs: tasks.len() as u64, busy_ns })
+            .into_iter()
+            .collect();
+        let done = tasks
+            .iter()
+            .map(|t| (t.job_id, t.shard, ShardOutcome::Done(Output::Count(t.hi - t.lo))))
+            .collect();
+        self.batch(worker, Results { done, costs, ..Results::default() }, now);
+    }
     fn status(&self, job: JobId, now: Instant) -> JobView {
         self.core.status(job, now).expect("job exists")
     }
@@ -348,23 +374,26 @@ fn a_lost_workers_shards_run_elsewhere_and_its_late_results_are_dropped() {
 }
 
 #[test]
-fn a_worker_that_completes_shards_quickly_gets_a_bigger_window_and_a_slow_one_does_not() {
+fn a_job_of_cheap_shards_gets_deep_windows_and_a_job_of_costly_ones_does_not() {
     let (mut sim, t0) = sim();
-    let fast = sim.join(worker(1), t0);
-    let slow = sim.join(worker(1), t0);
-    sim.submit(spec("noop", 0, 100_000_000, 1, 0), t0).expect("submit");
-    // The fast worker answers every 100 µs, the slow one every 10 ms, for 40 and 200 ms.
+    let w = sim.join(worker(1), t0);
+    let cheap = sim.submit(spec("noop", 0, 100_000_000, 1, 0), t0).expect("submit");
+    // Shards of 100 us, answered as they run, for 40 ms.
     for i in 1..=400u32 {
-        sim.complete(fast, usize::MAX, t0 + Duration::from_micros(100) * i);
+        sim.complete_costing(w, usize::MAX, Duration::from_micros(100), t0 + i * MS / 10);
     }
+    let window = sim.rec.queued(w);
+    let target = CoreConfig::default().queue_target.as_micros() as usize / 100;
+    assert_eq!(window, target + 1, "the queue target of work plus the running shard");
+    sim.cancel(cheap, t0 + 50 * MS).expect("cancel");
+    sim.rec.queues.clear();
+    // A job of 100 ms shards keeps threads + prefetch.
+    let w = sim.join(worker(1), t0 + 50 * MS);
+    sim.submit(spec("noop", 0, 1000, 1, 0), t0 + 50 * MS).expect("submit");
     for i in 1..=20u32 {
-        sim.complete(slow, usize::MAX, t0 + Duration::from_millis(10) * i);
+        sim.complete_costing(w, usize::MAX, 100 * MS, t0 + 50 * MS + i * 100 * MS);
     }
-    let fast_window = sim.rec.queued(fast);
-    let slow_window = sim.rec.queued(slow);
-    assert!(fast_window > 50, "fast worker window {fast_window}");
-    assert_eq!(slow_window, 2, "slow worker keeps threads + prefetch");
-    assert!(fast_window <= CoreConfig::default().max_window);
+    assert_eq!(sim.rec.queued(w), 2, "a costly job keeps threads + prefetch");
 }
 
 #[test]
@@ -387,7 +416,10 @@ fn only_accepted_completions_grow_a_window() {
         let mine = sim.rec.queues.get_mut(&w).expect("queue").drain(..);
         batch
             .extend(mine.map(|t| (t.job_id, t.shard, ShardOutcome::Cancelled)).collect::<Vec<_>>());
-        sim.results(w, batch, t0 + Duration::from_micros(100) * i).expect("results");
+        // It also claims they cost next to nothing, which would deepen an earned window.
+        let costs = vec![JobCost { job_id: job, runs: batch.len() as u64, busy_ns: 1 }];
+        let results = Results { done: batch, costs, ..Results::default() };
+        sim.batch(w, results, t0 + Duration::from_micros(100) * i);
     }
     assert_eq!(sim.rec.queued(w), 2, "the window stays at threads + prefetch");
     assert_eq!(sim.status(job, t0).done, 1);

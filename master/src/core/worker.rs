@@ -1,19 +1,9 @@
 //! A worker session as the core tracks it: what it holds and since when, what it said it
-//! started, whether it is suspect, and how fast it completes each job's shards, which sizes its
-//! window.
+//! started, and whether it is suspect. How many shards it may hold is `window.rs`.
 
-use super::{CoreConfig, JobId, WorkerId, WorkerSpec, WorkerView};
+use super::{JobId, WorkerId, WorkerSpec, WorkerView};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
-
-/// A new worker's window, before it has completed anything: it grows by one per accepted
-/// completion (doubling per round trip), so a worker that claims 4,096 threads and never
-/// answers holds only this many shards.
-pub(crate) const SLOW_START: usize = 4;
-
-/// Completions are counted over spans at least this long before they update a worker's rate,
-/// so two batches arriving back to back do not look like a very fast worker.
-const RATE_SPAN: Duration = Duration::from_millis(20);
 
 /// One connected worker session.
 #[derive(Debug)]
@@ -44,8 +34,6 @@ pub(crate) struct Worker {
     pub draining: bool,
     /// Why it takes no new shards: it held a shard past its deadline (hoarding, or hung).
     pub suspect: Option<String>,
-    /// Per job: how fast it completes that job's shards, which sizes its window for the job.
-    pub rates: HashMap<JobId, Rate>,
 }
 
 /// One shard a worker holds: when, and in which order, it got it.
@@ -55,36 +43,6 @@ pub(crate) struct Hold {
     pub seq: u64,
     /// When it was assigned, to reclaim it after the hold limit.
     pub since: Instant,
-}
-
-/// Shards of one job a worker completes per second: a moving average over spans of at least
-/// `RATE_SPAN`. Only accepted completions count, so a worker sending stray, duplicate or
-/// cancelled replies does not look fast.
-#[derive(Debug, Default)]
-pub(crate) struct Rate {
-    /// The current estimate; zero until the first full span.
-    per_sec: f64,
-    /// The span being counted: when it started and the completions seen since.
-    span: Option<(Instant, usize)>,
-}
-
-impl Rate {
-    /// Counts `n` accepted completions that arrived at `now`.
-    pub fn observe(&mut self, n: usize, now: Instant) {
-        let Some((start, count)) = self.span else {
-            self.span = Some((now, n));
-            return;
-        };
-        let count = count + n;
-        let elapsed = now.saturating_duration_since(start);
-        if elapsed < RATE_SPAN {
-            self.span = Some((start, count));
-            return;
-        }
-        let sample = count as f64 / elapsed.as_secs_f64();
-        self.per_sec = if self.per_sec == 0.0 { sample } else { 0.7 * self.per_sec + 0.3 * sample };
-        self.span = Some((now, 0));
-    }
 }
 
 impl Worker {
@@ -103,21 +61,7 @@ impl Worker {
             done: 0,
             draining: false,
             suspect: None,
-            rates: HashMap::new(),
         }
-    }
-
-    /// Shards it may hold while taking shards of `job`: its threads plus prefetch, or more if
-    /// it completes that job's shards so fast that a bigger window is needed to keep
-    /// `queue_target` of work queued on it. Measured per job, so a fast job's window does not
-    /// carry over to a slow one. Either way at most [`SLOW_START`] plus the shards it has
-    /// completed: a window is earned with answers, not claimed with a thread count.
-    pub fn capacity(&self, job: JobId, config: &CoreConfig) -> usize {
-        let fixed = self.spec.threads as usize * (1 + config.prefetch_per_thread as usize);
-        let rate = self.rates.get(&job).map_or(0.0, |r| r.per_sec);
-        let adaptive = (rate * config.queue_target.as_secs_f64()) as usize;
-        let earned = SLOW_START.saturating_add(usize::try_from(self.done).unwrap_or(usize::MAX));
-        fixed.max(adaptive.min(config.max_window)).min(earned)
     }
 
     /// Records that it now holds `shard` of `job`, since `now`.

@@ -100,6 +100,7 @@ fn worker_messages_round_trip() {
                 exit_code: Some(3),
                 log: "warning: x\n".into(),
             }],
+            costs: vec![JobCost { job_id: 9, runs: 3, busy_ns: 2_500_000 }],
         }),
         ToMaster::Draining,
         ToMaster::Refused { job_id: 7, reason: "bad param ms".into() },

@@ -1,9 +1,12 @@
 //! The `spin` kernel: burns a fixed amount of this thread's CPU time per index.
 //!
-//! Parameter `ms` (default 10). For each index the kernel busy-loops until the calling
-//! thread's CPU clock (`CLOCK_THREAD_CPUTIME_ID`) has advanced by `ms` milliseconds. Because it
-//! measures CPU time rather than wall time, an oversubscribed worker cannot finish faster than
-//! the work really takes. The cancel flag is checked on every pass of the loop.
+//! Parameters `ms` (default 10) and `us` (default 0): for each index the kernel busy-loops
+//! until the calling thread's CPU clock (`CLOCK_THREAD_CPUTIME_ID`) has advanced by `ms`
+//! milliseconds plus `us` microseconds (`ms=0 us=100` for 100 us). With `vary=V` (default 1),
+//! index i costs that times a factor from 1 to V picked by a hash of i, so costs differ
+//! V-fold in a way every run repeats (the benchmarks' uneven jobs). Because it measures CPU
+//! time rather than wall time, an oversubscribed worker cannot finish faster than the work
+//! really takes. The cancel flag is checked on every pass of the loop.
 //! The output is `Output::Count(number of indices done)`.
 
 use crate::kernels::params::Indices;
@@ -22,31 +25,53 @@ impl Kernel for Spin {
     }
 
     fn describe(&self) -> KernelDescriptor {
-        let help = "burns ms milliseconds of the thread's own CPU time per index";
+        let help = "burns ms milliseconds (plus us microseconds) of the thread's own CPU time per index";
         let ms = ParamSpec::uint("ms", 10, 0, u64::MAX / 1_000_000, "CPU milliseconds per index");
-        KernelDescriptor::new(self.name(), OutputShape::Count, help).param(ms)
+        let us = ParamSpec::uint("us", 0, 0, 1_000_000, "CPU microseconds per index, added to ms");
+        let vary = ParamSpec::uint("vary", 1, 1, 1000, "index i costs 1 to vary times as much");
+        KernelDescriptor::new(self.name(), OutputShape::Count, help).param(ms).param(us).param(vary)
     }
 
     fn prepare(&self, params: &Params) -> Result<Box<dyn Prepared>, KernelError> {
-        // The descriptor's bound keeps the product in range.
-        let nanos = params.uint("ms")?.saturating_mul(1_000_000);
-        Ok(Box::new(PreparedSpin { nanos }))
+        // Saturating: a cost past 584 years is as good as forever.
+        let nanos =
+            params.uint("ms")?.saturating_mul(1_000_000).saturating_add(params.uint("us")? * 1000);
+        Ok(Box::new(PreparedSpin { nanos, vary: params.uint("vary")? }))
     }
 }
 
 struct PreparedSpin {
+    /// CPU nanoseconds of an index of factor 1.
     nanos: u64,
+    /// Factors run from 1 to this.
+    vary: u64,
+}
+
+impl PreparedSpin {
+    /// What index `i` costs: the base times a factor from 1 to `vary`, by a hash of `i`
+    /// (splitmix64's finalizer), the same on every run.
+    fn cost(&self, i: u64) -> u64 {
+        if self.vary <= 1 {
+            return self.nanos;
+        }
+        let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        self.nanos.saturating_mul(1 + z % self.vary)
+    }
 }
 
 impl Prepared for PreparedSpin {
     fn run(&self, shard: &ShardInput, cancel: &CancelFlag) -> Result<Output, KernelError> {
         cancel.check()?;
         let indices = Indices::of(shard)?;
-        for _ in indices.iter() {
+        for i in indices.iter() {
+            let nanos = self.cost(i);
             let start = thread_cpu_nanos();
             loop {
                 cancel.check()?;
-                if thread_cpu_nanos().saturating_sub(start) >= self.nanos {
+                if thread_cpu_nanos().saturating_sub(start) >= nanos {
                     break;
                 }
                 for _ in 0..64 {
@@ -107,8 +132,29 @@ mod tests {
         );
         assert_eq!(
             prepare_checked(&Spin, &params(&[("secs", "1")])).err(),
-            Some(KernelError::BadParam("unknown param secs for kernel spin; known: ms".into()))
+            Some(KernelError::BadParam(
+                "unknown param secs for kernel spin; known: ms, us, vary".into()
+            ))
         );
+    }
+
+    #[test]
+    fn microseconds_and_uneven_costs() {
+        let job = prepare_checked(&Spin, &params(&[("ms", "0"), ("us", "300")])).unwrap();
+        let before = thread_cpu_nanos();
+        assert_eq!(job.run(&range(0, 10), &CancelFlag::default()), Ok(Output::Count(10)));
+        assert!(thread_cpu_nanos() - before >= 3_000_000);
+        let even = PreparedSpin { nanos: 1000, vary: 1 };
+        assert!((0..100).all(|i| even.cost(i) == 1000));
+        let uneven = PreparedSpin { nanos: 1000, vary: 10 };
+        let costs: Vec<u64> = (0..1000).map(|i| uneven.cost(i)).collect();
+        assert_eq!(costs, (0..1000).map(|i| uneven.cost(i)).collect::<Vec<_>>(), "repeatable");
+        assert!(costs.iter().all(|&c| (1000..=10_000).contains(&c) && c % 1000 == 0));
+        // Every factor from 1 to 10 turns up, each about a tenth of the time.
+        for k in 1..=10 {
+            let n = costs.iter().filter(|&&c| c == 1000 * k).count();
+            assert!((50..=150).contains(&n), "factor {k}: {n} of 1000");
+        }
     }
 
     #[test]

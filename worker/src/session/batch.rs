@@ -3,9 +3,9 @@
 
 use crate::pool::Finished;
 use crate::sdk::KernelError;
-use farm_proto::session::{Results, ShardOutcome, ShardRun};
+use farm_proto::session::{JobCost, Results, ShardOutcome, ShardRun};
 use std::collections::HashSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Most entries (outcomes and starts) sent in one result message.
 pub(super) const MAX_BATCH: usize = 4096;
@@ -26,6 +26,8 @@ pub(super) struct Batch {
     started: Vec<(u64, u64)>,
     /// How finished shards ran, for their logs.
     runs: Vec<ShardRun>,
+    /// Per job, what the finished shards cost the pool (few jobs at a time: a short list).
+    costs: Vec<JobCost>,
     /// Bytes the batch will take on the wire, about.
     bytes: usize,
     /// When the oldest report in it arrived: it waits at most the coalescing delay from then.
@@ -55,6 +57,21 @@ impl Batch {
         self.bytes += ENTRY_BYTES;
     }
 
+    /// A shard ran for `busy` on a pool thread (reported before it is [`Batch::finished`]).
+    pub fn cost(&mut self, job_id: u64, busy: Duration) {
+        let busy_ns = u64::try_from(busy.as_nanos()).unwrap_or(u64::MAX);
+        match self.costs.iter_mut().find(|c| c.job_id == job_id) {
+            Some(c) => {
+                c.runs += 1;
+                c.busy_ns = c.busy_ns.saturating_add(busy_ns);
+            }
+            None => {
+                self.bytes += ENTRY_BYTES;
+                self.costs.push(JobCost { job_id, runs: 1, busy_ns });
+            }
+        }
+    }
+
     /// A shard ended (or was never run).
     pub fn finished(&mut self, now: Instant, job_id: u64, shard: u64, outcome: ShardOutcome) {
         self.opened.get_or_insert(now);
@@ -71,12 +88,12 @@ impl Batch {
     /// Everything waiting, as one message; the batch is empty again. A shard that started and
     /// finished within the batch is reported done only, so short shards cost nothing extra.
     pub fn take(&mut self) -> Results {
-        let Batch { done, mut started, runs, .. } = std::mem::take(self);
+        let Batch { done, mut started, runs, costs, .. } = std::mem::take(self);
         if !started.is_empty() && !done.is_empty() {
             let finished: HashSet<(u64, u64)> = done.iter().map(|d| (d.0, d.1)).collect();
             started.retain(|s| !finished.contains(s));
         }
-        Results { done, started, runs }
+        Results { done, started, runs, costs }
     }
 }
 

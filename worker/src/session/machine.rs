@@ -24,9 +24,13 @@ mod jobs;
 /// A peer that does not welcome the worker within this long is given up on (for a listening
 /// worker, it would otherwise hold the worker for nothing).
 pub(crate) const WELCOME_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest a finished shard's result waits to travel with others (only while the worker has
-/// more work queued than it is running).
+/// How long a finished shard's result waits to travel with others while the worker has more
+/// work queued than it is running, but not much: the master must hear soon to refill it.
 pub(crate) const COALESCE: Duration = Duration::from_millis(1);
+/// How long results wait while the shards queued here keep every thread busy for at least as
+/// long. Fewer, larger messages leave more of the machine to the kernels; the master keeps
+/// more than this much work queued on a worker (its queue target), so none runs dry waiting.
+pub(crate) const COALESCE_MAX: Duration = Duration::from_millis(25);
 /// How long the master gets to close its side after the worker closed its own, and how long a
 /// drain may outlast its timeout while cancelled shards come back.
 pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -153,6 +157,9 @@ pub(crate) struct Session {
     batch: Batch,
     /// Since when no shard has been in flight (`None` while some are), for the idle timeout.
     idle_since: Option<Instant>,
+    /// What a shard costs the pool, on average lately: with the queue's length, how long the
+    /// threads stay busy without a refill.
+    shard_cost: Duration,
 }
 
 impl Session {
@@ -172,6 +179,7 @@ impl Session {
             in_flight: 0,
             batch: Batch::default(),
             idle_since: Some(now),
+            shard_cost: Duration::ZERO,
         }
     }
 
@@ -234,7 +242,7 @@ impl Session {
     pub fn next_wake(&self) -> Option<Instant> {
         let running = |extra: Option<Instant>| {
             let silence = self.last_heard + self.heartbeat * SILENT_PERIODS;
-            let coalesce = self.batch.opened().map(|at| at + COALESCE);
+            let coalesce = self.batch.opened().map(|at| at + self.hold());
             [Some(silence), Some(self.next_heartbeat), coalesce, extra].into_iter().flatten().min()
         };
         match self.phase {
@@ -305,6 +313,11 @@ impl Session {
                     self.idle_since = Some(now);
                 }
                 let (job_id, shard) = (finished.job_id, finished.shard);
+                if !finished.busy.is_zero() {
+                    self.batch.cost(job_id, finished.busy);
+                    // A moving average over about the last eight shards.
+                    self.shard_cost = (self.shard_cost * 7 + finished.busy) / 8;
+                }
                 if let Some(run) = finished.run.take() {
                     self.batch.run(run);
                 }
@@ -329,9 +342,9 @@ impl Session {
             self.next_heartbeat = now + self.heartbeat;
         }
         // While shards are still queued here beyond the running ones, the master is in no hurry
-        // for this batch: wait a moment for more to finish, so short shards cost fewer
-        // messages. A worker about to run dry reports at once.
-        let due = self.batch.opened().is_some_and(|at| now >= at + COALESCE);
+        // for this batch: wait for more to finish, so short shards cost fewer messages. A
+        // worker about to run dry reports at once.
+        let due = self.batch.opened().is_some_and(|at| now >= at + self.hold());
         if !self.batch.is_empty() && (due || self.in_flight <= self.config.threads) {
             out.push(Action::Send(ToMaster::Results(self.batch.take())));
         }
@@ -354,6 +367,37 @@ impl Session {
                 self.close(now, out);
             }
         }
+    }
+
+    /// How long the open batch may wait for more reports: [`COALESCE_MAX`] while the shards
+    /// queued beyond the running ones keep every thread busy at least that long, else
+    /// [`COALESCE`]. (With nothing queued, `poll_running` sends at once.)
+    fn hold(&self) -> Duration {
+        let threads = self.config.threads.max(1);
+        let queued = self.in_flight.saturating_sub(threads);
+        let runway = self.shard_cost.saturating_mul(u32::try_from(queued).unwrap_or(u32::MAX));
+        if runway / threads as u32 >= COALESCE_MAX {
+            COALESCE_MAX
+        } else {
+            COALESCE
+        }
+    }
+
+    /// Whether reports wait in a batch (the session's timer is set to send it).
+    pub fn batch_open(&self) -> bool {
+        !self.batch.is_empty()
+    }
+
+    /// With this many shards or fewer queued in the pool, the session wants to hear of every
+    /// report at once: below it, the queue no longer keeps each thread busy for
+    /// [`COALESCE_MAX`], so the master must be told soon. Before any cost is known, always.
+    pub fn low_water(&self) -> usize {
+        let cost = self.shard_cost.as_nanos();
+        if cost == 0 {
+            return usize::MAX;
+        }
+        let busy = COALESCE_MAX.as_nanos() * self.config.threads.max(1) as u128;
+        usize::try_from(busy.div_ceil(cost)).unwrap_or(usize::MAX)
     }
 
     fn start_drain(&mut self, now: Instant, out: &mut Vec<Action>) {

@@ -17,8 +17,9 @@ mod tests;
 
 pub(crate) use machine::End;
 
-use crate::pool::{Pool, Report, Work};
+use crate::pool::{Pool, Work};
 use crate::registry::Registry;
+use crate::reports::Reports;
 use crate::WorkerConfig;
 use farm_proto::pb;
 use farm_proto::session::{Register, ToMaster, ToWorker};
@@ -26,6 +27,7 @@ use machine::{Action, Config, Event, Session};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::{Stream, StreamExt};
@@ -79,8 +81,10 @@ pub(crate) async fn run_session<F: Future<Output = ()>>(
     shutdown: &mut Pin<&mut F>,
 ) -> (bool, End) {
     let Link { mut inbound, tx, .. } = link;
-    let (reply, mut reports) = mpsc::unbounded_channel::<Report>();
-    let mut edge = Edge { tx: Some(tx), reply, pool };
+    let reports = Arc::new(Reports::default());
+    // However the session ends, the pool skips its queued shards and keeps no reports.
+    let _closed = CloseOnDrop(reports.clone());
+    let mut edge = Edge { tx: Some(tx), reply: reports.clone(), pool };
     let start = now();
     let stop_at =
         config.lifetime.stop_at(start, std::time::SystemTime::now(), config.drain_timeout);
@@ -94,6 +98,8 @@ pub(crate) async fn run_session<F: Future<Output = ()>>(
     // A shutdown future that has fired must not be polled again (the session then always
     // ends as a shutdown, so the caller never polls it either).
     let mut stopping = false;
+    // Reports came in after the last look and will not wake the session: look again at once.
+    let mut waiting = false;
     let timer = tokio::time::sleep_until(far_future());
     tokio::pin!(timer);
     loop {
@@ -107,23 +113,22 @@ pub(crate) async fn run_session<F: Future<Output = ()>>(
                 Some(Event::Shutdown)
             }
             msg = inbound.next() => Some(stream_event(msg)),
-            Some(report) = reports.recv() => Some(Event::Pool(report)),
+            _ = reports.woken() => None,
+            _ = std::future::ready(()), if waiting => None,
             _ = &mut timer => None,
         };
         let now = now();
         let mut actions = VecDeque::new();
         if let Some(event) = event {
-            let is_report = matches!(event, Event::Pool(_));
             actions.extend(session.handle(now, event));
-            // What else the pool has reported goes into the same batch before the machine
-            // decides whether to send it (a batch's worth at most, so the stream is read too).
-            let more = if is_report { batch::MAX_BATCH } else { 0 };
-            for _ in 0..more {
-                let Ok(report) = reports.try_recv() else { break };
-                actions.extend(session.handle(now, Event::Pool(report)));
-            }
+        }
+        // Whatever the pool has reported goes into the batch before the machine decides
+        // whether to send it (reports wake the session only when it must decide soon).
+        for report in reports.take() {
+            actions.extend(session.handle(now, Event::Pool(report)));
         }
         actions.extend(session.poll(now));
+        waiting = reports.arm(session.low_water(), session.batch_open());
         if let Some(end) = edge.execute(&mut session, now, actions).await {
             return (session.welcomed(), end);
         }
@@ -135,7 +140,7 @@ struct Edge<'a> {
     /// Messages to the master; `None` once the worker has closed its side.
     tx: Option<mpsc::Sender<pb::WorkerMessage>>,
     /// Where the pool reports on the shards this session hands it.
-    reply: mpsc::UnboundedSender<Report>,
+    reply: Arc<Reports>,
     /// The worker's threads.
     pool: &'a Pool,
 }
@@ -174,6 +179,15 @@ impl Edge<'_> {
             }
         }
         None
+    }
+}
+
+/// Closes a session's mailbox when the session's driver returns.
+struct CloseOnDrop(Arc<Reports>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::batch::{MAX_BATCH, MAX_OUTPUT_BYTES};
 use super::machine::WELCOME_TIMEOUT;
-use super::machine::{Action, Config, End, Event, Session, Task, CLOSE_TIMEOUT, COALESCE};
+use super::machine::{Action, Config, End, Event, Session, Task, CLOSE_TIMEOUT, COALESCE, COALESCE_MAX};
 use crate::pool::{Finished, Report};
 use crate::registry::Registry;
 use crate::sdk::{KernelError, Output};
@@ -86,10 +86,20 @@ impl Rig {
         shard: u64,
         outcome: Result<Output, KernelError>,
     ) -> Vec<Action> {
-        self.handle(
-            offset,
-            Event::Pool(Report::Finished(Finished { job_id, shard, outcome, run: None })),
-        )
+        self.finish_after(offset, job_id, shard, outcome, Duration::ZERO)
+    }
+
+    /// The pool reports a shard's outcome at `offset`, after it ran for `busy`.
+    fn finish_after(
+        &mut self,
+        offset: Duration,
+        job_id: u64,
+        shard: u64,
+        outcome: Result<Output, KernelError>,
+        busy: Duration,
+    ) -> Vec<Action> {
+        let finished = Finished { job_id, shard, outcome, run: None, busy };
+        self.handle(offset, Event::Pool(Report::Finished(finished)))
     }
 }
 
@@ -210,6 +220,31 @@ fn results_wait_a_moment_only_while_more_is_queued_than_running() {
     // The worker is about to run dry: a result goes out at once.
     rig.finish(ms(20), 1, 2, Ok(Output::Count(1)));
     assert_eq!(results(&rig.poll(ms(20)))[0].done.len(), 1);
+}
+
+#[test]
+fn results_wait_longer_while_the_queue_keeps_the_threads_busy_and_carry_their_cost() {
+    let mut rig = Rig::welcomed(1);
+    rig.assign(1, "spin", &["ms=10"], 12);
+    // Each shard costs 10 ms; after the first, ten wait behind the running one: 100 ms of work.
+    // (Their reports come 2 ms apart here; only their cost matters.)
+    for shard in 0..8 {
+        rig.finish_after(ms(10 + 2 * shard), 1, shard, Ok(Output::Count(1)), ms(10));
+    }
+    // The batch opened at 10 ms and the queue still holds more than COALESCE_MAX of work (three
+    // shards, 30 ms), so it waits the long hold rather than the short one.
+    assert!(results(&rig.poll(ms(10) + COALESCE)).is_empty(), "no short hold with a long queue");
+    assert!(results(&rig.poll(ms(24))).is_empty());
+    let sent = rig.poll(ms(10) + COALESCE_MAX);
+    let batches = results(&sent);
+    assert_eq!(batches.len(), 1);
+    assert_eq!(batches[0].done.len(), 8);
+    let cost = &batches[0].costs;
+    assert_eq!((cost.len(), cost[0].job_id, cost[0].runs), (1, 1, 8));
+    assert_eq!(cost[0].busy_ns, 80_000_000);
+    // Now three are in flight (two queued, 20 ms of work): short holds again.
+    rig.finish_after(ms(40), 1, 8, Ok(Output::Count(1)), ms(10));
+    assert_eq!(rig.session.next_wake(), Some(rig.at(ms(40)) + COALESCE));
 }
 
 #[test]
