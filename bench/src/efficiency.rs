@@ -8,7 +8,7 @@ use crate::procs::run_json;
 use anyhow::{Context, Result};
 use farm_proto::Params;
 use farm_worker::kernels::spin::Spin;
-use farm_worker::sdk::{CancelFlag, Kernel, Prepared, ShardInput};
+use farm_worker::sdk::{prepare_checked, CancelFlag, Prepared, ShardInput};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -72,7 +72,7 @@ fn farm_run(farm: &Path, row: &Row, p: u32, t: u32) -> Result<f64> {
 /// this process, each taking the next shard from a shared counter; the elapsed seconds.
 fn in_process(params: &[&str], shards: u64, threads: usize) -> Result<f64> {
     let params = Params::from_pairs(params.iter().copied())?;
-    let prepared: Arc<dyn Prepared> = Arc::from(Spin.prepare(&params)?);
+    let prepared: Arc<dyn Prepared> = Arc::from(prepare_checked(&Spin, &params)?);
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let handles: Vec<_> = (0..threads)
