@@ -7,6 +7,7 @@
 //! ```
 
 mod dashboard;
+mod exec;
 mod procs;
 mod wasm;
 
@@ -42,9 +43,13 @@ enum Figure {
     Startup,
     Wasm,
     Dashboard,
+    Exec,
 }
 
 fn main() -> Result<()> {
+    if let Some(code) = exec::spin_child() {
+        std::process::exit(code);
+    }
     let args = Args::parse();
     let farm = farm_path(args.farm)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -75,6 +80,9 @@ fn main() -> Result<()> {
     }
     if want(Figure::Dashboard) {
         rt.block_on(dashboard::dashboard(&farm))?;
+    }
+    if want(Figure::Exec) {
+        exec::exec(&farm, cores)?;
     }
     Ok(())
 }
