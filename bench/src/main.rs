@@ -8,6 +8,7 @@
 
 mod dashboard;
 mod efficiency;
+mod exec;
 mod procs;
 mod wasm;
 
@@ -42,9 +43,13 @@ enum Figure {
     Wasm,
     Dashboard,
     Journal,
+    Exec,
 }
 
 fn main() -> Result<()> {
+    if let Some(code) = exec::spin_child() {
+        std::process::exit(code);
+    }
     let args = Args::parse();
     let farm = farm_path(args.farm)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -78,6 +83,9 @@ fn main() -> Result<()> {
     }
     if want(Figure::Journal) {
         journal(&farm)?;
+    }
+    if want(Figure::Exec) {
+        exec::exec(&farm, cores)?;
     }
     Ok(())
 }

@@ -128,8 +128,10 @@ impl WorkerArgs {
 /// Runs a worker as `args` say, offering `registry`'s kernels (plus `exec` with
 /// `--allow-exec`): it dials the master, or with `--listen` waits for masters to dial it,
 /// until Ctrl-C or SIGTERM has drained it (in-flight shards finish within the drain timeout,
-/// the rest go back to the master).
+/// the rest go back to the master). Programs `exec` still runs when it returns are killed.
 pub async fn run(args: WorkerArgs, mut registry: Registry) -> Result<(), WorkerError> {
+    // However this ends (drained, master lost, an error, a panic), exec's programs die with it.
+    let _programs = kernels::KillProgramsOnExit;
     let config = args.config()?;
     if args.allow_exec {
         registry.register(kernels::exec_kernel());

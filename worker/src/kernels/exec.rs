@@ -9,15 +9,20 @@
 //! a signal killed it. A run that exits with another code than 0 fails the shard (its error
 //! names the code and ends with the program's last stderr bytes), so the job's retries apply;
 //! with `allow_fail=true` every run counts and the output lists every exit code. The output is
-//! `Output::Exec` with one run per index, in order. On cancellation the running program is
-//! killed and the shard returns `Cancelled`.
+//! `Output::Exec` with one run per index, in order. On cancellation the running program's
+//! process group is killed and the shard returns `Cancelled`.
+//!
+//! A run costs the pool thread no sleep and no helper thread: the program is started with
+//! posix_spawn, and one `poll` waits on its pipes and a pidfd (`exec_wait.rs`, `exec_io.rs`).
+//! A worker that leaves kills the programs still running (`exec_groups.rs`, which also says
+//! what a SIGKILL of the worker leaves behind).
 
-use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc::{Receiver, TryRecvError};
-use std::time::Duration;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, ExitStatus, Stdio};
 
-use crate::kernels::exec_io::{read_stdout, tee_stderr};
+use crate::kernels::exec_groups::Group;
+use crate::kernels::exec_io::Pipes;
+use crate::kernels::exec_wait::{self, ExitWatch};
 use crate::kernels::params::index_texts;
 use crate::sdk::{
     CancelFlag, ExecRun, Kernel, KernelDescriptor, KernelError, Output, OutputShape, ParamSpec,
@@ -30,8 +35,6 @@ use farm_proto::kernel::quote;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Exec;
 
-/// The longest pause between two polls of a running program.
-const MAX_POLL: Duration = Duration::from_millis(5);
 /// Bytes of a run's stderr kept for its error (the shard's log keeps 64 KiB of it).
 const STDERR_TAIL: usize = 4 << 10;
 /// Bytes of a failed run's stderr quoted in the shard's error.
@@ -112,100 +115,58 @@ fn failure(program: &str, index: &str, code: i32, stderr: &Tail) -> String {
     )
 }
 
-/// Runs `args[0]` with the rest as arguments, polling until it exits or `cancel` is set; the
-/// run and the last bytes of its stderr.
+/// Runs `args[0]` with the rest as arguments until it exits and both its pipes reach their
+/// end, or `cancel` is set; the run and the last bytes of its stderr.
 fn run_one(args: &[String], cancel: &CancelFlag) -> Result<(ExecRun, Tail), KernelError> {
-    use std::os::unix::process::CommandExt;
     let program = &args[0];
-    let mut command = Command::new(program);
-    command
+    // No `pre_exec`: std then starts the program with posix_spawn (vfork), not fork, whose
+    // cost grows with the worker's memory. Its own process group, so a cancel stops
+    // everything it started (`sh -c '…; sleep'`).
+    let mut child = Command::new(program)
         .args(&args[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        // Its own process group, so a cancel stops everything it started (`sh -c '…; sleep'`).
-        .process_group(0);
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent. The program is
-    // killed if the pool thread that started it dies with its worker.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = command.spawn().map_err(|e| {
-        KernelError::Failed(format!("cannot start program {}: {e}", quote(program)))
-    })?;
-    let mut pipes = Pipes {
-        stdout: read_stdout(child.stdout.take()),
-        stderr: tee_stderr(child.stderr.take(), STDERR_TAIL, cancel.log().clone()),
-        captured: None,
-        tail: None,
+        .process_group(0)
+        .spawn()
+        .map_err(|e| {
+            KernelError::Failed(format!("cannot start program {}: {e}", quote(program)))
+        })?;
+    let group = Group::register(child.id());
+    let cannot_wait =
+        |e: std::io::Error| format!("cannot wait for program {}: {e}", quote(program));
+    let log = cancel.log().clone();
+    let watched = Pipes::new(child.stdout.take(), child.stderr.take(), STDERR_TAIL, log)
+        .and_then(|pipes| Ok((pipes, ExitWatch::new(child.id())?)));
+    let (mut pipes, mut exit) = match watched {
+        Ok(watched) => watched,
+        Err(e) => return Err(stop(child, group, KernelError::Failed(cannot_wait(e)))),
     };
-    let mut status: Option<ExitStatus> = None;
-    let mut pause = Duration::from_micros(100);
-    loop {
-        if let Err(stop) = cancel.check() {
-            if status.is_none() {
-                // Kill errors mean it already exited; wait reaps it either way.
-                // SAFETY: killpg on the group this child leads (its pid, not yet reaped).
-                unsafe {
-                    libc::killpg(child.id() as libc::pid_t, libc::SIGKILL);
-                }
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-            // The reader threads end on their own once every writer of the pipes is gone.
-            return Err(stop);
+    // The run ends once the program has exited and both pipes are at their end, so a
+    // background process that keeps them open holds the run until it closes them (or the
+    // shard is cancelled, which kills the whole group, that process too).
+    while !(exit.exited() && pipes.done()) {
+        if let Err(stopped) = cancel.check() {
+            return Err(stop(child, group, stopped));
         }
-        if status.is_none() {
-            status = child.try_wait().map_err(|e| {
-                KernelError::Failed(format!("cannot wait for program {}: {e}", quote(program)))
-            })?;
+        if let Err(e) = exec_wait::step(&mut pipes, &mut exit) {
+            return Err(stop(child, group, KernelError::Failed(cannot_wait(e))));
         }
-        // The pipes are asked only once the program ended: `poll` hands their contents over,
-        // and a poll before the exit status was known dropped a stderr tail already read.
-        if let Some((status, (stdout, tail))) = status.and_then(|s| Some((s, pipes.poll()?))) {
-            let run = ExecRun { exit_code: exit_code(status), stdout };
-            return Ok((run, tail));
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(MAX_POLL);
     }
+    // Out of the registry before it is reaped: its pid may be reused after that.
+    drop(group);
+    let status = child.wait().map_err(|e| KernelError::Failed(cannot_wait(e)))?;
+    let (stdout, tail) = pipes.finish();
+    Ok((ExecRun { exit_code: exit_code(status), stdout }, tail))
 }
 
-/// A running program's pipes, each read to its end on a helper thread.
-struct Pipes {
-    stdout: Receiver<Vec<u8>>,
-    stderr: Receiver<Tail>,
-    /// Its whole stdout, once read.
-    captured: Option<Vec<u8>>,
-    /// The last bytes of its stderr, once read.
-    tail: Option<Tail>,
-}
-
-impl Pipes {
-    /// Its stdout (lossy UTF-8) and stderr tail once both pipes reached their end.
-    fn poll(&mut self) -> Option<(String, Tail)> {
-        if self.captured.is_none() {
-            match self.stdout.try_recv() {
-                Ok(bytes) => self.captured = Some(bytes),
-                Err(TryRecvError::Empty) => {}
-                Err(TryRecvError::Disconnected) => self.captured = Some(Vec::new()),
-            }
-        }
-        if self.tail.is_none() {
-            match self.stderr.try_recv() {
-                Ok(t) => self.tail = Some(t),
-                Err(TryRecvError::Empty) => {}
-                Err(TryRecvError::Disconnected) => self.tail = Some(Tail::new(0)),
-            }
-        }
-        let stdout = String::from_utf8_lossy(self.captured.as_deref()?).into_owned();
-        Some((stdout, self.tail.take()?))
-    }
+/// Kills the program's whole group, reaps the program and hands back `why`.
+fn stop(mut child: Child, group: Group, why: KernelError) -> KernelError {
+    group.kill();
+    drop(group);
+    // The leader was killed with its group; wait reaps it (an error means it is gone).
+    let _ = child.wait();
+    why
 }
 
 /// The exit code, or minus the signal number when a signal ended the program.
@@ -220,6 +181,7 @@ fn exit_code(status: ExitStatus) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::exec_groups::tests::{ended, wait_for};
     use crate::kernels::params::tests::{assert_stops_when_cancelled, line, params, range};
     use crate::sdk::prepare_checked;
 
@@ -356,5 +318,32 @@ mod tests {
     fn cancelled() {
         let job = prepare_checked(&Exec, &params(&[("cmd", "sleep 30")])).unwrap();
         assert_stops_when_cancelled(job.as_ref(), &range(0, 3));
+    }
+
+    #[test]
+    fn a_background_process_holding_stdout_holds_the_run_until_it_closes_it() {
+        let cmd = "sh -c '(sleep 0.2; echo late) & echo early'";
+        let Ok(Output::Exec(runs)) = run(cmd, range(0, 1)) else {
+            panic!("expected exec output");
+        };
+        let mut lines: Vec<&str> = runs[0].stdout.lines().collect();
+        lines.sort();
+        assert_eq!((runs[0].exit_code, lines), (0, vec!["early", "late"]));
+    }
+
+    #[test]
+    fn a_cancel_kills_a_background_process_left_holding_the_pipes() {
+        let file = std::env::temp_dir().join(format!("farm-exec-bg-{}", std::process::id()));
+        let cmd = format!("sh -c 'sleep 30 & echo $! > {}'", file.display());
+        let job = prepare_checked(&Exec, &params(&[("cmd", &cmd)])).expect("prepare");
+        let cancel = CancelFlag::new();
+        let setter = cancel.clone();
+        let running = std::thread::spawn(move || job.run(&range(0, 1), &setter));
+        let sleep = wait_for(|| std::fs::read_to_string(&file).ok()?.trim().parse::<u32>().ok());
+        let sleep = sleep.expect("the background sleep's pid");
+        cancel.cancel();
+        assert_eq!(running.join().expect("run"), Err(KernelError::Cancelled));
+        assert!(wait_for(|| ended(sleep).then_some(())).is_some(), "sleep {sleep} survived");
+        let _ = std::fs::remove_file(file);
     }
 }

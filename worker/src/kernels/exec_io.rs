@@ -1,60 +1,121 @@
 //! The `exec` kernel's pipes: its program's stdout read whole, and its stderr passed on to the
 //! worker's own stderr and to the shard's log, while its last bytes are kept for the error of
 //! a failed run.
-//! Each pipe is read on a helper thread, so a chatty program cannot block on a full pipe while
-//! the pool thread polls it.
+//!
+//! Both pipes are non-blocking and read on the pool thread that runs the program, in the one
+//! `poll(2)` loop that also waits for the program to exit (see `exec_wait.rs`): a chatty
+//! program never blocks on a full pipe, and no thread is started per run.
 
 use crate::sdk::ShardLog;
 use crate::tail::Tail;
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::process::{ChildStderr, ChildStdout};
-use std::sync::mpsc::{self, Receiver};
 
-/// Reads the child's whole stdout; the bytes arrive on the returned channel at end of file.
-pub fn read_stdout(out: Option<ChildStdout>) -> Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel();
-    match out {
-        Some(mut out) => {
-            std::thread::spawn(move || {
-                let mut bytes = Vec::new();
-                // A read error keeps what was read so far.
-                let _ = out.read_to_end(&mut bytes);
-                let _ = tx.send(bytes);
-            });
-        }
-        None => {
-            let _ = tx.send(Vec::new());
-        }
-    }
-    rx
+/// Bytes asked of a pipe per read: a whole pipe buffer (64 KiB on Linux).
+const READ_CHUNK: usize = 64 << 10;
+
+/// A running program's two pipes, each open until its end of file.
+pub(crate) struct Pipes {
+    /// Its stdout, until end of file.
+    stdout: Option<File>,
+    /// Its stderr, until end of file.
+    stderr: Option<File>,
+    /// Its stdout so far.
+    captured: Vec<u8>,
+    /// The last bytes of its stderr so far.
+    tail: Tail,
+    /// The shard's log, which gets its stderr too.
+    log: ShardLog,
+    /// Where each read lands before it is passed on.
+    buf: Vec<u8>,
 }
 
-/// Copies the child's stderr to the worker's stderr and to the shard's `log` as it comes, and
-/// keeps its last `cap` bytes; the tail arrives on the returned channel at end of file.
-pub fn tee_stderr(err: Option<ChildStderr>, cap: usize, log: ShardLog) -> Receiver<Tail> {
-    let (tx, rx) = mpsc::channel();
-    let mut tail = Tail::new(cap);
-    match err {
-        Some(mut err) => {
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 8192];
-                loop {
-                    match err.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            // The worker's stderr may be closed; the tail is kept all the same.
-                            let _ = std::io::stderr().write_all(&buf[..n]);
-                            tail.push(&buf[..n]);
-                            log.write(&buf[..n]);
-                        }
-                    }
-                }
-                let _ = tx.send(tail);
-            });
-        }
-        None => {
-            let _ = tx.send(tail);
+impl Pipes {
+    /// Takes the child's pipes, made non-blocking; the stderr tail keeps `cap` bytes. A pipe
+    /// that cannot be made non-blocking is an error (a read on it could stall the loop).
+    pub(crate) fn new(
+        stdout: Option<ChildStdout>,
+        stderr: Option<ChildStderr>,
+        cap: usize,
+        log: ShardLog,
+    ) -> std::io::Result<Pipes> {
+        Ok(Pipes {
+            stdout: stdout.map(|p| non_blocking(p.into())).transpose()?,
+            stderr: stderr.map(|p| non_blocking(p.into())).transpose()?,
+            captured: Vec::new(),
+            tail: Tail::new(cap),
+            log,
+            buf: vec![0; READ_CHUNK],
+        })
+    }
+
+    /// The descriptors still open, stdout first, for `poll`.
+    pub(crate) fn fds(&self) -> [Option<RawFd>; 2] {
+        [self.stdout.as_ref().map(|f| f.as_raw_fd()), self.stderr.as_ref().map(|f| f.as_raw_fd())]
+    }
+
+    /// Whether both pipes reached their end.
+    pub(crate) fn done(&self) -> bool {
+        self.stdout.is_none() && self.stderr.is_none()
+    }
+
+    /// Reads what the stdout pipe holds now; closes it at end of file (or on a read error,
+    /// keeping what was read, as a blocking reader would).
+    pub(crate) fn read_stdout(&mut self) {
+        if let Some(pipe) = self.stdout.as_mut() {
+            if drain(pipe, &mut self.buf, |bytes| self.captured.extend_from_slice(bytes)) {
+                self.stdout = None;
+            }
         }
     }
-    rx
+
+    /// Reads what the stderr pipe holds now, passing it on to the worker's stderr, the shard's
+    /// log and the tail; closes it at end of file (or on a read error).
+    pub(crate) fn read_stderr(&mut self) {
+        let (tail, log) = (&mut self.tail, &self.log);
+        if let Some(pipe) = self.stderr.as_mut() {
+            let at_end = drain(pipe, &mut self.buf, |bytes| {
+                // The worker's stderr may be closed; the tail is kept all the same.
+                let _ = std::io::stderr().write_all(bytes);
+                tail.push(bytes);
+                log.write(bytes);
+            });
+            if at_end {
+                self.stderr = None;
+            }
+        }
+    }
+
+    /// The whole stdout (lossy UTF-8) and the stderr tail.
+    pub(crate) fn finish(self) -> (String, Tail) {
+        (String::from_utf8_lossy(&self.captured).into_owned(), self.tail)
+    }
+}
+
+/// Reads `pipe` into `buf` until it would block, handing each chunk to `sink`; whether the
+/// pipe is finished (end of file, or a read error).
+fn drain(pipe: &mut File, buf: &mut [u8], mut sink: impl FnMut(&[u8])) -> bool {
+    loop {
+        match pipe.read(buf) {
+            Ok(0) => return true,
+            Ok(n) => sink(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// The pipe `fd` as a file in non-blocking mode.
+fn non_blocking(fd: OwnedFd) -> std::io::Result<File> {
+    let raw = fd.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own; no memory is passed.
+    let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(File::from(fd))
 }

@@ -1,7 +1,9 @@
 //! The built-in kernels of the farm worker and the registry functions that list them.
 
 pub mod exec;
+mod exec_groups;
 mod exec_io;
+mod exec_wait;
 pub mod hashchain;
 pub mod mandelbrot;
 pub mod noop;
@@ -12,6 +14,7 @@ pub mod sleep;
 pub mod spin;
 
 use crate::sdk::Kernel;
+pub use exec_groups::{kill_running_programs, KillProgramsOnExit};
 
 /// Every built-in kernel except `exec`, which runs arbitrary programs and is opt-in.
 pub fn builtin() -> Vec<Box<dyn Kernel>> {

@@ -1,0 +1,73 @@
+//! End to end: a worker that leaves takes the programs `exec` runs with it, the program and
+//! everything in its process group, whether it drains on SIGTERM or exits with a lost master.
+
+use farm_tests::*;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A file the test's program writes its shell's pid to (its process group's id).
+fn pid_file(master: &Master) -> PathBuf {
+    std::env::temp_dir().join(format!("{}-exec.pid", master.tag))
+}
+
+/// Submits one `exec` shard whose shell writes its pid to `file`, then waits for `sleep 30`
+/// in the background; the shell's pid, which is its process group's id, once written.
+fn start_program(master: &Master, file: &Path) -> u32 {
+    let cmd = format!("cmd=sh -c 'echo $$ > {}; sleep 30 & wait'", file.display());
+    master.submit(&["exec", "--range", "0..1", "--param", &cmd]);
+    let pgid = wait_for(WAIT, || std::fs::read_to_string(file).ok()?.trim().parse().ok());
+    let pgid = pgid.expect("the program wrote its pid");
+    // Its background sleep is in the group too before the worker is stopped.
+    let both = wait_until(WAIT, || group_members(pgid).len() >= 2);
+    assert!(both, "the shell and its sleep run: {:?}", group_members(pgid));
+    pgid
+}
+
+/// Live processes (not zombies) of process group `pgid`.
+fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // After the command's ")": state, ppid, pgrp.
+            let fields: Vec<&str> =
+                stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+            fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()
+        })
+        .collect()
+}
+
+/// Asserts the group `pgid` empties within the wait bound.
+fn assert_group_gone(pgid: u32) {
+    let gone = wait_until(Duration::from_secs(15), || group_members(pgid).is_empty());
+    assert!(gone, "left running in group {pgid}: {:?}", group_members(pgid));
+}
+
+#[test]
+fn a_worker_stopped_by_sigterm_leaves_no_program_running() {
+    let master = Master::start(&[]);
+    let mut worker = master.worker(&["--threads", "1", "--allow-exec", "--drain-timeout", "1s"]);
+    master.wait_workers(1);
+    let file = pid_file(&master);
+    let pgid = start_program(&master, &file);
+    worker.signal(libc::SIGTERM);
+    let status = worker.wait(WAIT).expect("the worker exits after its drain timeout");
+    assert!(status.success(), "{status:?}");
+    assert_group_gone(pgid);
+    let _ = std::fs::remove_file(file);
+}
+
+#[test]
+fn a_worker_that_exits_with_its_lost_master_leaves_no_program_running() {
+    let mut master = Master::start(&[]);
+    let mut worker = master.worker(&["--threads", "1", "--allow-exec", "--exit-with-master"]);
+    master.wait_workers(1);
+    let file = pid_file(&master);
+    let pgid = start_program(&master, &file);
+    master.proc.signal(libc::SIGKILL);
+    let _ = master.proc.wait(WAIT);
+    worker.wait(WAIT).expect("the worker exits with its master");
+    assert_group_gone(pgid);
+    let _ = std::fs::remove_file(file);
+}
