@@ -10,6 +10,11 @@
 //! let job = client.submit(spec).await?;
 //! let status = client.wait(job.job, |_| {}).await?;
 //! println!("{}", status.result);
+//! // Or both in one call, the quickest way to a small job's result:
+//! let spec = JobSpec::new("primes", JobSource::Range { start: 0, end: 100, shard_size: 100 },
+//!     Params::default(), 0).expect("valid spec");
+//! let status = client.run(spec, None).await?;
+//! println!("{}", status.result);
 //! # Ok(()) }
 //! ```
 
@@ -174,6 +179,27 @@ impl Client {
             protocol_version: farm_proto::PROTOCOL_VERSION,
         };
         Ok(self.farm.submit(self.req(req)?).await?.into_inner().into())
+    }
+
+    /// Submits a job and waits for it to end, in one call (the `Run` RPC): returns its final
+    /// status, a failed or cancelled one included. With `wait`, returns after that long at
+    /// most, with the status of a job still queued or running (follow it with
+    /// [`Client::wait`]). Unlike [`Client::wait`] it does not ride through a lost master: the
+    /// call fails, and the job, once submitted, goes on.
+    pub async fn run(
+        &mut self,
+        spec: JobSpec,
+        wait: Option<std::time::Duration>,
+    ) -> Result<JobStatus> {
+        // 0 on the wire means "until it ends": a zero wait is sent as the shortest one.
+        let wait_ms = wait.map_or(0, |w| u64::try_from(w.as_millis()).unwrap_or(u64::MAX).max(1));
+        let req = pb::RunRequest {
+            spec: Some(spec.into()),
+            protocol_version: farm_proto::PROTOCOL_VERSION,
+            wait_ms,
+        };
+        let status = self.farm.run(self.req(req)?).await?;
+        Ok(status.into_inner().try_into()?)
     }
 
     /// A job's events: progress, shard outputs if `shard_results`, and the final status last.

@@ -1,15 +1,18 @@
 //! The gRPC services: thin adapters that unpack a request, hand it to the core's task and map
 //! the answer (or the error, in one place) to the wire.
 
-use crate::actor::{CoreHandle, SubmitError, Subscription};
+mod run;
+mod watch;
+
+use crate::actor::{CoreHandle, SubmitError};
 use crate::catalog::KindError;
 use crate::core::{CoreError, JobState, JobView, Submission, WorkerView};
 use crate::modules::{ModuleError, Modules};
 use crate::store::Store;
-use farm_proto::pb::{self, farm_service_server::FarmService, job_event::Event};
+use farm_proto::pb::{self, farm_service_server::FarmService};
 use farm_proto::{
-    AllocQueueSpec, DialedBy, JobEvent, JobSpec, JobStatus, JsonText, OutputShape, Progress,
-    Submitted, WorkerInfo, LIST_RESULT_BYTES,
+    AllocQueueSpec, DialedBy, JobSpec, JobStatus, JsonText, OutputShape, Submitted, WorkerInfo,
+    LIST_RESULT_BYTES,
 };
 use std::pin::Pin;
 use tokio::sync::mpsc;
@@ -162,6 +165,42 @@ impl Farm {
         Ok(Some((hash.clone(), info.shape)))
     }
 
+    /// Checks a submission (protocol version, spec, wasm module) and queues its job; returns
+    /// once the submission is committed to the journal. Submit and Run share it, so they
+    /// refuse the same things with the same codes.
+    async fn submit_spec(
+        &self,
+        spec: Option<pb::JobSpec>,
+        protocol_version: u32,
+    ) -> Result<Submitted, Status> {
+        let ours = farm_proto::PROTOCOL_VERSION;
+        if protocol_version != 0 && protocol_version != ours {
+            return Err(Status::failed_precondition(format!(
+                "client speaks protocol version {protocol_version}, this master speaks {ours}"
+            )));
+        }
+        let spec = spec.ok_or_else(|| Status::invalid_argument("spec is missing"))?;
+        let module = self.wasm_module(&spec)?;
+        // Checking and packing millions of input lines (and freeing their strings) is CPU
+        // work: it runs on a blocking thread, neither here nor on the core's task.
+        let sub = tokio::task::spawn_blocking(move || {
+            let sub = JobSpec::try_from(spec).map(Submission::new).map_err(|e| e.to_string());
+            if sub.as_ref().is_ok_and(|s| s.bytes() > TRIM_AFTER) {
+                crate::alloc::give_back_freed_memory();
+            }
+            sub
+        })
+        .await
+        .map_err(|e| Status::internal(format!("packing the job's inputs failed: {e}")))?
+        .map_err(Status::invalid_argument)?;
+        let shape = module.as_ref().map(|(_, shape)| *shape);
+        let (job_id, shards) = self.core.submit_as(sub, shape).await?.map_err(submit_status)?;
+        if let Some((hash, _)) = module {
+            self.modules.pin(job_id, &hash);
+        }
+        Ok(Submitted { job: job_id, shards })
+    }
+
     /// Checks that job `job` succeeded with a list result, and waits until all of it is
     /// committed to the store.
     async fn list_result(&self, job: u64) -> Result<(), Status> {
@@ -191,34 +230,13 @@ impl FarmService for Farm {
         &self,
         req: Request<pb::SubmitRequest>,
     ) -> Result<Response<pb::SubmitResponse>, Status> {
-        let req = req.into_inner();
-        let ours = farm_proto::PROTOCOL_VERSION;
-        if req.protocol_version != 0 && req.protocol_version != ours {
-            return Err(Status::failed_precondition(format!(
-                "client speaks protocol version {}, this master speaks {ours}",
-                req.protocol_version
-            )));
-        }
-        let spec = req.spec.ok_or_else(|| Status::invalid_argument("spec is missing"))?;
-        let module = self.wasm_module(&spec)?;
-        // Checking and packing millions of input lines (and freeing their strings) is CPU
-        // work: it runs on a blocking thread, neither here nor on the core's task.
-        let sub = tokio::task::spawn_blocking(move || {
-            let sub = JobSpec::try_from(spec).map(Submission::new).map_err(|e| e.to_string());
-            if sub.as_ref().is_ok_and(|s| s.bytes() > TRIM_AFTER) {
-                crate::alloc::give_back_freed_memory();
-            }
-            sub
-        })
-        .await
-        .map_err(|e| Status::internal(format!("packing the job's inputs failed: {e}")))?
-        .map_err(Status::invalid_argument)?;
-        let shape = module.as_ref().map(|(_, shape)| *shape);
-        let (job_id, shards) = self.core.submit_as(sub, shape).await?.map_err(submit_status)?;
-        if let Some((hash, _)) = module {
-            self.modules.pin(job_id, &hash);
-        }
-        Ok(Response::new(Submitted { job: job_id, shards }.into()))
+        let pb::SubmitRequest { spec, protocol_version } = req.into_inner();
+        let submitted = self.submit_spec(spec, protocol_version).await?;
+        Ok(Response::new(submitted.into()))
+    }
+
+    async fn run(&self, req: Request<pb::RunRequest>) -> Result<Response<pb::JobStatus>, Status> {
+        Ok(Response::new(run::run(self, req.into_inner()).await?.into()))
     }
 
     type WatchStream = EventStream;
@@ -231,7 +249,9 @@ impl FarmService for Farm {
             .await?
             .ok_or_else(|| status(CoreError::NoSuchJob(req.job_id)))?;
         let (tx, rx) = mpsc::channel(64);
-        self.core.tasks().spawn(format!("watch of job {}", req.job_id), forward_events(sub, tx));
+        self.core
+            .tasks()
+            .spawn(format!("watch of job {}", req.job_id), watch::forward_events(sub, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -372,75 +392,6 @@ impl FarmService for Farm {
     ) -> Result<Response<pb::ListKindsResponse>, Status> {
         let kinds = self.core.kinds().await?.iter().map(pb::KindInfo::from).collect();
         Ok(Response::new(pb::ListKindsResponse { kinds }))
-    }
-}
-
-/// Turns a subscription into the events of a `Watch` stream: progress while the job runs, shard
-/// results if asked, and the final status last.
-async fn forward_events(sub: Subscription, tx: mpsc::Sender<Result<pb::JobEvent, Status>>) {
-    let Subscription { mut status, mut shards, overflowed } = sub;
-    let fell_behind = || {
-        Err(Status::resource_exhausted(
-            "watcher fell behind: shard results were dropped; watch without them",
-        ))
-    };
-    let event = |e: Event| Ok(pb::JobEvent { event: Some(e) });
-    let progress = |v: &JobView| {
-        let waiting = v.waiting.clone();
-        let p = Progress { done: v.done, total: v.total, in_flight: v.in_flight, waiting };
-        Ok(JobEvent::Progress(p).into())
-    };
-    let first = status.borrow_and_update().clone();
-    if !first.state.is_final() && tx.send(progress(&first)).await.is_err() {
-        return;
-    }
-    loop {
-        let current = status.borrow().clone();
-        if current.state.is_final() {
-            // Every shard result was queued before the final status: pass them on first.
-            if let Some(rx) = shards.as_mut() {
-                while let Ok((shard, output)) = rx.try_recv() {
-                    let result = pb::ShardResult { shard, output: Some(output) };
-                    if tx.send(event(Event::Shard(result))).await.is_err() {
-                        return;
-                    }
-                }
-            }
-            let last = if overflowed.load(std::sync::atomic::Ordering::Relaxed) {
-                fell_behind()
-            } else {
-                Ok(JobEvent::Finished(job_status(current)).into())
-            };
-            let _ = tx.send(last).await;
-            return;
-        }
-        tokio::select! {
-            biased;
-            shard = async { shards.as_mut()?.recv().await }, if shards.is_some() => match shard {
-                Some((shard, output)) => {
-                    let result = pb::ShardResult { shard, output: Some(output) };
-                    if tx.send(event(Event::Shard(result))).await.is_err() {
-                        return;
-                    }
-                }
-                None if status.borrow().state.is_final() => shards = None,
-                None => {
-                    let _ = tx.send(fell_behind()).await;
-                    return;
-                }
-            },
-            changed = status.changed() => {
-                if changed.is_ok() {
-                    let v = status.borrow_and_update().clone();
-                    if !v.state.is_final() && tx.send(progress(&v)).await.is_err() {
-                        return;
-                    }
-                } else if !status.borrow().state.is_final() {
-                    let _ = tx.send(Err(Status::unavailable("master is shutting down"))).await;
-                    return;
-                }
-            }
-        }
     }
 }
 

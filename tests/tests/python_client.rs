@@ -1,5 +1,6 @@
 //! Any language can submit jobs: the Python client in examples/python, generated from
-//! proto/farm.proto with grpcio-tools, submits a job to a real master and streams its results.
+//! proto/farm.proto with grpcio-tools, submits a job to a real master and streams its results,
+//! and runs one with the single submit-and-wait call (`--run`).
 
 use farm_tests::*;
 use std::process::{Command, Stdio};
@@ -14,7 +15,7 @@ fn python_with_grpc_tools() -> bool {
 }
 
 #[test]
-fn the_generated_python_client_submits_and_streams_a_job() {
+fn the_generated_python_client_submits_and_streams_a_job_and_runs_one() {
     if !python_with_grpc_tools() {
         // CI installs them (.ci/run); there the test must run, not skip.
         assert!(
@@ -25,11 +26,49 @@ fn the_generated_python_client_submits_and_streams_a_job() {
         return;
     }
     let master = Master::start(&["--workers", "1", "--threads", "2", "--token", "py-t"]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/python/farm_client.py");
+    // Long enough (about 1 s) that the watch, opened after the submit, sees shards finish.
+    let v = python_client(&master, &["spin", "0", "200", "1", "--param", "ms=10"]);
+    assert_eq!(v["state"], "succeeded");
+    assert_eq!(v["result"], 200);
+    assert_eq!(v["shards"], 200);
+    assert_eq!(v["shards_seen_twice"], 0);
+    assert!(v["shard_results_seen"].as_u64().is_some_and(|n| n > 0 && n <= 200), "{v}");
+
+    // One Run call: the final status, with its result, and no shard results.
+    let v = python_client(&master, &["--run", "primes", "0", "1000", "100"]);
+    assert_eq!(v["call"], "run");
+    assert_eq!(v["state"], "succeeded");
+    assert_eq!(v["result"], 168);
+    assert_eq!(v["shards"], 10);
+    assert!(v["shard_results_seen"].is_null(), "{v}");
+
+    // The latency script (bench/python_latency.py) runs in both modes; its figures are for
+    // the bench, only its shape is checked here.
+    for mode in ["watch", "run"] {
+        let v = python(
+            &master,
+            "/../bench/python_latency.py",
+            &["--n", "20", "--warmup", "2", "--mode", mode],
+        );
+        assert_eq!((v["n"].as_u64(), v["mode"].as_str()), (Some(20), Some(mode)), "{v}");
+        let (p50, max) = (v["p50_ms"].as_f64(), v["max_ms"].as_f64());
+        assert!(p50.zip(max).is_some_and(|(p50, max)| 0.0 < p50 && p50 <= max), "{v}");
+    }
+}
+
+/// Runs examples/python/farm_client.py against `master` with `args`; its JSON line.
+fn python_client(master: &Master, args: &[&str]) -> serde_json::Value {
+    python(master, "/../examples/python/farm_client.py", args)
+}
+
+/// Runs the Python script at `path` (from this crate's folder) against `master` with `args`;
+/// its JSON line, once it exited 0.
+fn python(master: &Master, path: &str, args: &[&str]) -> serde_json::Value {
+    let script = format!("{}{path}", env!("CARGO_MANIFEST_DIR"));
     let addr = master.url.trim_start_matches("http://").to_string();
     let mut child = Command::new("python3")
-        // Long enough (about 1 s) that the watch, opened after the submit, sees shards finish.
-        .args([script, "--master", &addr, "spin", "0", "200", "1", "--param", "ms=10"])
+        .args([script.as_str(), "--master", &addr])
+        .args(args)
         .env("FARM_TOKEN", "py-t")
         .env("FARM_TEST_TAG", &master.tag)
         .stdout(Stdio::piped())
@@ -41,10 +80,5 @@ fn the_generated_python_client_submits_and_streams_a_job() {
     }
     let out = child.wait_with_output().expect("output");
     assert!(out.status.success(), "{out:?}");
-    let v = json(&out);
-    assert_eq!(v["state"], "succeeded");
-    assert_eq!(v["result"], 200);
-    assert_eq!(v["shards"], 200);
-    assert_eq!(v["shards_seen_twice"], 0);
-    assert!(v["shard_results_seen"].as_u64().is_some_and(|n| n > 0 && n <= 200), "{v}");
+    json(&out)
 }

@@ -1,0 +1,82 @@
+//! The `Watch` stream: a job's subscription turned into events.
+
+use crate::actor::Subscription;
+use crate::core::JobView;
+use farm_proto::pb::{self, job_event::Event};
+use farm_proto::{JobEvent, Progress};
+use tokio::sync::mpsc;
+use tonic::Status;
+
+use super::job_status;
+
+/// Turns a subscription into the events of a `Watch` stream: progress while the job runs, shard
+/// results if asked, and the final status last.
+pub(super) async fn forward_events(
+    sub: Subscription,
+    tx: mpsc::Sender<Result<pb::JobEvent, Status>>,
+) {
+    let Subscription { mut status, mut shards, overflowed } = sub;
+    let fell_behind = || {
+        Err(Status::resource_exhausted(
+            "watcher fell behind: shard results were dropped; watch without them",
+        ))
+    };
+    let event = |e: Event| Ok(pb::JobEvent { event: Some(e) });
+    let progress = |v: &JobView| {
+        let waiting = v.waiting.clone();
+        let p = Progress { done: v.done, total: v.total, in_flight: v.in_flight, waiting };
+        Ok(JobEvent::Progress(p).into())
+    };
+    let first = status.borrow_and_update().clone();
+    if !first.state.is_final() && tx.send(progress(&first)).await.is_err() {
+        return;
+    }
+    loop {
+        let current = status.borrow().clone();
+        if current.state.is_final() {
+            // Every shard result was queued before the final status: pass them on first.
+            if let Some(rx) = shards.as_mut() {
+                while let Ok((shard, output)) = rx.try_recv() {
+                    let result = pb::ShardResult { shard, output: Some(output) };
+                    if tx.send(event(Event::Shard(result))).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            let last = if overflowed.load(std::sync::atomic::Ordering::Relaxed) {
+                fell_behind()
+            } else {
+                Ok(JobEvent::Finished(job_status(current)).into())
+            };
+            let _ = tx.send(last).await;
+            return;
+        }
+        tokio::select! {
+            biased;
+            shard = async { shards.as_mut()?.recv().await }, if shards.is_some() => match shard {
+                Some((shard, output)) => {
+                    let result = pb::ShardResult { shard, output: Some(output) };
+                    if tx.send(event(Event::Shard(result))).await.is_err() {
+                        return;
+                    }
+                }
+                None if status.borrow().state.is_final() => shards = None,
+                None => {
+                    let _ = tx.send(fell_behind()).await;
+                    return;
+                }
+            },
+            changed = status.changed() => {
+                if changed.is_ok() {
+                    let v = status.borrow_and_update().clone();
+                    if !v.state.is_final() && tx.send(progress(&v)).await.is_err() {
+                        return;
+                    }
+                } else if !status.borrow().state.is_final() {
+                    let _ = tx.send(Err(Status::unavailable("master is shutting down"))).await;
+                    return;
+                }
+            }
+        }
+    }
+}
