@@ -7,6 +7,7 @@
 //! ```
 
 mod dashboard;
+mod peers;
 mod procs;
 mod wasm;
 
@@ -42,9 +43,16 @@ enum Figure {
     Startup,
     Wasm,
     Dashboard,
+    /// farm against HyperQueue, Ray, Dask, PPE, mp.Pool; in `all` only if its venv exists.
+    Peers,
 }
 
 fn main() -> Result<()> {
+    // The 10 ms program of the peers figure's external-program row: no runtime, no clap.
+    let mut argv = std::env::args().skip(1);
+    if argv.next().as_deref() == Some("spin-child") {
+        return peers::spin_child(argv.next());
+    }
     let args = Args::parse();
     let farm = farm_path(args.farm)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -75,6 +83,9 @@ fn main() -> Result<()> {
     }
     if want(Figure::Dashboard) {
         rt.block_on(dashboard::dashboard(&farm))?;
+    }
+    if want(Figure::Peers) {
+        peers::figure(&farm, args.figure == Figure::All)?;
     }
     Ok(())
 }
