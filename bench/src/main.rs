@@ -9,6 +9,7 @@
 mod dashboard;
 mod efficiency;
 mod exec;
+mod peers;
 mod procs;
 mod wasm;
 
@@ -44,9 +45,12 @@ enum Figure {
     Dashboard,
     Journal,
     Exec,
+    /// farm against HyperQueue, Ray, Dask, PPE, mp.Pool; in `all` only if its venv exists.
+    Peers,
 }
 
 fn main() -> Result<()> {
+    // The 10 ms program of the exec and peers figures' external-program rows: no runtime.
     if let Some(code) = exec::spin_child() {
         std::process::exit(code);
     }
@@ -86,6 +90,8 @@ fn main() -> Result<()> {
     }
     if want(Figure::Exec) {
         exec::exec(&farm, cores)?;
+    if want(Figure::Peers) {
+        peers::figure(&farm, args.figure == Figure::All)?;
     }
     Ok(())
 }
