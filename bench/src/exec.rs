@@ -85,7 +85,7 @@ pub fn exec(farm: &Path, cores: usize) -> Result<()> {
     let me = std::env::current_exe().context("cannot find this binary for spin-child")?;
     let me = me.to_str().context("this binary's path is not UTF-8")?;
     let spin = format!("\"{me}\" {SPIN_CHILD} {SPIN_MS}");
-    println!("8. exec: external programs, best of {RUNS} runs each");
+    println!("10. exec: external programs, best of {RUNS} runs each");
     for (workers, threads) in [(1, 2), (2, 1)] {
         let args = command("/bin/true", TRUE_RUNS, workers, threads);
         let secs = best_secs(farm, &args)?;

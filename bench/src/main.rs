@@ -90,6 +90,7 @@ fn main() -> Result<()> {
     }
     if want(Figure::Exec) {
         exec::exec(&farm, cores)?;
+    }
     if want(Figure::Peers) {
         peers::figure(&farm, args.figure == Figure::All)?;
     }
@@ -205,7 +206,8 @@ async fn memory(farm: &Path) -> Result<()> {
 async fn scale(farm: &Path, single: Option<f64>) -> Result<()> {
     for workers in [500, 2000] {
         let (rate, lost, kib) = simulated(farm, workers).await?;
-        let vs = single.map(|s| format!(", {:.0} % of figure 1", 100.0 * rate / s)).unwrap_or_default();
+        let vs =
+            single.map(|s| format!(", {:.0} % of figure 1", 100.0 * rate / s)).unwrap_or_default();
         println!(
             "5. scale: {workers} workers x 1 thread (one process, one gRPC session each): noop 1,000,000 shards at {rate:.0} shards/s{vs}; workers declared lost: {lost}; master memory {kib:.1} KiB per worker",
         );
@@ -252,7 +254,8 @@ fn journal(farm: &Path) -> Result<()> {
         let path = path.to_str().context("temp path is not UTF-8")?;
         let base = ["run", "noop", "--range", "0..1000000", "--shard-size", "1", "--json"];
         let local = ["--workers", "2", "--threads", "1"];
-        let on: Vec<&str> = base.iter().chain(&local).chain(&["--journal", path]).copied().collect();
+        let on: Vec<&str> =
+            base.iter().chain(&local).chain(&["--journal", path]).copied().collect();
         let off: Vec<&str> = base.iter().chain(&local).copied().collect();
         let ms = |args: &[&str]| -> Result<f64> {
             run_json(farm, args)?["elapsed_ms"].as_f64().context("elapsed_ms")

@@ -102,7 +102,7 @@ pub fn figure(farm: &Path, from_all: bool) -> Result<()> {
         None if venv_python().exists() => Ok(venv_python()),
         None if from_all => {
             println!(
-                "7. peers: skipped, no venv (farm-bench peers makes it: bench/peers/setup.sh)"
+                "11. peers: skipped, no venv (farm-bench peers makes it: bench/peers/setup.sh)"
             );
             return Ok(());
         }
@@ -110,7 +110,7 @@ pub fn figure(farm: &Path, from_all: bool) -> Result<()> {
     };
     let bench = std::env::current_exe()?;
     println!(
-        "7. peers: 2 processes x 1 thread each; farm `run --workers 2 --threads 1`, tasks of one index; no-op n = {FARM_NOOP} (farm), {FAST_PY_NOOP} (mp, PPE), {SLOW_PY_NOOP} (Dask, Ray); spin n = {SPIN10} x 10 ms, {SPIN1} x 1 ms; latency {LATENCY} round trips (farm: Python client, 1 worker x 1 thread); noisy shared machine"
+        "11. peers: 2 processes x 1 thread each; farm `run --workers 2 --threads 1`, tasks of one index; no-op n = {FARM_NOOP} (farm), {FAST_PY_NOOP} (mp, PPE), {SLOW_PY_NOOP} (Dask, Ray); spin n = {SPIN10} x 10 ms, {SPIN1} x 1 ms; latency {LATENCY} round trips (farm: Python client, 1 worker x 1 thread)"
     );
     let mut columns = vec![Column { name: "farm", figures: farm_figures(farm, &bench, &python) }];
     columns.push(Column { name: "HyperQueue", figures: hq_figures(&bench) });
@@ -148,7 +148,7 @@ fn workspace() -> PathBuf {
 fn setup_venv() -> Result<PathBuf, String> {
     let script = workspace().join("bench/peers/setup.sh");
     let start = Instant::now();
-    println!("7. peers: making the venv with {} (Dask, Ray, gRPC from PyPI)", script.display());
+    println!("11. peers: making the venv with {} (Dask, Ray, gRPC from PyPI)", script.display());
     let out = Command::new("sh").arg(&script).stdin(Stdio::null()).output();
     match out {
         Ok(out) if out.status.success() && venv_python().exists() => {

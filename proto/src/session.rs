@@ -355,11 +355,7 @@ impl From<ToMaster> for pb::WorkerMessage {
                     .map(|(job_id, shard)| pb::ShardRef { job_id, shard })
                     .collect(),
                 runs: r.runs.into_iter().map(pb::ShardRun::from).collect(),
-                costs: r
-                    .costs
-                    .into_iter()
-                    .map(pb::JobCost::from)
-                    .collect(),
+                costs: r.costs.into_iter().map(pb::JobCost::from).collect(),
             }),
             ToMaster::Draining => Out::Draining(pb::Draining {}),
             ToMaster::Refused { job_id, reason } => Out::Refused(pb::JobRefused { job_id, reason }),
@@ -407,11 +403,7 @@ impl TryFrom<pb::WorkerMessage> for ToMaster {
                     .collect::<Result<_, SpecError>>()?,
                 started: batch.started.into_iter().map(|s| (s.job_id, s.shard)).collect(),
                 runs: batch.runs.into_iter().map(ShardRun::from).collect(),
-                costs: batch
-                    .costs
-                    .into_iter()
-                    .map(JobCost::from)
-                    .collect(),
+                costs: batch.costs.into_iter().map(JobCost::from).collect(),
             }),
             Out::Draining(_) => ToMaster::Draining,
             Out::Refused(r) => ToMaster::Refused { job_id: r.job_id, reason: r.reason },

@@ -4,6 +4,7 @@
 //! each shard finishes, with how the shard ran (its start, duration and log) when
 //! the job records runs or the shard logged something or failed.
 
+use crate::reports::Reports;
 use crate::sdk::{CancelFlag, KernelError, Output, Prepared, ShardInput};
 use crossbeam_channel::{Receiver, Sender};
 use farm_proto::session::ShardRun;
@@ -11,7 +12,6 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use crate::reports::Reports;
 
 /// A job as the worker holds it: its prepared kernel and the flag that cancels its shards.
 pub(crate) struct JobEntry {

@@ -184,18 +184,13 @@ impl CoreTask {
             Cmd::Kinds(reply) => {
                 let _ = reply.send(self.catalog.list());
             }
-            Cmd::Results(worker, results) => {
-                match core.batch(worker, results, now_std, fx) {
-                    Ok(0) => {}
-                    Ok(dropped) => {
-                        debug!(
-                            worker,
-                            dropped, "dropped results for shards the worker does not hold"
-                        )
-                    }
-                    Err(e) => debug!(worker, error = %e, "results from a worker that is gone"),
+            Cmd::Results(worker, results) => match core.batch(worker, results, now_std, fx) {
+                Ok(0) => {}
+                Ok(dropped) => {
+                    debug!(worker, dropped, "dropped results for shards the worker does not hold")
                 }
-            }
+                Err(e) => debug!(worker, error = %e, "results from a worker that is gone"),
+            },
             Cmd::Draining(worker) => {
                 if core.drain(worker, false, now_std, fx).is_ok() {
                     info!(worker, "worker is draining");

@@ -25,7 +25,8 @@ impl Kernel for Spin {
     }
 
     fn describe(&self) -> KernelDescriptor {
-        let help = "burns ms milliseconds (plus us microseconds) of the thread's own CPU time per index";
+        let help =
+            "burns ms milliseconds (plus us microseconds) of the thread's own CPU time per index";
         let ms = ParamSpec::uint("ms", 10, 0, u64::MAX / 1_000_000, "CPU milliseconds per index");
         let us = ParamSpec::uint("us", 0, 0, 1_000_000, "CPU microseconds per index, added to ms");
         let vary = ParamSpec::uint("vary", 1, 1, 1000, "index i costs 1 to vary times as much");

@@ -3,7 +3,9 @@
 
 use super::batch::{MAX_BATCH, MAX_OUTPUT_BYTES};
 use super::machine::WELCOME_TIMEOUT;
-use super::machine::{Action, Config, End, Event, Session, Task, CLOSE_TIMEOUT, COALESCE, COALESCE_MAX};
+use super::machine::{
+    Action, Config, End, Event, Session, Task, CLOSE_TIMEOUT, COALESCE, COALESCE_MAX,
+};
 use crate::pool::{Finished, Report};
 use crate::registry::Registry;
 use crate::sdk::{KernelError, Output};
