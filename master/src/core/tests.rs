@@ -387,11 +387,11 @@ fn a_job_of_cheap_shards_gets_deep_windows_and_a_job_of_costly_ones_does_not() {
     assert_eq!(window, target + 1, "the queue target of work plus the running shard");
     sim.cancel(cheap, t0 + 50 * MS).expect("cancel");
     sim.rec.queues.clear();
-    // A job of 100 ms shards keeps threads + prefetch.
+    // A job of shards longer than the queue target keeps threads + prefetch.
     let w = sim.join(worker(1), t0 + 50 * MS);
     sim.submit(spec("noop", 0, 1000, 1, 0), t0 + 50 * MS).expect("submit");
     for i in 1..=20u32 {
-        sim.complete_costing(w, usize::MAX, 100 * MS, t0 + 50 * MS + i * 100 * MS);
+        sim.complete_costing(w, usize::MAX, 200 * MS, t0 + 50 * MS + i * 200 * MS);
     }
     assert_eq!(sim.rec.queued(w), 2, "a costly job keeps threads + prefetch");
 }

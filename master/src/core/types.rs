@@ -12,7 +12,7 @@ pub struct CoreConfig {
     pub prefetch_per_thread: u32,
     /// How much work, in time, to keep queued per thread on a worker, from what the job's
     /// shards cost (`window.rs`), up to `max_window`. More than a worker lets its results
-    /// wait (25 ms) plus a round trip, so no worker runs dry while its results travel
+    /// wait (50 ms) plus a round trip, so no worker runs dry while its results travel
     /// together; the tail's share keeps the end of a job balanced.
     pub queue_target: Duration,
     /// Most shards a worker may hold.
@@ -55,7 +55,7 @@ impl Default for CoreConfig {
     fn default() -> Self {
         CoreConfig {
             prefetch_per_thread: 1,
-            queue_target: Duration::from_millis(75),
+            queue_target: Duration::from_millis(150),
             max_window: 8192,
             max_shards_per_job: 100_000_000,
             heartbeat_timeout: Duration::from_millis(2500),

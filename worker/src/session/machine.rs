@@ -30,7 +30,7 @@ pub(crate) const COALESCE: Duration = Duration::from_millis(1);
 /// How long results wait while the shards queued here keep every thread busy for at least as
 /// long. Fewer, larger messages leave more of the machine to the kernels; the master keeps
 /// more than this much work queued on a worker (its queue target), so none runs dry waiting.
-pub(crate) const COALESCE_MAX: Duration = Duration::from_millis(25);
+pub(crate) const COALESCE_MAX: Duration = Duration::from_millis(50);
 /// How long the master gets to close its side after the worker closed its own, and how long a
 /// drain may outlast its timeout while cancelled shards come back.
 pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -227,14 +227,14 @@ fn results_wait_a_moment_only_while_more_is_queued_than_running() {
 #[test]
 fn results_wait_longer_while_the_queue_keeps_the_threads_busy_and_carry_their_cost() {
     let mut rig = Rig::welcomed(1);
-    rig.assign(1, "spin", &["ms=10"], 12);
-    // Each shard costs 10 ms; after the first, ten wait behind the running one: 100 ms of work.
+    rig.assign(1, "spin", &["ms=10"], 20);
+    // Each shard costs 10 ms; after the first, 18 wait behind the running one: 180 ms of work.
     // (Their reports come 2 ms apart here; only their cost matters.)
     for shard in 0..8 {
         rig.finish_after(ms(10 + 2 * shard), 1, shard, Ok(Output::Count(1)), ms(10));
     }
-    // The batch opened at 10 ms and the queue still holds more than COALESCE_MAX of work (three
-    // shards, 30 ms), so it waits the long hold rather than the short one.
+    // The batch opened at 10 ms and the queue still holds more than COALESCE_MAX of work
+    // (eleven shards, 110 ms), so it waits the long hold rather than the short one.
     assert!(results(&rig.poll(ms(10) + COALESCE)).is_empty(), "no short hold with a long queue");
     assert!(results(&rig.poll(ms(24))).is_empty());
     let sent = rig.poll(ms(10) + COALESCE_MAX);
@@ -244,9 +244,11 @@ fn results_wait_longer_while_the_queue_keeps_the_threads_busy_and_carry_their_co
     let cost = &batches[0].costs;
     assert_eq!((cost.len(), cost[0].job_id, cost[0].runs), (1, 1, 8));
     assert_eq!(cost[0].busy_ns, 80_000_000);
-    // Now three are in flight (two queued, 20 ms of work): short holds again.
-    rig.finish_after(ms(40), 1, 8, Ok(Output::Count(1)), ms(10));
-    assert_eq!(rig.session.next_wake(), Some(rig.at(ms(40)) + COALESCE));
+    // Eight more: four in flight (three queued, 30 ms of work): short holds again.
+    for shard in 8..16 {
+        rig.finish_after(ms(70), 1, shard, Ok(Output::Count(1)), ms(10));
+    }
+    assert_eq!(rig.session.next_wake(), Some(rig.at(ms(70)) + COALESCE));
 }
 
 #[test]
