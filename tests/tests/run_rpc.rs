@@ -11,6 +11,12 @@ use farm_tests::*;
 use std::time::Duration;
 use tonic::Code;
 
+/// The generated gRPC client on `url`, for what the typed client does not expose.
+async fn raw_client(url: &str) -> FarmServiceClient<tonic::transport::Channel> {
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string()).expect("url");
+    FarmServiceClient::new(endpoint.connect().await.expect("connect"))
+}
+
 /// A range job of the typed client.
 fn job(kind: &str, end: u64, shard_size: u64, params: &[&str]) -> JobSpec {
     let source = JobSource::Range { start: 0, end, shard_size };
@@ -51,12 +57,7 @@ async fn run_refuses_what_submit_refuses_with_the_same_codes() {
 
 async fn run_refuses_body() {
     let master = Master::start(&["--workers", "1", "--threads", "1"]);
-    let channel = tonic::transport::Endpoint::from_shared(master.url.clone())
-        .expect("url")
-        .connect()
-        .await
-        .expect("connect");
-    let mut farm = FarmServiceClient::new(channel);
+    let mut farm = raw_client(&master.url).await;
     let mut bad_param = spec("hashchain", 0, 10, 1);
     bad_param.params.insert("rounds".into(), "many".into());
     let cases = [
@@ -100,12 +101,7 @@ async fn run_out_body() {
     assert_eq!((ended.state, ended.done), (JobState::Succeeded, 30), "{ended:?}");
 
     // A caller whose deadline passes goes away without the job's id: the job runs to its end.
-    let channel = tonic::transport::Endpoint::from_shared(master.url.clone())
-        .expect("url")
-        .connect()
-        .await
-        .expect("connect");
-    let mut farm = FarmServiceClient::new(channel);
+    let mut farm = raw_client(&master.url).await;
     let mut request =
         tonic::Request::new(pb::RunRequest { spec: Some(long().into()), ..Default::default() });
     request.set_timeout(waited);
