@@ -72,7 +72,7 @@ fn fake_worker(url: &str, name: &str, answer: Answer) -> tokio::runtime::Runtime
                                 })),
                             });
                             let results =
-                                pb::ResultBatch { done: done.collect(), started: vec![], runs: vec![] };
+                                pb::ResultBatch { done: done.collect(), ..Default::default() };
                             let _ = tx.send(send(worker_message::Msg::Results(results))).await;
                         }
                     }

@@ -250,7 +250,7 @@ mod tests {
         let pool = Pool::new(1).expect("threads");
         let spin = crate::kernels::spin::Spin;
         let params = farm_proto::Params::from_pairs(["ms=10000"]).expect("params");
-        let prepared = crate::sdk::Kernel::prepare(&spin, &params).expect("prepare");
+        let prepared = crate::sdk::prepare_checked(&spin, &params).expect("prepare");
         let timeout = Some(Duration::from_millis(50));
         let job =
             Arc::new(JobEntry { prepared, cancel: CancelFlag::new(), timeout, record_runs: false });

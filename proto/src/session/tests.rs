@@ -123,7 +123,7 @@ fn malformed_messages_are_errors_not_panics() {
         outcome: Some(Outcome::Output(pb::ShardOutput { value: None })),
     };
     for done in [no_outcome, no_value] {
-        let batch = pb::ResultBatch { done: vec![done.clone()], started: vec![], runs: vec![] };
+        let batch = pb::ResultBatch { done: vec![done.clone()], ..Default::default() };
         let msg = pb::WorkerMessage { msg: Some(Out::Results(batch)) };
         assert!(ToMaster::try_from(msg).is_err());
         assert!(ShardOutcome::try_from(done.outcome).is_err());
