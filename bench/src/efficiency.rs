@@ -4,8 +4,8 @@
 //! pool of as many threads as the machine has cores, which pulls them one at a time from a
 //! shared counter: the limit. Each farm figure is a ratio to the limit measured in the same run.
 
-use crate::procs::run_json;
-use anyhow::{Context, Result};
+use crate::procs::{run_args, run_secs};
+use anyhow::Result;
 use farm_proto::Params;
 use farm_worker::kernels::spin::Spin;
 use farm_worker::sdk::{prepare_checked, CancelFlag, Prepared, ShardInput};
@@ -44,7 +44,7 @@ pub fn efficiency(farm: &Path, cores: usize) -> Result<()> {
             row.params.join(" ")
         );
         for (p, t) in [(2, 1), (1, 2)] {
-            let secs = farm_run(farm, row, p, t)?;
+            let secs = run_secs(farm, &run_args("spin", row.shards, row.params, p, t))?;
             println!(
                 "   farm {p} workers x {t} threads: {secs:.2} s, {:.1} % of the in-process limit",
                 100.0 * limit / secs
@@ -52,20 +52,6 @@ pub fn efficiency(farm: &Path, cores: usize) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// `farm run spin` of the row on `p` workers × `t` threads; the job's elapsed seconds as the
-/// master measured them (from submit to the last result, so without the workers' start).
-fn farm_run(farm: &Path, row: &Row, p: u32, t: u32) -> Result<f64> {
-    let range = format!("0..{}", row.shards);
-    let (p, t) = (p.to_string(), t.to_string());
-    let mut args = vec!["run", "spin", "--range", &range, "--shard-size", "1"];
-    for param in row.params {
-        args.extend(["--param", param]);
-    }
-    args.extend(["--workers", &p, "--threads", &t, "--json"]);
-    let v = run_json(farm, &args)?;
-    Ok(v["elapsed_ms"].as_f64().context("elapsed_ms")? / 1000.0)
 }
 
 /// The spin kernel with `params` over `shards` one-index shards on `threads` OS threads in

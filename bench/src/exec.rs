@@ -4,7 +4,7 @@
 //! program is this binary itself, `farm-bench spin-child 10`, so no other tool is needed.
 //! Each row prints its command; `--farm PATH` measures another build of farm the same way.
 
-use crate::procs::run_json;
+use crate::procs::{run_args, run_secs};
 use anyhow::{Context, Result};
 use std::path::Path;
 
@@ -36,36 +36,14 @@ pub fn spin_child() -> Option<i32> {
 
 /// The `farm run exec` command line of `runs` runs of `cmd` on `workers` × `threads`.
 fn command(cmd: &str, runs: u64, workers: usize, threads: usize) -> Vec<String> {
-    let range = format!("0..{runs}");
-    let (w, t) = (workers.to_string(), threads.to_string());
-    let param = format!("cmd={cmd}");
-    let args = [
-        "run",
-        "exec",
-        "--range",
-        &range,
-        "--shard-size",
-        "1",
-        "--param",
-        &param,
-        "--workers",
-        &w,
-        "--threads",
-        &t,
-        "--allow-exec",
-        "--json",
-    ];
-    args.iter().map(|a| a.to_string()).collect()
+    run_args("exec", runs, &[&format!("cmd={cmd}")], workers, threads)
 }
 
 /// The best (lowest) elapsed seconds, as the master measured them, of [`RUNS`] runs of `args`.
 fn best_secs(farm: &Path, args: &[String]) -> Result<f64> {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut best = f64::INFINITY;
     for _ in 0..RUNS {
-        let v = run_json(farm, &args)?;
-        let ms = v["elapsed_ms"].as_f64().context("no elapsed_ms")?;
-        best = best.min(ms.max(1.0) / 1000.0);
+        best = best.min(run_secs(farm, args)?);
     }
     Ok(best)
 }

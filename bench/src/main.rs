@@ -252,14 +252,10 @@ fn journal(farm: &Path) -> Result<()> {
     for round in 0..3 {
         let path = dir.join(format!("{round}.redb"));
         let path = path.to_str().context("temp path is not UTF-8")?;
-        let base = ["run", "noop", "--range", "0..1000000", "--shard-size", "1", "--json"];
-        let local = ["--workers", "2", "--threads", "1"];
-        let on: Vec<&str> =
-            base.iter().chain(&local).chain(&["--journal", path]).copied().collect();
-        let off: Vec<&str> = base.iter().chain(&local).copied().collect();
-        let ms = |args: &[&str]| -> Result<f64> {
-            run_json(farm, args)?["elapsed_ms"].as_f64().context("elapsed_ms")
-        };
+        let off = procs::run_args("noop", 1_000_000, &[], 2, 1);
+        let on: Vec<String> =
+            off.iter().cloned().chain(["--journal".into(), path.into()]).collect();
+        let ms = |args: &[String]| -> Result<f64> { Ok(procs::run_secs(farm, args)? * 1000.0) };
         let (on_ms, off_ms) = (ms(&on)?, ms(&off)?);
         ratios.push(format!("{:.2} ({on_ms:.0} ms on, {off_ms:.0} ms off)", off_ms / on_ms));
     }

@@ -9,7 +9,7 @@
 //! `PEERS_PYTHON` names another Python that has them. `farm-bench all` runs this figure only
 //! when that venv already exists: it never installs anything.
 
-use crate::procs::{run_json, Master, Proc};
+use crate::procs::{run_args, run_secs, Master, Proc};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -167,17 +167,8 @@ fn farm_figures(
     python: &Result<PathBuf, String>,
 ) -> Result<Figures, String> {
     let run = |kind: &str, n: u64, params: &[String]| -> Result<f64> {
-        let range = format!("0..{n}");
-        let mut args = vec!["run", kind, "--range", &range, "--shard-size", "1"];
-        for p in params {
-            args.extend(["--param", p]);
-        }
-        args.extend(["--workers", "2", "--threads", "1", "--json"]);
-        if kind == "exec" {
-            args.push("--allow-exec");
-        }
-        let v = run_json(farm, &args)?;
-        Ok(v["elapsed_ms"].as_f64().context("elapsed_ms")?.max(1.0) / 1000.0)
+        let params: Vec<&str> = params.iter().map(String::as_str).collect();
+        run_secs(farm, &run_args(kind, n, &params, 2, 1))
     };
     let eff = |n: u64, ms: u64, secs: f64| (n * ms) as f64 / 1000.0 / 2.0 / secs;
     let all = || -> Result<Figures> {

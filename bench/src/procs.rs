@@ -78,6 +78,36 @@ impl Master {
     }
 }
 
+/// The command line of `farm run KIND` over `shards` one-index shards with `params` on
+/// `workers` × `threads` local workers, printing JSON (`--allow-exec` for `exec`).
+pub fn run_args(
+    kind: &str,
+    shards: u64,
+    params: &[&str],
+    workers: usize,
+    threads: usize,
+) -> Vec<String> {
+    let mut args = vec!["run".to_string(), kind.into(), "--range".into(), format!("0..{shards}")];
+    args.extend(["--shard-size".into(), "1".into()]);
+    for param in params {
+        args.extend(["--param".into(), param.to_string()]);
+    }
+    args.extend(["--workers".into(), workers.to_string(), "--threads".into(), threads.to_string()]);
+    if kind == "exec" {
+        args.push("--allow-exec".into());
+    }
+    args.push("--json".into());
+    args
+}
+
+/// Runs `farm <args>` (a `farm run … --json`) and returns the job's elapsed seconds as the
+/// master measured them, from submit to the last result (so without the workers' start).
+pub fn run_secs(farm: &Path, args: &[String]) -> Result<f64> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let v = run_json(farm, &args)?;
+    Ok(v["elapsed_ms"].as_f64().context("no elapsed_ms")?.max(1.0) / 1000.0)
+}
+
 /// Runs `farm <args>` and parses its JSON stdout.
 pub fn run_json(farm: &Path, args: &[&str]) -> Result<serde_json::Value> {
     let out = Command::new(farm)
