@@ -370,13 +370,12 @@ impl Session {
     }
 
     /// How long the open batch may wait for more reports: [`COALESCE_MAX`] while the shards
-    /// queued beyond the running ones keep every thread busy at least that long, else
-    /// [`COALESCE`]. (With nothing queued, `poll_running` sends at once.)
+    /// queued beyond the running ones keep every thread busy at least that long (at or above
+    /// the low-water mark, the one place that rule is computed), else [`COALESCE`]. (With
+    /// nothing queued, `poll_running` sends at once.)
     fn hold(&self) -> Duration {
-        let threads = self.config.threads.max(1);
-        let queued = self.in_flight.saturating_sub(threads);
-        let runway = self.shard_cost.saturating_mul(u32::try_from(queued).unwrap_or(u32::MAX));
-        if runway / threads as u32 >= COALESCE_MAX {
+        let queued = self.in_flight.saturating_sub(self.config.threads.max(1));
+        if queued >= self.low_water() {
             COALESCE_MAX
         } else {
             COALESCE
