@@ -38,6 +38,18 @@ fn group_members(pgid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Kills process group `pgid` when dropped, so a failed assertion leaves no `sleep 30`.
+struct KillGroup(u32);
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        // SAFETY: killpg only sends a signal; a group that is gone makes it fail harmlessly.
+        unsafe {
+            libc::killpg(self.0 as libc::pid_t, libc::SIGKILL);
+        }
+    }
+}
+
 /// Asserts the group `pgid` empties within the wait bound.
 fn assert_group_gone(pgid: u32) {
     let gone = wait_until(Duration::from_secs(15), || group_members(pgid).is_empty());
@@ -51,6 +63,7 @@ fn a_worker_stopped_by_sigterm_leaves_no_program_running() {
     master.wait_workers(1);
     let file = pid_file(&master);
     let pgid = start_program(&master, &file);
+    let _group = KillGroup(pgid);
     worker.signal(libc::SIGTERM);
     let status = worker.wait(WAIT).expect("the worker exits after its drain timeout");
     assert!(status.success(), "{status:?}");
@@ -65,6 +78,7 @@ fn a_worker_that_exits_with_its_lost_master_leaves_no_program_running() {
     master.wait_workers(1);
     let file = pid_file(&master);
     let pgid = start_program(&master, &file);
+    let _group = KillGroup(pgid);
     master.proc.signal(libc::SIGKILL);
     let _ = master.proc.wait(WAIT);
     worker.wait(WAIT).expect("the worker exits with its master");
