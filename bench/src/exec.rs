@@ -1,38 +1,16 @@
 //! Figure 8, external programs through the `exec` kernel (issue 15's goal 3): 5,000 runs of
 //! `/bin/true` per second (goal: 3 × HyperQueue's 411/s, so about 1,250/s on 2 cores), and
-//! the efficiency of 400 runs of a program that burns 10 ms of CPU (goal: 95 %). The 10 ms
-//! program is this binary itself, `farm-bench spin-child 10`, so no other tool is needed.
-//! Each row prints its command; `--farm PATH` measures another build of farm the same way.
+//! the efficiency of 400 runs of a program that costs 10 ms of CPU, its start-up included
+//! (goal: 95 %). The 10 ms program is `spin-child 10`, built beside this binary.
+//! Each row prints its command and its ratio to `xargs -P` running the same program as often
+//! (measured in the same run); `--farm PATH` measures another build of farm the same way.
 
-use crate::procs::{run_args, run_secs};
+use crate::procs::{run_args, run_secs, spin_child_path};
 use anyhow::{Context, Result};
 use std::path::Path;
 
-/// The argument that makes this binary the 10 ms program instead of the bench.
-const SPIN_CHILD: &str = "spin-child";
 /// Runs of each row; the best is printed.
 const RUNS: usize = 3;
-
-/// When this process is `farm-bench spin-child MS`: burns MS milliseconds of its thread's CPU
-/// time; the exit code, 0 (2 on a bad MS). `None` for every other command line.
-pub fn spin_child() -> Option<i32> {
-    let mut args = std::env::args().skip(1);
-    if args.next().as_deref() != Some(SPIN_CHILD) {
-        return None;
-    }
-    let Some(ms) = args.next().and_then(|ms| ms.parse::<u64>().ok()) else {
-        eprintln!("usage: farm-bench {SPIN_CHILD} MS");
-        return Some(2);
-    };
-    let start = farm_worker::kernels::spin::thread_cpu_nanos();
-    let nanos = ms.saturating_mul(1_000_000);
-    while farm_worker::kernels::spin::thread_cpu_nanos().saturating_sub(start) < nanos {
-        for _ in 0..64 {
-            std::hint::spin_loop();
-        }
-    }
-    Some(0)
-}
 
 /// The `farm run exec` command line of `runs` runs of `cmd` on `workers` × `threads`.
 fn command(cmd: &str, runs: u64, workers: usize, threads: usize) -> Vec<String> {
@@ -55,31 +33,62 @@ fn shown(farm: &Path, args: &[String]) -> String {
     format!("{} {}", farm.display(), quoted.join(" "))
 }
 
-/// Figure 8: both workloads, on 1 worker × 2 threads and 2 workers × 1 thread.
+/// Seconds of `seq 1 runs | xargs -P cores -I{} program args...`, the best of [`RUNS`]: the
+/// bare spawn-and-wait loop, the reference each farm row is a ratio to.
+fn xargs_secs(runs: u64, cores: usize, program: &[&str]) -> Result<f64> {
+    let mut best = f64::INFINITY;
+    for _ in 0..RUNS {
+        let script = r#"p=$1; shift; seq 1 "$0" | xargs -P "$p" -I{} "$@""#;
+        let start = std::time::Instant::now();
+        let status = std::process::Command::new("sh")
+            .args(["-c", script, &runs.to_string(), &cores.to_string()])
+            .args(program)
+            .status()
+            .context("cannot run sh for the xargs reference")?;
+        anyhow::ensure!(status.success(), "the xargs reference failed: {status}");
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
+/// Figure 8: both workloads, on 1 worker × 2 threads and 2 workers × 1 thread, each beside
+/// `xargs -P cores` running the same program the same number of times.
 pub fn exec(farm: &Path, cores: usize) -> Result<()> {
     const TRUE_RUNS: u64 = 5_000;
     const SPIN_RUNS: u64 = 400;
     const SPIN_MS: u64 = 10;
-    let me = std::env::current_exe().context("cannot find this binary for spin-child")?;
-    let me = me.to_str().context("this binary's path is not UTF-8")?;
-    let spin = format!("\"{me}\" {SPIN_CHILD} {SPIN_MS}");
+    let child = spin_child_path()?;
+    let child = child.to_str().context("the spin-child path is not UTF-8")?;
+    let spin = format!("\"{child}\" {SPIN_MS}");
     println!("10. exec: external programs, best of {RUNS} runs each");
+    let xargs = xargs_secs(TRUE_RUNS, cores, &["/bin/true"])?;
+    println!(
+        "   reference: seq 1 {TRUE_RUNS} | xargs -P {cores} -I{{}} /bin/true: {:.0} runs/s",
+        TRUE_RUNS as f64 / xargs
+    );
     for (workers, threads) in [(1, 2), (2, 1)] {
         let args = command("/bin/true", TRUE_RUNS, workers, threads);
         let secs = best_secs(farm, &args)?;
         println!(
-            "   {TRUE_RUNS} x /bin/true, {workers} worker(s) x {threads} thread(s): {:.0} runs/s (goal >= 1250)\n     {}",
+            "   {TRUE_RUNS} x /bin/true, {workers} worker(s) x {threads} thread(s): {:.0} runs/s, {:.2} x xargs\n     {}",
             TRUE_RUNS as f64 / secs,
+            xargs / secs,
             shown(farm, &args)
         );
     }
     let ideal = (SPIN_RUNS * SPIN_MS) as f64 / 1000.0 / cores as f64;
+    let xargs = xargs_secs(SPIN_RUNS, cores, &[child, &SPIN_MS.to_string()])?;
+    println!(
+        "   reference: seq 1 {SPIN_RUNS} | xargs -P {cores} -I{{}} spin-child {SPIN_MS}: {xargs:.2} s, efficiency {:.1} %",
+        100.0 * ideal / xargs
+    );
     for (workers, threads) in [(1, 2), (2, 1)] {
         let args = command(&spin, SPIN_RUNS, workers, threads);
         let secs = best_secs(farm, &args)?;
         println!(
-            "   {SPIN_RUNS} x a {SPIN_MS} ms CPU program, {workers} worker(s) x {threads} thread(s): {secs:.2} s, ideal {ideal:.2} s on {cores} cores: efficiency {:.1} % (goal >= 95)\n     {}",
+            "   {SPIN_RUNS} x a {SPIN_MS} ms CPU program, {workers} worker(s) x {threads} thread(s): {secs:.2} s, ideal {ideal:.2} s on {cores} cores: efficiency {:.1} % (goal >= 95), {:.3} x xargs\n     {}",
             100.0 * ideal / secs,
+            xargs / secs,
             shown(farm, &args)
         );
     }

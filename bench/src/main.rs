@@ -50,10 +50,6 @@ enum Figure {
 }
 
 fn main() -> Result<()> {
-    // The 10 ms program of the exec and peers figures' external-program rows: no runtime.
-    if let Some(code) = exec::spin_child() {
-        std::process::exit(code);
-    }
     let args = Args::parse();
     let farm = farm_path(args.farm)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -108,12 +108,12 @@ pub fn figure(farm: &Path, from_all: bool) -> Result<()> {
         }
         None => setup_venv(),
     };
-    let bench = std::env::current_exe()?;
+    let child = crate::procs::spin_child_path()?;
     println!(
         "11. peers: 2 processes x 1 thread each; farm `run --workers 2 --threads 1`, tasks of one index; no-op n = {FARM_NOOP} (farm), {FAST_PY_NOOP} (mp, PPE), {SLOW_PY_NOOP} (Dask, Ray); spin n = {SPIN10} x 10 ms, {SPIN1} x 1 ms; latency {LATENCY} round trips (farm: Python client, 1 worker x 1 thread)"
     );
-    let mut columns = vec![Column { name: "farm", figures: farm_figures(farm, &bench, &python) }];
-    columns.push(Column { name: "HyperQueue", figures: hq_figures(&bench) });
+    let mut columns = vec![Column { name: "farm", figures: farm_figures(farm, &child, &python) }];
+    columns.push(Column { name: "HyperQueue", figures: hq_figures(&child) });
     for (name, peer, n_noop) in [
         ("Ray", "ray", SLOW_PY_NOOP),
         ("Dask", "dask", SLOW_PY_NOOP),
@@ -163,7 +163,7 @@ fn setup_venv() -> Result<PathBuf, String> {
 /// farm's figures: `farm run` for the batch rows, the Python client for latency.
 fn farm_figures(
     farm: &Path,
-    bench: &Path,
+    child: &Path,
     python: &Result<PathBuf, String>,
 ) -> Result<Figures, String> {
     let run = |kind: &str, n: u64, params: &[String]| -> Result<f64> {
@@ -179,7 +179,7 @@ fn farm_figures(
         }
         let secs = run("exec", TRUE_RUNS, &["cmd=/bin/true".into()])?;
         f.insert(Work::True, TRUE_RUNS as f64 / secs);
-        let prog = format!("cmd='{}' spin-child {PROG_MS}", bench.display());
+        let prog = format!("cmd='{}' {PROG_MS}", child.display());
         f.insert(Work::Prog, eff(PROG_RUNS, PROG_MS, run("exec", PROG_RUNS, &[prog])?));
         match python {
             Ok(py) => {
@@ -284,16 +284,16 @@ fn last_line(bytes: &[u8]) -> String {
 }
 
 /// HyperQueue's figures for the external-program rows, or why there are none.
-fn hq_figures(bench: &Path) -> Result<Figures, String> {
+fn hq_figures(child: &Path) -> Result<Figures, String> {
     let Some(hq) = std::env::var_os("HQ_BIN").map(PathBuf::from) else {
         return Err("HQ_BIN is not set (set it to an hq binary)".into());
     };
-    hq_run(&hq, bench).map_err(|e| format!("{e:#}"))
+    hq_run(&hq, child).map_err(|e| format!("{e:#}"))
 }
 
 /// A HyperQueue server and one worker of 2 CPUs in a temporary server dir, then the two
 /// external-program workloads, each timed from `hq submit --array … --wait` to its exit.
-fn hq_run(hq: &Path, bench: &Path) -> Result<Figures> {
+fn hq_run(hq: &Path, child: &Path) -> Result<Figures> {
     let dir = std::env::temp_dir().join(format!("farm-peers-hq-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let result = (|| {
@@ -329,9 +329,9 @@ fn hq_run(hq: &Path, bench: &Path) -> Result<Figures> {
         };
         let mut f = Figures::new();
         f.insert(Work::True, TRUE_RUNS as f64 / timed(TRUE_RUNS, &["/bin/true"])?);
-        let bench = bench.to_string_lossy();
+        let child = child.to_string_lossy();
         let ms = PROG_MS.to_string();
-        let secs = timed(PROG_RUNS, &[&bench, "spin-child", &ms])?;
+        let secs = timed(PROG_RUNS, &[&child, &ms])?;
         f.insert(Work::Prog, (PROG_RUNS * PROG_MS) as f64 / 1000.0 / 2.0 / secs);
         Ok(f)
     })();

@@ -149,6 +149,16 @@ pub fn cpu_secs(pid: u32) -> Result<f64> {
     Ok((utime + stime) / ticks)
 }
 
+/// The `spin-child` program (`bench/src/bin/spin-child.rs`) built beside this binary: the
+/// external program of the exec and peers figures' 10 ms rows.
+pub fn spin_child_path() -> Result<PathBuf> {
+    let path = std::env::current_exe()?.with_file_name("spin-child");
+    if !path.exists() {
+        bail!("{} not found: cargo build --release -p farm-bench first", path.display());
+    }
+    Ok(path)
+}
+
 /// The release binary next to this one, or the path given.
 pub fn farm_path(given: Option<PathBuf>) -> Result<PathBuf> {
     let path = match given {
