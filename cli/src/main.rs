@@ -97,10 +97,12 @@ fn main() -> ExitCode {
 /// Runs the command on a runtime of its own.
 fn run(cli: Cli, m: &ArgMatches, log: &logging::Setup) -> Result<()> {
     conn::check_before(&cli.before, &cli.command)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+    let runtime = match cli.command {
+        // A worker's runtime only moves messages: one thread (see `farm_worker::cli::runtime`).
+        Command::Worker(_) => farm_worker::cli::runtime(),
+        _ => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+    }
+    .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
     let before = cli.before;
     let result = runtime.block_on(async move {
         let target = |client| conn::target(client, &before, m);

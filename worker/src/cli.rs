@@ -165,7 +165,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
     // Fails only when a subscriber is set already: the caller's wins.
     let _ =
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -182,6 +182,15 @@ pub fn main_with(registry: Registry) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The async runtime a worker runs on: the calling thread alone. A worker's kernels run on its
+/// pool threads, so its runtime only moves messages (the session, its gRPC stream, a fetch).
+/// On a multi-thread runtime each message crossed threads (the session on the `block_on`
+/// thread, the connection on a runtime thread), waking one to hand work to the other beside
+/// the kernels (`BENCHMARKS.md`, issue 15's 2 x 1 row).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
