@@ -51,6 +51,30 @@ fn xargs_secs(runs: u64, cores: usize, program: &[&str]) -> Result<f64> {
     Ok(best)
 }
 
+/// CPU seconds of this process's reaped children so far (user + system).
+fn children_cpu_secs() -> f64 {
+    // SAFETY: a zeroed rusage is a valid value for getrusage to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes only into `usage`, which lives for the call.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// The CPU seconds one run of `program` costs on its own (its start-up and exit included),
+/// from `runs` runs one after another: what bounds any runner at `cores` / this per second.
+fn program_cpu_secs(program: &[&str], runs: u32) -> Result<f64> {
+    let before = children_cpu_secs();
+    for _ in 0..runs {
+        let status = std::process::Command::new(program[0])
+            .args(&program[1..])
+            .status()
+            .with_context(|| format!("cannot run {}", program[0]))?;
+        anyhow::ensure!(status.success(), "{} failed: {status}", program[0]);
+    }
+    Ok((children_cpu_secs() - before) / f64::from(runs))
+}
+
 /// Figure 8: both workloads, on 1 worker × 2 threads and 2 workers × 1 thread, each beside
 /// `xargs -P cores` running the same program the same number of times.
 pub fn exec(farm: &Path, cores: usize) -> Result<()> {
@@ -61,6 +85,12 @@ pub fn exec(farm: &Path, cores: usize) -> Result<()> {
     let child = child.to_str().context("the spin-child path is not UTF-8")?;
     let spin = format!("\"{child}\" {SPIN_MS}");
     println!("10. exec: external programs, best of {RUNS} runs each");
+    let cpu = program_cpu_secs(&["/bin/true"], 1000)?;
+    println!(
+        "   limit: /bin/true costs {:.0} us of CPU per run (1,000 runs in a row), so {cores} cores run at most {:.0} /s",
+        cpu * 1e6,
+        cores as f64 / cpu
+    );
     let xargs = xargs_secs(TRUE_RUNS, cores, &["/bin/true"])?;
     println!(
         "   reference: seq 1 {TRUE_RUNS} | xargs -P {cores} -I{{}} /bin/true: {:.0} runs/s",
@@ -70,8 +100,9 @@ pub fn exec(farm: &Path, cores: usize) -> Result<()> {
         let args = command("/bin/true", TRUE_RUNS, workers, threads);
         let secs = best_secs(farm, &args)?;
         println!(
-            "   {TRUE_RUNS} x /bin/true, {workers} worker(s) x {threads} thread(s): {:.0} runs/s, {:.2} x xargs\n     {}",
+            "   {TRUE_RUNS} x /bin/true, {workers} worker(s) x {threads} thread(s): {:.0} runs/s, {:.1} % of the limit, {:.2} x xargs\n     {}",
             TRUE_RUNS as f64 / secs,
+            100.0 * TRUE_RUNS as f64 / secs * cpu / cores as f64,
             xargs / secs,
             shown(farm, &args)
         );
