@@ -97,11 +97,14 @@ fn command(config: &SpawnConfig, slot: usize, restarts: u32) -> Command {
         cmd.env("RUST_LOG", &config.log_filter);
     }
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent. It asks the kernel
-    // to SIGKILL the worker when the thread that spawned it (a runtime thread, alive as long as
-    // the master) dies, so even `kill -9` of the master leaves no worker behind.
+    // to SIGTERM the worker when the thread that spawned it (a runtime thread, alive as long as
+    // the master) dies, so even `kill -9` of the master leaves no worker behind. SIGTERM, not
+    // SIGKILL: the worker then leaves its own way (its master is gone, so at once) and kills
+    // the programs `exec` runs, which a SIGKILLed worker would leave running; a worker still
+    // there its drain timeout + 5 s after the signal exits anyway (`farm_worker::cli`).
     unsafe {
         cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

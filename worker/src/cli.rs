@@ -140,7 +140,8 @@ pub async fn run(args: WorkerArgs, mut registry: Registry) -> Result<(), WorkerE
         registry.enable_wasm(wasm)?;
     }
     let Some(addr) = &args.listen else {
-        return crate::run(config, registry, shutdown_signal()).await;
+        let stop = bounded_shutdown_signal(config.drain_timeout);
+        return crate::run(config, registry, stop).await;
     };
     let listener =
         TcpListener::bind(addr).await.map_err(|e| WorkerError::Listen(addr.clone(), e))?;
@@ -151,7 +152,8 @@ pub async fn run(args: WorkerArgs, mut registry: Registry) -> Result<(), WorkerE
     // One line on stdout that scripts (and the tests) read to learn the bound port.
     println!("farm worker listening on {bound}");
     let _ = std::io::stdout().flush();
-    crate::serve(listener, config, registry, shutdown_signal()).await
+    let stop = bounded_shutdown_signal(config.drain_timeout);
+    crate::serve(listener, config, registry, stop).await
 }
 
 /// The `main` of a worker binary: parses the worker's flags, logs to stderr (unless the caller
@@ -191,6 +193,28 @@ pub fn main_with(registry: Registry) -> ExitCode {
 /// the kernels (`BENCHMARKS.md`, issue 15's 2 x 1 row).
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build()
+}
+
+/// How long past its drain timeout a worker told to stop may take before it exits anyway.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Resolves on Ctrl-C or SIGTERM, like [`shutdown_signal`], and from then on bounds the
+/// worker's life: if the process still runs `drain_timeout` + [`STOP_GRACE`] later (a flush to
+/// a master that stopped reading, say), a plain thread kills exec's programs and exits with
+/// code 1. Local workers count on it: they get SIGTERM when their master dies
+/// (`PR_SET_PDEATHSIG`, in the master's spawner) and must not outlive it.
+async fn bounded_shutdown_signal(drain_timeout: Duration) {
+    shutdown_signal().await;
+    let bound = drain_timeout.saturating_add(STOP_GRACE);
+    let spawned = std::thread::Builder::new().name("farm-stop-bound".into()).spawn(move || {
+        std::thread::sleep(bound);
+        warn!(?bound, "worker still running after its drain timeout and grace, exiting");
+        kernels::kill_running_programs();
+        std::process::exit(1);
+    });
+    if let Err(e) = spawned {
+        warn!(error = %e, "cannot start the thread that bounds the drain");
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
