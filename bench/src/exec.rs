@@ -1,5 +1,5 @@
-//! Figure 8, external programs through the `exec` kernel (issue 15's goal 3): 5,000 runs of
-//! `/bin/true` per second (goal: 3 × HyperQueue's 411/s, so about 1,250/s on 2 cores), and
+//! Figure 10, external programs through the `exec` kernel (issue 15's goal 3): 5,000 runs of
+//! `/bin/true` per second (goal: 3 × HyperQueue's, which `farm-bench peers` measures), and
 //! the efficiency of 400 runs of a program that costs 10 ms of CPU, its start-up included
 //! (goal: 95 %). The 10 ms program is `spin-child 10`, built beside this binary.
 //! Each row prints its command and its ratio to `xargs -P` running the same program as often
@@ -75,7 +75,7 @@ fn program_cpu_secs(program: &[&str], runs: u32) -> Result<f64> {
     Ok((children_cpu_secs() - before) / f64::from(runs))
 }
 
-/// Figure 8: both workloads, on 1 worker × 2 threads and 2 workers × 1 thread, each beside
+/// Figure 10: both workloads, on 1 worker × 2 threads and 2 workers × 1 thread, each beside
 /// `xargs -P cores` running the same program the same number of times.
 pub fn exec(farm: &Path, cores: usize) -> Result<()> {
     const TRUE_RUNS: u64 = 5_000;
