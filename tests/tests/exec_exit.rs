@@ -1,5 +1,6 @@
 //! End to end: a worker that leaves takes the programs `exec` runs with it, the program and
-//! everything in its process group, whether it drains on SIGTERM or exits with a lost master.
+//! everything in its process group, whether it drains on SIGTERM, exits with a lost master or
+//! loses its master to SIGKILL; a worker killed by SIGKILL takes the program it started.
 
 use farm_tests::*;
 use std::path::{Path, PathBuf};
@@ -68,6 +69,29 @@ fn a_worker_stopped_by_sigterm_leaves_no_program_running() {
     let status = worker.wait(WAIT).expect("the worker exits after its drain timeout");
     assert!(status.success(), "{status:?}");
     assert_group_gone(pgid);
+    let _ = std::fs::remove_file(file);
+}
+
+#[test]
+fn a_worker_killed_by_sigkill_takes_its_program_with_it() {
+    let master = Master::start(&[]);
+    let mut worker = master.worker(&["--threads", "1", "--allow-exec"]);
+    master.wait_workers(1);
+    let file = pid_file(&master);
+    // The shell becomes the sleep, so the program is one process: the one the kernel kills
+    // when its worker dies (PR_SET_PDEATHSIG; what that program started itself lives on).
+    let cmd = format!("cmd=sh -c 'echo $$ > {}; exec sleep 30'", file.display());
+    master.submit(&["exec", "--range", "0..1", "--param", &cmd]);
+    let pid: u32 = wait_for(WAIT, || std::fs::read_to_string(&file).ok()?.trim().parse().ok())
+        .expect("the program wrote its pid");
+    let _group = KillGroup(pid);
+    let sleeping = wait_until(WAIT, || {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    });
+    assert!(sleeping, "the program became the sleep");
+    worker.signal(libc::SIGKILL);
+    let _ = worker.wait(WAIT);
+    assert_group_gone(pid);
     let _ = std::fs::remove_file(file);
 }
 

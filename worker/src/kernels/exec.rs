@@ -12,16 +12,15 @@
 //! `Output::Exec` with one run per index, in order. On cancellation the running program's
 //! process group is killed and the shard returns `Cancelled`.
 //!
-//! A run costs the pool thread no sleep and no helper thread: the program is started with
-//! posix_spawn, and one `poll` waits on its pipes and a pidfd (`exec_wait.rs`, `exec_io.rs`).
+//! A run costs the pool thread no sleep and no helper thread: the program is started with a
+//! vfork-style clone on a stack kept per thread (`exec_spawn.rs`), and one `poll` waits on
+//! its pipes and a pidfd (`exec_wait.rs`, `exec_io.rs`).
 //! A worker that leaves kills the programs still running (`exec_groups.rs`, which also says
 //! what a SIGKILL of the worker leaves behind).
 
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, ExitStatus, Stdio};
-
 use crate::kernels::exec_groups::Group;
 use crate::kernels::exec_io::Pipes;
+use crate::kernels::exec_spawn;
 use crate::kernels::exec_wait::{self, ExitWatch};
 use crate::kernels::params::index_texts;
 use crate::sdk::{
@@ -119,63 +118,46 @@ fn failure(program: &str, index: &str, code: i32, stderr: &Tail) -> String {
 /// end, or `cancel` is set; the run and the last bytes of its stderr.
 fn run_one(args: &[String], cancel: &CancelFlag) -> Result<(ExecRun, Tail), KernelError> {
     let program = &args[0];
-    // No `pre_exec`: std then starts the program with posix_spawn (vfork), not fork, whose
-    // cost grows with the worker's memory. Its own process group, so a cancel stops
-    // everything it started (`sh -c '…; sleep'`).
-    let mut child = Command::new(program)
-        .args(&args[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| {
-            KernelError::Failed(format!("cannot start program {}: {e}", quote(program)))
-        })?;
-    let group = Group::register(child.id());
+    // Its own process group, so a cancel stops everything it started (`sh -c '…; sleep'`).
+    let spawned = exec_spawn::spawn(args).map_err(|e| {
+        KernelError::Failed(format!("cannot start program {}: {e}", quote(program)))
+    })?;
+    let pid = spawned.pid;
+    let group = Group::register(pid as u32);
     let cannot_wait =
         |e: std::io::Error| format!("cannot wait for program {}: {e}", quote(program));
     let log = cancel.log().clone();
-    let watched = Pipes::new(child.stdout.take(), child.stderr.take(), STDERR_TAIL, log)
-        .and_then(|pipes| Ok((pipes, ExitWatch::new(child.id())?)));
+    let watched = Pipes::new(spawned.stdout, spawned.stderr, STDERR_TAIL, log)
+        .and_then(|pipes| Ok((pipes, ExitWatch::new(pid as u32)?)));
     let (mut pipes, mut exit) = match watched {
         Ok(watched) => watched,
-        Err(e) => return Err(stop(child, group, KernelError::Failed(cannot_wait(e)))),
+        Err(e) => return Err(stop(pid, group, KernelError::Failed(cannot_wait(e)))),
     };
     // The run ends once the program has exited and both pipes are at their end, so a
     // background process that keeps them open holds the run until it closes them (or the
     // shard is cancelled, which kills the whole group, that process too).
     while !(exit.exited() && pipes.done()) {
         if let Err(stopped) = cancel.check() {
-            return Err(stop(child, group, stopped));
+            return Err(stop(pid, group, stopped));
         }
         if let Err(e) = exec_wait::step(&mut pipes, &mut exit) {
-            return Err(stop(child, group, KernelError::Failed(cannot_wait(e))));
+            return Err(stop(pid, group, KernelError::Failed(cannot_wait(e))));
         }
     }
     // Out of the registry before it is reaped: its pid may be reused after that.
     drop(group);
-    let status = child.wait().map_err(|e| KernelError::Failed(cannot_wait(e)))?;
+    let exit_code = exec_spawn::reap(pid).map_err(|e| KernelError::Failed(cannot_wait(e)))?;
     let (stdout, tail) = pipes.finish();
-    Ok((ExecRun { exit_code: exit_code(status), stdout }, tail))
+    Ok((ExecRun { exit_code, stdout }, tail))
 }
 
 /// Kills the program's whole group, reaps the program and hands back `why`.
-fn stop(mut child: Child, group: Group, why: KernelError) -> KernelError {
+fn stop(pid: libc::pid_t, group: Group, why: KernelError) -> KernelError {
     group.kill();
     drop(group);
-    // The leader was killed with its group; wait reaps it (an error means it is gone).
-    let _ = child.wait();
+    // The leader was killed with its group; reaping it cannot fail but for a gone child.
+    let _ = exec_spawn::reap(pid);
     why
-}
-
-/// The exit code, or minus the signal number when a signal ended the program.
-fn exit_code(status: ExitStatus) -> i32 {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => code,
-        (None, Some(signal)) => -signal,
-        (None, None) => -1,
-    }
 }
 
 #[cfg(test)]

@@ -1,20 +1,21 @@
 //! The process groups of the programs `exec` is running, kept process-wide so a worker that
 //! leaves kills them instead of leaving them running.
 //!
-//! `exec` starts each program in a process group of its own with `posix_spawn` (no code runs
-//! in the child between fork and exec, so the program cannot be given `PR_SET_PDEATHSIG`).
-//! Each program's group is registered here while it runs and taken out just before its
-//! leader is reaped: a registered leader is never reaped yet, so its pid still names its
-//! group and cannot have been reused. [`kill_running_programs`] kills every registered group;
+//! `exec` starts each program in a process group of its own (`exec_spawn.rs`). Each
+//! program's group is registered here while it runs and taken out just before its leader is
+//! reaped: a registered leader is never reaped yet, so its pid still names its group and
+//! cannot have been reused. [`kill_running_programs`] kills every registered group;
 //! [`KillProgramsOnExit`] does so when it drops, and the worker's `cli::run` holds one for its
 //! whole life, so every way out it controls kills them: a drain that ends (Ctrl-C, SIGTERM,
 //! `farm workers drain`), a lost master with `--exit-with-master`, an idle or time limit, an
 //! error, and a panic that unwinds through it.
 //!
-//! A worker killed by SIGKILL (or the OOM killer) runs none of this: its programs keep
-//! running, re-parented to init, until they end on their own. The read ends of their stdout
-//! and stderr pipes close with the worker, so a program that writes to either then gets
-//! SIGPIPE (or EPIPE) and usually ends there.
+//! A worker killed by SIGKILL (or the OOM killer) runs none of this. The program itself is
+//! killed all the same, by the kernel (`PR_SET_PDEATHSIG`, set in the child before its exec),
+//! but what the program started in turn (`sh -c 'a & b'`) keeps running, re-parented to init,
+//! until it ends on its own. The read ends of the stdout and stderr pipes close with the
+//! worker, so such a process that writes to either then gets SIGPIPE (or EPIPE) and usually
+//! ends there.
 
 use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard};

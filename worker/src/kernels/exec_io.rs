@@ -12,7 +12,6 @@ use std::cell::RefCell;
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::process::{ChildStderr, ChildStdout};
 
 /// Bytes asked of a pipe per read: a whole pipe buffer (64 KiB on Linux).
 const READ_CHUNK: usize = 64 << 10;
@@ -41,14 +40,14 @@ impl Pipes {
     /// Takes the child's pipes, made non-blocking; the stderr tail keeps `cap` bytes. A pipe
     /// that cannot be made non-blocking is an error (a read on it could stall the loop).
     pub(crate) fn new(
-        stdout: Option<ChildStdout>,
-        stderr: Option<ChildStderr>,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
         cap: usize,
         log: ShardLog,
     ) -> std::io::Result<Pipes> {
         Ok(Pipes {
-            stdout: stdout.map(|p| non_blocking(p.into())).transpose()?,
-            stderr: stderr.map(|p| non_blocking(p.into())).transpose()?,
+            stdout: Some(non_blocking(stdout)?),
+            stderr: Some(non_blocking(stderr)?),
             captured: Vec::new(),
             tail: Tail::new(cap),
             log,

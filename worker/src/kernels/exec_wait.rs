@@ -136,9 +136,9 @@ mod tests {
             .spawn()
             .expect("spawn sh");
         let mut exit = watch(child.id());
-        let mut pipes =
-            Pipes::new(child.stdout.take(), child.stderr.take(), 64, ShardLog::default())
-                .expect("pipes");
+        let stdout = child.stdout.take().expect("piped").into();
+        let stderr = child.stderr.take().expect("piped").into();
+        let mut pipes = Pipes::new(stdout, stderr, 64, ShardLog::default()).expect("pipes");
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while !(exit.exited() && pipes.done()) {
             assert!(std::time::Instant::now() < deadline, "the run did not end");

@@ -3,6 +3,7 @@
 pub mod exec;
 mod exec_groups;
 mod exec_io;
+mod exec_spawn;
 mod exec_wait;
 pub mod hashchain;
 pub mod mandelbrot;
