@@ -10,18 +10,22 @@
 //! opened once, and the program's path is searched in the parent.
 //!
 //! The child shares the worker's memory until its `execve`, so it does only what is safe
-//! there: it reads the plan the parent built, sets signals back to their defaults (the
-//! worker's handlers live in the shared memory, and the worker ignores SIGPIPE), joins a new
-//! process group, asks for SIGKILL when the worker's thread dies (`PR_SET_PDEATHSIG`, so a
-//! program outlives no worker, not even a SIGKILLed one), moves its pipes onto 0, 1 and 2,
-//! unblocks every signal and execs. It
-//! allocates nothing and takes no lock. If it fails, it leaves the error number where the
-//! parent reads it once the clone returns, and exits 127.
+//! there: it reads the plan the parent built (the program's paths, argv, and the environment,
+//! copied under std's environment lock), asks for SIGKILL when the worker's thread dies
+//! (`PR_SET_PDEATHSIG`) and checks the worker is still its parent (it may have died first),
+//! sets signals back to their defaults (the worker's handlers would run on the child's stack,
+//! and the worker ignores SIGPIPE), joins a new process group, moves its pipes onto 0, 1 and
+//! 2, unblocks every signal and execs. It allocates nothing and takes no lock. If it fails, it
+//! leaves the error number where the parent reads it once the clone returns, and exits 127.
+//! The parent-death signal kills the program even when the worker is SIGKILLed, unless the
+//! program execs a set-user-ID, set-group-ID or file-capability binary or changes its
+//! credentials (the kernel then clears it), and not what the program started itself.
 //!
-//! While a child is being cloned, the parent thread blocks every signal it can, so that no
-//! handler of the worker's runs on the child's stack before the child has reset them. glibc
-//! keeps two signals for itself (for thread cancellation and for `setuid` across threads)
-//! that no mask can block; the worker uses neither.
+//! While a child is being cloned, the parent thread blocks every signal `pthread_sigmask` can
+//! block, so that no handler of the worker's runs on the child's stack before the child has
+//! reset them. glibc's two internal signals (thread cancellation, `setuid` across threads)
+//! stay unblocked, unlike in its own posix_spawn; glibc sends them only to the worker's own
+//! threads, never to a child.
 
 use std::cell::RefCell;
 use std::ffi::{CString, OsStr};
@@ -33,18 +37,13 @@ use std::sync::OnceLock;
 
 /// Bytes of the stack a child runs on between its clone and its exec.
 const CHILD_STACK: usize = 64 << 10;
-/// Where `execvp` looks when `PATH` is not set.
-const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+/// Where glibc's `execvp` looks when `PATH` is not set.
+const DEFAULT_PATH: &str = "/bin:/usr/bin";
 
 thread_local! {
     /// The stack this thread's children run on: one child at a time per thread, since the
     /// thread is suspended from the clone until the child has exec'd or exited.
     static STACK: RefCell<Vec<u8>> = RefCell::new(vec![0; CHILD_STACK]);
-}
-
-extern "C" {
-    /// The process's environment, which programs inherit.
-    static environ: *const *const libc::c_char;
 }
 
 /// A started program: its pid (not yet reaped, the leader of its own process group) and the
@@ -62,8 +61,12 @@ struct Plan {
     paths: Vec<CString>,
     /// argv, null-terminated, pointing into `args`.
     argv: Vec<*const libc::c_char>,
+    /// The environment, `KEY=VALUE`, null-terminated, pointing into a copy the parent keeps.
+    envp: Vec<*const libc::c_char>,
     /// Descriptors for 0, 1 and 2.
     fds: [RawFd; 3],
+    /// The worker's pid, which the child checks is still its parent's.
+    parent: libc::pid_t,
     /// The child's error number if it could not exec; 0 until then.
     error: AtomicI32,
 }
@@ -83,7 +86,15 @@ pub(crate) fn spawn(args: &[String]) -> io::Result<Spawned> {
     let (stdout, stdout_w) = pipe()?;
     let (stderr, stderr_w) = pipe()?;
     let fds = [dev_null()?, stdout_w.as_raw_fd(), stderr_w.as_raw_fd()];
-    let plan = Plan { paths, argv, fds, error: AtomicI32::new(0) };
+    // A copy taken under std's environment lock: another thread may `set_var` meanwhile.
+    let env: Vec<CString> = std::env::vars_os()
+        .filter_map(|(k, v)| CString::new([k.as_bytes(), b"=", v.as_bytes()].concat()).ok())
+        .collect();
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    let plan = Plan { paths, argv, envp, fds, parent, error: AtomicI32::new(0) };
     let pid = clone_child(&plan)?;
     drop((stdout_w, stderr_w));
     let error = plan.error.load(Ordering::Acquire);
@@ -121,6 +132,9 @@ pub(crate) fn reap(pid: libc::pid_t) -> io::Result<i32> {
 /// The paths to try for `program`: itself if it holds a `/`, else each `PATH` entry joined
 /// with it (an empty entry is the current directory).
 fn candidates(program: &[u8], path: Option<&OsStr>) -> io::Result<Vec<CString>> {
+    if program.is_empty() {
+        return Err(io::Error::from_raw_os_error(libc::ENOENT));
+    }
     if program.contains(&b'/') {
         return Ok(vec![CString::new(program)?]);
     }
@@ -213,9 +227,16 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: every call below is async-signal-safe and touches only this stack, `plan`, and
     // the errno of the parent thread, which is suspended until the exec.
     unsafe {
+        // Killed if the thread that started it dies: the worker, even by SIGKILL. First, and
+        // then the parent checked: a worker killed before this would leave it an orphan.
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+            fail(plan);
+        }
+        if libc::getppid() != plan.parent {
+            libc::_exit(127);
+        }
         reset_signals();
-        // Killed if the thread that started it dies: the worker, even by SIGKILL.
-        if libc::setpgid(0, 0) != 0 || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+        if libc::setpgid(0, 0) != 0 {
             fail(plan);
         }
         for (target, &fd) in plan.fds.iter().enumerate() {
@@ -236,9 +257,9 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
         // error is EACCES if any path was not allowed.
         let (mut error, mut denied) = (0, false);
         for path in &plan.paths {
-            libc::execve(path.as_ptr(), plan.argv.as_ptr(), environ);
+            libc::execve(path.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
             match *libc::__errno_location() {
-                libc::ENOENT | libc::ENOTDIR => {}
+                libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
                 libc::EACCES => denied = true,
                 e => {
                     error = e;
@@ -261,7 +282,7 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
 unsafe fn reset_signals() {
     let mut default: libc::sigaction = std::mem::zeroed();
     default.sa_sigaction = libc::SIG_DFL;
-    for signal in 1..libc::SIGRTMAX() {
+    for signal in 1..=libc::SIGRTMAX() {
         if signal == libc::SIGKILL || signal == libc::SIGSTOP {
             continue;
         }
@@ -309,7 +330,7 @@ mod tests {
     fn the_child_starts_clean_in_a_group_of_its_own_with_stdin_null() {
         // No signal blocked, none ignored (the worker ignores SIGPIPE), its own process group.
         let script = "grep -E '^Sig(Blk|Ign)' /proc/self/status; \
-                      [ \"$(ps -o pgid= -p $$ | tr -d ' ')\" = \"$$\" ] && echo leader; \
+                      [ \"$(cut -d' ' -f5 /proc/$$/stat)\" = \"$$\" ] && echo leader; \
                       cat; echo eof";
         // SAFETY: ignoring SIGPIPE in this test process, as the worker (and Rust's runtime) does.
         unsafe {
@@ -318,11 +339,16 @@ mod tests {
         let (code, out) = run(&["sh", "-c", script]).expect("sh");
         assert_eq!(code, 0, "{out}");
         assert!(out.contains("SigBlk:\t0000000000000000"), "{out}");
-        // No standard signal ignored, SIGPIPE included (signals 32 and up are glibc's own,
-        // and ignored or not as the test process got them).
-        let ignored = out.lines().find_map(|l| l.strip_prefix("SigIgn:\t")).expect("SigIgn");
-        let ignored = u64::from_str_radix(ignored, 16).expect("hex");
-        assert_eq!(ignored & 0x7fff_ffff, 0, "{out}");
+        // The standard signals this process ignores, less SIGPIPE (signals 32 and up are
+        // glibc's own), are what the child ignores: ignored ones stay ignored across exec.
+        let ignored = |status: &str| {
+            let mask = status.lines().find_map(|l| l.strip_prefix("SigIgn:\t")).expect("SigIgn");
+            u64::from_str_radix(mask, 16).expect("hex") & 0x7fff_ffff
+        };
+        let own = std::fs::read_to_string("/proc/self/status").expect("own status");
+        let sigpipe = 1u64 << (libc::SIGPIPE - 1);
+        assert_ne!(ignored(&own) & sigpipe, 0, "this process ignores SIGPIPE");
+        assert_eq!(ignored(&out), ignored(&own) & !sigpipe, "{out}");
         assert!(out.ends_with("leader\neof\n"), "{out}");
     }
 
@@ -335,6 +361,8 @@ mod tests {
         assert_eq!(denied.kind(), io::ErrorKind::PermissionDenied, "{denied}");
         let nul = run(&["echo", "a\0b"]).expect_err("a NUL");
         assert!(nul.to_string().contains("NUL"), "{nul}");
+        let empty = run(&[""]).expect_err("no name");
+        assert_eq!(empty.kind(), io::ErrorKind::NotFound, "{empty}");
     }
 
     #[test]
