@@ -49,8 +49,8 @@ pub enum ClientError {
         /// What went wrong.
         reason: String,
     },
-    /// The master answered with an error.
-    #[error("{}: {}", code_name(.0.code()), .0.message())]
+    /// The master answered with an error (or the connection ended before it answered).
+    #[error("{}: {}{}", code_name(.0.code()), .0.message(), closed_hint(.0))]
     Status(tonic::Status),
     /// The master went away while a job was being waited for, and did not come back within
     /// the bound (`WaitOptions::reconnect_for`).
@@ -108,6 +108,24 @@ fn seconds(d: std::time::Duration) -> String {
     }
 }
 
+/// For a call the connection ended before the master answered, what may be wrong (a master
+/// that serves TLS closes an http:// client's connection so); empty for any other status.
+fn closed_hint(status: &tonic::Status) -> String {
+    let transport = matches!(
+        status.code(),
+        tonic::Code::Cancelled
+            | tonic::Code::Unknown
+            | tonic::Code::Internal
+            | tonic::Code::Unavailable
+    );
+    let message = status.message();
+    if transport && (message == "transport error" || farm_net::tls::closed_early(message)) {
+        format!(" ({})", farm_net::tls::CLOSED_EARLY)
+    } else {
+        String::new()
+    }
+}
+
 fn code_name(code: tonic::Code) -> String {
     format!("{code:?}").chars().fold(String::new(), |mut s, c| {
         if c.is_uppercase() && !s.is_empty() {
@@ -153,11 +171,14 @@ impl Client {
         tls: Option<tonic::transport::ClientTlsConfig>,
     ) -> Result<Self> {
         let err = |reason: String| ClientError::Connect { url: url.to_string(), reason };
-        let channel = farm_net::endpoint(url, tls)
-            .map_err(err)?
-            .connect()
-            .await
-            .map_err(|e| err(farm_net::tls::error_chain(&e)))?;
+        let dials_tls = tls.is_some();
+        let channel = farm_net::endpoint(url, tls).map_err(err)?.connect().await.map_err(|e| {
+            let reason = farm_net::tls::error_chain(&e);
+            match farm_net::tls::mismatch_hint(&reason, dials_tls) {
+                Some(hint) => err(format!("{reason} ({hint})")),
+                None => err(reason),
+            }
+        })?;
         let max = farm_proto::MAX_MESSAGE_BYTES;
         let farm = FarmServiceClient::new(channel)
             .max_decoding_message_size(max)

@@ -63,6 +63,36 @@ pub fn dial_url(url: &str, tls: bool) -> String {
     }
 }
 
+/// What to do about a failure to talk to a master whose TLS may not match this side's, when
+/// the error's own text does not say it: `error` is the failure's whole chain, `tls` whether
+/// this side dialed with TLS. None when the failure does not look like a mismatch.
+pub fn mismatch_hint(error: &str, tls: bool) -> Option<&'static str> {
+    let has = |needle: &str| error.contains(needle);
+    if has("Connecting to HTTPS without TLS enabled") {
+        Some("an https:// master needs --tls-ca FILE, the CA that signed its certificate")
+    } else if has("InvalidContentType") || has("corrupt message") {
+        Some("the master does not answer TLS on that port: use http://, or start it with --tls-cert and --tls-key")
+    } else if has("UnknownIssuer") {
+        Some("the master's certificate is not signed by the CA given with --tls-ca")
+    } else if !tls && closed_early(error) {
+        Some(CLOSED_EARLY)
+    } else {
+        None
+    }
+}
+
+/// The hint for a plaintext connection the master closed before answering.
+pub const CLOSED_EARLY: &str =
+    "the master closed the connection before answering; a master that serves TLS does that to an http:// client: use https:// and --tls-ca";
+
+/// Whether `error` is an HTTP/2 connection that ended before any answer (what a TLS server
+/// does with a plaintext HTTP/2 preface).
+pub fn closed_early(error: &str) -> bool {
+    ["operation was canceled", "h2 protocol error", "connection closed before message completed"]
+        .iter()
+        .any(|needle| error.contains(needle))
+}
+
 /// The whole chain of an error, joined with ": " (TLS failures hide the reason a few levels down).
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
@@ -80,7 +110,22 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::dial_url;
+    use super::{dial_url, mismatch_hint};
+
+    #[test]
+    fn a_tls_mismatch_gets_a_hint_and_other_failures_none() {
+        let hint = |e: &str, tls: bool| mismatch_hint(e, tls).unwrap_or("");
+        assert!(hint("transport error: Connecting to HTTPS without TLS enabled", false)
+            .contains("--tls-ca"));
+        assert!(
+            hint("received corrupt message of type InvalidContentType", true).contains("http://")
+        );
+        assert!(hint("invalid peer certificate: UnknownIssuer", true).contains("not signed"));
+        assert!(hint("operation was canceled", false).contains("https://"));
+        // With TLS on, an early close is not a plaintext client's mistake.
+        assert_eq!(mismatch_hint("operation was canceled", true), None);
+        assert_eq!(mismatch_hint("tcp connect error: Connection refused", false), None);
+    }
 
     #[test]
     fn tls_never_dials_plain_http() {

@@ -1,6 +1,6 @@
 //! TLS on the master's port: clients and workers verify the master against a CA, mutual TLS
 //! on request; a wrong CA, a plaintext client, a self-signed or an expired certificate are each
-//! refused with a one-line error, and the master keeps serving.
+//! refused with a one-line error that says what to do, and the master keeps serving.
 
 use farm_tests::*;
 
@@ -48,12 +48,21 @@ fn workers_and_clients_verify_the_master_and_bad_peers_are_refused() {
     let other = pki.file("other-ca.pem");
     let wrong_ca = one_line_error(&run(&["--master", &url, "--tls-ca", &other, "jobs"], &tag));
     assert!(
-        wrong_ca.contains("cannot reach master") && wrong_ca.contains("certificate"),
+        wrong_ca.contains("cannot reach master")
+            && wrong_ca.contains("not signed by the CA given with --tls-ca"),
         "{wrong_ca}"
     );
+    // Each TLS mismatch says what to do, not only what the transport saw.
     let plain_url = url.replacen("https://", "http://", 1);
     let plaintext = one_line_error(&run(&["--master", &plain_url, "jobs"], &tag));
-    assert!(plaintext.starts_with("error: "), "{plaintext}");
+    assert!(plaintext.contains("use https:// and --tls-ca"), "{plaintext}");
+    let no_ca = one_line_error(&run(&["--master", &url, "jobs"], &tag));
+    assert!(no_ca.contains("needs --tls-ca FILE"), "{no_ca}");
+    let plain_master = Master::start_tagged(&[], &tag, "127.0.0.1:0");
+    let tls_to_plain = plain_master.url.replacen("http://", "https://", 1);
+    let tls_to_plain =
+        one_line_error(&run(&["--master", &tls_to_plain, "--tls-ca", &ca, "jobs"], &tag));
+    assert!(tls_to_plain.contains("does not answer TLS on that port"), "{tls_to_plain}");
     // Still serving.
     let ok = run(&["--master", &url, "--tls-ca", &ca, "jobs", "--json"], &tag);
     assert!(ok.status.success());

@@ -68,7 +68,8 @@ where
                 }
             }
             End::Lost(reason) => {
-                warn!(master = %config.master, %reason, "no session with the master, reconnecting")
+                let hint = farm_net::tls::mismatch_hint(&reason, config.tls.is_some());
+                warn!(master = %config.master, %reason, hint, "no session with the master, reconnecting")
             }
         }
         let delay = backoff.next();
