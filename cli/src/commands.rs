@@ -72,8 +72,9 @@ pub async fn submit(master: &Target, args: SubmitArgs) -> Result<()> {
     if let Some(path) = &args.job.joblog {
         crate::logs::write_joblog(&mut client, status.job, path).await?;
     }
-    crate::results::save(&mut client, &status, args.job.out.as_deref(), args.job.ndjson).await?;
-    show::finished(&status, args.output.json, args.job.out.as_deref(), &spec.params)
+    let out = args.job.out.as_deref();
+    crate::results::save(&mut client, &status, out, args.job.ndjson, &spec.params).await?;
+    show::finished(&status, args.output.json, out)
 }
 
 /// `farm watch`.
@@ -81,7 +82,7 @@ pub async fn watch(master: &Target, args: WatchArgs) -> Result<()> {
     let mut client = connect(master).await?;
     let json = args.job.output.json;
     let status = follow(&mut client, args.job.id, &args.reconnect, json).await?;
-    show::finished(&status, json, None, &Default::default())
+    show::finished(&status, json, None)
 }
 
 /// Waits for a job with a progress bar, riding through a lost master, and says on stderr when

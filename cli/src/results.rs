@@ -31,19 +31,25 @@ pub fn is_png(path: &Path) -> bool {
     path.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"))
 }
 
-/// After `submit --wait` or `run`: writes a succeeded job's result to `out` unless it is a PNG
-/// (written from the status by `show::finished`). A list is streamed from the master; any
-/// other result is its JSON text.
+/// After `submit --wait` or `run`: writes a succeeded job's result to `out`. A `*.png` is the
+/// image of its rows (`params` give the iteration limit, which colours them), read from the
+/// status or, for a result too large to be inline, from the master's store; a list is streamed
+/// from the master; any other result is its JSON text.
 pub async fn save(
     client: &mut Client,
     status: &JobStatus,
     out: Option<&Path>,
     ndjson: bool,
+    params: &farm_proto::Params,
 ) -> Result<()> {
-    let Some(path) = out.filter(|p| !is_png(p)) else {
-        return Ok(());
-    };
+    let Some(path) = out else { return Ok(()) };
     if status.state != JobState::Succeeded {
+        return Ok(());
+    }
+    if is_png(path) {
+        let rows = rows(client, status).await?;
+        crate::show::write_png(path, &rows, params)?;
+        eprintln!("wrote {}", path.display());
         return Ok(());
     }
     let list = status.result_in_store || status.result.as_str().starts_with('[');
@@ -57,6 +63,23 @@ pub async fn save(
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// A finished job's result as rows of numbers (mandelbrot's image): from its status when
+/// the result is inline, else streamed from the master's store, a row per item.
+async fn rows(client: &mut Client, status: &JobStatus) -> Result<Vec<Vec<u32>>> {
+    let not_rows = "--out FILE.png needs rows of numbers, as mandelbrot makes";
+    if !status.result_in_store {
+        return status.result.to().context(not_rows);
+    }
+    let mut stream = client.results(status.job, 0).await?;
+    let mut rows = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        for item in &chunk?.items {
+            rows.push(serde_json::from_str(item).context(not_rows)?);
+        }
+    }
+    Ok(rows)
 }
 
 fn create(path: &Path) -> Result<std::io::BufWriter<std::fs::File>> {

@@ -306,12 +306,12 @@ pub async fn run(args: RunArgs, log: &crate::logging::Setup) -> Result<()> {
             crate::logs::write_joblog(&mut client, status.job, path).await?;
         }
         let out = args.job.out.as_deref();
-        crate::results::save(&mut client, &status, out, args.job.ndjson).await?;
+        crate::results::save(&mut client, &status, out, args.job.ndjson, &spec.params).await?;
         anyhow::Ok(status)
     }
     .await;
     running.stop().await?;
-    show::finished(&outcome?, json, args.job.out.as_deref(), &spec.params)
+    show::finished(&outcome?, json, args.job.out.as_deref())
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use crate::fail::JobEnded;
 use crate::out;
 use anyhow::{bail, Context, Result};
-use farm_client::{JobState, JobStatus, JsonText, Progress};
+use farm_client::{JobState, JobStatus, Progress};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -54,19 +54,7 @@ pub fn still_running(job: u64) -> String {
 
 /// Prints a finished job: JSON, or the result and timing for people. Fails (non-zero exit) when
 /// the job did not succeed.
-pub fn finished(
-    status: &JobStatus,
-    json: bool,
-    out: Option<&Path>,
-    params: &farm_proto::Params,
-) -> Result<()> {
-    let png = out.filter(|p| crate::results::is_png(p));
-    if let (Some(path), JobState::Succeeded) = (png, status.state) {
-        write_png(path, &status.result, params)?;
-        if !json {
-            eprintln!("wrote {}", path.display());
-        }
-    }
+pub fn finished(status: &JobStatus, json: bool, out: Option<&Path>) -> Result<()> {
     if json {
         out::json(status)?;
     } else if out.is_none() {
@@ -199,9 +187,7 @@ pub fn jobs(jobs: &[JobStatus], json: bool) -> Result<()> {
 }
 
 /// Writes mandelbrot rows (iteration counts) as a colour PNG; points inside the set are black.
-pub fn write_png(path: &Path, result: &JsonText, params: &farm_proto::Params) -> Result<()> {
-    let rows: Vec<Vec<u32>> =
-        result.to().context("--out needs a mandelbrot job: its result is not rows of numbers")?;
+pub fn write_png(path: &Path, rows: &[Vec<u32>], params: &farm_proto::Params) -> Result<()> {
     let height = rows.len();
     let width = rows.first().map_or(0, Vec::len);
     if width == 0 || rows.iter().any(|r| r.len() != width) {
@@ -232,6 +218,7 @@ pub fn write_png(path: &Path, result: &JsonText, params: &farm_proto::Params) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use farm_client::JsonText;
 
     #[test]
     fn the_bar_shows_percentage_and_rate_and_an_interruption_says_what_to_do() {

@@ -148,6 +148,33 @@ fn pi_matches_an_independent_splitmix64_computation() {
     assert!((estimate - std::f64::consts::PI).abs() < 0.05, "{estimate}");
 }
 
+/// The width and height of a PNG file's bytes, after checking its signature.
+fn png_size(bytes: &[u8]) -> (u32, u32) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    let word =
+        |at: usize| u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    (word(16), word(20))
+}
+
+#[test]
+fn a_png_is_drawn_from_rows_kept_in_the_store() {
+    let tag = tag();
+    let dir = std::env::temp_dir().join(&tag);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let png = dir.join("big.png");
+    let png_arg = png.to_string_lossy().to_string();
+    // The default 800 x 600 image: its rows are over the 1 MiB a result may keep inline.
+    let args = ["run", "mandelbrot", "--range", "0..600", "--shard-size", "50", "--out"];
+    let mut args = args.to_vec();
+    args.extend([png_arg.as_str(), "--workers", "1", "--threads", "2", "--json"]);
+    let out = run(&args, &tag);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(json(&out)["result_in_store"], true, "the rows live only in the store");
+    assert_eq!(png_size(&std::fs::read(&png).expect("png written")), (800, 600));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_none_left(&tag);
+}
+
 #[test]
 fn mandelbrot_writes_a_png_and_a_bad_row_fails_the_job_naming_the_shard() {
     let tag = tag();
@@ -180,9 +207,7 @@ fn mandelbrot_writes_a_png_and_a_bad_row_fails_the_job_naming_the_shard() {
     let bytes = std::fs::read(&png).expect("png written");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.is_empty(), "with --out the rows go to the file, not stdout: {stdout}");
-    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
-    assert_eq!(u32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]), 40, "width");
-    assert_eq!(u32::from_be_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]), 30, "height");
+    assert_eq!(png_size(&bytes), (40, 30));
 
     let out = run(
         &[
