@@ -1,6 +1,7 @@
 //! End to end: a job that nothing can run says so. When the only worker offering its kind dies,
 //! `farm status` and `farm watch` show `waiting: no connected worker offers kind X`; a worker
-//! that joins ends the wait; `--no-worker-timeout` fails a job that waited that long.
+//! that joins ends the wait; `--no-worker-timeout` fails a job that waited that long. A
+//! `--verify` job with one worker says it waits for a second one, until one joins.
 
 use farm_tests::*;
 use std::process::Stdio;
@@ -62,4 +63,22 @@ fn no_worker_timeout_fails_a_job_that_no_worker_can_run() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("waiting: {WAITING}")), "{stderr}");
+}
+
+#[test]
+fn a_verify_job_with_one_worker_says_it_waits_for_a_second_until_one_joins() {
+    let master = Master::start(&[]);
+    let _first = master.worker(&["--threads", "1"]);
+    master.wait_workers(1);
+    let id = master.submit(&["noop", "--range", "0..20", "--verify", "100"]);
+    let mut last = serde_json::Value::Null;
+    let waiting = wait_until(WAIT, || {
+        last = master.status(&id);
+        last["waiting"].as_str().is_some_and(|w| w.starts_with("--verify needs a second worker"))
+    });
+    assert!(waiting, "status never said it waits for a second worker: {last}");
+    let _second = master.worker(&["--threads", "1"]);
+    let v = master.watch(&id);
+    assert_eq!((v["state"].as_str(), v["result"].as_u64()), (Some("succeeded"), Some(20)), "{v}");
+    assert!(v.get("waiting").is_none(), "{v}");
 }

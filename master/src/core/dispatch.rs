@@ -36,9 +36,14 @@ impl Core {
     /// `now` starts the hold of each shard handed out.
     pub fn dispatch(&mut self, now: Instant, out: &mut impl Outbox) {
         let dirty = std::mem::take(&mut self.dirty);
-        if self.pending.is_empty() {
-            return;
+        if !self.pending.is_empty() {
+            self.fill_dirty(dirty, now, out);
         }
+        self.note_verify_blocked(now, out);
+    }
+
+    /// Fills the workers `dirty` marks.
+    fn fill_dirty(&mut self, dirty: Dirty, now: Instant, out: &mut impl Outbox) {
         if dirty.all {
             let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
             ids.into_iter().for_each(|id| self.fill(id, now, out));

@@ -72,6 +72,8 @@ pub(crate) struct Job {
     pub reruns: u64,
     /// Since when no connected worker offers its kind (`None` while one does).
     pub waiting_since: Option<Instant>,
+    /// Whether its `--verify` copies wait with no second worker of its kind to run them.
+    pub verify_blocked: bool,
     /// Bytes of shard logs journaled for it, against `CoreConfig::shard_log_bytes`.
     pub log_bytes: usize,
     /// What its shards cost a pool thread, as workers report it: sizes windows.
@@ -127,6 +129,7 @@ impl Job {
             failures: HashMap::new(),
             reruns: 0,
             waiting_since: None,
+            verify_blocked: false,
             log_bytes: 0,
             cost: ShardCost::default(),
         }

@@ -432,10 +432,7 @@ fn view(job: &Job, now: Instant) -> JobView {
         age_ms: job.age_ms(now),
         priority: job.spec.priority,
         reruns: job.reruns,
-        waiting: job
-            .waiting_since
-            .filter(|_| !job.state.is_final())
-            .map(|_| served::waiting_reason(&job.spec.kind)),
+        waiting: served::waiting(job),
     }
 }
 

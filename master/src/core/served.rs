@@ -1,15 +1,29 @@
 //! Jobs nothing can run. The core counts which kinds the connected workers offer; a job not
 //! yet ended whose kind none offers is waiting, and its status says so (`waiting: no connected
 //! worker offers kind X`) instead of sitting at `running 94/1000` in silence. A job with
-//! `--no-worker-timeout` fails once it has waited that long.
+//! `--no-worker-timeout` fails once it has waited that long. A `--verify` job whose copies
+//! need a second worker of its kind, with one connected, says so too.
 
-use super::{view, Core, JobId, JobState, Outbox};
+use super::{view, Core, Job, JobId, JobState, Outbox};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 /// What a waiting job's status says.
 pub(crate) fn waiting_reason(kind: &str) -> String {
     format!("no connected worker offers kind {kind}")
+}
+
+/// Why a job not yet ended waits, if it does: no worker offers its kind, or its `--verify`
+/// copies need a second worker of its kind.
+pub(crate) fn waiting(job: &Job) -> Option<String> {
+    let kind = &job.spec.kind;
+    match (job.state.is_final(), job.waiting_since, job.verify_blocked) {
+        (false, Some(_), _) => Some(waiting_reason(kind)),
+        (false, None, true) => Some(format!(
+            "--verify needs a second worker offering kind {kind}: each sampled shard runs again on another worker"
+        )),
+        _ => None,
+    }
 }
 
 impl Core {
@@ -71,6 +85,21 @@ impl Core {
             job.waiting_since = Some(now);
             self.unserved.insert(*id);
             out.job_changed(&view(job, now));
+        }
+    }
+
+    /// Notes which `--verify` jobs have copies waiting that no connected worker may run (only
+    /// one worker offers the kind, so every copy's first run was its own); watchers see each
+    /// change. Called after every dispatch.
+    pub(super) fn note_verify_blocked(&mut self, now: Instant, out: &mut impl Outbox) {
+        for (id, verify) in &self.verifying {
+            let Some(job) = self.jobs.get_mut(id) else { continue };
+            let offered = self.offered.get(&job.spec.kind).copied().unwrap_or(0);
+            let blocked = !job.state.is_final() && verify.waiting() > 0 && offered == 1;
+            if blocked != job.verify_blocked {
+                job.verify_blocked = blocked;
+                out.job_changed(&view(job, now));
+            }
         }
     }
 

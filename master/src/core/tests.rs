@@ -22,6 +22,8 @@ struct Rec {
     forgets: Vec<(WorkerId, JobId)>,
     outputs: Vec<(JobId, u64, Output)>,
     finished: Vec<JobView>,
+    /// Views sent while a job waited (a `waiting` reason set).
+    waited: Vec<JobView>,
     dropped: Vec<WorkerId>,
     drains: Vec<WorkerId>,
     /// Every journal op, in order (the crash-and-replay test replays a prefix of them).
@@ -56,6 +58,9 @@ impl Outbox for Rec {
         self.last_output = Some((job, shard, output.clone()));
     }
     fn job_changed(&mut self, view: &JobView) {
+        if view.waiting.is_some() {
+            self.waited.push(view.clone());
+        }
         if view.state.is_final() {
             self.finished.push(view.clone());
             self.last_end = Some(view.clone());
@@ -827,7 +832,12 @@ fn verify_runs_each_sampled_shard_on_a_second_worker_and_counts_it_once() {
     }
     let status = sim.status(job, now);
     assert_eq!((status.done, status.state), (0, JobState::Running), "nothing counted yet");
+    // Its status says why it waits, and watchers heard it.
+    let why = status.waiting.unwrap_or_default();
+    assert!(why.starts_with("--verify needs a second worker offering kind noop"), "{why}");
+    assert_eq!(sim.rec.waited.len(), 1, "watchers saw it start waiting, once");
     let b = sim.join(worker(1), now);
+    assert_eq!(sim.status(job, now).waiting, None, "a second worker ends the wait");
     while sim.rec.finished.is_empty() {
         sim.complete(a, usize::MAX, now);
         sim.complete(b, usize::MAX, now);
