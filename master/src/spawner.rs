@@ -1,7 +1,8 @@
 //! Local workers: the master starts N processes of its own executable (`farm worker …`) and
 //! supervises them, restarting one that exits unexpectedly (with backoff, so a crash loop does
 //! not spin), and stops them all on shutdown. Spawned workers also die with the master: they
-//! exit when their connection to it is lost, and the kernel kills them if the master dies.
+//! exit when their connection to it is lost, and the kernel sends them SIGTERM if the master
+//! dies.
 
 use crate::tasks::Tasks;
 use farm_net::Backoff;
@@ -101,7 +102,7 @@ fn command(config: &SpawnConfig, slot: usize, restarts: u32) -> Command {
     // the master) dies, so even `kill -9` of the master leaves no worker behind. SIGTERM, not
     // SIGKILL: the worker then leaves its own way (its master is gone, so at once) and kills
     // the programs `exec` runs, which a SIGKILLed worker would leave running; a worker still
-    // there its drain timeout + 5 s after the signal exits anyway (`farm_worker::cli`).
+    // there its drain timeout + 10 s after the signal exits anyway (`farm_worker::cli`).
     unsafe {
         cmd.pre_exec(|| {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {

@@ -17,6 +17,7 @@ use clap::{Args, Parser};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tracing::warn;
@@ -133,6 +134,7 @@ pub async fn run(args: WorkerArgs, mut registry: Registry) -> Result<(), WorkerE
     // However this ends (drained, master lost, an error, a panic), exec's programs die with it.
     let _programs = kernels::KillProgramsOnExit;
     let config = args.config()?;
+    let _bound = StopBound::arm(config.drain_timeout);
     if args.allow_exec {
         registry.register(kernels::exec_kernel());
     }
@@ -140,8 +142,7 @@ pub async fn run(args: WorkerArgs, mut registry: Registry) -> Result<(), WorkerE
         registry.enable_wasm(wasm)?;
     }
     let Some(addr) = &args.listen else {
-        let stop = bounded_shutdown_signal(config.drain_timeout);
-        return crate::run(config, registry, stop).await;
+        return crate::run(config, registry, shutdown_signal()).await;
     };
     let listener =
         TcpListener::bind(addr).await.map_err(|e| WorkerError::Listen(addr.clone(), e))?;
@@ -152,8 +153,7 @@ pub async fn run(args: WorkerArgs, mut registry: Registry) -> Result<(), WorkerE
     // One line on stdout that scripts (and the tests) read to learn the bound port.
     println!("farm worker listening on {bound}");
     let _ = std::io::stdout().flush();
-    let stop = bounded_shutdown_signal(config.drain_timeout);
-    crate::serve(listener, config, registry, stop).await
+    crate::serve(listener, config, registry, shutdown_signal()).await
 }
 
 /// The `main` of a worker binary: parses the worker's flags, logs to stderr (unless the caller
@@ -195,25 +195,51 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build()
 }
 
-/// How long past its drain timeout a worker told to stop may take before it exits anyway.
-const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long past its drain timeout a worker stopped by a signal may take before it exits
+/// anyway (within the 45 s that the deploy files give a stop, with the default 30 s drain).
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// Resolves on Ctrl-C or SIGTERM, like [`shutdown_signal`], and from then on bounds the
-/// worker's life: if the process still runs `drain_timeout` + [`STOP_GRACE`] later (a flush to
-/// a master that stopped reading, say), a plain thread kills exec's programs and exits with
-/// code 1. Local workers count on it: they get SIGTERM when their master dies
-/// (`PR_SET_PDEATHSIG`, in the master's spawner) and must not outlive it.
-async fn bounded_shutdown_signal(drain_timeout: Duration) {
-    shutdown_signal().await;
-    let bound = drain_timeout.saturating_add(STOP_GRACE);
-    let spawned = std::thread::Builder::new().name("farm-stop-bound".into()).spawn(move || {
-        std::thread::sleep(bound);
-        warn!(?bound, "worker still running after its drain timeout and grace, exiting");
-        kernels::kill_running_programs();
-        std::process::exit(1);
-    });
-    if let Err(e) = spawned {
-        warn!(error = %e, "cannot start the thread that bounds the drain");
+/// Bounds a worker's life once Ctrl-C or SIGTERM has come: if [`run`] has not returned
+/// `drain_timeout` + [`STOP_GRACE`] later (a send to a master that stopped reading, say), a
+/// plain thread kills exec's programs and exits the process with code 1. Local workers count
+/// on it: they get SIGTERM when their master dies (`PR_SET_PDEATHSIG`, in the master's
+/// spawner) and must not outlive it. A task of its own listens for the signal, so a session
+/// stuck on a send still starts the bound; dropping it, when `run` returns, disarms it.
+struct StopBound {
+    /// The task that waits for the signal.
+    listener: tokio::task::JoinHandle<()>,
+    /// Dropped when `run` returns, which tells an armed thread to let the process be.
+    _running: std::sync::mpsc::Sender<()>,
+}
+
+impl StopBound {
+    fn arm(drain_timeout: Duration) -> StopBound {
+        let (running, returned) = std::sync::mpsc::channel::<()>();
+        let bound = drain_timeout.saturating_add(STOP_GRACE);
+        let listener = tokio::spawn(async move {
+            shutdown_signal().await;
+            let thread = std::thread::Builder::new().name("farm-stop-bound".into());
+            let spawned = thread.spawn(move || {
+                if returned.recv_timeout(bound) == Err(RecvTimeoutError::Timeout) {
+                    warn!(
+                        ?bound,
+                        "worker still running after its drain timeout and grace, exiting"
+                    );
+                    kernels::kill_running_programs();
+                    std::process::exit(1);
+                }
+            });
+            if let Err(e) = spawned {
+                warn!(error = %e, "cannot start the thread that bounds the drain");
+            }
+        });
+        StopBound { listener, _running: running }
+    }
+}
+
+impl Drop for StopBound {
+    fn drop(&mut self) {
+        self.listener.abort();
     }
 }
 

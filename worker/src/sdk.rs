@@ -192,7 +192,9 @@ pub trait Kernel: Send + Sync + 'static {
     }
     /// Parses the job's parameters, already checked against [`Kernel::describe`] with its
     /// defaults filled in (read them with `params.uint(name)?` and friends). Cross-field checks
-    /// (say, `x0 < x1`) belong here.
+    /// (say, `x0 < x1`) belong here. It runs on the worker's one async thread, which also
+    /// answers the master: keep it short and never block in it (no I/O, no
+    /// `tokio::task::block_in_place`); put heavy set-up in the first `run`, on a pool thread.
     fn prepare(&self, params: &Params) -> Result<Box<dyn Prepared>, KernelError>;
 }
 
