@@ -50,7 +50,7 @@ pub enum ClientError {
         reason: String,
     },
     /// The master answered with an error (or the connection ended before it answered).
-    #[error("{}: {}{}", code_name(.0.code()), .0.message(), closed_hint(.0))]
+    #[error("{}: {}", code_name(.0.code()), .0.message())]
     Status(tonic::Status),
     /// The master went away while a job was being waited for, and did not come back within
     /// the bound (`WaitOptions::reconnect_for`).
@@ -108,21 +108,29 @@ fn seconds(d: std::time::Duration) -> String {
     }
 }
 
-/// For a call the connection ended before the master answered, what may be wrong (a master
-/// that serves TLS closes an http:// client's connection so); empty for any other status.
-fn closed_hint(status: &tonic::Status) -> String {
-    let transport = matches!(
-        status.code(),
-        tonic::Code::Cancelled
-            | tonic::Code::Unknown
-            | tonic::Code::Internal
-            | tonic::Code::Unavailable
-    );
-    let message = status.message();
-    if transport && (message == "transport error" || farm_net::tls::closed_early(message)) {
-        format!(" ({})", farm_net::tls::CLOSED_EARLY)
-    } else {
-        String::new()
+/// A call's failure, with a hint appended to its message when this plaintext client's
+/// connection ended before the master answered: a master that serves TLS does that.
+trait Hinted<T> {
+    fn hinted(self, plain: bool) -> std::result::Result<T, tonic::Status>;
+}
+
+impl<T> Hinted<T> for std::result::Result<T, tonic::Status> {
+    fn hinted(self, plain: bool) -> std::result::Result<T, tonic::Status> {
+        self.map_err(|status| {
+            let transport = matches!(
+                status.code(),
+                tonic::Code::Cancelled
+                    | tonic::Code::Unknown
+                    | tonic::Code::Internal
+                    | tonic::Code::Unavailable
+            );
+            match farm_net::tls::mismatch_hint(status.message(), !plain).filter(|_| transport) {
+                Some(hint) => {
+                    tonic::Status::new(status.code(), format!("{} ({hint})", status.message()))
+                }
+                None => status,
+            }
+        })
     }
 }
 
@@ -145,6 +153,8 @@ pub struct Client {
     farm: FarmServiceClient<Channel>,
     /// Sent with every call, when the master requires one.
     token: Option<String>,
+    /// Whether it dialed without TLS (a call that fails early then gets a hint).
+    plain: bool,
 }
 
 impl std::fmt::Debug for Client {
@@ -183,7 +193,7 @@ impl Client {
         let farm = FarmServiceClient::new(channel)
             .max_decoding_message_size(max)
             .max_encoding_message_size(max);
-        Ok(Client { farm, token })
+        Ok(Client { farm, token, plain: !dials_tls })
     }
 
     /// A request carrying the token.
@@ -199,7 +209,7 @@ impl Client {
             spec: Some(spec.into()),
             protocol_version: farm_proto::PROTOCOL_VERSION,
         };
-        Ok(self.farm.submit(self.req(req)?).await?.into_inner().into())
+        Ok(self.farm.submit(self.req(req)?).await.hinted(self.plain)?.into_inner().into())
     }
 
     /// Submits a job and waits for it to end, in one call (the `Run` RPC): returns its final
@@ -219,7 +229,7 @@ impl Client {
             protocol_version: farm_proto::PROTOCOL_VERSION,
             wait_ms,
         };
-        let status = self.farm.run(self.req(req)?).await?;
+        let status = self.farm.run(self.req(req)?).await.hinted(self.plain)?;
         Ok(status.into_inner().try_into()?)
     }
 
@@ -230,7 +240,7 @@ impl Client {
         shard_results: bool,
     ) -> Result<impl Stream<Item = Result<JobEvent>> + use<>> {
         let request = self.req(pb::WatchRequest { job_id: job, shard_results })?;
-        let stream = self.farm.watch(request).await?;
+        let stream = self.farm.watch(request).await.hinted(self.plain)?;
         Ok(stream.into_inner().map(|item| Ok(JobEvent::try_from(item?)?)))
     }
 
@@ -265,31 +275,42 @@ impl Client {
 
     /// One job's status.
     pub async fn get(&mut self, job: u64) -> Result<JobStatus> {
-        let status = self.farm.get(self.req(pb::GetRequest { job_id: job })?).await?;
+        let status =
+            self.farm.get(self.req(pb::GetRequest { job_id: job })?).await.hinted(self.plain)?;
         Ok(status.into_inner().try_into()?)
     }
 
     /// Every job the master remembers, oldest first, without their results (`get` has them).
     pub async fn list(&mut self) -> Result<Vec<JobStatus>> {
-        Ok(self.farm.list(self.req(pb::ListRequest {})?).await?.into_inner().try_into()?)
+        Ok(self
+            .farm
+            .list(self.req(pb::ListRequest {})?)
+            .await
+            .hinted(self.plain)?
+            .into_inner()
+            .try_into()?)
     }
 
     /// Cancels a job; returns its status after the cancel.
     pub async fn cancel(&mut self, job: u64) -> Result<JobStatus> {
-        let status = self.farm.cancel(self.req(pb::CancelRequest { job_id: job })?).await?;
+        let status = self
+            .farm
+            .cancel(self.req(pb::CancelRequest { job_id: job })?)
+            .await
+            .hinted(self.plain)?;
         Ok(status.into_inner().try_into()?)
     }
 
     /// The connected workers.
     pub async fn workers(&mut self) -> Result<Vec<WorkerInfo>> {
         let request = self.req(pb::ListWorkersRequest {})?;
-        Ok(self.farm.list_workers(request).await?.into_inner().try_into()?)
+        Ok(self.farm.list_workers(request).await.hinted(self.plain)?.into_inner().try_into()?)
     }
 
     /// Asks a worker to drain and leave; returns it as it is now (draining).
     pub async fn drain_worker(&mut self, worker: u64) -> Result<WorkerInfo> {
         let request = self.req(pb::DrainWorkerRequest { worker_id: worker })?;
-        Ok(self.farm.drain_worker(request).await?.into_inner().try_into()?)
+        Ok(self.farm.drain_worker(request).await.hinted(self.plain)?.into_inner().try_into()?)
     }
 }
 

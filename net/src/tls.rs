@@ -82,13 +82,19 @@ pub fn mismatch_hint(error: &str, tls: bool) -> Option<&'static str> {
 }
 
 /// The hint for a plaintext connection the master closed before answering.
-pub const CLOSED_EARLY: &str =
+const CLOSED_EARLY: &str =
     "the master closed the connection before answering; a master that serves TLS does that to an http:// client: use https:// and --tls-ca";
 
 /// Whether `error` is an HTTP/2 connection that ended before any answer (what a TLS server
-/// does with a plaintext HTTP/2 preface).
-pub fn closed_early(error: &str) -> bool {
-    ["operation was canceled", "h2 protocol error", "connection closed before message completed"]
+/// does with a plaintext HTTP/2 preface): a call's bare "transport error", or one of the
+/// ways hyper and h2 word it.
+fn closed_early(error: &str) -> bool {
+    error == "transport error"
+        || [
+            "operation was canceled",
+            "h2 protocol error",
+            "connection closed before message completed",
+        ]
         .iter()
         .any(|needle| error.contains(needle))
 }
@@ -122,6 +128,8 @@ mod tests {
         );
         assert!(hint("invalid peer certificate: UnknownIssuer", true).contains("not signed"));
         assert!(hint("operation was canceled", false).contains("https://"));
+        assert!(hint("transport error", false).contains("https://"));
+        assert_eq!(mismatch_hint("stream error: transport error", false), None);
         // With TLS on, an early close is not a plaintext client's mistake.
         assert_eq!(mismatch_hint("operation was canceled", true), None);
         assert_eq!(mismatch_hint("tcp connect error: Connection refused", false), None);

@@ -46,9 +46,12 @@ where
             _ = shutdown.as_mut() => return Ok(()),
             c = endpoint.connect() => c,
         };
+        // Whether this attempt was welcomed: a mismatch hint fits only one that was not.
+        let mut welcomed = false;
         let end = match attempt {
             Ok(channel) => {
-                let (welcomed, end) =
+                let end;
+                (welcomed, end) =
                     session_on(channel, &config, &registry, &pool, &mut shutdown).await?;
                 if welcomed {
                     ever_connected = true;
@@ -68,7 +71,8 @@ where
                 }
             }
             End::Lost(reason) => {
-                let hint = farm_net::tls::mismatch_hint(&reason, config.tls.is_some());
+                let hint = farm_net::tls::mismatch_hint(&reason, config.tls.is_some())
+                    .filter(|_| !welcomed);
                 warn!(master = %config.master, %reason, hint, "no session with the master, reconnecting")
             }
         }
