@@ -17,13 +17,14 @@ fn command(cmd: &str, runs: u64, workers: usize, threads: usize) -> Vec<String> 
     run_args("exec", runs, &[&format!("cmd={cmd}")], workers, threads)
 }
 
-/// The best (lowest) elapsed seconds, as the master measured them, of [`RUNS`] runs of `args`.
+/// The best (lowest) of [`RUNS`] timings that `time` takes, in seconds.
+fn best_of(mut time: impl FnMut() -> Result<f64>) -> Result<f64> {
+    (0..RUNS).try_fold(f64::INFINITY, |best, _| Ok(best.min(time()?)))
+}
+
+/// The best elapsed seconds, as the master measured them, of [`RUNS`] runs of `args`.
 fn best_secs(farm: &Path, args: &[String]) -> Result<f64> {
-    let mut best = f64::INFINITY;
-    for _ in 0..RUNS {
-        best = best.min(run_secs(farm, args)?);
-    }
-    Ok(best)
+    best_of(|| run_secs(farm, args))
 }
 
 /// The command as a person would type it, the param quoted.
@@ -36,8 +37,7 @@ fn shown(farm: &Path, args: &[String]) -> String {
 /// Seconds of `seq 1 runs | xargs -P cores -I{} program args...`, the best of [`RUNS`]: the
 /// bare spawn-and-wait loop, the reference each farm row is a ratio to.
 fn xargs_secs(runs: u64, cores: usize, program: &[&str]) -> Result<f64> {
-    let mut best = f64::INFINITY;
-    for _ in 0..RUNS {
+    best_of(|| {
         let script = r#"p=$1; shift; seq 1 "$0" | xargs -P "$p" -I{} "$@""#;
         let start = std::time::Instant::now();
         let status = std::process::Command::new("sh")
@@ -46,9 +46,8 @@ fn xargs_secs(runs: u64, cores: usize, program: &[&str]) -> Result<f64> {
             .status()
             .context("cannot run sh for the xargs reference")?;
         anyhow::ensure!(status.success(), "the xargs reference failed: {status}");
-        best = best.min(start.elapsed().as_secs_f64());
-    }
-    Ok(best)
+        Ok(start.elapsed().as_secs_f64())
+    })
 }
 
 /// CPU seconds of this process's reaped children so far (user + system).

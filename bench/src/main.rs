@@ -2,7 +2,7 @@
 //! binary on this machine. Each figure is printed with its configuration.
 //!
 //! ```text
-//! cargo build --release --bin farm --bin farm-bench
+//! cargo build --release -p farm -p farm-bench   # farm, farm-bench and spin-child
 //! ./target/release/farm-bench all
 //! ```
 
