@@ -95,33 +95,34 @@ fn a_worker_killed_by_sigkill_takes_its_program_with_it() {
     let _ = std::fs::remove_file(file);
 }
 
+/// Starts the program of [`start_program`] on `master`'s one worker, then kills the master
+/// with SIGKILL; the program's group (killed when dropped) and its pid file.
+fn kill_master_under_a_program(master: &mut Master) -> (KillGroup, PathBuf) {
+    master.wait_workers(1);
+    let file = pid_file(master);
+    let group = KillGroup(start_program(master, &file));
+    master.proc.signal(libc::SIGKILL);
+    let _ = master.proc.wait(WAIT);
+    (group, file)
+}
+
 #[test]
 fn a_worker_that_exits_with_its_lost_master_leaves_no_program_running() {
     let mut master = Master::start(&[]);
     let mut worker = master.worker(&["--threads", "1", "--allow-exec", "--exit-with-master"]);
-    master.wait_workers(1);
-    let file = pid_file(&master);
-    let pgid = start_program(&master, &file);
-    let _group = KillGroup(pgid);
-    master.proc.signal(libc::SIGKILL);
-    let _ = master.proc.wait(WAIT);
+    let (group, file) = kill_master_under_a_program(&mut master);
     worker.wait(WAIT).expect("the worker exits with its master");
-    assert_group_gone(pgid);
+    assert_group_gone(group.0);
     let _ = std::fs::remove_file(file);
 }
 
 #[test]
 fn a_master_killed_by_sigkill_leaves_no_local_worker_and_no_program_running() {
     let mut master = Master::start(&["--workers", "1", "--threads", "1", "--allow-exec"]);
-    master.wait_workers(1);
-    let file = pid_file(&master);
-    let pgid = start_program(&master, &file);
-    let _group = KillGroup(pgid);
-    master.proc.signal(libc::SIGKILL);
-    let _ = master.proc.wait(WAIT);
+    let (group, file) = kill_master_under_a_program(&mut master);
     // The kernel sends the local worker SIGTERM (PR_SET_PDEATHSIG); it leaves, killing its
     // program's group on the way out. The worker and the programs carry the test's tag.
-    assert_group_gone(pgid);
+    assert_group_gone(group.0);
     assert_none_left(&master.tag);
     let _ = std::fs::remove_file(file);
 }
