@@ -1,18 +1,12 @@
 //! The kernels the cluster offers (`ListKinds`).
 
-use crate::Hinted;
 use crate::{Client, ClientError, Result};
 use farm_proto::{pb, KindInfo};
 
 impl Client {
     /// The kinds the cluster offers, as its workers describe them, in name order.
     pub async fn kinds(&mut self) -> Result<Vec<KindInfo>> {
-        let kinds = self
-            .farm
-            .list_kinds(self.req(pb::ListKindsRequest {})?)
-            .await
-            .hinted(self.plain)?
-            .into_inner();
+        let kinds = self.farm.list_kinds(self.req(pb::ListKindsRequest {})?).await?.into_inner();
         kinds
             .kinds
             .into_iter()

@@ -108,30 +108,21 @@ fn seconds(d: std::time::Duration) -> String {
     }
 }
 
-/// A call's failure, with a hint appended to its message when this plaintext client's
-/// connection ended before the master answered: a master that serves TLS does that.
-trait Hinted<T> {
-    fn hinted(self, plain: bool) -> std::result::Result<T, tonic::Status>;
+/// The channel every call goes through: for a plaintext client, a call the connection failed
+/// gets the TLS mismatch hint here, whatever the RPC (see [`plaintext_failure`]).
+type Transport = tower::util::MapErr<Channel, fn(tonic::transport::Error) -> tonic::Status>;
+
+/// A connection's failure as the status tonic makes of it.
+fn transport_failure(e: tonic::transport::Error) -> tonic::Status {
+    tonic::Status::from_error(Box::new(e))
 }
 
-impl<T> Hinted<T> for std::result::Result<T, tonic::Status> {
-    fn hinted(self, plain: bool) -> std::result::Result<T, tonic::Status> {
-        self.map_err(|status| {
-            let transport = matches!(
-                status.code(),
-                tonic::Code::Cancelled
-                    | tonic::Code::Unknown
-                    | tonic::Code::Internal
-                    | tonic::Code::Unavailable
-            );
-            match farm_net::tls::mismatch_hint(status.message(), !plain).filter(|_| transport) {
-                Some(hint) => {
-                    tonic::Status::new(status.code(), format!("{} ({hint})", status.message()))
-                }
-                None => status,
-            }
-        })
-    }
+/// A plaintext connection's failure, with the hint of `farm_net::tls::mismatch_hint` when it
+/// looks like a master that serves TLS hanging up.
+fn plaintext_failure(e: tonic::transport::Error) -> tonic::Status {
+    let status = transport_failure(e);
+    let message = farm_net::tls::with_hint(status.message().to_string(), false);
+    tonic::Status::new(status.code(), message)
 }
 
 fn code_name(code: tonic::Code) -> String {
@@ -150,11 +141,9 @@ pub type Result<T> = std::result::Result<T, ClientError>;
 /// A connection to a master. Cheap to clone. Its `Debug` output leaves the token out.
 #[derive(Clone)]
 pub struct Client {
-    farm: FarmServiceClient<Channel>,
+    farm: FarmServiceClient<Transport>,
     /// Sent with every call, when the master requires one.
     token: Option<String>,
-    /// Whether it dialed without TLS (a call that fails early then gets a hint).
-    plain: bool,
 }
 
 impl std::fmt::Debug for Client {
@@ -183,17 +172,15 @@ impl Client {
         let err = |reason: String| ClientError::Connect { url: url.to_string(), reason };
         let dials_tls = tls.is_some();
         let channel = farm_net::endpoint(url, tls).map_err(err)?.connect().await.map_err(|e| {
-            let reason = farm_net::tls::error_chain(&e);
-            match farm_net::tls::mismatch_hint(&reason, dials_tls) {
-                Some(hint) => err(format!("{reason} ({hint})")),
-                None => err(reason),
-            }
+            err(farm_net::tls::with_hint(farm_net::tls::error_chain(&e), dials_tls))
         })?;
+        let failure: fn(tonic::transport::Error) -> tonic::Status =
+            if dials_tls { transport_failure } else { plaintext_failure };
         let max = farm_proto::MAX_MESSAGE_BYTES;
-        let farm = FarmServiceClient::new(channel)
+        let farm = FarmServiceClient::new(tower::ServiceExt::map_err(channel, failure))
             .max_decoding_message_size(max)
             .max_encoding_message_size(max);
-        Ok(Client { farm, token, plain: !dials_tls })
+        Ok(Client { farm, token })
     }
 
     /// A request carrying the token.
@@ -209,7 +196,7 @@ impl Client {
             spec: Some(spec.into()),
             protocol_version: farm_proto::PROTOCOL_VERSION,
         };
-        Ok(self.farm.submit(self.req(req)?).await.hinted(self.plain)?.into_inner().into())
+        Ok(self.farm.submit(self.req(req)?).await?.into_inner().into())
     }
 
     /// Submits a job and waits for it to end, in one call (the `Run` RPC): returns its final
@@ -229,7 +216,7 @@ impl Client {
             protocol_version: farm_proto::PROTOCOL_VERSION,
             wait_ms,
         };
-        let status = self.farm.run(self.req(req)?).await.hinted(self.plain)?;
+        let status = self.farm.run(self.req(req)?).await?;
         Ok(status.into_inner().try_into()?)
     }
 
@@ -240,7 +227,7 @@ impl Client {
         shard_results: bool,
     ) -> Result<impl Stream<Item = Result<JobEvent>> + use<>> {
         let request = self.req(pb::WatchRequest { job_id: job, shard_results })?;
-        let stream = self.farm.watch(request).await.hinted(self.plain)?;
+        let stream = self.farm.watch(request).await?;
         Ok(stream.into_inner().map(|item| Ok(JobEvent::try_from(item?)?)))
     }
 
@@ -275,42 +262,31 @@ impl Client {
 
     /// One job's status.
     pub async fn get(&mut self, job: u64) -> Result<JobStatus> {
-        let status =
-            self.farm.get(self.req(pb::GetRequest { job_id: job })?).await.hinted(self.plain)?;
+        let status = self.farm.get(self.req(pb::GetRequest { job_id: job })?).await?;
         Ok(status.into_inner().try_into()?)
     }
 
     /// Every job the master remembers, oldest first, without their results (`get` has them).
     pub async fn list(&mut self) -> Result<Vec<JobStatus>> {
-        Ok(self
-            .farm
-            .list(self.req(pb::ListRequest {})?)
-            .await
-            .hinted(self.plain)?
-            .into_inner()
-            .try_into()?)
+        Ok(self.farm.list(self.req(pb::ListRequest {})?).await?.into_inner().try_into()?)
     }
 
     /// Cancels a job; returns its status after the cancel.
     pub async fn cancel(&mut self, job: u64) -> Result<JobStatus> {
-        let status = self
-            .farm
-            .cancel(self.req(pb::CancelRequest { job_id: job })?)
-            .await
-            .hinted(self.plain)?;
+        let status = self.farm.cancel(self.req(pb::CancelRequest { job_id: job })?).await?;
         Ok(status.into_inner().try_into()?)
     }
 
     /// The connected workers.
     pub async fn workers(&mut self) -> Result<Vec<WorkerInfo>> {
         let request = self.req(pb::ListWorkersRequest {})?;
-        Ok(self.farm.list_workers(request).await.hinted(self.plain)?.into_inner().try_into()?)
+        Ok(self.farm.list_workers(request).await?.into_inner().try_into()?)
     }
 
     /// Asks a worker to drain and leave; returns it as it is now (draining).
     pub async fn drain_worker(&mut self, worker: u64) -> Result<WorkerInfo> {
         let request = self.req(pb::DrainWorkerRequest { worker_id: worker })?;
-        Ok(self.farm.drain_worker(request).await.hinted(self.plain)?.into_inner().try_into()?)
+        Ok(self.farm.drain_worker(request).await?.into_inner().try_into()?)
     }
 }
 

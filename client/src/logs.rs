@@ -1,7 +1,6 @@
 //! A job's per-shard logs (`Logs`): each kept shard's last run and what it logged, in shard
 //! order, as the master streams them in chunks, so a reader holds one chunk at a time.
 
-use crate::Hinted;
 use crate::{Client, Result};
 use farm_proto::{pb, LogQuery, ShardLog};
 use futures::{Stream, StreamExt};
@@ -19,7 +18,7 @@ impl Client {
             shard: query.shard,
             failed_only: query.failed_only,
         })?;
-        let stream = self.farm.logs(request).await.hinted(self.plain)?.into_inner();
+        let stream = self.farm.logs(request).await?.into_inner();
         Ok(stream.map(|chunk| Ok(chunk?.logs.into_iter().map(ShardLog::from).collect())))
     }
 }

@@ -1,7 +1,6 @@
 //! Wasm modules: uploaded once, content-addressed by SHA-256 (`PutModule`, `HasModule`), and
 //! `wasm` jobs that run them.
 
-use crate::Hinted;
 use crate::{Client, Result};
 use farm_proto::{pb, wasm, JobSpec, OutputShape, Submitted};
 use sha2::{Digest, Sha256};
@@ -27,11 +26,7 @@ impl Client {
     /// that are not a module of the farm ABI (naming a forbidden import), ResourceExhausted
     /// over the size limit.
     pub async fn put_module(&mut self, wasm: Vec<u8>) -> Result<ModuleRef> {
-        let info = self
-            .farm
-            .put_module(self.req(pb::PutModuleRequest { wasm })?)
-            .await
-            .hinted(self.plain)?;
+        let info = self.farm.put_module(self.req(pb::PutModuleRequest { wasm })?).await?;
         let info = info.into_inner();
         let output = OutputShape::from_wire(info.output, 0.0).unwrap_or(OutputShape::Any);
         Ok(ModuleRef { sha256: info.sha256, size: info.size, output })
@@ -40,7 +35,7 @@ impl Client {
     /// Whether the master holds the module with this SHA-256.
     pub async fn has_module(&mut self, sha256: &str) -> Result<bool> {
         let request = self.req(pb::HasModuleRequest { sha256: sha256.to_string() })?;
-        Ok(self.farm.has_module(request).await.hinted(self.plain)?.into_inner().present)
+        Ok(self.farm.has_module(request).await?.into_inner().present)
     }
 
     /// Uploads the module unless the master already holds it; returns its hash and whether it

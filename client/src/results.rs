@@ -1,7 +1,6 @@
 //! A job's list result of any size (`Results`): its items in index order, from an offset, as
 //! the master streams them in chunks, so a reader holds one chunk at a time.
 
-use crate::Hinted;
 use crate::{Client, Result};
 use farm_proto::pb;
 use futures::{Stream, StreamExt};
@@ -25,7 +24,7 @@ impl Client {
         offset: u64,
     ) -> Result<impl Stream<Item = Result<ResultsChunk>> + use<>> {
         let request = self.req(pb::ResultsRequest { job_id: job, offset })?;
-        let stream = self.farm.results(request).await.hinted(self.plain)?.into_inner();
+        let stream = self.farm.results(request).await?.into_inner();
         Ok(stream.map(|chunk| {
             let chunk = chunk?;
             Ok(ResultsChunk { offset: chunk.offset, items: chunk.items_json })

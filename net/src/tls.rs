@@ -81,6 +81,14 @@ pub fn mismatch_hint(error: &str, tls: bool) -> Option<&'static str> {
     }
 }
 
+/// `reason`, with [`mismatch_hint`]'s hint after it in parentheses when there is one.
+pub fn with_hint(reason: String, tls: bool) -> String {
+    match mismatch_hint(&reason, tls) {
+        Some(hint) => format!("{reason} ({hint})"),
+        None => reason,
+    }
+}
+
 /// The hint for a plaintext connection the master closed before answering.
 const CLOSED_EARLY: &str =
     "the master closed the connection before answering; a master that serves TLS does that to an http:// client: use https:// and --tls-ca";
