@@ -11,6 +11,24 @@ use std::path::Path;
 
 /// Runs of each row; the best is printed.
 const RUNS: usize = 3;
+/// The workloads, shared with the `peers` figure: `/bin/true` runs, and runs of a program
+/// that costs [`PROG_MS`] of CPU.
+pub(crate) const TRUE_RUNS: u64 = 5_000;
+pub(crate) const PROG_RUNS: u64 = 400;
+pub(crate) const PROG_MS: u64 = 10;
+
+/// The `cmd` param that runs the [`PROG_MS`] program, `spin-child`, built beside this binary.
+pub(crate) fn prog_cmd() -> Result<String> {
+    let child = spin_child_path()?;
+    let child = child.to_str().context("the spin-child path is not UTF-8")?;
+    Ok(format!("\"{child}\" {PROG_MS}"))
+}
+
+/// The efficiency of `n` runs of `ms` each on `cores` cores that took `secs`: the ideal over
+/// the elapsed time, 1.0 at best.
+pub(crate) fn efficiency(n: u64, ms: u64, cores: usize, secs: f64) -> f64 {
+    (n * ms) as f64 / 1000.0 / cores as f64 / secs
+}
 
 /// The `farm run exec` command line of `runs` runs of `cmd` on `workers` × `threads`.
 fn command(cmd: &str, runs: u64, workers: usize, threads: usize) -> Vec<String> {
@@ -77,12 +95,9 @@ fn program_cpu_secs(program: &[&str], runs: u32) -> Result<f64> {
 /// Figure 10: both workloads, on 1 worker × 2 threads and 2 workers × 1 thread, each beside
 /// `xargs -P cores` running the same program the same number of times.
 pub fn exec(farm: &Path, cores: usize) -> Result<()> {
-    const TRUE_RUNS: u64 = 5_000;
-    const SPIN_RUNS: u64 = 400;
-    const SPIN_MS: u64 = 10;
     let child = spin_child_path()?;
     let child = child.to_str().context("the spin-child path is not UTF-8")?;
-    let spin = format!("\"{child}\" {SPIN_MS}");
+    let spin = prog_cmd()?;
     println!("10. exec: external programs, best of {RUNS} runs each");
     let cpu = program_cpu_secs(&["/bin/true"], 1000)?;
     println!(
@@ -106,18 +121,18 @@ pub fn exec(farm: &Path, cores: usize) -> Result<()> {
             shown(farm, &args)
         );
     }
-    let ideal = (SPIN_RUNS * SPIN_MS) as f64 / 1000.0 / cores as f64;
-    let xargs = xargs_secs(SPIN_RUNS, cores, &[child, &SPIN_MS.to_string()])?;
+    let ideal = (PROG_RUNS * PROG_MS) as f64 / 1000.0 / cores as f64;
+    let xargs = xargs_secs(PROG_RUNS, cores, &[child, &PROG_MS.to_string()])?;
     println!(
-        "   reference: seq 1 {SPIN_RUNS} | xargs -P {cores} -I{{}} spin-child {SPIN_MS}: {xargs:.2} s, efficiency {:.1} %",
-        100.0 * ideal / xargs
+        "   reference: seq 1 {PROG_RUNS} | xargs -P {cores} -I{{}} spin-child {PROG_MS}: {xargs:.2} s, efficiency {:.1} %",
+        100.0 * efficiency(PROG_RUNS, PROG_MS, cores, xargs)
     );
     for (workers, threads) in [(1, 2), (2, 1)] {
-        let args = command(&spin, SPIN_RUNS, workers, threads);
+        let args = command(&spin, PROG_RUNS, workers, threads);
         let secs = best_secs(farm, &args)?;
         println!(
-            "   {SPIN_RUNS} x a {SPIN_MS} ms CPU program, {workers} worker(s) x {threads} thread(s): {secs:.2} s, ideal {ideal:.2} s on {cores} cores: efficiency {:.1} % (goal >= 95), {:.3} x xargs\n     {}",
-            100.0 * ideal / secs,
+            "   {PROG_RUNS} x a {PROG_MS} ms CPU program, {workers} worker(s) x {threads} thread(s): {secs:.2} s, ideal {ideal:.2} s on {cores} cores: efficiency {:.1} % (goal >= 95), {:.3} x xargs\n     {}",
+            100.0 * efficiency(PROG_RUNS, PROG_MS, cores, secs),
             xargs / secs,
             shown(farm, &args)
         );

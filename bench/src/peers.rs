@@ -9,6 +9,7 @@
 //! `PEERS_PYTHON` names another Python that has them. `farm-bench all` runs this figure only
 //! when that venv already exists: it never installs anything.
 
+use crate::exec::{efficiency, prog_cmd, PROG_MS, PROG_RUNS, TRUE_RUNS};
 use crate::procs::{run_args, run_secs, Master, Proc};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -28,10 +29,6 @@ const SPIN10: u64 = 800;
 const SPIN1: u64 = 4_000;
 /// One-task round trips timed.
 const LATENCY: u64 = 500;
-/// External programs: `/bin/true` runs, and runs of a program burning 10 ms of CPU.
-const TRUE_RUNS: u64 = 5_000;
-const PROG_RUNS: u64 = 400;
-const PROG_MS: u64 = 10;
 /// The longest one Python peer may take for all its workloads.
 const PY_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -112,7 +109,7 @@ pub fn figure(farm: &Path, from_all: bool) -> Result<()> {
     println!(
         "11. peers: 2 processes x 1 thread each; farm `run --workers 2 --threads 1`, tasks of one index; no-op n = {FARM_NOOP} (farm), {FAST_PY_NOOP} (mp, PPE), {SLOW_PY_NOOP} (Dask, Ray); spin n = {SPIN10} x 10 ms, {SPIN1} x 1 ms; latency {LATENCY} round trips (farm: Python client, 1 worker x 1 thread)"
     );
-    let mut columns = vec![Column { name: "farm", figures: farm_figures(farm, &child, &python) }];
+    let mut columns = vec![Column { name: "farm", figures: farm_figures(farm, &python) }];
     columns.push(Column { name: "HyperQueue", figures: hq_figures(&child) });
     for (name, peer, n_noop) in [
         ("Ray", "ray", SLOW_PY_NOOP),
@@ -161,16 +158,12 @@ fn setup_venv() -> Result<PathBuf, String> {
 }
 
 /// farm's figures: `farm run` for the batch rows, the Python client for latency.
-fn farm_figures(
-    farm: &Path,
-    child: &Path,
-    python: &Result<PathBuf, String>,
-) -> Result<Figures, String> {
+fn farm_figures(farm: &Path, python: &Result<PathBuf, String>) -> Result<Figures, String> {
     let run = |kind: &str, n: u64, params: &[String]| -> Result<f64> {
         let params: Vec<&str> = params.iter().map(String::as_str).collect();
         run_secs(farm, &run_args(kind, n, &params, 2, 1))
     };
-    let eff = |n: u64, ms: u64, secs: f64| (n * ms) as f64 / 1000.0 / 2.0 / secs;
+    let eff = |n: u64, ms: u64, secs: f64| efficiency(n, ms, 2, secs);
     let all = || -> Result<Figures> {
         let mut f = Figures::new();
         f.insert(Work::Noop, FARM_NOOP as f64 / run("noop", FARM_NOOP, &[])?);
@@ -179,7 +172,7 @@ fn farm_figures(
         }
         let secs = run("exec", TRUE_RUNS, &["cmd=/bin/true".into()])?;
         f.insert(Work::True, TRUE_RUNS as f64 / secs);
-        let prog = format!("cmd='{}' {PROG_MS}", child.display());
+        let prog = format!("cmd={}", prog_cmd()?);
         f.insert(Work::Prog, eff(PROG_RUNS, PROG_MS, run("exec", PROG_RUNS, &[prog])?));
         match python {
             Ok(py) => {
@@ -321,10 +314,7 @@ fn hq_run(hq: &Path, child: &Path) -> Result<Figures> {
             let mut args = vec!["submit", "--array", &array, "--cpus", "1", "--wait", "--"];
             args.extend(program);
             let start = Instant::now();
-            let out = hq_cmd(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).output()?;
-            if !out.status.success() {
-                bail!("hq submit failed: {}", last_line(&out.stderr));
-            }
+            run_timeout(hq_cmd(&args), PY_TIMEOUT)?;
             Ok(start.elapsed().as_secs_f64())
         };
         let mut f = Figures::new();
@@ -332,7 +322,7 @@ fn hq_run(hq: &Path, child: &Path) -> Result<Figures> {
         let child = child.to_string_lossy();
         let ms = PROG_MS.to_string();
         let secs = timed(PROG_RUNS, &[&child, &ms])?;
-        f.insert(Work::Prog, (PROG_RUNS * PROG_MS) as f64 / 1000.0 / 2.0 / secs);
+        f.insert(Work::Prog, efficiency(PROG_RUNS, PROG_MS, 2, secs));
         Ok(f)
     })();
     let _ = std::fs::remove_dir_all(&dir);
