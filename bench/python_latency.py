@@ -41,17 +41,16 @@ def wait_for_worker(farm, pb, metadata):
 
 def one_watch(farm, pb, spec, metadata):
     """Submit, then Watch until the final status."""
-    job = farm.Submit(pb.SubmitRequest(spec=spec), metadata=metadata, timeout=JOB_TIMEOUT_S)
-    request = pb.WatchRequest(job_id=job.job_id)
-    for event in farm.Watch(request, metadata=metadata, timeout=JOB_TIMEOUT_S):
-        if event.WhichOneof("event") == "finished":
-            return event.finished
-    sys.exit("error: the watch ended without the job's final status")
+    final, _ = farm_client.submit_and_watch(
+        farm, pb, spec, metadata, JOB_TIMEOUT_S, shard_results=False)
+    if final is None:
+        sys.exit("error: the watch ended without the job's final status")
+    return final
 
 
 def one_run(farm, pb, spec, metadata):
     """One Run call: submit and wait."""
-    return farm.Run(pb.RunRequest(spec=spec), metadata=metadata, timeout=JOB_TIMEOUT_S)
+    return farm_client.run(farm, pb, spec, metadata, JOB_TIMEOUT_S)
 
 
 def percentile(sorted_ns, p):

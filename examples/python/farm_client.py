@@ -36,13 +36,13 @@ def load_stubs():
     return importlib.import_module("farm_pb2"), importlib.import_module("farm_pb2_grpc")
 
 
-def submit_and_watch(farm, pb, spec, metadata, timeout):
-    """Submit, then Watch with shard results until the job ends: (final status, times each
-    shard's result was seen)."""
+def submit_and_watch(farm, pb, spec, metadata, timeout, shard_results=True):
+    """Submit, then Watch (with shard results unless told not to) until the job ends: (final
+    status, or None if the watch ended without it; times each shard's result was seen)."""
     job = farm.Submit(pb.SubmitRequest(spec=spec), metadata=metadata, timeout=30)
     seen = {}
     final = None
-    request = pb.WatchRequest(job_id=job.job_id, shard_results=True)
+    request = pb.WatchRequest(job_id=job.job_id, shard_results=shard_results)
     for event in farm.Watch(request, metadata=metadata, timeout=timeout):
         which = event.WhichOneof("event")
         if which == "shard":
@@ -100,7 +100,7 @@ def main():
             "shards": final.shards_total,
             "call": "run" if args.run else "submit+watch",
             "shard_results_seen": None if seen is None else len(seen),
-            "shards_seen_twice": len(twice),
+            "shards_seen_twice": None if seen is None else len(twice),
             "error": final.error or None,
             "result": json.loads(final.result_json) if final.result_json else None,
             "elapsed_ms": final.elapsed_ms,

@@ -41,6 +41,7 @@ fn the_generated_python_client_submits_and_streams_a_job_and_runs_one() {
     assert_eq!(v["result"], 168);
     assert_eq!(v["shards"], 10);
     assert!(v["shard_results_seen"].is_null(), "{v}");
+    assert!(v["shards_seen_twice"].is_null(), "nothing was watched, so nothing was seen: {v}");
 
     // The latency script (bench/python_latency.py) runs in both modes; its figures are for
     // the bench, only its shape is checked here.
