@@ -11,17 +11,22 @@ fn pid_file(master: &Master) -> PathBuf {
     std::env::temp_dir().join(format!("{}-exec.pid", master.tag))
 }
 
-/// Submits one `exec` shard whose shell writes its pid to `file`, then waits for `sleep 30`
-/// in the background; the shell's pid, which is its process group's id, once written.
-fn start_program(master: &Master, file: &Path) -> u32 {
-    let cmd = format!("cmd=sh -c 'echo $$ > {}; sleep 30 & wait'", file.display());
+/// Submits one `exec` shard whose shell writes its pid to `file`, then runs `script`; the
+/// shell's process group (its pid), killed when dropped, as soon as the pid is written.
+fn start_program(master: &Master, file: &Path, script: &str) -> KillGroup {
+    let cmd = format!("cmd=sh -c 'echo $$ > {}; {script}'", file.display());
     master.submit(&["exec", "--range", "0..1", "--param", &cmd]);
     let pgid = wait_for(WAIT, || std::fs::read_to_string(file).ok()?.trim().parse().ok());
-    let pgid = pgid.expect("the program wrote its pid");
+    KillGroup(pgid.expect("the program wrote its pid"))
+}
+
+/// [`start_program`] of a shell that waits for `sleep 30` in the background, once both run.
+fn start_group(master: &Master, file: &Path) -> KillGroup {
+    let group = start_program(master, file, "sleep 30 & wait");
     // Its background sleep is in the group too before the worker is stopped.
-    let both = wait_until(WAIT, || group_members(pgid).len() >= 2);
-    assert!(both, "the shell and its sleep run: {:?}", group_members(pgid));
-    pgid
+    let both = wait_until(WAIT, || group_members(group.0).len() >= 2);
+    assert!(both, "the shell and its sleep run: {:?}", group_members(group.0));
+    group
 }
 
 /// Live processes (not zombies) of process group `pgid`.
@@ -63,12 +68,11 @@ fn a_worker_stopped_by_sigterm_leaves_no_program_running() {
     let mut worker = master.worker(&["--threads", "1", "--allow-exec", "--drain-timeout", "1s"]);
     master.wait_workers(1);
     let file = pid_file(&master);
-    let pgid = start_program(&master, &file);
-    let _group = KillGroup(pgid);
+    let group = start_group(&master, &file);
     worker.signal(libc::SIGTERM);
     let status = worker.wait(WAIT).expect("the worker exits after its drain timeout");
     assert!(status.success(), "{status:?}");
-    assert_group_gone(pgid);
+    assert_group_gone(group.0);
     let _ = std::fs::remove_file(file);
 }
 
@@ -80,11 +84,8 @@ fn a_worker_killed_by_sigkill_takes_its_program_with_it() {
     let file = pid_file(&master);
     // The shell becomes the sleep, so the program is one process: the one the kernel kills
     // when its worker dies (PR_SET_PDEATHSIG; what that program started itself lives on).
-    let cmd = format!("cmd=sh -c 'echo $$ > {}; exec sleep 30'", file.display());
-    master.submit(&["exec", "--range", "0..1", "--param", &cmd]);
-    let pid: u32 = wait_for(WAIT, || std::fs::read_to_string(&file).ok()?.trim().parse().ok())
-        .expect("the program wrote its pid");
-    let _group = KillGroup(pid);
+    let group = start_program(&master, &file, "exec sleep 30");
+    let pid = group.0;
     let sleeping = wait_until(WAIT, || {
         std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
     });
@@ -100,7 +101,7 @@ fn a_worker_killed_by_sigkill_takes_its_program_with_it() {
 fn kill_master_under_a_program(master: &mut Master) -> (KillGroup, PathBuf) {
     master.wait_workers(1);
     let file = pid_file(master);
-    let group = KillGroup(start_program(master, &file));
+    let group = start_group(master, &file);
     master.proc.signal(libc::SIGKILL);
     let _ = master.proc.wait(WAIT);
     (group, file)

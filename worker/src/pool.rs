@@ -118,13 +118,12 @@ fn run_one(work: &Work) -> Finished {
     let wanted = work.job.record_runs || failed || !log.is_empty();
     // The wall clock is read only for a run that is reported: quiet shards cost one Instant.
     let run = (wanted && !matches!(outcome, Err(KernelError::Cancelled))).then(|| {
-        let took = busy;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         ShardRun {
             job_id: work.job_id,
             shard: work.shard,
-            started_unix_ms: now.saturating_sub(took).as_millis() as u64,
-            duration_ms: took.as_millis() as u64,
+            started_unix_ms: now.saturating_sub(busy).as_millis() as u64,
+            duration_ms: busy.as_millis() as u64,
             exit_code,
             log,
         }
@@ -217,7 +216,7 @@ mod tests {
         let mut runs = Vec::new();
         while runs.len() < 4 {
             let report = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
-            if let Ok(Some(Report::Finished(done))) = report {
+            if let Some(Report::Finished(done)) = report.expect("a report within 10 s") {
                 runs.push((done.shard, done.run));
             }
         }
@@ -258,7 +257,8 @@ mod tests {
         let rx = reply.clone();
         let input = ShardInput { lo: 0, hi: 1, input: None };
         pool.submit(Work { job_id: 1, shard: 0, job, input, reply });
-        let started = rx.recv().await;
+        let started = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+        let started = started.expect("started within 10 s");
         assert!(matches!(started, Some(Report::Started { job_id: 1, shard: 0 })));
         let done = tokio::time::timeout(Duration::from_secs(5), rx.recv())
             .await
