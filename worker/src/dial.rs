@@ -47,21 +47,17 @@ where
             c = endpoint.connect() => c,
         };
         // Whether this attempt was welcomed: a mismatch hint fits only one that was not.
-        let mut welcomed = false;
-        let end = match attempt {
-            Ok(channel) => {
-                let end;
-                (welcomed, end) =
-                    session_on(channel, &config, &registry, &pool, &mut shutdown).await?;
-                if welcomed {
-                    ever_connected = true;
-                    backoff.reset();
-                    unattached = Instant::now();
-                }
-                end
+        let (welcomed, end) = match attempt {
+            Ok(channel) => session_on(channel, &config, &registry, &pool, &mut shutdown).await?,
+            Err(e) => {
+                (false, End::Lost(format!("cannot connect: {}", farm_net::tls::error_chain(&e))))
             }
-            Err(e) => End::Lost(format!("cannot connect: {}", farm_net::tls::error_chain(&e))),
         };
+        if welcomed {
+            ever_connected = true;
+            backoff.reset();
+            unattached = Instant::now();
+        }
         match end {
             End::Shutdown => return Ok(()),
             End::Rejected(reason) => return Err(WorkerError::Rejected(reason)),

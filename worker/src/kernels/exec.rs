@@ -123,12 +123,12 @@ fn run_one(args: &[String], cancel: &CancelFlag) -> Result<(ExecRun, Tail), Kern
         KernelError::Failed(format!("cannot start program {}: {e}", quote(program)))
     })?;
     let pid = spawned.pid;
-    let group = Group::register(pid as u32);
+    let group = Group::register(pid);
     let cannot_wait =
         |e: std::io::Error| format!("cannot wait for program {}: {e}", quote(program));
     let log = cancel.log().clone();
     let watched = Pipes::new(spawned.stdout, spawned.stderr, STDERR_TAIL, log)
-        .and_then(|pipes| Ok((pipes, ExitWatch::new(pid as u32)?)));
+        .and_then(|pipes| Ok((pipes, ExitWatch::new(pid)?)));
     let (mut pipes, mut exit) = match watched {
         Ok(watched) => watched,
         Err(e) => return Err(stop(pid, group, KernelError::Failed(cannot_wait(e)))),

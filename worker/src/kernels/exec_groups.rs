@@ -72,13 +72,12 @@ pub(crate) struct Group {
 impl Group {
     /// Registers the group led by `pid`, a child started in a group of its own and not yet
     /// reaped, with the process's running programs.
-    pub(crate) fn register(pid: u32) -> Group {
+    pub(crate) fn register(pid: libc::pid_t) -> Group {
         Group::register_in(&RUNNING, pid)
     }
 
     /// Registers the group led by `pid` in `set`.
-    fn register_in(set: &'static Running, pid: u32) -> Group {
-        let pid = pid as libc::pid_t;
+    fn register_in(set: &'static Running, pid: libc::pid_t) -> Group {
         set.lock().get_or_insert_with(HashSet::new).insert(pid);
         Group { pid, set }
     }
@@ -170,7 +169,7 @@ pub(crate) mod tests {
         let sleep: u32 = line.trim().parse().expect("a pid");
         // A set of its own: the process's set holds the other tests' programs.
         static SET: Running = Running::new();
-        let group = Group::register_in(&SET, child.id());
+        let group = Group::register_in(&SET, child.id() as libc::pid_t);
         assert_eq!(SET.kill_all(), 1);
         assert!(wait_for(|| ended(sleep).then_some(())).is_some(), "sleep {sleep} survived");
         drop(group);

@@ -332,10 +332,6 @@ mod tests {
         let script = "grep -E '^Sig(Blk|Ign)' /proc/self/status; \
                       [ \"$(cut -d' ' -f5 /proc/$$/stat)\" = \"$$\" ] && echo leader; \
                       cat; echo eof";
-        // SAFETY: ignoring SIGPIPE in this test process, as the worker (and Rust's runtime) does.
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-        }
         let (code, out) = run(&["sh", "-c", script]).expect("sh");
         assert_eq!(code, 0, "{out}");
         assert!(out.contains("SigBlk:\t0000000000000000"), "{out}");

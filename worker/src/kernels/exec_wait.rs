@@ -35,8 +35,7 @@ pub(crate) struct ExitWatch {
 impl ExitWatch {
     /// Starts watching `pid`, an unreaped child. Fails only if the kernel has pidfds and
     /// cannot give one (out of descriptors, say).
-    pub(crate) fn new(pid: u32) -> std::io::Result<ExitWatch> {
-        let pid = pid as libc::pid_t;
+    pub(crate) fn new(pid: libc::pid_t) -> std::io::Result<ExitWatch> {
         let pidfd = if NO_PIDFD.load(Ordering::Relaxed) { None } else { pidfd_open(pid)? };
         Ok(ExitWatch { pid, pidfd, exited: false, pause: FIRST_PAUSE })
     }
@@ -152,7 +151,7 @@ mod tests {
     #[test]
     fn a_run_is_read_whole_with_a_pidfd_and_without() {
         let script = "echo out; echo err >&2; seq 1 30000 | tail -n 1";
-        let pidfd = run_with(script, |pid| ExitWatch::new(pid).expect("watch"));
+        let pidfd = run_with(script, |pid| ExitWatch::new(pid as libc::pid_t).expect("watch"));
         assert_eq!((pidfd.0.as_str(), pidfd.1.as_str()), ("out\n30000\n", "err\n"));
         let polled = run_with(script, |pid| ExitWatch {
             pid: pid as libc::pid_t,

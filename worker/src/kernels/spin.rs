@@ -10,6 +10,7 @@
 //! The output is `Output::Count(number of indices done)`.
 
 use crate::kernels::params::Indices;
+use crate::kernels::pi::SplitMix64;
 use crate::sdk::{
     CancelFlag, Kernel, KernelDescriptor, KernelError, Output, OutputShape, ParamSpec, Params,
     Prepared, ShardInput,
@@ -49,17 +50,13 @@ struct PreparedSpin {
 }
 
 impl PreparedSpin {
-    /// What index `i` costs: the base times a factor from 1 to `vary`, by a hash of `i`
-    /// (splitmix64's finalizer), the same on every run.
+    /// What index `i` costs: the base times a factor from 1 to `vary`, by a hash of `i` (the
+    /// first output of splitmix64 seeded with it), the same on every run.
     fn cost(&self, i: u64) -> u64 {
         if self.vary <= 1 {
             return self.nanos;
         }
-        let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        self.nanos.saturating_mul(1 + z % self.vary)
+        self.nanos.saturating_mul(1 + SplitMix64::new(i).next_u64() % self.vary)
     }
 }
 
