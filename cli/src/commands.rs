@@ -74,7 +74,7 @@ pub async fn submit(master: &Target, args: SubmitArgs) -> Result<()> {
     }
     let out = args.job.out.as_deref();
     crate::results::save(&mut client, &status, out, args.job.ndjson, &spec.params).await?;
-    show::finished(&status, args.output.json, out)
+    show::finished(&status, args.output.json, out.is_some())
 }
 
 /// `farm watch`.
@@ -82,7 +82,7 @@ pub async fn watch(master: &Target, args: WatchArgs) -> Result<()> {
     let mut client = connect(master).await?;
     let json = args.job.output.json;
     let status = follow(&mut client, args.job.id, &args.reconnect, json).await?;
-    show::finished(&status, json, None)
+    show::finished(&status, json, false)
 }
 
 /// Waits for a job with a progress bar, riding through a lost master, and says on stderr when

@@ -311,7 +311,7 @@ pub async fn run(args: RunArgs, log: &crate::logging::Setup) -> Result<()> {
     }
     .await;
     running.stop().await?;
-    show::finished(&outcome?, json, args.job.out.as_deref())
+    show::finished(&outcome?, json, args.job.out.is_some())
 }
 
 #[cfg(test)]

@@ -52,12 +52,12 @@ pub fn still_running(job: u64) -> String {
     )
 }
 
-/// Prints a finished job: JSON, or the result and timing for people. Fails (non-zero exit) when
-/// the job did not succeed.
-pub fn finished(status: &JobStatus, json: bool, out: Option<&Path>) -> Result<()> {
+/// Prints a finished job: JSON, or the result and timing for people unless `to_file` (the
+/// result went to `--out`). Fails (non-zero exit) when the job did not succeed.
+pub fn finished(status: &JobStatus, json: bool, to_file: bool) -> Result<()> {
     if json {
         out::json(status)?;
-    } else if out.is_none() {
+    } else if !to_file {
         // With --out the result went to the file (and "wrote FILE" to stderr), not here.
         print_result(status)?;
     }

@@ -1,6 +1,6 @@
 //! Shard outcomes from workers: each is accepted only from the worker that holds the shard, so
 //! at most one outcome per shard ever counts. Accepted completions feed the job's accumulator,
-//! its watchers and the worker's rate; failures are retried or fail the job.
+//! its watchers and the worker's earned window; failures are retried or fail the job.
 
 use super::timers::backoff;
 use super::verify::{sampled, Verdict};
@@ -20,7 +20,8 @@ const MAX_ERROR_BYTES: usize = 1024;
 struct Batch {
     /// Outcomes for shards the worker did not hold.
     dropped: usize,
-    /// Per job: completions accepted, which count toward the worker's rate.
+    /// Per job: completions accepted, which earn the worker its window, and whose jobs' costs
+    /// count.
     completed: BTreeMap<JobId, usize>,
     /// Jobs whose progress changed and that are still going.
     touched: BTreeSet<JobId>,
@@ -31,7 +32,8 @@ struct Batch {
 impl Core {
     /// A batch of shard outcomes from one worker. Outcomes for shards the worker does not hold
     /// (a late reply for a shard already done elsewhere, a cancelled job, a duplicate) are
-    /// dropped; their count is returned so the caller can log it.
+    /// dropped; their count is returned so the caller can log it. [`Core::batch`] without
+    /// the rest of a batch, for the tests and the core's benchmark.
     pub fn results(
         &mut self,
         worker: WorkerId,
@@ -42,8 +44,8 @@ impl Core {
         self.accept(worker, outcomes, Vec::new(), Vec::new(), now, out)
     }
 
-    /// A worker's whole batch ([`Results`]): the shards it started, its outcomes (as
-    /// [`Core::results`]), how some of them ran (each accepted outcome with a run, and each
+    /// A worker's whole batch ([`Results`]): the shards it started, its outcomes (each dropped unless
+    /// the worker holds its shard), how some of them ran (each accepted outcome with a run, and each
     /// accepted failure, keeps a log record, `logs.rs`) and what they cost (which sizes
     /// windows, counted only for jobs with accepted completions in the batch).
     pub fn batch(

@@ -95,7 +95,8 @@ impl Core {
         for (id, verify) in &self.verifying {
             let Some(job) = self.jobs.get_mut(id) else { continue };
             let offered = self.offered.get(&job.spec.kind).copied().unwrap_or(0);
-            let blocked = !job.state.is_final() && verify.waiting() > 0 && offered == 1;
+            // An ended job's copies are gone with it (`end_job` drops its `Verify`).
+            let blocked = verify.waiting() > 0 && offered == 1;
             if blocked != job.verify_blocked {
                 job.verify_blocked = blocked;
                 out.job_changed(&view(job, now));
