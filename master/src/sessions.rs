@@ -7,7 +7,7 @@ use crate::core::{ShardOutcome, WorkerId, WorkerSpec};
 use crate::modules::Modules;
 use farm_proto::kernel::clip;
 use farm_proto::pb::{self, worker_message::Msg, worker_service_server::WorkerService};
-use farm_proto::session::{JobCost, Results, ShardRun};
+use farm_proto::session::Results;
 use farm_proto::session::{ModuleBytes, ToWorker};
 use farm_proto::KernelDescriptor;
 use prost::Message;
@@ -155,12 +155,8 @@ async fn read_session(
             Msg::Heartbeat(_) => {}
             Msg::Results(batch) => {
                 metrics.result_bytes.inc_by(bytes);
-                let results = Results {
-                    started: batch.started.iter().map(|s| (s.job_id, s.shard)).collect(),
-                    done: batch.done.into_iter().map(outcome).collect(),
-                    runs: batch.runs.into_iter().map(ShardRun::from).collect(),
-                    costs: batch.costs.into_iter().map(JobCost::from).collect(),
-                };
+                let lenient = |d| Ok::<_, std::convert::Infallible>(outcome(d));
+                let Ok(results) = Results::from_wire(batch, lenient);
                 // Results wait while the journal's writer is behind, so a fast producer of
                 // large outputs cannot queue without bound in the master.
                 core.journal_room().await;

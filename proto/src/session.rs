@@ -154,6 +154,22 @@ pub struct Results {
     pub costs: Vec<JobCost>,
 }
 
+impl Results {
+    /// A result batch from the wire, each finished shard through `outcome`: strict where a
+    /// malformed outcome fails the message, lenient in the master, which fails that shard only.
+    pub fn from_wire<E>(
+        batch: pb::ResultBatch,
+        outcome: impl FnMut(pb::ShardDone) -> Result<(u64, u64, ShardOutcome), E>,
+    ) -> Result<Results, E> {
+        Ok(Results {
+            done: batch.done.into_iter().map(outcome).collect::<Result<_, E>>()?,
+            started: batch.started.into_iter().map(|s| (s.job_id, s.shard)).collect(),
+            runs: batch.runs.into_iter().map(ShardRun::from).collect(),
+            costs: batch.costs.into_iter().map(JobCost::from).collect(),
+        })
+    }
+}
+
 /// What one job's shards cost a worker's pool over one batch: the master sizes windows from it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct JobCost {
@@ -395,16 +411,9 @@ impl TryFrom<pb::WorkerMessage> for ToMaster {
                 allocation: r.allocation,
             }),
             Out::Heartbeat(_) => ToMaster::Heartbeat,
-            Out::Results(batch) => ToMaster::Results(Results {
-                done: batch
-                    .done
-                    .into_iter()
-                    .map(|d| Ok((d.job_id, d.shard, ShardOutcome::try_from(d.outcome)?)))
-                    .collect::<Result<_, SpecError>>()?,
-                started: batch.started.into_iter().map(|s| (s.job_id, s.shard)).collect(),
-                runs: batch.runs.into_iter().map(ShardRun::from).collect(),
-                costs: batch.costs.into_iter().map(JobCost::from).collect(),
-            }),
+            Out::Results(batch) => ToMaster::Results(Results::from_wire(batch, |d| {
+                Ok::<_, SpecError>((d.job_id, d.shard, ShardOutcome::try_from(d.outcome)?))
+            })?),
             Out::Draining(_) => ToMaster::Draining,
             Out::Refused(r) => ToMaster::Refused { job_id: r.job_id, reason: r.reason },
             Out::FetchModule(f) => ToMaster::FetchModule(f.sha256),
