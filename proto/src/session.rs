@@ -77,6 +77,8 @@ pub struct JobDef {
     pub shard_timeout: Option<Duration>,
     /// Report how every shard ran ([`ShardRun`]), not only those that logged or failed.
     pub record_runs: bool,
+    /// The job's priority: the worker starts its queued shards before lower-priority ones.
+    pub priority: i32,
 }
 
 /// One shard to run.
@@ -320,6 +322,7 @@ impl From<JobDef> for pb::JobDef {
                 .shard_timeout
                 .map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)),
             record_runs: d.record_runs,
+            priority: d.priority,
         }
     }
 }
@@ -333,6 +336,7 @@ impl From<pb::JobDef> for JobDef {
             shard_timeout: (d.shard_timeout_ms > 0)
                 .then(|| Duration::from_millis(d.shard_timeout_ms)),
             record_runs: d.record_runs,
+            priority: d.priority,
         }
     }
 }

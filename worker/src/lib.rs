@@ -13,6 +13,7 @@ pub mod kernels;
 mod lifetime;
 mod listen;
 mod pool;
+mod queue;
 mod registry;
 mod reports;
 pub mod sdk;

@@ -1,12 +1,13 @@
 //! The worker's thread pool: exactly T OS threads that run kernels, so CPU work never touches
-//! the async runtime. Shards come in over a channel; outcomes go back to the session's
+//! the async runtime. Shards wait in a run queue, highest job priority first (`queue.rs`);
+//! outcomes go back to the session's
 //! mailbox (`reports.rs`, which wakes the session only when it has something to decide), as
 //! each shard finishes, with how the shard ran (its start, duration and log) when
 //! the job records runs or the shard logged something or failed.
 
+use crate::queue::RunQueue;
 use crate::reports::Reports;
 use crate::sdk::{CancelFlag, KernelError, Output, Prepared, ShardInput};
-use crossbeam_channel::{Receiver, Sender};
 use farm_proto::session::ShardRun;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +24,8 @@ pub(crate) struct JobEntry {
     pub timeout: Option<Duration>,
     /// Report how every shard ran, not only those that logged or failed (`--joblog`).
     pub record_runs: bool,
+    /// The job's priority: its queued shards start before those of lower-priority jobs.
+    pub priority: i32,
 }
 
 /// One shard to run and where to send its outcome.
@@ -55,7 +58,7 @@ pub(crate) struct Finished {
 /// A fixed set of OS threads. Dropping the pool lets the threads finish their current shard and
 /// exit; it does not wait for them (a kernel stuck in a loop must not hang the worker's exit).
 pub(crate) struct Pool {
-    tx: Sender<Work>,
+    queue: Arc<RunQueue<Work>>,
     /// Once set, shards not yet started are handed back (reported cancelled) instead of run.
     draining: Arc<AtomicBool>,
 }
@@ -63,15 +66,15 @@ pub(crate) struct Pool {
 impl Pool {
     /// Starts `threads` OS threads.
     pub fn new(threads: usize) -> std::io::Result<Self> {
-        let (tx, rx) = crossbeam_channel::unbounded::<Work>();
+        let queue = Arc::new(RunQueue::default());
         let draining = Arc::new(AtomicBool::new(false));
         for i in 0..threads {
-            let (rx, draining) = (rx.clone(), draining.clone());
+            let (queue, draining) = (queue.clone(), draining.clone());
             std::thread::Builder::new()
                 .name(format!("farm-kernel-{i}"))
-                .spawn(move || run(rx, draining))?;
+                .spawn(move || run(&queue, draining))?;
         }
-        Ok(Pool { tx, draining })
+        Ok(Pool { queue, draining })
     }
 
     /// From now on, hand back shards instead of starting them.
@@ -79,21 +82,27 @@ impl Pool {
         self.draining.store(true, Ordering::Relaxed);
     }
 
-    /// Queues a shard; it runs when a thread is free.
+    /// Queues a shard; it runs when a thread is free and no shard of a higher-priority job
+    /// waits.
     pub fn submit(&self, work: Work) {
-        // The threads only stop once `tx` is dropped, so the send cannot fail while we hold it.
-        let _ = self.tx.send(work);
+        self.queue.push(work.job.priority, work);
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.queue.close();
     }
 }
 
 /// Every shard sent to the pool gets exactly one `Finished` back (while its session lives), so
 /// the session can count what is still in flight; one that runs is also reported `Started`.
-fn run(rx: Receiver<Work>, draining: Arc<AtomicBool>) {
-    while let Ok(work) = rx.recv() {
+fn run(queue: &RunQueue<Work>, draining: Arc<AtomicBool>) {
+    while let Some(work) = queue.pop() {
         if work.reply.is_closed() {
             continue;
         }
-        let report = |r: Report| work.reply.push(r, rx.len());
+        let report = |r: Report| work.reply.push(r, queue.len());
         let finished = if work.job.cancel.is_cancelled() || draining.load(Ordering::Relaxed) {
             let outcome = Err(KernelError::Cancelled);
             let busy = Duration::ZERO;
@@ -162,6 +171,7 @@ mod tests {
             cancel: CancelFlag::default(),
             timeout: None,
             record_runs: false,
+            priority: 0,
         });
         let reply = Arc::new(Reports::default());
         let rx = reply.clone();
@@ -205,7 +215,7 @@ mod tests {
     async fn runs(record_runs: bool) -> Vec<(u64, Option<ShardRun>)> {
         let pool = Pool::new(2).expect("threads");
         let (prepared, cancel) = (Box::new(Logs), CancelFlag::new());
-        let job = Arc::new(JobEntry { prepared, cancel, timeout: None, record_runs });
+        let job = Arc::new(JobEntry { prepared, cancel, timeout: None, record_runs, priority: 0 });
         let reply = Arc::new(Reports::default());
         let rx = reply.clone();
         for lo in 0..4 {
@@ -251,8 +261,13 @@ mod tests {
         let params = farm_proto::Params::from_pairs(["ms=10000"]).expect("params");
         let prepared = crate::sdk::prepare_checked(&spin, &params).expect("prepare");
         let timeout = Some(Duration::from_millis(50));
-        let job =
-            Arc::new(JobEntry { prepared, cancel: CancelFlag::new(), timeout, record_runs: false });
+        let job = Arc::new(JobEntry {
+            prepared,
+            cancel: CancelFlag::new(),
+            timeout,
+            record_runs: false,
+            priority: 0,
+        });
         let reply = Arc::new(Reports::default());
         let rx = reply.clone();
         let input = ShardInput { lo: 0, hi: 1, input: None };

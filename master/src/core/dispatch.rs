@@ -1,6 +1,15 @@
 //! Dispatch: handing pending shards to workers with free slots. Events only mark which workers
 //! may have room ([`Dirty`]); [`Core::dispatch`] runs once per batch of events and fills them,
 //! so a burst of results costs one pass over the pending jobs, not one per event.
+//!
+//! **The priority policy.** Jobs are served highest priority first, then in submission
+//! order, and a job's window (`window.rs`) counts only the shards the worker holds of jobs at
+//! its priority or above. Lower-priority work queued on a worker thus never keeps a
+//! higher-priority job out: the job gets its full window at once, beside what is queued, and
+//! the worker starts its shards first (they carry the job's priority in `JobDef`), on the next
+//! thread that frees. A lower-priority job, in turn, counts everything the worker holds and
+//! gets only what is left. Queued shards a higher priority overtook count their hold deadline
+//! from the last time they were overtaken (`worker.rs`): they waited, they did not hang.
 
 use super::window::{window, Sizing};
 use super::{Core, JobDef, JobId, JobState, Outbox, ShardTask, WorkerId};
@@ -74,7 +83,8 @@ impl Core {
                 pending: job.pending(),
                 cluster_threads: self.cluster_threads,
             };
-            let mut free = window(sizing, &self.config).saturating_sub(w.assigned.len());
+            let held = w.held_at_or_above(job.spec.priority);
+            let mut free = window(sizing, &self.config).saturating_sub(held);
             if free == 0 {
                 continue;
             }
@@ -85,6 +95,7 @@ impl Core {
                     params: job.spec.params.clone(),
                     shard_timeout: job.spec.limits.shard_timeout_ms.map(Duration::from_millis),
                     record_runs: job.spec.limits.record_runs,
+                    priority: job.spec.priority,
                 });
             }
             let mut verify = self.verifying.get_mut(&job_id);
@@ -94,7 +105,7 @@ impl Core {
                 let (lo, hi, input) = job.shard(shard);
                 tasks.push(ShardTask { job_id, shard, lo, hi, input: input.map(str::to_owned) });
                 job.assigned.insert(shard, worker);
-                w.assign(job_id, shard, now);
+                w.assign(job_id, job.spec.priority, shard, now);
                 free -= 1;
             }
             if job.state == JobState::Queued {

@@ -1010,3 +1010,5 @@ proptest! {
         prop_assert_eq!(sim.core.assigned_total(), 0);
     }
 }
+
+mod priority;

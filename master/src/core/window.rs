@@ -1,4 +1,5 @@
-//! How many shards of a job a worker may hold: its window. A window keeps the worker's threads
+//! How many shards of a job a worker may hold: its window, counted against the shards it holds
+//! of jobs at that job's priority or above (`dispatch.rs`). A window keeps the worker's threads
 //! busy between two of its result messages, no more:
 //!
 //! - **From what a shard costs.** Workers report the pool time their shards took

@@ -2,7 +2,7 @@
 //! started, and whether it is suspect. How many shards it may hold is `window.rs`.
 
 use super::{JobId, WorkerId, WorkerSpec, WorkerView};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// One connected worker session.
@@ -13,9 +13,14 @@ pub(crate) struct Worker {
     /// The kernels it offers, for fast lookup during dispatch.
     pub kinds: HashSet<String>,
     /// Shards assigned to it, (job, shard), with the order they were assigned in. A worker runs
-    /// its shards first come first served on T threads, so the T oldest it holds are the ones
-    /// most likely started.
+    /// its shards highest priority first, then first come first served, on T threads.
     pub assigned: HashMap<(JobId, u64), Hold>,
+    /// How many of `assigned` each job priority holds: a job's window counts only the shards
+    /// at its priority or above (`dispatch.rs`).
+    pub held_by_priority: BTreeMap<i32, usize>,
+    /// Per priority it holds shards of, when shards of a higher priority last went to it:
+    /// those overtook its queued shards, whose hold deadlines count from then.
+    pub overtaken: BTreeMap<i32, Instant>,
     /// Per job, its holds in assignment order (so oldest, i.e. earliest deadline, first), as
     /// (seq, shard): the tick finds expired holds at the fronts without scanning every shard.
     /// Entries of released shards are dropped lazily (at the front, or by a compaction).
@@ -43,6 +48,8 @@ pub(crate) struct Hold {
     pub seq: u64,
     /// When it was assigned, to reclaim it after the hold limit.
     pub since: Instant,
+    /// Its job's priority, to count it in `held_by_priority`.
+    pub priority: i32,
 }
 
 impl Worker {
@@ -53,6 +60,8 @@ impl Worker {
             spec,
             kinds,
             assigned: HashMap::new(),
+            held_by_priority: BTreeMap::new(),
+            overtaken: BTreeMap::new(),
             holds: HashMap::new(),
             next_seq: 0,
             started: HashSet::new(),
@@ -64,10 +73,24 @@ impl Worker {
         }
     }
 
-    /// Records that it now holds `shard` of `job`, since `now`.
-    pub fn assign(&mut self, job: JobId, shard: u64, now: Instant) {
+    /// Shards it holds of jobs at `priority` or above: what a job of that priority finds in
+    /// its window.
+    pub fn held_at_or_above(&self, priority: i32) -> usize {
+        self.held_by_priority.range(priority..).map(|(_, n)| n).sum()
+    }
+
+    /// Records that it now holds `shard` of `job` (of `priority`), since `now`. Its queued
+    /// shards of lower priorities wait behind it: their holds count from now.
+    pub fn assign(&mut self, job: JobId, priority: i32, shard: u64, now: Instant) {
         let seq = self.next_seq;
-        self.assigned.insert((job, shard), Hold { seq, since: now });
+        let hold = Hold { seq, since: now, priority };
+        if let Some(old) = self.assigned.insert((job, shard), hold) {
+            self.uncount(old.priority);
+        }
+        *self.held_by_priority.entry(priority).or_default() += 1;
+        for lower in self.held_by_priority.range(..priority).map(|(&p, _)| p) {
+            self.overtaken.insert(lower, now);
+        }
         self.next_seq += 1;
         let holds = self.holds.entry(job).or_default();
         holds.push_back((seq, shard));
@@ -81,11 +104,21 @@ impl Worker {
     /// Ends its hold on a shard; whether it held it.
     pub fn release(&mut self, job: JobId, shard: u64) -> bool {
         self.started.remove(&(job, shard));
-        let released = self.assigned.remove(&(job, shard)).is_some();
-        if released {
-            self.trim(job);
+        let Some(hold) = self.assigned.remove(&(job, shard)) else { return false };
+        self.uncount(hold.priority);
+        self.trim(job);
+        true
+    }
+
+    /// Counts one hold of `priority` less.
+    fn uncount(&mut self, priority: i32) {
+        if let Some(n) = self.held_by_priority.get_mut(&priority) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.held_by_priority.remove(&priority);
+                self.overtaken.remove(&priority);
+            }
         }
-        released
     }
 
     /// Drops the released holds at the front of a job's queue. Workers mostly answer in the
@@ -109,7 +142,10 @@ impl Worker {
         for &(seq, shard) in holds {
             match self.assigned.get(&(job, shard)) {
                 Some(h) if h.seq == seq => {
-                    if now.saturating_duration_since(h.since) < limit {
+                    // A shard overtaken by higher-priority ones waited for them, not hung.
+                    let since =
+                        self.overtaken.get(&h.priority).map_or(h.since, |&o| o.max(h.since));
+                    if now.saturating_duration_since(since) < limit {
                         break;
                     }
                     expired.push(shard);
@@ -128,7 +164,8 @@ impl Worker {
     }
 
     /// The shards it had started, to blame if it died: the ones it reported started; if it
-    /// reported none, the oldest `threads` it held (it runs them first come first served).
+    /// reported none, the oldest `threads` it held (it runs them first come first served
+    /// within a priority).
     pub fn suspects(&self) -> HashSet<(JobId, u64)> {
         // A draining worker leaves on purpose; only what it said it started can be to blame
         // (shards assigned while its drain notice was on the way never started).

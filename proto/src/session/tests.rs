@@ -48,6 +48,7 @@ fn master_messages_round_trip() {
                 params: Params::from_pairs(["ms=5"]).unwrap(),
                 shard_timeout: Some(Duration::from_millis(250)),
                 record_runs: true,
+                priority: 7,
             }],
             tasks: vec![
                 ShardTask { job_id: 1, shard: 0, lo: 0, hi: 10, input: None },

@@ -74,6 +74,7 @@ fn job(job_id: u64, kind: &str, params: &[&str], shards: u64) -> ToWorker {
         params: Params::from_pairs(params).unwrap(),
         shard_timeout: None,
         record_runs: false,
+        priority: 0,
     };
     let tasks =
         (0..shards).map(|shard| ShardTask { job_id, shard, lo: shard, hi: shard + 1, input: None });

@@ -73,6 +73,7 @@ impl Rig {
             params: Params::from_pairs(params).unwrap(),
             shard_timeout: None,
             record_runs: false,
+            priority: 0,
         };
         self.handle(
             Duration::ZERO,

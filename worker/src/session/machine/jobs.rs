@@ -48,7 +48,8 @@ impl Session {
             Ok(prepared) => {
                 let (timeout, record_runs) = (def.shard_timeout, def.record_runs);
                 let cancel = CancelFlag::new();
-                let entry = JobEntry { prepared, cancel, timeout, record_runs };
+                let priority = def.priority;
+                let entry = JobEntry { prepared, cancel, timeout, record_runs, priority };
                 self.jobs.insert(def.job_id, Arc::new(entry));
             }
             Err(e) => {
