@@ -66,7 +66,7 @@ impl Catalog {
         let connected = self.connected.values().flatten().filter(|d| d.kind == spec.kind);
         let mut first_error = None;
         for d in std::iter::once(last).chain(connected) {
-            match d.check(&spec.params) {
+            match d.check(&spec.params).and_then(|p| d.check_indices(&p, &spec.source)) {
                 Ok(_) => return Ok(d.output),
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -156,6 +156,34 @@ mod tests {
         catalog.joined(3, vec![rounds(100)]);
         catalog.left(3);
         assert!(catalog.check(&spec("chain", &[("rounds", "50")])).is_ok());
+    }
+
+    #[test]
+    fn a_job_whose_indices_go_past_the_param_that_bounds_them_is_refused() {
+        let image = KernelDescriptor::new("image", OutputShape::Rows, "rows")
+            .param(ParamSpec::uint("height", 600, 1, u64::MAX, "rows").bounding_indices());
+        let catalog = Catalog::new(vec![image]);
+        let rows = |end, height: &str| {
+            let params = Params([("height".to_string(), height.to_string())].into());
+            let source = JobSource::Range { start: 0, end, shard_size: 1 };
+            catalog.check(&JobSpec::new("image", source, params, 0).expect("valid spec"))
+        };
+        assert_eq!(rows(10, "10"), Ok(OutputShape::Rows));
+        let err = rows(20, "10").unwrap_err();
+        let why = "image: range 0..20 goes past height=10: indices must be below height";
+        assert_eq!(err, KindError::BadParams(why.into()));
+        // The default bounds the range too; an input row past it is named by its line.
+        let default = JobSpec::new(
+            "image",
+            JobSource::Range { start: 0, end: 601, shard_size: 1 },
+            Params::default(),
+            0,
+        );
+        assert!(catalog.check(&default.expect("valid spec")).is_err());
+        let lines = vec!["5".to_string(), "x".to_string(), "600".to_string()];
+        let inputs = JobSpec::new("image", JobSource::Inputs(lines), Params::default(), 0);
+        let err = catalog.check(&inputs.expect("valid spec")).unwrap_err();
+        assert!(err.to_string().contains("input line 3 (600) goes past height=600"), "{err}");
     }
 
     #[test]

@@ -198,7 +198,8 @@ fn send_module(core: &CoreHandle, link: &Link, id: WorkerId, sha256: String) {
 
 /// One shard's outcome; one that does not decode fails that shard alone, not the batch.
 fn outcome(done: pb::ShardDone) -> (u64, u64, ShardOutcome) {
-    let outcome = ShardOutcome::try_from(done.outcome)
-        .unwrap_or_else(|e| ShardOutcome::Failed(format!("malformed result from worker: {e}")));
-    (done.job_id, done.shard, outcome)
+    let (job_id, shard) = (done.job_id, done.shard);
+    ShardOutcome::of_done(done).unwrap_or_else(|e| {
+        (job_id, shard, ShardOutcome::Failed(format!("malformed result from worker: {e}")))
+    })
 }

@@ -193,6 +193,7 @@ fn wire_kernel() -> impl Strategy<Value = pb::KernelDescriptor> {
             min,
             max,
             help: String::new(),
+            bounds_indices: false,
         });
     (".{0,6}", prop::collection::vec(param, 0..4), any::<bool>(), -1i32..7, any::<f64>()).prop_map(
         |(kind, params, open_params, output, fraction_scale)| pb::KernelDescriptor {

@@ -4,7 +4,7 @@
 //! registry checks the same way before a kernel parses its params. Conversions from and to the
 //! prost types are at the end of this file.
 
-use crate::domain::Params;
+use crate::domain::{JobSource, Params};
 use crate::pb;
 use serde::Serialize;
 use std::fmt;
@@ -132,6 +132,10 @@ pub struct ParamSpec {
     pub kind: ParamKind,
     /// The job must set it.
     pub required: bool,
+    /// A whole number the job's indices must stay below (mandelbrot's `height` bounds its
+    /// rows): a job whose range or input goes past it is refused at submit.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub bounds_indices: bool,
 }
 
 /// A param's type, default and inclusive bounds.
@@ -262,31 +266,88 @@ impl KernelDescriptor {
         }
         Ok(checked)
     }
+
+    /// Checks a job's indices against the params that bound them, given the job's `checked`
+    /// params (what [`KernelDescriptor::check`] returned): a range must end at or below each
+    /// bound, an input line that is a whole number must be below it.
+    pub fn check_indices(&self, checked: &Params, source: &JobSource) -> Result<(), ParamError> {
+        let bounds = self.params.iter().flatten().filter(|s| s.bounds_indices);
+        for spec in bounds {
+            let Ok(bound) = checked.uint(&spec.name) else { continue };
+            let past = match source {
+                JobSource::Range { start, end, .. } => {
+                    (*end > bound).then(|| format!("range {start}..{end}"))
+                }
+                JobSource::Inputs(lines) => lines.iter().enumerate().find_map(|(i, line)| {
+                    let v = line.trim().parse::<u64>().ok().filter(|&v| v >= bound)?;
+                    Some(format!("input line {} ({v})", i + 1))
+                }),
+            };
+            if let Some(past) = past {
+                let name = &spec.name;
+                return Err(ParamError(format!(
+                    "{past} goes past {name}={bound}: indices must be below {name}"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl ParamSpec {
     /// A whole-number param with a default and inclusive bounds.
     pub fn uint(name: &str, default: u64, min: u64, max: u64, help: &str) -> Self {
         let kind = ParamKind::Uint { default: Some(default), min, max };
-        ParamSpec { name: name.into(), help: help.into(), kind, required: false }
+        ParamSpec {
+            name: name.into(),
+            help: help.into(),
+            kind,
+            required: false,
+            bounds_indices: false,
+        }
     }
 
     /// A floating-point param with a default and inclusive bounds.
     pub fn float(name: &str, default: f64, min: f64, max: f64, help: &str) -> Self {
         let kind = ParamKind::Float { default: Some(default), min, max };
-        ParamSpec { name: name.into(), help: help.into(), kind, required: false }
+        ParamSpec {
+            name: name.into(),
+            help: help.into(),
+            kind,
+            required: false,
+            bounds_indices: false,
+        }
     }
 
     /// A text param the job must set.
     pub fn required_text(name: &str, help: &str) -> Self {
         let kind = ParamKind::Text { default: None };
-        ParamSpec { name: name.into(), help: help.into(), kind, required: true }
+        ParamSpec {
+            name: name.into(),
+            help: help.into(),
+            kind,
+            required: true,
+            bounds_indices: false,
+        }
     }
 
     /// A text param with a default (for a yes/no flag: "false", read with [`Params::flag`]).
     pub fn text(name: &str, default: &str, help: &str) -> Self {
         let kind = ParamKind::Text { default: Some(default.into()) };
-        ParamSpec { name: name.into(), help: help.into(), kind, required: false }
+        ParamSpec {
+            name: name.into(),
+            help: help.into(),
+            kind,
+            required: false,
+            bounds_indices: false,
+        }
+    }
+
+    /// Marks a whole-number param as the bound of the job's indices (see
+    /// [`ParamSpec::bounds_indices`]).
+    pub fn bounding_indices(mut self) -> Self {
+        self.bounds_indices = true;
+        self
     }
 
     /// The checked value of this param, given the job's raw value (if set).

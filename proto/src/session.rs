@@ -202,6 +202,9 @@ pub enum ShardOutcome {
     Done(Output),
     /// The kernel failed, panicked or timed out.
     Failed(String),
+    /// The kernel failed in a way every rerun would repeat (a bad param, an input it cannot
+    /// read): the job fails without retrying the shard.
+    Invalid(String),
     /// The shard was stopped by a cancel (or handed back by a draining worker); no result.
     Cancelled,
 }
@@ -213,8 +216,19 @@ impl ShardOutcome {
         match self {
             ShardOutcome::Done(output) => delimited(3, output_len(output)),
             ShardOutcome::Failed(error) => delimited(4, error.len()),
+            ShardOutcome::Invalid(error) => delimited(4, error.len()) + key_len(6) + 1,
             ShardOutcome::Cancelled => key_len(5) + 1,
         }
+    }
+
+    /// A `ShardDone` off the wire: its job, shard and outcome (see `TryFrom<Option<Outcome>>`),
+    /// an error marked `deterministic` being [`ShardOutcome::Invalid`].
+    pub fn of_done(done: pb::ShardDone) -> Result<(u64, u64, ShardOutcome), SpecError> {
+        let outcome = match ShardOutcome::try_from(done.outcome)? {
+            ShardOutcome::Failed(error) if done.deterministic => ShardOutcome::Invalid(error),
+            outcome => outcome,
+        };
+        Ok((done.job_id, done.shard, outcome))
     }
 }
 
@@ -386,12 +400,13 @@ impl From<ToMaster> for pb::WorkerMessage {
 }
 
 fn shard_done((job_id, shard, outcome): (u64, u64, ShardOutcome)) -> pb::ShardDone {
+    let deterministic = matches!(outcome, ShardOutcome::Invalid(_));
     let outcome = match outcome {
         ShardOutcome::Done(output) => Outcome::Output(output.into()),
-        ShardOutcome::Failed(error) => Outcome::Error(error),
+        ShardOutcome::Failed(error) | ShardOutcome::Invalid(error) => Outcome::Error(error),
         ShardOutcome::Cancelled => Outcome::Cancelled(true),
     };
-    pb::ShardDone { job_id, shard, outcome: Some(outcome) }
+    pb::ShardDone { job_id, shard, outcome: Some(outcome), deterministic }
 }
 
 impl TryFrom<pb::WorkerMessage> for ToMaster {
@@ -415,9 +430,9 @@ impl TryFrom<pb::WorkerMessage> for ToMaster {
                 allocation: r.allocation,
             }),
             Out::Heartbeat(_) => ToMaster::Heartbeat,
-            Out::Results(batch) => ToMaster::Results(Results::from_wire(batch, |d| {
-                Ok::<_, SpecError>((d.job_id, d.shard, ShardOutcome::try_from(d.outcome)?))
-            })?),
+            Out::Results(batch) => {
+                ToMaster::Results(Results::from_wire(batch, ShardOutcome::of_done)?)
+            }
             Out::Draining(_) => ToMaster::Draining,
             Out::Refused(r) => ToMaster::Refused { job_id: r.job_id, reason: r.reason },
             Out::FetchModule(f) => ToMaster::FetchModule(f.sha256),

@@ -124,13 +124,14 @@ fn status_and_jobs_show_results_errors_and_filters() {
     master.wait_workers(1);
     let ok = master.submit_wait(&["primes", "--range", "0..1000"]);
     assert_eq!(ok["result"], 168);
-    // Rows 10..19 are past the image's height: the job fails with the kernel's reason.
-    let failed = master.submit_wait(&["mandelbrot", "--range", "0..20", "--param", "height=10"]);
+    // A shard past its time limit: the job fails with the worker's reason.
+    let spin = ["spin", "--range", "0..1", "--param", "ms=10000", "--shard-timeout", "100ms"];
+    let failed = master.submit_wait(&spin);
     assert_eq!(failed["state"], "failed");
     let id = failed["job"].to_string();
     let out = master.cli(&["status", &id]);
     let shown = text(&out.stdout);
-    assert!(shown.contains("error: ") && shown.contains("out of range"), "{shown}");
+    assert!(shown.contains("error: ") && shown.contains("timed out"), "{shown}");
     let ok_id = ok["job"].to_string();
     let shown = text(&master.cli(&["status", &ok_id]).stdout);
     assert!(shown.contains("result: 168"), "{shown}");
@@ -144,7 +145,7 @@ fn status_and_jobs_show_results_errors_and_filters() {
     let out = master.cli(&["jobs", "--limit", "1"]);
     let table = text(&out.stdout);
     assert_eq!(table.lines().count(), 2, "a header and the newest job: {table}");
-    assert!(table.lines().nth(1).is_some_and(|l| l.contains("mandelbrot")), "{table}");
+    assert!(table.lines().nth(1).is_some_and(|l| l.contains("spin")), "{table}");
     assert!(text(&out.stderr).contains("1 older jobs not shown"), "{out:?}");
     let out = master.cli(&["status", "999", "--json"]);
     assert!(!out.status.success());

@@ -176,7 +176,7 @@ fn a_png_is_drawn_from_rows_kept_in_the_store() {
 }
 
 #[test]
-fn mandelbrot_writes_a_png_and_a_bad_row_fails_the_job_naming_the_shard() {
+fn mandelbrot_writes_a_png_and_a_range_past_its_height_is_refused() {
     let tag = tag();
     let dir = std::env::temp_dir().join(&tag);
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -227,11 +227,15 @@ fn mandelbrot_writes_a_png_and_a_bad_row_fails_the_job_naming_the_shard() {
         ],
         &tag,
     );
+    // Rows 10 and 11 are past the image's height: refused before anything runs.
     assert!(!out.status.success());
-    let v = json(&out);
-    assert_eq!(v["state"], "failed");
+    let refusal = out.stderr.split(|&b| b == b'\n').find_map(|l| {
+        serde_json::from_slice::<serde_json::Value>(l).ok().filter(|v| v.get("code").is_some())
+    });
+    let v = refusal.unwrap_or_else(|| panic!("no JSON error on stderr: {out:?}"));
+    assert_eq!(v["code"], "InvalidArgument", "{v}");
     let error = v["error"].as_str().unwrap_or("");
-    assert!(error.contains("shard 2 (indices 8..12)"), "{error}");
+    assert!(error.contains("range 0..12 goes past height=10"), "{error}");
     let _ = std::fs::remove_dir_all(&dir);
     assert_none_left(&tag);
 }

@@ -123,7 +123,7 @@ fn run_one(work: &Work) -> Finished {
         .unwrap_or_else(|panic| Err(KernelError::Failed(panic_message(&panic))));
     let busy = started.elapsed();
     let (log, exit_code) = cancel.log().contents();
-    let failed = matches!(outcome, Err(KernelError::Failed(_) | KernelError::TimedOut(_)));
+    let failed = !matches!(outcome, Ok(_) | Err(KernelError::Cancelled));
     let wanted = work.job.record_runs || failed || !log.is_empty();
     // The wall clock is read only for a run that is reported: quiet shards cost one Instant.
     let run = (wanted && !matches!(outcome, Err(KernelError::Cancelled))).then(|| {

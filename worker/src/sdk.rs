@@ -38,6 +38,11 @@ pub enum KernelError {
     /// The kernel failed on this shard; the message says why.
     #[error("{0}")]
     Failed(String),
+    /// The shard's input is not what the kernel takes (an input line that is not a number);
+    /// the message says why. Like [`KernelError::BadParam`] from `run`, every rerun would fail
+    /// the same way, so the master fails the job at once, whatever its retries.
+    #[error("{0}")]
+    BadInput(String),
 }
 
 /// Tells a running kernel to stop: set when the shard's job is cancelled or the worker hands

@@ -85,7 +85,7 @@ impl Core {
             let run = if runs.is_empty() { None } else { runs.remove(&(job_id, shard)) };
             match &outcome {
                 ShardOutcome::Done(_) => self.keep_log(worker, (job_id, shard), run, None, out),
-                ShardOutcome::Failed(e) => {
+                ShardOutcome::Failed(e) | ShardOutcome::Invalid(e) => {
                     self.keep_log(worker, (job_id, shard), run, Some(e), out)
                 }
                 ShardOutcome::Cancelled => {}
@@ -97,7 +97,12 @@ impl Core {
                         batch.touched.insert(job_id);
                     }
                 }
-                ShardOutcome::Failed(error) => self.failed(worker, job_id, shard, &error, now, out),
+                ShardOutcome::Failed(error) => {
+                    self.failed(worker, (job_id, shard), &error, true, now, out)
+                }
+                ShardOutcome::Invalid(error) => {
+                    self.failed(worker, (job_id, shard), &error, false, now, out)
+                }
                 // Not a result: the worker handed the shard back unfinished; it runs again.
                 ShardOutcome::Cancelled => self.requeue(job_id, shard, out),
             }
@@ -153,14 +158,14 @@ impl Core {
         false
     }
 
-    /// A failed run: run again after its backoff while the job's retries allow, else the job
-    /// fails naming it.
+    /// A failed run: run again after its backoff while the job's retries allow (and a rerun
+    /// could go otherwise: `retry`), else the job fails naming it.
     fn failed(
         &mut self,
         worker: WorkerId,
-        job_id: JobId,
-        shard: u64,
+        (job_id, shard): (JobId, u64),
         error: &str,
+        retry: bool,
         now: Instant,
         out: &mut impl Outbox,
     ) {
@@ -168,7 +173,7 @@ impl Core {
         out.counted(job_id, &job.spec.kind, Counted::Failed);
         let failures = job.failures.entry(shard).or_insert(0);
         *failures += 1;
-        if *failures <= job.spec.limits.retries {
+        if retry && *failures <= job.spec.limits.retries {
             self.backoff.insert((now + backoff(*failures), job_id, shard));
             return;
         }

@@ -635,6 +635,33 @@ fn failed_runs_are_retried_up_to_the_jobs_retries() {
 }
 
 #[test]
+fn a_deterministic_failure_fails_the_job_at_once_whatever_its_retries() {
+    let (mut sim, now) = sim();
+    let mut spec = spec("noop", 0, 3, 1, 0);
+    spec.limits.retries = 5;
+    let job = sim.submit(spec, now).expect("submit");
+    let w = sim.join(worker(3), now);
+    sim.rec.queues.get_mut(&w).expect("queue").clear();
+    let bad = ShardOutcome::Invalid("input line 1: \"x\" is not a whole number".into());
+    sim.results(w, [(job, 1, bad)], now).expect("results");
+    let status = sim.status(job, now);
+    assert_eq!((status.state, status.reruns), (JobState::Failed, 0));
+    assert_eq!(
+        status.error.as_deref(),
+        Some(
+            "shard 1 (indices 1..2) failed on worker 1: input line 1: \"x\" is not a whole number"
+        )
+    );
+    sim.core.heartbeat(w, now + Duration::from_secs(1));
+    sim.tick(now + Duration::from_secs(1));
+    assert_eq!(sim.rec.queued(w), 0, "nothing runs again");
+    assert_eq!(take(&mut sim.rec.cancels), vec![(w, job)]);
+    assert_eq!(take(&mut sim.rec.finished).len(), 1);
+    assert_eq!(take(&mut sim.rec.defs), vec![(w, job)]);
+    sim.rec.assert_quiet();
+}
+
+#[test]
 fn ended_jobs_are_forgotten_after_keep_finished_for() {
     let keep = Duration::from_secs(60);
     let mut sim = Sim::new(CoreConfig { keep_finished_for: keep, ..Default::default() });

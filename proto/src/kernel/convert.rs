@@ -52,6 +52,7 @@ impl From<&ParamSpec> for pb::ParamSpec {
             min,
             max,
             help: s.help.clone(),
+            bounds_indices: s.bounds_indices,
         }
     }
 }
@@ -100,7 +101,8 @@ impl TryFrom<pb::ParamSpec> for ParamSpec {
             Ok(pb::ParamType::String) => ParamKind::Text { default: s.default_value.clone() },
             Ok(pb::ParamType::Unspecified) | Err(_) => return Err(bad("type")),
         };
-        Ok(ParamSpec { name: s.name, help: s.help, kind, required: s.required })
+        let (name, help, required, bounds_indices) = (s.name, s.help, s.required, s.bounds_indices);
+        Ok(ParamSpec { name, help, kind, required, bounds_indices })
     }
 }
 

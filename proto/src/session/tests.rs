@@ -28,6 +28,7 @@ fn outcome_sizes_match_what_prost_encodes() {
     outcomes.extend([
         ShardOutcome::Failed(String::new()),
         ShardOutcome::Failed("e".repeat(300)),
+        ShardOutcome::Invalid("bad param".into()),
         ShardOutcome::Cancelled,
     ]);
     for outcome in outcomes {
@@ -88,7 +89,11 @@ fn worker_messages_round_trip() {
             done: outputs()
                 .into_iter()
                 .map(ShardOutcome::Done)
-                .chain([ShardOutcome::Failed("boom".into()), ShardOutcome::Cancelled])
+                .chain([
+                    ShardOutcome::Failed("boom".into()),
+                    ShardOutcome::Invalid("not a number".into()),
+                    ShardOutcome::Cancelled,
+                ])
                 .enumerate()
                 .map(|(i, o)| (9, i as u64, o))
                 .collect(),
@@ -117,11 +122,12 @@ fn worker_messages_round_trip() {
 fn malformed_messages_are_errors_not_panics() {
     assert!(ToWorker::try_from(pb::MasterMessage { msg: None }).is_err());
     assert!(ToMaster::try_from(pb::WorkerMessage { msg: None }).is_err());
-    let no_outcome = pb::ShardDone { job_id: 1, shard: 2, outcome: None };
+    let no_outcome = pb::ShardDone { job_id: 1, shard: 2, ..Default::default() };
     let no_value = pb::ShardDone {
         job_id: 1,
         shard: 3,
         outcome: Some(Outcome::Output(pb::ShardOutput { value: None })),
+        deterministic: false,
     };
     for done in [no_outcome, no_value] {
         let batch = pb::ResultBatch { done: vec![done.clone()], ..Default::default() };

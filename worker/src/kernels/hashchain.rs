@@ -127,7 +127,7 @@ mod tests {
         assert_eq!(many[1], sha_12345);
         assert!(matches!(
             run("1", line(9, "0x10")),
-            Err(KernelError::Failed(m)) if m == r#"input line 9: "0x10" is not a whole number"#
+            Err(KernelError::BadInput(m)) if m == r#"input line 9: "0x10" is not a whole number"#
         ));
     }
 

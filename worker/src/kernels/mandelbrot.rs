@@ -32,7 +32,9 @@ impl Kernel for Mandelbrot {
         let (lo, hi) = (f64::MIN, f64::MAX);
         KernelDescriptor::new(self.name(), OutputShape::Rows, help)
             .param(ParamSpec::uint("width", 800, 1, 100_000, "pixels per row"))
-            .param(ParamSpec::uint("height", 600, 1, u64::MAX, "rows in the image"))
+            .param(
+                ParamSpec::uint("height", 600, 1, u64::MAX, "rows in the image").bounding_indices(),
+            )
             .param(ParamSpec::uint("iterations", 256, 1, u32::MAX.into(), "most steps per pixel"))
             .param(ParamSpec::float("x0", -2.5, lo, hi, "left edge of the viewport"))
             .param(ParamSpec::float("x1", 1.0, lo, hi, "right edge of the viewport"))
@@ -142,7 +144,7 @@ impl Prepared for PreparedMandelbrot {
         for y in indices.iter() {
             cancel.check()?;
             if y >= self.height {
-                return Err(KernelError::Failed(format!(
+                return Err(KernelError::BadParam(format!(
                     "row {y} is out of range: height is {}",
                     self.height
                 )));
@@ -228,7 +230,7 @@ mod tests {
     fn row_out_of_range() {
         assert_eq!(
             run(&[("height", "10")], range(8, 11)),
-            Err(KernelError::Failed("row 10 is out of range: height is 10".into()))
+            Err(KernelError::BadParam("row 10 is out of range: height is 10".into()))
         );
     }
 

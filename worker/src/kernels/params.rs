@@ -20,7 +20,7 @@ impl Indices {
             None => Ok(Indices { first: shard.lo, count: shard.hi.saturating_sub(shard.lo) }),
             Some(line) => match line.trim().parse::<u64>() {
                 Ok(v) => Ok(Indices { first: v, count: 1 }),
-                Err(_) => Err(KernelError::Failed(format!(
+                Err(_) => Err(KernelError::BadInput(format!(
                     "input line {}: {} is not a whole number",
                     shard.lo,
                     farm_proto::kernel::quote(line)
@@ -105,7 +105,7 @@ pub(crate) mod tests {
         assert_eq!(max.iter().collect::<Vec<_>>(), vec![u64::MAX]);
         assert_eq!(
             Indices::of(&line(3, "x1")).unwrap_err(),
-            KernelError::Failed(r#"input line 3: "x1" is not a whole number"#.to_string())
+            KernelError::BadInput(r#"input line 3: "x1" is not a whole number"#.to_string())
         );
     }
 

@@ -214,7 +214,7 @@ mod tests {
         assert_eq!(count(line(0, " 7919\n")), Ok(Output::Count(1)));
         assert_eq!(count(line(1, "7917")), Ok(Output::Count(0)));
         assert!(
-            matches!(count(line(2, "seven")), Err(KernelError::Failed(m)) if m.contains("input line 2"))
+            matches!(count(line(2, "seven")), Err(KernelError::BadInput(m)) if m.contains("input line 2"))
         );
         let err = prepare_checked(&Primes, &params(&[("foo", "1")])).err().unwrap();
         assert_eq!(

@@ -115,7 +115,7 @@ mod tests {
         assert_eq!(job.run(&line(2, "77"), &CancelFlag::default()), Ok(Output::Count(1)));
         assert!(matches!(
             job.run(&line(2, "x"), &CancelFlag::default()),
-            Err(KernelError::Failed(_))
+            Err(KernelError::BadInput(_))
         ));
         assert!(prepare_checked(&Spin, &Params::default()).is_ok());
         assert_eq!(

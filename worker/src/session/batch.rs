@@ -112,6 +112,7 @@ pub(super) fn outcome(finished: Finished) -> ShardOutcome {
             }
         }
         Err(KernelError::Cancelled) => ShardOutcome::Cancelled,
+        Err(KernelError::BadParam(e) | KernelError::BadInput(e)) => ShardOutcome::Invalid(e),
         Err(e) => ShardOutcome::Failed(e.to_string()),
     }
 }

@@ -117,7 +117,7 @@ fn an_infinite_loop_stops_soon_after_a_cancel_or_its_timeout() {
 
 fn failed(result: Result<Output, KernelError>) -> String {
     match result {
-        Err(KernelError::Failed(message)) => message,
+        Err(KernelError::Failed(message) | KernelError::BadInput(message)) => message,
         other => panic!("expected a failure, got {other:?}"),
     }
 }
