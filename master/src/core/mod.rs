@@ -98,6 +98,9 @@ pub struct Core {
     unserved: BTreeSet<JobId>,
     /// Pool threads of every connected worker, for the tail's share (`window.rs`).
     cluster_threads: u64,
+    /// Until when, after the master started, workers are still connecting: no job is
+    /// reported waiting for one before (`served.rs`). None once it has passed.
+    quiet_until: Option<Instant>,
 }
 
 impl Core {
@@ -120,6 +123,7 @@ impl Core {
             offered: HashMap::new(),
             cluster_threads: 0,
             unserved: BTreeSet::new(),
+            quiet_until: None,
         }
     }
 
@@ -344,6 +348,7 @@ impl Core {
     /// `--no-worker-timeout`.
     pub fn tick(&mut self, now: Instant, out: &mut impl Outbox) {
         self.forget_old(now, out);
+        self.end_quiet(now, out);
         self.fail_unserved(now, out);
         self.reclaim_expired(now, out);
         self.end_backoff(now, out);
@@ -432,7 +437,7 @@ fn view(job: &Job, now: Instant) -> JobView {
         age_ms: job.age_ms(now),
         priority: job.spec.priority,
         reruns: job.reruns,
-        waiting: served::waiting(job),
+        waiting: served::waiting(job, now),
     }
 }
 

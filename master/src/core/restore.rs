@@ -63,7 +63,9 @@ impl Core {
 
     /// Ends the restored jobs whose every shard is done: the master stopped after the last
     /// outcome was committed and before the job's end was.
+    /// The master starts serving then: workers get the startup grace to connect.
     pub fn restore_finish(&mut self, now: Instant, out: &mut impl Outbox) {
+        self.start_quiet(now);
         let complete: Vec<JobId> = self
             .jobs
             .values()

@@ -3,6 +3,10 @@
 //! worker offers kind X`) instead of sitting at `running 94/1000` in silence. A job with
 //! `--no-worker-timeout` fails once it has waited that long. A `--verify` job whose copies
 //! need a second worker of its kind, with one connected, says so too.
+//!
+//! For `startup_grace` after the master starts (`Core::restore_finish`), workers are still
+//! (re)connecting: a job of a kind none offers yet waits silently, its wait (and its
+//! `--no-worker-timeout`) counted from the end of the grace, when its watchers are told.
 
 use super::{view, Core, Job, JobId, JobState, Outbox};
 use std::collections::HashSet;
@@ -15,10 +19,12 @@ pub(crate) fn waiting_reason(kind: &str) -> String {
 
 /// Why a job not yet ended waits, if it does: no worker offers its kind, or its `--verify`
 /// copies need a second worker of its kind.
-pub(crate) fn waiting(job: &Job) -> Option<String> {
+pub(crate) fn waiting(job: &Job, now: Instant) -> Option<String> {
     let kind = &job.spec.kind;
     match (job.state.is_final(), job.waiting_since, job.verify_blocked) {
-        (false, Some(_), _) => Some(waiting_reason(kind)),
+        // A wait that starts later is the startup grace's: not reported yet.
+        (false, Some(since), _) if since <= now => Some(waiting_reason(kind)),
+        (false, Some(_), _) => None,
         (false, None, true) => Some(format!(
             "--verify needs a second worker offering kind {kind}: each sampled shard runs again on another worker"
         )),
@@ -27,6 +33,35 @@ pub(crate) fn waiting(job: &Job) -> Option<String> {
 }
 
 impl Core {
+    /// The master starts: jobs waiting for a worker wait silently until the grace ends.
+    pub(super) fn start_quiet(&mut self, now: Instant) {
+        let until = now + self.config.startup_grace;
+        self.quiet_until = Some(until);
+        for id in &self.unserved {
+            if let Some(job) = self.jobs.get_mut(id) {
+                job.waiting_since = Some(until);
+            }
+        }
+    }
+
+    /// When a job starts waiting at `now`: at once, or at the end of the startup grace.
+    fn wait_from(&self, now: Instant) -> Instant {
+        self.quiet_until.map_or(now, |until| until.max(now))
+    }
+
+    /// Once the startup grace is over, the watchers of jobs still waiting are told.
+    pub(super) fn end_quiet(&mut self, now: Instant, out: &mut impl Outbox) {
+        if self.quiet_until.is_none_or(|until| until > now) {
+            return;
+        }
+        self.quiet_until = None;
+        for id in &self.unserved {
+            if let Some(job) = self.jobs.get(id) {
+                out.job_changed(&view(job, now));
+            }
+        }
+    }
+
     /// Counts a joining worker's kinds; jobs of a kind that no connected worker offered until
     /// now stop waiting, and their watchers see it.
     pub(super) fn offer(&mut self, kinds: &HashSet<String>, now: Instant, out: &mut impl Outbox) {
@@ -78,11 +113,12 @@ impl Core {
         if gone.is_empty() {
             return;
         }
+        let from = self.wait_from(now);
         for (id, job) in self.jobs.iter_mut() {
             if job.state.is_final() || !gone.contains(job.spec.kind.as_str()) {
                 continue;
             }
-            job.waiting_since = Some(now);
+            job.waiting_since = Some(from);
             self.unserved.insert(*id);
             out.job_changed(&view(job, now));
         }
@@ -106,9 +142,10 @@ impl Core {
 
     /// A new (or restored) job starts waiting when no connected worker offers its kind.
     pub(super) fn note_if_unserved(&mut self, id: JobId, now: Instant) {
+        let from = self.wait_from(now);
         let Some(job) = self.jobs.get_mut(&id) else { return };
         if !self.offered.contains_key(&job.spec.kind) {
-            job.waiting_since = Some(now);
+            job.waiting_since = Some(from);
             self.unserved.insert(id);
         }
     }

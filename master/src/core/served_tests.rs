@@ -95,3 +95,39 @@ fn no_worker_timeout_fails_the_job_after_that_long_without_a_worker() {
     assert_eq!(view.state, JobState::Queued);
     assert!(view.waiting.is_some());
 }
+
+#[test]
+fn for_the_startup_grace_a_job_waits_silently_while_workers_reconnect() {
+    let config = CoreConfig { startup_grace: Duration::from_secs(6), ..CoreConfig::default() };
+    let (grace, t0) = (config.startup_grace, Instant::now());
+    let mut core = Core::new(config);
+    let mut out = Views::default();
+    // A master that just started (or restarted, its jobs restored).
+    let early = core.submit(job("sleep", Some(1000)), OutputShape::Count, t0, &mut out);
+    let early = early.expect("submit");
+    core.restore_finish(t0, &mut out);
+    let late = core.submit(job("sleep", None), OutputShape::Count, t0 + grace / 2, &mut out);
+    let late = late.expect("submit");
+    let served = core.submit(job("noop", None), OutputShape::Count, t0, &mut out);
+    let served = served.expect("submit");
+    core.tick(t0 + grace / 2, &mut out);
+    for id in [early, late, served] {
+        assert_eq!(core.status(id, t0 + grace / 2).expect("job").waiting, None);
+    }
+    assert!(out.0.iter().all(|v| v.waiting.is_none()), "{:?}", out.0);
+    // A worker of another kind reconnects in time: its job never waited.
+    let w = core.worker_joined(worker(&["noop"]), t0 + grace / 2, &mut out);
+    out.0.clear();
+    // Past the grace, the watchers of jobs still waiting are told, once; the no-worker
+    // timeout counts from then.
+    let after = t0 + grace;
+    core.heartbeat(w, after);
+    core.tick(after, &mut out);
+    let seen: Vec<_> = std::mem::take(&mut out.0).into_iter().map(|v| (v.id, v.waiting)).collect();
+    assert_eq!(seen, [(early, Some(WAITING.into())), (late, Some(WAITING.into()))]);
+    core.tick(after + Duration::from_millis(999), &mut out);
+    assert!(out.0.is_empty(), "{:?}", out.0);
+    core.tick(after + Duration::from_millis(1000), &mut out);
+    assert_eq!(core.status(early, after).expect("job").state, JobState::Failed);
+    assert_eq!(core.status(served, after).expect("job").waiting, None);
+}

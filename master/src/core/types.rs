@@ -49,6 +49,10 @@ pub struct CoreConfig {
     /// Bytes of per-shard logs (and errors) kept per job; past them a shard's record keeps
     /// its run but not its log (`--shard-log-mib`).
     pub shard_log_bytes: usize,
+    /// After the master starts, how long workers have to (re)connect before a job is
+    /// reported waiting for one (`served.rs`): a restart is not news for every watcher. At
+    /// least the workers' longest reconnect backoff (5 s).
+    pub startup_grace: Duration,
 }
 
 impl Default for CoreConfig {
@@ -68,6 +72,7 @@ impl Default for CoreConfig {
             hold_timeout: Duration::from_secs(3600),
             hold_grace: Duration::from_secs(3),
             shard_log_bytes: 64 << 20,
+            startup_grace: Duration::from_secs(6),
         }
     }
 }
