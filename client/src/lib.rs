@@ -221,12 +221,16 @@ impl Client {
     }
 
     /// A job's events: progress, shard outputs if `shard_results`, and the final status last.
+    /// The shard outputs start with those accepted before the call (the master replays them
+    /// from its store), so each shard's output comes exactly once however long after the
+    /// submit the watch begins.
     pub async fn watch(
         &mut self,
         job: u64,
         shard_results: bool,
     ) -> Result<impl Stream<Item = Result<JobEvent>> + use<>> {
-        let request = self.req(pb::WatchRequest { job_id: job, shard_results })?;
+        let replay = shard_results;
+        let request = self.req(pb::WatchRequest { job_id: job, shard_results, replay })?;
         let stream = self.farm.watch(request).await?;
         Ok(stream.into_inner().map(|item| Ok(JobEvent::try_from(item?)?)))
     }

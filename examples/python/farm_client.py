@@ -42,7 +42,8 @@ def submit_and_watch(farm, pb, spec, metadata, timeout, shard_results=True):
     job = farm.Submit(pb.SubmitRequest(spec=spec), metadata=metadata, timeout=30)
     seen = {}
     final = None
-    request = pb.WatchRequest(job_id=job.job_id, shard_results=shard_results)
+    # replay: the shard results accepted between Submit and Watch come first, none missed.
+    request = pb.WatchRequest(job_id=job.job_id, shard_results=shard_results, replay=shard_results)
     for event in farm.Watch(request, metadata=metadata, timeout=timeout):
         which = event.WhichOneof("event")
         if which == "shard":

@@ -54,6 +54,9 @@ pub struct Subscription {
     pub shards: Option<mpsc::Receiver<(u64, pb::ShardOutput)>>,
     /// Set if shard results were dropped because this watcher fell behind.
     pub overflowed: Arc<AtomicBool>,
+    /// If it asked for a replay: the store as it was when it subscribed, holding the shard
+    /// results accepted before (`shards` has every one after).
+    pub replay: Option<oneshot::Receiver<Result<crate::store::Snapshot, String>>>,
 }
 
 /// Why a submission was refused.
@@ -78,7 +81,7 @@ enum Cmd {
     List(oneshot::Sender<Vec<JobView>>),
     Cancel(JobId, oneshot::Sender<Result<JobView, CoreError>>),
     Workers(oneshot::Sender<Vec<WorkerView>>),
-    Watch(JobId, bool, oneshot::Sender<Option<Subscription>>),
+    Watch(JobId, bool, bool, oneshot::Sender<Option<Subscription>>),
     Join(WorkerSpec, Vec<KernelDescriptor>, WorkerTx, oneshot::Sender<(WorkerId, LastHeard)>),
     Refused(WorkerId, JobId, String),
     Kinds(oneshot::Sender<Vec<KindInfo>>),
@@ -226,9 +229,15 @@ impl CoreHandle {
     pub async fn workers(&self) -> Result<Vec<WorkerView>, Status> {
         self.ask(Cmd::Workers).await
     }
-    /// Subscribes to a job's progress (and shard results); `None` if there is no such job.
-    pub async fn watch(&self, job: JobId, shards: bool) -> Result<Option<Subscription>, Status> {
-        self.ask(|r| Cmd::Watch(job, shards, r)).await
+    /// Subscribes to a job's progress (and shard results, from the first accepted one if
+    /// `replay`); `None` if there is no such job.
+    pub async fn watch(
+        &self,
+        job: JobId,
+        shards: bool,
+        replay: bool,
+    ) -> Result<Option<Subscription>, Status> {
+        self.ask(|r| Cmd::Watch(job, shards, replay, r)).await
     }
     /// Registers a worker session whose messages go to `tx`; the welcome is sent first. The
     /// session's reader stamps the returned [`LastHeard`] on every message from the worker.
@@ -334,6 +343,14 @@ impl Effects {
         if !self.journaled.is_empty() {
             self.journal.send_all(std::mem::take(&mut self.journaled));
         }
+    }
+
+    /// A snapshot of the store holding everything journaled so far (flushed first).
+    fn journal_snapshot(
+        &mut self,
+    ) -> tokio::sync::oneshot::Receiver<Result<crate::store::Snapshot, String>> {
+        self.flush_journal();
+        self.journal.snapshot()
     }
 
     /// A barrier behind everything journaled so far (flushed first, so it cannot overtake).

@@ -245,7 +245,7 @@ impl FarmService for Farm {
         let req = req.into_inner();
         let sub = self
             .core
-            .watch(req.job_id, req.shard_results)
+            .watch(req.job_id, req.shard_results, req.replay)
             .await?
             .ok_or_else(|| status(CoreError::NoSuchJob(req.job_id)))?;
         let (tx, rx) = mpsc::channel(64);

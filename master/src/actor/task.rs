@@ -171,8 +171,12 @@ impl CoreTask {
             Cmd::Workers(reply) => {
                 let _ = reply.send(core.workers(now_std));
             }
-            Cmd::Watch(job, want_shards, reply) => {
-                let _ = reply.send(self.watch(job, want_shards, now_std));
+            Cmd::Watch(job, want_shards, replay, reply) => {
+                let mut sub = self.watch(job, want_shards, now_std);
+                if let Some(sub) = sub.as_mut().filter(|_| want_shards && replay) {
+                    sub.replay = Some(self.fx.journal_snapshot());
+                }
+                let _ = reply.send(sub);
             }
             Cmd::Join(spec, kernels, tx, reply) => {
                 let _ = reply.send(self.join(spec, kernels, tx, now));
@@ -251,6 +255,6 @@ impl CoreTask {
             });
             (w.status.subscribe(), shards)
         };
-        Some(Subscription { status, shards, overflowed })
+        Some(Subscription { status, shards, overflowed, replay: None })
     }
 }

@@ -28,7 +28,7 @@ pub(super) async fn run(farm: &Farm, req: pb::RunRequest) -> Result<JobStatus, S
 /// Waits for job `job` to end and returns its final view (at once if it already ended: a
 /// subscription to an ended job holds its final status).
 async fn ended(farm: &Farm, job: JobId) -> Result<JobView, Status> {
-    let sub = farm.core.watch(job, false).await?;
+    let sub = farm.core.watch(job, false, false).await?;
     let mut status_rx = sub.ok_or_else(|| status(CoreError::NoSuchJob(job)))?.status;
     let view = status_rx
         .wait_for(|v| v.state.is_final())

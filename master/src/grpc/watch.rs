@@ -1,10 +1,12 @@
-//! The `Watch` stream: a job's subscription turned into events.
+//! The `Watch` stream: a job's subscription turned into events, after the replay of the shard
+//! results accepted before it began, if asked.
 
 use crate::actor::Subscription;
-use crate::core::JobView;
+use crate::core::{JobId, JobView};
+use crate::store::Snapshot;
 use farm_proto::pb::{self, job_event::Event};
 use farm_proto::{JobEvent, Progress};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
 use super::job_status;
@@ -15,7 +17,13 @@ pub(super) async fn forward_events(
     sub: Subscription,
     tx: mpsc::Sender<Result<pb::JobEvent, Status>>,
 ) {
-    let Subscription { mut status, mut shards, overflowed } = sub;
+    let Subscription { mut status, mut shards, overflowed, replay } = sub;
+    if let Some(snapshot) = replay {
+        let job = status.borrow().id;
+        if !send_replay(snapshot, job, &tx).await {
+            return;
+        }
+    }
     let fell_behind = || {
         Err(Status::resource_exhausted(
             "watcher fell behind: shard results were dropped; watch without them",
@@ -77,6 +85,47 @@ pub(super) async fn forward_events(
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Sends the shard results of `job` the snapshot holds (those accepted before the watch
+/// began), read on a blocking thread whose sends wait while the stream is full. False if the
+/// stream ended: the watcher is gone, or the replay failed (the watcher was told why).
+async fn send_replay(
+    snapshot: oneshot::Receiver<Result<Snapshot, String>>,
+    job: JobId,
+    tx: &mpsc::Sender<Result<pb::JobEvent, Status>>,
+) -> bool {
+    let failed = |e: String| Err(Status::internal(format!("cannot replay shard results: {e}")));
+    let snapshot = match snapshot.await {
+        Ok(Ok(snapshot)) => snapshot,
+        Ok(Err(e)) => {
+            let _ = tx.send(failed(e)).await;
+            return false;
+        }
+        Err(_) => {
+            let _ = tx.send(Err(Status::unavailable("master is shutting down"))).await;
+            return false;
+        }
+    };
+    let out = tx.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        snapshot.shard_outputs(job, |shard, output| {
+            let result = pb::ShardResult { shard, output: Some(output) };
+            let event = pb::JobEvent { event: Some(Event::Shard(result)) };
+            out.blocking_send(Ok(event)).is_ok()
+        })
+    });
+    match read.await {
+        Ok(Ok(_)) => !tx.is_closed(),
+        Ok(Err(e)) => {
+            let _ = tx.send(failed(e.to_string())).await;
+            false
+        }
+        Err(e) => {
+            let _ = tx.send(failed(e.to_string())).await;
+            false
         }
     }
 }

@@ -18,10 +18,12 @@
 //!   its byte bound are `crate::modules`).
 //!
 //! [`open`] replays the journal into a new core before the master serves; `writer.rs` is the
-//! OS thread that group-commits what the core journals; `results.rs` reads list results back.
+//! OS thread that group-commits what the core journals; `results.rs` reads list results back;
+//! `replay.rs` reads a job's accepted shard outputs for a watcher that asks for them.
 
 mod logs;
 mod modules;
+mod replay;
 mod results;
 mod writer;
 
@@ -30,6 +32,7 @@ use crate::MasterError;
 use farm_proto::{pb, JobSpec, JobState, Output, OutputShape};
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+pub use replay::Snapshot;
 pub use results::{Store, CHUNK_BYTES, CHUNK_ITEMS};
 use std::path::Path;
 use std::sync::Arc;

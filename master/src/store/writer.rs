@@ -4,15 +4,18 @@
 //! under load. With `--journal` each commit is durable (fsync, redb's `Immediate`); the
 //! temporary store commits without syncing, with a durable commit now and then so redb can
 //! reuse freed pages. Barriers queued behind ops complete once the commit holding those ops
-//! is done: a submit is acknowledged only then.
+//! is done: a submit is acknowledged only then. A snapshot request ends its group: the ops
+//! queued before it are committed, and a read of exactly that state is handed back (a
+//! watcher's replay, `replay.rs`).
 
+use super::replay::Snapshot;
 use super::results::SharedTx;
 use super::{unix_ms, Store, JOBS, LIST_OUTPUTS, LOGS, META, OUTCOMES, SPECS};
 use crate::core::{JobId, JournalOp};
 use crate::grpc::job_status;
 use farm_proto::{pb, Output};
 use prost::Message;
-use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -33,6 +36,8 @@ enum Msg {
     Ops(Vec<JournalOp>, usize),
     /// Answer once everything queued before is committed (or failed to be).
     Barrier(oneshot::Sender<Result<(), String>>),
+    /// Commit everything queued before, then answer with a read of exactly that state.
+    Snapshot(oneshot::Sender<Result<Snapshot, String>>),
 }
 
 /// The journal's sending side: cheap to clone, never blocks (the queue is unbounded; the
@@ -150,6 +155,21 @@ impl JournalTx {
         rx
     }
 
+    /// Resolves with a read of the store holding every op queued before this call and none
+    /// queued after; an error says why there is none.
+    pub fn snapshot(&self) -> oneshot::Receiver<Result<Snapshot, String>> {
+        let (tx, rx) = oneshot::channel();
+        match &self.0 {
+            Some(journal) => {
+                let _ = journal.send(Msg::Snapshot(tx));
+            }
+            None => {
+                let _ = tx.send(Err("the master keeps no store".into()));
+            }
+        }
+        rx
+    }
+
     /// A journal that keeps nothing and answers barriers at once: for tests of the core's
     /// task under paused time, which a thread's answer would let jump ahead.
     #[cfg(test)]
@@ -218,10 +238,16 @@ fn run(db: &Database, rx: mpsc::Receiver<Msg>, durable: bool, backlog: &Backlog)
     let mut synced = Instant::now();
     let mut ops = Vec::new();
     let mut barriers = Vec::new();
+    let mut snapshots = Vec::new();
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
         let mut bytes = 0;
         while let Some(msg) = next.take() {
+            if let Msg::Snapshot(s) = msg {
+                // Nothing queued after it may be in its read: the group ends here.
+                snapshots.push(s);
+                break;
+            }
             match msg {
                 Msg::Op(op, n) => {
                     bytes += n;
@@ -232,6 +258,7 @@ fn run(db: &Database, rx: mpsc::Receiver<Msg>, durable: bool, backlog: &Backlog)
                     ops.extend(more)
                 }
                 Msg::Barrier(b) => barriers.push(b),
+                Msg::Snapshot(_) => {}
             }
             if ops.len() + barriers.len() < GROUP {
                 next = rx.try_recv().ok();
@@ -254,6 +281,10 @@ fn run(db: &Database, rx: mpsc::Receiver<Msg>, durable: bool, backlog: &Backlog)
         backlog.release(bytes);
         for b in barriers.drain(..) {
             let _ = b.send(result.clone().map(|_| ()));
+        }
+        for s in snapshots.drain(..) {
+            let read = db.begin_read().map(Snapshot).map_err(|e| e.to_string());
+            let _ = s.send(result.clone().and(read));
         }
         ops.clear();
     }
