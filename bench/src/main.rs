@@ -10,6 +10,7 @@ mod dashboard;
 mod efficiency;
 mod exec;
 mod peers;
+mod priority;
 mod procs;
 mod wasm;
 
@@ -45,6 +46,8 @@ enum Figure {
     Dashboard,
     Journal,
     Exec,
+    /// A high-priority job behind a 20 s low-priority one, against its ideal.
+    Priority,
     /// farm against HyperQueue, Ray, Dask, PPE, mp.Pool; in `all` only if its venv exists.
     Peers,
 }
@@ -86,6 +89,9 @@ fn main() -> Result<()> {
     }
     if want(Figure::Exec) {
         exec::exec(&farm, cores)?;
+    }
+    if want(Figure::Priority) {
+        rt.block_on(priority::priority(&farm))?;
     }
     if want(Figure::Peers) {
         peers::figure(&farm, args.figure == Figure::All)?;
