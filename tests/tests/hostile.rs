@@ -70,6 +70,7 @@ fn fake_worker(url: &str, name: &str, answer: Answer) -> tokio::runtime::Runtime
                                 outcome: Some(pb::shard_done::Outcome::Output(pb::ShardOutput {
                                     value: Some(pb::shard_output::Value::Count(0)),
                                 })),
+                                deterministic: false,
                             });
                             let results =
                                 pb::ResultBatch { done: done.collect(), ..Default::default() };
