@@ -279,3 +279,30 @@ fn shard_logs_are_kept_per_shard_read_by_query_and_dropped_when_forgotten() {
     journal.close();
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn a_snapshot_holds_what_was_journaled_before_it_and_nothing_after() {
+    let (_core, journal, _) = open(None, CoreConfig::default()).expect("open");
+    let outcome = |shard, output| JournalOp::Outcome { job: 1, shard, output };
+    journal.send(outcome(0, Output::Count(1)));
+    journal.send(outcome(1, lines(&["a"])));
+    let snapshot = journal.sender().snapshot();
+    journal.send(outcome(2, Output::Count(1)));
+    journal.send(outcome(3, lines(&["b"])));
+    let barrier = journal.sender().barrier();
+    assert_eq!(barrier.blocking_recv().expect("writer"), Ok(()));
+    let snapshot = snapshot.blocking_recv().expect("writer").expect("snapshot");
+    let mut seen = Vec::new();
+    let sent = snapshot.shard_outputs(1, |shard, _| {
+        seen.push(shard);
+        true
+    });
+    assert_eq!(sent.expect("read"), 2);
+    assert_eq!(seen, [0, 1], "the outcomes journaled before it, counted and listed");
+    let mut first = Vec::new();
+    let sent = snapshot.shard_outputs(1, |shard, _| {
+        first.push(shard);
+        false
+    });
+    assert_eq!((sent.expect("read"), first), (0, vec![0]), "a reader that stops stops the read");
+}
