@@ -29,6 +29,11 @@ impl Slurm {
         Slurm { settings, timeout: COMMAND_TIMEOUT }
     }
 
+    /// What clients may pass to sbatch.
+    pub fn policy(&self) -> &super::SbatchPolicy {
+        &self.settings.sbatch
+    }
+
     /// Writes the queue's script (and the token file) and submits it; returns the job id, or
     /// the scheduler's own message.
     pub async fn submit(&self, spec: &AllocQueueSpec) -> Result<String, String> {
@@ -38,7 +43,9 @@ impl Slurm {
             .map_err(|e| format!("writing the batch script failed: {e}"))?
             .map_err(|e| format!("writing the batch script failed: {e}"))?;
         let mut args: Vec<String> = vec!["--parsable".into()];
+        // The client's arguments (checked at `add`), then the operator's, which win.
         args.extend(spec.extra_args.iter().cloned());
+        args.extend(self.settings.sbatch.fixed.iter().cloned());
         args.push(script.display().to_string());
         let out = run("sbatch", &args, self.timeout).await?;
         let id = out.split(';').next().unwrap_or("").trim().to_string();
