@@ -1,6 +1,7 @@
 //! The master's HTTP endpoint: `/metrics` during a job (shards completed rising to the job's
 //! shard count), the token on the dashboard's API and on `/metrics` (open only with
-//! `--metrics-open`), actions, `--http off`, and `farm run` naming its dashboard.
+//! `--metrics-open`), actions, `--http off`, `farm run` naming its dashboard, the refusal of
+//! other hosts and cross-origin actions, the security headers, and the feed's rates and order.
 
 use farm_tests::*;
 
@@ -285,4 +286,37 @@ fn every_response_carries_the_security_headers() {
     assert!(!page.contains("<style") && !page.contains("style="), "{page}");
     let handlers = page.split_whitespace().filter(|w| w.starts_with("on") && w.contains("=\""));
     assert_eq!(handlers.count(), 0, "no inline event handlers: {page}");
+}
+
+#[test]
+fn a_busy_workers_rate_shows_at_once_and_jobs_come_newest_first() {
+    let master = Master::start(&["--workers", "1", "--threads", "2", "--http", "127.0.0.1:0"]);
+    let dash = master.http.clone().expect("dashboard address");
+    master.wait_workers(1);
+    let spin = ["spin", "--range", "0..100000", "--shard-size", "1", "--param", "ms=5"];
+    let older: u64 = master.submit(&spin).parse().expect("job id");
+    let newer: u64 = master.submit(&spin).parse().expect("job id");
+    assert!(master.cli(&["cancel", &newer.to_string()]).status.success());
+    let busy = wait_until(WAIT, || {
+        json(&master.cli(&["workers", "--json"]))[0]["done"].as_u64().is_some_and(|d| d > 0)
+    });
+    assert!(busy, "the worker never completed a shard");
+    // The first frame the master builds, and every one after, shows the busy worker's rate.
+    let started = std::time::Instant::now();
+    let mut frames = 0;
+    while started.elapsed() < std::time::Duration::from_secs(2) {
+        let state = get(&dash, "/api/state", None);
+        let v: serde_json::Value = serde_json::from_str(&state.body).expect("JSON");
+        let w = &v["workers"][0];
+        assert_eq!(w["busy"], 2, "frame {frames}: {w}");
+        assert!(w["rate"].as_f64().is_some_and(|r| r > 0.0), "frame {frames}: {w}");
+        // Newest first: the cancelled newer job above the older one still running. (Frames
+        // are paced, not waited for: each one is checked.)
+        let ids: Vec<u64> =
+            v["jobs"].as_array().expect("jobs").iter().filter_map(|j| j["id"].as_u64()).collect();
+        assert_eq!(ids, vec![newer, older], "frame {frames}");
+        frames += 1;
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(frames >= 5, "{frames} frames in 2 s");
 }
