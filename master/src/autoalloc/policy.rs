@@ -119,7 +119,7 @@ impl SbatchPolicy {
         let mut rest = args.iter();
         while let Some(arg) = rest.next() {
             let (name, inline) = split(arg)?;
-            if !self.allowed.iter().any(|a| *a == name) {
+            if !self.allowed.contains(&name) {
                 return Err(AllocError::Denied(format!(
                     "sbatch option --{name} is not allowed on this master (it allows: {}; the \
                      operator sets them with --alloc-allow-option)",

@@ -37,7 +37,7 @@ impl Hosts {
     fn allows(&self, host: &str) -> bool {
         let Some(name) = host_name(host) else { return false };
         let name = name.trim_end_matches('.').to_lowercase();
-        if self.names.iter().any(|n| *n == name) {
+        if self.names.contains(&name) {
             return true;
         }
         let listen = self.listen.ip();
