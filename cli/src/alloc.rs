@@ -243,3 +243,31 @@ fn print(queues: &[AllocQueueInfo], json: bool) -> Result<()> {
     }
     crate::out::write(&text)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(allow: Option<&[&str]>, fixed: &[&str]) -> Result<SbatchPolicy> {
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        sbatch_policy(&AllocMasterArgs {
+            advertise: None,
+            alloc_dir: None,
+            alloc_allow_option: allow.map(strings),
+            alloc_fixed_arg: strings(fixed),
+        })
+    }
+
+    #[test]
+    fn the_operators_policy_comes_from_the_flags() {
+        assert_eq!(policy(None, &[]).expect("default"), SbatchPolicy::default());
+        assert!(policy(Some(&["none"]), &[]).expect("none").allowed.is_empty());
+        let p = policy(Some(&["partition", "-A"]), &["--comment=x"]).expect("policy");
+        assert_eq!(
+            (p.allowed, p.fixed),
+            (vec!["partition".into(), "account".into()], vec!["--comment=x".into()])
+        );
+        let bad = policy(Some(&["out put"]), &[]).expect_err("refused").to_string();
+        assert!(bad.starts_with("--alloc-allow-option: "), "{bad}");
+    }
+}

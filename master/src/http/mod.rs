@@ -78,7 +78,8 @@ pub(crate) fn spawn(
         Ok(addr) => addr,
         Err(e) => return warn!(error = %e, "http endpoint has no address"),
     };
-    info!(%addr, metrics_open, allow_hosts = ?config.allow_hosts, "dashboard serving");
+    let allow_hosts = config.allow_hosts.join(",");
+    info!(%addr, metrics_open, %allow_hosts, "dashboard serving");
     let hosts = Arc::new(guard::Hosts::new(addr, &config.allow_hosts));
     let tasks = core.tasks().clone();
     let feed = Arc::new(Feed::new(core.clone()));
