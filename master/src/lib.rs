@@ -13,6 +13,7 @@ mod http;
 pub(crate) mod logs;
 pub mod metrics;
 pub mod modules;
+mod outgoing;
 mod server;
 mod sessions;
 pub mod spawner;
