@@ -14,6 +14,7 @@ pub(crate) mod logs;
 pub mod metrics;
 pub mod modules;
 mod outgoing;
+mod private;
 mod server;
 mod sessions;
 pub mod spawner;
