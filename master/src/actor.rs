@@ -16,8 +16,8 @@ use crate::core::{
     Overview, ShardTask, Submission, WorkerId, WorkerSpec, WorkerView,
 };
 use crate::metrics::{Metrics, ShardTally};
-use crate::outgoing::{fell_behind, NotSent};
 pub use crate::outgoing::WorkerTx;
+use crate::outgoing::{fell_behind, NotSent};
 use crate::store::JournalTx;
 use crate::tasks::Tasks;
 use farm_proto::pb;
@@ -41,7 +41,6 @@ const MAILBOX: usize = 1024;
 
 /// Most commands applied between two dispatches, so replies and ticks are never held back long.
 const BATCH: usize = 256;
-
 
 /// Shard results buffered per watcher before it counts as fallen behind.
 const WATCH_BUFFER: usize = 4096;

@@ -34,7 +34,8 @@ pub fn private_dir(dir: &Path) -> io::Result<()> {
         return Err(refuse(dir, "owned by another user, refused"));
     }
     if meta.mode() & SHARED != 0 {
-        let why = format!("open to other users (mode {:o}), refused: chmod 700 it", meta.mode() & 0o777);
+        let why =
+            format!("open to other users (mode {:o}), refused: chmod 700 it", meta.mode() & 0o777);
         return Err(refuse(dir, &why));
     }
     Ok(())

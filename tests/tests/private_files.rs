@@ -72,7 +72,8 @@ fn a_symlink_at_the_journals_name_is_refused_not_followed() {
     let link = scratch.0.join("farm.redb");
     std::os::unix::fs::symlink(&victim, &link).expect("symlink");
     let arg = link.display().to_string();
-    let out = run(&["master", "--listen", "127.0.0.1:0", "--workers", "0", "--journal", &arg], &tag);
+    let out =
+        run(&["master", "--listen", "127.0.0.1:0", "--workers", "0", "--journal", &arg], &tag);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("a symlink, refused"), "{stderr}");

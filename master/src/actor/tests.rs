@@ -3,9 +3,9 @@
 
 use super::*;
 use crate::core::CoreConfig;
+use crate::outgoing::{self, WorkerRx};
 use farm_proto::pb::master_message::Msg;
 use farm_proto::{JobSource, Params};
-use crate::outgoing::{self, WorkerRx};
 use futures::{FutureExt, StreamExt};
 use std::future::Future;
 
