@@ -6,6 +6,7 @@
 //! the stream ends with `Unavailable`; the caller then drops the session as lost, and its
 //! shards run elsewhere.
 
+use crate::core::WorkerId;
 use farm_proto::pb;
 use futures::task::AtomicWaker;
 use futures::Stream;
@@ -31,7 +32,7 @@ pub fn bound_for(max_module: usize) -> usize {
 
 /// Logs that a worker's queue went over its bound and says why its session ends: one wording
 /// for the core's task and the session's reader, whichever sent the message that found it.
-pub fn fell_behind(worker: u64, queued: usize) -> &'static str {
+pub fn fell_behind(worker: WorkerId, queued: usize) -> &'static str {
     warn!(worker, queued_bytes = queued, "worker reads too slowly, dropping its session");
     "fell behind: too many bytes queued for it"
 }
