@@ -718,6 +718,7 @@ fn a_worker_that_hoards_holds_a_handful_and_its_shards_are_reclaimed_after_the_d
     let (mut sim, t0) = sim();
     let mut spec = spec("noop", 0, 2000, 1, 0);
     spec.limits.shard_timeout_ms = Some(1000);
+    spec.limits.retries = 1;
     let job = sim.submit(spec, t0).expect("submit");
     let hoarder = sim.join(worker(4096), t0);
     assert_eq!(sim.rec.queued(hoarder), 4, "a new worker holds a handful, whatever its threads");
@@ -735,10 +736,14 @@ fn a_worker_that_hoards_holds_a_handful_and_its_shards_are_reclaimed_after_the_d
     let why = views[0].suspect.clone().unwrap_or_default();
     assert!(why.starts_with("held shard 0 of job 1 for over"), "{why}");
     assert_eq!((views[0].in_flight, views[1].suspect.clone()), (0, None));
+    // Each is a failed run: it runs again after its backoff, as --retries allows.
+    assert_eq!(sim.status(job, t0).reruns, 0);
+    let now = t0 + Duration::from_millis(5100);
+    sim.core.heartbeat(honest, now);
+    sim.tick(now);
     assert_eq!(sim.status(job, t0).reruns, 4, "the reclaimed shards run again");
     // The honest worker finishes the job; the suspect one gets nothing more.
     sim.rec.queues.remove(&hoarder);
-    let now = t0 + Duration::from_secs(5);
     while sim.rec.finished.is_empty() {
         sim.complete(honest, usize::MAX, now);
     }
@@ -750,6 +755,31 @@ fn a_worker_that_hoards_holds_a_handful_and_its_shards_are_reclaimed_after_the_d
     // Its late answers for the reclaimed shards are dropped.
     let late = held.iter().map(|&s| (job, s, ShardOutcome::Done(Output::Count(1))));
     assert_eq!(sim.results(hoarder, late, now), Ok(4));
+}
+
+#[test]
+fn a_shard_held_past_twice_its_timeout_is_a_failed_run_not_handed_on_with_no_retries() {
+    let (mut sim, t0) = sim();
+    let mut spec = spec("noop", 0, 1, 1, 0);
+    spec.limits.shard_timeout_ms = Some(1000);
+    let job = sim.submit(spec, t0).expect("submit");
+    let stuck = sim.join(worker(1), t0);
+    let other = sim.join(worker(1), t0);
+    assert_eq!((sim.rec.queued(stuck), sim.rec.queued(other)), (1, 0));
+    // The shard escaped its timeout on `stuck` (a wasm start function did, before the fix).
+    let later = t0 + Duration::from_secs(5);
+    sim.core.heartbeat(stuck, later);
+    sim.core.heartbeat(other, later);
+    sim.tick(later);
+    let ended = take(&mut sim.rec.finished);
+    assert_eq!(ended.len(), 1, "--retries 0: the job fails");
+    let error = ended[0].error.clone().unwrap_or_default();
+    assert!(
+        error.starts_with("shard 0 (indices 0..1) failed on worker 1: timed out: held shard 0"),
+        "{error}"
+    );
+    assert_eq!(sim.rec.queued(other), 0, "not handed to the next worker");
+    assert_eq!(sim.status(job, later).reruns, 0);
 }
 
 #[test]
