@@ -9,6 +9,7 @@ mod http;
 mod net;
 mod pki;
 mod process;
+mod scratch;
 mod specs;
 mod wait;
 
@@ -20,5 +21,6 @@ pub use pki::Pki;
 pub use process::{
     assert_none_left, run, spawn, start, tag, tagged_processes, wait_child, Proc, QUIET,
 };
+pub use scratch::Scratch;
 pub use specs::range_spec;
 pub use wait::{wait_for, wait_until, within, WAIT};

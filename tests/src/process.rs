@@ -63,6 +63,15 @@ impl Proc {
         found.unwrap_or_else(|| panic!("no log line {what} within {timeout:?}"))
     }
 
+    /// The most resident memory it has had so far, in MiB (VmHWM; 0 if it is gone).
+    pub fn peak_rss_mib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()));
+        let status = status.unwrap_or_default();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or_default();
+        let kib: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
+        kib / 1024
+    }
+
     /// How many lines of its stderr so far satisfy `pred`.
     pub fn log_count(&self, pred: impl Fn(&str) -> bool) -> usize {
         self.log.lock().expect("log lock").lines().filter(|l| pred(l)).count()
