@@ -93,9 +93,8 @@ fn a_hoarding_worker_cannot_stall_a_job_and_is_shown_suspect() {
     master.wait_workers(1);
     let _real = master.worker(&["--threads", "2", "--name", "real"]);
     master.wait_workers(2);
-    // A shard held past its deadline is a failed run: one retry lets it run on `real`.
     let args = ["noop", "--range", "0..2000", "--shard-size", "1", "--shard-timeout", "1s"];
-    let id = master.submit(&[&args[..], &["--retries", "1"]].concat());
+    let id = master.submit(&args);
     let v = master.watch(&id);
     assert_eq!(v["state"], "succeeded", "{v}");
     assert_eq!(v["result"], 2000, "every index counted exactly once");

@@ -718,7 +718,6 @@ fn a_worker_that_hoards_holds_a_handful_and_its_shards_are_reclaimed_after_the_d
     let (mut sim, t0) = sim();
     let mut spec = spec("noop", 0, 2000, 1, 0);
     spec.limits.shard_timeout_ms = Some(1000);
-    spec.limits.retries = 1;
     let job = sim.submit(spec, t0).expect("submit");
     let hoarder = sim.join(worker(4096), t0);
     assert_eq!(sim.rec.queued(hoarder), 4, "a new worker holds a handful, whatever its threads");
@@ -736,14 +735,10 @@ fn a_worker_that_hoards_holds_a_handful_and_its_shards_are_reclaimed_after_the_d
     let why = views[0].suspect.clone().unwrap_or_default();
     assert!(why.starts_with("held shard 0 of job 1 for over"), "{why}");
     assert_eq!((views[0].in_flight, views[1].suspect.clone()), (0, None));
-    // Each is a failed run: it runs again after its backoff, as --retries allows.
-    assert_eq!(sim.status(job, t0).reruns, 0);
-    let now = t0 + Duration::from_millis(5100);
-    sim.core.heartbeat(honest, now);
-    sim.tick(now);
     assert_eq!(sim.status(job, t0).reruns, 4, "the reclaimed shards run again");
     // The honest worker finishes the job; the suspect one gets nothing more.
     sim.rec.queues.remove(&hoarder);
+    let now = t0 + Duration::from_secs(5);
     while sim.rec.finished.is_empty() {
         sim.complete(honest, usize::MAX, now);
     }
@@ -758,7 +753,7 @@ fn a_worker_that_hoards_holds_a_handful_and_its_shards_are_reclaimed_after_the_d
 }
 
 #[test]
-fn a_shard_held_past_twice_its_timeout_is_a_failed_run_not_handed_on_with_no_retries() {
+fn a_started_shard_held_past_twice_its_timeout_is_a_failed_run_not_handed_on() {
     let (mut sim, t0) = sim();
     let mut spec = spec("noop", 0, 1, 1, 0);
     spec.limits.shard_timeout_ms = Some(1000);
@@ -766,7 +761,8 @@ fn a_shard_held_past_twice_its_timeout_is_a_failed_run_not_handed_on_with_no_ret
     let stuck = sim.join(worker(1), t0);
     let other = sim.join(worker(1), t0);
     assert_eq!((sim.rec.queued(stuck), sim.rec.queued(other)), (1, 0));
-    // The shard escaped its timeout on `stuck` (a wasm start function did, before the fix).
+    // It started and escaped its timeout on `stuck` (a wasm start function did, before the fix).
+    sim.core.shards_started(stuck, [(job, 0)]);
     let later = t0 + Duration::from_secs(5);
     sim.core.heartbeat(stuck, later);
     sim.core.heartbeat(other, later);
