@@ -10,6 +10,7 @@ mod net;
 mod pki;
 mod process;
 mod rss;
+mod scratch;
 mod specs;
 mod wait;
 
@@ -22,5 +23,6 @@ pub use process::{
     assert_none_left, run, spawn, start, tag, tagged_processes, wait_child, Proc, QUIET,
 };
 pub use rss::{rss_kib, Peak};
+pub use scratch::Scratch;
 pub use specs::range_spec;
 pub use wait::{wait_for, wait_until, within, WAIT};
