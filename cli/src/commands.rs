@@ -6,6 +6,7 @@ use crate::args::{
     WorkersArgs,
 };
 pub use crate::conn::Target;
+use crate::deliver::{deliver, Delivery};
 use crate::fail::Usage;
 use crate::{job, out, show};
 use anyhow::Result;
@@ -72,9 +73,13 @@ pub async fn submit(master: &Target, args: SubmitArgs) -> Result<()> {
     if let Some(path) = &args.job.joblog {
         crate::logs::write_joblog(&mut client, status.job, path).await?;
     }
-    let out = args.job.out.as_deref();
-    crate::results::save(&mut client, &status, out, args.job.ndjson, &spec.params).await?;
-    show::finished(&status, args.output.json, out.is_some())
+    let how = Delivery {
+        json: args.output.json,
+        out: args.job.out.as_deref(),
+        ndjson: args.job.ndjson,
+        params: &spec.params,
+    };
+    deliver(&mut client, &status, &how).await
 }
 
 /// `farm watch`.
@@ -82,7 +87,8 @@ pub async fn watch(master: &Target, args: WatchArgs) -> Result<()> {
     let mut client = connect(master).await?;
     let json = args.job.output.json;
     let status = follow(&mut client, args.job.id, &args.reconnect, json).await?;
-    show::finished(&status, json, false)
+    let params = farm_proto::Params::default();
+    deliver(&mut client, &status, &Delivery { json, out: None, ndjson: false, params: &params }).await
 }
 
 /// Waits for a job with a progress bar, riding through a lost master, and says on stderr when

@@ -9,6 +9,7 @@ mod args;
 mod commands;
 mod config;
 mod conn;
+mod deliver;
 mod fail;
 mod http;
 mod job;

@@ -305,13 +305,18 @@ pub async fn run(args: RunArgs, log: &crate::logging::Setup) -> Result<()> {
         if let Some(path) = &args.job.joblog {
             crate::logs::write_joblog(&mut client, status.job, path).await?;
         }
-        let out = args.job.out.as_deref();
-        crate::results::save(&mut client, &status, out, args.job.ndjson, &spec.params).await?;
-        anyhow::Ok(status)
+        // Delivered before the master stops: a large result streams from its store.
+        let how = crate::deliver::Delivery {
+            json,
+            out: args.job.out.as_deref(),
+            ndjson: args.job.ndjson,
+            params: &spec.params,
+        };
+        crate::deliver::deliver(&mut client, &status, &how).await
     }
     .await;
     running.stop().await?;
-    show::finished(&outcome?, json, args.job.out.is_some())
+    outcome
 }
 
 #[cfg(test)]

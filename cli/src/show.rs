@@ -1,9 +1,8 @@
 //! What people and scripts see: progress bars, results, tables, the mandelbrot PNG.
 
-use crate::fail::JobEnded;
 use crate::out;
 use anyhow::{bail, Context, Result};
-use farm_client::{JobState, JobStatus, Progress};
+use farm_client::{JobStatus, Progress};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -50,73 +49,6 @@ pub fn still_running(job: u64) -> String {
         "interrupted: job {job} is still running on the master; \
          follow it with `farm watch {job}`, or stop it with `farm cancel {job}`"
     )
-}
-
-/// Prints a finished job: JSON, or the result and timing for people unless `to_file` (the
-/// result went to `--out`). Fails (non-zero exit) when the job did not succeed.
-pub fn finished(status: &JobStatus, json: bool, to_file: bool) -> Result<()> {
-    if json {
-        out::json(status)?;
-    } else if !to_file {
-        // With --out the result went to the file (and "wrote FILE" to stderr), not here.
-        print_result(status)?;
-    }
-    match status.state {
-        JobState::Succeeded => Ok(()),
-        state => Err(JobEnded { job: status.job, state, error: status.error.clone() }.into()),
-    }
-}
-
-fn print_result(status: &JobStatus) -> Result<()> {
-    if status.state != JobState::Succeeded {
-        return Ok(());
-    }
-    if status.result_in_store {
-        out::line(format_args!(
-            "the result is a list too large to print here: farm results {} --out FILE [--ndjson]",
-            status.job
-        ))?;
-    }
-    // By the result's shape, not by the kernel's name: rows of numbers (an image), program
-    // runs, or a list of values.
-    let is_row = |v: &serde_json::Value| v.is_array();
-    let is_run = |v: &serde_json::Value| v.get("exit_code").is_some() && v.get("stdout").is_some();
-    match status.result.value() {
-        Ok(serde_json::Value::Array(items)) if items.first().is_some_and(is_row) => {
-            out::line(format_args!(
-                "{} rows (write them as an image with --out FILE.png)",
-                items.len()
-            ))?;
-        }
-        Ok(serde_json::Value::Array(items)) if items.first().is_some_and(is_run) => {
-            for (index, run) in items.iter().enumerate() {
-                out::write(run["stdout"].as_str().unwrap_or_default())?;
-                match run["exit_code"].as_i64() {
-                    Some(0) => {}
-                    code => eprintln!("[input {index} exited with code {}]", code.unwrap_or(-1)),
-                }
-            }
-        }
-        Ok(serde_json::Value::Array(items)) => {
-            for item in items {
-                match item {
-                    serde_json::Value::String(s) => out::line(s)?,
-                    other => out::line(other)?,
-                }
-            }
-        }
-        // A number or an object: its JSON text as the master rendered it.
-        _ if status.result_in_store => {}
-        _ => out::line(&status.result)?,
-    }
-    eprintln!(
-        "job {} ({}): {} shards in {:.3} s",
-        status.job,
-        status.kind,
-        status.shards,
-        status.elapsed_ms as f64 / 1000.0
-    );
-    Ok(())
 }
 
 /// List items shown by `farm status` before it sums the rest up.
