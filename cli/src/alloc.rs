@@ -185,7 +185,7 @@ fn print(queues: &[AllocQueueInfo], json: bool) -> Result<()> {
     for q in queues {
         let s = &q.spec;
         let alive: u32 = q.allocations.iter().map(|a| a.workers).sum();
-        table.add_row(vec![
+        tables::add_row(&mut table, vec![
             s.name.clone(),
             s.scheduler.as_str().to_string(),
             q.state.to_string(),
@@ -204,7 +204,7 @@ fn print(queues: &[AllocQueueInfo], json: bool) -> Result<()> {
         let headers = ["QUEUE", "ALLOCATION", "STATE", "WORKERS", "SEEN", "AGE", "DETAIL"];
         let mut table = tables::new(&headers);
         for (q, a) in allocations {
-            table.add_row(vec![
+            tables::add_row(&mut table, vec![
                 q.spec.name.clone(),
                 a.id.clone(),
                 a.state.to_string(),

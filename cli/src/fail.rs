@@ -83,7 +83,8 @@ pub fn report(e: &anyhow::Error, json_out: bool) {
     if json_out {
         eprintln!("{}", json(e));
     } else {
-        eprintln!("error: {e:#}");
+        // One line, whatever the message carries: a job's error may quote a program's stderr.
+        eprintln!("error: {}", crate::out::escaped(&format!("{e:#}"), false));
     }
 }
 

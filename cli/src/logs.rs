@@ -43,23 +43,26 @@ pub async fn logs(master: &Target, args: LogsArgs) -> Result<()> {
     Ok(())
 }
 
-/// One shard's record for people: a header line, its error, then its log as it was written.
+/// One shard's record for people: a header line, its error, then its log as it was written,
+/// its control characters escaped (newlines and tabs kept): `--json` has the exact text.
 fn write_log(out: &mut impl Write, log: &ShardLog) -> std::io::Result<()> {
+    use crate::out::escaped;
     let outcome = if log.failed { "failed" } else { "done" };
-    let name = if log.worker.is_empty() { String::new() } else { format!(" {}", log.worker) };
+    let name =
+        if log.worker.is_empty() { String::new() } else { format!(" {}", escaped(&log.worker, false)) };
     let code = log.exit_code.map(|c| format!(", exit code {c}")).unwrap_or_default();
     writeln!(
         out,
         "== shard {} {outcome} on worker {}{name} ({}){code}, {:.3} s ==",
         log.shard,
         log.worker_id,
-        log.host,
+        escaped(&log.host, false),
         log.duration_ms as f64 / 1000.0
     )?;
     if !log.error.is_empty() {
-        writeln!(out, "error: {}", log.error)?;
+        writeln!(out, "error: {}", escaped(&log.error, false))?;
     }
-    out.write_all(log.log.as_bytes())?;
+    out.write_all(escaped(&log.log, true).as_bytes())?;
     if !log.log.is_empty() && !log.log.ends_with('\n') {
         writeln!(out)?;
     }

@@ -30,12 +30,13 @@ pub fn progress_bar(json: bool) -> ProgressBar {
 pub fn advance(bar: &ProgressBar, p: Progress, last: &mut Option<String>) {
     bar.set_length(p.total);
     bar.set_position(p.done);
-    match &p.waiting {
+    let why = p.waiting.as_deref().map(|why| crate::out::escaped(why, false));
+    match &why {
         Some(why) => bar.set_message(format!("waiting: {why}")),
         None => bar.set_message(format!("{} in flight", p.in_flight)),
     }
     if p.waiting != *last {
-        match &p.waiting {
+        match &why {
             Some(why) => bar.suspend(|| eprintln!("waiting: {why}")),
             None => bar.suspend(|| eprintln!("a worker for the job is back")),
         }
@@ -88,11 +89,12 @@ pub fn details(status: &JobStatus) -> Vec<String> {
             _ => lines.push(format!("result: {text}")),
         }
     }
+    // A job's error and wait come from workers and kernels: escaped, each on its line.
     if let Some(error) = &status.error {
-        lines.push(format!("error: {error}"));
+        lines.push(format!("error: {}", crate::out::escaped(error, false)));
     }
     if let Some(why) = &status.waiting {
-        lines.push(format!("waiting: {why}"));
+        lines.push(format!("waiting: {}", crate::out::escaped(why, false)));
     }
     lines
 }
@@ -150,7 +152,7 @@ pub fn write_png(path: &Path, rows: &[Vec<u32>], params: &farm_proto::Params) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use farm_client::JsonText;
+    use farm_client::{JobState, JsonText};
 
     #[test]
     fn the_bar_shows_percentage_and_rate_and_an_interruption_says_what_to_do() {

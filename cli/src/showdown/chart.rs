@@ -10,7 +10,7 @@ pub(super) fn table(rows: &[Row]) -> String {
     for r in rows {
         let job =
             r.elapsed_ms.map_or_else(|| "-".to_string(), |ms| format!("{:.2}", ms as f64 / 1e3));
-        table.add_row(vec![
+        crate::tables::add_row(&mut table, vec![
             r.kernel.clone(),
             r.mode.clone(),
             format!("{} x {}", r.workers, r.threads),
