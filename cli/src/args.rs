@@ -62,8 +62,9 @@ pub enum Command {
     Watch(WatchArgs),
     /// Print a job's status: its state, shards, result (or a summary of a long list) and error.
     Status(JobRef),
-    /// Write a succeeded job's list result, of any size, streamed from the master: a JSON
-    /// array, or one item a line with --ndjson.
+    /// Write a succeeded job's result: a list of any size streamed from the master (a JSON
+    /// array, or one item a line with --ndjson), or a count or estimate as its JSON; with
+    /// --partial, a failed job's good outputs.
     Results(ResultsArgs),
     /// Print a job's per-shard logs: each kept shard's last run (worker, start, duration,
     /// outcome, exit code), what it logged (exec's stderr, an SDK kernel's lines) and a failed
@@ -245,6 +246,10 @@ pub struct ResultsArgs {
     /// Start at this item (an index into the result list).
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub offset: u64,
+    /// Of a job that failed or was cancelled: the outputs of the shards that succeeded, with
+    /// one item `{"missing_shard": N}` in place of each shard that has none.
+    #[arg(long)]
+    pub partial: bool,
 }
 
 /// How a waiting client treats a lost master.

@@ -71,7 +71,7 @@ pub async fn submit(master: &Target, args: SubmitArgs) -> Result<()> {
     }
     let status = follow(&mut client, submitted.job, &args.reconnect, args.output.json).await?;
     if let Some(path) = &args.job.joblog {
-        crate::logs::write_joblog(&mut client, status.job, path).await?;
+        crate::logs::write_joblog(&mut client, status.job, status.shards, path).await?;
     }
     let how = Delivery {
         json: args.output.json,

@@ -62,7 +62,8 @@ async fn json(client: &mut Client, status: &JobStatus) -> Result<()> {
     let mut stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
     stdout.write_all(before.as_bytes()).map_err(out::error)?;
     stdout.write_all(br#""result":"#).map_err(out::error)?;
-    results::stream(client, status.job, 0, &mut stdout, Format::Array).await?;
+    let from = results::Items { job: status.job, offset: 0, partial: false };
+    results::stream(client, from, &mut stdout, Format::Array).await?;
     stdout.write_all(after.as_bytes()).map_err(out::error)?;
     stdout.write_all(b"\n").and_then(|()| stdout.flush()).map_err(out::error)
 }
@@ -73,7 +74,8 @@ async fn text(client: &mut Client, status: &JobStatus) -> Result<()> {
     let terminal = out::stdout_is_terminal();
     if status.result_in_store {
         let mut stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-        results::stream(client, status.job, 0, &mut stdout, Format::Text { terminal }).await?;
+        let from = results::Items { job: status.job, offset: 0, partial: false };
+        results::stream(client, from, &mut stdout, Format::Text { terminal }).await?;
         stdout.flush().map_err(out::error)?;
     } else {
         match status.result.value() {

@@ -39,12 +39,29 @@ impl Format {
 /// `farm results`.
 pub async fn results(master: &Target, args: ResultsArgs) -> Result<()> {
     let mut client = connect(master).await?;
+    let status = client.get(args.id).await?;
+    let list = status.result_in_store || status.result.as_str().starts_with('[');
+    if status.state == JobState::Succeeded && !list {
+        // A count, a sum or an estimate: its JSON text, as the status has it.
+        let text = format!("{}\n", status.result.as_str());
+        return match &args.out {
+            Some(path) => {
+                let mut file = create(path)?;
+                file.write_all(text.as_bytes())?;
+                file.flush()?;
+                eprintln!("wrote {}", path.display());
+                Ok(())
+            }
+            None => crate::out::write(&text),
+        };
+    }
     let format = Format::json(args.ndjson);
+    let from = Items { job: args.id, offset: args.offset, partial: args.partial };
     let n = match &args.out {
-        Some(path) => write(&mut client, args.id, args.offset, &mut create(path)?, format).await?,
+        Some(path) => write(&mut client, from, &mut create(path)?, format).await?,
         None => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            write(&mut client, args.id, args.offset, &mut out, format).await?
+            write(&mut client, from, &mut out, format).await?
         }
     };
     if let Some(path) = &args.out {
@@ -81,7 +98,8 @@ pub async fn save(
     }
     let list = status.result_in_store || status.result.as_str().starts_with('[');
     if list {
-        let n = write(client, status.job, 0, &mut create(path)?, Format::json(ndjson)).await?;
+        let from = Items { job: status.job, offset: 0, partial: false };
+        let n = write(client, from, &mut create(path)?, Format::json(ndjson)).await?;
         eprintln!("wrote {n} items to {}", path.display());
     } else {
         let mut file = create(path)?;
@@ -115,16 +133,26 @@ fn create(path: &Path) -> Result<std::io::BufWriter<std::fs::File>> {
     Ok(std::io::BufWriter::with_capacity(1 << 20, file))
 }
 
-/// Streams job `job`'s items from `offset` into `out` in `format` (an array ends with a
-/// newline); returns how many were written.
+/// Which items to read.
+#[derive(Debug, Clone, Copy)]
+pub struct Items {
+    /// The job.
+    pub job: u64,
+    /// The first item.
+    pub offset: u64,
+    /// Also of a job that failed or was cancelled, its missing shards marked.
+    pub partial: bool,
+}
+
+/// Streams the items `from` asks for into `out` in `format` (an array ends with a newline);
+/// returns how many were written.
 pub async fn write(
     client: &mut Client,
-    job: u64,
-    offset: u64,
+    from: Items,
     out: &mut impl Write,
     format: Format,
 ) -> Result<u64> {
-    let n = stream(client, job, offset, out, format).await?;
+    let n = stream(client, from, out, format).await?;
     if format == Format::Array {
         out.write_all(b"\n")?;
     }
@@ -132,16 +160,15 @@ pub async fn write(
     Ok(n)
 }
 
-/// Streams job `job`'s items from `offset` into `out` in `format`, holding one chunk at a
-/// time; returns how many were written.
+/// Streams the items `from` asks for into `out` in `format`, holding one chunk at a time;
+/// returns how many were written.
 pub async fn stream(
     client: &mut Client,
-    job: u64,
-    offset: u64,
+    from: Items,
     out: &mut impl Write,
     format: Format,
 ) -> Result<u64> {
-    let mut stream = client.results(job, offset).await?;
+    let mut stream = client.results_with(from.job, from.offset, from.partial).await?;
     let mut n = 0u64;
     if format == Format::Array {
         out.write_all(b"[")?;
@@ -164,7 +191,7 @@ pub async fn stream(
                     Format::Text { terminal } => {
                         let value = serde_json::from_str(item)
                             .with_context(|| format!("item {} of the result is not JSON", n + 1))?;
-                        crate::deliver::text_item(out, offset + n, &value, terminal)?;
+                        crate::deliver::text_item(out, from.offset + n, &value, terminal)?;
                     }
                 }
                 n += 1;

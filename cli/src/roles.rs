@@ -303,7 +303,7 @@ pub async fn run(args: RunArgs, log: &crate::logging::Setup) -> Result<()> {
         bar.finish_and_clear();
         let status = status?;
         if let Some(path) = &args.job.joblog {
-            crate::logs::write_joblog(&mut client, status.job, path).await?;
+            crate::logs::write_joblog(&mut client, status.job, status.shards, path).await?;
         }
         // Delivered before the master stops: a large result streams from its store.
         let how = crate::deliver::Delivery {
