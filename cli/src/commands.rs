@@ -112,7 +112,7 @@ async fn follow(
         status = wait => status,
         _ = crate::roles::shutdown_signal() => {
             bar.finish_and_clear();
-            anyhow::bail!(show::still_running(job));
+            return Err(crate::fail::Interrupted(show::still_running(job)).into());
         }
     };
     bar.finish_and_clear();
