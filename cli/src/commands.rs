@@ -175,9 +175,31 @@ pub fn completions(args: CompletionsArgs) -> Result<()> {
 
 /// `farm man`.
 pub fn man() -> Result<()> {
+    out::write(&String::from_utf8_lossy(&man_pages()?))
+}
+
+/// farm's man page, then one for each command (`farm-run`, `farm-alloc-add`, …) with its
+/// flags, in one roff text: `man` shows them one after the other.
+fn man_pages() -> Result<Vec<u8>> {
+    let mut cli = crate::args::Cli::command();
+    // Propagates the global flags to every command, so each page lists them.
+    cli.build();
     let mut page = Vec::new();
-    clap_mangen::Man::new(crate::args::Cli::command()).render(&mut page)?;
-    out::write(&String::from_utf8_lossy(&page))
+    clap_mangen::Man::new(cli.clone()).render(&mut page)?;
+    man_pages_below(&cli, "farm", &mut page)?;
+    Ok(page)
+}
+
+/// The pages of `command`'s commands (named `name`) and of theirs, in order.
+fn man_pages_below(command: &clap::Command, name: &str, page: &mut Vec<u8>) -> Result<()> {
+    // Not the `help` commands clap adds.
+    for sub in command.get_subcommands().filter(|c| c.get_name() != "help") {
+        let name = format!("{name}-{}", sub.get_name());
+        let titled = sub.clone().name(name.clone()).bin_name(name.replace('-', " "));
+        clap_mangen::Man::new(titled).render(page)?;
+        man_pages_below(sub, &name, page)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -248,8 +270,13 @@ mod tests {
         );
         let script = String::from_utf8(script).expect("utf-8");
         assert!(script.contains("submit") && script.contains("--shard-timeout"));
-        let mut page = Vec::new();
-        clap_mangen::Man::new(Cli::command()).render(&mut page).expect("renders");
-        assert!(String::from_utf8_lossy(&page).contains(".TH farm"));
+        let page = String::from_utf8(man_pages().expect("renders")).expect("utf-8");
+        assert!(page.contains(".TH farm"));
+        // Every command has its page, with its own flags.
+        for command in Cli::command().get_subcommands() {
+            let title = format!(".TH farm-{} ", command.get_name());
+            assert!(page.contains(&title), "{title} missing");
+        }
+        assert!(page.contains(".TH farm-alloc-add ") && page.contains("shard\\-size"));
     }
 }

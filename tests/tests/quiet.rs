@@ -71,3 +71,30 @@ fn ctrl_c_stops_farm_run_with_one_line_and_exit_code_130() {
     proc.wait_for_log(std::time::Duration::from_secs(10), "error: interrupted", said);
     assert_eq!(proc.log_count(|_| true), 1, "one line");
 }
+
+#[test]
+fn farm_run_checks_the_kind_before_starting_workers_and_suggests_the_closest() {
+    let tag = tag();
+    // --threads 0 would fail the start of the workers: the kind is checked before it.
+    let out = run(&["run", "prims", "--range", "0..10", "--threads", "0"], &tag);
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no worker offers kind prims (did you mean primes?)"), "{stderr}");
+    assert!(!stderr.contains("--threads"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_none_left(&tag);
+}
+
+#[test]
+fn farm_results_answers_for_a_count_and_an_estimate() {
+    let master = Master::start(&["--workers", "1", "--threads", "1", "--http", "off"]);
+    let primes = master.submit_wait(&["primes", "--range", "0..100"]);
+    assert_eq!(primes["result"], 25, "{primes}");
+    let out = master.cli(&["results", &primes["job"].to_string()]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "25\n");
+    let pi = master.submit_wait(&["pi", "--range", "0..4", "--param", "samples=100"]);
+    let out = master.cli(&["results", &pi["job"].to_string()]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(json(&out), pi["result"], "the estimate, as the status has it");
+}
