@@ -88,7 +88,8 @@ pub async fn watch(master: &Target, args: WatchArgs) -> Result<()> {
     let json = args.job.output.json;
     let status = follow(&mut client, args.job.id, &args.reconnect, json).await?;
     let params = farm_proto::Params::default();
-    deliver(&mut client, &status, &Delivery { json, out: None, ndjson: false, params: &params }).await
+    deliver(&mut client, &status, &Delivery { json, out: None, ndjson: false, params: &params })
+        .await
 }
 
 /// Waits for a job with a progress bar, riding through a lost master, and says on stderr when

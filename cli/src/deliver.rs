@@ -113,7 +113,9 @@ pub fn text_item(
     match item {
         Value::String(s) => writeln!(out, "{}", out::data(s, terminal)),
         Value::Object(run) if run.contains_key("exit_code") && run.contains_key("stdout") => {
-            out.write_all(out::data(run["stdout"].as_str().unwrap_or_default(), terminal).as_bytes())?;
+            out.write_all(
+                out::data(run["stdout"].as_str().unwrap_or_default(), terminal).as_bytes(),
+            )?;
             match run["exit_code"].as_i64() {
                 Some(0) => {}
                 code => {

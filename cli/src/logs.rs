@@ -48,8 +48,11 @@ pub async fn logs(master: &Target, args: LogsArgs) -> Result<()> {
 fn write_log(out: &mut impl Write, log: &ShardLog) -> std::io::Result<()> {
     use crate::out::escaped;
     let outcome = if log.failed { "failed" } else { "done" };
-    let name =
-        if log.worker.is_empty() { String::new() } else { format!(" {}", escaped(&log.worker, false)) };
+    let name = if log.worker.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", escaped(&log.worker, false))
+    };
     let code = log.exit_code.map(|c| format!(", exit code {c}")).unwrap_or_default();
     writeln!(
         out,
@@ -65,8 +68,7 @@ fn write_log(out: &mut impl Write, log: &ShardLog) -> std::io::Result<()> {
     for run in &log.earlier {
         let outcome = if run.failed { "failed" } else { "done" };
         let code = run.exit_code.map(|c| format!(", exit code {c}")).unwrap_or_default();
-        let error =
-            if run.error.is_empty() { String::new() } else { format!(": {}", run.error) };
+        let error = if run.error.is_empty() { String::new() } else { format!(": {}", run.error) };
         let line = format!(
             "earlier run: {outcome} on worker {} ({}){code}, {:.3} s{error}",
             run.worker_id,

@@ -4,13 +4,13 @@
 use crate::args::{LocalWorkerArgs, MasterArgs, RunArgs, SchedulerArgs, WorkerArgs};
 use crate::fail::{Interrupted, Usage};
 use crate::show;
-use std::io::IsTerminal;
 use anyhow::{bail, Context, Result};
 use farm_client::Client;
 use farm_master::core::CoreConfig;
 use farm_master::spawner::{self, LocalWorkers, SpawnConfig};
 use farm_master::MasterConfig;
 use farm_worker::Registry;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -275,9 +275,8 @@ pub async fn run(args: RunArgs, log: &crate::logging::Setup) -> Result<()> {
     let json = args.output.json;
     // For a person at a terminal only: not in --json, a pipe, or a log shipper's JSON lines
     // (the master logs the address at info, "dashboard serving").
-    let to_person = !json
-        && std::io::stderr().is_terminal()
-        && log.format == crate::logging::LogFormat::Text;
+    let to_person =
+        !json && std::io::stderr().is_terminal() && log.format == crate::logging::LogFormat::Text;
     if let Some(url) = http.as_ref().and_then(crate::http::url).filter(|_| to_person) {
         eprintln!("farm: dashboard at {url}");
     }

@@ -171,7 +171,10 @@ mod tests {
     fn the_bar_shows_percentage_and_rate_and_an_interruption_says_what_to_do() {
         assert!(ProgressStyle::with_template(BAR).is_ok());
         assert!(BAR.contains("{percent") && BAR.contains("{rate}"));
-        assert_eq!((rate(92.6694), rate(1234.56), rate(0.0)), ("92.7/s".into(), "1235/s".into(), "0.0/s".into()));
+        assert_eq!(
+            (rate(92.6694), rate(1234.56), rate(0.0)),
+            ("92.7/s".into(), "1235/s".into(), "0.0/s".into())
+        );
         let said = still_running(7);
         assert!(said.contains("farm watch 7") && said.contains("farm cancel 7"), "{said}");
     }

@@ -124,17 +124,18 @@ pub fn workers(workers: &[WorkerInfo]) -> String {
         add_row(
             &mut table,
             vec![
-            w.worker.to_string(),
-            name.to_string(),
-            w.hostname.clone(),
-            w.pid.to_string(),
-            w.threads.to_string(),
-            w.in_flight.to_string(),
-            w.done.to_string(),
-            w.restarts.to_string(),
-            w.dialed_by.to_string(),
-            state,
-        ]);
+                w.worker.to_string(),
+                name.to_string(),
+                w.hostname.clone(),
+                w.pid.to_string(),
+                w.threads.to_string(),
+                w.in_flight.to_string(),
+                w.done.to_string(),
+                w.restarts.to_string(),
+                w.dialed_by.to_string(),
+                state,
+            ],
+        );
     }
     render(table, &[0, 3, 4, 5, 6, 7])
 }

@@ -100,9 +100,10 @@ impl Catalog {
     /// The known kind closest to a mistyped `kind`, if one is close enough to be what was meant.
     fn closest(&self, kind: &str) -> Option<String> {
         let close = |k: &&String| strsim::jaro_winkler(kind, k) > 0.8;
-        let best = self.last_seen.keys().filter(close).max_by(|a, b| {
-            strsim::jaro_winkler(kind, a).total_cmp(&strsim::jaro_winkler(kind, b))
-        });
+        let best =
+            self.last_seen.keys().filter(close).max_by(|a, b| {
+                strsim::jaro_winkler(kind, a).total_cmp(&strsim::jaro_winkler(kind, b))
+            });
         best.map(|k| clip(k))
     }
 

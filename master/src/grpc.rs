@@ -321,8 +321,8 @@ impl FarmService for Farm {
         // Reading and decoding the store is blocking work: a blocking thread, whose sends
         // wait while the channel is full.
         tokio::task::spawn_blocking(move || {
-            let read =
-                store.read_items(job_id, offset, partial, |chunk| tx.blocking_send(Ok(chunk)).is_ok());
+            let read = store
+                .read_items(job_id, offset, partial, |chunk| tx.blocking_send(Ok(chunk)).is_ok());
             if let Err(e) = read {
                 let _ = tx.blocking_send(Err(Status::internal(e.to_string())));
             }

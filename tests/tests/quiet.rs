@@ -60,7 +60,8 @@ fn a_taken_default_dashboard_port_is_no_warning() {
 fn ctrl_c_stops_farm_run_with_one_line_and_exit_code_130() {
     let tag = tag();
     let args = ["run", "sleep", "--range", "0..1000", "--shard-size", "1", "--param", "ms=100"];
-    let mut proc = spawn(&[&args[..], &["--workers", "2", "--threads", "1"]].concat(), &tag, Stdio::null());
+    let mut proc =
+        spawn(&[&args[..], &["--workers", "2", "--threads", "1"]].concat(), &tag, Stdio::null());
     // Its two workers are running: the interrupt comes mid-run.
     assert!(wait_until(WAIT, || tagged_processes(&tag).len() >= 3), "workers started");
     proc.signal(libc::SIGINT);

@@ -64,7 +64,14 @@ impl Store {
     ) -> Result<u64, MasterError> {
         let read = self.db.begin_read().map_err(|e| fail(e.into()))?;
         let rows = read.open_table(LIST_OUTPUTS).map_err(|e| fail(e.into()))?;
-        let mut chunks = Chunks { offset, index: 0, chunk: pb::ResultsChunk { offset, items_json: Vec::new() }, bytes: 0, sent: 0, send };
+        let mut chunks = Chunks {
+            offset,
+            index: 0,
+            chunk: pb::ResultsChunk { offset, items_json: Vec::new() },
+            bytes: 0,
+            sent: 0,
+            send,
+        };
         // The next shard expected, to mark the ones without an output in a partial read.
         let mut next = 0u64;
         for row in rows.range((job, 0)..=(job, u64::MAX)).map_err(|e| fail(e.into()))? {
@@ -125,7 +132,10 @@ impl<F: FnMut(pb::ResultsChunk) -> bool> Chunks<F> {
         }
         let next = self.chunk.offset + self.chunk.items_json.len() as u64;
         self.sent += self.chunk.items_json.len() as u64;
-        let full = std::mem::replace(&mut self.chunk, pb::ResultsChunk { offset: next, items_json: Vec::new() });
+        let full = std::mem::replace(
+            &mut self.chunk,
+            pb::ResultsChunk { offset: next, items_json: Vec::new() },
+        );
         self.bytes = 0;
         (self.send)(full)
     }
