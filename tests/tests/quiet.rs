@@ -1,6 +1,8 @@
-//! End to end: `farm run` is quiet and honest. It names its dashboard only to a person at a
+//! End to end: farm is quiet and honest. `farm run` names its dashboard only to a person at a
 //! terminal (never with `--json`, never into a pipe), a taken default dashboard port is no
-//! warning, and Ctrl-C stops everything with one line and exit code 130.
+//! warning, Ctrl-C stops everything with one line and exit code 130, and a mistyped kind is
+//! refused before any worker starts, with the closest kind suggested. `farm results` answers
+//! for a count and an estimate; log fields show values, not Rust debug text.
 
 use farm_tests::*;
 use std::process::Stdio;
@@ -98,4 +100,25 @@ fn farm_results_answers_for_a_count_and_an_estimate() {
     let out = master.cli(&["results", &pi["job"].to_string()]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(json(&out), pi["result"], "the estimate, as the status has it");
+}
+
+#[test]
+fn log_fields_show_values_not_rust_debug_text() {
+    let tag = tag();
+    let master = Master::start_logging(
+        &["--workers", "1", "--threads", "1", "--http", "off"],
+        &tag,
+        "127.0.0.1:0",
+        "farm_master=info",
+    );
+    let pi = master.submit_wait(&["pi", "--range", "0..2", "--param", "samples=10"]);
+    assert_eq!(pi["state"], "succeeded", "{pi}");
+    let ended = master.proc.wait_for_log(WAIT, "job ended", |l| l.contains("job ended"));
+    assert!(ended.contains("state=succeeded") && !ended.contains("Some("), "{ended}");
+    let cancelled = master.submit(&["sleep", "--range", "0..100", "--param", "ms=1000"]);
+    let out = master.cli(&["cancel", &cancelled]);
+    assert!(out.status.success(), "{out:?}");
+    let said = |l: &str| l.contains("job ended") && l.contains("state=cancelled");
+    let ended = master.proc.wait_for_log(WAIT, "a cancelled job ended", said);
+    assert!(ended.contains("error=\"") && !ended.contains("Some("), "{ended}");
 }
