@@ -209,17 +209,20 @@ fn print(queues: &[AllocQueueInfo], json: bool) -> Result<()> {
     for q in queues {
         let s = &q.spec;
         let alive: u32 = q.allocations.iter().map(|a| a.workers).sum();
-        table.add_row(vec![
-            s.name.clone(),
-            s.scheduler.as_str().to_string(),
-            q.state.to_string(),
-            format!("{alive}/{}", s.max_workers),
-            s.workers_per_alloc.to_string(),
-            s.threads.map_or("-".into(), |t| t.to_string()),
-            duration(s.time_limit_ms),
-            duration(Some(s.idle_timeout_ms)),
-            q.error.clone().unwrap_or_else(|| "-".into()),
-        ]);
+        tables::add_row(
+            &mut table,
+            vec![
+                s.name.clone(),
+                s.scheduler.as_str().to_string(),
+                q.state.to_string(),
+                format!("{alive}/{}", s.max_workers),
+                s.workers_per_alloc.to_string(),
+                s.threads.map_or("-".into(), |t| t.to_string()),
+                duration(s.time_limit_ms),
+                duration(Some(s.idle_timeout_ms)),
+                q.error.clone().unwrap_or_else(|| "-".into()),
+            ],
+        );
     }
     let mut text = tables::render(table, &[3, 4, 5, 6, 7]);
     let allocations: Vec<_> =
@@ -228,15 +231,18 @@ fn print(queues: &[AllocQueueInfo], json: bool) -> Result<()> {
         let headers = ["QUEUE", "ALLOCATION", "STATE", "WORKERS", "SEEN", "AGE", "DETAIL"];
         let mut table = tables::new(&headers);
         for (q, a) in allocations {
-            table.add_row(vec![
-                q.spec.name.clone(),
-                a.id.clone(),
-                a.state.to_string(),
-                format!("{}/{}", a.workers, q.spec.workers_per_alloc),
-                a.workers_seen.to_string(),
-                tables::short(Duration::from_secs(a.age_secs)),
-                a.detail.clone(),
-            ]);
+            tables::add_row(
+                &mut table,
+                vec![
+                    q.spec.name.clone(),
+                    a.id.clone(),
+                    a.state.to_string(),
+                    format!("{}/{}", a.workers, q.spec.workers_per_alloc),
+                    a.workers_seen.to_string(),
+                    tables::short(Duration::from_secs(a.age_secs)),
+                    a.detail.clone(),
+                ],
+            );
         }
         text.push('\n');
         text.push_str(&tables::render(table, &[3, 4, 5]));

@@ -7,7 +7,7 @@ use farm_master::HttpConfig;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use tracing::warn;
+use tracing::{info, warn};
 
 /// The master's HTTP endpoint: the dashboard, its API and Prometheus `/metrics`, on a port of
 /// its own.
@@ -48,7 +48,8 @@ pub fn bind(args: &HttpArgs, token: Option<&str>) -> Result<Option<HttpConfig>> 
                 let listener = TcpListener::bind("127.0.0.1:0")
                     .context("cannot listen on loopback for the dashboard")?;
                 let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-                warn!(default = DEFAULT_HTTP, port, "dashboard address taken, using a free port");
+                // Expected with a second master or `farm run` on one machine: not a warning.
+                info!(default = DEFAULT_HTTP, port, "dashboard address taken, using a free port");
                 listener
             }
             Err(e) => return Err(e).context(format!("cannot listen on {DEFAULT_HTTP} (--http)")),

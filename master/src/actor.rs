@@ -381,7 +381,13 @@ impl Outbox for Effects {
             if let Some(w) = self.watches.remove(&view.id) {
                 w.status.send_replace(view.clone());
             }
-            info!(job = view.id, state = ?view.state, elapsed_ms = view.elapsed_ms, error = ?view.error, "job ended");
+            info!(
+                job = view.id,
+                state = %view.state,
+                elapsed_ms = view.elapsed_ms,
+                error = view.error.as_deref(),
+                "job ended"
+            );
         } else if let Some(w) = self.watches.get(&view.id) {
             w.status.send_replace(view.clone());
         }

@@ -160,20 +160,6 @@ fn http_off_listens_on_the_grpc_port_only_and_on_serves_a_second() {
 }
 
 #[test]
-fn farm_run_names_its_dashboard_on_stderr() {
-    let tag = tag();
-    let args = ["run", "noop", "--range", "0..100", "--workers", "1", "--threads", "1"];
-    let out = run(&[&args[..], &["--http", "127.0.0.1:0", "--json"]].concat(), &tag);
-    assert!(out.status.success(), "{out:?}");
-    assert_eq!(json(&out)["result"], 100);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("farm: dashboard at http://127.0.0.1:"), "{err}");
-    let off = run(&[&args[..], &["--http", "off", "--json"]].concat(), &tag);
-    assert!(!String::from_utf8_lossy(&off.stderr).contains("dashboard"), "{off:?}");
-    assert_none_left(&tag);
-}
-
-#[test]
 fn a_jobs_detail_shows_its_shard_logs_failed_runs_first() {
     let master = Master::start(&["--http", "127.0.0.1:0"]);
     let dash = master.http.clone().expect("dashboard address");
