@@ -14,6 +14,10 @@ pub use duration::parse_duration;
 pub use lists::{CompletionsArgs, JobsArgs, KindsArgs};
 pub use serve::{LocalWorkerArgs, MasterArgs, RunArgs, SchedulerArgs, ShowdownArgs};
 
+/// The help heading of the flags every command takes (`--config`, `--log-*`), so a command's
+/// own flags stand apart from them in its `-h`.
+const GLOBAL: &str = "Global options";
+
 /// farm: a distributed master/worker process farm. A master splits a job into shards and hands
 /// them to worker processes (local or on other machines); each worker runs them on its own
 /// thread pool.
@@ -24,17 +28,18 @@ pub struct Cli {
     /// `[command.NAME]` table applies to that command only) instead of farm.toml beside the binary or
     /// in $XDG_CONFIG_HOME/farm/ (~/.config/farm/); flags override the environment, which
     /// overrides the file. Also FARM_CONFIG; an empty value reads no file.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", help_heading = GLOBAL)]
     pub config: Option<PathBuf>,
 
     /// How logs (on stderr) are written: text, coloured only on a terminal and never with
     /// NO_COLOR set, or one JSON object a line for log shippers.
-    #[arg(long, global = true, value_enum, default_value = "text", env = "FARM_LOG_FORMAT")]
+    #[arg(long, global = true, value_enum, default_value = "text", env = "FARM_LOG_FORMAT",
+          help_heading = GLOBAL)]
     pub log_format: crate::logging::LogFormat,
 
     /// Log filter, e.g. debug or farm_master=debug [default: RUST_LOG, else info for master and
     /// worker, warn otherwise]; h2, hyper, tower and tonic stay at warn unless named.
-    #[arg(long, global = true, value_name = "FILTER", env = "FARM_LOG_LEVEL")]
+    #[arg(long, global = true, value_name = "FILTER", env = "FARM_LOG_LEVEL", help_heading = GLOBAL)]
     pub log_level: Option<String>,
 
     /// For client commands and `farm worker`, also accepted here, before the command.
@@ -62,8 +67,9 @@ pub enum Command {
     Watch(WatchArgs),
     /// Print a job's status: its state, shards, result (or a summary of a long list) and error.
     Status(JobRef),
-    /// Write a succeeded job's list result, of any size, streamed from the master: a JSON
-    /// array, or one item a line with --ndjson.
+    /// Write a succeeded job's result: a list of any size streamed from the master (a JSON
+    /// array, or one item a line with --ndjson), or a count or estimate as its JSON; with
+    /// --partial, a failed job's good outputs.
     Results(ResultsArgs),
     /// Print a job's per-shard logs: each kept shard's last run (worker, start, duration,
     /// outcome, exit code), what it logged (exec's stderr, an SDK kernel's lines) and a failed
@@ -245,6 +251,10 @@ pub struct ResultsArgs {
     /// Start at this item (an index into the result list).
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub offset: u64,
+    /// Of a job that failed or was cancelled: the outputs of the shards that succeeded, with
+    /// one item `{"missing_shard": N}` in place of each shard that has none.
+    #[arg(long)]
+    pub partial: bool,
 }
 
 /// How a waiting client treats a lost master.
@@ -294,5 +304,18 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_commands_help_puts_the_global_flags_under_their_own_heading() {
+        let mut cli = Cli::command();
+        cli.build();
+        let run = cli.find_subcommand_mut("run").expect("run");
+        let help = run.render_help().to_string();
+        let global = help.find("Global options:").expect(&help);
+        for flag in ["--config", "--log-format", "--log-level"] {
+            assert!(help.find(flag).is_some_and(|at| at > global), "{flag}: {help}");
+        }
+        assert!(help.find("--shard-size").is_some_and(|at| at < global), "{help}");
     }
 }

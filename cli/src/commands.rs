@@ -6,6 +6,7 @@ use crate::args::{
     WorkersArgs,
 };
 pub use crate::conn::Target;
+use crate::deliver::{deliver, Delivery};
 use crate::fail::Usage;
 use crate::{job, out, show};
 use anyhow::Result;
@@ -70,11 +71,15 @@ pub async fn submit(master: &Target, args: SubmitArgs) -> Result<()> {
     }
     let status = follow(&mut client, submitted.job, &args.reconnect, args.output.json).await?;
     if let Some(path) = &args.job.joblog {
-        crate::logs::write_joblog(&mut client, status.job, path).await?;
+        crate::logs::write_joblog(&mut client, status.job, status.shards, path).await?;
     }
-    let out = args.job.out.as_deref();
-    crate::results::save(&mut client, &status, out, args.job.ndjson, &spec.params).await?;
-    show::finished(&status, args.output.json, out.is_some())
+    let how = Delivery {
+        json: args.output.json,
+        out: args.job.out.as_deref(),
+        ndjson: args.job.ndjson,
+        params: &spec.params,
+    };
+    deliver(&mut client, &status, &how).await
 }
 
 /// `farm watch`.
@@ -82,7 +87,9 @@ pub async fn watch(master: &Target, args: WatchArgs) -> Result<()> {
     let mut client = connect(master).await?;
     let json = args.job.output.json;
     let status = follow(&mut client, args.job.id, &args.reconnect, json).await?;
-    show::finished(&status, json, false)
+    let params = farm_proto::Params::default();
+    deliver(&mut client, &status, &Delivery { json, out: None, ndjson: false, params: &params })
+        .await
 }
 
 /// Waits for a job with a progress bar, riding through a lost master, and says on stderr when
@@ -106,7 +113,7 @@ async fn follow(
         status = wait => status,
         _ = crate::roles::shutdown_signal() => {
             bar.finish_and_clear();
-            anyhow::bail!(show::still_running(job));
+            return Err(crate::fail::Interrupted(show::still_running(job)).into());
         }
     };
     bar.finish_and_clear();
@@ -169,9 +176,31 @@ pub fn completions(args: CompletionsArgs) -> Result<()> {
 
 /// `farm man`.
 pub fn man() -> Result<()> {
+    out::write(&String::from_utf8_lossy(&man_pages()?))
+}
+
+/// farm's man page, then one for each command (`farm-run`, `farm-alloc-add`, …) with its
+/// flags, in one roff text: `man` shows them one after the other.
+fn man_pages() -> Result<Vec<u8>> {
+    let mut cli = crate::args::Cli::command();
+    // Propagates the global flags to every command, so each page lists them.
+    cli.build();
     let mut page = Vec::new();
-    clap_mangen::Man::new(crate::args::Cli::command()).render(&mut page)?;
-    out::write(&String::from_utf8_lossy(&page))
+    clap_mangen::Man::new(cli.clone()).render(&mut page)?;
+    man_pages_below(&cli, "farm", &mut page)?;
+    Ok(page)
+}
+
+/// The pages of `command`'s commands (named `name`) and of theirs, in order.
+fn man_pages_below(command: &clap::Command, name: &str, page: &mut Vec<u8>) -> Result<()> {
+    // Not the `help` commands clap adds.
+    for sub in command.get_subcommands().filter(|c| c.get_name() != "help") {
+        let name = format!("{name}-{}", sub.get_name());
+        let titled = sub.clone().name(name.clone()).bin_name(name.replace('-', " "));
+        clap_mangen::Man::new(titled).render(page)?;
+        man_pages_below(sub, &name, page)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -242,8 +271,13 @@ mod tests {
         );
         let script = String::from_utf8(script).expect("utf-8");
         assert!(script.contains("submit") && script.contains("--shard-timeout"));
-        let mut page = Vec::new();
-        clap_mangen::Man::new(Cli::command()).render(&mut page).expect("renders");
-        assert!(String::from_utf8_lossy(&page).contains(".TH farm"));
+        let page = String::from_utf8(man_pages().expect("renders")).expect("utf-8");
+        assert!(page.contains(".TH farm"));
+        // Every command has its page, with its own flags.
+        for command in Cli::command().get_subcommands() {
+            let title = format!(".TH farm-{} ", command.get_name());
+            assert!(page.contains(&title), "{title} missing");
+        }
+        assert!(page.contains(".TH farm-alloc-add ") && page.contains("shard\\-size"));
     }
 }

@@ -25,6 +25,27 @@ impl std::fmt::Display for JobEnded {
 
 impl std::error::Error for JobEnded {}
 
+/// The command was interrupted (Ctrl-C or SIGTERM): it says what became of the job in one
+/// line and exits 130, as a shell reports a command killed by SIGINT.
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// The exit code of an interrupted command.
+pub const INTERRUPTED_EXIT: u8 = 130;
+
+/// Whether `e` is an interruption.
+pub fn is_interrupted(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<Interrupted>())
+}
+
 /// A mistake in the command line (a bad flag value the CLI found, not the master).
 #[derive(Debug)]
 pub struct Usage(pub String);
@@ -66,6 +87,9 @@ pub fn code(e: &anyhow::Error) -> String {
             }
             .to_string();
         }
+        if cause.is::<Interrupted>() {
+            return "Interrupted".to_string();
+        }
         if cause.is::<Usage>() || cause.is::<farm_proto::SpecError>() || cause.is::<clap::Error>() {
             return "InvalidArgument".to_string();
         }
@@ -83,7 +107,8 @@ pub fn report(e: &anyhow::Error, json_out: bool) {
     if json_out {
         eprintln!("{}", json(e));
     } else {
-        eprintln!("error: {e:#}");
+        // One line, whatever the message carries: a job's error may quote a program's stderr.
+        eprintln!("error: {}", crate::out::escaped(&format!("{e:#}"), false));
     }
 }
 

@@ -24,9 +24,9 @@ fn render(kinds: &[KindInfo]) -> String {
             1 => "1 worker".to_string(),
             n => format!("{n} workers"),
         };
-        out.push_str(&format!("{}  ({workers})\n", d.kind));
+        out.push_str(&format!("{}  ({workers})\n", crate::out::escaped(&d.kind, false)));
         if !d.help.is_empty() {
-            out.push_str(&format!("    {}\n", d.help));
+            out.push_str(&format!("    {}\n", crate::out::escaped(&d.help, false)));
         }
         match &d.params {
             None => out.push_str("    params: not declared (passed to the kernel unchecked)\n"),
@@ -35,7 +35,7 @@ fn render(kinds: &[KindInfo]) -> String {
                 let mut table = crate::tables::new(&[]);
                 for p in params {
                     let left = format!("--param {}={}", p.name, p.kind.type_name());
-                    table.add_row(vec![left, p.help.clone(), facts(p)]);
+                    crate::tables::add_row(&mut table, vec![left, p.help.clone(), facts(p)]);
                 }
                 for line in crate::tables::render(table, &[]).lines() {
                     out.push_str(&format!("    {line}\n"));

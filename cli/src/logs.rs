@@ -43,23 +43,41 @@ pub async fn logs(master: &Target, args: LogsArgs) -> Result<()> {
     Ok(())
 }
 
-/// One shard's record for people: a header line, its error, then its log as it was written.
+/// One shard's record for people: a header line, its error, then its log as it was written,
+/// its control characters escaped (newlines and tabs kept): `--json` has the exact text.
 fn write_log(out: &mut impl Write, log: &ShardLog) -> std::io::Result<()> {
+    use crate::out::escaped;
     let outcome = if log.failed { "failed" } else { "done" };
-    let name = if log.worker.is_empty() { String::new() } else { format!(" {}", log.worker) };
+    let name = if log.worker.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", escaped(&log.worker, false))
+    };
     let code = log.exit_code.map(|c| format!(", exit code {c}")).unwrap_or_default();
     writeln!(
         out,
         "== shard {} {outcome} on worker {}{name} ({}){code}, {:.3} s ==",
         log.shard,
         log.worker_id,
-        log.host,
+        escaped(&log.host, false),
         log.duration_ms as f64 / 1000.0
     )?;
     if !log.error.is_empty() {
-        writeln!(out, "error: {}", log.error)?;
+        writeln!(out, "error: {}", escaped(&log.error, false))?;
     }
-    out.write_all(log.log.as_bytes())?;
+    for run in &log.earlier {
+        let outcome = if run.failed { "failed" } else { "done" };
+        let code = run.exit_code.map(|c| format!(", exit code {c}")).unwrap_or_default();
+        let error = if run.error.is_empty() { String::new() } else { format!(": {}", run.error) };
+        let line = format!(
+            "earlier run: {outcome} on worker {} ({}){code}, {:.3} s{error}",
+            run.worker_id,
+            run.host,
+            run.duration_ms as f64 / 1000.0
+        );
+        writeln!(out, "{}", escaped(&line, false))?;
+    }
+    out.write_all(escaped(&log.log, true).as_bytes())?;
     if !log.log.is_empty() && !log.log.ends_with('\n') {
         writeln!(out)?;
     }
@@ -69,24 +87,40 @@ fn write_log(out: &mut impl Write, log: &ShardLog) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Writes job `job`'s joblog to `path`: a header, then one line per shard that ran.
-pub async fn write_joblog(client: &mut Client, job: u64, path: &Path) -> Result<()> {
+/// Writes the joblog of `job` (of `shards` shards) to `path`: a header, then one line per run
+/// of each shard in shard order (earlier runs first), and a `not run` line for each shard
+/// that never ran (the job failed or was cancelled first).
+pub async fn write_joblog(client: &mut Client, job: u64, shards: u64, path: &Path) -> Result<()> {
     let file =
         std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut out = std::io::BufWriter::new(file);
     writeln!(out, "{JOBLOG_HEADER}")?;
     let mut stream = client.logs(job, LogQuery::default()).await?;
+    let mut next = 0;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
         // Writing a chunk (up to 1 MiB) is blocking I/O: off the runtime's own threads.
-        tokio::task::block_in_place(|| chunk.iter().try_for_each(|l| joblog_line(&mut out, l)))?;
+        tokio::task::block_in_place(|| {
+            chunk.iter().try_for_each(|log| {
+                (next..log.shard).try_for_each(|shard| not_run_line(&mut out, shard))?;
+                next = log.shard + 1;
+                log.earlier.iter().chain([log]).try_for_each(|run| joblog_line(&mut out, run))
+            })
+        })?;
     }
+    tokio::task::block_in_place(|| (next..shards).try_for_each(|s| not_run_line(&mut out, s)))?;
     out.flush()?;
     Ok(())
 }
 
-/// One joblog line. Exitval is the program's exit code for exec, else 0 for a done shard and
-/// 1 for a failed one; a program killed by a signal has Exitval -1 and the signal's number.
+/// The joblog line of a shard that never ran: no host, no worker, Exitval -1.
+fn not_run_line(out: &mut impl Write, shard: u64) -> std::io::Result<()> {
+    writeln!(out, "{}\t-\t-\t0.000\t0.000\t-1\t0\tnot run", shard + 1)
+}
+
+/// One joblog line, for one run. `Seq` is the shard counted from 1 (an input job's line
+/// number). Exitval is the program's exit code for exec, else 0 for a done run and 1 for a
+/// failed one; a program killed by a signal has Exitval -1 and the signal's number.
 fn joblog_line(out: &mut impl Write, log: &ShardLog) -> std::io::Result<()> {
     let (exitval, signal) = match (log.exit_code, log.failed) {
         (Some(code), _) if code < 0 => (-1, -code),
@@ -96,9 +130,14 @@ fn joblog_line(out: &mut impl Write, log: &ShardLog) -> std::io::Result<()> {
     writeln!(
         out,
         "{}\t{}\t{}\t{:.3}\t{:.3}\t{exitval}\t{signal}\t{}",
-        log.shard,
-        log.host,
-        if log.worker.is_empty() { log.worker_id.to_string() } else { log.worker.clone() },
+        log.shard + 1,
+        // A tab or newline in a worker's name would break the columns.
+        crate::out::escaped(&log.host, false),
+        if log.worker.is_empty() {
+            log.worker_id.to_string()
+        } else {
+            crate::out::escaped(&log.worker, false).into_owned()
+        },
         log.started_unix_ms as f64 / 1000.0,
         log.duration_ms as f64 / 1000.0,
         if log.failed { "failed" } else { "done" }
@@ -128,11 +167,13 @@ mod tests {
         joblog_line(&mut out, &signal).expect("write");
         let plain = ShardLog { exit_code: None, failed: false, worker: String::new(), ..log };
         joblog_line(&mut out, &plain).expect("write");
+        not_run_line(&mut out, 6).expect("write");
         assert_eq!(
             String::from_utf8(out).expect("utf-8"),
-            "4\th1\tlocal-1\t1700000000.250\t1.500\t3\t0\tfailed\n\
-             4\th1\tlocal-1\t1700000000.250\t1.500\t-1\t9\tfailed\n\
-             4\th1\t2\t1700000000.250\t1.500\t0\t0\tdone\n"
+            "5\th1\tlocal-1\t1700000000.250\t1.500\t3\t0\tfailed\n\
+             5\th1\tlocal-1\t1700000000.250\t1.500\t-1\t9\tfailed\n\
+             5\th1\t2\t1700000000.250\t1.500\t0\t0\tdone\n\
+             7\t-\t-\t0.000\t0.000\t-1\t0\tnot run\n"
         );
         assert_eq!(JOBLOG_HEADER.split('\t').count(), 8);
     }

@@ -9,6 +9,7 @@ mod args;
 mod commands;
 mod config;
 mod conn;
+mod deliver;
 mod fail;
 mod http;
 mod job;
@@ -87,6 +88,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of our stdout has gone (`farm … | head`): stop quietly, as `cat` would.
         Err(e) if out::is_closed(&e) => ExitCode::SUCCESS,
+        Err(e) if fail::is_interrupted(&e) => {
+            fail::report(&e, json);
+            ExitCode::from(fail::INTERRUPTED_EXIT)
+        }
         Err(e) => {
             fail::report(&e, json);
             ExitCode::FAILURE

@@ -10,14 +10,58 @@ use futures::StreamExt;
 use std::io::Write;
 use std::path::Path;
 
+/// How a stream of result items is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON array (`[` … `]`, no newline after it).
+    Array,
+    /// One JSON item a line.
+    Ndjson,
+    /// For people: each item as [`crate::deliver::text_item`] shows it; `terminal` escapes
+    /// control characters in what the job wrote.
+    Text {
+        /// Standard output is a terminal.
+        terminal: bool,
+    },
+}
+
+impl Format {
+    /// `--ndjson` or one array.
+    pub fn json(ndjson: bool) -> Format {
+        if ndjson {
+            Format::Ndjson
+        } else {
+            Format::Array
+        }
+    }
+}
+
 /// `farm results`.
 pub async fn results(master: &Target, args: ResultsArgs) -> Result<()> {
     let mut client = connect(master).await?;
+    let status = client.get(args.id).await?;
+    let list = status.result_in_store || status.result.as_str().starts_with('[');
+    if status.state == JobState::Succeeded && !list {
+        // A count, a sum or an estimate: its JSON text, as the status has it.
+        let text = format!("{}\n", status.result.as_str());
+        return match &args.out {
+            Some(path) => {
+                let mut file = create(path)?;
+                file.write_all(text.as_bytes())?;
+                file.flush()?;
+                eprintln!("wrote {}", path.display());
+                Ok(())
+            }
+            None => crate::out::write(&text),
+        };
+    }
+    let format = Format::json(args.ndjson);
+    let from = Items { job: args.id, offset: args.offset, partial: args.partial };
     let n = match &args.out {
-        Some(path) => write(&mut client, args.id, args.offset, create(path)?, args.ndjson).await?,
+        Some(path) => write(&mut client, from, &mut create(path)?, format).await?,
         None => {
-            let out = std::io::BufWriter::new(std::io::stdout().lock());
-            write(&mut client, args.id, args.offset, out, args.ndjson).await?
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            write(&mut client, from, &mut out, format).await?
         }
     };
     if let Some(path) = &args.out {
@@ -54,7 +98,8 @@ pub async fn save(
     }
     let list = status.result_in_store || status.result.as_str().starts_with('[');
     if list {
-        let n = write(client, status.job, 0, create(path)?, ndjson).await?;
+        let from = Items { job: status.job, offset: 0, partial: false };
+        let n = write(client, from, &mut create(path)?, Format::json(ndjson)).await?;
         eprintln!("wrote {n} items to {}", path.display());
     } else {
         let mut file = create(path)?;
@@ -88,39 +133,74 @@ fn create(path: &Path) -> Result<std::io::BufWriter<std::fs::File>> {
     Ok(std::io::BufWriter::with_capacity(1 << 20, file))
 }
 
-/// Streams job `job`'s items from `offset` into `out`; returns how many were written.
-async fn write(
+/// Which items to read.
+#[derive(Debug, Clone, Copy)]
+pub struct Items {
+    /// The job.
+    pub job: u64,
+    /// The first item.
+    pub offset: u64,
+    /// Also of a job that failed or was cancelled, its missing shards marked.
+    pub partial: bool,
+}
+
+/// Streams the items `from` asks for into `out` in `format` (an array ends with a newline);
+/// returns how many were written.
+pub async fn write(
     client: &mut Client,
-    job: u64,
-    offset: u64,
-    mut out: impl Write,
-    ndjson: bool,
+    from: Items,
+    out: &mut impl Write,
+    format: Format,
 ) -> Result<u64> {
-    let mut stream = client.results(job, offset).await?;
+    let n = stream(client, from, out, format).await?;
+    if format == Format::Array {
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(n)
+}
+
+/// Streams the items `from` asks for into `out` in `format`, holding one chunk at a time;
+/// returns how many were written.
+pub async fn stream(
+    client: &mut Client,
+    from: Items,
+    out: &mut impl Write,
+    format: Format,
+) -> Result<u64> {
+    let mut stream = client.results_with(from.job, from.offset, from.partial).await?;
     let mut n = 0u64;
-    if !ndjson {
+    if format == Format::Array {
         out.write_all(b"[")?;
     }
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
         // Writing a chunk (up to 1 MiB) is blocking I/O: off the runtime's own threads.
-        tokio::task::block_in_place(|| -> std::io::Result<()> {
+        tokio::task::block_in_place(|| -> Result<()> {
             for item in &chunk.items {
-                if !ndjson && n > 0 {
-                    out.write_all(b",")?;
+                match format {
+                    Format::Array if n > 0 => out.write_all(b",")?,
+                    _ => {}
                 }
-                out.write_all(item.as_bytes())?;
-                if ndjson {
-                    out.write_all(b"\n")?;
+                match format {
+                    Format::Array => out.write_all(item.as_bytes())?,
+                    Format::Ndjson => {
+                        out.write_all(item.as_bytes())?;
+                        out.write_all(b"\n")?;
+                    }
+                    Format::Text { terminal } => {
+                        let value = serde_json::from_str(item)
+                            .with_context(|| format!("item {} of the result is not JSON", n + 1))?;
+                        crate::deliver::text_item(out, from.offset + n, &value, terminal)?;
+                    }
                 }
                 n += 1;
             }
             Ok(())
         })?;
     }
-    if !ndjson {
-        out.write_all(b"]\n")?;
+    if format == Format::Array {
+        out.write_all(b"]")?;
     }
-    out.flush()?;
     Ok(n)
 }

@@ -2,6 +2,7 @@
 //! workers for one job).
 
 use crate::args::{LocalWorkerArgs, MasterArgs, RunArgs, SchedulerArgs, WorkerArgs};
+use crate::fail::{Interrupted, Usage};
 use crate::show;
 use anyhow::{bail, Context, Result};
 use farm_client::Client;
@@ -9,6 +10,7 @@ use farm_master::core::CoreConfig;
 use farm_master::spawner::{self, LocalWorkers, SpawnConfig};
 use farm_master::MasterConfig;
 use farm_worker::Registry;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -267,20 +269,25 @@ pub async fn run(args: RunArgs, log: &crate::logging::Setup) -> Result<()> {
     if args.workers == 0 {
         bail!("--workers must be at least 1");
     }
+    check_kind(&spec, args.local.allow_exec)?;
     let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot listen on loopback")?;
     let http = crate::http::bind(&args.http, None)?;
-    if let Some(url) = http.as_ref().and_then(crate::http::url) {
-        match log.format {
-            crate::logging::LogFormat::Text => eprintln!("farm: dashboard at {url}"),
-            // Every stderr line stays one JSON object for log shippers; the master logs the
-            // address at info ("dashboard serving").
-            crate::logging::LogFormat::Json => tracing::debug!(%url, "dashboard at"),
-        }
+    let json = args.output.json;
+    // For a person at a terminal only: not in --json, a pipe, or a log shipper's JSON lines
+    // (the master logs the address at info, "dashboard serving").
+    let to_person =
+        !json && std::io::stderr().is_terminal() && log.format == crate::logging::LogFormat::Text;
+    if let Some(url) = http.as_ref().and_then(crate::http::url).filter(|_| to_person) {
+        eprintln!("farm: dashboard at {url}");
     }
+    // Polled once now, so Ctrl-C is ours (not the default, which would leave the workers
+    // behind) from before the first worker starts.
+    let mut stop = Box::pin(shutdown_signal());
+    let _ = futures::FutureExt::now_or_never(&mut stop);
     let config = MasterConfig { http, ..master_config(&args.scheduler) };
     let running = start(listener, config, args.workers, &args.local, log, Vec::new())?;
-    let json = args.output.json;
-    let outcome = async {
+    let bar = show::progress_bar(json);
+    let work = async {
         let mut client = Client::connect(&running.url).await?;
         wait_for_workers(&mut client, args.workers).await?;
         crate::commands::check_out(&mut client, &spec.kind, args.job.out.as_deref()).await?;
@@ -288,30 +295,56 @@ pub async fn run(args: RunArgs, log: &crate::logging::Setup) -> Result<()> {
             Some(wasm) => client.submit_wasm(wasm, spec.clone()).await?.job,
             None => client.submit(spec.clone()).await?.job,
         };
-        let bar = show::progress_bar(json);
         let mut waiting = None;
-        let status = tokio::select! {
-            status = client.wait(job, |p| show::advance(&bar, p, &mut waiting)) => status,
-            _ = shutdown_signal() => {
-                // Cleared, not abandoned: no stale half-line stays above the message.
-                bar.finish_and_clear();
-                let _ = client.cancel(job).await;
-                bail!("interrupted; job {job} cancelled");
-            }
-        };
+        let status = client.wait(job, |p| show::advance(&bar, p, &mut waiting)).await;
         // Cleared on every way out, an error included.
         bar.finish_and_clear();
         let status = status?;
         if let Some(path) = &args.job.joblog {
-            crate::logs::write_joblog(&mut client, status.job, path).await?;
+            crate::logs::write_joblog(&mut client, status.job, status.shards, path).await?;
         }
-        let out = args.job.out.as_deref();
-        crate::results::save(&mut client, &status, out, args.job.ndjson, &spec.params).await?;
-        anyhow::Ok(status)
-    }
-    .await;
+        // Delivered before the master stops: a large result streams from its store.
+        let how = crate::deliver::Delivery {
+            json,
+            out: args.job.out.as_deref(),
+            ndjson: args.job.ndjson,
+            params: &spec.params,
+        };
+        crate::deliver::deliver(&mut client, &status, &how).await
+    };
+    // Ctrl-C at any point (workers starting, the job running, the result streaming) stops
+    // everything: the job goes with this process's master.
+    let outcome = tokio::select! {
+        outcome = work => outcome,
+        _ = stop => {
+            // Cleared, not abandoned: no stale half-line stays above the message.
+            bar.finish_and_clear();
+            Err(Interrupted("interrupted: the job was stopped with its workers".into()).into())
+        }
+    };
     running.stop().await?;
-    show::finished(&outcome?, json, args.job.out.is_some())
+    outcome
+}
+
+/// Refuses a job that `farm run`'s own workers could not run (an unknown kind, with the
+/// closest known one suggested; params a kernel refuses), before any worker starts.
+fn check_kind(spec: &farm_proto::JobSpec, allow_exec: bool) -> Result<()> {
+    if spec.kind == "exec" && !allow_exec {
+        return Err(Usage(
+            "exec runs programs, so its workers need --allow-exec: farm run exec --allow-exec …"
+                .into(),
+        )
+        .into());
+    }
+    if spec.kind == farm_proto::wasm::KIND {
+        // Its params name an uploaded module; the master checks them at submit.
+        return Ok(());
+    }
+    let mut kinds = Registry::builtin(allow_exec).descriptors();
+    kinds.push(farm_proto::wasm::descriptor());
+    let catalog = farm_master::catalog::Catalog::new(kinds);
+    catalog.check(spec).map_err(|e| Usage(e.to_string()))?;
+    Ok(())
 }
 
 #[cfg(test)]

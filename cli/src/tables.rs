@@ -16,6 +16,13 @@ pub fn new(headers: &[&str]) -> Table {
     table
 }
 
+/// Adds a row; each cell's control characters are escaped ([`crate::out::escaped`]), newlines
+/// included, so text from a worker or a job can neither split the row nor drive the terminal.
+/// Every table's rows go through here.
+pub fn add_row(table: &mut Table, cells: Vec<String>) {
+    table.add_row(cells.iter().map(|c| crate::out::escaped(c, false).into_owned()));
+}
+
 /// The table as text, one line per row, without trailing spaces; the columns listed in
 /// `right` are right-aligned.
 pub fn render(mut table: Table, right: &[usize]) -> String {
@@ -87,7 +94,7 @@ pub fn jobs(jobs: &[JobStatus], errors: bool, now: SystemTime) -> String {
                 j.error.clone().or_else(|| j.waiting.as_ref().map(|w| format!("waiting: {w}")));
             row.push(note.map_or_else(|| "-".into(), |e| clip(&e, 60)));
         }
-        table.add_row(row);
+        add_row(&mut table, row);
     }
     render(table, &[0, 3, 4, 5, 6, 7])
 }
@@ -114,18 +121,21 @@ pub fn workers(workers: &[WorkerInfo]) -> String {
             (None, true) => "draining".into(),
             (None, false) => "ready".into(),
         };
-        table.add_row(vec![
-            w.worker.to_string(),
-            name.to_string(),
-            w.hostname.clone(),
-            w.pid.to_string(),
-            w.threads.to_string(),
-            w.in_flight.to_string(),
-            w.done.to_string(),
-            w.restarts.to_string(),
-            w.dialed_by.to_string(),
-            state,
-        ]);
+        add_row(
+            &mut table,
+            vec![
+                w.worker.to_string(),
+                name.to_string(),
+                w.hostname.clone(),
+                w.pid.to_string(),
+                w.threads.to_string(),
+                w.in_flight.to_string(),
+                w.done.to_string(),
+                w.restarts.to_string(),
+                w.dialed_by.to_string(),
+                state,
+            ],
+        );
     }
     render(table, &[0, 3, 4, 5, 6, 7])
 }
@@ -172,6 +182,14 @@ mod tests {
         assert_eq!(at(lines[0], "STATE"), at(lines[2], "failed"), "{text}");
         assert!(lines[2].contains("shard 3 failed") && lines[2].contains("3m00s ago"), "{text}");
         assert!(lines[1].contains("600/700") && lines[1].contains("200ms"), "{text}");
+    }
+
+    #[test]
+    fn a_newline_or_an_escape_in_a_cell_stays_on_its_row_escaped() {
+        let text = jobs(&[job(1, "evil\nkind\u{1b}[2J", Some("x\u{7}"))], true, SystemTime::now());
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.contains("evil\\nkind\\u{1b}[2J") && text.contains("x\\u{7}"), "{text}");
+        assert!(!text.contains('\u{1b}') && !text.contains('\u{7}'), "{text}");
     }
 
     #[test]

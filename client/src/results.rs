@@ -23,7 +23,19 @@ impl Client {
         job: u64,
         offset: u64,
     ) -> Result<impl Stream<Item = Result<ResultsChunk>> + use<>> {
-        let request = self.req(pb::ResultsRequest { job_id: job, offset })?;
+        self.results_with(job, offset, false).await
+    }
+
+    /// [`Client::results`]; with `partial`, also of a job that failed or was cancelled: the
+    /// outputs of its shards that succeeded, an item `{"missing_shard": N}` in place of each
+    /// shard without one.
+    pub async fn results_with(
+        &mut self,
+        job: u64,
+        offset: u64,
+        partial: bool,
+    ) -> Result<impl Stream<Item = Result<ResultsChunk>> + use<>> {
+        let request = self.req(pb::ResultsRequest { job_id: job, offset, partial })?;
         let stream = self.farm.results(request).await?.into_inner();
         Ok(stream.map(|chunk| {
             let chunk = chunk?;

@@ -57,9 +57,11 @@ impl Catalog {
     /// outputs are to be reduced.
     pub fn check(&self, spec: &JobSpec) -> Result<OutputShape, KindError> {
         let Some(last) = self.last_seen.get(&spec.kind) else {
+            let guess = self.closest(&spec.kind).map(|k| format!(" (did you mean {k}?)"));
             return Err(KindError::Unknown(format!(
-                "no worker offers kind {}; the cluster offers: {}",
+                "no worker offers kind {}{}; the cluster offers: {}",
                 clip(&spec.kind),
+                guess.unwrap_or_default(),
                 self.kinds_named()
             )));
         };
@@ -95,6 +97,16 @@ impl Catalog {
     }
 
     /// The known kinds for an error message, at most [`NAMED_KINDS`] of them.
+    /// The known kind closest to a mistyped `kind`, if one is close enough to be what was meant.
+    fn closest(&self, kind: &str) -> Option<String> {
+        let close = |k: &&String| strsim::jaro_winkler(kind, k) > 0.8;
+        let best =
+            self.last_seen.keys().filter(close).max_by(|a, b| {
+                strsim::jaro_winkler(kind, a).total_cmp(&strsim::jaro_winkler(kind, b))
+            });
+        best.map(|k| clip(k))
+    }
+
     fn kinds_named(&self) -> String {
         if self.last_seen.is_empty() {
             return "nothing yet (no worker has connected)".into();
@@ -132,6 +144,8 @@ mod tests {
             err,
             KindError::Unknown("no worker offers kind nope; the cluster offers: chain".into())
         );
+        let err = catalog.check(&spec("chian", &[])).unwrap_err().to_string();
+        assert!(err.contains("chian (did you mean chain?)"), "{err}");
         let empty = Catalog::default().check(&spec("nope", &[])).unwrap_err();
         assert!(empty.to_string().contains("no worker has connected"), "{empty}");
     }

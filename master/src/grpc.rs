@@ -201,14 +201,26 @@ impl Farm {
         Ok(Submitted { job: job_id, shards })
     }
 
-    /// Checks that job `job` succeeded with a list result, and waits until all of it is
-    /// committed to the store.
-    async fn list_result(&self, job: u64) -> Result<(), Status> {
+    /// Checks that job `job` succeeded with a list result (or, `partial`, that it ended), and
+    /// waits until all of it is committed to the store. Returns the job's shard count for a
+    /// partial read (whose missing shards are marked), `None` for a whole one.
+    async fn list_result(&self, job: u64, partial: bool) -> Result<Option<u64>, Status> {
         let view = self.core.get(job).await?.ok_or_else(|| status(CoreError::NoSuchJob(job)))?;
+        let ended = matches!(view.state, JobState::Failed | JobState::Cancelled);
+        if partial && ended {
+            self.core.get(job).await?;
+            self.store.committed().await.map_err(Status::internal)?;
+            return Ok(Some(view.total));
+        }
         if view.state != JobState::Succeeded {
             return Err(Status::failed_precondition(format!(
-                "job {job} is {}: results are read once it succeeded",
-                view.state
+                "job {job} is {}: results are read once it succeeded{}",
+                view.state,
+                if ended {
+                    format!(", or with --partial (`farm results {job} --partial`)")
+                } else {
+                    String::new()
+                }
             )));
         }
         let list = view.result_in_store || view.result_json.is_some_and(|r| r.starts_with('['));
@@ -220,7 +232,8 @@ impl Farm {
         // The reply above left the core's task before that batch's journal ops went to the
         // writer; a second round trip comes after they went, so the barrier is behind them.
         self.core.get(job).await?;
-        self.store.committed().await.map_err(Status::internal)
+        self.store.committed().await.map_err(Status::internal)?;
+        Ok(None)
     }
 }
 
@@ -301,15 +314,15 @@ impl FarmService for Farm {
         &self,
         req: Request<pb::ResultsRequest>,
     ) -> Result<Response<ResultsStream>, Status> {
-        let pb::ResultsRequest { job_id, offset } = req.into_inner();
-        self.list_result(job_id).await?;
+        let pb::ResultsRequest { job_id, offset, partial } = req.into_inner();
+        let partial = self.list_result(job_id, partial).await?;
         let (tx, rx) = mpsc::channel(RESULTS_AHEAD);
         let store = self.store.clone();
         // Reading and decoding the store is blocking work: a blocking thread, whose sends
         // wait while the channel is full.
         tokio::task::spawn_blocking(move || {
-            let read =
-                store.read_items(job_id, offset, |chunk| tx.blocking_send(Ok(chunk)).is_ok());
+            let read = store
+                .read_items(job_id, offset, partial, |chunk| tx.blocking_send(Ok(chunk)).is_ok());
             if let Err(e) = read {
                 let _ = tx.blocking_send(Err(Status::internal(e.to_string())));
             }

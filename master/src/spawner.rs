@@ -129,7 +129,11 @@ async fn supervise(config: SpawnConfig, slot: usize, mut stopped: watch::Receive
         info!(slot, pid = child.id(), restarts, "local worker started");
         tokio::select! {
             status = child.wait() => {
-                warn!(slot, ?status, "local worker exited, restarting");
+                let status = match status {
+                    Ok(status) => status.to_string(),
+                    Err(e) => format!("cannot wait for it: {e}"),
+                };
+                warn!(slot, %status, "local worker exited, restarting");
                 if started.elapsed() > Duration::from_secs(10) {
                     backoff.reset();
                 }

@@ -188,6 +188,20 @@ pub enum OutputShape {
     Exec,
 }
 
+/// Its name as the JSON has it (`count`, `fraction`), with a fraction's scale: what logs show.
+impl std::fmt::Display for OutputShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutputShape::Any => f.write_str("any"),
+            OutputShape::Count => f.write_str("count"),
+            OutputShape::Fraction { scale } => write!(f, "fraction (scale {scale})"),
+            OutputShape::Lines => f.write_str("lines"),
+            OutputShape::Rows => f.write_str("rows"),
+            OutputShape::Exec => f.write_str("exec"),
+        }
+    }
+}
+
 /// One kind the cluster offers (`ListKinds`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KindInfo {

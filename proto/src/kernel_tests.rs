@@ -118,3 +118,10 @@ fn flags_read_true_and_false_and_refuse_the_rest() {
     assert_eq!(p.flag("d"), Err(ParamError("bad param d: \"maybe\" is not true or false".into())));
     assert_eq!(p.flag("e"), Err(ParamError("missing param e".into())));
 }
+
+#[test]
+fn shapes_read_as_their_names_in_logs() {
+    assert_eq!(OutputShape::Fraction { scale: 4.0 }.to_string(), "fraction (scale 4)");
+    assert_eq!(OutputShape::Count.to_string(), "count");
+    assert_eq!(OutputShape::Exec.to_string(), "exec");
+}

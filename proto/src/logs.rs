@@ -34,6 +34,10 @@ pub struct ShardLog {
     /// Its log was dropped: the job's logs passed the master's `--shard-log-mib`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub log_dropped: bool,
+    /// The shard's earlier runs, oldest first, without their logs (a failed run that was
+    /// retried): with this one, every run of the shard, one joblog row each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<ShardLog>,
 }
 
 impl ShardLog {
@@ -74,6 +78,7 @@ impl From<ShardLog> for pb::ShardLog {
             error: l.error,
             log: l.log,
             log_dropped: l.log_dropped,
+            earlier: l.earlier.into_iter().map(Into::into).collect(),
         }
     }
 }
@@ -92,6 +97,7 @@ impl From<pb::ShardLog> for ShardLog {
             error: l.error,
             log: l.log,
             log_dropped: l.log_dropped,
+            earlier: l.earlier.into_iter().map(Into::into).collect(),
         }
     }
 }
@@ -114,6 +120,7 @@ mod tests {
             error: "boom".into(),
             log: "oops\n".into(),
             log_dropped: false,
+            earlier: Vec::new(),
         };
         assert_eq!(ShardLog::from(pb::ShardLog::from(log.clone())), log);
         let json = serde_json::to_value(&log).expect("json");
@@ -122,7 +129,8 @@ mod tests {
         assert!(LogQuery::default().wants(&log));
         assert!(LogQuery { shard: Some(3), failed_only: true }.wants(&log));
         assert!(!LogQuery { shard: Some(4), failed_only: false }.wants(&log));
-        let done = ShardLog { failed: false, ..log };
+        let done = ShardLog { failed: false, earlier: vec![log.clone()], ..log };
+        assert_eq!(ShardLog::from(pb::ShardLog::from(done.clone())), done);
         assert!(!LogQuery { shard: None, failed_only: true }.wants(&done));
     }
 }

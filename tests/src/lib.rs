@@ -9,6 +9,8 @@ mod http;
 mod net;
 mod pki;
 mod process;
+mod rss;
+mod scratch;
 mod specs;
 mod wait;
 
@@ -20,5 +22,7 @@ pub use pki::Pki;
 pub use process::{
     assert_none_left, run, spawn, start, tag, tagged_processes, wait_child, Proc, QUIET,
 };
+pub use rss::{rss_kib, Peak};
+pub use scratch::Scratch;
 pub use specs::range_spec;
 pub use wait::{wait_for, wait_until, within, WAIT};

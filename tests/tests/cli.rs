@@ -191,7 +191,7 @@ fn ctrl_c_on_a_waiting_submit_says_how_to_follow_or_cancel_the_job() {
     .expect("the job runs");
     waiter.signal(libc::SIGINT);
     let status = waiter.wait(WAIT).expect("the waiter stops");
-    assert!(!status.success());
+    assert_eq!(status.code(), Some(130), "{status:?}");
     let line =
         waiter.wait_for_log(Duration::from_secs(10), "interrupted", |l| l.contains("interrupted"));
     assert!(line.contains(&format!("farm watch {running}")), "{line}");

@@ -137,7 +137,7 @@ async fn other_clients_are_answered_promptly_while_a_large_result_is_produced_an
         // Read it back while the prober goes on (past the inline limit, it is streamed from
         // the store): the result is whole.
         let t = Instant::now();
-        let request = pb::ResultsRequest { job_id: job, offset: 0 };
+        let request = pb::ResultsRequest { job_id: job, offset: 0, partial: false };
         let mut chunks = client.results(request).await.expect("results").into_inner();
         let (mut items, mut bytes) = (0usize, 0usize);
         while let Some(chunk) = chunks.message().await.expect("chunk") {

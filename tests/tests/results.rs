@@ -6,50 +6,10 @@
 use farm_tests::*;
 use sha2::{Digest, Sha256};
 use std::io::BufRead;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
 
 /// Digests in the result: 2,000,000 × 67 bytes of JSON ≈ 128 MiB, twice what the master may
 /// grow by, so a master that kept the result would fail the bound below.
 const ITEMS: u64 = 2_000_000;
-
-/// The master's resident memory, in KiB, from /proc/PID/status (0 once it is gone).
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or_default();
-    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0)
-}
-
-/// Samples a process's resident memory every 20 ms until stopped; keeps the peak.
-struct Peak {
-    peak: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Peak {
-    fn start(pid: u32) -> Peak {
-        let (peak, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
-        let (p, s) = (peak.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                p.fetch_max(rss_kib(pid), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        Peak { peak, stop, thread: Some(thread) }
-    }
-
-    /// Stops sampling; the peak in MiB.
-    fn stop(mut self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            t.join().expect("sampler");
-        }
-        self.peak.load(Ordering::Relaxed) / 1024
-    }
-}
 
 #[test]
 fn a_result_past_the_message_limit_is_streamed_to_a_file_with_flat_master_memory() {
@@ -60,7 +20,9 @@ fn a_result_past_the_message_limit_is_streamed_to_a_file_with_flat_master_memory
     let started = std::time::Instant::now();
     let producing = Peak::start(pid);
     let range = format!("0..{ITEMS}");
-    let done = master.submit_wait(&[
+    // Submitted, then polled: `submit --wait --json` would stream the whole list into its
+    // output, and this test reads it with `farm results`.
+    let id = master.submit(&[
         "hashchain",
         "--range",
         &range,
@@ -69,6 +31,11 @@ fn a_result_past_the_message_limit_is_streamed_to_a_file_with_flat_master_memory
         "--param",
         "rounds=1",
     ]);
+    let done = wait_for(WAIT * 2, || {
+        let status = master.status(&id);
+        (status["state"] != "queued" && status["state"] != "running").then_some(status)
+    })
+    .expect("the job ends");
     let produced_mib = producing.stop();
     let produced = started.elapsed();
     assert_eq!(done["state"], "succeeded", "{done}");
@@ -78,7 +45,6 @@ fn a_result_past_the_message_limit_is_streamed_to_a_file_with_flat_master_memory
     let dir = std::env::temp_dir().join(format!("{}-results", master.tag));
     std::fs::create_dir_all(&dir).expect("dir");
     let file = dir.join("digests.ndjson");
-    let id = done["job"].to_string();
     let started = std::time::Instant::now();
     let reading = Peak::start(pid);
     let out = master.cli(&["results", &id, "--ndjson", "--out", file.to_str().expect("path")]);
@@ -89,9 +55,7 @@ fn a_result_past_the_message_limit_is_streamed_to_a_file_with_flat_master_memory
     let mut lines = 0u64;
     let reader = std::io::BufReader::new(std::fs::File::open(&file).expect("file"));
     for (i, line) in reader.lines().enumerate() {
-        let digest: String =
-            Sha256::digest(i.to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(line.expect("line"), format!("\"{digest}\""), "item {i}");
+        assert_eq!(line.expect("line"), format!("\"{}\"", digest(i as u64)), "item {i}");
         lines += 1;
     }
     assert_eq!(lines, ITEMS);
@@ -108,4 +72,60 @@ fn a_result_past_the_message_limit_is_streamed_to_a_file_with_flat_master_memory
         "the master grew by {grew} MiB for a {bytes} MiB result"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Digests past the 1 MiB a status carries inline (20,000 × 67 bytes of JSON).
+const PAST_INLINE: u64 = 20_000;
+
+/// The lowercase hex SHA-256 of `i`'s decimal text: hashchain's digest of index `i` with
+/// `rounds=1`.
+fn digest(i: u64) -> String {
+    Sha256::digest(i.to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks that `text` is every digest of 0..PAST_INLINE, one a line, in order.
+fn assert_every_digest(text: &[u8]) {
+    let text = std::str::from_utf8(text).expect("utf-8");
+    assert!(!text.contains("farm results"), "advice instead of the result: {text:.300}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len() as u64, PAST_INLINE, "{text:.300}");
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(*line, digest(i as u64), "item {i}");
+    }
+}
+
+#[test]
+fn farm_run_prints_a_result_past_the_status_limit_whole() {
+    let tag = tag();
+    let range = format!("0..{PAST_INLINE}");
+    let args = ["run", "hashchain", "--range", &range, "--param", "rounds=1", "--workers", "1"];
+    let out = run(&[&args[..], &["--threads", "2", "--http", "off"]].concat(), &tag);
+    assert!(out.status.success(), "{out:?}");
+    assert_every_digest(&out.stdout);
+    // --json: the status object, its result the whole list streamed from the store.
+    let out = run(&[&args[..], &["--threads", "2", "--http", "off", "--json"]].concat(), &tag);
+    assert!(out.status.success(), "{:?}", String::from_utf8_lossy(&out.stderr));
+    let status = json(&out);
+    assert_eq!(status["result_in_store"], true, "past the inline limit");
+    let items = status["result"].as_array().expect("the result is the list");
+    assert_eq!(items.len() as u64, PAST_INLINE);
+    assert_eq!(items[PAST_INLINE as usize - 1], digest(PAST_INLINE - 1));
+    assert_none_left(&tag);
+}
+
+#[test]
+fn submit_wait_and_watch_print_a_result_past_the_status_limit_whole() {
+    let master = Master::start(&["--workers", "1", "--threads", "2", "--http", "off"]);
+    let range = format!("0..{PAST_INLINE}");
+    let job = ["hashchain", "--range", range.as_str(), "--param", "rounds=1"];
+    let out = master.cli(&[&["submit"][..], &job, &["--wait"]].concat());
+    assert!(out.status.success(), "{out:?}");
+    assert_every_digest(&out.stdout);
+    let id = master.submit(&job);
+    let out = master.cli(&["watch", &id]);
+    assert!(out.status.success(), "{out:?}");
+    assert_every_digest(&out.stdout);
+    // `status` sums it up instead.
+    let out = master.cli(&["status", &id]);
+    assert!(out.status.success() && out.stdout.len() < 4096, "{out:?}");
 }

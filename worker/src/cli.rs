@@ -222,7 +222,7 @@ impl StopBound {
             let spawned = thread.spawn(move || {
                 if returned.recv_timeout(bound) == Err(RecvTimeoutError::Timeout) {
                     warn!(
-                        ?bound,
+                        bound_ms = bound.as_millis() as u64,
                         "worker still running after its drain timeout and grace, exiting"
                     );
                     kernels::kill_running_programs();

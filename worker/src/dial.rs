@@ -73,7 +73,7 @@ where
             }
         }
         let delay = backoff.next();
-        debug!(?delay, "reconnecting after backoff");
+        debug!(delay_ms = delay.as_millis() as u64, "reconnecting after backoff");
         tokio::select! {
             _ = shutdown.as_mut() => return Ok(()),
             _ = tokio::time::sleep(delay) => {}

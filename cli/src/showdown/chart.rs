@@ -10,16 +10,19 @@ pub(super) fn table(rows: &[Row]) -> String {
     for r in rows {
         let job =
             r.elapsed_ms.map_or_else(|| "-".to_string(), |ms| format!("{:.2}", ms as f64 / 1e3));
-        table.add_row(vec![
-            r.kernel.clone(),
-            r.mode.clone(),
-            format!("{} x {}", r.workers, r.threads),
-            format!("{:.2}", r.wall_s),
-            job,
-            format!("{:.2}", r.speedup),
-            format!("{:.0}%", r.efficiency * 100.0),
-            human_rate(r.rate()),
-        ]);
+        crate::tables::add_row(
+            &mut table,
+            vec![
+                r.kernel.clone(),
+                r.mode.clone(),
+                format!("{} x {}", r.workers, r.threads),
+                format!("{:.2}", r.wall_s),
+                job,
+                format!("{:.2}", r.speedup),
+                format!("{:.0}%", r.efficiency * 100.0),
+                human_rate(r.rate()),
+            ],
+        );
     }
     crate::tables::render(table, &[2, 3, 4, 5, 6, 7])
 }

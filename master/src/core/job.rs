@@ -194,6 +194,15 @@ impl Job {
         (lo, hi, self.inputs.line(shard))
     }
 
+    /// Shard `shard` as errors name it: `shard 2 (indices 20..30)`, or for an input job
+    /// `shard 2 (input line 3)`, counting lines from 1 as people (and editors) do.
+    pub fn describe(&self, shard: u64) -> String {
+        match self.shard(shard) {
+            (_, _, Some(_)) => format!("shard {shard} (input line {})", shard + 1),
+            (lo, hi, None) => format!("shard {shard} (indices {lo}..{hi})"),
+        }
+    }
+
     /// Sets the final state and drops what only a going job needs (its queue, inputs, params,
     /// accumulator and per-shard counts), taking its bytes off the meter; the accumulated
     /// fragments are joined into the result here if it succeeded (unless the result spilled

@@ -45,6 +45,7 @@ impl Core {
                 .unwrap_or_default(),
             log: run.log,
             log_dropped: false,
+            earlier: Vec::new(),
         };
         if job.log_bytes + log.bytes() > self.config.shard_log_bytes {
             log.log_dropped = !log.log.is_empty();

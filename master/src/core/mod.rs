@@ -249,13 +249,14 @@ impl Core {
         let Some(job) = self.jobs.get_mut(&job_id) else { return false };
         let crashes = job.crashes.entry(shard).or_insert(0);
         *crashes += 1;
-        if *crashes < job.spec.limits.max_crashes {
+        let crashes = *crashes;
+        if crashes < job.spec.limits.max_crashes {
             return false;
         }
-        let (lo, hi, _) = job.spec.source.shard(shard);
         let msg = format!(
-            "shard {shard} (indices {lo}..{hi}) was running on {crashes} workers that were lost \
-             or held it too long; the last, worker {worker}: {reason}"
+            "{} was running on {crashes} workers that were lost or held it too long; the last, \
+             worker {worker}: {reason}",
+            job.describe(shard)
         );
         self.end_job(job_id, JobState::Failed, Some(msg), now, out);
         true

@@ -160,7 +160,7 @@ impl Core {
 
     /// A failed run: run again after its backoff while the job's retries allow (and a rerun
     /// could go otherwise: `retry`), else the job fails naming it.
-    fn failed(
+    pub(super) fn failed(
         &mut self,
         worker: WorkerId,
         (job_id, shard): (JobId, u64),
@@ -173,16 +173,16 @@ impl Core {
         out.counted(job_id, &job.spec.kind, Counted::Failed);
         let failures = job.failures.entry(shard).or_insert(0);
         *failures += 1;
-        if retry && *failures <= job.spec.limits.retries {
-            self.backoff.insert((now + backoff(*failures), job_id, shard));
+        let failures = *failures;
+        if retry && failures <= job.spec.limits.retries {
+            self.backoff.insert((now + backoff(failures), job_id, shard));
             return;
         }
-        let (lo, hi, _) = job.spec.source.shard(shard);
-        let runs = if *failures > 1 { format!(" (run {failures})") } else { String::new() };
+        let shown = job.describe(shard);
+        let runs = if failures > 1 { format!(" (run {failures})") } else { String::new() };
         // The worker's words, bounded: a kernel may fail with a message of any size.
         let error = farm_proto::kernel::truncate(error, MAX_ERROR_BYTES);
-        let msg =
-            format!("shard {shard} (indices {lo}..{hi}) failed on worker {worker}{runs}: {error}");
+        let msg = format!("{shown} failed on worker {worker}{runs}: {error}");
         self.end_job(job_id, JobState::Failed, Some(msg), now, out);
     }
 

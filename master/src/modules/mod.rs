@@ -188,7 +188,7 @@ impl Modules {
         if index.modules.insert(hash.clone(), Entry { info, used: Instant::now() }).is_none() {
             index.total += info.size;
         }
-        info!(module = %hash, bytes = info.size, shape = ?info.shape, "wasm module stored");
+        info!(module = %hash, bytes = info.size, shape = %info.shape, "wasm module stored");
         Ok((hash, info))
     }
 

@@ -52,53 +52,111 @@ impl Store {
     }
 
     /// Sends job `job`'s list items from item `offset` on, each as JSON, in chunks, to `send`
-    /// (false: the reader is gone, stop). Returns the items sent. Blocking: call it on a
-    /// blocking thread.
+    /// (false: the reader is gone, stop). `partial` (the job's shard count) also marks each
+    /// shard without an output with one item, `{"missing_shard": N}`. Returns the items sent.
+    /// Blocking: call it on a blocking thread.
     pub fn read_items(
         &self,
         job: JobId,
         offset: u64,
-        mut send: impl FnMut(pb::ResultsChunk) -> bool,
+        partial: Option<u64>,
+        send: impl FnMut(pb::ResultsChunk) -> bool,
     ) -> Result<u64, MasterError> {
         let read = self.db.begin_read().map_err(|e| fail(e.into()))?;
         let rows = read.open_table(LIST_OUTPUTS).map_err(|e| fail(e.into()))?;
-        let mut index = 0u64;
-        let mut chunk = pb::ResultsChunk { offset, items_json: Vec::new() };
-        let mut bytes = 0;
-        let mut sent = 0;
+        let mut chunks = Chunks {
+            offset,
+            index: 0,
+            chunk: pb::ResultsChunk { offset, items_json: Vec::new() },
+            bytes: 0,
+            sent: 0,
+            send,
+        };
+        // The next shard expected, to mark the ones without an output in a partial read.
+        let mut next = 0u64;
         for row in rows.range((job, 0)..=(job, u64::MAX)).map_err(|e| fail(e.into()))? {
             let (key, value) = row.map_err(|e| fail(e.into()))?;
             let shard = key.value().1;
+            if partial.is_some() && !chunks.missing(next..shard) {
+                return Ok(chunks.sent);
+            }
+            next = shard + 1;
             let bad = |e: String| MasterError::Journal(format!("job {job} shard {shard}: {e}"));
             let output = pb::ShardOutput::decode(value.value()).map_err(|e| bad(e.to_string()))?;
             let output = Output::try_from(output).map_err(|e| bad(e.to_string()))?;
             let n = items(&output);
-            if index + n <= offset {
-                index += n;
+            if chunks.index + n <= offset {
+                chunks.index += n;
                 continue;
             }
-            let skip = offset.saturating_sub(index) as usize;
-            index += n;
-            for item in render(&output).map_err(bad)?.into_iter().skip(skip) {
-                bytes += item.len();
-                chunk.items_json.push(item);
-                if chunk.items_json.len() >= CHUNK_ITEMS || bytes >= CHUNK_BYTES {
-                    let next = chunk.offset + chunk.items_json.len() as u64;
-                    sent += chunk.items_json.len() as u64;
-                    let full = std::mem::take(&mut chunk);
-                    if !send(full) {
-                        return Ok(sent);
-                    }
-                    chunk.offset = next;
-                    bytes = 0;
-                }
+            if !chunks.push_all(render(&output).map_err(bad)?) {
+                return Ok(chunks.sent);
             }
         }
-        if !chunk.items_json.is_empty() {
-            sent += chunk.items_json.len() as u64;
-            send(chunk);
+        if let Some(total) = partial {
+            if !chunks.missing(next..total) {
+                return Ok(chunks.sent);
+            }
         }
-        Ok(sent)
+        Ok(chunks.finish())
+    }
+}
+
+/// Items on their way to a reader: skipped up to the offset, then gathered into chunks.
+struct Chunks<F> {
+    /// The first item the reader wants.
+    offset: u64,
+    /// The index of the next item.
+    index: u64,
+    /// The chunk being filled.
+    chunk: pb::ResultsChunk,
+    /// Bytes of JSON in it.
+    bytes: usize,
+    /// Items handed to `send` so far.
+    sent: u64,
+    /// Takes a full chunk; false when the reader has gone.
+    send: F,
+}
+
+impl<F: FnMut(pb::ResultsChunk) -> bool> Chunks<F> {
+    /// Adds one item (skipped before the offset); false when the reader has gone.
+    fn push(&mut self, item: String) -> bool {
+        self.index += 1;
+        if self.index <= self.offset {
+            return true;
+        }
+        self.bytes += item.len();
+        self.chunk.items_json.push(item);
+        if self.chunk.items_json.len() < CHUNK_ITEMS && self.bytes < CHUNK_BYTES {
+            return true;
+        }
+        let next = self.chunk.offset + self.chunk.items_json.len() as u64;
+        self.sent += self.chunk.items_json.len() as u64;
+        let full = std::mem::replace(
+            &mut self.chunk,
+            pb::ResultsChunk { offset: next, items_json: Vec::new() },
+        );
+        self.bytes = 0;
+        (self.send)(full)
+    }
+
+    /// Adds a shard's items; false when the reader has gone.
+    fn push_all(&mut self, items: Vec<String>) -> bool {
+        items.into_iter().all(|item| self.push(item))
+    }
+
+    /// Marks each shard of `shards` as missing; false when the reader has gone.
+    fn missing(&mut self, shards: std::ops::Range<u64>) -> bool {
+        shards.into_iter().all(|shard| self.push(format!(r#"{{"missing_shard":{shard}}}"#)))
+    }
+
+    /// Sends what is left; the items sent in all.
+    fn finish(mut self) -> u64 {
+        if !self.chunk.items_json.is_empty() {
+            self.sent += self.chunk.items_json.len() as u64;
+            (self.send)(self.chunk);
+        }
+        self.sent
     }
 }
 

@@ -144,7 +144,7 @@ fn replay_of_a_million_outcomes() {
 fn items(store: &Store, job: JobId, offset: u64) -> (Vec<String>, Vec<u64>) {
     let (mut items, mut offsets) = (Vec::new(), Vec::new());
     store
-        .read_items(job, offset, |chunk| {
+        .read_items(job, offset, None, |chunk| {
             offsets.push(chunk.offset);
             items.extend(chunk.items_json);
             true
@@ -178,6 +178,21 @@ fn list_outputs_are_replayed_kept_past_the_end_read_by_index_and_dropped_when_fo
     assert_eq!((replayed.resumed, replayed.outcomes), (1, 2), "list outputs replay");
     let mut view = core.status(1, Instant::now()).expect("job");
     assert_eq!(view.done, 2);
+    // A partial read (of a job that failed, say) marks each shard without an output.
+    let partial = |offset| {
+        let mut all = Vec::new();
+        journal
+            .store()
+            .read_items(1, offset, Some(4), |chunk| {
+                all.extend(chunk.items_json);
+                true
+            })
+            .expect("read");
+        all
+    };
+    let (one, three) = (r#"{"missing_shard":1}"#, r#"{"missing_shard":3}"#);
+    assert_eq!(partial(0), [r#""a""#, r#""b""#, one, r#""e""#, three]);
+    assert_eq!(partial(2), [one, r#""e""#, three]);
     journal.send(JournalOp::Outcome { job: 1, shard: 1, output: lines(&["c", "d"]) });
     view.state = JobState::Succeeded;
     view.result_in_store = true;
@@ -223,7 +238,7 @@ fn a_long_list_is_read_in_chunks_and_a_reader_that_stops_stops_the_read() {
     assert_eq!(all[0], format!("\"{}\"", line(1500)));
     assert_eq!(offsets, [1500, 1500 + CHUNK_ITEMS as u64, 1500 + 2 * CHUNK_ITEMS as u64]);
     let mut chunks = 0;
-    let sent = store.read_items(4, 0, |_| {
+    let sent = store.read_items(4, 0, None, |_| {
         chunks += 1;
         false
     });
@@ -264,6 +279,15 @@ fn shard_logs_are_kept_per_shard_read_by_query_and_dropped_when_forgotten() {
     let all = farm_proto::LogQuery::default();
     let texts = |v: &[(u64, &str)]| v.iter().map(|(s, t)| (*s, t.to_string())).collect::<Vec<_>>();
     assert_eq!(read(5, all), texts(&[(0, "a"), (2, "rerun")]), "a later run replaces a log");
+    let mut runs = Vec::new();
+    let query = farm_proto::LogQuery { shard: Some(2), failed_only: false };
+    store
+        .read_logs(5, query, |chunk| {
+            runs.extend(chunk.into_iter().flat_map(|l| l.earlier).map(|e| (e.failed, e.log)));
+            true
+        })
+        .expect("read");
+    assert_eq!(runs, [(true, String::new())], "the earlier run stays, without its log");
     let failed = farm_proto::LogQuery { shard: None, failed_only: true };
     assert_eq!(read(5, failed), vec![]);
     assert_eq!(read(6, failed), texts(&[(1, "b")]));

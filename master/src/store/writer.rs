@@ -369,7 +369,15 @@ fn apply(txn: &WriteTransaction, ops: impl Iterator<Item = JournalOp>) -> Result
             }
             JournalOp::ShardLog { job, log } => {
                 let shard = log.shard;
-                logs.insert((job, shard), pb::ShardLog::from(log).encode_to_vec().as_slice())?;
+                let mut log = pb::ShardLog::from(log);
+                // A later run of the shard replaces its record; the earlier runs stay in it,
+                // without their logs, for the joblog's row per run.
+                if let Some(old) = logs.get((job, shard))? {
+                    if let Ok(old) = pb::ShardLog::decode(old.value()) {
+                        log.earlier = earlier_runs(old);
+                    }
+                }
+                logs.insert((job, shard), log.encode_to_vec().as_slice())?;
             }
         }
     }
@@ -393,6 +401,24 @@ fn run_record(run: Vec<(u64, farm_proto::Output)>) -> (u64, pb::JournalOutcomes)
         prev = shard;
     }
     (first, record)
+}
+
+/// Most earlier runs a shard's record keeps (a shard runs at most `MAX_RETRIES` + 1 times
+/// for failures, a few more for lost workers and `--verify`); the oldest go first.
+const EARLIER_RUNS: usize = 128;
+/// Bytes of an earlier run's error kept.
+const EARLIER_ERROR_BYTES: usize = 256;
+
+/// The runs a shard's record `old` holds, oldest first, as the earlier runs of its next one:
+/// bounded in number and bytes, logs left out.
+fn earlier_runs(mut old: pb::ShardLog) -> Vec<pb::ShardLog> {
+    let mut earlier = std::mem::take(&mut old.earlier);
+    old.log = String::new();
+    old.error = farm_proto::kernel::truncate(&old.error, EARLIER_ERROR_BYTES);
+    earlier.push(old);
+    let extra = earlier.len().saturating_sub(EARLIER_RUNS);
+    earlier.drain(..extra);
+    earlier
 }
 
 /// Whether an output is one of a list (kept in `list_outputs`, by shard).

@@ -401,7 +401,10 @@ impl Session {
 
     fn start_drain(&mut self, now: Instant, out: &mut Vec<Action>) {
         let timeout = self.config.drain_timeout;
-        info!(?timeout, "draining: finishing running shards, handing back the rest");
+        info!(
+            timeout_ms = timeout.as_millis() as u64,
+            "draining: finishing running shards, handing back the rest"
+        );
         out.push(Action::DrainPool);
         out.push(Action::Send(ToMaster::Draining));
         // Shards held for a module never started: they go back like queued ones.
