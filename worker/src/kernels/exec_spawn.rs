@@ -72,9 +72,10 @@ struct Plan {
 }
 
 /// Starts `args[0]` with the rest as its arguments: stdin `/dev/null`, stdout and stderr
-/// pipes, in a process group of its own, with the worker's environment. A program name
-/// without a `/` is searched in `PATH`, as `execvp` does.
-pub(crate) fn spawn(args: &[String]) -> io::Result<Spawned> {
+/// pipes, in a process group of its own, with the worker's environment less its secrets
+/// ([`farm_net::SECRET_ENV`]) and plus `extra`. A program name without a `/` is searched in
+/// `PATH`, as `execvp` does.
+pub(crate) fn spawn(args: &[String], extra: &[(&str, &str)]) -> io::Result<Spawned> {
     let cstring =
         |s: &[u8]| CString::new(s).map_err(|_| io::Error::other("an argument holds a NUL byte"));
     let args: Vec<CString> =
@@ -87,8 +88,15 @@ pub(crate) fn spawn(args: &[String]) -> io::Result<Spawned> {
     let (stderr, stderr_w) = pipe()?;
     let fds = [dev_null()?, stdout_w.as_raw_fd(), stderr_w.as_raw_fd()];
     // A copy taken under std's environment lock: another thread may `set_var` meanwhile.
+    let kept = |k: &OsStr| {
+        let k = k.as_bytes();
+        !farm_net::SECRET_ENV.iter().chain(extra.iter().map(|(e, _)| e)).any(|e| e.as_bytes() == k)
+    };
     let env: Vec<CString> = std::env::vars_os()
-        .filter_map(|(k, v)| CString::new([k.as_bytes(), b"=", v.as_bytes()].concat()).ok())
+        .filter(|(k, _)| kept(k))
+        .map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes()].concat())
+        .chain(extra.iter().map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes()].concat()))
+        .filter_map(|e| CString::new(e).ok())
         .collect();
     let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
     envp.push(std::ptr::null());
@@ -313,7 +321,7 @@ mod tests {
     /// Runs `args` to its end; its exit code and its stdout.
     fn run(args: &[&str]) -> io::Result<(i32, String)> {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let spawned = spawn(&args)?;
+        let spawned = spawn(&args, &[])?;
         let mut out = String::new();
         std::fs::File::from(spawned.stdout).read_to_string(&mut out)?;
         Ok((reap(spawned.pid)?, out))
