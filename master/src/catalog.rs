@@ -4,6 +4,7 @@
 //! workers have all left, and from the descriptors it was started with (`farm master` passes
 //! those of the built-in kernels, so jobs can queue before the first worker connects).
 
+use crate::core::how_to_offer;
 use farm_proto::kernel::clip;
 use farm_proto::{JobSpec, KernelDescriptor, KindInfo, OutputShape};
 use std::collections::{BTreeMap, HashMap};
@@ -58,8 +59,9 @@ impl Catalog {
     pub fn check(&self, spec: &JobSpec) -> Result<OutputShape, KindError> {
         let Some(last) = self.last_seen.get(&spec.kind) else {
             return Err(KindError::Unknown(format!(
-                "no worker offers kind {}; the cluster offers: {}",
+                "no worker offers kind {}{}; the cluster offers: {}",
                 clip(&spec.kind),
+                how_to_offer(&spec.kind),
                 self.kinds_named()
             )));
         };
@@ -131,6 +133,14 @@ mod tests {
         assert_eq!(
             err,
             KindError::Unknown("no worker offers kind nope; the cluster offers: chain".into())
+        );
+        assert_eq!(
+            catalog.check(&spec("exec", &[])),
+            Err(KindError::Unknown(
+                "no worker offers kind exec (workers offer it only when started with \
+                 --allow-exec); the cluster offers: chain"
+                    .into()
+            ))
         );
         let empty = Catalog::default().check(&spec("nope", &[])).unwrap_err();
         assert!(empty.to_string().contains("no worker has connected"), "{empty}");
