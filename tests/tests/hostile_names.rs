@@ -62,9 +62,8 @@ fn hostile_kinds_and_names_are_refused_and_metrics_hold_only_real_series() {
     register(&master.url, "fake-ok", "host.example", &["user.kind:v2"]).expect("registered");
 
     let _real = master.worker(&["--threads", "1", "--name", "real"]);
-    let listed = master.wait_workers_where("the real worker", |ws| {
-        ws.iter().any(|w| w["name"] == "real")
-    });
+    let listed =
+        master.wait_workers_where("the real worker", |ws| ws.iter().any(|w| w["name"] == "real"));
     assert!(listed.iter().all(|w| w["name"] == "real" || w["name"] == "fake-ok"), "{listed:?}");
     let v = master.submit_wait(&["noop", "--range", "0..10", "--shard-size", "5"]);
     assert_eq!(v["state"], "succeeded", "{v}");
