@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Abuse run for farm: throws hostile input at one master and samples its resident memory.
 
-The script starts `farm master --listen 127.0.0.1:0 --workers 2 --threads 1 --token ...` (plus
-any --master-arg), reads the address it announces, and then, one class after another:
+The script starts `farm master --listen 127.0.0.1:0 --workers 2 --threads 1 --allow-exec
+--token ...` (plus any --master-arg; its local workers inherit FARM_WASM_MAX_MEMORY_MIB, 16 by
+default), reads the address it announces, and then, one class after another:
 
 * huge inputs: three submissions of 15 MB of input lines (128 bytes each);
 * huge params: a 15 MB param name and a 15 MB param value;
@@ -12,15 +13,34 @@ any --master-arg), reads the address it announces, and then, one class after ano
 * garbage: random bytes on the TCP port, and random bytes as a Submit request body;
 * bad tokens: 2,000 calls with a wrong token;
 * many watchers: 500 Watch streams with shard results on a running job, abandoned;
-* retries: a submit with retries 4294967295.
+* retries: a submit with retries 4294967295;
 
-A thread reads VmRSS from /proc/PID/status of the master every 20 ms. The script prints
-each class's outcome and the master's peak resident memory, stops the master (which stops its
-workers), and exits non-zero if the peak passed --limit-mib or an outcome was not the
-expected one. Linux only; needs python3 with grpcio and grpcio-tools
+and, with the token (which is also the worker token) held by the attacker (issue 22):
+
+* fetch flood: a fake worker (the generated WorkerService client) registers with the wasm
+  kind, asks 1,000 times for an uploaded 1 MiB module and never reads its stream; expected:
+  the master drops it ("worker reads too slowly");
+* compile bomb: a 6 MB module of 1,000,000 trivial functions; expected: PutModule refuses it
+  with INVALID_ARGUMENT (an accepted one is not run: the refusal is what is checked);
+* table bomb: a module of 100 tables of 1,000,000 funcrefs; expected: its shard fails
+  (--retries 0, --shard-timeout 5 s), or the upload is refused with INVALID_ARGUMENT;
+* start loop: a module whose start function is `loop br 0`; expected: its shard fails within
+  the shard timeout, or the upload is refused with INVALID_ARGUMENT;
+* exec stdout flood: an exec job `head -c 400000000 /dev/zero`; expected: its shard fails
+  with an "output limit" error.
+
+The modules are built here, by a small WebAssembly binary encoder. After each of these five
+classes a sanity job (noop, 2 shards) must succeed within 1 s of its submit.
+
+A thread reads VmRSS from /proc/PID/status of the master every 20 ms, another that of each of
+its children (the local workers) every 50 ms. The script prints each class's outcome and the
+peaks, stops the master (which stops its workers), and exits non-zero if the master's peak
+passed --limit-mib, a worker's passed --worker-limit-mib, or an outcome was not the expected
+one. --only runs some classes. Linux only; needs python3 with grpcio and grpcio-tools
 (pip install -r examples/python/requirements.txt). Example:
 
     cargo build -p farm && python3 scripts/abuse.py --farm target/debug/farm
+    python3 scripts/abuse.py --farm target/debug/farm --only fetch_flood,exec_flood
 """
 
 import argparse
@@ -34,11 +54,26 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "examples", "python"))
+sys.path.insert(0, HERE)
+import abuse_worker_token as worker_token  # noqa: E402
 
 TOKEN = "abuse-token"
 MB = 1_000_000
 # The flags the figure in RELIABILITY.md was measured with: they bound what the master holds.
 DEFAULT_MASTER_ARGS = ["--memory-budget-mib", "24", "--keep-finished-mib", "32"]
+# The local workers' wasm memory cap (they inherit the environment), unless one is set.
+WASM_MAX_MEMORY_MIB = os.environ.get("FARM_WASM_MAX_MEMORY_MIB", "16")
+# The worker's limit on a shard's output (exec's stdout), MiB.
+RESULT_LIMIT_MIB = 32
+
+
+def rss_mib(pid):
+    """A process's VmRSS in MiB (OSError once it is gone)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) // 1024
+    return 0
 
 
 class Sampler(threading.Thread):
@@ -48,21 +83,48 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.pid, self.peak, self.last, self.running = pid, 0, 0, True
 
-    def rss(self):
-        with open(f"/proc/{self.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) // 1024
-        return 0
-
     def run(self):
         while self.running:
             try:
-                self.last = self.rss()
+                self.last = rss_mib(self.pid)
             except OSError:
                 return
             self.peak = max(self.peak, self.last)
             time.sleep(0.02)
+
+
+class ChildSampler(threading.Thread):
+    """Samples the VmRSS (MiB) of every child of a process (its local workers, restarted ones
+    included) every 50 ms until stopped; keeps the peak and whose it was."""
+
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.peak_pid, self.running = pid, 0, None, True
+
+    def children(self):
+        kids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    # The fields after the command's closing parenthesis: state, then ppid.
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == self.pid:
+                        kids.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+        return kids
+
+    def run(self):
+        while self.running:
+            for kid in self.children():
+                try:
+                    rss = rss_mib(kid)
+                except OSError:
+                    continue
+                if rss > self.peak:
+                    self.peak, self.peak_pid = rss, kid
+            time.sleep(0.05)
 
 
 class Run:
@@ -70,10 +132,10 @@ class Run:
         import grpc
 
         self.grpc, self.pb, self.rpc, self.o = grpc, pb, rpc, o
-        argv = [o.farm, "master", "--listen", "127.0.0.1:0", "--workers", "2", "--threads", "1"]
+        argv = [o.farm, "master", "--listen", "127.0.0.1:0", "--workers", "2", "--threads", "1", "--allow-exec"]
         argv += ["--token", TOKEN] + (o.master_arg if o.master_arg is not None else DEFAULT_MASTER_ARGS)
         self.argv = argv
-        env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn"))
+        env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn"), FARM_WASM_MAX_MEMORY_MIB=WASM_MAX_MEMORY_MIB)
         self.log = open(os.path.join(o.logdir, "master.log"), "wb")
         self.master = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.log, env=env, text=True)
         line = self.master.stdout.readline()
@@ -82,6 +144,8 @@ class Run:
         self.addr = line.split()[-1].split("://")[-1]
         self.sampler = Sampler(self.master.pid)
         self.sampler.start()
+        self.workers = ChildSampler(self.master.pid)
+        self.workers.start()
         self.stub = self.stub_with(TOKEN)
         self.failures = []
         self.rows = []
@@ -115,8 +179,8 @@ class Run:
         return None, ("TIMEOUT", f"job {job} did not end in {timeout} s")
 
     def row(self, cls, tried, outcome, ok=True):
-        peak = self.sampler.peak
-        print(f"[{'ok' if ok else 'FAIL'}] {cls}: {tried} -> {outcome} (master peak so far {peak} MiB)", flush=True)
+        peak, workers = self.sampler.peak, self.workers.peak
+        print(f"[{'ok' if ok else 'FAIL'}] {cls}: {tried} -> {outcome} (peaks so far: master {peak} MiB, worker {workers} MiB)", flush=True)
         self.rows.append((cls, tried, outcome))
         if not ok:
             self.failures.append(f"{cls}: {outcome}")
@@ -129,6 +193,7 @@ class Run:
             self.master.kill()
             self.master.wait()
         self.sampler.running = False
+        self.workers.running = False
 
 
 def huge_inputs(r):
@@ -269,13 +334,28 @@ def retries(r):
     r.row("6", "retries 4294967295", f"{err[0] if err else 'accepted'}: {err[1][:80] if err else ''}", ok)
 
 
+# Every class, by name (for --only), in the order they run.
+PHASES = {f.__name__: f for f in (huge_inputs, huge_params, many_jobs, huge_results, garbage, bad_tokens, many_watchers, retries)}
+PHASES.update(worker_token.CLASSES)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--farm", default=os.path.join(HERE, "..", "target", "debug", "farm"))
     p.add_argument("--limit-mib", type=int, default=100, help="fail if the master's peak RSS passes this")
+    worker_limit = int(WASM_MAX_MEMORY_MIB) + RESULT_LIMIT_MIB + 64
+    p.add_argument(
+        "--worker-limit-mib", type=int, default=worker_limit,
+        help=f"fail if a worker's peak RSS passes this (default: its caps, {WASM_MAX_MEMORY_MIB} MiB of wasm memory and a {RESULT_LIMIT_MIB} MiB output, plus 64: {worker_limit})",
+    )
+    p.add_argument("--only", help=f"comma-separated classes to run (default: all): {','.join(PHASES)}")
     p.add_argument("--master-arg", action="append", help=f"flag for farm master (default: {' '.join(DEFAULT_MASTER_ARGS)})")
     p.add_argument("--logdir", default=None)
     o = p.parse_args()
+    phases = o.only.split(",") if o.only else list(PHASES)
+    unknown = [c for c in phases if c not in PHASES]
+    if unknown:
+        p.error(f"unknown class {', '.join(unknown)}: one of {', '.join(PHASES)}")
     import tempfile
 
     o.logdir = o.logdir or tempfile.mkdtemp(prefix="farm-abuse-")
@@ -287,13 +367,16 @@ def main():
     try:
         time.sleep(1)
         print(f"master at start: {r.sampler.last} MiB", flush=True)
-        for phase in (huge_inputs, huge_params, many_jobs, huge_results, garbage, bad_tokens, many_watchers, retries):
-            phase(r)
+        for phase in phases:
+            PHASES[phase](r)
     finally:
         r.stop()
     print(f"peak resident memory of the master: {r.sampler.peak} MiB (limit {o.limit_mib} MiB); logs in {o.logdir}")
+    print(f"peak resident memory of a worker: {r.workers.peak} MiB, pid {r.workers.peak_pid} (limit {o.worker_limit_mib} MiB)")
     if r.sampler.peak > o.limit_mib:
         r.failures.append(f"peak {r.sampler.peak} MiB over {o.limit_mib} MiB")
+    if r.workers.peak > o.worker_limit_mib:
+        r.failures.append(f"a worker's peak {r.workers.peak} MiB over {o.worker_limit_mib} MiB")
     if r.failures:
         print("FAILED:", *r.failures, sep="\n  ")
         sys.exit(1)

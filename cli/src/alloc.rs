@@ -8,7 +8,7 @@ use crate::tables;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use farm_client::{AllocQueueInfo, AllocQueueSpec};
-use farm_master::autoalloc::AllocSettings;
+use farm_master::autoalloc::{AllocSettings, SbatchPolicy, DEFAULT_ALLOWED};
 use farm_worker::Registry;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -73,7 +73,10 @@ pub struct AllocAddArgs {
     /// The queue's name [default: slurm-1, slurm-2 …].
     #[arg(long)]
     pub name: Option<String>,
-    /// More arguments for sbatch, after `--`, e.g. -- --partition=short --account=me.
+    /// More arguments for sbatch, after `--`, e.g. -- --partition=short --account=me: only
+    /// options the master's operator allows (--alloc-allow-option; by default partition,
+    /// account, qos, time, constraint, reservation, gres and mem), each as --name=value,
+    /// --name value or -x value.
     #[arg(last = true, value_name = "SBATCH ARGS")]
     pub extra: Vec<String>,
     #[command(flatten)]
@@ -92,6 +95,26 @@ pub struct AllocMasterArgs {
     /// ~/.farm/alloc].
     #[arg(long, value_name = "DIR", env = "FARM_ALLOC_DIR")]
     pub alloc_dir: Option<PathBuf>,
+    /// The sbatch options clients may pass with `farm alloc add slurm -- ARGS`, by long name,
+    /// comma-separated, or `none`; any other option is refused [default:
+    /// partition,account,qos,time,constraint,reservation,gres,mem].
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...", env = "FARM_ALLOC_ALLOW_OPTION")]
+    pub alloc_allow_option: Option<Vec<String>>,
+    /// An argument every allocation passes to sbatch after the client's, so it wins, e.g.
+    /// --alloc-fixed-arg=--account=farm (repeat for more; the environment variable holds one).
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true, env = "FARM_ALLOC_FIXED_ARG")]
+    pub alloc_fixed_arg: Vec<String>,
+}
+
+/// The operator's sbatch policy from `--alloc-allow-option` and `--alloc-fixed-arg`.
+fn sbatch_policy(args: &AllocMasterArgs) -> Result<SbatchPolicy> {
+    let allowed: Vec<String> = match args.alloc_allow_option.as_deref() {
+        None => DEFAULT_ALLOWED.iter().map(|s| s.to_string()).collect(),
+        Some([none]) if none.trim() == "none" => Vec::new(),
+        Some(names) => names.to_vec(),
+    };
+    SbatchPolicy::new(&allowed, args.alloc_fixed_arg.clone())
+        .map_err(|e| anyhow::Error::new(crate::fail::Usage(e)))
 }
 
 fn host_name() -> String {
@@ -130,6 +153,7 @@ pub fn settings(
         token: worker_token,
         dir: base.join(format!("{}-{}", host_name(), std::process::id())),
         kinds,
+        sbatch: sbatch_policy(args)?,
     })
 }
 
@@ -218,4 +242,32 @@ fn print(queues: &[AllocQueueInfo], json: bool) -> Result<()> {
         text.push_str(&tables::render(table, &[3, 4, 5]));
     }
     crate::out::write(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(allow: Option<&[&str]>, fixed: &[&str]) -> Result<SbatchPolicy> {
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        sbatch_policy(&AllocMasterArgs {
+            advertise: None,
+            alloc_dir: None,
+            alloc_allow_option: allow.map(strings),
+            alloc_fixed_arg: strings(fixed),
+        })
+    }
+
+    #[test]
+    fn the_operators_policy_comes_from_the_flags() {
+        assert_eq!(policy(None, &[]).expect("default"), SbatchPolicy::default());
+        assert!(policy(Some(&["none"]), &[]).expect("none").allowed.is_empty());
+        let p = policy(Some(&["partition", "-A"]), &["--comment=x"]).expect("policy");
+        assert_eq!(
+            (p.allowed, p.fixed),
+            (vec!["partition".into(), "account".into()], vec!["--comment=x".into()])
+        );
+        let bad = policy(Some(&["out put"]), &[]).expect_err("refused").to_string();
+        assert!(bad.starts_with("--alloc-allow-option: "), "{bad}");
+    }
 }

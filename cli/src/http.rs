@@ -20,6 +20,12 @@ pub struct HttpArgs {
     /// Serve /metrics without the token, for a Prometheus scraper on a private network.
     #[arg(long, env = "FARM_METRICS_OPEN")]
     pub metrics_open: bool,
+    /// A host name the dashboard answers to besides its listen address (and localhost on
+    /// loopback), e.g. the name of a reverse proxy or of this machine; repeat for more, or
+    /// comma-separate. Requests naming any other host are refused, so a web page cannot reach
+    /// the dashboard through DNS rebinding.
+    #[arg(long, value_name = "NAME", value_delimiter = ',', env = "FARM_HTTP_ALLOW_HOST")]
+    pub http_allow_host: Vec<String>,
 }
 
 /// Where the dashboard goes without `--http`: away from the 7070 of masters and the 7071 of
@@ -52,7 +58,11 @@ pub fn bind(args: &HttpArgs, token: Option<&str>) -> Result<Option<HttpConfig>> 
     if token.is_none() && !addr.ip().is_loopback() {
         warn!(%addr, "dashboard on a non-loopback address without a token: anyone who can reach it can cancel jobs and drain workers (set FARM_TOKEN)");
     }
-    Ok(Some(HttpConfig { listener: Arc::new(listener), metrics_open: args.metrics_open }))
+    Ok(Some(HttpConfig {
+        listener: Arc::new(listener),
+        metrics_open: args.metrics_open,
+        allow_hosts: args.http_allow_host.clone(),
+    }))
 }
 
 /// The dashboard's URL (on 127.0.0.1 when it listens on every interface).

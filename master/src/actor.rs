@@ -16,6 +16,8 @@ use crate::core::{
     Overview, ShardTask, Submission, WorkerId, WorkerSpec, WorkerView,
 };
 use crate::metrics::{Metrics, ShardTally};
+pub use crate::outgoing::WorkerTx;
+use crate::outgoing::{fell_behind, NotSent};
 use crate::store::JournalTx;
 use crate::tasks::Tasks;
 use farm_proto::pb;
@@ -39,9 +41,6 @@ const MAILBOX: usize = 1024;
 
 /// Most commands applied between two dispatches, so replies and ticks are never held back long.
 const BATCH: usize = 256;
-
-/// Messages to one worker session (the response stream of its `Connect` call).
-pub type WorkerTx = mpsc::UnboundedSender<Result<pb::MasterMessage, Status>>;
 
 /// Shard results buffered per watcher before it counts as fallen behind.
 const WATCH_BUFFER: usize = 4096;
@@ -303,6 +302,9 @@ struct Effects {
     watches: HashMap<JobId, JobWatch>,
     /// Workers declared lost since the core's task last looked (it updates the catalog).
     lost: Vec<WorkerId>,
+    /// Workers whose queue went over its byte bound since the core's task last looked (it
+    /// drops their sessions as lost).
+    fell_behind: Vec<(WorkerId, &'static str)>,
     /// Shard counts for the metrics.
     tally: ShardTally,
 }
@@ -316,14 +318,17 @@ impl Effects {
             sessions: HashMap::new(),
             watches: HashMap::new(),
             lost: Vec::new(),
+            fell_behind: Vec::new(),
             tally: ShardTally::new(metrics),
         }
     }
 
-    /// Sends a message to one worker session, if it is still connected.
+    /// Sends a message to one worker session, if it is still connected. A session whose queue
+    /// is over its byte bound is noted in `fell_behind`, for the core's task to drop.
     fn send(&mut self, worker: WorkerId, msg: ToWorker) {
-        if let Some(s) = self.sessions.get(&worker) {
-            let _ = s.tx.send(Ok(msg.into()));
+        let Some(s) = self.sessions.get(&worker) else { return };
+        if let Err(NotSent::FellBehind { queued }) = s.tx.send(msg.into()) {
+            self.fell_behind.push((worker, fell_behind(worker, queued)));
         }
     }
 }
@@ -396,7 +401,7 @@ impl Outbox for Effects {
         self.tally.metrics().workers_lost.inc();
         self.lost.push(worker);
         if let Some(s) = self.sessions.remove(&worker) {
-            let _ = s.tx.send(Err(Status::unavailable(format!("worker declared lost: {reason}"))));
+            s.tx.close(Status::unavailable(format!("worker declared lost: {reason}")));
         }
     }
 }

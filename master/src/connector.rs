@@ -5,12 +5,10 @@
 
 use crate::actor::CoreHandle;
 use crate::modules::Modules;
-use crate::sessions::accept_session;
+use crate::sessions::{accept_session, queue};
 use farm_net::Backoff;
 use farm_proto::pb::worker_host_client::WorkerHostClient;
 use std::time::Duration;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_stream::StreamExt;
 use tonic::transport::Endpoint;
 use tracing::{debug, info, warn};
@@ -71,13 +69,9 @@ async fn attach(
     let mut client = WorkerHostClient::new(channel)
         .max_decoding_message_size(farm_proto::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(farm_proto::MAX_MESSAGE_BYTES);
-    let (tx, rx) = mpsc::unbounded_channel();
-    // An `Err` queued for the worker (declared lost) ends our half of the stream.
-    let sent = core.metrics().sent_bytes.clone();
-    let outgoing = UnboundedReceiverStream::new(rx).map_while(Result::ok).map(move |m| {
-        sent.inc_by(prost::Message::encoded_len(&m) as u64);
-        m
-    });
+    let (tx, rx) = queue(core, modules);
+    // An `Err` queued for the worker (declared lost, fallen behind) ends our half of the stream.
+    let outgoing = rx.map_while(Result::ok);
     let mut request = tonic::Request::new(outgoing);
     if let Ok(value) = me.parse() {
         request.metadata_mut().insert(MASTER_HEADER, value);

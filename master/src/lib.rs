@@ -13,6 +13,8 @@ mod http;
 pub(crate) mod logs;
 pub mod metrics;
 pub mod modules;
+mod outgoing;
+mod private;
 mod server;
 mod sessions;
 pub mod spawner;

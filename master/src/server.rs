@@ -159,7 +159,7 @@ pub async fn serve(
     );
     if let Some((listener, http)) = http_listener.zip(config.http.as_ref()) {
         let (store, token) = (journal.store(), config.client_token.clone());
-        crate::http::spawn(listener, http.metrics_open, core.clone(), store, token);
+        crate::http::spawn(listener, http, core.clone(), store, token);
     }
     let me = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     for host in &config.connect {

@@ -5,18 +5,16 @@
 use crate::actor::{CoreHandle, LastHeard, WorkerTx};
 use crate::core::{ShardOutcome, WorkerId, WorkerSpec};
 use crate::modules::Modules;
+use crate::outgoing::{self, NotSent};
 use farm_proto::kernel::{clip, quote};
 use farm_proto::pb::{self, worker_message::Msg, worker_service_server::WorkerService};
 use farm_proto::session::Results;
 use farm_proto::session::{ModuleBytes, ToWorker};
 use farm_proto::KernelDescriptor;
-use prost::Message;
 use std::pin::Pin;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::UnboundedReceiverStream;
-use tokio_stream::{Stream, StreamExt};
+use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
@@ -33,7 +31,7 @@ pub struct Workers {
     pub modules: Modules,
 }
 
-/// A session's messages to its worker, counted into the sent-bytes metric as they go.
+/// A session's messages to its worker ([`outgoing::WorkerRx`]).
 type MasterStream = Pin<Box<dyn Stream<Item = Result<pb::MasterMessage, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -45,18 +43,18 @@ impl WorkerService for Workers {
         req: Request<Streaming<pb::WorkerMessage>>,
     ) -> Result<Response<MasterStream>, Status> {
         let address = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = queue(&self.core, &self.modules);
         let (core, modules) = (self.core.clone(), self.modules.clone());
         accept_session(core, modules, req.into_inner(), address, "worker", tx).await?;
-        let sent = self.core.metrics().sent_bytes.clone();
-        let outgoing = UnboundedReceiverStream::new(rx).map(move |m| {
-            if let Ok(m) = &m {
-                sent.inc_by(m.encoded_len() as u64);
-            }
-            m
-        });
-        Ok(Response::new(Box::pin(outgoing)))
+        Ok(Response::new(Box::pin(rx)))
     }
+}
+
+/// A new session's queue toward its worker, bounded for the largest module this master holds,
+/// counting what leaves into the sent-bytes metric.
+pub(crate) fn queue(core: &CoreHandle, modules: &Modules) -> (WorkerTx, outgoing::WorkerRx) {
+    let bound = outgoing::bound_for(modules.limits().max_module);
+    outgoing::channel(bound, core.metrics().sent_bytes.clone())
 }
 
 /// Checks the worker's registration, joins it to the core (whose messages to it go to `tx`),
@@ -136,9 +134,11 @@ pub(crate) async fn accept_session(
     }))
 }
 
-/// Reads one worker's messages until its session ends, and says why it ended. Every message
-/// stamps `heard`; results wait for room in the core's mailbox, which slows this worker's
-/// stream (and so the worker) when the core falls behind.
+/// Reads one worker's messages until its session ends (its stream ends, or its queue is
+/// closed: dropped by the core, fallen behind), and says why it ended. Every message stamps
+/// `heard`; results wait for room in the core's mailbox, which slows this worker's stream (and
+/// so the worker) when the core falls behind. Messages are handled one at a time, a module
+/// fetch included, so a session has at most one fetch in flight.
 async fn read_session(
     core: &CoreHandle,
     link: &Link,
@@ -147,7 +147,11 @@ async fn read_session(
     inbound: &mut Streaming<pb::WorkerMessage>,
 ) -> String {
     loop {
-        let msg = match inbound.message().await {
+        let next = tokio::select! {
+            next = inbound.message() => next,
+            why = link.tx.closed() => return why,
+        };
+        let msg = match next {
             Ok(Some(pb::WorkerMessage { msg: Some(msg) })) => msg,
             Ok(Some(pb::WorkerMessage { msg: None })) => {
                 debug!(worker = id, "empty message from worker ignored");
@@ -174,7 +178,11 @@ async fn read_session(
             }
             Msg::Draining(_) => core.draining(id).await,
             Msg::Refused(r) => core.refused(id, r.job_id, clip(&r.reason)).await,
-            Msg::FetchModule(f) => send_module(core, link, id, f.sha256),
+            Msg::FetchModule(f) => {
+                if let Err(why) = send_module(link, id, f.sha256).await {
+                    return why;
+                }
+            }
             Msg::Register(_) => {
                 warn!(worker = id, "second register on one session, ending it");
                 return "registered twice".to_string();
@@ -191,19 +199,21 @@ struct Link {
     tx: WorkerTx,
 }
 
-/// Sends a worker the module it asked for (or why not), from a tracked task: the read runs
-/// on a blocking thread, a few at a time (`Modules::fetch`), never in this reader.
-fn send_module(core: &CoreHandle, link: &Link, id: WorkerId, sha256: String) {
-    let (modules, tx) = (link.modules.clone(), link.tx.clone());
-    let name = format!("module {sha256} for worker {id}");
-    core.tasks().spawn(name, async move {
-        let wasm = modules.fetch(&sha256).await.map_err(|e| e.to_string());
-        match &wasm {
-            Ok(bytes) => debug!(worker = id, module = %sha256, bytes = bytes.len(), "module sent"),
-            Err(e) => warn!(worker = id, module = %sha256, error = %e, "module not sent"),
-        }
-        let _ = tx.send(Ok(ToWorker::Module(ModuleBytes { sha256, wasm }).into()));
-    });
+/// Sends a worker the module it asked for (or why not). The read runs on a blocking thread, a
+/// few at a time (`Modules::fetch`); this reader waits for it, so a worker that asks again
+/// before the answer is queued waits too. `Err` (why) if the worker's queue is over its bound:
+/// a worker that asks faster than it reads is dropped, not buffered for.
+async fn send_module(link: &Link, id: WorkerId, sha256: String) -> Result<(), String> {
+    let wasm = link.modules.fetch(&sha256).await.map_err(|e| e.to_string());
+    match &wasm {
+        Ok(bytes) => debug!(worker = id, module = %sha256, bytes = bytes.len(), "module sent"),
+        Err(e) => warn!(worker = id, module = %sha256, error = %e, "module not sent"),
+    }
+    match link.tx.send(ToWorker::Module(ModuleBytes { sha256, wasm }).into()) {
+        Err(NotSent::FellBehind { queued }) => Err(outgoing::fell_behind(id, queued).to_string()),
+        // Closed: the reader sees it at its next message.
+        Err(NotSent::Closed) | Ok(()) => Ok(()),
+    }
 }
 
 /// One shard's outcome; one that does not decode fails that shard alone, not the batch.

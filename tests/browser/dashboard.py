@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Drives farm's dashboard in headless Chromium (Debian's chromium and chromium-driver, through
-Selenium): enters the token when the page asks, waits for a job's row, checks that its progress
-advances without a reload, saves a screenshot, cancels the job from the page and waits for the
-row to say so. Prints one JSON object with what it saw; exits non-zero on any failure.
+Selenium): notes what the page says behind the token prompt, enters the token, waits for a
+job's row, checks that its progress advances without a reload, notes the order of the job rows
+and the rates of busy workers, saves a screenshot, cancels the job from the page and waits for
+the row to say so, and collects any Content-Security-Policy violation the browser logged.
+Prints one JSON object with what it saw; exits non-zero on any failure.
 
 Run by tests/tests/dashboard.rs; by hand:
   python3 tests/browser/dashboard.py --url http://127.0.0.1:7080/ --job 1 --screenshot out.png
@@ -21,6 +23,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 def browser(width, height):
     opts = webdriver.ChromeOptions()
     opts.binary_location = "/usr/bin/chromium"
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                 f"--window-size={width},{height}", "--hide-scrollbars"):
         opts.add_argument(arg)
@@ -51,6 +54,8 @@ def main():
         if a.token:
             wait.until(lambda d: d.find_element(By.ID, "token-input").is_displayed())
             seen["asked_for_token"] = True
+            seen["behind_token"] = [driver.find_element(By.ID, e).text
+                                    for e in ("jobs-empty", "workers-empty")]
             driver.find_element(By.ID, "token-input").send_keys(a.token)
             driver.find_element(By.CSS_SELECTOR, "#token-form button").click()
         # A marker that a reload would wipe.
@@ -61,6 +66,11 @@ def main():
         later = int(row_attr(driver, a.job, "data-done"))
         seen.update(first_done=first, later_done=later,
                     state_before=row_attr(driver, a.job, "data-state"))
+        seen["row_order"] = [r.get_attribute("data-job")
+                             for r in driver.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")]
+        # Busy workers show a rate: the rate column of every worker row.
+        seen["worker_rates"] = [r.find_elements(By.TAG_NAME, "td")[6].text
+                                for r in driver.find_elements(By.CSS_SELECTOR, "#workers tbody tr")]
         # Let the chart draw a few points before the picture.
         wait.until(lambda d: d.execute_script(
             "return lastFrame && lastFrame.throughput.filter(p => p[1] > 0).length") >= 2)
@@ -79,6 +89,8 @@ def main():
             seen["state_after"] = row_attr(driver, a.job, "data-state")
         seen["no_reload"] = driver.execute_script("return window.__farmNoReload") == "still here"
         seen["connection"] = driver.find_element(By.ID, "conn").text
+        seen["csp_violations"] = [e["message"] for e in driver.get_log("browser")
+                                  if "Content Security Policy" in e["message"]]
     finally:
         driver.quit()
     print(json.dumps(seen))

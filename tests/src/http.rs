@@ -13,15 +13,29 @@ pub struct Reply {
     pub status: u16,
     /// The body, as text.
     pub body: String,
+    /// The headers, names lowercase, in order.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    /// The value of header `name` (any case), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
 }
 
 /// Sends `METHOD path` to `base` (`http://127.0.0.1:PORT`) with the given extra headers
-/// (`"Authorization: Bearer t"`), and reads the whole reply (bounded by a 30 s timeout).
+/// (`"Authorization: Bearer t"`; a `Host:` among them replaces the address), and reads the
+/// whole reply (bounded by a 30 s timeout).
 pub fn http(method: &str, base: &str, path: &str, headers: &[&str]) -> std::io::Result<Reply> {
     let addr = base.trim_start_matches("http://").trim_end_matches('/');
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|h| h.to_ascii_lowercase().starts_with("host:")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
     for h in headers {
         req.push_str(h);
         req.push_str("\r\n");
@@ -33,7 +47,13 @@ pub fn http(method: &str, base: &str, path: &str, headers: &[&str]) -> std::io::
     let text = String::from_utf8_lossy(&raw).to_string();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Ok(Reply { status, body: body.to_string() })
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok(Reply { status, body: body.to_string(), headers })
 }
 
 /// `GET path`, with the token if there is one; panics if the master cannot be reached.

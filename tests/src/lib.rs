@@ -9,6 +9,7 @@ mod http;
 mod net;
 mod pki;
 mod process;
+mod rss;
 mod specs;
 mod wait;
 
@@ -21,5 +22,6 @@ pub use process::{
     assert_none_left, run, spawn, start, start_with_env, tag, tagged_processes, wait_child, Proc,
     QUIET,
 };
+pub use rss::{rss_kib, Peak};
 pub use specs::range_spec;
 pub use wait::{wait_for, wait_until, within, WAIT};

@@ -1,7 +1,9 @@
 //! The dashboard in a real browser: headless Chromium driven through Selenium
 //! (tests/browser/dashboard.py) against a master with a token and two workers. The page asks
-//! for the token, the job's row appears and its progress advances without a reload, the job is
-//! cancelled from the page, and screenshots are saved under target/tmp as test artifacts.
+//! for the token (saying the data is behind it, not that there is none), the job's row appears
+//! and its progress advances without a reload, jobs are listed newest first, busy workers show a
+//! rate, the job is cancelled from the page, the page runs under its Content-Security-Policy
+//! without a violation, and screenshots are saved under target/tmp as test artifacts.
 
 use farm_tests::*;
 use std::os::unix::process::CommandExt;
@@ -51,6 +53,11 @@ fn the_dashboard_shows_a_job_advance_live_and_cancels_it_in_a_real_browser() {
     let out = master.cli(&[&submit[..], &["--param", "ms=20"]].concat());
     let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(out.status.success() && id.parse::<u64>().is_ok(), "{out:?}");
+    // A newer job, cancelled at once: ended, it is still listed above the older one running.
+    let newer = master.cli(&[&submit[..], &["--param", "ms=20"]].concat());
+    let newest = String::from_utf8_lossy(&newer.stdout).trim().to_string();
+    let cancel = master.cli(&["--token", "dash-t", "cancel", &newest]);
+    assert!(cancel.status.success(), "{cancel:?}");
 
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let (shot, phone) = (dir.join("dashboard.png"), dir.join("dashboard-phone.png"));
@@ -77,6 +84,14 @@ fn the_dashboard_shows_a_job_advance_live_and_cancels_it_in_a_real_browser() {
     assert!(out.status.success(), "the browser script failed: {out:?}");
     let seen = json(&out);
     assert_eq!(seen["asked_for_token"], true, "{seen}");
+    let behind = seen["behind_token"].to_string();
+    assert!(behind.contains("behind the token"), "{seen}");
+    assert!(!behind.contains("No jobs") && !behind.contains("No workers"), "{seen}");
+    assert_eq!(seen["row_order"], serde_json::json!([newest, id]), "newest first: {seen}");
+    let rates = seen["worker_rates"].as_array().cloned().unwrap_or_default();
+    assert_eq!(rates.len(), 2, "{seen}");
+    assert!(rates.iter().all(|r| r.as_str().is_some_and(|r| r != "0/s")), "{seen}");
+    assert_eq!(seen["csp_violations"], serde_json::json!([]), "{seen}");
     assert!(seen["later_done"].as_u64() > seen["first_done"].as_u64(), "{seen}");
     assert_eq!(seen["state_after"], "cancelled", "{seen}");
     assert_eq!(seen["no_reload"], true, "the page reloaded: {seen}");

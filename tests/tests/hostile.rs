@@ -18,43 +18,56 @@ enum Answer {
     Zero,
 }
 
+/// Opens a worker session as `name`, registered with `threads` threads and `kernels`: the way
+/// to send it messages, and its stream from the master.
+async fn session(
+    url: &str,
+    name: &str,
+    threads: u32,
+    kernels: &[farm_proto::KernelDescriptor],
+) -> (mpsc::Sender<pb::WorkerMessage>, tonic::Streaming<pb::MasterMessage>) {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut client = worker_service_client::WorkerServiceClient::new(channel);
+    let (tx, rx) = mpsc::channel(64);
+    let register = pb::Register {
+        protocol_version: farm_proto::PROTOCOL_VERSION,
+        threads,
+        kernels: kernels.iter().map(pb::KernelDescriptor::from).collect(),
+        name: name.to_string(),
+        hostname: "fake".into(),
+        pid: 1,
+        restarts: 0,
+        allocation: String::new(),
+    };
+    let register = pb::WorkerMessage { msg: Some(worker_message::Msg::Register(register)) };
+    tx.send(register).await.expect("register");
+    let inbound = client.connect(ReceiverStream::new(rx)).await.expect("session").into_inner();
+    (tx, inbound)
+}
+
+/// A runtime for a fake worker's tasks.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// Starts a fake worker named `name` in its own runtime: it registers with 4,096 threads and
 /// the built-in kernels, heartbeats every 100 ms, and answers as `answer` says. It stops when
 /// the returned runtime drops.
 fn fake_worker(url: &str, name: &str, answer: Answer) -> tokio::runtime::Runtime {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     let (url, name) = (url.to_string(), name.to_string());
     rt.spawn(async move {
-        let channel = tonic::transport::Endpoint::from_shared(url)
-            .expect("url")
-            .connect()
-            .await
-            .expect("connect");
-        let mut client = worker_service_client::WorkerServiceClient::new(channel);
-        let (tx, rx) = mpsc::channel(64);
-        let kernels = farm_worker::Registry::builtin(false)
-            .descriptors()
-            .iter()
-            .map(pb::KernelDescriptor::from)
-            .collect();
-        let register = pb::Register {
-            protocol_version: farm_proto::PROTOCOL_VERSION,
-            threads: 4096,
-            kernels,
-            name,
-            hostname: "fake".into(),
-            pid: 1,
-            restarts: 0,
-            allocation: String::new(),
-        };
+        let kernels = farm_worker::Registry::builtin(false).descriptors().to_vec();
+        let (tx, mut inbound) = session(&url, &name, 4096, &kernels).await;
         let send = |msg| pb::WorkerMessage { msg: Some(msg) };
-        tx.send(send(worker_message::Msg::Register(register))).await.expect("register");
-        let mut inbound =
-            client.connect(ReceiverStream::new(rx)).await.expect("session").into_inner();
         let mut beat = tokio::time::interval(Duration::from_millis(100));
         loop {
             tokio::select! {
@@ -140,4 +153,75 @@ fn a_shard_that_fails_at_once_backs_off_between_retries() {
     assert_eq!(v["reruns"], 5, "{v}");
     // 100 + 200 + 400 + 800 + 1600 ms of backoff: a lower bound, whatever the load.
     assert!(took >= Duration::from_millis(3100), "no backoff: failed after {took:?}");
+}
+
+/// A valid farm module of `pad` bytes and a few more: the smallest `farm_run`, padded with a
+/// custom section.
+fn padded_module(pad: usize) -> Vec<u8> {
+    let wat = r#"(module (func (export "farm_run") (param i64 i64) (result i64) (i64.const 1)))"#;
+    let mut wasm = wat::parse_str(wat).expect("wat");
+    let leb = |wasm: &mut Vec<u8>, mut n: usize| loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        wasm.push(if n == 0 { byte } else { byte | 0x80 });
+        if n == 0 {
+            break;
+        }
+    };
+    wasm.push(0);
+    leb(&mut wasm, 1 + 3 + pad);
+    leb(&mut wasm, 3);
+    wasm.extend_from_slice(b"pad");
+    wasm.resize(wasm.len() + pad, 0);
+    wasm
+}
+
+#[test]
+fn a_worker_that_floods_module_fetches_without_reading_is_dropped_and_the_master_stays_small() {
+    let master = Master::start(&[]);
+    let _real = master.worker(&["--threads", "1", "--name", "real"]);
+    let rt = runtime();
+    let url = master.url.clone();
+    let module = rt.block_on(async {
+        let mut client = farm_client::Client::connect(&url).await.expect("client");
+        client.put_module(padded_module(1 << 20)).await.expect("module stored").sha256
+    });
+    let mut registry = farm_worker::Registry::builtin(false);
+    let config = farm_worker::WasmConfig { cache_dir: None, ..Default::default() };
+    registry.enable_wasm(config).expect("wasm");
+    let (tx, inbound) = rt.block_on(session(&url, "flooder", 1, &registry.descriptors()));
+    master.wait_workers(2);
+    let pid = master.proc.pid();
+    let peak = Peak::start(pid);
+    // 1,000 asks for the 1 MiB module, its stream never read; heartbeats go on, so only the
+    // flood can get it dropped.
+    let flood = rt.spawn(async move {
+        let msg = |msg| pb::WorkerMessage { msg: Some(msg) };
+        let fetch = pb::FetchModule { sha256: module };
+        for _ in 0..1000 {
+            let ask = msg(worker_message::Msg::FetchModule(fetch.clone()));
+            if tx.send_timeout(ask, Duration::from_secs(1)).await.is_err() {
+                break;
+            }
+        }
+        let mut beat = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            beat.tick().await;
+            let _ = tx.try_send(msg(worker_message::Msg::Heartbeat(pb::Heartbeat {})));
+        }
+    });
+    let why = master.proc.wait_for_log(WAIT, "of the flooder dropped", |l| {
+        l.contains("worker reads too slowly, dropping its session")
+    });
+    assert!(why.contains("queued_bytes="), "{why}");
+    let gone = |ws: &[serde_json::Value]| ws.iter().all(|w| w["name"] != "flooder");
+    master.wait_workers_where("the flooder gone", gone);
+    let started = Instant::now();
+    let v = master.submit_wait(&["noop", "--range", "0..10", "--shard-size", "1"]);
+    assert_eq!(v["state"], "succeeded", "{v}");
+    let (took, peak_mib) = (started.elapsed(), peak.stop());
+    assert!(peak_mib < 100, "the master grew to {peak_mib} MiB");
+    eprintln!("master peak {peak_mib} MiB; sanity job in {took:?}");
+    flood.abort();
+    drop(inbound);
 }

@@ -1,6 +1,7 @@
 //! The master's HTTP endpoint: `/metrics` during a job (shards completed rising to the job's
 //! shard count), the token on the dashboard's API and on `/metrics` (open only with
-//! `--metrics-open`), actions, `--http off`, and `farm run` naming its dashboard.
+//! `--metrics-open`), actions, `--http off`, `farm run` naming its dashboard, the refusal of
+//! other hosts and cross-origin actions, the security headers, and the feed's rates and order.
 
 use farm_tests::*;
 
@@ -195,4 +196,127 @@ fn a_jobs_detail_shows_its_shard_logs_failed_runs_first() {
     assert!(logs[0].starts_with("shard 3 on ") && logs[0].contains("failed, exit 1"), "{logs:?}");
     assert!(logs[0].contains("exited with code 1") && logs[0].ends_with("note 3"), "{logs:?}");
     assert!(logs[1].starts_with("shard 0 on ") && logs[1].ends_with("note 0"), "{logs:?}");
+}
+
+/// A DNS-rebound page names its own host; a cross-site page sends its own origin.
+#[test]
+fn requests_for_other_hosts_and_cross_origin_actions_are_refused() {
+    let master = Master::start(&[
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+        "--http",
+        "127.0.0.1:0",
+        "--http-allow-host",
+        "farm.example",
+    ]);
+    let dash = master.http.clone().expect("dashboard address");
+    let addr = dash.trim_start_matches("http://").to_string();
+    let port = addr.rsplit(':').next().expect("port").to_string();
+    for host in
+        ["evil.example".to_string(), format!("evil.example:{port}"), "127.0.0.1.evil".into()]
+    {
+        let h = format!("Host: {host}");
+        for (method, path) in [("GET", "/api/state"), ("GET", "/"), ("POST", "/api/jobs/1/cancel")]
+        {
+            let r = http(method, &dash, path, &[&h, "x-farm-action: 1"]).expect("request");
+            assert_eq!(r.status, 403, "{host} {path}: {r:?}");
+            assert_eq!(r.body.lines().count(), 1, "{r:?}");
+            assert!(r.body.contains("is not this dashboard's"), "{r:?}");
+        }
+    }
+    let allowed = [addr.clone(), format!("localhost:{port}"), format!("farm.example:{port}")];
+    for host in allowed.iter().map(String::as_str).chain(["FARM.example"]) {
+        let r = http("GET", &dash, "/api/state", &[&format!("Host: {host}")]).expect("get");
+        assert_eq!(r.status, 200, "{host}: {r:?}");
+    }
+
+    master.wait_workers(1);
+    let out = master.cli(&["submit", "spin", "--range", "0..100000", "--param", "ms=5"]);
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let cancel = format!("/api/jobs/{id}/cancel");
+    let other_port: u16 = port.parse::<u16>().expect("port").wrapping_add(1);
+    for origin in ["http://evil.example", "null", &format!("http://127.0.0.1:{other_port}")] {
+        let o = format!("Origin: {origin}");
+        let r = http("POST", &dash, &cancel, &[&o, "x-farm-action: 1"]).expect("post");
+        assert_eq!(r.status, 403, "{origin}: {r:?}");
+        assert_eq!(r.body.trim(), "actions are taken from the dashboard's own page only");
+    }
+    let drain = http("POST", &dash, "/api/workers/1/drain", &["Origin: http://evil.example"]);
+    assert_eq!(drain.expect("post").status, 403);
+    // Both were refused, not lost: the job still runs, the worker still takes shards, and the
+    // same request from the page's own origin cancels.
+    let status = json(&master.cli(&["status", &id, "--json"]))[0].clone();
+    assert_eq!(status["state"], "running", "{status}");
+    let workers = json(&master.cli(&["workers", "--json"]));
+    assert_eq!(workers[0]["draining"], false, "{workers}");
+    let own = format!("Origin: http://{addr}");
+    let r = http("POST", &dash, &cancel, &[&own, "x-farm-action: 1"]).expect("post");
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[test]
+fn every_response_carries_the_security_headers() {
+    let master = Master::start(&["--token", "t", "--http", "127.0.0.1:0"]);
+    let dash = master.http.clone().expect("dashboard address");
+    let auth = "Authorization: Bearer t";
+    let replies = [
+        http("GET", &dash, "/", &[]),
+        http("GET", &dash, "/app.js", &[]),
+        http("GET", &dash, "/style.css", &[]),
+        http("GET", &dash, "/api/state", &[auth]),
+        http("GET", &dash, "/api/state", &[]),
+        http("GET", &dash, "/no-such-page", &[]),
+        http("GET", &dash, "/", &["Host: evil.example"]),
+    ];
+    for r in replies {
+        let r = r.expect("request");
+        let csp = r.header("content-security-policy").unwrap_or_default();
+        assert!(csp.contains("default-src 'self'"), "{r:?}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{r:?}");
+        assert_eq!(r.header("x-frame-options"), Some("DENY"), "{r:?}");
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{r:?}");
+        assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{r:?}");
+    }
+    // The page runs under that policy: its only script and style are its own files.
+    let page = get(&dash, "/", None).body;
+    assert_eq!(page.matches("<script").count(), 1, "{page}");
+    assert!(page.contains(r#"<script src="/app.js"></script>"#), "{page}");
+    assert!(!page.contains("<style") && !page.contains("style="), "{page}");
+    let handlers = page.split_whitespace().filter(|w| w.starts_with("on") && w.contains("=\""));
+    assert_eq!(handlers.count(), 0, "no inline event handlers: {page}");
+}
+
+#[test]
+fn a_busy_workers_rate_shows_at_once_and_jobs_come_newest_first() {
+    let master = Master::start(&["--workers", "1", "--threads", "2", "--http", "127.0.0.1:0"]);
+    let dash = master.http.clone().expect("dashboard address");
+    master.wait_workers(1);
+    let spin = ["spin", "--range", "0..100000", "--shard-size", "1", "--param", "ms=5"];
+    let older: u64 = master.submit(&spin).parse().expect("job id");
+    let newer: u64 = master.submit(&spin).parse().expect("job id");
+    assert!(master.cli(&["cancel", &newer.to_string()]).status.success());
+    let busy = wait_until(WAIT, || {
+        json(&master.cli(&["workers", "--json"]))[0]["done"].as_u64().is_some_and(|d| d > 0)
+    });
+    assert!(busy, "the worker never completed a shard");
+    // The first frame the master builds, and every one after, shows the busy worker's rate.
+    let started = std::time::Instant::now();
+    let mut frames = 0;
+    while started.elapsed() < std::time::Duration::from_secs(2) {
+        let state = get(&dash, "/api/state", None);
+        let v: serde_json::Value = serde_json::from_str(&state.body).expect("JSON");
+        let w = &v["workers"][0];
+        assert_eq!(w["busy"], 2, "frame {frames}: {w}");
+        assert!(w["rate"].as_f64().is_some_and(|r| r > 0.0), "frame {frames}: {w}");
+        // Newest first: the cancelled newer job above the older one still running. (Frames
+        // are paced, not waited for: each one is checked.)
+        let ids: Vec<u64> =
+            v["jobs"].as_array().expect("jobs").iter().filter_map(|j| j["id"].as_u64()).collect();
+        assert_eq!(ids, vec![newer, older], "frame {frames}");
+        frames += 1;
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(frames >= 5, "{frames} frames in 2 s");
 }

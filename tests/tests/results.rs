@@ -6,50 +6,10 @@
 use farm_tests::*;
 use sha2::{Digest, Sha256};
 use std::io::BufRead;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
 
 /// Digests in the result: 2,000,000 × 67 bytes of JSON ≈ 128 MiB, twice what the master may
 /// grow by, so a master that kept the result would fail the bound below.
 const ITEMS: u64 = 2_000_000;
-
-/// The master's resident memory, in KiB, from /proc/PID/status (0 once it is gone).
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or_default();
-    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0)
-}
-
-/// Samples a process's resident memory every 20 ms until stopped; keeps the peak.
-struct Peak {
-    peak: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Peak {
-    fn start(pid: u32) -> Peak {
-        let (peak, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
-        let (p, s) = (peak.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                p.fetch_max(rss_kib(pid), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        Peak { peak, stop, thread: Some(thread) }
-    }
-
-    /// Stops sampling; the peak in MiB.
-    fn stop(mut self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            t.join().expect("sampler");
-        }
-        self.peak.load(Ordering::Relaxed) / 1024
-    }
-}
 
 #[test]
 fn a_result_past_the_message_limit_is_streamed_to_a_file_with_flat_master_memory() {

@@ -1,6 +1,8 @@
 //! Allocation queues on a real Slurm (the one-node cluster of `scripts/slurm-up.sh`): a master
 //! with no workers of its own runs a job through workers Slurm started, and they leave within
-//! their idle timeout; bad sbatch arguments pause the queue with Slurm's own message. Without
+//! their idle timeout; bad sbatch arguments pause the queue with Slurm's own message; sbatch
+//! options the operator did not allow are denied by name, while allowed and fixed ones reach
+//! Slurm. Without
 //! Slurm these tests skip with a reason, except under CI=true, where they fail.
 
 use farm_tests::*;
@@ -242,6 +244,107 @@ fn bad_queue_requests_get_a_one_line_error() {
     let removed = master.cli(&["alloc", "remove", "twice", "--json"]);
     assert!(json(&removed)[0]["state"] == "removing", "{removed:?}");
     assert!(wait_until(Duration::from_secs(20), || alloc_list(&master, &[]).is_empty()));
+}
+
+/// `farm alloc add slurm --name queue -- args` on `master`.
+fn add_with(master: &Master, queue: &str, args: &[&str]) -> std::process::Output {
+    master.cli(&[&["alloc", "add", "slurm", "--name", queue, "--"][..], args].concat())
+}
+
+#[test]
+fn sbatch_options_the_operator_did_not_allow_are_denied_by_name() {
+    let master = Master::start(&["--alloc-allow-option", "partition,time"]);
+    let cases: [(&[&str], &str); 6] = [
+        (&["--export=LD_PRELOAD=/tmp/x.so"], "--export"),
+        (&["--output=/tmp/x"], "--output"),
+        (&["-o", "/tmp/x"], "--output"),
+        (&["--partition=farm", "--account=me"], "--account"),
+        (&["--exp=ALL"], "--exp"),
+        (&["--wrap", "id"], "--wrap"),
+    ];
+    for (args, option) in cases {
+        let out = add_with(&master, "denied", args);
+        assert!(!out.status.success(), "{args:?}");
+        let want = format!(
+            "error: permission denied: sbatch option {option} is not allowed on this master \
+             (it allows: --partition, --time; the operator sets them with --alloc-allow-option)"
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), want, "{args:?}");
+    }
+    let bad: [(&[&str], &str); 3] = [
+        (
+            &["/tmp/mine.sh"],
+            "error: invalid argument: sbatch argument \"/tmp/mine.sh\" is not an option",
+        ),
+        (
+            &["--partition", "a;b"],
+            "error: invalid argument: the value \"a;b\" of sbatch option --partition",
+        ),
+        (&["-p"], "error: invalid argument: sbatch option --partition needs a value"),
+    ];
+    for (args, want) in bad {
+        let out = add_with(&master, "bad", args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.starts_with(want), "{args:?}: {err}");
+    }
+    assert!(alloc_list(&master, &[]).is_empty(), "no queue was added");
+    // A bad operator list stops the master at once.
+    let args =
+        ["master", "--listen", "127.0.0.1:0", "--http", "off", "--alloc-allow-option", "out put"];
+    let out = run(&args, &tag());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--alloc-allow-option"), "{err}");
+}
+
+#[test]
+fn an_allowed_partition_and_the_operators_fixed_arguments_reach_slurm() {
+    if !slurm_up() {
+        return;
+    }
+    let tag = tag();
+    let queue = queue_name("allowed");
+    let cleanup = Cleanup::new(&tag, &queue);
+    let dir = cleanup.dir.display().to_string();
+    let flags = ["--alloc-dir", &dir, "--alloc-fixed-arg=--comment=operator-fixed"];
+    let master = Master::start_tagged(&flags, &tag, "127.0.0.1:0");
+    let denied = add_with(&master, &queue, &["--export=LD_PRELOAD=/tmp/x.so"]);
+    let err = String::from_utf8_lossy(&denied.stderr);
+    assert!(err.starts_with("error: permission denied: sbatch option --export "), "{err}");
+    let denied = add_with(&master, &queue, &["--output=/tmp/x"]);
+    let err = String::from_utf8_lossy(&denied.stderr);
+    assert!(err.starts_with("error: permission denied: sbatch option --output "), "{err}");
+
+    let add = master.cli(&[
+        "alloc",
+        "add",
+        "slurm",
+        "--name",
+        &queue,
+        "--max-workers",
+        "1",
+        "--threads",
+        "1",
+        "--idle-timeout",
+        "3s",
+        "--",
+        "-p",
+        "farm",
+    ]);
+    assert!(add.status.success(), "alloc add failed: {add:?}");
+    let queues = alloc_list(&master, &[]);
+    assert_eq!(queues[0]["spec"]["extra_args"], serde_json::json!(["--partition=farm"]));
+    let done = master.submit_wait(&["noop", "--range", "0..4"]);
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let allocs = wait_allocs(&master, "a worker from the queue", |a| {
+        a.iter().any(|x| x["workers_seen"] == 1)
+    });
+    let id = allocs[0]["id"].as_str().expect("id");
+    let job = Command::new("scontrol").args(["show", "job", id]).output().expect("scontrol");
+    let text = String::from_utf8_lossy(&job.stdout);
+    assert!(text.contains("Partition=farm"), "{text}");
+    assert!(text.contains("Comment=operator-fixed"), "{text}");
+    wait_allocs(&master, "every allocation ended", |a| a.iter().all(|x| x["state"] == "ended"));
+    assert!(wait_until(WAIT, || cleanup.live_jobs().is_empty()));
 }
 
 /// A master with an allocation queue `queue` (one worker at a time, one thread) and `extra`

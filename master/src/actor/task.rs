@@ -66,7 +66,7 @@ impl CoreTask {
             }
         }
         for (_, s) in self.fx.sessions.drain() {
-            let _ = s.tx.send(Err(gone()));
+            s.tx.close(gone());
         }
         self.fx.flush_journal();
         debug!("core task stopped");
@@ -87,6 +87,7 @@ impl CoreTask {
             commands += 1;
         }
         self.core.dispatch(now.into_std(), &mut self.fx);
+        self.drop_fallen_behind(now);
         self.fx.flush_journal();
         let took = started.elapsed();
         self.fx.tally.metrics().core_batch.observe(took.as_secs_f64());
@@ -107,13 +108,23 @@ impl CoreTask {
         for lost in self.fx.lost.drain(..) {
             self.catalog.left(lost);
         }
-        self.core.dispatch(now.into_std(), &mut self.fx);
-        self.fx.flush_journal();
         if beat {
-            let beat = || Ok(ToWorker::Heartbeat.into());
-            for s in self.fx.sessions.values() {
-                let _ = s.tx.send(beat());
+            let ids: Vec<WorkerId> = self.fx.sessions.keys().copied().collect();
+            ids.into_iter().for_each(|id| self.fx.send(id, ToWorker::Heartbeat));
+        }
+        self.core.dispatch(now.into_std(), &mut self.fx);
+        self.drop_fallen_behind(now);
+        self.fx.flush_journal();
+    }
+
+    /// Drops, as lost, the sessions whose queue went over its byte bound (their shards go
+    /// elsewhere, which may in turn find another behind), then dispatches again.
+    fn drop_fallen_behind(&mut self, now: Instant) {
+        while !self.fx.fell_behind.is_empty() {
+            for (worker, why) in std::mem::take(&mut self.fx.fell_behind) {
+                self.left(worker, why, now.into_std());
             }
+            self.core.dispatch(now.into_std(), &mut self.fx);
         }
     }
 
@@ -128,7 +139,8 @@ impl CoreTask {
         let (name, threads) = (spec.name.clone(), spec.threads);
         let id = self.core.next_worker_id();
         let welcome = ToWorker::Welcome(Welcome { worker_id: id, heartbeat: self.heartbeat });
-        let _ = tx.send(Ok(welcome.into()));
+        // The queue is new and empty: the welcome always fits.
+        let _ = tx.send(welcome.into());
         let heard = LastHeard::new(self.base);
         self.fx.sessions.insert(id, Session { tx, heard: heard.clone() });
         let joined = self.core.worker_joined(spec, now.into_std(), &mut self.fx);

@@ -3,15 +3,16 @@
 
 use super::*;
 use crate::core::CoreConfig;
+use crate::outgoing::{self, WorkerRx};
 use farm_proto::pb::master_message::Msg;
 use farm_proto::{JobSource, Params};
+use futures::{FutureExt, StreamExt};
 use std::future::Future;
-use tokio::sync::mpsc::UnboundedReceiver;
 
 const HEARTBEAT: Duration = Duration::from_secs(1);
 const WAIT: Duration = Duration::from_secs(60);
 
-type Inbox = UnboundedReceiver<Result<pb::MasterMessage, Status>>;
+type Inbox = WorkerRx;
 
 fn start() -> (CoreHandle, Tasks) {
     let tasks = Tasks::default();
@@ -23,7 +24,12 @@ fn start() -> (CoreHandle, Tasks) {
 }
 
 async fn join(core: &CoreHandle) -> (WorkerId, LastHeard, Inbox) {
-    let (tx, rx) = mpsc::unbounded_channel();
+    join_bounded(core, outgoing::MIN_QUEUE_BYTES).await
+}
+
+/// A worker whose queue holds at most `bound` bytes.
+async fn join_bounded(core: &CoreHandle, bound: usize) -> (WorkerId, LastHeard, Inbox) {
+    let (tx, rx) = outgoing::channel(bound, Default::default());
     let spec = WorkerSpec { threads: 1, kinds: vec!["noop".into()], ..Default::default() };
     let noop = KernelDescriptor::new("noop", farm_proto::OutputShape::Count, "nothing");
     let (id, heard) = core.join(spec, vec![noop], tx).await.expect("join");
@@ -56,7 +62,7 @@ async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
 /// The next message that is not a heartbeat: `Ok` a message, `Err` the session's end.
 async fn next(inbox: &mut Inbox) -> Result<Msg, Status> {
     loop {
-        match within("a message", inbox.recv()).await.expect("session open") {
+        match within("a message", inbox.next()).await.expect("session open") {
             Ok(pb::MasterMessage { msg: Some(Msg::Heartbeat(_)) }) => continue,
             Ok(pb::MasterMessage { msg: Some(msg) }) => return Ok(msg),
             Ok(pb::MasterMessage { msg: None }) => panic!("empty message"),
@@ -105,7 +111,7 @@ async fn a_worker_that_keeps_heartbeating_stays() {
     let ids: Vec<WorkerId> = core.workers().await.expect("workers").iter().map(|w| w.id).collect();
     assert_eq!(ids, vec![w]);
     // Only heartbeats came meanwhile: the session is still open.
-    while let Ok(msg) = inbox.try_recv() {
+    while let Some(Some(msg)) = inbox.next().now_or_never() {
         assert!(matches!(msg, Ok(pb::MasterMessage { msg: Some(Msg::Heartbeat(_)) })), "{msg:?}");
     }
     assert!(tasks.shutdown(Duration::from_secs(1)).await.is_empty());
@@ -119,7 +125,28 @@ async fn shutdown_ends_every_session_and_stops_the_core_task() {
     assert!(tasks.shutdown(Duration::from_secs(1)).await.is_empty());
     let ended = next(&mut inbox).await.expect_err("session ended");
     assert_eq!(ended.code(), tonic::Code::Unavailable);
-    assert!(inbox.recv().await.is_none(), "the core's task dropped the session");
+    assert!(inbox.next().await.is_none(), "the core's task dropped the session");
     let refused = core.workers().await.expect_err("the core is gone");
     assert_eq!(refused.code(), tonic::Code::Unavailable);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_that_does_not_read_is_dropped_and_its_shards_move() {
+    let (core, tasks) = start();
+    // Room for nothing beyond the welcome, which this worker never reads.
+    let (slow, heard_slow, mut inbox_slow) = join_bounded(&core, 0).await;
+    keep_alive(&tasks, heard_slow);
+    submit(&core, 1).await;
+    let (b, heard_b, mut inbox_b) = join(&core).await;
+    keep_alive(&tasks, heard_b);
+    assert!(matches!(next(&mut inbox_b).await, Ok(Msg::Welcome(_))));
+    // Its assignment (or a heartbeat) finds the queue over the bound: the session is dropped,
+    // its queue emptied, and its shard goes to b, while it still heartbeats.
+    assert_eq!(assigned(&mut inbox_b).await, vec![0]);
+    let ids: Vec<WorkerId> = core.workers().await.expect("workers").iter().map(|w| w.id).collect();
+    assert_eq!(ids, vec![b]);
+    let ended = next(&mut inbox_slow).await.expect_err("its stream fails");
+    assert_eq!(ended.code(), tonic::Code::Unavailable);
+    assert_ne!(slow, b);
+    assert!(tasks.shutdown(Duration::from_secs(1)).await.is_empty());
 }

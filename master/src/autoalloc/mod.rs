@@ -6,17 +6,20 @@
 //! `task.rs` is the tracked task that owns it: it asks the core's task for its numbers on a
 //! tick, carries the effects out through `slurm.rs` (child processes with a timeout each,
 //! never on the core's task) and serves `AllocAdd`/`AllocList`/`AllocRemove`. `script.rs`
-//! writes the batch script each allocation runs.
+//! writes the batch script each allocation runs; `policy.rs` checks the sbatch arguments a
+//! client asks for against what the operator allowed.
 
 mod machine;
 #[cfg(test)]
 mod machine_tests;
+mod policy;
 mod queue;
 mod script;
 mod slurm;
 mod task;
 
 pub use machine::{Allocator, AllocatorConfig, Effect, SchedState};
+pub use policy::{SbatchPolicy, DEFAULT_ALLOWED};
 pub use task::{spawn, AllocHandle};
 
 use std::path::PathBuf;
@@ -39,6 +42,8 @@ pub struct AllocSettings {
     pub dir: PathBuf,
     /// The kernels allocated workers offer: only shards of these kinds call for allocations.
     pub kinds: Vec<String>,
+    /// The sbatch options clients may set and the operator's fixed arguments.
+    pub sbatch: SbatchPolicy,
 }
 
 /// How often the allocator looks at the queue.
@@ -56,6 +61,9 @@ pub enum AllocError {
     /// No such queue (NotFound).
     #[error("no allocation queue {0}")]
     NoSuchQueue(String),
+    /// An sbatch option the operator did not allow (PermissionDenied).
+    #[error("{0}")]
+    Denied(String),
     /// This master cannot start workers (FailedPrecondition).
     #[error("{0}")]
     Unavailable(String),
@@ -68,6 +76,27 @@ impl From<AllocError> for tonic::Status {
             e @ AllocError::Exists(_) => tonic::Status::already_exists(e.to_string()),
             e @ AllocError::NoSuchQueue(_) => tonic::Status::not_found(e.to_string()),
             AllocError::Unavailable(m) => tonic::Status::failed_precondition(m),
+            AllocError::Denied(m) => tonic::Status::permission_denied(m),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AllocError;
+    use tonic::Code;
+
+    #[test]
+    fn every_refusal_has_its_grpc_code() {
+        let cases = [
+            (AllocError::Invalid("x".into()), Code::InvalidArgument),
+            (AllocError::Exists("x".into()), Code::AlreadyExists),
+            (AllocError::NoSuchQueue("x".into()), Code::NotFound),
+            (AllocError::Denied("x".into()), Code::PermissionDenied),
+            (AllocError::Unavailable("x".into()), Code::FailedPrecondition),
+        ];
+        for (e, code) in cases {
+            assert_eq!(tonic::Status::from(e).code(), code);
         }
     }
 }

@@ -94,6 +94,7 @@ mod tests {
             token: Some("secret".into()),
             dir: "/tmp/x".into(),
             kinds: vec![],
+            sbatch: Default::default(),
         }
     }
 

@@ -29,6 +29,11 @@ impl Slurm {
         Slurm { settings, timeout: COMMAND_TIMEOUT }
     }
 
+    /// What clients may pass to sbatch.
+    pub fn policy(&self) -> &super::SbatchPolicy {
+        &self.settings.sbatch
+    }
+
     /// Writes the queue's script (and the token file) and submits it; returns the job id, or
     /// the scheduler's own message.
     pub async fn submit(&self, spec: &AllocQueueSpec) -> Result<String, String> {
@@ -38,7 +43,9 @@ impl Slurm {
             .map_err(|e| format!("writing the batch script failed: {e}"))?
             .map_err(|e| format!("writing the batch script failed: {e}"))?;
         let mut args: Vec<String> = vec!["--parsable".into()];
+        // The client's arguments (checked at `add`), then the operator's, which win.
         args.extend(spec.extra_args.iter().cloned());
+        args.extend(self.settings.sbatch.fixed.iter().cloned());
         args.push(script.display().to_string());
         let out = run("sbatch", &args, self.timeout).await?;
         let id = out.split(';').next().unwrap_or("").trim().to_string();
@@ -99,30 +106,27 @@ fn token_path(dir: &Path) -> PathBuf {
     dir.join("token")
 }
 
-/// Writes `<dir>/token` (0600) if workers need a token, `<dir>/<queue>/worker.sh` and the log
-/// folder; returns the script's path. The folder is the master user's only (0700).
+/// Writes `<dir>/token` if workers need a token, `<dir>/<queue>/worker.sh` and the log
+/// folder; returns the script's path. The folders are the master user's only (0700, checked),
+/// the files 0600 and never written through a symlink (see [`crate::private`]).
 fn prepare(settings: &AllocSettings, spec: &AllocQueueSpec) -> std::io::Result<PathBuf> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use crate::private::{private_dir, write_private};
     let queue_dir = settings.dir.join(&spec.name);
     let logs = queue_dir.join("logs");
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&logs)?;
+    for dir in [&settings.dir, &queue_dir, &logs] {
+        private_dir(dir)?;
+    }
     let token_file = match &settings.token {
         Some(token) => {
             let path = token_path(&settings.dir);
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&path)?;
-            std::io::Write::write_all(&mut f, token.as_bytes())?;
+            write_private(&path, token.as_bytes())?;
             Some(path.display().to_string())
         }
         None => None,
     };
     let script = sbatch_script(spec, settings, token_file.as_deref(), &logs.display().to_string());
     let path = queue_dir.join("worker.sh");
-    std::fs::write(&path, script)?;
+    write_private(&path, script.as_bytes())?;
     Ok(path)
 }
 

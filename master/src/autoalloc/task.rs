@@ -142,16 +142,7 @@ impl Runner {
     fn apply(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Add(spec, reply) => {
-                let result = if self.slurm.is_none() {
-                    Err(AllocError::Unavailable(
-                        "this master cannot start workers (no executable or address to give \
-                         them); start it with `farm master`"
-                            .into(),
-                    ))
-                } else {
-                    self.machine.add(spec, now())
-                };
-                let _ = reply.send(result);
+                let _ = reply.send(self.add(spec));
             }
             Cmd::List(reply) => {
                 let _ = reply.send(self.machine.list(now()));
@@ -164,6 +155,20 @@ impl Runner {
                 let _ = reply.send(result);
             }
         }
+    }
+
+    /// Registers a queue whose sbatch arguments the operator allows, rewritten in the form
+    /// they were checked in.
+    fn add(&mut self, mut spec: AllocQueueSpec) -> Result<AllocQueueInfo, AllocError> {
+        let Some(slurm) = &self.slurm else {
+            return Err(AllocError::Unavailable(
+                "this master cannot start workers (no executable or address to give them); \
+                 start it with `farm master`"
+                    .into(),
+            ));
+        };
+        spec.extra_args = slurm.policy().check(&spec.extra_args)?;
+        self.machine.add(spec, now())
     }
 
     /// Runs each effect's command beside this task; its outcome comes back through `running`.

@@ -2,7 +2,7 @@
 //! core's task through the same handle; a refusal goes through the one mapping of core errors
 //! to gRPC codes (`grpc::status`), then to the matching HTTP status.
 
-use super::feed::JobOut;
+use super::feed::{average, tenth, JobOut};
 use super::{Http, ACTION_HEADER};
 use crate::core::{CoreError, JobRow, ShardTrouble};
 use crate::grpc::status;
@@ -110,8 +110,7 @@ impl From<&ShardTrouble> for Trouble {
 
 /// The average rate of a job since it was submitted.
 fn average_rate(row: &JobRow) -> f64 {
-    let ms = row.view.elapsed_ms.max(1) as f64;
-    (row.view.done as f64 * 1000.0 / ms * 10.0).round() / 10.0
+    tenth(average(row.view.done, row.view.elapsed_ms))
 }
 
 /// `GET /api/jobs/{id}`: one job, with its troubled shards.

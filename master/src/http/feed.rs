@@ -3,7 +3,8 @@
 //! busy threads, totals, the throughput history), shared by every browser through a watch
 //! channel. The throughput history samples the shards-done counter every second whether or not
 //! anyone listens (an atomic load, no command to the core), so a page opened late still shows
-//! the last minutes.
+//! the last minutes. Jobs are listed newest first; rates are shards done over the last few
+//! seconds of frames ([`Window`]), the average until a window spans long enough.
 
 use crate::actor::CoreHandle;
 use crate::core::{JobId, JobRow, Overview, WorkerId, WorkerRow};
@@ -20,7 +21,7 @@ const TICK: Duration = Duration::from_secs(1);
 const HISTORY: usize = 600;
 /// Ended jobs shown besides the ones still going.
 const RECENT: usize = 20;
-/// Most jobs in a frame (the oldest still going first), so a frame stays small.
+/// Most jobs in a frame (the newest first), so a frame stays small.
 const MAX_JOBS: usize = 300;
 
 /// The feed: the latest frame and what rates are computed from.
@@ -36,16 +37,46 @@ pub(super) struct Feed {
 /// What rates are computed from.
 #[derive(Default)]
 struct Rates {
-    /// When the previous frame was built.
-    last: Option<Instant>,
-    /// Per job: shards done at the previous frame, and the smoothed rate.
-    jobs: HashMap<JobId, (u64, f64)>,
-    /// Per worker: shards done at the previous frame, and the smoothed rate.
-    workers: HashMap<WorkerId, (u64, f64)>,
+    /// Per job still going: its recent counts of shards done.
+    jobs: HashMap<JobId, Window>,
+    /// Per worker: its recent counts of shards done.
+    workers: HashMap<WorkerId, Window>,
     /// (unix ms, shards/s) samples, oldest first.
     history: VecDeque<(u64, f64)>,
     /// The previous sample of the shards-done counter.
     sampled: Option<(Instant, u64)>,
+}
+
+/// The span a rate is measured over: long enough to smooth shards that end in bursts, short
+/// enough that a worker that stops shows 0 within it.
+const RATE_WINDOW: Duration = Duration::from_secs(5);
+/// The shortest span a rate is measured over (frames built closer together, for a browser
+/// that just connected, measure from an earlier one).
+const MIN_SPAN: Duration = Duration::from_millis(500);
+/// Frames closer together than this add no sample, so a window holds a bounded number.
+const SAMPLE_GAP: Duration = Duration::from_millis(200);
+
+/// Recent (when, shards done) samples of one job or worker, oldest first, spanning about
+/// [`RATE_WINDOW`].
+#[derive(Default)]
+struct Window(VecDeque<(Instant, u64)>);
+
+impl Window {
+    /// Notes `done` at `now`; the rate since the oldest sample, in shards per second, or
+    /// `None` while there is no sample at least [`MIN_SPAN`] old.
+    fn rate(&mut self, now: Instant, done: u64) -> Option<f64> {
+        while self.0.len() > 1 && now.saturating_duration_since(self.0[1].0) >= RATE_WINDOW {
+            self.0.pop_front();
+        }
+        let rate = self.0.front().and_then(|&(at, before)| {
+            let span = now.saturating_duration_since(at);
+            (span >= MIN_SPAN).then(|| done.saturating_sub(before) as f64 / span.as_secs_f64())
+        });
+        if self.0.back().is_none_or(|&(at, _)| now.saturating_duration_since(at) >= SAMPLE_GAP) {
+            self.0.push_back((now, done));
+        }
+        rate
+    }
 }
 
 /// One frame of the dashboard.
@@ -53,7 +84,7 @@ struct Rates {
 struct Frame<'a> {
     /// When it was built (unix ms).
     now_ms: u64,
-    /// Jobs not yet ended, then the latest ended.
+    /// Jobs not yet ended and the latest ended, newest first.
     jobs: Vec<JobOut<'a>>,
     /// Connected workers.
     workers: Vec<WorkerOut<'a>>,
@@ -109,7 +140,7 @@ pub(super) struct JobOut<'a> {
     elapsed_ms: u64,
     /// Why it failed or was cancelled.
     error: Option<&'a str>,
-    /// Shards per second, smoothed.
+    /// Shards per second over the last few seconds (an ended job's: its average).
     rate: f64,
     /// Seconds left at that rate, while it runs.
     eta_s: Option<f64>,
@@ -138,7 +169,7 @@ struct WorkerOut<'a> {
     running: u64,
     /// Shards it completed.
     done: u64,
-    /// Shards per second, smoothed.
+    /// Shards per second over the last few seconds.
     rate: f64,
     /// Milliseconds since it was last heard from.
     heard_ms: u64,
@@ -174,16 +205,17 @@ impl<'a> JobOut<'a> {
     }
 }
 
-/// A rate from the previous count, smoothed; without one, the average since `since_ms`.
-fn rate(prev: Option<(u64, f64)>, done: u64, dt: Option<f64>, since_ms: u64) -> f64 {
-    match (prev, dt) {
-        (Some((before, smoothed)), Some(dt)) if dt > 0.0 => {
-            let now = done.saturating_sub(before) as f64 / dt;
-            0.5 * smoothed + 0.5 * now
-        }
-        _ if since_ms > 0 => done as f64 * 1000.0 / since_ms as f64,
-        _ => 0.0,
+/// The average rate of `done` shards over `ms` milliseconds (0 without time).
+pub(super) fn average(done: u64, ms: u64) -> f64 {
+    if ms == 0 {
+        return 0.0;
     }
+    done as f64 * 1000.0 / ms as f64
+}
+
+/// A rate rounded to a tenth, as the page shows it.
+pub(super) fn tenth(rate: f64) -> f64 {
+    (rate * 10.0).round() / 10.0
 }
 
 fn unix_ms() -> u64 {
@@ -228,7 +260,7 @@ impl Feed {
             let dt = now.duration_since(at).as_secs_f64();
             if dt > 0.0 {
                 let per_sec = done.saturating_sub(before) as f64 / dt;
-                r.history.push_back((unix_ms(), (per_sec * 10.0).round() / 10.0));
+                r.history.push_back((unix_ms(), tenth(per_sec)));
                 if r.history.len() > HISTORY {
                     r.history.pop_front();
                 }
@@ -245,25 +277,31 @@ impl Feed {
         Ok(frame)
     }
 
-    /// The frame of `o`, updating the rates.
+    /// The frame of `o`, updating the rates. Jobs come newest first (by id, so a job keeps
+    /// its place whatever happens to the others).
     fn frame(&self, o: &Overview) -> String {
         let now = Instant::now();
         let mut guard = self.rates.lock().unwrap_or_else(PoisonError::into_inner);
         let r = &mut *guard;
-        let dt = r.last.map(|at| now.duration_since(at).as_secs_f64());
-        r.last = Some(now);
+        let mut rows: Vec<&JobRow> = o.jobs.iter().collect();
+        rows.sort_unstable_by_key(|j| std::cmp::Reverse(j.view.id));
         let mut jobs_seen = HashMap::with_capacity(o.jobs.len());
-        let jobs: Vec<JobOut> = o
-            .jobs
-            .iter()
+        let jobs: Vec<JobOut> = rows
+            .into_iter()
             .take(MAX_JOBS)
             .map(|j| {
                 let v = &j.view;
-                // An ended job's rate is its average; a going one's, smoothed over frames.
-                let prev = r.jobs.get(&v.id).copied().filter(|_| !v.state.is_final());
-                let rate = rate(prev, v.done, dt, v.elapsed_ms);
-                jobs_seen.insert(v.id, (v.done, rate));
-                JobOut::new(j, (rate * 10.0).round() / 10.0)
+                // An ended job's rate is its average; a going one's, over the recent window
+                // (the average until it has one).
+                let rate = if v.state.is_final() {
+                    average(v.done, v.elapsed_ms)
+                } else {
+                    let mut window = r.jobs.remove(&v.id).unwrap_or_default();
+                    let rate = window.rate(now, v.done);
+                    jobs_seen.insert(v.id, window);
+                    rate.unwrap_or_else(|| average(v.done, v.elapsed_ms))
+                };
+                JobOut::new(j, tenth(rate))
             })
             .collect();
         r.jobs = jobs_seen;
@@ -272,9 +310,13 @@ impl Feed {
             .workers
             .iter()
             .map(|w| {
-                let rate = rate(r.workers.get(&w.view.id).copied(), w.view.done, dt, 0);
-                workers_seen.insert(w.view.id, (w.view.done, rate));
-                worker_out(w, (rate * 10.0).round() / 10.0)
+                let v = &w.view;
+                let mut window = r.workers.remove(&v.id).unwrap_or_default();
+                // Until the window spans long enough, the average since it connected.
+                let since_ms = v.connected_secs.max(1) * 1000;
+                let rate = window.rate(now, v.done).unwrap_or_else(|| average(v.done, since_ms));
+                workers_seen.insert(v.id, window);
+                worker_out(w, tenth(rate))
             })
             .collect();
         r.workers = workers_seen;
@@ -320,16 +362,45 @@ fn worker_out(w: &WorkerRow, rate: f64) -> WorkerOut<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::rate;
+    use super::*;
 
     #[test]
-    fn rates_are_smoothed_over_frames_and_averaged_without_one() {
-        // No previous frame: the average since submission.
-        assert_eq!(rate(None, 500, Some(1.0), 2000), 250.0);
-        assert_eq!(rate(None, 0, None, 0), 0.0);
-        // 100 more in 1 s, smoothed with the previous 50/s.
-        assert_eq!(rate(Some((400, 50.0)), 500, Some(1.0), 9000), 75.0);
+    fn a_rate_is_measured_over_the_recent_window() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut w = Window::default();
+        // No earlier sample, or one too recent: no rate yet (the caller averages).
+        assert_eq!(w.rate(at(0), 100), None);
+        assert_eq!(w.rate(at(100), 110), None);
+        // A busy worker shows its rate from the second frame on.
+        assert_eq!(w.rate(at(1000), 150), Some(50.0));
+        for s in 2..=5 {
+            w.rate(at(s * 1000), 100 + 50 * s);
+        }
+        assert_eq!(w.rate(at(6000), 400), Some(50.0));
+        // Stopped: the rate falls to 0 once the window has passed, not after a slow decay.
+        w.rate(at(8000), 400);
+        assert_eq!(w.rate(at(11_000), 400), Some(0.0));
         // A count that went backwards (a restored job) is no negative rate.
-        assert_eq!(rate(Some((600, 10.0)), 500, Some(1.0), 9000), 5.0);
+        assert_eq!(w.rate(at(12_000), 10), Some(0.0));
+    }
+
+    #[test]
+    fn frames_close_together_keep_the_window_bounded() {
+        let t0 = Instant::now();
+        let mut w = Window::default();
+        for ms in 0..10_000 {
+            w.rate(t0 + Duration::from_millis(ms), ms);
+        }
+        assert!(w.0.len() <= 27, "{}", w.0.len());
+        let rate = w.rate(t0 + Duration::from_millis(10_000), 10_000).expect("a rate");
+        assert!((rate - 1000.0).abs() < 1.0, "{rate}");
+    }
+
+    #[test]
+    fn averages_need_time() {
+        assert_eq!(average(500, 2000), 250.0);
+        assert_eq!(average(5, 0), 0.0);
+        assert_eq!(tenth(92.6694), 92.7);
     }
 }

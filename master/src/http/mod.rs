@@ -7,9 +7,12 @@
 //! listens; every browser shares that frame. With a client token, the API and `/metrics` (unless
 //! `--metrics-open`) require `authorization: Bearer TOKEN`, checked by the same rate-limited
 //! [`Gate`] as gRPC; the page itself holds no data and is open, and asks for the token.
+//! Whatever the token, [`guard`] refuses requests for other hosts and cross-origin actions, and
+//! adds the security headers to every response.
 
 mod api;
 mod feed;
+mod guard;
 
 use crate::actor::CoreHandle;
 use axum::extract::{Request, State};
@@ -30,6 +33,8 @@ pub struct HttpConfig {
     pub listener: Arc<std::net::TcpListener>,
     /// Serve `/metrics` without the token, for a scraper on a private network.
     pub metrics_open: bool,
+    /// Host names requests may name besides the listen address (`--http-allow-host`).
+    pub allow_hosts: Vec<String>,
 }
 
 /// What every handler shares.
@@ -63,20 +68,27 @@ pub(crate) fn listener(config: &HttpConfig) -> std::io::Result<tokio::net::TcpLi
 /// ticker); both stop at shutdown. `token` is the client token, if clients need one.
 pub(crate) fn spawn(
     listener: tokio::net::TcpListener,
-    metrics_open: bool,
+    config: &HttpConfig,
     core: CoreHandle,
     store: crate::store::Store,
     token: Option<String>,
 ) {
-    if let Ok(addr) = listener.local_addr() {
-        info!(%addr, metrics_open, "dashboard serving");
-    }
+    let metrics_open = config.metrics_open;
+    let addr = match listener.local_addr() {
+        Ok(addr) => addr,
+        Err(e) => return warn!(error = %e, "http endpoint has no address"),
+    };
+    let allow_hosts = config.allow_hosts.join(",");
+    info!(%addr, metrics_open, %allow_hosts, "dashboard serving");
+    let hosts = Arc::new(guard::Hosts::new(addr, &config.allow_hosts));
     let tasks = core.tasks().clone();
     let feed = Arc::new(Feed::new(core.clone()));
     tasks.spawn("dashboard feed", feed.clone().run());
     let gate = Arc::new(Gate::new("dashboard", token));
     let http = Http { core, store, gate, feed, scrape: Arc::default() };
-    let app = router(http, metrics_open);
+    let app = router(http, metrics_open)
+        .layer(middleware::from_fn_with_state(hosts, guard::check_host))
+        .layer(middleware::from_fn(guard::secure_headers));
     let stop = tasks.clone();
     tasks.spawn("http", async move {
         let served = axum::serve(listener, app)

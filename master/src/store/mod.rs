@@ -84,10 +84,7 @@ pub fn open(
 ) -> Result<(Core, Journal, Replayed), MasterError> {
     let started = Instant::now();
     let db = match path {
-        Some(p) => redb::Builder::new()
-            .set_cache_size(CACHE_BYTES)
-            .create(p)
-            .map_err(|e| fail(redb::Error::from(e)))?,
+        Some(p) => journal_file(p)?,
         None => temporary()?,
     };
     init(&db).map_err(fail)?;
@@ -115,19 +112,27 @@ fn corrupt(what: impl std::fmt::Display) -> MasterError {
     MasterError::Journal(format!("a record does not decode: {what}"))
 }
 
-/// A store in a file that is unlinked at once: nothing is left behind, even after a kill.
+/// The journal at `path`: 0600, never through a symlink, its directory created 0700 if
+/// missing (see [`crate::private`]).
+fn journal_file(path: &Path) -> Result<Database, MasterError> {
+    let io = |e: std::io::Error| MasterError::Journal(format!("journal: {e}"));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        crate::private::private_dir(dir).map_err(io)?;
+    }
+    with_file(crate::private::open_private(path).map_err(io)?)
+}
+
+/// A store no other user can open: a 0600 file created in a fresh 0700 directory and
+/// unlinked at once, with its directory, so nothing is left behind, even after a kill.
 fn temporary() -> Result<Database, MasterError> {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
-    let name = format!("farm-store-{}-{nanos}.redb", std::process::id());
-    let path = std::env::temp_dir().join(name);
-    let io = |e: std::io::Error| MasterError::Journal(format!("temporary store: {e}"));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(io)?;
-    std::fs::remove_file(&path).map_err(io)?;
+    let prefix = format!("farm-store-{}-", std::process::id());
+    let file = crate::private::scratch_file(&std::env::temp_dir(), &prefix)
+        .map_err(|e| MasterError::Journal(format!("temporary store: {e}")))?;
+    with_file(file)
+}
+
+/// A store in `file` (new or existing).
+fn with_file(file: std::fs::File) -> Result<Database, MasterError> {
     let backend = redb::backends::FileBackend::new(file).map_err(|e| fail(e.into()))?;
     redb::Builder::new()
         .set_cache_size(CACHE_BYTES)

@@ -51,8 +51,33 @@ function setConn(state, text) {
   $('dot').className = 'dot ' + state;
   $('conn').textContent = text;
 }
+// What the empty tables say: nothing is known before the first frame or behind the token, so
+// they never claim there are no jobs or workers then.
+const EMPTY = {
+  token: ['The jobs are behind the token: enter it to see them.', 'The workers are behind the token.'],
+  data: ['No jobs yet. Submit one: ', 'No workers connected.'],
+};
+let emptyKind = '';
+function setEmpty(kind) {
+  if (emptyKind === kind) return;
+  emptyKind = kind;
+  const [jobs, workers] = EMPTY[kind];
+  $('jobs-empty').textContent = jobs;
+  if (kind === 'data') $('jobs-empty').appendChild(el('code', '', 'farm submit primes --range 0..10000000'));
+  $('workers-empty').textContent = workers;
+}
 function askToken() {
   setConn('down', 'token needed');
+  // Rows seen with an earlier token are not shown behind the prompt.
+  for (const rows of [jobRows, workerRows]) {
+    for (const r of rows.values()) r.tr.remove();
+    rows.clear();
+  }
+  $('jobs-empty').hidden = false;
+  $('workers-empty').hidden = false;
+  setText($('jobs-hint'), '');
+  setText($('workers-hint'), '');
+  setEmpty('token');
   $('token-dialog').hidden = false;
   $('token-input').focus();
 }
@@ -108,6 +133,7 @@ async function stream(signal) {
 // ---- rendering ----
 function render(f) {
   lastFrame = f;
+  setEmpty('data');
   setConn('live', 'live · ' + new Date(f.now_ms).toLocaleTimeString());
   const t = f.totals;
   const running = (f.states.running || 0) + (f.states.queued || 0);
