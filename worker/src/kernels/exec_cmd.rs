@@ -19,7 +19,7 @@ use farm_proto::kernel::quote;
 /// The environment variable that holds the run's value (what `{}` stands for).
 pub(crate) const INPUT_ENV: &str = "FARM_INPUT";
 /// Programs that read their `-c` argument as POSIX shell code.
-const SHELLS: [&str; 8] = ["sh", "bash", "dash", "ash", "ksh", "mksh", "zsh", "busybox"];
+const SHELLS: [&str; 7] = ["sh", "bash", "dash", "ash", "ksh", "mksh", "zsh"];
 /// The placeholder quoted for a shell script.
 const QUOTED: &str = "{}";
 /// The placeholder put in as it is, even into a shell script.
@@ -126,11 +126,10 @@ impl Word {
 }
 
 /// Which word is a shell's script: the first operand after a shell whose options include
-/// `-c` (`sh -c S`, `bash -ec S`, `bash -o pipefail -c S`, `env sh -c S`).
+/// `-c` (`sh -c S`, `bash -ec S`, `bash -o pipefail -c S`, `env sh -c S`, `busybox sh -c S`).
 fn script_index(words: &[String]) -> Option<usize> {
     let name = |w: &str| w.rsplit('/').next().unwrap_or(w).to_string();
     let shell = words.iter().position(|w| SHELLS.contains(&name(w).as_str()))?;
-    let shell = if name(&words[shell]) == "busybox" { shell + 1 } else { shell };
     let mut has_c = false;
     let mut i = shell + 1;
     while let Some(w) = words.get(i) {

@@ -69,6 +69,7 @@ fn the_script_is_the_operand_after_a_shells_c_option() {
     assert_eq!(script_index(&words("sh -c s")), Some(2));
     assert_eq!(script_index(&words("/bin/bash -e -o pipefail -c s a")), Some(5));
     assert_eq!(script_index(&words("busybox sh -xc s")), Some(3));
+    assert_eq!(script_index(&words("busybox wc -c {}")), None);
     assert_eq!(script_index(&words("sh script.sh {}")), None);
     assert_eq!(script_index(&words("echo {}")), None);
     assert_eq!(script_index(&words("sh -c")), None);
