@@ -47,7 +47,8 @@ pub fn spec(args: &JobArgs) -> Result<JobSpec> {
     Ok(spec)
 }
 
-/// The module of a `wasm` job (`--module FILE`), read whole; `None` for other kinds. A wasm
+/// The module of a `wasm` job (`--module FILE`, binary or WAT text), read whole; `None` for
+/// other kinds. A wasm
 /// job needs one (or a `--param module=SHA256` of a module the master holds).
 pub fn module(args: &JobArgs) -> Result<Option<Vec<u8>>> {
     let wasm = args.kind == farm_proto::wasm::KIND;
@@ -56,7 +57,7 @@ pub fn module(args: &JobArgs) -> Result<Option<Vec<u8>>> {
         Some(path) if wasm => {
             let bytes = std::fs::read(path)
                 .with_context(|| format!("cannot read --module {}", path.display()))?;
-            Ok(Some(bytes))
+            crate::wasm_args::module_bytes(path, bytes).map(Some)
         }
         Some(_) => bail!("--module is for wasm jobs, not {}", args.kind),
         None if wasm && !by_hash => bail!("a wasm job needs --module FILE.wasm"),

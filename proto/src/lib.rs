@@ -16,6 +16,7 @@ pub mod status;
 #[cfg(test)]
 mod status_tests;
 pub mod wasm;
+pub mod wasm_limits;
 
 /// Generated prost messages and tonic services of package `farm.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

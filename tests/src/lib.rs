@@ -10,6 +10,7 @@ mod net;
 mod pki;
 mod process;
 mod rss;
+mod scratch;
 mod specs;
 mod wait;
 
@@ -23,5 +24,6 @@ pub use process::{
     QUIET,
 };
 pub use rss::{rss_kib, Peak};
+pub use scratch::Scratch;
 pub use specs::range_spec;
 pub use wait::{wait_for, wait_until, within, WAIT};

@@ -63,6 +63,11 @@ impl Proc {
         found.unwrap_or_else(|| panic!("no log line {what} within {timeout:?}"))
     }
 
+    /// The most resident memory it has had so far, in MiB (VmHWM; 0 if it is gone).
+    pub fn peak_rss_mib(&self) -> u64 {
+        crate::rss::status_kib(self.pid(), "VmHWM:") / 1024
+    }
+
     /// How many lines of its stderr so far satisfy `pred`.
     pub fn log_count(&self, pred: impl Fn(&str) -> bool) -> usize {
         self.log.lock().expect("log lock").lines().filter(|l| pred(l)).count()

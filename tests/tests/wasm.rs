@@ -13,35 +13,6 @@ fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/wasm").join(name)
 }
 
-/// A scratch directory for one test, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("farm-wasm-{tag}"));
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        Scratch(dir)
-    }
-
-    /// Writes `bytes` to `name` in it; returns the path as a string.
-    fn file(&self, name: &str, bytes: &[u8]) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, bytes).expect("write");
-        path.display().to_string()
-    }
-
-    /// A module from WAT text, written to `name`.
-    fn wat(&self, name: &str, text: &str) -> String {
-        self.file(name, &wat::parse_str(text).expect("valid wat"))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A worker of `master` that logs at info (so its compiles can be counted).
 fn worker(master: &Master, extra: &[&str]) -> Proc {
     let mut args = vec!["worker", "--master", master.url.as_str()];
@@ -152,10 +123,11 @@ async fn bad_modules_body() {
     assert_eq!(err.code(), Some(Code::FailedPrecondition), "{err}");
     // The CLI: one line, non-zero exit.
     let scratch = Scratch::new(&master.tag);
-    let garbage = scratch.file("garbage.wasm", b"not a module");
+    let garbage = scratch.file("garbage.wasm", b"\0asm but then garbage");
     let out = master.cli(&["submit", "wasm", "--module", &garbage, "--range", "0..10"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("invalid argument"), "{out:?}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     // Still serving: a good module is stored, once.
     let good = std::fs::read(example("primes.wasm")).expect("example");
     let (hash, uploaded) = client.upload_module(&good).await.expect("upload");

@@ -155,7 +155,7 @@ impl Core {
 
     /// A failed run: run again after its backoff while the job's retries allow, else the job
     /// fails naming it.
-    fn failed(
+    pub(super) fn failed(
         &mut self,
         worker: WorkerId,
         job_id: JobId,

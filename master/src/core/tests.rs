@@ -753,6 +753,32 @@ fn a_worker_that_hoards_holds_a_handful_and_its_shards_are_reclaimed_after_the_d
 }
 
 #[test]
+fn a_started_shard_held_past_twice_its_timeout_is_a_failed_run_not_handed_on() {
+    let (mut sim, t0) = sim();
+    let mut spec = spec("noop", 0, 1, 1, 0);
+    spec.limits.shard_timeout_ms = Some(1000);
+    let job = sim.submit(spec, t0).expect("submit");
+    let stuck = sim.join(worker(1), t0);
+    let other = sim.join(worker(1), t0);
+    assert_eq!((sim.rec.queued(stuck), sim.rec.queued(other)), (1, 0));
+    // It started and escaped its timeout on `stuck` (a wasm start function did, before the fix).
+    sim.core.shards_started(stuck, [(job, 0)]);
+    let later = t0 + Duration::from_secs(5);
+    sim.core.heartbeat(stuck, later);
+    sim.core.heartbeat(other, later);
+    sim.tick(later);
+    let ended = take(&mut sim.rec.finished);
+    assert_eq!(ended.len(), 1, "--retries 0: the job fails");
+    let error = ended[0].error.clone().unwrap_or_default();
+    assert!(
+        error.starts_with("shard 0 (indices 0..1) failed on worker 1: timed out: held shard 0"),
+        "{error}"
+    );
+    assert_eq!(sim.rec.queued(other), 0, "not handed to the next worker");
+    assert_eq!(sim.status(job, later).reruns, 0);
+}
+
+#[test]
 fn jobs_without_a_shard_timeout_use_the_hold_timeout() {
     let config = CoreConfig { hold_timeout: Duration::from_secs(60), ..Default::default() };
     let (mut sim, t0) = (Sim::new(config), Instant::now());

@@ -3,7 +3,11 @@
 //! A worker that takes shards and never answers, while it keeps heartbeating, would stall a job
 //! forever: `--shard-timeout` is enforced by workers, so not by that one. The master therefore
 //! reclaims any shard held past its deadline (twice the shard timeout plus a grace, or the hold
-//! timeout for jobs without one), reruns it elsewhere, and gives the worker no more shards.
+//! timeout for jobs without one) and gives the worker no more shards. A shard the worker said
+//! it started, of a job with a shard timeout, counts a failed run: it ran past its own
+//! timeout, so `--retries` decides whether it runs again, and a shard that escapes its timeout
+//! on every worker is not handed to each in turn. Any other counts a crash (the worker may
+//! be hoarding or hung, not the shard) and reruns elsewhere.
 //!
 //! A shard that fails at once would otherwise rerun as fast as the round trip allows; instead
 //! each failed run waits 100 ms × 2^(failures − 1), at most 10 s, before it may run again.
@@ -35,9 +39,10 @@ fn hold_limit(config: &CoreConfig, job: &Job) -> Duration {
 }
 
 impl Core {
-    /// Takes back every shard held past its deadline and reruns it elsewhere; the worker that
-    /// held it becomes suspect (no new shards) and the shard counts a crash, so a shard that
-    /// hangs every worker fails its job instead of making every worker suspect in turn.
+    /// Takes back every shard held past its deadline; the worker that held it becomes suspect
+    /// (no new shards) and the shard counts a failed run (started, of a job with a shard
+    /// timeout) or a crash, so a shard that hangs every worker fails its job instead of making
+    /// every worker suspect in turn.
     pub(super) fn reclaim_expired(&mut self, now: Instant, out: &mut impl Outbox) {
         let mut expired: Vec<(WorkerId, JobId, u64, Duration)> = Vec::new();
         for (&id, w) in self.workers.iter_mut() {
@@ -51,6 +56,7 @@ impl Core {
         }
         for (worker, job_id, shard, limit) in expired {
             let Some(w) = self.workers.get_mut(&worker) else { continue };
+            let started = w.started.contains(&(job_id, shard));
             if !w.release(job_id, shard) {
                 continue;
             }
@@ -61,10 +67,15 @@ impl Core {
             }
             let Some(job) = self.jobs.get_mut(&job_id) else { continue };
             job.assigned.remove(&shard);
-            if job.state.is_final() || self.crashed(job_id, shard, worker, &reason, now, out) {
+            if job.state.is_final() {
                 continue;
             }
-            self.requeue(job_id, shard, out);
+            if started && job.spec.limits.shard_timeout_ms.is_some() {
+                let error = format!("timed out: {reason} (twice its shard timeout)");
+                self.failed(worker, job_id, shard, &error, now, out);
+            } else if !self.crashed(job_id, shard, worker, &reason, now, out) {
+                self.requeue(job_id, shard, out);
+            }
         }
     }
 

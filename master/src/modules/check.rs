@@ -2,7 +2,9 @@
 //! `wasmparser` (a validator, no runtime): the bytes must be a valid core module; every import
 //! must be a function of module `farm` in the ABI with its exact signature (anything else, a
 //! WASI import above all, is refused by name); it must export `farm_run(i64, i64) -> i64`, and
-//! `memory` if it imports a function that takes pointers. Gives the module's output shape.
+//! `memory` if it imports a function that takes pointers; and what it declares must be within
+//! `farm_proto::wasm_limits` (checked first: counting is cheaper than validating). Gives the
+//! module's output shape.
 
 use farm_proto::kernel::clip;
 use farm_proto::wasm::{self, AbiFunc, ValType};
@@ -12,6 +14,7 @@ use wasmparser::{Encoding, ExternalKind, Parser, Payload, TypeRef, Validator};
 
 /// Checks `wasm` against the ABI; returns its output shape or, in one line, why it is refused.
 pub fn check(wasm: &[u8]) -> Result<OutputShape, String> {
+    farm_proto::wasm_limits::check_declared(wasm)?;
     let invalid = |e: wasmparser::BinaryReaderError| format!("not a valid WebAssembly module: {e}");
     let types = Validator::new().validate_all(wasm).map_err(invalid)?;
     let mut imports: Vec<&'static str> = Vec::new();
@@ -143,6 +146,10 @@ mod tests {
                 "export farm_run must have the signature (i64, i64) -> (i64)",
             ),
             ("(module)".into(), "the module must export farm_run"),
+            (
+                format!("(module {} {RUN})", "(table 1 funcref) ".repeat(100)),
+                "the module declares 100 tables, farm allows at most 8",
+            ),
             (
                 format!(r#"(module (import "farm" "memory" (memory 1)) {RUN})"#),
                 "farm.memory is not in the farm ABI",

@@ -1,4 +1,5 @@
-//! The worker's wasm flags (`--no-wasm`, `--wasm-max-memory`, `--wasm-cache`), flattened into
+//! The worker's wasm flags (`--no-wasm`, `--wasm-max-memory`, `--wasm-cache`,
+//! `--wasm-cache-mib`), flattened into
 //! `WorkerArgs`, with their conversion to the runtime's config.
 
 use clap::Args;
@@ -10,7 +11,8 @@ pub struct WasmWorkerArgs {
     /// Do not offer the wasm kernel (jobs that bring their own WebAssembly module).
     #[arg(long, env = "FARM_NO_WASM")]
     pub no_wasm: bool,
-    /// MiB of linear memory one wasm instance may have; growing past it fails the shard.
+    /// MiB one wasm instance's memories and tables may have together (a table element counts
+    /// 16 bytes); growing past it fails the shard.
     #[arg(long, default_value_t = 256, value_name = "MIB", env = "FARM_WASM_MAX_MEMORY_MIB",
           value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub wasm_max_memory: u32,
@@ -18,6 +20,10 @@ pub struct WasmWorkerArgs {
     /// who can write to it can run code as this worker.
     #[arg(long, value_name = "DIR", env = "FARM_WASM_CACHE")]
     pub wasm_cache: Option<PathBuf>,
+    /// MiB of compiled code the wasm cache directory may hold; past it the least recently
+    /// used modules are removed.
+    #[arg(long, default_value_t = 1024, value_name = "MIB", env = "FARM_WASM_CACHE_MIB")]
+    pub wasm_cache_mib: u64,
 }
 
 impl WasmWorkerArgs {
@@ -26,6 +32,7 @@ impl WasmWorkerArgs {
         (!self.no_wasm).then(|| crate::WasmConfig {
             max_memory: (self.wasm_max_memory as usize) << 20,
             cache_dir: self.wasm_cache.clone().or_else(crate::wasm::default_cache_dir),
+            disk_bound: self.wasm_cache_mib.saturating_mul(1 << 20),
             ..crate::WasmConfig::default()
         })
     }

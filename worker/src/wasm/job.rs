@@ -2,8 +2,9 @@
 //! An instance is made for a shard when none is idle, and (with `reuse_instances`) goes back
 //! to the idle list after a shard that succeeded; the idle ones go with the job.
 
+use super::compile::{Compiled, Slot};
 use super::linker::{Ctx, ModuleFailed};
-use super::runtime::{Compiled, Runtime, Slot};
+use super::runtime::Runtime;
 use crate::kernels::params::Indices;
 use crate::sdk::{CancelFlag, KernelError, Output, Params, Prepared, ShardInput};
 use std::sync::{Arc, Mutex};
@@ -29,14 +30,20 @@ impl WasmJob {
         WasmJob { runtime, slot, params: Arc::new(params), idle: Mutex::new(Vec::new()) }
     }
 
-    fn instantiate(&self, compiled: &Compiled) -> Result<Instance, KernelError> {
+    /// A new instance, made under the shard's cancel flag and deadline: a module's start
+    /// function runs here, and may loop forever like `farm_run`.
+    fn instantiate(
+        &self,
+        compiled: &Compiled,
+        cancel: &CancelFlag,
+    ) -> Result<Instance, KernelError> {
         let ctx = Ctx {
             params: self.params.clone(),
             input: None,
             lines: Vec::new(),
             emitted: 0,
             samples: 0,
-            cancel: CancelFlag::new(),
+            cancel: cancel.clone(),
             max_memory: self.runtime.config().max_memory,
             memory: 0,
         };
@@ -47,8 +54,14 @@ impl WasmJob {
             Ok(()) => Ok(UpdateDeadline::Continue(1)),
             Err(stop) => Err(wasmtime::format_err!("{stop}")),
         });
-        let instance =
-            compiled.pre.instantiate(&mut store).map_err(|e| failure(&e, "cannot instantiate"))?;
+        store.set_epoch_deadline(1);
+        let instance = {
+            let _running = self.runtime.running();
+            compiled.pre.instantiate(&mut store)
+        };
+        let instance = instance.map_err(|e| {
+            cancel.check().err().unwrap_or_else(|| failure(&e, "cannot instantiate"))
+        })?;
         let run = instance
             .get_typed_func::<(i64, i64), i64>(&mut store, farm_proto::wasm::RUN.name)
             .map_err(|e| failure(&e, "no farm_run"))?;
@@ -74,12 +87,12 @@ fn bounds(shard: &ShardInput, compiled: &Compiled) -> Result<(u64, u64), KernelE
 impl Prepared for WasmJob {
     fn run(&self, shard: &ShardInput, cancel: &CancelFlag) -> Result<Output, KernelError> {
         cancel.check()?;
-        let compiled = self.runtime.compiled(&self.slot).map_err(KernelError::Failed)?;
+        let compiled = self.runtime.compiled(&self.slot, cancel)?;
         let (lo, hi) = bounds(shard, &compiled)?;
         let pooled = if self.runtime.config().reuse_instances { self.idle().pop() } else { None };
         let mut instance = match pooled {
             Some(instance) => instance,
-            None => self.instantiate(&compiled)?,
+            None => self.instantiate(&compiled, cancel)?,
         };
         cancel.check()?;
         instance.store.data_mut().start(shard.input.clone(), cancel.clone());

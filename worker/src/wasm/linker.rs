@@ -3,13 +3,12 @@
 
 use crate::sdk::{CancelFlag, Params};
 use farm_proto::wasm::{EMIT, FAIL, IMPORT_MODULE, INPUT, MEMORY, PARAM, SAMPLES};
+use farm_proto::wasm_limits::{MAX_MEMORIES, MAX_TABLES, TABLE_ELEMENT_BYTES};
 use std::sync::Arc;
 use wasmtime::{Caller, Engine, Extern, Linker, Memory, ResourceLimiter, Result};
 
 /// Most bytes one shard may emit: the worker refuses larger outputs anyway.
 pub(crate) const MAX_EMIT_BYTES: usize = 32 << 20;
-/// Most table elements an instance may have.
-const MAX_TABLE: usize = 1 << 20;
 
 /// One instance's state: the job's params, the current shard's input, cancel flag and
 /// emitted items, and the memory cap.
@@ -26,9 +25,9 @@ pub(crate) struct Ctx {
     pub samples: u64,
     /// The current shard's cancel flag and deadline, checked each epoch tick.
     pub cancel: CancelFlag,
-    /// The most bytes of linear memory the instance may have, all its memories together.
+    /// The most bytes the instance's memories and tables may have, all together.
     pub max_memory: usize,
-    /// The bytes its memories have now.
+    /// The bytes its memories and tables have now.
     pub memory: usize,
 }
 
@@ -43,27 +42,47 @@ impl Ctx {
     }
 }
 
-impl ResourceLimiter for Ctx {
-    fn memory_growing(&mut self, current: usize, desired: usize, _: Option<usize>) -> Result<bool> {
+impl Ctx {
+    /// One memory or table grows from `current` to `desired` bytes: the instance's memories
+    /// and tables together must stay within `max_memory`.
+    fn grow(&mut self, current: usize, desired: usize) -> Result<bool> {
         let total = (self.memory - current.min(self.memory)).saturating_add(desired);
         if total > self.max_memory {
             return Err(wasmtime::format_err!(
-                "memory limit: the module asked for {total} bytes of memory, this worker allows \
-                 {} (farm worker --wasm-max-memory)",
+                "memory limit: the module asked for {total} bytes of memory and tables (a table \
+                 element counts {TABLE_ELEMENT_BYTES} bytes), this worker allows {} (farm worker \
+                 --wasm-max-memory)",
                 self.max_memory
             ));
         }
         self.memory = total;
         Ok(true)
     }
+}
 
-    fn table_growing(&mut self, _: usize, desired: usize, _: Option<usize>) -> Result<bool> {
-        if desired > MAX_TABLE {
-            return Err(wasmtime::format_err!(
-                "table limit: {desired} elements, at most {MAX_TABLE}"
-            ));
-        }
-        Ok(true)
+/// One cap in bytes for every memory and table of an instance, and at most
+/// [`MAX_MEMORIES`] memories and [`MAX_TABLES`] tables (the master refuses modules that
+/// declare more; this holds for any module a worker is given).
+impl ResourceLimiter for Ctx {
+    fn memory_growing(&mut self, current: usize, desired: usize, _: Option<usize>) -> Result<bool> {
+        self.grow(current, desired)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, _: Option<usize>) -> Result<bool> {
+        let bytes = |elements: usize| elements.saturating_mul(TABLE_ELEMENT_BYTES);
+        self.grow(bytes(current), bytes(desired))
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES.max as usize
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES.max as usize
+    }
+
+    fn instances(&self) -> usize {
+        1
     }
 }
 

@@ -15,13 +15,13 @@ fn example(name: &str) -> Vec<u8> {
     bytes
 }
 
-fn runtime(cache: Option<std::path::PathBuf>) -> Arc<Runtime> {
+pub(super) fn runtime(cache: Option<std::path::PathBuf>) -> Arc<Runtime> {
     let config = WasmConfig { cache_dir: cache, ..WasmConfig::default() };
     Runtime::new(config).expect("runtime")
 }
 
 /// The module prepared as a job with `params` (`key=value`).
-fn job(runtime: &Arc<Runtime>, wasm: &[u8], params: &[&str]) -> Box<dyn Prepared> {
+pub(super) fn job(runtime: &Arc<Runtime>, wasm: &[u8], params: &[&str]) -> Box<dyn Prepared> {
     let hash = farm_proto_sha(wasm);
     if runtime.missing(&hash) {
         runtime.arrived(&hash, wasm.to_vec());
@@ -32,16 +32,16 @@ fn job(runtime: &Arc<Runtime>, wasm: &[u8], params: &[&str]) -> Box<dyn Prepared
     prepare_checked(&WasmKernel::new(runtime.clone()), &params).expect("prepared")
 }
 
-fn farm_proto_sha(wasm: &[u8]) -> String {
+pub(super) fn farm_proto_sha(wasm: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(wasm).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn range(lo: u64, hi: u64) -> ShardInput {
+pub(super) fn range(lo: u64, hi: u64) -> ShardInput {
     ShardInput { lo, hi, input: None }
 }
 
-fn wat(text: &str) -> Vec<u8> {
+pub(super) fn wat(text: &str) -> Vec<u8> {
     wat::parse_str(text).expect("valid wat")
 }
 
@@ -115,7 +115,7 @@ fn an_infinite_loop_stops_soon_after_a_cancel_or_its_timeout() {
     assert!(start.elapsed() < limit + Duration::from_secs(2), "{:?}", start.elapsed());
 }
 
-fn failed(result: Result<Output, KernelError>) -> String {
+pub(super) fn failed(result: Result<Output, KernelError>) -> String {
     match result {
         Err(KernelError::Failed(message)) => message,
         other => panic!("expected a failure, got {other:?}"),
@@ -125,7 +125,7 @@ fn failed(result: Result<Output, KernelError>) -> String {
 #[test]
 fn traps_memory_limits_and_failures_fail_the_shard_with_their_message() {
     let rt =
-        Runtime::new(WasmConfig { max_memory: 1 << 20, cache_dir: None, reuse_instances: true })
+        Runtime::new(WasmConfig { max_memory: 1 << 20, cache_dir: None, ..WasmConfig::default() })
             .expect("runtime");
     let trap = job(
         &rt,
