@@ -79,6 +79,7 @@ fn an_exec_job_no_worker_can_run_names_allow_exec() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("started with --allow-exec"), "{stderr}");
     drop(plain);
+    master.wait_workers(0);
 
     // Known from a worker that has left, the job waits, and says what would end the wait.
     let exec = master.worker(&["--threads", "1", "--allow-exec"]);
