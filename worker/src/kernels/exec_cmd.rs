@@ -98,7 +98,8 @@ impl CmdTemplate {
 
 impl Word {
     /// This word for the run whose value is `value`. Inside quotes the quote is closed, the
-    /// value put in single-quoted, and the quote opened again: `'a{}b'` with `v's` becomes `'a''v'\''s''b'`.
+    /// value put in single-quoted, and the quote opened again: `'a{}b'` with `v's` becomes
+    /// `'a''v'\''s''b'`.
     fn render(&self, value: &str) -> Result<String, String> {
         let mut out = String::new();
         for piece in &self.pieces {
