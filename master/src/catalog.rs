@@ -4,6 +4,7 @@
 //! workers have all left, and from the descriptors it was started with (`farm master` passes
 //! those of the built-in kernels, so jobs can queue before the first worker connects).
 
+use crate::core::how_to_offer;
 use farm_proto::kernel::clip;
 use farm_proto::{JobSpec, KernelDescriptor, KindInfo, OutputShape};
 use std::collections::{BTreeMap, HashMap};
@@ -59,9 +60,10 @@ impl Catalog {
         let Some(last) = self.last_seen.get(&spec.kind) else {
             let guess = self.closest(&spec.kind).map(|k| format!(" (did you mean {k}?)"));
             return Err(KindError::Unknown(format!(
-                "no worker offers kind {}{}; the cluster offers: {}",
+                "no worker offers kind {}{}{}; the cluster offers: {}",
                 clip(&spec.kind),
                 guess.unwrap_or_default(),
+                how_to_offer(&spec.kind),
                 self.kinds_named()
             )));
         };
@@ -143,6 +145,14 @@ mod tests {
         assert_eq!(
             err,
             KindError::Unknown("no worker offers kind nope; the cluster offers: chain".into())
+        );
+        assert_eq!(
+            catalog.check(&spec("exec", &[])),
+            Err(KindError::Unknown(
+                "no worker offers kind exec (workers offer it only when started with \
+                 --allow-exec); the cluster offers: chain"
+                    .into()
+            ))
         );
         let err = catalog.check(&spec("chian", &[])).unwrap_err().to_string();
         assert!(err.contains("chian (did you mean chain?)"), "{err}");

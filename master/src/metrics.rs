@@ -7,22 +7,45 @@
 //! [`Overview`] of the core at scrape time ([`Metrics::set_gauges`]), so nothing on the core's
 //! task keeps them current. `farm_shards_queued{job}` has one series per job not yet ended: its
 //! cardinality is bounded by `--max-active-jobs`, and ended jobs' series go at the next scrape.
+//! A label value that comes from a worker (a kind) is escaped as the text format requires
+//! ([`Escaped`]): prometheus-client writes label values as they are.
 
 use crate::core::{state_index, Counted, JobId, JobState, Overview};
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 use std::collections::HashMap;
+use std::fmt::Write;
 use std::sync::Arc;
+
+/// A label value from outside, written with `\\`, `\"` and `\n` escaped, so that no value
+/// can end its label or its line and forge a series. Registration already limits kinds to a
+/// safe character set; this holds whatever a label is given.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct Escaped(pub String);
+
+impl EncodeLabelValue for Escaped {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        for c in self.0.chars() {
+            match c {
+                '\\' => encoder.write_str("\\\\")?,
+                '"' => encoder.write_str("\\\"")?,
+                '\n' => encoder.write_str("\\n")?,
+                c => encoder.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Labels of `farm_shards_completed_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ShardLabels {
     /// The job's kernel.
-    pub kind: String,
+    pub kind: Escaped,
     /// `done`, `failed` (a failed run) or `rerun` (handed out again).
     pub outcome: &'static str,
 }
@@ -206,7 +229,8 @@ impl Metrics {
     /// The counters of one kind's outcomes: done, failed, rerun.
     fn kind_counters(&self, kind: &str) -> [Counter; 3] {
         let counter = |outcome| {
-            self.shards.get_or_create(&ShardLabels { kind: kind.to_string(), outcome }).clone()
+            let kind = Escaped(kind.to_string());
+            self.shards.get_or_create(&ShardLabels { kind, outcome }).clone()
         };
         [counter("done"), counter("failed"), counter("rerun")]
     }
@@ -337,5 +361,16 @@ mod tests {
         assert_eq!(m.done.get(), 4);
         assert!(text.contains("# TYPE farm_core_batch_seconds histogram"), "{text}");
         assert!(text.contains("# TYPE farm_journal_commit_seconds histogram"));
+    }
+
+    #[test]
+    fn a_label_value_cannot_end_its_label_or_its_line() {
+        let m = Arc::new(Metrics::new(commit_histogram()));
+        let mut t = ShardTally::new(m.clone());
+        t.count(1, "x\"} 1\nfarm_injected_total{a=\"\\", Counted::Done);
+        let text = m.encode();
+        let want = r#"farm_shards_completed_total{kind="x\"} 1\nfarm_injected_total{a=\"\\",outcome="done"} 1"#;
+        assert!(text.contains(want), "{text}");
+        assert!(!text.lines().any(|l| l.starts_with("farm_injected")), "{text}");
     }
 }

@@ -6,7 +6,7 @@ use crate::actor::{CoreHandle, LastHeard, WorkerTx};
 use crate::core::{ShardOutcome, WorkerId, WorkerSpec};
 use crate::modules::Modules;
 use crate::outgoing::{self, NotSent};
-use farm_proto::kernel::clip;
+use farm_proto::kernel::{clip, quote};
 use farm_proto::pb::{self, worker_message::Msg, worker_service_server::WorkerService};
 use farm_proto::session::Results;
 use farm_proto::session::{ModuleBytes, ToWorker};
@@ -99,16 +99,26 @@ pub(crate) async fn accept_session(
             warn!(%address, error = %e, "worker with bad kernel descriptors refused");
             Status::invalid_argument(format!("bad kernel descriptors: {e}"))
         })?;
+    let shown = |what: &str, text: &str| {
+        if text.chars().any(char::is_control) {
+            warn!(%address, what, text = ?clip(text), "worker with a control character in a name refused");
+            return Err(Status::invalid_argument(format!(
+                "worker {what} {} holds a control character",
+                quote(text)
+            )));
+        }
+        Ok(clip(text))
+    };
     let spec = WorkerSpec {
         threads: reg.threads,
         kinds: kernels.iter().map(|k| k.kind.clone()).collect(),
-        name: clip(&reg.name),
-        hostname: clip(&reg.hostname),
+        name: shown("name", &reg.name)?,
+        hostname: shown("hostname", &reg.hostname)?,
         pid: reg.pid,
-        address,
+        address: address.clone(),
         restarts: reg.restarts,
         dialed_by: dialed_by.to_string(),
-        allocation: clip(&reg.allocation),
+        allocation: shown("allocation", &reg.allocation)?,
     };
     let link = Link { modules, tx: tx.clone() };
     let (id, heard) = core.join(spec, kernels, tx).await?;

@@ -9,4 +9,14 @@ mod endpoint;
 pub mod tls;
 
 pub use backoff::Backoff;
+
+/// Environment variables that hold a secret or name a file that does (tokens, a TLS private
+/// key): a worker keeps them out of the programs it runs for `exec` jobs.
+pub const SECRET_ENV: [&str; 5] = [
+    "FARM_TOKEN",
+    "FARM_TOKEN_FILE",
+    "FARM_WORKER_TOKEN",
+    "FARM_WORKER_TOKEN_FILE",
+    "FARM_TLS_KEY",
+];
 pub use endpoint::{endpoint, incoming_nodelay, server_builder};

@@ -16,8 +16,9 @@ const QUOTE_BYTES: usize = 96;
 pub const MAX_KERNELS: usize = 256;
 /// Most params one kernel may declare.
 pub const MAX_PARAMS: usize = 64;
-/// Longest kind or param name.
+/// Longest param name.
 pub const MAX_NAME_BYTES: usize = 128;
+pub use names::{is_name_char, MAX_KIND_BYTES};
 /// Longest help line or text default.
 pub const MAX_TEXT_BYTES: usize = 1024;
 
@@ -36,9 +37,7 @@ pub fn check_limits(kernels: &[KernelDescriptor]) -> Result<(), ParamError> {
     };
     for k in kernels {
         let params = k.params.as_deref().unwrap_or_default();
-        if k.kind.trim().is_empty() {
-            return Err(ParamError("a kernel has an empty kind".into()));
-        }
+        names::check("kind", &k.kind, MAX_KIND_BYTES)?;
         if params.len() > MAX_PARAMS {
             return Err(ParamError(format!(
                 "kernel {} declares {} params, at most {MAX_PARAMS}",
@@ -51,12 +50,14 @@ pub fn check_limits(kernels: &[KernelDescriptor]) -> Result<(), ParamError> {
                 ParamKind::Text { default } => default.as_deref(),
                 _ => None,
             };
-            [long("param name", &p.name, MAX_NAME_BYTES), long("help", &p.help, MAX_TEXT_BYTES)]
-                .into_iter()
-                .chain(std::iter::once(default.and_then(|d| long("default", d, MAX_TEXT_BYTES))))
+            [
+                long("help", &p.help, MAX_TEXT_BYTES),
+                default.and_then(|d| long("default", d, MAX_TEXT_BYTES)),
+            ]
         });
-        let own = [long("kind", &k.kind, MAX_NAME_BYTES), long("help", &k.help, MAX_TEXT_BYTES)];
-        if let Some(e) = own.into_iter().chain(texts).flatten().next() {
+        params.iter().try_for_each(|p| names::check("param name", &p.name, MAX_NAME_BYTES))?;
+        let own = std::iter::once(long("help", &k.help, MAX_TEXT_BYTES));
+        if let Some(e) = own.chain(texts).flatten().next() {
             return Err(e);
         }
     }
@@ -440,6 +441,7 @@ impl Params {
 
 mod convert;
 mod indices;
+mod names;
 
 #[cfg(test)]
 #[path = "kernel_tests.rs"]

@@ -59,9 +59,9 @@ fn registrations_are_bounded() {
     assert_eq!(check_limits(&[sample()]), Ok(()));
     let many: Vec<_> = (0..=MAX_KERNELS).map(|i| KernelDescriptor::open(i.to_string())).collect();
     assert!(check_limits(&many).unwrap_err().0.contains("257 kernels offered"));
-    let long = KernelDescriptor::open("x".repeat(MAX_NAME_BYTES + 1));
+    let long = KernelDescriptor::open("x".repeat(MAX_KIND_BYTES + 1));
     let err = check_limits(&[long]).unwrap_err().0;
-    assert!(err.contains("(129 bytes) is over 128 bytes"), "{err}");
+    assert!(err.ends_with("x\" is over 64 bytes"), "{err}");
     let mut wide = sample();
     for i in 0..MAX_PARAMS {
         wide = wide.param(ParamSpec::uint(&format!("p{i}"), 0, 0, 1, ""));
@@ -70,6 +70,23 @@ fn registrations_are_bounded() {
     let help = sample().param(ParamSpec::uint("n", 0, 0, 1, &"h".repeat(MAX_TEXT_BYTES + 1)));
     assert!(check_limits(&[help]).is_err());
     assert!(check_limits(&[KernelDescriptor::open(" ")]).is_err());
+}
+
+#[test]
+fn names_are_of_a_safe_character_set() {
+    assert_eq!(check_limits(&[KernelDescriptor::open("my-kind_2.v1:fast")]), Ok(()));
+    let forged = KernelDescriptor::open("x\"} 1\nfarm_injected_total{a=\"b");
+    let err = check_limits(&[forged]).unwrap_err().0;
+    assert_eq!(
+        err,
+        r#"kind "x\"} 1\nfarm_injected_total{a=\"b" may hold only letters, digits, '_', '.', ':' and '-'"#
+    );
+    for bad in ["", "a b", "tab\t", "é", "a/b", "a\u{1b}[2J"] {
+        assert!(check_limits(&[KernelDescriptor::open(bad)]).is_err(), "{bad:?}");
+    }
+    let param = sample().param(ParamSpec::uint("bad name", 0, 0, 1, ""));
+    let err = check_limits(&[param]).unwrap_err().0;
+    assert!(err.starts_with("param name \"bad name\" may hold only"), "{err}");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! workers, submit and poll jobs.
 
 use crate::net::{announced_lines, spawn_announcing};
-use crate::process::{run, spawn, start, tag, Proc, QUIET};
+use crate::process::{run, start, start_with_env, tag, Proc, QUIET};
 use crate::wait::{wait_for, WAIT};
 use serde_json::Value;
 use std::process::{Output, Stdio};
@@ -49,9 +49,14 @@ impl Master {
 
     /// Starts a `farm worker` dialing this master.
     pub fn worker(&self, extra: &[&str]) -> Proc {
+        self.worker_with_env(extra, &[])
+    }
+
+    /// Starts a `farm worker` dialing this master, with `env` added to its environment.
+    pub fn worker_with_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Proc {
         let mut args = vec!["worker", "--master", &self.url];
         args.extend_from_slice(extra);
-        spawn(&args, &self.tag, Stdio::null())
+        start_with_env(&crate::farm(), &args, env, &self.tag, QUIET, Stdio::null())
     }
 
     /// Runs a client command against this master.

@@ -20,7 +20,8 @@ pub use http::{get, http, sample, Reply};
 pub use net::{spawn_announcing, DialTrap};
 pub use pki::Pki;
 pub use process::{
-    assert_none_left, run, spawn, start, tag, tagged_processes, wait_child, Proc, QUIET,
+    assert_none_left, run, spawn, start, start_with_env, tag, tagged_processes, wait_child, Proc,
+    QUIET,
 };
 pub use rss::{rss_kib, Peak};
 pub use scratch::Scratch;

@@ -100,8 +100,21 @@ fn log_filter(extra: &str) -> String {
 /// Starts `program args`, tagged, logging with `log_filter(log)`, with the given stdout; its
 /// stderr is kept in the returned handle and echoed into the test's output.
 pub fn start(program: &Path, args: &[&str], tag: &str, log: &str, stdout: Stdio) -> Proc {
+    start_with_env(program, args, &[], tag, log, stdout)
+}
+
+/// [`start`], with `env` added to the process's environment.
+pub fn start_with_env(
+    program: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    tag: &str,
+    log: &str,
+    stdout: Stdio,
+) -> Proc {
     let mut child = Command::new(program)
         .args(args)
+        .envs(env.iter().copied())
         .env("FARM_TEST_TAG", tag)
         .env("RUST_LOG", log_filter(log))
         // Plain log lines, for tests that look for one.

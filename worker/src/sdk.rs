@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 /// Bytes of a shard's log kept: its last 64 KiB.
 pub const SHARD_LOG_BYTES: usize = 64 << 10;
+/// Most bytes a shard's output may take encoded (32 MiB): a larger one fails its shard, since
+/// it could not be sent. A kernel that gathers output stops and fails as soon as it passes it.
+pub const MAX_OUTPUT_BYTES: usize = farm_proto::MAX_MESSAGE_BYTES / 2;
 
 /// The piece of the job one shard covers: the indices `lo..hi`, or one explicit input line
 /// (then `lo` is the line's index and `hi == lo + 1`).

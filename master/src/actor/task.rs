@@ -194,7 +194,7 @@ impl CoreTask {
                 let _ = reply.send(self.join(spec, kernels, tx, now));
             }
             Cmd::Refused(worker, job, reason) => {
-                info!(worker, job, %reason, "worker refused a job");
+                info!(worker, job, ?reason, "worker refused a job");
                 core.job_refused(worker, job, &reason, now_std, fx);
             }
             Cmd::Kinds(reply) => {
@@ -232,7 +232,7 @@ impl CoreTask {
     /// lost.
     fn left(&mut self, worker: WorkerId, reason: &str, now: std::time::Instant) {
         if self.fx.sessions.remove(&worker).is_some() {
-            info!(worker, %reason, "worker left");
+            info!(worker, ?reason, "worker left");
         }
         if self.core.worker_draining(worker) == Some(false) {
             self.fx.tally.metrics().workers_lost.inc();

@@ -29,6 +29,7 @@ mod restore;
 mod results;
 mod retention;
 mod served;
+pub(crate) use served::how_to_offer;
 #[cfg(test)]
 mod served_tests;
 #[cfg(test)]

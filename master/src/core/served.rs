@@ -12,9 +12,22 @@ use super::{view, Core, Job, JobId, JobState, Outbox};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+/// The kind that workers offer only when started with `--allow-exec` (it runs any program).
+const EXEC: &str = "exec";
+
+/// What to add when no worker offers `kind`: how to get one that does, for a kind workers
+/// offer only when asked to (`exec`); nothing for the others.
+pub(crate) fn how_to_offer(kind: &str) -> &'static str {
+    if kind == EXEC {
+        " (workers offer it only when started with --allow-exec)"
+    } else {
+        ""
+    }
+}
+
 /// What a waiting job's status says.
 pub(crate) fn waiting_reason(kind: &str) -> String {
-    format!("no connected worker offers kind {kind}")
+    format!("no connected worker offers kind {kind}{}", how_to_offer(kind))
 }
 
 /// Why a job not yet ended waits, if it does: no worker offers its kind, or its `--verify`

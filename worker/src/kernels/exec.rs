@@ -2,10 +2,14 @@
 //! worker is started with `--allow-exec`.
 //!
 //! Parameter `cmd` (required, non-empty) is split into argv with POSIX-shell-like quoting
-//! (shlex). For each index, every `{}` in every argument is replaced by the index's decimal
-//! value, or by the raw input line for an input shard. The program is run directly (no shell)
-//! with stdin null, stdout captured (decoded as lossy UTF-8) and stderr passed on to the
-//! worker's stderr, its last bytes kept. The exit code is the program's, or `-signal_number` if
+//! (shlex). For each index, `{}` is replaced by the index's decimal value, or by the input
+//! line for an input shard: as it is in a plain argument, quoted in a shell's `-c` script, so
+//! that a line never becomes shell code (`exec_cmd.rs`); the value is also in the program's
+//! environment as `FARM_INPUT`. The program is run directly (no shell) with stdin null, the
+//! worker's environment less its secrets (tokens, TLS key), stdout captured (decoded as lossy
+//! UTF-8) up to the shard's output limit, and stderr passed on to the worker's stderr, its
+//! last bytes kept. A shard whose programs write more stdout than a shard may send fails as
+//! soon as they pass the limit, its running program's process group killed. The exit code is the program's, or `-signal_number` if
 //! a signal killed it. A run that exits with another code than 0 fails the shard (its error
 //! names the code and ends with the program's last stderr bytes), so the job's retries apply;
 //! with `allow_fail=true` every run counts and the output lists every exit code. The output is
@@ -18,6 +22,7 @@
 //! A worker that leaves kills the programs still running (`exec_groups.rs`, which also says
 //! what a SIGKILL of the worker leaves behind).
 
+use crate::kernels::exec_cmd::{CmdTemplate, INPUT_ENV};
 use crate::kernels::exec_groups::Group;
 use crate::kernels::exec_io::Pipes;
 use crate::kernels::exec_spawn;
@@ -25,7 +30,7 @@ use crate::kernels::exec_wait::{self, ExitWatch};
 use crate::kernels::params::index_texts;
 use crate::sdk::{
     CancelFlag, ExecRun, Kernel, KernelDescriptor, KernelError, Output, OutputShape, ParamSpec,
-    Params, Prepared, ShardInput,
+    Params, Prepared, ShardInput, MAX_OUTPUT_BYTES,
 };
 use crate::tail::Tail;
 use farm_proto::kernel::quote;
@@ -46,7 +51,10 @@ impl Kernel for Exec {
 
     fn describe(&self) -> KernelDescriptor {
         let help = "runs a program per index (workers started with --allow-exec only)";
-        let cmd = ParamSpec::required_text("cmd", "the program and its arguments; {} is the index");
+        let cmd = ParamSpec::required_text(
+            "cmd",
+            "the program and its arguments; {} is the index or input line (quoted in sh -c scripts)",
+        );
         let allow_fail = ParamSpec::text(
             "allow_fail",
             "false",
@@ -56,23 +64,15 @@ impl Kernel for Exec {
     }
 
     fn prepare(&self, params: &Params) -> Result<Box<dyn Prepared>, KernelError> {
-        let cmd = params.text("cmd")?;
+        let cmd = CmdTemplate::parse(params.text("cmd")?)?;
         let allow_fail = params.flag("allow_fail")?;
-        let argv = shlex::split(cmd).ok_or_else(|| {
-            KernelError::BadParam(format!(
-                "bad param cmd: cannot split {} into arguments",
-                quote(cmd)
-            ))
-        })?;
-        if argv.first().is_none_or(|p| p.is_empty()) {
-            return Err(KernelError::BadParam("bad param cmd: names no program".to_string()));
-        }
-        Ok(Box::new(PreparedExec { argv, allow_fail }))
+        Ok(Box::new(PreparedExec { cmd, allow_fail }))
     }
 }
 
 struct PreparedExec {
-    argv: Vec<String>,
+    /// `cmd`, split into words, its placeholders found.
+    cmd: CmdTemplate,
     /// Runs that exit non-zero count as done (`allow_fail=true`).
     allow_fail: bool,
 }
@@ -81,9 +81,12 @@ impl Prepared for PreparedExec {
     fn run(&self, shard: &ShardInput, cancel: &CancelFlag) -> Result<Output, KernelError> {
         cancel.check()?;
         let mut runs = Vec::new();
+        // What the shard's runs may still write to stdout in all.
+        let mut left = MAX_OUTPUT_BYTES;
         for text in index_texts(shard) {
-            let args: Vec<String> = self.argv.iter().map(|a| a.replace("{}", &text)).collect();
-            let (run, stderr) = run_one(&args, cancel)?;
+            let args = self.cmd.argv(&text).map_err(KernelError::Failed)?;
+            let (run, stderr) = run_one(&args, &text, left, cancel)?;
+            left -= run.stdout.len().min(left);
             cancel.log().exit_code(run.exit_code);
             if run.exit_code != 0 && !self.allow_fail {
                 return Err(KernelError::Failed(failure(&args[0], &text, run.exit_code, &stderr)));
@@ -114,12 +117,18 @@ fn failure(program: &str, index: &str, code: i32, stderr: &Tail) -> String {
     )
 }
 
-/// Runs `args[0]` with the rest as arguments until it exits and both its pipes reach their
-/// end, or `cancel` is set; the run and the last bytes of its stderr.
-fn run_one(args: &[String], cancel: &CancelFlag) -> Result<(ExecRun, Tail), KernelError> {
+/// Runs `args[0]` with the rest as arguments, and `input` as `FARM_INPUT`, until it exits and
+/// both its pipes reach their end, or `cancel` is set, or its stdout passes `limit` bytes; the
+/// run and the last bytes of its stderr.
+fn run_one(
+    args: &[String],
+    input: &str,
+    limit: usize,
+    cancel: &CancelFlag,
+) -> Result<(ExecRun, Tail), KernelError> {
     let program = &args[0];
     // Its own process group, so a cancel stops everything it started (`sh -c '…; sleep'`).
-    let spawned = exec_spawn::spawn(args).map_err(|e| {
+    let spawned = exec_spawn::spawn(args, &[(INPUT_ENV, input)]).map_err(|e| {
         KernelError::Failed(format!("cannot start program {}: {e}", quote(program)))
     })?;
     let pid = spawned.pid;
@@ -127,7 +136,7 @@ fn run_one(args: &[String], cancel: &CancelFlag) -> Result<(ExecRun, Tail), Kern
     let cannot_wait =
         |e: std::io::Error| format!("cannot wait for program {}: {e}", quote(program));
     let log = cancel.log().clone();
-    let watched = Pipes::new(spawned.stdout, spawned.stderr, STDERR_TAIL, log)
+    let watched = Pipes::new(spawned.stdout, spawned.stderr, limit, STDERR_TAIL, log)
         .and_then(|pipes| Ok((pipes, ExitWatch::new(pid)?)));
     let (mut pipes, mut exit) = match watched {
         Ok(watched) => watched,
@@ -142,6 +151,16 @@ fn run_one(args: &[String], cancel: &CancelFlag) -> Result<(ExecRun, Tail), Kern
         }
         if let Err(e) = exec_wait::step(&mut pipes, &mut exit) {
             return Err(stop(pid, group, KernelError::Failed(cannot_wait(e))));
+        }
+        if pipes.over_limit() {
+            let why = format!(
+                "{} for {{}} = {}: stdout passed the {} MiB output limit of a shard (use \
+                 smaller shards, or have the program write large outputs to files)",
+                quote(program),
+                quote(input),
+                MAX_OUTPUT_BYTES >> 20
+            );
+            return Err(stop(pid, group, KernelError::Failed(why)));
         }
     }
     // Out of the registry before it is reaped: its pid may be reused after that.
@@ -261,6 +280,35 @@ mod tests {
         assert_eq!(runs[0].exit_code, 0);
         assert_eq!(runs[0].stdout.lines().count(), 200_000);
         assert!(runs[0].stdout.ends_with("199999\n200000\n"));
+    }
+
+    #[test]
+    fn stdout_past_the_limit_fails_the_shard_at_once() {
+        let limit = format!("stdout passed the {} MiB output limit", MAX_OUTPUT_BYTES >> 20);
+        // Far more than the limit: the program is stopped there, not read to its end.
+        let started = std::time::Instant::now();
+        let Err(KernelError::Failed(m)) = run("head -c 4000000000 /dev/zero", range(0, 1)) else {
+            panic!("expected a failure");
+        };
+        assert!(m.contains(&limit), "{m}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "read to its end");
+        // The limit is the shard's: three runs of 12 MB pass it on the third.
+        let Err(KernelError::Failed(m)) = run("head -c 12000000 /dev/zero", range(0, 3)) else {
+            panic!("expected a failure");
+        };
+        assert!(m.contains(&limit) && m.contains("{} = \"2\""), "{m}");
+        assert!(run("head -c 12000000 /dev/zero", range(0, 2)).is_ok());
+    }
+
+    #[test]
+    fn the_value_is_in_the_environment_and_quoted_in_a_shell_script() {
+        let hostile = line(0, "it's; echo INJECTED");
+        let out = run("sh -c 'printf %s \"$FARM_INPUT\"; echo {} | rev'", hostile);
+        let want = "it's; echo INJECTEDDETCEJNI ohce ;s'ti\n";
+        assert_eq!(out, Ok(Output::Exec(vec![exec_run(0, want)])));
+        // {raw} is the job's explicit choice to run the line as code.
+        let raw = run("sh -c 'echo {raw}'", line(0, "a; echo RAN"));
+        assert_eq!(raw, Ok(Output::Exec(vec![exec_run(0, "a\nRAN\n")])));
     }
 
     #[test]

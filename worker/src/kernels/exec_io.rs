@@ -1,6 +1,7 @@
-//! The `exec` kernel's pipes: its program's stdout read whole, and its stderr passed on to the
-//! worker's own stderr and to the shard's log, while its last bytes are kept for the error of
-//! a failed run.
+//! The `exec` kernel's pipes: its program's stdout read whole up to a limit (past it the pipe
+//! is closed and the run is to be stopped: a program cannot make the worker buffer more than
+//! a shard may send), and its stderr passed on to the worker's own stderr and to the shard's
+//! log, while its last bytes are kept for the error of a failed run.
 //!
 //! Both pipes are non-blocking and read on the pool thread that runs the program, in the one
 //! `poll(2)` loop that also waits for the program to exit (see `exec_wait.rs`): a chatty
@@ -11,6 +12,7 @@ use crate::tail::Tail;
 use std::cell::RefCell;
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
+use std::ops::ControlFlow;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 /// Bytes asked of a pipe per read: a whole pipe buffer (64 KiB on Linux).
@@ -30,6 +32,10 @@ pub(crate) struct Pipes {
     stderr: Option<File>,
     /// Its stdout so far.
     captured: Vec<u8>,
+    /// Most bytes of stdout kept; one more and the run is over its limit.
+    limit: usize,
+    /// Its stdout passed `limit` (the pipe was closed there).
+    over_limit: bool,
     /// The last bytes of its stderr so far.
     tail: Tail,
     /// The shard's log, which gets its stderr too.
@@ -37,11 +43,13 @@ pub(crate) struct Pipes {
 }
 
 impl Pipes {
-    /// Takes the child's pipes, made non-blocking; the stderr tail keeps `cap` bytes. A pipe
-    /// that cannot be made non-blocking is an error (a read on it could stall the loop).
+    /// Takes the child's pipes, made non-blocking; stdout keeps at most `limit` bytes, the
+    /// stderr tail `cap` bytes. A pipe that cannot be made non-blocking is an error (a read on
+    /// it could stall the loop).
     pub(crate) fn new(
         stdout: OwnedFd,
         stderr: OwnedFd,
+        limit: usize,
         cap: usize,
         log: ShardLog,
     ) -> std::io::Result<Pipes> {
@@ -49,6 +57,8 @@ impl Pipes {
             stdout: Some(non_blocking(stdout)?),
             stderr: Some(non_blocking(stderr)?),
             captured: Vec::new(),
+            limit,
+            over_limit: false,
             tail: Tail::new(cap),
             log,
         })
@@ -64,12 +74,26 @@ impl Pipes {
         self.stdout.is_none() && self.stderr.is_none()
     }
 
+    /// Whether stdout passed its limit: the run must stop, its output is not whole.
+    pub(crate) fn over_limit(&self) -> bool {
+        self.over_limit
+    }
+
     /// Reads what the stdout pipe holds now; closes it at end of file (or on a read error,
-    /// keeping what was read, as a blocking reader would).
+    /// keeping what was read, as a blocking reader would), or as soon as it passes the limit,
+    /// without keeping the bytes past it.
     pub(crate) fn read_stdout(&mut self) {
         if let Some(pipe) = self.stdout.as_mut() {
-            let captured = &mut self.captured;
-            if drain(pipe, |bytes| captured.extend_from_slice(bytes)) {
+            let (captured, limit, over) = (&mut self.captured, self.limit, &mut self.over_limit);
+            let at_end = drain(pipe, |bytes| {
+                if captured.len() + bytes.len() > limit {
+                    *over = true;
+                    return ControlFlow::Break(());
+                }
+                captured.extend_from_slice(bytes);
+                ControlFlow::Continue(())
+            });
+            if at_end {
                 self.stdout = None;
             }
         }
@@ -85,6 +109,7 @@ impl Pipes {
                 let _ = std::io::stderr().write_all(bytes);
                 tail.push(bytes);
                 log.write(bytes);
+                ControlFlow::Continue(())
             });
             if at_end {
                 self.stderr = None;
@@ -92,19 +117,25 @@ impl Pipes {
         }
     }
 
-    /// The whole stdout (lossy UTF-8) and the stderr tail.
+    /// The whole stdout (lossy UTF-8, copied only if it is not UTF-8) and the stderr tail.
     pub(crate) fn finish(self) -> (String, Tail) {
-        (String::from_utf8_lossy(&self.captured).into_owned(), self.tail)
+        let stdout = String::from_utf8(self.captured)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        (stdout, self.tail)
     }
 }
 
 /// Reads `pipe` until it would block, handing each chunk to `sink`; whether the pipe is
-/// finished (end of file, or a read error).
-fn drain(pipe: &mut File, mut sink: impl FnMut(&[u8])) -> bool {
+/// finished (end of file, a read error, or `sink` breaking off).
+fn drain(pipe: &mut File, mut sink: impl FnMut(&[u8]) -> ControlFlow<()>) -> bool {
     READ_BUF.with_borrow_mut(|buf| loop {
         match pipe.read(buf) {
             Ok(0) => return true,
-            Ok(n) => sink(&buf[..n]),
+            Ok(n) => {
+                if sink(&buf[..n]).is_break() {
+                    return true;
+                }
+            }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
             Err(_) => return true,

@@ -28,7 +28,7 @@
 //! threads, never to a child.
 
 use std::cell::RefCell;
-use std::ffi::{CString, OsStr};
+use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -72,9 +72,10 @@ struct Plan {
 }
 
 /// Starts `args[0]` with the rest as its arguments: stdin `/dev/null`, stdout and stderr
-/// pipes, in a process group of its own, with the worker's environment. A program name
-/// without a `/` is searched in `PATH`, as `execvp` does.
-pub(crate) fn spawn(args: &[String]) -> io::Result<Spawned> {
+/// pipes, in a process group of its own, with the worker's environment less its secrets
+/// ([`farm_net::SECRET_ENV`]) and plus `extra`. A program name without a `/` is searched in
+/// `PATH`, as `execvp` does.
+pub(crate) fn spawn(args: &[String], extra: &[(&str, &str)]) -> io::Result<Spawned> {
     let cstring =
         |s: &[u8]| CString::new(s).map_err(|_| io::Error::other("an argument holds a NUL byte"));
     let args: Vec<CString> =
@@ -87,9 +88,7 @@ pub(crate) fn spawn(args: &[String]) -> io::Result<Spawned> {
     let (stderr, stderr_w) = pipe()?;
     let fds = [dev_null()?, stdout_w.as_raw_fd(), stderr_w.as_raw_fd()];
     // A copy taken under std's environment lock: another thread may `set_var` meanwhile.
-    let env: Vec<CString> = std::env::vars_os()
-        .filter_map(|(k, v)| CString::new([k.as_bytes(), b"=", v.as_bytes()].concat()).ok())
-        .collect();
+    let env = child_env(std::env::vars_os(), extra);
     let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
     envp.push(std::ptr::null());
     // SAFETY: getpid has no preconditions.
@@ -104,6 +103,24 @@ pub(crate) fn spawn(args: &[String]) -> io::Result<Spawned> {
         return Err(io::Error::from_raw_os_error(error));
     }
     Ok(Spawned { pid, stdout, stderr })
+}
+
+/// The child's environment, `KEY=VALUE`: `vars` less [`farm_net::SECRET_ENV`] and the keys
+/// of `extra`, then `extra`.
+fn child_env(
+    vars: impl Iterator<Item = (OsString, OsString)>,
+    extra: &[(&str, &str)],
+) -> Vec<CString> {
+    let dropped = |k: &OsStr| {
+        let mut names = farm_net::SECRET_ENV.iter().chain(extra.iter().map(|(e, _)| e));
+        names.any(|e| e.as_bytes() == k.as_bytes())
+    };
+    let entry = |k: &[u8], v: &[u8]| CString::new([k, b"=", v].concat()).ok();
+    let extra = extra.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes()));
+    vars.filter(|(k, _)| !dropped(k))
+        .filter_map(|(k, v)| entry(k.as_bytes(), v.as_bytes()))
+        .chain(extra.filter_map(|(k, v)| entry(k, v)))
+        .collect()
 }
 
 /// Waits for the child `pid` to end and reaps it; its exit code, or minus the signal that
@@ -313,7 +330,7 @@ mod tests {
     /// Runs `args` to its end; its exit code and its stdout.
     fn run(args: &[&str]) -> io::Result<(i32, String)> {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let spawned = spawn(&args)?;
+        let spawned = spawn(&args, &[])?;
         let mut out = String::new();
         std::fs::File::from(spawned.stdout).read_to_string(&mut out)?;
         Ok((reap(spawned.pid)?, out))
@@ -359,6 +376,22 @@ mod tests {
         assert!(nul.to_string().contains("NUL"), "{nul}");
         let empty = run(&[""]).expect_err("no name");
         assert_eq!(empty.kind(), io::ErrorKind::NotFound, "{empty}");
+    }
+
+    #[test]
+    fn the_program_gets_the_environment_less_its_secrets_plus_the_extra() {
+        let var = |k: &str, v: &str| (OsString::from(k), OsString::from(v));
+        let mut vars: Vec<_> = farm_net::SECRET_ENV.iter().map(|k| var(k, "s3cret")).collect();
+        vars.extend([var("PATH", "/bin"), var("FARM_INPUT", "stale"), var("FARM_MASTER", "m")]);
+        let env = child_env(vars.into_iter(), &[("FARM_INPUT", "in put")]);
+        let env: Vec<&str> = env.iter().map(|e| e.to_str().expect("utf-8")).collect();
+        assert_eq!(env, ["PATH=/bin", "FARM_MASTER=m", "FARM_INPUT=in put"]);
+        // And what a program sees: the worker's own environment goes through the same door.
+        let spawned = spawn(&["env".to_string()], &[("FARM_INPUT", "x")]).expect("env");
+        let mut out = String::new();
+        std::fs::File::from(spawned.stdout).read_to_string(&mut out).expect("read");
+        assert_eq!(reap(spawned.pid).expect("reap"), 0);
+        assert!(out.lines().any(|l| l == "FARM_INPUT=x"), "{out}");
     }
 
     #[test]

@@ -137,7 +137,8 @@ mod tests {
         let mut exit = watch(child.id());
         let stdout = child.stdout.take().expect("piped").into();
         let stderr = child.stderr.take().expect("piped").into();
-        let mut pipes = Pipes::new(stdout, stderr, 64, ShardLog::default()).expect("pipes");
+        let mut pipes =
+            Pipes::new(stdout, stderr, 1 << 20, 64, ShardLog::default()).expect("pipes");
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while !(exit.exited() && pipes.done()) {
             assert!(std::time::Instant::now() < deadline, "the run did not end");

@@ -1,6 +1,7 @@
 //! The built-in kernels of the farm worker and the registry functions that list them.
 
 pub mod exec;
+mod exec_cmd;
 mod exec_groups;
 mod exec_io;
 mod exec_spawn;

@@ -13,7 +13,7 @@ pub(super) const MAX_BATCH: usize = 4096;
 /// a message stays under the transport's limit.
 pub(super) const BATCH_BYTES: usize = farm_proto::MAX_MESSAGE_BYTES / 4;
 /// A shard whose output is larger fails instead (it could not be sent).
-pub(super) const MAX_OUTPUT_BYTES: usize = farm_proto::MAX_MESSAGE_BYTES / 2;
+pub(super) const MAX_OUTPUT_BYTES: usize = crate::sdk::MAX_OUTPUT_BYTES;
 /// An upper bound on what an entry costs beside its outcome: its key, length, job and shard.
 const ENTRY_BYTES: usize = 24;
 
