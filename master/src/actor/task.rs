@@ -1,9 +1,9 @@
 //! The core's task itself: the loop that takes commands in drained batches, applies them to
 //! the core, dispatches once per batch, and ticks.
 
+use super::effects::{JobWatch, Session};
 use super::{
-    gone, Cmd, Effects, JobWatch, LastHeard, Session, SubmitError, Subscription, WorkerTx, BATCH,
-    WATCH_BUFFER,
+    gone, Cmd, Effects, LastHeard, SubmitError, Subscription, WorkerTx, BATCH, WATCH_BUFFER,
 };
 use crate::catalog::Catalog;
 use crate::core::{Core, JobId, WorkerId, WorkerSpec};

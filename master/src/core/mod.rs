@@ -7,10 +7,10 @@
 //! owns the core; tests drive it directly with a recording outbox and simulated workers.
 //!
 //! The files: `demand.rs` (the allocator's numbers), `worker.rs` (a worker session),
-//! `window.rs` (how many shards a worker may hold), `dispatch.rs` (handing out shards), `results.rs` (accepting outcomes), `limits.rs`
-//! (submit validation), `job.rs` (a job, its lazy shards and its accumulator), `memory.rs`
+//! `window.rs` (how many shards a worker may hold), `dispatch.rs` (handing out shards),
+//! `results.rs` (accepting outcomes), `limits.rs` (submit validation), `job.rs` (a job, its lazy shards and its accumulator), `memory.rs`
 //! (packed inputs and the byte meter), `types.rs` (the vocabulary shared with the master),
-//! `overview.rs` (what the dashboard and metrics read), `timers.rs` (hold deadlines and retry
+//! `overview.rs` (what clients, the dashboard and metrics read), `timers.rs` (hold deadlines and retry
 //! backoff, run by the tick), `verify.rs` (`--verify`), `restore.rs` and `ranges.rs`
 //! (rebuilding the core from the journal at start), `retention.rs` (how long ended jobs are
 //! kept), `served.rs` (jobs no connected worker can run), `logs.rs` (per-shard log records).
@@ -46,6 +46,7 @@ pub use job::JobState;
 use job::{ByteLimits, Job};
 use memory::Meter;
 pub use memory::{Inputs, Submission};
+use overview::view;
 pub use overview::{state_index, JobDetail, JobRow, Overview, ShardTrouble, WorkerRow};
 pub use types::*;
 use verify::Verify;
@@ -421,25 +422,6 @@ impl Core {
         self.ended_bytes += job.kept_bytes();
         self.ended.push_back(job_id);
         self.retain_ended(out);
-    }
-}
-
-fn view(job: &Job, now: Instant) -> JobView {
-    JobView {
-        id: job.id,
-        kind: job.spec.kind.clone(),
-        state: job.state,
-        total: job.total,
-        done: job.done,
-        in_flight: job.assigned.len() as u64,
-        result_json: job.result_json.clone(),
-        result_in_store: job.result_in_store,
-        error: job.error.clone(),
-        elapsed_ms: job.elapsed_ms(now),
-        age_ms: job.age_ms(now),
-        priority: job.spec.priority,
-        reruns: job.reruns,
-        waiting: served::waiting(job, now),
     }
 }
 

@@ -3,8 +3,9 @@
 //! and one job's troubled shards. Built on the core's task in one pass, so one overview serves
 //! every browser and every scrape of that moment.
 
+use super::job::Job;
 use super::worker::worker_view;
-use super::{view, Core, JobId, JobState, JobView, WorkerId, WorkerView};
+use super::{served, Core, JobId, JobState, JobView, WorkerId, WorkerView};
 use std::time::Instant;
 
 /// The core at one moment, as the dashboard and `/metrics` see it.
@@ -143,6 +144,26 @@ pub fn state_index(state: JobState) -> usize {
         JobState::Succeeded => 2,
         JobState::Failed => 3,
         JobState::Cancelled => 4,
+    }
+}
+
+/// One job's status as clients see it.
+pub(super) fn view(job: &Job, now: Instant) -> JobView {
+    JobView {
+        id: job.id,
+        kind: job.spec.kind.clone(),
+        state: job.state,
+        total: job.total,
+        done: job.done,
+        in_flight: job.assigned.len() as u64,
+        result_json: job.result_json.clone(),
+        result_in_store: job.result_in_store,
+        error: job.error.clone(),
+        elapsed_ms: job.elapsed_ms(now),
+        age_ms: job.age_ms(now),
+        priority: job.spec.priority,
+        reruns: job.reruns,
+        waiting: served::waiting(job, now),
     }
 }
 
