@@ -4,7 +4,8 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use farm_master::core::{
-    Core, CoreConfig, JobDef, Outbox, ShardOutcome, ShardTask, WorkerId, WorkerSpec,
+    Core, CoreConfig, Counted, JobDef, JobId, JobView, JournalOp, Outbox, ShardOutcome, ShardTask,
+    WorkerId, WorkerSpec,
 };
 use farm_proto::{JobSource, JobSpec, Output, Params};
 use std::collections::BTreeMap;
@@ -18,6 +19,15 @@ impl Outbox for Queues {
     fn assign(&mut self, worker: WorkerId, _defs: Vec<JobDef>, tasks: Vec<ShardTask>) {
         self.0.entry(worker).or_default().extend(tasks);
     }
+    // The rest costs nothing here: the benchmark measures the core alone.
+    fn cancel_job(&mut self, _: WorkerId, _: JobId) {}
+    fn forget_job(&mut self, _: WorkerId, _: JobId) {}
+    fn shard_output(&mut self, _: JobId, _: u64, _: &Output) {}
+    fn job_changed(&mut self, _: &JobView) {}
+    fn drop_worker(&mut self, _: WorkerId, _: &str) {}
+    fn drain_worker(&mut self, _: WorkerId) {}
+    fn journal(&mut self, _: JournalOp) {}
+    fn counted(&mut self, _: JobId, _: &str, _: Counted) {}
 }
 
 fn noop_job(shards: u64) -> JobSpec {

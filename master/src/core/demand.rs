@@ -46,14 +46,11 @@ impl Core {
 
 #[cfg(test)]
 mod tests {
+    use super::super::recording::{take, Recording};
     use super::super::{CoreConfig, JobSpec, WorkerSpec};
     use super::*;
     use farm_proto::{JobSource, OutputShape, Params};
     use std::time::Instant;
-
-    #[derive(Default)]
-    struct Quiet;
-    impl super::super::Outbox for Quiet {}
 
     fn job(kind: &str, shards: u64) -> JobSpec {
         let source = JobSource::Range { start: 0, end: shards, shard_size: 1 };
@@ -63,9 +60,10 @@ mod tests {
     #[test]
     fn demand_counts_waiting_shards_of_the_kinds_and_free_slots() {
         let mut core = Core::new(CoreConfig::default());
+        let mut out = Recording::default();
         let now = Instant::now();
-        core.submit(job("noop", 10), OutputShape::Count, now, &mut Quiet).expect("submit");
-        core.submit(job("other", 7), OutputShape::Count, now, &mut Quiet).expect("submit");
+        core.submit(job("noop", 10), OutputShape::Count, now, &mut out).expect("submit");
+        core.submit(job("other", 7), OutputShape::Count, now, &mut out).expect("submit");
         let kinds: HashSet<String> = ["noop".to_string()].into();
         assert_eq!(core.demand(&kinds).queued_shards, 10);
         let spec = WorkerSpec {
@@ -74,12 +72,15 @@ mod tests {
             allocation: "42".into(),
             ..Default::default()
         };
-        let w = core.worker_joined(spec, now, &mut Quiet);
+        let w = core.worker_joined(spec, now, &mut out);
         let d = core.demand(&kinds);
         assert_eq!((d.queued_shards, d.free_slots), (10, 3));
         assert_eq!(d.allocated, vec![("42".to_string(), w)]);
-        core.dispatch(now, &mut Quiet);
+        core.dispatch(now, &mut out);
         let d = core.demand(&kinds);
         assert_eq!((d.queued_shards, d.free_slots), (6, 0), "4 held: 3 threads and 1 prefetch");
+        let noop = 1;
+        assert_eq!(take(&mut out.defs), vec![(w, noop)], "the dispatch sent the noop job");
+        out.assert_quiet();
     }
 }

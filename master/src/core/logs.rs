@@ -58,23 +58,12 @@ impl Core {
 
 #[cfg(test)]
 mod tests {
+    use super::super::recording::{take, Recording};
     use super::super::{CoreConfig, OutputShape, ShardOutcome, WorkerSpec};
     use super::*;
     use farm_proto::session::Results;
     use farm_proto::{JobSource, JobSpec, Output, Params};
     use std::time::Instant;
-
-    /// Keeps the shard logs the core journals.
-    #[derive(Default)]
-    struct Logs(Vec<(JobId, ShardLog)>);
-
-    impl Outbox for Logs {
-        fn journal(&mut self, op: JournalOp) {
-            if let JournalOp::ShardLog { job, log } = op {
-                self.0.push((job, log));
-            }
-        }
-    }
 
     fn run(shard: u64, log: &str) -> ShardRun {
         let log = log.to_string();
@@ -85,7 +74,7 @@ mod tests {
     fn accepted_runs_keep_a_record_and_a_jobs_logs_are_bounded() {
         let config = CoreConfig { shard_log_bytes: 400, ..CoreConfig::default() };
         let mut core = Core::new(config);
-        let mut out = Logs::default();
+        let mut out = Recording::default();
         let now = Instant::now();
         let spec = WorkerSpec {
             threads: 4,
@@ -111,8 +100,8 @@ mod tests {
         let batch = Results { done: outcomes, runs, ..Results::default() };
         let dropped = core.batch(w, batch, now, &mut out).expect("results");
         assert_eq!(dropped, 1);
-        let logs: Vec<(u64, bool, &str, &str, bool)> = out
-            .0
+        let shard_logs = out.shard_logs();
+        let logs: Vec<(u64, bool, &str, &str, bool)> = shard_logs
             .iter()
             .map(|(_, l)| (l.shard, l.failed, l.error.as_str(), l.log.as_str(), l.log_dropped))
             .collect();
@@ -126,7 +115,13 @@ mod tests {
                 (1, true, "boom", "", false),
             ]
         );
-        assert_eq!((out.0[0].1.worker.as_str(), out.0[0].1.host.as_str()), ("w1", "h"));
-        assert_eq!((out.0[0].1.started_unix_ms, out.0[0].1.duration_ms), (1000, 5));
+        assert_eq!((shard_logs[0].1.worker.as_str(), shard_logs[0].1.host.as_str()), ("w1", "h"));
+        assert_eq!((shard_logs[0].1.started_unix_ms, shard_logs[0].1.duration_ms), (1000, 5));
+        // The failed shard failed its job, which was cancelled on its worker.
+        assert_eq!(take(&mut out.defs), vec![(w, id)]);
+        assert_eq!(take(&mut out.cancels), vec![(w, id)]);
+        assert_eq!(take(&mut out.outputs).len(), 2);
+        assert_eq!(take(&mut out.finished).len(), 1);
+        out.assert_quiet();
     }
 }

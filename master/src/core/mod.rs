@@ -13,7 +13,8 @@
 //! `overview.rs` (what clients, the dashboard and metrics read), `timers.rs` (hold deadlines and retry
 //! backoff, run by the tick), `verify.rs` (`--verify`), `restore.rs` and `ranges.rs`
 //! (rebuilding the core from the journal at start), `retention.rs` (how long ended jobs are
-//! kept), `served.rs` (jobs no connected worker can run), `logs.rs` (per-shard log records).
+//! kept), `served.rs` (jobs no connected worker can run), `logs.rs` (per-shard log records),
+//! `recording.rs` (the tests' recording outbox).
 
 mod demand;
 mod dispatch;
@@ -25,6 +26,8 @@ mod memory;
 mod memory_tests;
 mod overview;
 mod ranges;
+#[cfg(test)]
+pub(crate) mod recording;
 mod restore;
 mod results;
 mod retention;

@@ -170,30 +170,14 @@ pub(super) fn view(job: &Job, now: Instant) -> JobView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{CoreConfig, Counted, JobDef, Outbox, ShardOutcome, ShardTask, WorkerSpec};
+    use crate::core::recording::{take, Recording};
+    use crate::core::{CoreConfig, Counted, ShardOutcome, WorkerSpec};
     use farm_proto::{JobSource, JobSpec, Output, OutputShape, Params};
-
-    /// Keeps the shards assigned and counts what the core counted.
-    #[derive(Default)]
-    struct Tally {
-        assigned: Vec<u64>,
-        counted: Vec<Counted>,
-    }
-
-    impl Outbox for Tally {
-        fn assign(&mut self, _worker: WorkerId, _defs: Vec<JobDef>, tasks: Vec<ShardTask>) {
-            self.assigned.extend(tasks.iter().map(|t| t.shard));
-        }
-        fn counted(&mut self, _job: JobId, kind: &str, what: Counted) {
-            assert_eq!(kind, "noop");
-            self.counted.push(what);
-        }
-    }
 
     #[test]
     fn the_overview_and_the_counts_follow_shards_through_failure_loss_and_cancel() {
         let now = Instant::now();
-        let (mut core, mut out) = (Core::new(CoreConfig::default()), Tally::default());
+        let (mut core, mut out) = (Core::new(CoreConfig::default()), Recording::default());
         let source = JobSource::Range { start: 0, end: 10, shard_size: 1 };
         let mut spec = JobSpec::new("noop", source, Params::default(), 0).expect("spec");
         spec.limits.retries = 2;
@@ -205,15 +189,18 @@ mod tests {
             &mut out,
         );
         core.dispatch(now, &mut out);
-        let held = out.assigned.len() as u64;
-        assert!(held >= 2, "{:?}", out.assigned);
-        let (a, b) = (out.assigned[0], out.assigned[1]);
+        let assigned = out.shards(w);
+        let held = assigned.len() as u64;
+        assert!(held >= 2, "{:?}", assigned);
+        let (a, b) = (assigned[0], assigned[1]);
         let outcomes = vec![
             (job, a, ShardOutcome::Done(Output::Count(1))),
             (job, b, ShardOutcome::Failed("boom".into())),
         ];
         core.results(w, outcomes, now, &mut out).expect("results");
-        assert_eq!(out.counted, vec![Counted::Done, Counted::Failed]);
+        assert!(out.counted.iter().all(|(_, kind, _)| kind == "noop"), "{:?}", out.counted);
+        let counted = |out: &Recording| out.counted.iter().map(|c| c.2).collect::<Vec<_>>();
+        assert_eq!(counted(&out), vec![Counted::Done, Counted::Failed]);
 
         let o = core.overview(now, 5);
         assert_eq!(o.states, [0, 1, 0, 0, 0]);
@@ -228,7 +215,8 @@ mod tests {
 
         // The worker is lost: what it held runs again, each counted as a rerun.
         core.worker_left(w, "gone", now, &mut out);
-        let reruns = out.counted.iter().filter(|c| **c == Counted::Rerun).count() as u64;
+        assert!(out.counted.iter().all(|(_, kind, _)| kind == "noop"), "{:?}", out.counted);
+        let reruns = counted(&out).iter().filter(|c| **c == Counted::Rerun).count() as u64;
         assert_eq!(reruns, held - 2);
         assert!(core.overview(now, 5).workers.is_empty());
         core.cancel(job, now, &mut out).expect("cancel");
@@ -237,5 +225,9 @@ mod tests {
         assert_eq!((o.jobs.len(), o.jobs[0].queued), (1, 0));
         assert!(core.overview(now, 0).jobs.is_empty(), "no ended job asked for");
         assert_eq!(core.worker_draining(w), None);
+        assert_eq!(take(&mut out.defs), vec![(w, job)]);
+        assert_eq!(take(&mut out.outputs).len(), 1);
+        assert_eq!(take(&mut out.finished).len(), 1, "the cancelled job ended");
+        out.assert_quiet();
     }
 }

@@ -1,134 +1,21 @@
 //! Core tests with simulated workers: a recording outbox, no sockets, no clock. Each event is
 //! followed by a dispatch, as the master's task does after every drained batch.
 
+use super::recording::{take, Recording};
 use super::*;
 use farm_proto::session::{JobCost, Results};
 use farm_proto::{JobSource, Output, Params};
 use proptest::prelude::*;
-use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
 /// One millisecond.
 const MS: Duration = Duration::from_millis(1);
 
-/// Records what the core sent; keeps each simulated worker's queue of assigned tasks. Tests
-/// take the messages they expect (`take`) and end with [`Rec::assert_quiet`]: nothing else
-/// was sent.
-#[derive(Default)]
-struct Rec {
-    queues: BTreeMap<WorkerId, VecDeque<ShardTask>>,
-    defs: Vec<(WorkerId, JobId)>,
-    cancels: Vec<(WorkerId, JobId)>,
-    forgets: Vec<(WorkerId, JobId)>,
-    outputs: Vec<(JobId, u64, Output)>,
-    finished: Vec<JobView>,
-    /// Views sent while a job waited (a `waiting` reason set).
-    waited: Vec<JobView>,
-    dropped: Vec<WorkerId>,
-    drains: Vec<WorkerId>,
-    /// Every journal op, in order (the crash-and-replay test replays a prefix of them).
-    journal: Vec<JournalOp>,
-    /// The last output and final status sent, which the next journal op must match.
-    last_output: Option<(JobId, u64, Output)>,
-    last_end: Option<JobView>,
-    /// Shards journaled done, and jobs journaled ended: none twice.
-    journaled: HashSet<(JobId, u64)>,
-    ended: HashSet<JobId>,
-    /// Journal ops that match no event: `assert_quiet` fails on any.
-    bad_journal: Vec<String>,
-}
-
-impl Outbox for Rec {
-    fn assign(&mut self, worker: WorkerId, defs: Vec<JobDef>, tasks: Vec<ShardTask>) {
-        assert!(!tasks.is_empty() || !defs.is_empty(), "an empty assignment was sent");
-        self.defs.extend(defs.into_iter().map(|d| (worker, d.job_id)));
-        self.queues.entry(worker).or_default().extend(tasks);
-    }
-    fn cancel_job(&mut self, worker: WorkerId, job: JobId) {
-        self.cancels.push((worker, job));
-        if let Some(q) = self.queues.get_mut(&worker) {
-            q.retain(|t| t.job_id != job);
-        }
-    }
-    fn forget_job(&mut self, worker: WorkerId, job: JobId) {
-        self.forgets.push((worker, job));
-    }
-    fn shard_output(&mut self, job: JobId, shard: u64, output: &Output) {
-        self.outputs.push((job, shard, output.clone()));
-        self.last_output = Some((job, shard, output.clone()));
-    }
-    fn job_changed(&mut self, view: &JobView) {
-        if view.waiting.is_some() {
-            self.waited.push(view.clone());
-        }
-        if view.state.is_final() {
-            self.finished.push(view.clone());
-            self.last_end = Some(view.clone());
-        }
-    }
-    fn drop_worker(&mut self, worker: WorkerId, _reason: &str) {
-        self.dropped.push(worker);
-    }
-    fn drain_worker(&mut self, worker: WorkerId) {
-        self.drains.push(worker);
-    }
-    fn journal(&mut self, op: JournalOp) {
-        let ok = match &op {
-            JournalOp::Submit { .. } => true,
-            JournalOp::Outcome { job, shard, output } => {
-                self.last_output.take() == Some((*job, *shard, output.clone()))
-                    && self.journaled.insert((*job, *shard))
-            }
-            JournalOp::End(view) => {
-                self.last_end.take().as_ref() == Some(view) && self.ended.insert(view.id)
-            }
-            JournalOp::Forget(job) => self.ended.contains(job),
-            JournalOp::ShardLog { .. } => true,
-        };
-        if !ok {
-            self.bad_journal.push(format!("{op:?}"));
-        }
-        self.journal.push(op);
-    }
-}
-
-impl Rec {
-    /// Panics if anything was sent that the test did not take: job definitions, cancels,
-    /// forgets, shard outputs, ended jobs, dropped or drained workers (tako's emptiness check).
-    /// Assigned tasks are the simulated workers' queues, checked by the tests themselves.
-    #[track_caller]
-    fn assert_quiet(&self) {
-        assert!(self.defs.is_empty(), "unexpected job definitions: {:?}", self.defs);
-        assert!(self.cancels.is_empty(), "unexpected cancels: {:?}", self.cancels);
-        assert!(self.forgets.is_empty(), "unexpected forgets: {:?}", self.forgets);
-        assert!(self.outputs.is_empty(), "unexpected outputs: {} of them", self.outputs.len());
-        assert!(self.finished.is_empty(), "unexpected ended jobs: {:?}", self.finished);
-        assert!(self.dropped.is_empty(), "unexpected dropped workers: {:?}", self.dropped);
-        assert!(self.drains.is_empty(), "unexpected drains: {:?}", self.drains);
-        assert!(self.bad_journal.is_empty(), "journal ops of no event: {:?}", self.bad_journal);
-    }
-
-    /// The shards of a worker's queue, in order.
-    fn shards(&self, worker: WorkerId) -> Vec<u64> {
-        self.queues.get(&worker).map_or(vec![], |q| q.iter().map(|t| t.shard).collect())
-    }
-
-    /// How many tasks a worker has queued.
-    fn queued(&self, worker: WorkerId) -> usize {
-        self.queues.get(&worker).map_or(0, VecDeque::len)
-    }
-}
-
-/// Takes what a test expected to be sent, leaving the record empty for `assert_quiet`.
-fn take<T>(sent: &mut Vec<T>) -> Vec<T> {
-    std::mem::take(sent)
-}
-
 /// The core and a recording outbox, driven the way the master's task drives them: every event
 /// is followed by a dispatch, as if each came alone in its batch.
 struct Sim {
     core: Core,
-    rec: Rec,
+    rec: Recording,
     /// The latest time of an event: dispatches start holds then.
     now: Instant,
     /// What the core was built with, to rebuild it after a crash.
@@ -140,7 +27,7 @@ struct Sim {
 impl Sim {
     fn new(config: CoreConfig) -> Self {
         let core = Core::new(config.clone());
-        Sim { core, rec: Rec::default(), now: Instant::now(), config, history: Vec::new() }
+        Sim { core, rec: Recording::default(), now: Instant::now(), config, history: Vec::new() }
     }
     /// The master dies with every worker session: the journal ops after the first
     /// `len - lost` were not committed (a submit's never is lost: its reply waited for the
@@ -150,7 +37,7 @@ impl Sim {
         let last_submit = ops.iter().rposition(|op| matches!(op, JournalOp::Submit { .. }));
         let keep = ops.len().saturating_sub(lost).max(last_submit.map_or(0, |i| i + 1));
         self.history.extend(ops.into_iter().take(keep));
-        self.rec = Rec::default();
+        self.rec = Recording::default();
         self.core = replay(&self.history, self.config.clone(), now, &mut self.rec);
         self.now = self.now.max(now);
     }
@@ -238,7 +125,7 @@ impl Sim {
 /// A core rebuilt from committed journal ops the way `store::open` rebuilds it from its
 /// tables: the id counter, every job in id order (ended ones as summaries), then every
 /// outcome of a job still going in (job, shard) order.
-fn replay(ops: &[JournalOp], config: CoreConfig, now: Instant, out: &mut Rec) -> Core {
+fn replay(ops: &[JournalOp], config: CoreConfig, now: Instant, out: &mut Recording) -> Core {
     let mut live = BTreeMap::new();
     let mut ended = BTreeMap::new();
     let mut outcomes = BTreeMap::new();
@@ -399,6 +286,12 @@ fn a_job_of_cheap_shards_gets_deep_windows_and_a_job_of_costly_ones_does_not() {
         sim.complete_costing(w, usize::MAX, 200 * MS, t0 + 50 * MS + i * 200 * MS);
     }
     assert_eq!(sim.rec.queued(w), 2, "a costly job keeps threads + prefetch");
+    // Both jobs' definitions, the cheap one's outputs, its cancel and its end were asked for.
+    assert_eq!(take(&mut sim.rec.defs).len(), 3, "the cheap job to one, the costly to both");
+    assert_eq!(take(&mut sim.rec.cancels).len(), 1);
+    take(&mut sim.rec.outputs);
+    assert_eq!(take(&mut sim.rec.finished).len(), 1, "the cancelled job ended");
+    sim.rec.assert_quiet();
 }
 
 #[test]
@@ -428,6 +321,10 @@ fn only_accepted_completions_grow_a_window() {
     }
     assert_eq!(sim.rec.queued(w), 2, "the window stays at threads + prefetch");
     assert_eq!(sim.status(job, t0).done, 1);
+    // Each worker got the job's definition; only the first completion was accepted.
+    assert_eq!(take(&mut sim.rec.defs), vec![(w, job), (other, job)]);
+    assert_eq!(take(&mut sim.rec.outputs).len(), 1);
+    sim.rec.assert_quiet();
 }
 
 #[test]
@@ -559,6 +456,9 @@ fn jobs_over_the_shard_limit_are_refused_and_huge_range_jobs_stay_lazy() {
     sim.complete(w, 1, now);
     let status = sim.status(job, now);
     assert_eq!((status.total, status.done, status.in_flight), (u64::MAX, 1, 2));
+    assert_eq!(take(&mut sim.rec.defs), vec![(w, job)]);
+    assert_eq!(take(&mut sim.rec.outputs).len(), 1, "the one completed shard");
+    sim.rec.assert_quiet();
 }
 
 #[test]
@@ -592,6 +492,9 @@ fn a_shard_that_takes_down_its_workers_fails_the_job_after_max_crashes() {
     for _ in 0..10 {
         sim.submit(self::spec("noop", 0, 1, 1, 0), now).expect("accepted");
     }
+    // The first two new jobs fill the third worker's window (one thread plus prefetch).
+    assert_eq!(take(&mut sim.rec.defs), vec![(c, 2), (c, 3)]);
+    sim.rec.assert_quiet();
 }
 
 #[test]
@@ -606,6 +509,9 @@ fn a_crash_is_blamed_on_the_shards_the_worker_said_it_started() {
     sim.leave(w, "stream closed", now);
     let error = sim.status(job, now).error.unwrap_or_default();
     assert!(error.starts_with("shard 1 (indices 1..2) was running on 1 workers"), "{error}");
+    assert_eq!(take(&mut sim.rec.defs).len(), 1);
+    assert_eq!(take(&mut sim.rec.finished).len(), 1, "the job failed once");
+    sim.rec.assert_quiet();
 }
 
 #[test]
@@ -676,6 +582,13 @@ fn ended_jobs_are_forgotten_after_keep_finished_for() {
     assert!(sim.core.status(job, now).is_none(), "forgotten after keep_finished_for");
     let forgot = sim.rec.journal.iter().any(|op| matches!(op, JournalOp::Forget(j) if *j == job));
     assert!(forgot, "the journal is told, so its rows go too");
+    // The job ran and ended; its worker, silent past the heartbeat timeout, was dropped.
+    assert_eq!(take(&mut sim.rec.defs).len(), 1);
+    assert_eq!(take(&mut sim.rec.outputs).len(), 2);
+    assert_eq!(take(&mut sim.rec.finished).len(), 1);
+    assert_eq!(take(&mut sim.rec.forgets).len(), 1);
+    assert_eq!(take(&mut sim.rec.dropped).len(), 1);
+    sim.rec.assert_quiet();
 }
 
 #[test]
@@ -777,6 +690,13 @@ fn a_worker_that_hoards_holds_a_handful_and_its_shards_are_reclaimed_after_the_d
     // Its late answers for the reclaimed shards are dropped.
     let late = held.iter().map(|&s| (job, s, ShardOutcome::Done(Output::Count(1))));
     assert_eq!(sim.results(hoarder, late, now), Ok(4));
+    // Both workers held the job, so both are told to forget it when it ends.
+    assert_eq!(take(&mut sim.rec.defs), vec![(hoarder, job), (honest, job)]);
+    let mut forgets = take(&mut sim.rec.forgets);
+    forgets.sort();
+    assert_eq!(forgets, vec![(hoarder, job), (honest, job)]);
+    assert_eq!(take(&mut sim.rec.finished).len(), 1);
+    sim.rec.assert_quiet();
 }
 
 #[test]
@@ -803,6 +723,9 @@ fn a_started_shard_held_past_twice_its_timeout_is_a_failed_run_not_handed_on() {
     );
     assert_eq!(sim.rec.queued(other), 0, "not handed to the next worker");
     assert_eq!(sim.status(job, later).reruns, 0);
+    assert_eq!(take(&mut sim.rec.defs), vec![(stuck, job)]);
+    assert_eq!(take(&mut sim.rec.forgets), vec![(stuck, job)], "the failed job is forgotten");
+    sim.rec.assert_quiet();
 }
 
 #[test]
@@ -819,6 +742,8 @@ fn jobs_without_a_shard_timeout_use_the_hold_timeout() {
     sim.tick(later(60));
     assert_eq!(sim.status(job, t0).reruns, 2);
     assert!(sim.core.workers(t0)[0].suspect.is_some());
+    assert_eq!(take(&mut sim.rec.defs), vec![(w, job)]);
+    sim.rec.assert_quiet();
 }
 
 #[test]
@@ -837,6 +762,9 @@ fn a_window_grows_only_with_accepted_completions() {
     }
     // Slow start: 4, then doubling per round of answers, up to 64 threads x 2.
     assert_eq!(windows, vec![4, 4, 8, 16, 32, 64]);
+    assert_eq!(take(&mut sim.rec.defs), vec![(w, job)]);
+    assert_eq!(take(&mut sim.rec.outputs).len(), 4 + 8 + 16 + 32, "every shard answered");
+    sim.rec.assert_quiet();
 }
 
 #[test]
@@ -866,6 +794,12 @@ fn a_failed_shard_backs_off_exponentially_before_it_runs_again() {
     sim.cancel(job, now).expect("cancel");
     sim.tick(now + Duration::from_secs(10));
     assert_eq!(sim.rec.queued(w), 0);
+    // The cancelled job ends and is forgotten; the worker, silent for 10 s, is dropped.
+    assert_eq!(take(&mut sim.rec.defs), vec![(w, job)]);
+    assert_eq!(take(&mut sim.rec.forgets), vec![(w, job)]);
+    assert_eq!(take(&mut sim.rec.finished).len(), 1);
+    assert_eq!(take(&mut sim.rec.dropped), vec![w]);
+    sim.rec.assert_quiet();
 }
 
 fn verify_spec(percent: u32) -> JobSpec {
@@ -900,6 +834,11 @@ fn verify_runs_each_sampled_shard_on_a_second_worker_and_counts_it_once() {
     let mut outputs: Vec<u64> = sim.rec.outputs.iter().map(|o| o.1).collect();
     outputs.sort();
     assert_eq!(outputs, (0..20).collect::<Vec<_>>(), "every shard counted once");
+    assert_eq!(take(&mut sim.rec.defs), vec![(a, job), (b, job)]);
+    assert_eq!(take(&mut sim.rec.forgets).len(), 2);
+    take(&mut sim.rec.outputs);
+    assert_eq!(take(&mut sim.rec.finished).len(), 1);
+    sim.rec.assert_quiet();
 }
 
 #[test]
@@ -918,6 +857,13 @@ fn verify_fails_the_job_naming_the_shard_and_both_workers_when_outputs_differ() 
     assert!(error.starts_with("verification failed: shard "), "{error}");
     assert!(error.contains("worker 1 (liar)") && error.contains("worker 2 (honest)"), "{error}");
     assert!(sim.rec.outputs.is_empty(), "no disputed output was counted");
+    // The failed job is cancelled on both workers.
+    assert_eq!(take(&mut sim.rec.defs), vec![(liar, job), (honest, job)]);
+    let mut cancels = take(&mut sim.rec.cancels);
+    cancels.sort();
+    assert_eq!(cancels, vec![(liar, job), (honest, job)]);
+    assert_eq!(take(&mut sim.rec.finished).len(), 1);
+    sim.rec.assert_quiet();
 }
 
 #[test]
@@ -1061,6 +1007,15 @@ proptest! {
             }
         }
         prop_assert_eq!(sim.core.assigned_total(), 0);
+        // Random interleavings send every kind of message, checked above by their outcome;
+        // quiet here checks that every journal op since the last crash matched its event.
+        for sent in [&mut sim.rec.defs, &mut sim.rec.cancels, &mut sim.rec.forgets] {
+            take(sent);
+        }
+        take(&mut sim.rec.outputs);
+        take(&mut sim.rec.finished);
+        take(&mut sim.rec.dropped);
+        sim.rec.assert_quiet();
     }
 }
 

@@ -207,29 +207,31 @@ pub struct WorkerView {
 }
 
 /// Side effects the core asks for. The master's implementation (`actor::Effects`) carries out
-/// every one; an outbox that needs only some (a replay collecting journal ops, a benchmark
-/// keeping worker queues) leaves the others to these empty defaults.
+/// every one. No method has a default, so a new effect does not compile until every outbox
+/// says what it does with it: an outbox that needs only some (a replay collecting journal
+/// ops, a benchmark keeping worker queues) ignores the others explicitly, and the tests'
+/// one recording outbox (`core::recording`) records it.
 pub trait Outbox {
     /// Send new job definitions (first) and shards to a worker.
-    fn assign(&mut self, _worker: WorkerId, _defs: Vec<JobDef>, _tasks: Vec<ShardTask>) {}
+    fn assign(&mut self, worker: WorkerId, defs: Vec<JobDef>, tasks: Vec<ShardTask>);
     /// Tell a worker to stop every shard of a job and forget it.
-    fn cancel_job(&mut self, _worker: WorkerId, _job: JobId) {}
+    fn cancel_job(&mut self, worker: WorkerId, job: JobId);
     /// Tell a worker that a job is over and its definition can go.
-    fn forget_job(&mut self, _worker: WorkerId, _job: JobId) {}
+    fn forget_job(&mut self, worker: WorkerId, job: JobId);
     /// A shard's result, accepted exactly once.
-    fn shard_output(&mut self, _job: JobId, _shard: u64, _output: &Output) {}
+    fn shard_output(&mut self, job: JobId, shard: u64, output: &Output);
     /// A job's progress changed, or it ended (then `view.state.is_final()`).
-    fn job_changed(&mut self, _view: &JobView) {}
+    fn job_changed(&mut self, view: &JobView);
     /// The core declared a worker lost (heartbeat timeout): end its session.
-    fn drop_worker(&mut self, _worker: WorkerId, _reason: &str) {}
+    fn drop_worker(&mut self, worker: WorkerId, reason: &str);
     /// Ask a worker to drain: finish or hand back its shards, then leave.
-    fn drain_worker(&mut self, _worker: WorkerId) {}
+    fn drain_worker(&mut self, worker: WorkerId);
     /// Record a change in the journal (the store's writer thread commits it; this must not
     /// block).
-    fn journal(&mut self, _op: JournalOp) {}
+    fn journal(&mut self, op: JournalOp);
     /// A shard of job `job` (kernel `kind`) was counted, for metrics: called once per shard
     /// per event, so it must be cheap (the master's counts into cached atomic counters).
-    fn counted(&mut self, _job: JobId, _kind: &str, _what: Counted) {}
+    fn counted(&mut self, job: JobId, kind: &str, what: Counted);
 }
 
 /// What became of a shard, as metrics count it.

@@ -316,6 +316,23 @@ impl Outbox for Collect {
     fn journal(&mut self, op: JournalOp) {
         self.0.push(op);
     }
+    // No worker is connected during a replay, so nothing goes to one.
+    fn assign(
+        &mut self,
+        _: crate::core::WorkerId,
+        _: Vec<crate::core::JobDef>,
+        _: Vec<crate::core::ShardTask>,
+    ) {
+    }
+    fn cancel_job(&mut self, _: crate::core::WorkerId, _: JobId) {}
+    fn forget_job(&mut self, _: crate::core::WorkerId, _: JobId) {}
+    fn drop_worker(&mut self, _: crate::core::WorkerId, _: &str) {}
+    fn drain_worker(&mut self, _: crate::core::WorkerId) {}
+    // No client watches yet: results are read from the store, views from the core.
+    fn shard_output(&mut self, _: JobId, _: u64, _: &Output) {}
+    fn job_changed(&mut self, _: &JobView) {}
+    // Metrics count the shards of this run only.
+    fn counted(&mut self, _: JobId, _: &str, _: crate::core::Counted) {}
 }
 
 #[cfg(test)]

@@ -2,25 +2,11 @@
 //! summaries, unfinished ones with their committed shards done; ids continue.
 
 use super::*;
-use crate::core::{JobDef, ShardTask, WorkerId};
+use crate::core::recording::{take, Recording};
 use crate::core::{ShardOutcome, WorkerSpec};
+use crate::core::{ShardTask, WorkerId};
 use farm_proto::{JobSource, Params};
-
-/// Records what the core sends that a test looks at: the tasks and the journal ops.
-#[derive(Default)]
-struct Rec {
-    tasks: Vec<ShardTask>,
-    ops: Vec<JournalOp>,
-}
-
-impl Outbox for Rec {
-    fn assign(&mut self, _: WorkerId, _: Vec<JobDef>, tasks: Vec<ShardTask>) {
-        self.tasks.extend(tasks);
-    }
-    fn journal(&mut self, op: JournalOp) {
-        self.ops.push(op);
-    }
-}
+use std::collections::VecDeque;
 
 fn noop(shards: u64) -> Submission {
     let source = JobSource::Range { start: 0, end: shards, shard_size: 1 };
@@ -33,13 +19,19 @@ fn worker() -> WorkerSpec {
 
 /// Dispatches and completes (each with a count of 5 for ids below 2, else 1) the tasks
 /// `pick` chooses until no more come; returns the shards run.
-fn run(core: &mut Core, rec: &mut Rec, w: WorkerId, pick: impl Fn(&ShardTask) -> bool) -> Vec<u64> {
+fn run(
+    core: &mut Core,
+    rec: &mut Recording,
+    w: WorkerId,
+    pick: impl Fn(&ShardTask) -> bool,
+) -> Vec<u64> {
     let now = Instant::now();
     let mut ran = Vec::new();
     loop {
         core.dispatch(now, rec);
-        let (done, held): (Vec<ShardTask>, Vec<ShardTask>) = rec.tasks.drain(..).partition(&pick);
-        rec.tasks = held;
+        let queue = rec.queues.entry(w).or_default();
+        let (done, held): (VecDeque<ShardTask>, _) = queue.drain(..).partition(&pick);
+        *queue = held;
         if done.is_empty() {
             return ran;
         }
@@ -69,7 +61,7 @@ fn a_reopened_journal_resumes_jobs_keeps_ended_ones_and_continues_ids() {
     let path = dir.join("journal.redb");
     let _ = std::fs::remove_file(&path);
     let now = Instant::now();
-    let mut rec = Rec::default();
+    let mut rec = Recording::default();
     let mut core = write(&path, vec![]);
     let short = core.submit(noop(2), OutputShape::Count, now, &mut rec).expect("submit");
     let long = core.submit(noop(10), OutputShape::Count, now, &mut rec).expect("submit");
@@ -78,7 +70,7 @@ fn a_reopened_journal_resumes_jobs_keeps_ended_ones_and_continues_ids() {
     let ran = run(&mut core, &mut rec, w, |t| t.job_id == short || [2, 3].contains(&t.shard));
     assert_eq!(ran.len(), 4);
     assert_eq!(core.status(short, now).expect("short").state, JobState::Succeeded);
-    write(&path, std::mem::take(&mut rec.ops));
+    write(&path, take(&mut rec.journal));
 
     let (mut core, journal, replayed) = open(Some(&path), CoreConfig::default()).expect("reopen");
     assert_eq!((replayed.ended, replayed.resumed, replayed.outcomes), (1, 1, 2));
@@ -86,7 +78,7 @@ fn a_reopened_journal_resumes_jobs_keeps_ended_ones_and_continues_ids() {
     assert_eq!((ended.state, ended.result_json.as_deref()), (JobState::Succeeded, Some("10")));
     let resumed = core.status(long, now).expect("resumed");
     assert_eq!((resumed.state, resumed.done), (JobState::Running, 2));
-    let mut rec = Rec::default();
+    let mut rec = Recording::default();
     let w = core.worker_joined(worker(), now, &mut rec);
     let mut shards = run(&mut core, &mut rec, w, |_| true);
     shards.sort();
@@ -95,6 +87,12 @@ fn a_reopened_journal_resumes_jobs_keeps_ended_ones_and_continues_ids() {
     assert_eq!((end.state, end.result_json.as_deref()), (JobState::Succeeded, Some("10")));
     let next = core.submit(noop(1), OutputShape::Count, now, &mut rec).expect("submit");
     assert_eq!(next, long + 1, "ids continue");
+    // The resumed job ran on the new worker and ended.
+    assert_eq!(take(&mut rec.defs), vec![(w, long)]);
+    assert_eq!(take(&mut rec.forgets), vec![(w, long)]);
+    assert_eq!(take(&mut rec.outputs).len(), 8);
+    assert_eq!(take(&mut rec.finished).len(), 1);
+    rec.assert_quiet();
     journal.close();
     let _ = std::fs::remove_dir_all(&dir);
 }

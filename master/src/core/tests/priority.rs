@@ -114,4 +114,10 @@ fn a_higher_priority_job_overtakes_the_lower_priority_work_queued_in_every_windo
     c.run(c.now + Duration::from_secs(60), low);
     let view = c.sim.status(low, c.now);
     assert_eq!((view.state, view.reruns), (JobState::Succeeded, 0));
+    // Both jobs ran on both workers and ended.
+    assert_eq!(take(&mut c.sim.rec.defs).len(), 4);
+    assert_eq!(take(&mut c.sim.rec.forgets).len(), 4);
+    assert_eq!(take(&mut c.sim.rec.outputs).len(), 8040);
+    assert_eq!(take(&mut c.sim.rec.finished).len(), 2);
+    c.sim.rec.assert_quiet();
 }
