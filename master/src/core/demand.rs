@@ -62,7 +62,7 @@ mod tests {
         let mut core = Core::new(CoreConfig::default());
         let mut out = Recording::default();
         let now = Instant::now();
-        core.submit(job("noop", 10), OutputShape::Count, now, &mut out).expect("submit");
+        let noop = core.submit(job("noop", 10), OutputShape::Count, now, &mut out).expect("submit");
         core.submit(job("other", 7), OutputShape::Count, now, &mut out).expect("submit");
         let kinds: HashSet<String> = ["noop".to_string()].into();
         assert_eq!(core.demand(&kinds).queued_shards, 10);
@@ -79,7 +79,6 @@ mod tests {
         core.dispatch(now, &mut out);
         let d = core.demand(&kinds);
         assert_eq!((d.queued_shards, d.free_slots), (6, 0), "4 held: 3 threads and 1 prefetch");
-        let noop = 1;
         assert_eq!(take(&mut out.defs), vec![(w, noop)], "the dispatch sent the noop job");
         out.assert_quiet();
     }

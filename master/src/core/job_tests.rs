@@ -1,4 +1,5 @@
-//! The accumulator: sums, joined lists, declared shapes, the inline limit and the spill.
+//! The accumulator: sums, joined lists, declared shapes, the inline limit and the spill. It is
+//! tested alone, with no core and no outbox: nothing is sent, so no test checks `assert_quiet`.
 
 use super::*;
 use farm_proto::ExecRun;

@@ -182,6 +182,8 @@ fn params_bytes(params: &Params) -> usize {
     params.0.iter().map(|(k, v)| k.len() + v.len() + 2 * ENTRY_OVERHEAD).sum()
 }
 
+/// These test this part alone, with no core and no outbox: nothing is sent, so no test
+/// checks `assert_quiet`.
 #[cfg(test)]
 mod tests {
     use super::*;

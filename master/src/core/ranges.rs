@@ -59,6 +59,8 @@ impl Ranges {
     }
 }
 
+/// These test this part alone, with no core and no outbox: nothing is sent, so no test
+/// checks `assert_quiet`.
 #[cfg(test)]
 mod tests {
     use super::*;

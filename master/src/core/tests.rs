@@ -868,6 +868,7 @@ fn verify_fails_the_job_naming_the_shard_and_both_workers_when_outputs_differ() 
 
 #[test]
 fn verify_samples_about_the_given_share_of_shards() {
+    // The sampling function alone: no core, nothing sent, no quiet to check.
     let hits = (0..10_000).filter(|&s| verify::sampled(7, s, 10)).count();
     assert!((800..1200).contains(&hits), "{hits} of 10000 at 10 %");
     assert!((0..100).all(|s| verify::sampled(1, s, 100) && !verify::sampled(1, s, 0)));

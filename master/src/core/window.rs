@@ -90,6 +90,8 @@ pub(crate) fn window(s: Sizing, config: &CoreConfig) -> usize {
     fixed.max(deep).min(earned)
 }
 
+/// These test this part alone, with no core and no outbox: nothing is sent, so no test
+/// checks `assert_quiet`.
 #[cfg(test)]
 mod tests {
     use super::*;
