@@ -62,7 +62,8 @@ fn every_source_file_is_named_in_its_crates_module_docs() {
         files.remove(root_name);
         let named = named_files(&root_file);
         for missing in files.difference(&named) {
-            problems.push(format!("{member}/src/{missing} is not named in {member}/src/{root_name}"));
+            problems
+                .push(format!("{member}/src/{missing} is not named in {member}/src/{root_name}"));
         }
         for gone in named.difference(&files) {
             problems.push(format!("{member}/src/{root_name} names {gone}, which does not exist"));
@@ -75,10 +76,11 @@ fn every_source_file_is_named_in_its_crates_module_docs() {
 
 /// The Markdown files whose links are checked: the top-level docs and everything in docs/.
 fn markdown_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = ["README.md", "ARCHITECTURE.md", "BENCHMARKS.md", "RELIABILITY.md"]
-        .iter()
-        .map(|name| root().join(name))
-        .collect();
+    let mut files: Vec<PathBuf> =
+        ["README.md", "ARCHITECTURE.md", "BENCHMARKS.md", "RELIABILITY.md"]
+            .iter()
+            .map(|name| root().join(name))
+            .collect();
     for entry in std::fs::read_dir(root().join("docs")).expect("a docs folder") {
         let path = entry.expect("a directory entry").path();
         if path.extension().is_some_and(|e| e == "md") {
