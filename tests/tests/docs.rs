@@ -74,10 +74,10 @@ fn every_source_file_is_named_in_its_crates_module_docs() {
     assert!(problems.is_empty(), "module docs out of date:\n{}", problems.join("\n"));
 }
 
-/// The Markdown files whose links are checked: the top-level docs and everything in docs/.
+/// The Markdown files whose links are checked: the top-level docs, deploy/README.md and docs/.
 fn markdown_files() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> =
-        ["README.md", "ARCHITECTURE.md", "BENCHMARKS.md", "RELIABILITY.md"]
+        ["README.md", "ARCHITECTURE.md", "BENCHMARKS.md", "RELIABILITY.md", "deploy/README.md"]
             .iter()
             .map(|name| root().join(name))
             .collect();
