@@ -5,6 +5,20 @@
 //! cargo build --release -p farm -p farm-bench   # farm, farm-bench and spin-child
 //! ./target/release/farm-bench all
 //! ```
+//!
+//! # Files
+//!
+//! One entry per source file under `src/` (a test in `tests/tests/docs.rs` fails when one
+//! is missing or names a file that is gone):
+//!
+//! - `bin/spin-child.rs`: `spin-child MS`: a program that costs MS milliseconds of CPU
+//! - `dashboard.rs`: figure 8, the dashboard's cost: noop throughput with the HTTP endpoint on
+//! - `efficiency.rs`: figure 2: how close farm comes to the machine's limit on small shards
+//! - `exec.rs`: figure 10, external programs through the `exec` kernel (issue 15's goal 3)
+//! - `peers.rs`: the `peers` figure: the same workloads on farm and on its peers, in one run
+//! - `priority.rs`: figure 12: a high-priority job behind a long low-priority one
+//! - `procs.rs`: starting the real `farm` binary; its memory and CPU time from /proc
+//! - `wasm.rs`: figure 7: wasm kernels against the built-in ones, side by side in one run
 
 mod dashboard;
 mod efficiency;

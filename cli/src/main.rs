@@ -1,5 +1,43 @@
 //! `farm`: one binary for every role. `farm master` serves, `farm worker` runs shards,
 //! `farm run` does both for one job on this machine, and the other commands are clients.
+//!
+//! # Files
+//!
+//! One entry per source file under `src/` (a test in `tests/tests/docs.rs` fails when one
+//! is missing or names a file that is gone):
+//!
+//! - `alloc.rs`: `farm alloc`: add, list and remove allocation queues (Slurm)
+//! - `args.rs`: the command line: clap structs only
+//! - `args/client.rs`: the connection flags (`--master`, `--token`, `--tls-*`) as clap structs
+//! - `args/duration.rs`: durations on the command line, with their unit: the worker SDK's parser
+//! - `args/lists.rs`: the flags of the listing commands (`farm jobs`, `farm kinds`) and `farm
+//!   completions`
+//! - `args/serve.rs`: the flags of the commands that serve: `farm master`, `farm run`
+//! - `commands.rs`: client commands: submit, watch, status, cancel, jobs, workers
+//! - `config.rs`: the config file: any flag, by its long name, as a default under env and the
+//!   command line
+//! - `conn.rs`: merging connection flags given before the command, refused where they would be
+//!   ignored
+//! - `deliver.rs`: what a command that waited for a job delivers once it ended
+//! - `fail.rs`: how a command that failed says so: one line on stderr, or one JSON object with
+//!   `--json`
+//! - `http.rs`: the master's HTTP endpoint as the command line sets it up: `--http ADDR|off`
+//! - `job.rs`: turns the job flags into a checked job spec
+//! - `kinds.rs`: `farm kinds`: what the cluster offers, read from the master
+//! - `logging.rs`: logs on stderr: plain text (colour only on a terminal) or JSON lines
+//! - `logs.rs`: `farm logs JOB`: a job's per-shard logs, streamed from the master (`Logs`)
+//! - `out.rs`: standard output for every command: a closed pipe is a quiet exit; `escaped` for text
+//! - `results.rs`: `farm results JOB`, and `--out FILE` of `farm submit --wait` and `farm run`
+//! - `roles.rs`: the long-running roles: `farm master`, `farm worker`, and `farm run`
+//! - `show.rs`: what people and scripts see: progress bars, results, tables, the mandelbrot PNG
+//! - `showdown/chart.rs`: what people see: the table, the notes under it, and the SVG chart
+//! - `showdown/mod.rs`: `farm showdown`: the classic "threading vs multiprocessing" comparison
+//! - `showdown/run.rs`: running the configurations: `farm run` children and the embedded Python
+//!   script
+//! - `showdown/tests.rs`: tests of the pure parts: the math, the table, the chart
+//! - `tables.rs`: every table the CLI prints (jobs, workers, kinds' params, the showdown)
+//! - `wasm_args.rs`: the master's wasm module store flags (`--max-module-mib`,
+//!   `--module-store-mib`)
 
 // Every stdout write goes through `out`, which stops quietly when the reader has gone.
 #![deny(clippy::print_stdout)]

@@ -17,6 +17,21 @@
 //! println!("{}", status.result);
 //! # Ok(()) }
 //! ```
+//!
+//! # Files
+//!
+//! One entry per source file under `src/` (a test in `tests/tests/docs.rs` fails when one
+//! is missing or names a file that is gone):
+//!
+//! - `alloc.rs`: allocation queues (`AllocAdd`, `AllocList`, `AllocRemove`)
+//! - `kinds.rs`: the kernels the cluster offers (`ListKinds`)
+//! - `logs.rs`: a job's per-shard logs (`Logs`): each kept shard's last run and what it logged
+//! - `modules.rs`: wasm modules: uploaded once, content-addressed by SHA-256 (`PutModule`,
+//!   `HasModule`)
+//! - `results.rs`: a job's list result of any size (`Results`): its items in index order, from an
+//!   offset
+//! - `ride.rs`: waiting for a job to end, riding through a master restart
+//! - `ride_tests.rs`: the ride through a lost master, against a scripted master under paused time
 
 mod alloc;
 mod kinds;

@@ -1,6 +1,108 @@
 //! The farm master: a scheduler core without I/O, the gRPC services that adapt it to the
 //! network, the HTTP endpoint (dashboard and Prometheus metrics), and the spawner that starts
 //! and supervises local worker processes.
+//!
+//! # Files
+//!
+//! One entry per source file under `src/` (a test in `tests/tests/docs.rs` fails when one
+//! is missing or names a file that is gone):
+//!
+//! - `actor.rs`: the one task that owns the scheduler core, and `CoreHandle`, the way to talk to it
+//! - `actor/effects.rs`: the side effects the core asks for: messages to sessions, watchers,
+//!   journal writes
+//! - `actor/task.rs`: the core's task itself: commands in drained batches, one dispatch per batch,
+//!   ticks
+//! - `actor/tests.rs`: the core's task under paused time: heartbeats, lost workers and shutdown
+//! - `alloc.rs`: the master's use of glibc's allocator: how many arenas it may use, giving memory
+//!   back
+//! - `autoalloc/machine.rs`: the allocator as a pure state machine (no I/O, no clock), the core's
+//!   pattern
+//! - `autoalloc/machine_tests.rs`: the allocator against a fake scheduler, with time passed in
+//! - `autoalloc/mod.rs`: automatic worker allocation (`farm alloc`): queues that submit Slurm
+//!   allocations
+//! - `autoalloc/policy.rs`: which sbatch arguments a client may choose, and the operator's fixed
+//!   ones
+//! - `autoalloc/queue.rs`: one allocation queue: its settings, its allocations and the numbers it
+//!   decides by
+//! - `autoalloc/script.rs`: the batch script an allocation runs: `srun` of `farm worker`s dialing
+//!   the master
+//! - `autoalloc/slurm.rs`: the Slurm driver: `sbatch`, `squeue` and `scancel` as bounded child
+//!   processes
+//! - `autoalloc/task.rs`: the allocator's task: ticks, runs Slurm commands beside it, serves
+//!   `Alloc*` calls
+//! - `catalog.rs`: the kernels the cluster offers, from workers' descriptors, and a submission's
+//!   check
+//! - `connector.rs`: masters that dial their workers (`--connect`): one task per worker, with
+//!   backoff
+//! - `core/demand.rs`: what the allocator asks of the core on its tick: work waiting, room,
+//!   allocations
+//! - `core/dispatch.rs`: dispatch: handing pending shards to workers with free slots
+//! - `core/job.rs`: one job in the core: its lazy shard cursor, shards in flight and its
+//!   accumulator
+//! - `core/job_tests.rs`: the accumulator: sums, joined lists, declared shapes, the inline limit
+//!   and the spill
+//! - `core/limits.rs`: submit validation: the limits a job must fit before the core queues it
+//! - `core/logs.rs`: per-shard log records of accepted outcomes, journaled to the `logs` table
+//! - `core/memory.rs`: what jobs hold in memory, in bytes: packed input lines, and the `Meter` of
+//!   live jobs
+//! - `core/memory_tests.rs`: memory bounded by bytes: retention, the memory budget, the per-job
+//!   result limit
+//! - `core/mod.rs`: the scheduler core: a synchronous state machine with no I/O, no clock, no
+//!   runtime
+//! - `core/overview.rs`: what the dashboard and metrics read of the core at one moment
+//! - `core/ranges.rs`: shards already done ahead of a job's cursor, as a sorted set of ranges
+//! - `core/restore.rs`: rebuilding the core from the journal at start
+//! - `core/results.rs`: shard outcomes from workers, accepted only from the worker that holds the
+//!   shard
+//! - `core/retention.rs`: retention of ended jobs: how many, how many bytes, for how long
+//! - `core/served.rs`: jobs whose kind no connected worker offers, and `--no-worker-timeout`
+//! - `core/served_tests.rs`: tests of jobs nothing can run, under simulated time
+//! - `core/tests.rs`: core tests with simulated workers: a recording outbox, no sockets, no clock
+//! - `core/tests/priority.rs`: priorities under load: simulated workers on a simulated clock
+//! - `core/timers.rs`: what the tick enforces besides heartbeats: hold deadlines and retry backoff
+//! - `core/types.rs`: the core's vocabulary: configuration, errors, event payloads, views, the
+//!   `Outbox`
+//! - `core/verify.rs`: `--verify N`: a deterministic sample of a job's shards runs twice, on two
+//!   workers
+//! - `core/window.rs`: how many shards of a job a worker may hold: its window
+//! - `core/worker.rs`: a worker session as the core tracks it: what it holds, its rates, whether
+//!   suspect
+//! - `grpc.rs`: the client service: thin adapters that hand a request to the core's task and map
+//!   errors
+//! - `grpc/run.rs`: `Run`: submit a job and answer once it ended, or once the caller's wait is over
+//! - `grpc/watch.rs`: the `Watch` stream: a job's subscription turned into events, after an
+//!   optional replay
+//! - `grpc_tests.rs`: the client service's own logic: what a List carries, the submit time
+//! - `http/api.rs`: the handlers behind `/api/` and `/metrics`: thin adapters like the gRPC ones
+//! - `http/feed.rs`: the dashboard's live feed: one overview a second while a browser listens
+//! - `http/guard.rs`: the `Host` and `Origin` checks and the security headers of every response
+//! - `http/mod.rs`: the HTTP endpoint (axum) on its own listener: the router and the token check
+//! - `logs.rs`: per-shard logs as the master serves them: one query for gRPC `Logs` and HTTP
+//! - `metrics.rs`: the master's Prometheus metrics (prometheus-client), served at `/metrics`
+//! - `modules/check.rs`: the check of an uploaded module against the farm ABI, with `wasmparser`
+//! - `modules/mod.rs`: the wasm module store's in-memory index (size, shape, last use), bounds and
+//!   pins
+//! - `modules/tests.rs`: the module store's bounds: idempotent uploads, the size limit, eviction
+//! - `outgoing.rs`: the queue of messages from the master to one worker session, bounded by bytes
+//! - `outgoing/tests.rs`: tests of the byte-bounded session queue
+//! - `private.rs`: files only the master's user may read: the store, the allocation token, scripts
+//! - `private/tests.rs`: tests of the private files' modes and owners
+//! - `server.rs`: serving: client and worker services, health and reflection on one listener;
+//!   shutdown
+//! - `sessions.rs`: worker sessions on the master's side, whichever side dialed
+//! - `spawner.rs`: local workers: N processes of the master's own executable, supervised and
+//!   restarted
+//! - `store/logs.rs`: reading a job's per-shard logs back from the store's `logs` table
+//! - `store/mod.rs`: the journal (redb): opening it and replaying it at start
+//! - `store/modules.rs`: the `modules` table: wasm modules by the SHA-256 of their bytes
+//! - `store/replay.rs`: a watcher's replay: a job's outputs from a snapshot taken where the watch
+//!   began
+//! - `store/results.rs`: reading a list job's result back from the `list_outputs` table, from an
+//!   offset
+//! - `store/tests.rs`: the journal on disk: what the core journals replays into a new core
+//! - `store/writer.rs`: the journal's writer thread: queued ops applied in one transaction, group
+//!   commits
+//! - `tasks.rs`: every task the master spawns, tracked, so shutdown can signal and wait for them
 
 mod actor;
 pub mod alloc;

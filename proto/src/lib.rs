@@ -1,7 +1,39 @@
 //! farm's wire contract: the generated gRPC code for `farm.proto`, the protocol version that
 //! both ends check, and the domain types that master, worker and client logic use instead of
-//! prost types (`domain`: job specs and outputs; `status`: what clients see), with every
-//! conversion between the two in `convert`.
+//! prost types (`domain`: job specs and outputs; `status`: what clients see). Conversions
+//! between the two live in `convert` for jobs and statuses, and beside their types for the
+//! rest (`session`, `logs`, `alloc`, `kernel/convert`).
+//!
+//! # Files
+//!
+//! One entry per source file under `src/` (a test in `tests/tests/docs.rs` fails when one
+//! is missing or names a file that is gone):
+//!
+//! - `alloc.rs`: domain types of allocation queues (`farm alloc`) and their prost conversions
+//! - `codec.rs`: the codec of every generated service: prost's, with undecodable bytes
+//!   `InvalidArgument`
+//! - `convert.rs`: conversions between the prost types of `farm.proto` and the job and status
+//!   domain types
+//! - `domain.rs`: domain types shared by master, worker and client: a job's spec and a shard's
+//!   output
+//! - `fuzz_tests.rs`: property tests over what a client or a worker can put on the wire
+//! - `kernel.rs`: kernel descriptors: what a worker says about each kernel it offers
+//! - `kernel/convert.rs`: kernel descriptors from and to their prost types
+//! - `kernel/indices.rs`: params that bound a job's indices (mandelbrot's `height` bounds its rows)
+//! - `kernel/names.rs`: the names a worker gives its kernels and their params: safe characters,
+//!   bounded length
+//! - `kernel_tests.rs`: tests of kernel descriptors: checks, limits, quoting and wire round trips
+//! - `logs.rs`: per-shard logs as clients see them: one shard's last run, and their prost
+//!   conversions
+//! - `session.rs`: the worker session's messages as domain types, both directions, with their
+//!   conversions
+//! - `session/tests.rs`: round trips of every session message, sizes against prost's own
+//! - `session/wire_len.rs`: sizes of session messages on the wire
+//! - `status.rs`: what clients see: a job's state and status, watch events, workers; their
+//!   conversions
+//! - `status_tests.rs`: round trips of the client-facing types through their prost forms
+//! - `wasm.rs`: the wasm kernel's ABI as data: the `farm` imports, `farm_run`, the shape rule
+//! - `wasm_limits.rs`: what a wasm module may declare, checked before it is compiled
 
 pub mod alloc;
 pub mod codec;

@@ -2,6 +2,24 @@
 //! masters on port 0 and workers against them, reads the address a server announces, runs CLI
 //! commands, submits jobs and polls them, all with a deadline on every wait, and kills every
 //! process it started when its handle drops.
+//!
+//! # Files
+//!
+//! One entry per source file under `src/` (a test in `tests/tests/docs.rs` fails when one
+//! is missing or names a file that is gone):
+//!
+//! - `binaries.rs`: where the binaries under test are, built once per test run
+//! - `cluster.rs`: a master on an ephemeral port and the workers and commands that go with it
+//! - `http.rs`: a small HTTP/1.1 client over a plain TCP stream, for the dashboard API and /metrics
+//! - `net.rs`: addresses: the one a server announces on its first line of stdout
+//! - `pki.rs`: throwaway certificates for the TLS tests: a CA and certificates it signed
+//! - `process.rs`: processes a test starts: tagged so any left behind can be found
+//! - `rss.rs`: a process's resident memory, read from /proc/PID/status, once or sampled for its
+//!   peak
+//! - `scratch.rs`: a scratch directory for one test (wasm modules, inputs, caches), removed when
+//!   dropped
+//! - `specs.rs`: job specs as a client puts them on the wire, for tests that talk gRPC directly
+//! - `wait.rs`: waiting with a deadline: every wait in a test is bounded
 
 mod binaries;
 mod cluster;

@@ -6,6 +6,65 @@
 //! and hand that to [`cli::main_with`] from your own binary's `main` (see `examples/collatz`):
 //! the binary then takes every flag `farm worker` takes and drains on Ctrl-C and SIGTERM. A
 //! program that builds its own [`WorkerConfig`] calls [`run`] or [`serve`] instead.
+//!
+//! # Files
+//!
+//! One entry per source file under `src/` (a test in `tests/tests/docs.rs` fails when one
+//! is missing or names a file that is gone):
+//!
+//! - `cli.rs`: the worker's whole command line (`WorkerArgs`), `run`, and `main_with` for SDK
+//!   binaries
+//! - `cli/lifetime.rs`: the worker's own limits on the command line: `--idle-timeout`,
+//!   `--time-limit`
+//! - `cli/wasm.rs`: the worker's wasm flags (`--no-wasm`, `--wasm-max-memory`, `--wasm-cache`, …)
+//! - `dial.rs`: workers that dial their master (`farm worker --master URL`)
+//! - `kernels/exec.rs`: the `exec` kernel: runs an external program once per index
+//! - `kernels/exec_cmd.rs`: how the `exec` kernel's `cmd` becomes each run's argv
+//! - `kernels/exec_cmd_tests.rs`: tests of how `cmd` and an input line become argv
+//! - `kernels/exec_groups.rs`: the process groups of the programs `exec` is running
+//! - `kernels/exec_io.rs`: the `exec` kernel's pipes: stdout up to a limit, stderr passed on with
+//!   its tail
+//! - `kernels/exec_spawn.rs`: starting an `exec` program: `clone(CLONE_VM | CLONE_VFORK)` on a
+//!   per-thread stack
+//! - `kernels/exec_wait.rs`: waiting for an `exec` program without sleeping: one `ppoll` over pipes
+//!   and pidfd
+//! - `kernels/hashchain.rs`: the `hashchain` kernel: iterated SHA-256 per index
+//! - `kernels/mandelbrot.rs`: the `mandelbrot` kernel: escape-time iteration counts
+//! - `kernels/mod.rs`: the built-in kernels and the registry functions that list them
+//! - `kernels/noop.rs`: the `noop` kernel: does nothing, for measuring farm's own per-shard
+//!   overhead
+//! - `kernels/params.rs`: shared helpers for the kernels: turning a shard into the index values
+//! - `kernels/pi.rs`: the `pi` kernel: Monte Carlo estimate of pi from reproducible per-index
+//!   streams
+//! - `kernels/primes.rs`: the `primes` kernel: counts the primes among a shard's indices
+//! - `kernels/sleep.rs`: the `sleep` kernel: waits a fixed wall-clock time per index
+//! - `kernels/spin.rs`: the `spin` kernel: burns a fixed amount of this thread's CPU time per index
+//! - `lifetime.rs`: when a worker leaves on its own: after a while with no work (`--idle-timeout`)
+//! - `listen.rs`: workers that wait for a master to dial them (`farm worker --listen ADDR`)
+//! - `pool.rs`: the worker's thread pool: exactly T OS threads that run kernels
+//! - `queue.rs`: the pool's run queue: held shards not yet started, highest job priority first
+//! - `registry.rs`: the kernels a worker offers, by name
+//! - `reports.rs`: where the pool's threads leave their reports, and when they wake the session
+//! - `sdk.rs`: the SDK for kernels: the `Kernel` trait, what a kernel receives and returns
+//! - `session/batch.rs`: the result batch a session is filling, and when it goes out
+//! - `session/driver_tests.rs`: the driver end to end over an in-memory link
+//! - `session/fetch.rs`: jobs that wait for their wasm module
+//! - `session/machine.rs`: the session as a sans-I/O state machine, the master core's pattern
+//! - `session/machine/jobs.rs`: jobs and tasks as they arrive: defining a job or refusing it once
+//! - `session/mod.rs`: one session with a master, whichever side dialed: the select loop that
+//!   drives the machine
+//! - `session/tests.rs`: the session state machine, driven by hand: the test plays the master and
+//!   the pool
+//! - `tail.rs`: the last bytes of a stream, bounded: what a shard's log and exec's error keep
+//! - `wasm/bound_tests.rs`: the wasm kernel's bounds against hostile modules
+//! - `wasm/cache.rs`: the disk cache of compiled wasm modules
+//! - `wasm/compile.rs`: compiling modules off the pool, on one compile thread per worker
+//! - `wasm/job.rs`: one `wasm` job on a worker: its module and params
+//! - `wasm/linker.rs`: what a module sees of the worker: the `farm` imports and the memory limiter
+//! - `wasm/mod.rs`: the `wasm` kernel: runs a job's own WebAssembly module, sandboxed
+//! - `wasm/runtime.rs`: the worker's wasm runtime: one wasmtime engine, the epoch ticker
+//! - `wasm/tests.rs`: the wasm kernel against the built-in kernels and its sandbox
+//! - `wasm/ticker.rs`: the epoch ticker: one thread per worker that advances the engine's epoch
 
 pub mod cli;
 mod dial;
