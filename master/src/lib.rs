@@ -51,6 +51,7 @@
 //!   runtime
 //! - `core/overview.rs`: what the dashboard and metrics read of the core at one moment
 //! - `core/ranges.rs`: shards already done ahead of a job's cursor, as a sorted set of ranges
+//! - `core/recording.rs`: the one recording outbox every core test uses, and `assert_quiet`
 //! - `core/restore.rs`: rebuilding the core from the journal at start
 //! - `core/results.rs`: shard outcomes from workers, accepted only from the worker that holds the
 //!   shard
