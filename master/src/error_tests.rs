@@ -7,8 +7,9 @@ use crate::http::http_status;
 use axum::http::StatusCode;
 use tonic::Code;
 
-/// The arm of `e` and its pinned codes. No catch-all: a new variant (or a new variant of a wrapped error)
-/// does not compile until its codes are pinned here, and [`samples`] must then show one.
+/// The arm of `e` and its pinned codes. No catch-all: a new variant (or a new variant of a
+/// wrapped error) does not compile until its codes are pinned here, and [`samples`] must then
+/// show one, in the arm's place.
 fn pinned(e: &Error) -> (usize, Code, StatusCode) {
     use StatusCode as H;
     match e {
