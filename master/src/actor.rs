@@ -8,15 +8,15 @@
 mod effects;
 mod task;
 
-use crate::catalog::{Catalog, KindError};
+use crate::catalog::Catalog;
 use effects::Effects;
 use farm_proto::{KernelDescriptor, KindInfo, OutputShape};
 use task::CoreTask;
 
 use crate::core::{
-    Core, CoreError, Demand, JobDetail, JobId, JobView, Overview, Submission, WorkerId, WorkerSpec,
-    WorkerView,
+    Core, Demand, JobDetail, JobId, JobView, Overview, Submission, WorkerId, WorkerSpec, WorkerView,
 };
+use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 pub use crate::outgoing::WorkerTx;
 use crate::store::JournalTx;
@@ -32,7 +32,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-use tonic::Status;
 
 /// Commands queued for the core's task before senders wait: enough to absorb a burst from
 /// many workers, small enough that a core that falls behind pushes back on them.
@@ -57,27 +56,16 @@ pub struct Subscription {
     pub replay: Option<oneshot::Receiver<Result<crate::store::Snapshot, String>>>,
 }
 
-/// Why a submission was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum SubmitError {
-    /// The core refused it.
-    #[error(transparent)]
-    Core(#[from] CoreError),
-    /// Its kind is unknown, or its params do not fit the kernel.
-    #[error(transparent)]
-    Kind(#[from] KindError),
-}
-
 /// A submission's reply: its id and shard count, and the barrier that resolves once its
 /// journal entry is committed.
 type Accepted = (JobId, u64, oneshot::Receiver<Result<(), String>>);
 
 enum Cmd {
     /// A submission, and the output shape that overrides its kernel's (a wasm module's).
-    Submit(Submission, Option<OutputShape>, oneshot::Sender<Result<Accepted, SubmitError>>),
+    Submit(Submission, Option<OutputShape>, oneshot::Sender<Result<Accepted>>),
     Get(JobId, oneshot::Sender<Option<JobView>>),
     List(oneshot::Sender<Vec<JobView>>),
-    Cancel(JobId, oneshot::Sender<Result<JobView, CoreError>>),
+    Cancel(JobId, oneshot::Sender<Result<JobView>>),
     Workers(oneshot::Sender<Vec<WorkerView>>),
     Watch(JobId, bool, bool, oneshot::Sender<Option<Subscription>>),
     Join(WorkerSpec, Vec<KernelDescriptor>, WorkerTx, oneshot::Sender<(WorkerId, LastHeard)>),
@@ -85,7 +73,7 @@ enum Cmd {
     Kinds(oneshot::Sender<Vec<KindInfo>>),
     Results(WorkerId, Results),
     Draining(WorkerId),
-    Drain(WorkerId, oneshot::Sender<Result<WorkerView, CoreError>>),
+    Drain(WorkerId, oneshot::Sender<Result<WorkerView>>),
     Left(WorkerId, String),
     Demand(Arc<HashSet<String>>, oneshot::Sender<Demand>),
     Overview(usize, oneshot::Sender<Overview>),
@@ -137,10 +125,6 @@ pub struct CoreHandle {
     metrics: Arc<Metrics>,
 }
 
-fn gone() -> Status {
-    Status::unavailable("master is shutting down")
-}
-
 impl CoreHandle {
     /// Waits while the journal's writer has more than its bound queued (see
     /// [`crate::store::Backlog`]).
@@ -148,10 +132,10 @@ impl CoreHandle {
         self.backlog.room().await
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Result<T, Status> {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Result<T> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(make(reply)).await.map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())
+        self.tx.send(make(reply)).await.map_err(|_| Error::ShuttingDown)?;
+        rx.await.map_err(|_| Error::ShuttingDown)
     }
 
     /// Sends a command that needs no answer, waiting while the mailbox is full; a core that is
@@ -171,21 +155,18 @@ impl CoreHandle {
     }
 
     /// The core now: jobs not yet ended and the `recent` latest ended, workers, counts.
-    pub async fn overview(&self, recent: usize) -> Result<Overview, Status> {
+    pub async fn overview(&self, recent: usize) -> Result<Overview> {
         self.ask(|r| Cmd::Overview(recent, r)).await
     }
 
     /// One job in detail, with at most `limit` troubled shards; `None` if there is no such job.
-    pub async fn detail(&self, job: JobId, limit: usize) -> Result<Option<JobDetail>, Status> {
+    pub async fn detail(&self, job: JobId, limit: usize) -> Result<Option<JobDetail>> {
         self.ask(|r| Cmd::Detail(job, limit, r)).await
     }
 
     /// Queues a job as its kernel declares (the tests' way in; see [`CoreHandle::submit_as`]).
     #[cfg(test)]
-    pub async fn submit(
-        &self,
-        sub: impl Into<Submission>,
-    ) -> Result<Result<(JobId, u64), SubmitError>, Status> {
+    pub async fn submit(&self, sub: impl Into<Submission>) -> Result<(JobId, u64)> {
         self.submit_as(sub, None).await
     }
 
@@ -197,34 +178,31 @@ impl CoreHandle {
         &self,
         sub: impl Into<Submission>,
         shape: Option<OutputShape>,
-    ) -> Result<Result<(JobId, u64), SubmitError>, Status> {
+    ) -> Result<(JobId, u64)> {
         let sub = sub.into();
-        let (id, shards, committed) = match self.ask(|r| Cmd::Submit(sub, shape, r)).await? {
-            Ok(accepted) => accepted,
-            Err(e) => return Ok(Err(e)),
-        };
+        let (id, shards, committed) = self.ask(|r| Cmd::Submit(sub, shape, r)).await??;
         // Acknowledged only once the submission is in the journal (this waits here, in the
         // caller's task; the core's task has moved on).
         match committed.await {
-            Ok(Ok(())) => Ok(Ok((id, shards))),
-            Ok(Err(e)) => Err(Status::unavailable(format!("journal write failed: {e}"))),
-            Err(_) => Err(gone()),
+            Ok(Ok(())) => Ok((id, shards)),
+            Ok(Err(e)) => Err(Error::Unavailable(format!("journal write failed: {e}"))),
+            Err(_) => Err(Error::ShuttingDown),
         }
     }
     /// One job's status.
-    pub async fn get(&self, job: JobId) -> Result<Option<JobView>, Status> {
+    pub async fn get(&self, job: JobId) -> Result<Option<JobView>> {
         self.ask(|r| Cmd::Get(job, r)).await
     }
     /// Every job's status.
-    pub async fn list(&self) -> Result<Vec<JobView>, Status> {
+    pub async fn list(&self) -> Result<Vec<JobView>> {
         self.ask(Cmd::List).await
     }
     /// Cancels a job.
-    pub async fn cancel(&self, job: JobId) -> Result<Result<JobView, CoreError>, Status> {
-        self.ask(|r| Cmd::Cancel(job, r)).await
+    pub async fn cancel(&self, job: JobId) -> Result<JobView> {
+        self.ask(|r| Cmd::Cancel(job, r)).await?
     }
     /// The connected workers.
-    pub async fn workers(&self) -> Result<Vec<WorkerView>, Status> {
+    pub async fn workers(&self) -> Result<Vec<WorkerView>> {
         self.ask(Cmd::Workers).await
     }
     /// Subscribes to a job's progress (and shard results, from the first accepted one if
@@ -234,7 +212,7 @@ impl CoreHandle {
         job: JobId,
         shards: bool,
         replay: bool,
-    ) -> Result<Option<Subscription>, Status> {
+    ) -> Result<Option<Subscription>> {
         self.ask(|r| Cmd::Watch(job, shards, replay, r)).await
     }
     /// Registers a worker session whose messages go to `tx`; the welcome is sent first. The
@@ -244,7 +222,7 @@ impl CoreHandle {
         spec: WorkerSpec,
         kernels: Vec<KernelDescriptor>,
         tx: WorkerTx,
-    ) -> Result<(WorkerId, LastHeard), Status> {
+    ) -> Result<(WorkerId, LastHeard)> {
         self.ask(|r| Cmd::Join(spec, kernels, tx, r)).await
     }
     /// A worker refused a job (its kernel rejected the params).
@@ -252,7 +230,7 @@ impl CoreHandle {
         self.tell(Cmd::Refused(worker, job, reason)).await
     }
     /// The kinds the cluster offers.
-    pub async fn kinds(&self) -> Result<Vec<KindInfo>, Status> {
+    pub async fn kinds(&self) -> Result<Vec<KindInfo>> {
         self.ask(Cmd::Kinds).await
     }
     /// A batch from a worker: shards it started, shard outcomes, how some of them ran and
@@ -269,12 +247,12 @@ impl CoreHandle {
         self.tell(Cmd::Draining(worker)).await
     }
     /// The allocator's numbers for workers offering `kinds`.
-    pub async fn demand(&self, kinds: Arc<HashSet<String>>) -> Result<Demand, Status> {
+    pub async fn demand(&self, kinds: Arc<HashSet<String>>) -> Result<Demand> {
         self.ask(|r| Cmd::Demand(kinds, r)).await
     }
     /// Asks a worker to drain.
-    pub async fn drain(&self, worker: WorkerId) -> Result<Result<WorkerView, CoreError>, Status> {
-        self.ask(|r| Cmd::Drain(worker, r)).await
+    pub async fn drain(&self, worker: WorkerId) -> Result<WorkerView> {
+        self.ask(|r| Cmd::Drain(worker, r)).await?
     }
 }
 

@@ -4,10 +4,10 @@
 mod run;
 mod watch;
 
-use crate::actor::{CoreHandle, SubmitError};
-use crate::catalog::KindError;
+use crate::actor::CoreHandle;
 use crate::core::{CoreError, JobState, JobView, Submission, WorkerView};
-use crate::modules::{ModuleError, Modules};
+use crate::error::{Error, Kind, Result};
+use crate::modules::Modules;
 use crate::store::Store;
 use farm_proto::pb::{self, farm_service_server::FarmService};
 use farm_proto::{
@@ -18,30 +18,22 @@ use std::pin::Pin;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
-/// Maps every error the core can return to a status, in one place (the HTTP API maps the
-/// status on to an HTTP code).
-pub(crate) fn status(e: CoreError) -> Status {
-    match e {
-        CoreError::TooManyShards { .. }
-        | CoreError::TooManyJobs { .. }
-        | CoreError::MemoryBudget { .. } => Status::resource_exhausted(e.to_string()),
-        CoreError::NoSuchJob(id) => Status::not_found(format!(
-            "no job {id} on this master (finished jobs are kept up to a limit; without --journal, \
-             jobs do not survive a master restart)"
-        )),
-        CoreError::NoSuchWorker(_) => Status::not_found(e.to_string()),
-        CoreError::JobEnded(_) => Status::failed_precondition(e.to_string()),
-    }
-}
-
-fn submit_status(e: SubmitError) -> Status {
-    match e {
-        SubmitError::Core(e) => status(e),
-        SubmitError::Kind(e @ KindError::Unknown(_)) => Status::failed_precondition(e.to_string()),
-        SubmitError::Kind(e @ KindError::BadParams(_)) => Status::invalid_argument(e.to_string()),
-    }
+/// Maps every error the master can return to a status, in this one place: the code by the
+/// error's kind, the message its `Display` (the HTTP API maps the same kinds in `http::api`).
+pub(crate) fn status(e: Error) -> Status {
+    let code = match e.kind() {
+        Kind::NotFound => Code::NotFound,
+        Kind::AlreadyExists => Code::AlreadyExists,
+        Kind::InvalidArgument => Code::InvalidArgument,
+        Kind::FailedPrecondition => Code::FailedPrecondition,
+        Kind::ResourceExhausted => Code::ResourceExhausted,
+        Kind::PermissionDenied => Code::PermissionDenied,
+        Kind::Unavailable => Code::Unavailable,
+        Kind::Internal => Code::Internal,
+    };
+    Status::new(code, e.to_string())
 }
 
 /// A job as clients see it; the domain type becomes the wire type in farm-proto.
@@ -85,9 +77,9 @@ pub fn listed_status(v: JobView) -> JobStatus {
 }
 
 /// A worker as clients see it. A session states who dialed it; anything else is a bug here.
-fn worker_info(w: WorkerView) -> Result<WorkerInfo, Status> {
+fn worker_info(w: WorkerView) -> Result<WorkerInfo> {
     let dialed_by =
-        w.spec.dialed_by.parse::<DialedBy>().map_err(|e| Status::internal(e.to_string()))?;
+        w.spec.dialed_by.parse::<DialedBy>().map_err(|e| Error::Internal(e.to_string()))?;
     Ok(WorkerInfo {
         worker: w.id,
         name: w.spec.name,
@@ -121,16 +113,6 @@ pub struct Farm {
     pub modules: Modules,
 }
 
-/// Maps a module store error to a status.
-pub(crate) fn module_status(e: ModuleError) -> Status {
-    match e {
-        ModuleError::Invalid(m) => Status::invalid_argument(m),
-        ModuleError::TooLarge(m) => Status::resource_exhausted(m),
-        ModuleError::Missing(m) => Status::not_found(m),
-        ModuleError::Store(_) => Status::internal(e.to_string()),
-    }
-}
-
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::JobEvent, Status>> + Send>>;
 type ResultsStream = Pin<Box<dyn Stream<Item = Result<pb::ResultsChunk, Status>> + Send>>;
 type LogsStream = Pin<Box<dyn Stream<Item = Result<pb::LogsChunk, Status>> + Send>>;
@@ -143,21 +125,21 @@ impl Farm {
     /// For a `wasm` job: its module's hash and output shape. The module must be on this
     /// master (FailedPrecondition: upload it first); a `module` param that is not a hash is
     /// InvalidArgument; a missing one is left to the kernel check.
-    fn wasm_module(&self, spec: &pb::JobSpec) -> Result<Option<(String, OutputShape)>, Status> {
+    fn wasm_module(&self, spec: &pb::JobSpec) -> Result<Option<(String, OutputShape)>> {
         use farm_proto::wasm;
         if spec.kind != wasm::KIND {
             return Ok(None);
         }
         let Some(hash) = spec.params.get(wasm::MODULE_PARAM) else { return Ok(None) };
         if !wasm::is_sha256_hex(hash) {
-            return Err(Status::invalid_argument(format!(
+            return Err(Error::InvalidArgument(format!(
                 "wasm: param module must be the SHA-256 of an uploaded module (64 lowercase hex \
                  digits), got {}",
                 farm_proto::kernel::quote(hash)
             )));
         }
         let info = self.modules.info(hash).ok_or_else(|| {
-            Status::failed_precondition(format!(
+            Error::FailedPrecondition(format!(
                 "wasm: module {hash} is not on this master: upload it first (PutModule; \
                  `farm submit wasm --module FILE` does)"
             ))
@@ -172,14 +154,14 @@ impl Farm {
         &self,
         spec: Option<pb::JobSpec>,
         protocol_version: u32,
-    ) -> Result<Submitted, Status> {
+    ) -> Result<Submitted> {
         let ours = farm_proto::PROTOCOL_VERSION;
         if protocol_version != 0 && protocol_version != ours {
-            return Err(Status::failed_precondition(format!(
+            return Err(Error::FailedPrecondition(format!(
                 "client speaks protocol version {protocol_version}, this master speaks {ours}"
             )));
         }
-        let spec = spec.ok_or_else(|| Status::invalid_argument("spec is missing"))?;
+        let spec = spec.ok_or_else(|| Error::InvalidArgument("spec is missing".into()))?;
         let module = self.wasm_module(&spec)?;
         // Checking and packing millions of input lines (and freeing their strings) is CPU
         // work: it runs on a blocking thread, neither here nor on the core's task.
@@ -191,10 +173,10 @@ impl Farm {
             sub
         })
         .await
-        .map_err(|e| Status::internal(format!("packing the job's inputs failed: {e}")))?
-        .map_err(Status::invalid_argument)?;
+        .map_err(|e| Error::Internal(format!("packing the job's inputs failed: {e}")))?
+        .map_err(Error::InvalidArgument)?;
         let shape = module.as_ref().map(|(_, shape)| *shape);
-        let (job_id, shards) = self.core.submit_as(sub, shape).await?.map_err(submit_status)?;
+        let (job_id, shards) = self.core.submit_as(sub, shape).await?;
         if let Some((hash, _)) = module {
             self.modules.pin(job_id, &hash);
         }
@@ -204,16 +186,16 @@ impl Farm {
     /// Checks that job `job` succeeded with a list result (or, `partial`, that it ended), and
     /// waits until all of it is committed to the store. Returns the job's shard count for a
     /// partial read (whose missing shards are marked), `None` for a whole one.
-    async fn list_result(&self, job: u64, partial: bool) -> Result<Option<u64>, Status> {
-        let view = self.core.get(job).await?.ok_or_else(|| status(CoreError::NoSuchJob(job)))?;
+    async fn list_result(&self, job: u64, partial: bool) -> Result<Option<u64>> {
+        let view = self.core.get(job).await?.ok_or(CoreError::NoSuchJob(job))?;
         let ended = matches!(view.state, JobState::Failed | JobState::Cancelled);
         if partial && ended {
             self.core.get(job).await?;
-            self.store.committed().await.map_err(Status::internal)?;
+            self.store.committed().await.map_err(Error::Internal)?;
             return Ok(Some(view.total));
         }
         if view.state != JobState::Succeeded {
-            return Err(Status::failed_precondition(format!(
+            return Err(Error::FailedPrecondition(format!(
                 "job {job} is {}: results are read once it succeeded{}",
                 view.state,
                 if ended {
@@ -225,14 +207,14 @@ impl Farm {
         }
         let list = view.result_in_store || view.result_json.is_some_and(|r| r.starts_with('['));
         if !list {
-            return Err(Status::failed_precondition(format!(
+            return Err(Error::FailedPrecondition(format!(
                 "job {job}'s result is not a list: it is in its status (farm status {job})"
             )));
         }
         // The reply above left the core's task before that batch's journal ops went to the
         // writer; a second round trip comes after they went, so the barrier is behind them.
         self.core.get(job).await?;
-        self.store.committed().await.map_err(Status::internal)?;
+        self.store.committed().await.map_err(Error::Internal)?;
         Ok(None)
     }
 }
@@ -244,12 +226,12 @@ impl FarmService for Farm {
         req: Request<pb::SubmitRequest>,
     ) -> Result<Response<pb::SubmitResponse>, Status> {
         let pb::SubmitRequest { spec, protocol_version } = req.into_inner();
-        let submitted = self.submit_spec(spec, protocol_version).await?;
+        let submitted = self.submit_spec(spec, protocol_version).await.map_err(status)?;
         Ok(Response::new(submitted.into()))
     }
 
     async fn run(&self, req: Request<pb::RunRequest>) -> Result<Response<pb::JobStatus>, Status> {
-        Ok(Response::new(run::run(self, req.into_inner()).await?.into()))
+        Ok(Response::new(run::run(self, req.into_inner()).await.map_err(status)?.into()))
     }
 
     type WatchStream = EventStream;
@@ -259,8 +241,9 @@ impl FarmService for Farm {
         let sub = self
             .core
             .watch(req.job_id, req.shard_results, req.replay)
-            .await?
-            .ok_or_else(|| status(CoreError::NoSuchJob(req.job_id)))?;
+            .await
+            .and_then(|sub| sub.ok_or(CoreError::NoSuchJob(req.job_id).into()))
+            .map_err(status)?;
         let (tx, rx) = mpsc::channel(64);
         self.core
             .tasks()
@@ -270,7 +253,12 @@ impl FarmService for Farm {
 
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::JobStatus>, Status> {
         let job = req.into_inner().job_id;
-        let view = self.core.get(job).await?.ok_or_else(|| status(CoreError::NoSuchJob(job)))?;
+        let view = self
+            .core
+            .get(job)
+            .await
+            .and_then(|v| v.ok_or(CoreError::NoSuchJob(job).into()))
+            .map_err(status)?;
         Ok(Response::new(job_status(view).into()))
     }
 
@@ -279,7 +267,8 @@ impl FarmService for Farm {
         _: Request<pb::ListRequest>,
     ) -> Result<Response<pb::ListResponse>, Status> {
         // Short results only (one can be megabytes); Get and Watch carry them whole.
-        let jobs: Vec<JobStatus> = self.core.list().await?.into_iter().map(listed_status).collect();
+        let jobs: Vec<JobStatus> =
+            self.core.list().await.map_err(status)?.into_iter().map(listed_status).collect();
         Ok(Response::new(jobs.into()))
     }
 
@@ -287,7 +276,7 @@ impl FarmService for Farm {
         &self,
         req: Request<pb::CancelRequest>,
     ) -> Result<Response<pb::JobStatus>, Status> {
-        let view = self.core.cancel(req.into_inner().job_id).await?.map_err(status)?;
+        let view = self.core.cancel(req.into_inner().job_id).await.map_err(status)?;
         Ok(Response::new(job_status(view).into()))
     }
 
@@ -295,17 +284,17 @@ impl FarmService for Farm {
         &self,
         _: Request<pb::ListWorkersRequest>,
     ) -> Result<Response<pb::ListWorkersResponse>, Status> {
-        let workers: Vec<WorkerInfo> =
-            self.core.workers().await?.into_iter().map(worker_info).collect::<Result<_, _>>()?;
-        Ok(Response::new(workers.into()))
+        let workers: Result<Vec<WorkerInfo>> =
+            self.core.workers().await.and_then(|ws| ws.into_iter().map(worker_info).collect());
+        Ok(Response::new(workers.map_err(status)?.into()))
     }
 
     async fn drain_worker(
         &self,
         req: Request<pb::DrainWorkerRequest>,
     ) -> Result<Response<pb::WorkerInfo>, Status> {
-        let w = self.core.drain(req.into_inner().worker_id).await?.map_err(status)?;
-        Ok(Response::new(worker_info(w)?.into()))
+        let w = self.core.drain(req.into_inner().worker_id).await.and_then(worker_info);
+        Ok(Response::new(w.map_err(status)?.into()))
     }
 
     type ResultsStream = ResultsStream;
@@ -315,7 +304,7 @@ impl FarmService for Farm {
         req: Request<pb::ResultsRequest>,
     ) -> Result<Response<ResultsStream>, Status> {
         let pb::ResultsRequest { job_id, offset, partial } = req.into_inner();
-        let partial = self.list_result(job_id, partial).await?;
+        let partial = self.list_result(job_id, partial).await.map_err(status)?;
         let (tx, rx) = mpsc::channel(RESULTS_AHEAD);
         let store = self.store.clone();
         // Reading and decoding the store is blocking work: a blocking thread, whose sends
@@ -324,7 +313,7 @@ impl FarmService for Farm {
             let read = store
                 .read_items(job_id, offset, partial, |chunk| tx.blocking_send(Ok(chunk)).is_ok());
             if let Err(e) = read {
-                let _ = tx.blocking_send(Err(Status::internal(e.to_string())));
+                let _ = tx.blocking_send(Err(status(Error::Internal(e.to_string()))));
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -335,10 +324,12 @@ impl FarmService for Farm {
     async fn logs(&self, req: Request<pb::LogsRequest>) -> Result<Response<LogsStream>, Status> {
         let pb::LogsRequest { job_id, shard, failed_only } = req.into_inner();
         let query = farm_proto::LogQuery { shard, failed_only };
-        let rx = crate::logs::shard_logs(&self.core, &self.store, job_id, query).await?;
+        let rx = crate::logs::shard_logs(&self.core, &self.store, job_id, query)
+            .await
+            .map_err(status)?;
         let chunks = ReceiverStream::new(rx).map(|chunk| match chunk {
             Ok(logs) => Ok(pb::LogsChunk { logs: logs.into_iter().map(Into::into).collect() }),
-            Err(e) => Err(Status::internal(e.to_string())),
+            Err(e) => Err(status(e)),
         });
         Ok(Response::new(Box::pin(chunks)))
     }
@@ -348,17 +339,22 @@ impl FarmService for Farm {
         req: Request<pb::AllocAddRequest>,
     ) -> Result<Response<pb::AllocQueueInfo>, Status> {
         let spec =
-            req.into_inner().spec.ok_or_else(|| Status::invalid_argument("spec is missing"))?;
-        let spec =
-            AllocQueueSpec::try_from(spec).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        Ok(Response::new(self.alloc.add(spec).await?.into()))
+            req.into_inner().spec.ok_or_else(|| Error::InvalidArgument("spec is missing".into()));
+        let spec = spec.and_then(|spec| {
+            AllocQueueSpec::try_from(spec).map_err(|e| Error::InvalidArgument(e.to_string()))
+        });
+        let queue = match spec {
+            Ok(spec) => self.alloc.add(spec).await,
+            Err(e) => Err(e),
+        };
+        Ok(Response::new(queue.map_err(status)?.into()))
     }
 
     async fn alloc_list(
         &self,
         _: Request<pb::AllocListRequest>,
     ) -> Result<Response<pb::AllocListResponse>, Status> {
-        let queues = self.alloc.list().await?.into_iter().map(Into::into).collect();
+        let queues = self.alloc.list().await.map_err(status)?.into_iter().map(Into::into).collect();
         Ok(Response::new(pb::AllocListResponse { queues }))
     }
 
@@ -367,7 +363,7 @@ impl FarmService for Farm {
         req: Request<pb::AllocRemoveRequest>,
     ) -> Result<Response<pb::AllocQueueInfo>, Status> {
         let pb::AllocRemoveRequest { name, now } = req.into_inner();
-        Ok(Response::new(self.alloc.remove(name, now).await?.into()))
+        Ok(Response::new(self.alloc.remove(name, now).await.map_err(status)?.into()))
     }
 
     async fn put_module(
@@ -385,8 +381,8 @@ impl FarmService for Farm {
         };
         let (sha256, info) = tokio::task::spawn_blocking(move || modules.put(&wasm, live))
             .await
-            .map_err(|e| Status::internal(format!("storing the module failed: {e}")))?
-            .map_err(module_status)?;
+            .map_err(|e| status(Error::Internal(format!("storing the module failed: {e}"))))?
+            .map_err(|e| status(e.into()))?;
         let (output, _) = info.shape.to_wire();
         Ok(Response::new(pb::ModuleInfo { sha256, size: info.size as u64, output }))
     }
@@ -403,7 +399,8 @@ impl FarmService for Farm {
         &self,
         _: Request<pb::ListKindsRequest>,
     ) -> Result<Response<pb::ListKindsResponse>, Status> {
-        let kinds = self.core.kinds().await?.iter().map(pb::KindInfo::from).collect();
+        let kinds =
+            self.core.kinds().await.map_err(status)?.iter().map(pb::KindInfo::from).collect();
         Ok(Response::new(pb::ListKindsResponse { kinds }))
     }
 }

@@ -111,6 +111,7 @@ pub mod autoalloc;
 pub mod catalog;
 mod connector;
 pub mod core;
+mod error;
 mod grpc;
 mod http;
 pub(crate) mod logs;
@@ -124,6 +125,7 @@ pub mod spawner;
 pub mod store;
 mod tasks;
 
+pub use error::{Error, Result};
 pub use http::{HttpConfig, ACTION_HEADER};
 pub use server::{serve, MasterConfig, MasterError};
 pub use sessions::MAX_THREADS;

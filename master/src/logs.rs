@@ -5,37 +5,35 @@
 
 use crate::actor::CoreHandle;
 use crate::core::{CoreError, JobId};
+use crate::error::{Error, Result};
 use crate::store::Store;
-use crate::MasterError;
 use farm_proto::{LogQuery, ShardLog};
 use tokio::sync::mpsc;
-use tonic::Status;
 
 /// Chunks read ahead of a slow reader.
 const AHEAD: usize = 4;
 
-/// Job `job`'s logs that `query` asks for, in shard order, as chunks on a channel. Errors:
-/// `NotFound` for an unknown job, `Unavailable` when the master is stopping, `Internal` when
-/// the store cannot be read.
+/// Job `job`'s logs that `query` asks for, in shard order, as chunks on a channel. Errors: no such
+/// job, the master is stopping, or the store cannot be read.
 pub(crate) async fn shard_logs(
     core: &CoreHandle,
     store: &Store,
     job: JobId,
     query: LogQuery,
-) -> Result<mpsc::Receiver<Result<Vec<ShardLog>, MasterError>>, Status> {
+) -> Result<mpsc::Receiver<Result<Vec<ShardLog>>>> {
     if core.get(job).await?.is_none() {
-        return Err(Status::not_found(CoreError::NoSuchJob(job).to_string()));
+        return Err(CoreError::NoSuchJob(job).into());
     }
     // The reply above left the core's task before that batch's journal ops went to the
     // writer; a second round trip comes after they went, so the barrier is behind them.
     core.get(job).await?;
-    store.committed().await.map_err(Status::internal)?;
+    store.committed().await.map_err(Error::Internal)?;
     let (tx, rx) = mpsc::channel(AHEAD);
     let store = store.clone();
     tokio::task::spawn_blocking(move || {
         let read = store.read_logs(job, query, |chunk| tx.blocking_send(Ok(chunk)).is_ok());
         if let Err(e) = read {
-            let _ = tx.blocking_send(Err(e));
+            let _ = tx.blocking_send(Err(Error::Internal(e.to_string())));
         }
     });
     Ok(rx)

@@ -7,6 +7,7 @@
 //! shards run elsewhere.
 
 use crate::core::WorkerId;
+use crate::error::Error;
 use farm_proto::pb;
 use futures::task::AtomicWaker;
 use futures::Stream;
@@ -54,7 +55,7 @@ enum End {
     /// Still open.
     Open,
     /// Yield this error after what is queued, then end.
-    Fail(Status),
+    Fail(Error),
     /// Over.
     Done,
 }
@@ -136,7 +137,7 @@ impl WorkerTx {
             s.queue = VecDeque::new();
             s.bytes = 0;
             let why = format!("fell behind: more than {} bytes queued", self.shared.bound);
-            s.end = End::Fail(Status::unavailable(format!("worker {why}")));
+            s.end = End::Fail(Error::Unavailable(format!("worker {why}")));
             drop(s);
             self.shared.close(why);
             return Err(NotSent::FellBehind { queued });
@@ -149,12 +150,12 @@ impl WorkerTx {
         Ok(())
     }
 
-    /// Ends the stream with `status` after what is already queued; later sends are refused.
-    pub fn close(&self, status: Status) {
+    /// Ends the stream with `error` after what is already queued; later sends are refused.
+    pub fn close(&self, error: Error) {
         let mut s = self.shared.lock();
         if matches!(s.end, End::Open) {
-            let why = status.message().to_string();
-            s.end = End::Fail(status);
+            let why = error.to_string();
+            s.end = End::Fail(error);
             drop(s);
             self.shared.close(why);
         }
@@ -206,7 +207,7 @@ impl Stream for WorkerRx {
             return Poll::Ready(Some(Ok(msg)));
         }
         match std::mem::replace(&mut s.end, End::Done) {
-            End::Fail(status) => Poll::Ready(Some(Err(status))),
+            End::Fail(e) => Poll::Ready(Some(Err(crate::grpc::status(e)))),
             End::Done => Poll::Ready(None),
             End::Open if s.senders == 0 => Poll::Ready(None),
             End::Open => {

@@ -121,7 +121,7 @@ pub(crate) async fn accept_session(
         allocation: shown("allocation", &reg.allocation)?,
     };
     let link = Link { modules, tx: tx.clone() };
-    let (id, heard) = core.join(spec, kernels, tx).await?;
+    let (id, heard) = core.join(spec, kernels, tx).await.map_err(crate::grpc::status)?;
     let tasks = core.tasks().clone();
     Ok(tasks.spawn(format!("session reader for worker {id}"), async move {
         tokio::select! {

@@ -43,7 +43,11 @@ fn farm_logs_shows_each_shards_stderr_and_a_failed_shards_error() {
     assert_eq!(json(&out), serde_json::json!([]));
     let missing = master.cli(&["logs", "999"]);
     assert!(!missing.status.success());
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found: no job 999"));
+    let said = String::from_utf8_lossy(&missing.stderr);
+    assert!(said.contains("not found: no job 999 on this master"), "{said}");
+    // Logs and status refuse an unknown job with one and the same message.
+    let status = master.cli(&["status", "999"]);
+    assert_eq!(said, String::from_utf8_lossy(&status.stderr));
 }
 
 /// The joblog's lines after its header, split into columns.

@@ -4,6 +4,7 @@
 
 use super::LastHeard;
 use crate::core::{Counted, JobDef, JobId, JobView, JournalOp, Outbox, ShardTask, WorkerId};
+use crate::error::Error;
 use crate::metrics::{Metrics, ShardTally};
 use crate::outgoing::{fell_behind, NotSent, WorkerTx};
 use crate::store::JournalTx;
@@ -14,7 +15,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
-use tonic::Status;
 use tracing::{info, warn};
 
 /// Where one watcher's shard results go, and its fell-behind flag.
@@ -162,7 +162,7 @@ impl Outbox for Effects {
         self.tally.metrics().workers_lost.inc();
         self.lost.push(worker);
         if let Some(s) = self.sessions.remove(&worker) {
-            s.tx.close(Status::unavailable(format!("worker declared lost: {reason}")));
+            s.tx.close(Error::Unavailable(format!("worker declared lost: {reason}")));
         }
     }
 }

@@ -2,11 +2,10 @@
 //! the core, dispatches once per batch, and ticks.
 
 use super::effects::{JobWatch, Session};
-use super::{
-    gone, Cmd, Effects, LastHeard, SubmitError, Subscription, WorkerTx, BATCH, WATCH_BUFFER,
-};
+use super::{Cmd, Effects, LastHeard, Subscription, WorkerTx, BATCH, WATCH_BUFFER};
 use crate::catalog::Catalog;
 use crate::core::{Core, JobId, WorkerId, WorkerSpec};
+use crate::error::Error;
 use crate::tasks::Tasks;
 use farm_proto::session::{ToWorker, Welcome};
 use farm_proto::KernelDescriptor;
@@ -66,7 +65,7 @@ impl CoreTask {
             }
         }
         for (_, s) in self.fx.sessions.drain() {
-            s.tx.close(gone());
+            s.tx.close(Error::ShuttingDown);
         }
         self.fx.flush_journal();
         debug!("core task stopped");
@@ -162,7 +161,7 @@ impl CoreTask {
                     .catalog
                     .check(sub.spec())
                     .map(|declared| shape.unwrap_or(declared))
-                    .map_err(SubmitError::from)
+                    .map_err(Error::from)
                     .and_then(|shape| Ok(core.submit(sub, shape, now_std, fx)?))
                     .map(|id| (id, shards, fx.journal_barrier()));
                 if let Ok((id, ..)) = &result {
@@ -178,7 +177,7 @@ impl CoreTask {
                 let _ = reply.send(core.jobs(now_std));
             }
             Cmd::Cancel(job, reply) => {
-                let _ = reply.send(core.cancel(job, now_std, fx));
+                let _ = reply.send(core.cancel(job, now_std, fx).map_err(Error::from));
             }
             Cmd::Workers(reply) => {
                 let _ = reply.send(core.workers(now_std));
@@ -213,7 +212,7 @@ impl CoreTask {
                 }
             }
             Cmd::Drain(worker, reply) => {
-                let _ = reply.send(core.drain(worker, true, now_std, fx));
+                let _ = reply.send(core.drain(worker, true, now_std, fx).map_err(Error::from));
             }
             Cmd::Demand(kinds, reply) => {
                 let _ = reply.send(core.demand(&kinds));

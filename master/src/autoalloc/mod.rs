@@ -49,7 +49,7 @@ pub struct AllocSettings {
 /// How often the allocator looks at the queue.
 pub const TICK: Duration = Duration::from_secs(1);
 
-/// Why an allocation request was refused.
+/// Why an allocation request was refused (a [`crate::Error`] the edges map to codes).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AllocError {
     /// Bad settings (InvalidArgument).
@@ -67,36 +67,4 @@ pub enum AllocError {
     /// This master cannot start workers (FailedPrecondition).
     #[error("{0}")]
     Unavailable(String),
-}
-
-impl From<AllocError> for tonic::Status {
-    fn from(e: AllocError) -> Self {
-        match e {
-            AllocError::Invalid(m) => tonic::Status::invalid_argument(m),
-            e @ AllocError::Exists(_) => tonic::Status::already_exists(e.to_string()),
-            e @ AllocError::NoSuchQueue(_) => tonic::Status::not_found(e.to_string()),
-            AllocError::Unavailable(m) => tonic::Status::failed_precondition(m),
-            AllocError::Denied(m) => tonic::Status::permission_denied(m),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::AllocError;
-    use tonic::Code;
-
-    #[test]
-    fn every_refusal_has_its_grpc_code() {
-        let cases = [
-            (AllocError::Invalid("x".into()), Code::InvalidArgument),
-            (AllocError::Exists("x".into()), Code::AlreadyExists),
-            (AllocError::NoSuchQueue("x".into()), Code::NotFound),
-            (AllocError::Denied("x".into()), Code::PermissionDenied),
-            (AllocError::Unavailable("x".into()), Code::FailedPrecondition),
-        ];
-        for (e, code) in cases {
-            assert_eq!(tonic::Status::from(e).code(), code);
-        }
-    }
 }

@@ -7,6 +7,7 @@ use super::machine::{Allocator, AllocatorConfig, Effect, SchedState};
 use super::slurm::Slurm;
 use super::{AllocError, AllocSettings};
 use crate::actor::CoreHandle;
+use crate::error::{Error, Result};
 use crate::tasks::Tasks;
 use farm_proto::{AllocQueueInfo, AllocQueueSpec};
 use std::collections::HashSet;
@@ -15,7 +16,6 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tonic::Status;
 use tracing::{debug, warn};
 
 /// How long shutdown waits for the cancels of live allocations.
@@ -43,29 +43,25 @@ pub struct AllocHandle {
     tx: mpsc::Sender<Cmd>,
 }
 
-fn gone() -> Status {
-    Status::unavailable("master is shutting down")
-}
-
 impl AllocHandle {
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Result<T, Status> {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Result<T> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(make(reply)).await.map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())
+        self.tx.send(make(reply)).await.map_err(|_| Error::ShuttingDown)?;
+        rx.await.map_err(|_| Error::ShuttingDown)
     }
 
     /// Registers a queue.
-    pub async fn add(&self, spec: AllocQueueSpec) -> Result<AllocQueueInfo, Status> {
+    pub async fn add(&self, spec: AllocQueueSpec) -> Result<AllocQueueInfo> {
         Ok(self.ask(|r| Cmd::Add(spec, r)).await??)
     }
 
     /// Every queue.
-    pub async fn list(&self) -> Result<Vec<AllocQueueInfo>, Status> {
+    pub async fn list(&self) -> Result<Vec<AllocQueueInfo>> {
         self.ask(Cmd::List).await
     }
 
     /// Removes a queue (cancelling its running allocations too if `now`).
-    pub async fn remove(&self, name: String, now: bool) -> Result<AllocQueueInfo, Status> {
+    pub async fn remove(&self, name: String, now: bool) -> Result<AllocQueueInfo> {
         Ok(self.ask(|r| Cmd::Remove(name, now, r)).await??)
     }
 }

@@ -111,7 +111,10 @@ pub enum CoreError {
         used_mib: String,
     },
     /// No such job (never submitted, or forgotten).
-    #[error("no job {0}")]
+    #[error(
+        "no job {0} on this master (finished jobs are kept up to a limit; without --journal, \
+         jobs do not survive a master restart)"
+    )]
     NoSuchJob(JobId),
     /// No such worker session.
     #[error("no worker {0}")]

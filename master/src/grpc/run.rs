@@ -1,16 +1,16 @@
 //! `Run`: submit a job and answer once it ended, or once the caller's wait is over.
 
-use super::{job_status, status, Farm};
+use super::{job_status, Farm};
 use crate::core::{CoreError, JobId, JobView};
+use crate::error::{Error, Result};
 use farm_proto::{pb, JobStatus};
 use std::time::Duration;
-use tonic::Status;
 
 /// Submits the request's job as Submit does (same checks, same codes, acknowledged once
 /// journaled), then waits for it to end, for at most `wait_ms` when that is set, and returns
 /// its status then. The wait holds nothing but a watch receiver, which goes with this future:
 /// a caller that goes away leaves the job running as a Submit would, and nothing else.
-pub(super) async fn run(farm: &Farm, req: pb::RunRequest) -> Result<JobStatus, Status> {
+pub(super) async fn run(farm: &Farm, req: pb::RunRequest) -> Result<JobStatus> {
     let pb::RunRequest { spec, protocol_version, wait_ms } = req;
     let job = farm.submit_spec(spec, protocol_version).await?.job;
     let view = if wait_ms == 0 {
@@ -19,7 +19,7 @@ pub(super) async fn run(farm: &Farm, req: pb::RunRequest) -> Result<JobStatus, S
         match tokio::time::timeout(Duration::from_millis(wait_ms), ended(farm, job)).await {
             Ok(view) => view?,
             // Not ended yet: its status now, so the caller can follow it by its id.
-            Err(_) => farm.core.get(job).await?.ok_or_else(|| status(CoreError::NoSuchJob(job)))?,
+            Err(_) => farm.core.get(job).await?.ok_or(CoreError::NoSuchJob(job))?,
         }
     };
     Ok(job_status(view))
@@ -27,13 +27,10 @@ pub(super) async fn run(farm: &Farm, req: pb::RunRequest) -> Result<JobStatus, S
 
 /// Waits for job `job` to end and returns its final view (at once if it already ended: a
 /// subscription to an ended job holds its final status).
-async fn ended(farm: &Farm, job: JobId) -> Result<JobView, Status> {
+async fn ended(farm: &Farm, job: JobId) -> Result<JobView> {
     let sub = farm.core.watch(job, false, false).await?;
-    let mut status_rx = sub.ok_or_else(|| status(CoreError::NoSuchJob(job)))?.status;
-    let view = status_rx
-        .wait_for(|v| v.state.is_final())
-        .await
-        .map_err(|_| Status::unavailable("master is shutting down"))?
-        .clone();
+    let mut status_rx = sub.ok_or(CoreError::NoSuchJob(job))?.status;
+    let view =
+        status_rx.wait_for(|v| v.state.is_final()).await.map_err(|_| Error::ShuttingDown)?.clone();
     Ok(view)
 }

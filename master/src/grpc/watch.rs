@@ -9,7 +9,8 @@ use farm_proto::{JobEvent, Progress};
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
-use super::job_status;
+use super::{job_status, status as to_status};
+use crate::error::Error;
 
 /// Turns a subscription into the events of a `Watch` stream: progress while the job runs, shard
 /// results if asked, and the final status last.
@@ -24,11 +25,7 @@ pub(super) async fn forward_events(
             return;
         }
     }
-    let fell_behind = || {
-        Err(Status::resource_exhausted(
-            "watcher fell behind: shard results were dropped; watch without them",
-        ))
-    };
+    let fell_behind = || Err(to_status(Error::FellBehind));
     let event = |e: Event| Ok(pb::JobEvent { event: Some(e) });
     let progress = |v: &JobView| {
         let waiting = v.waiting.clone();
@@ -81,7 +78,7 @@ pub(super) async fn forward_events(
                         return;
                     }
                 } else if !status.borrow().state.is_final() {
-                    let _ = tx.send(Err(Status::unavailable("master is shutting down"))).await;
+                    let _ = tx.send(Err(to_status(Error::ShuttingDown))).await;
                     return;
                 }
             }
@@ -97,7 +94,8 @@ async fn send_replay(
     job: JobId,
     tx: &mpsc::Sender<Result<pb::JobEvent, Status>>,
 ) -> bool {
-    let failed = |e: String| Err(Status::internal(format!("cannot replay shard results: {e}")));
+    let failed =
+        |e: String| Err(to_status(Error::Internal(format!("cannot replay shard results: {e}"))));
     let snapshot = match snapshot.await {
         Ok(Ok(snapshot)) => snapshot,
         Ok(Err(e)) => {
@@ -105,7 +103,7 @@ async fn send_replay(
             return false;
         }
         Err(_) => {
-            let _ = tx.send(Err(Status::unavailable("master is shutting down"))).await;
+            let _ = tx.send(Err(to_status(Error::ShuttingDown))).await;
             return false;
         }
     };

@@ -1,11 +1,11 @@
 //! The handlers behind `/api/` and `/metrics`: thin adapters like the gRPC ones, asking the
-//! core's task through the same handle; a refusal goes through the one mapping of core errors
-//! to gRPC codes (`grpc::status`), then to the matching HTTP status.
+//! core's task through the same handle; a refusal is the master's [`Error`], mapped to an HTTP
+//! status in one function ([`http_status`]), with the message gRPC sends too.
 
 use super::feed::{average, tenth, JobOut};
 use super::{Http, ACTION_HEADER};
 use crate::core::{CoreError, JobRow, ShardTrouble};
-use crate::grpc::status;
+use crate::error::{Error, Kind, Result};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde::Serialize;
 use std::convert::Infallible;
-use tonic::{Code, Status};
 
 /// Troubled shards listed in a job's detail.
 const TROUBLES: usize = 100;
@@ -23,19 +22,24 @@ fn json(body: String) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// A refusal: the gRPC code's HTTP counterpart, and the message as JSON.
-fn refused(s: &Status) -> Response {
-    let code = match s.code() {
-        Code::NotFound => StatusCode::NOT_FOUND,
-        Code::FailedPrecondition => StatusCode::CONFLICT,
-        Code::InvalidArgument => StatusCode::BAD_REQUEST,
-        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
-        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    let body = serde_json::json!({ "error": s.message() }).to_string();
-    (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+/// Maps every error the master can return to an HTTP status, in this one place: by the
+/// error's kind, as `grpc::status` maps it to a gRPC code.
+pub(crate) fn http_status(e: &Error) -> StatusCode {
+    match e.kind() {
+        Kind::NotFound => StatusCode::NOT_FOUND,
+        Kind::AlreadyExists | Kind::FailedPrecondition => StatusCode::CONFLICT,
+        Kind::InvalidArgument => StatusCode::BAD_REQUEST,
+        Kind::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Kind::PermissionDenied => StatusCode::FORBIDDEN,
+        Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A refusal: its HTTP status, and the message as JSON.
+fn refused(e: &Error) -> Response {
+    let body = serde_json::json!({ "error": e.to_string() }).to_string();
+    (http_status(e), [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// The refusal of an action without [`ACTION_HEADER`], which a cross-site form cannot send.
@@ -44,7 +48,7 @@ fn forged(headers: &HeaderMap) -> Option<Response> {
         return None;
     }
     let msg = format!("actions need the {ACTION_HEADER} header");
-    Some(refused(&Status::failed_precondition(msg)))
+    Some(refused(&Error::FailedPrecondition(msg)))
 }
 
 /// `GET /api/state`: a fresh frame, as the feed sends them.
@@ -117,7 +121,7 @@ fn average_rate(row: &JobRow) -> f64 {
 pub(super) async fn job(State(http): State<Http>, Path(id): Path<u64>) -> Response {
     let detail = match http.core.detail(id, TROUBLES).await {
         Ok(Some(d)) => d,
-        Ok(None) => return refused(&status(CoreError::NoSuchJob(id))),
+        Ok(None) => return refused(&CoreError::NoSuchJob(id).into()),
         Err(s) => return refused(&s),
     };
     let body = Detail {
@@ -200,14 +204,10 @@ pub(super) async fn drain(
 }
 
 /// An action's reply: its result as JSON, or the core's refusal as the matching HTTP status.
-fn answer<T>(
-    result: Result<Result<T, CoreError>, Status>,
-    body: impl FnOnce(T) -> String,
-) -> Response {
+fn answer<T>(result: Result<T>, body: impl FnOnce(T) -> String) -> Response {
     match result {
-        Ok(Ok(done)) => json(body(done)),
-        Ok(Err(e)) => refused(&status(e)),
-        Err(s) => refused(&s),
+        Ok(done) => json(body(done)),
+        Err(e) => refused(&e),
     }
 }
 

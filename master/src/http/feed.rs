@@ -13,7 +13,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
-use tonic::Status;
 
 /// How often the feed samples and, while someone listens, sends a frame.
 const TICK: Duration = Duration::from_secs(1);
@@ -270,7 +269,7 @@ impl Feed {
     }
 
     /// Builds a frame from a fresh overview, sends it to every browser and returns it.
-    pub(super) async fn refresh(&self) -> Result<Arc<str>, Status> {
+    pub(super) async fn refresh(&self) -> crate::Result<Arc<str>> {
         let overview = self.core.overview(RECENT).await?;
         let frame: Arc<str> = self.frame(&overview).into();
         self.latest.send_replace(frame.clone());

@@ -11,6 +11,8 @@
 //! adds the security headers to every response.
 
 mod api;
+#[cfg(test)]
+pub(crate) use api::http_status;
 mod feed;
 mod guard;
 

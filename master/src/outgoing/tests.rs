@@ -66,7 +66,7 @@ async fn a_reader_that_keeps_up_is_never_cut_off() {
 async fn a_close_delivers_what_is_queued_then_the_status() {
     let (tx, mut rx) = channel(1000, Counter::default());
     tx.send(beat()).expect("queued");
-    tx.close(Status::unavailable("master is shutting down"));
+    tx.close(crate::error::Error::ShuttingDown);
     assert_eq!(tx.send(beat()), Err(NotSent::Closed));
     assert_eq!(tx.closed().await, "master is shutting down");
     assert!(next_now(&mut rx).is_some_and(|m| m.is_ok()));
