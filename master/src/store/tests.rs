@@ -4,7 +4,7 @@
 use super::*;
 use crate::core::{JobDef, ShardTask, WorkerId};
 use crate::core::{ShardOutcome, WorkerSpec};
-use farm_proto::{JobSource, Params};
+use farm_proto::{JobSource, JobState, OutputShape, Params};
 
 /// Records what the core sends that a test looks at: the tasks and the journal ops.
 #[derive(Default)]

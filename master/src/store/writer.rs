@@ -10,9 +10,9 @@
 
 use super::replay::Snapshot;
 use super::results::SharedTx;
+use super::codec::{encode_summary, JobRecord};
 use super::{unix_ms, Store, JOBS, LIST_OUTPUTS, LOGS, META, OUTCOMES, SPECS};
 use crate::core::{JobId, JournalOp};
-use crate::grpc::job_status;
 use farm_proto::{pb, Output};
 use prost::Message;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, WriteTransaction};
@@ -326,15 +326,8 @@ fn apply(txn: &WriteTransaction, ops: impl Iterator<Item = JournalOp>) -> Result
     for op in ops {
         match op {
             JournalOp::Submit { job, spec, output } => {
-                let (output, fraction_scale) = output.to_wire();
                 specs.insert(job, spec.as_slice())?;
-                let rec = pb::JournalJob {
-                    spec: Vec::new(),
-                    output,
-                    fraction_scale,
-                    submitted_unix_ms: unix_ms(),
-                    ended: None,
-                };
+                let rec = JobRecord::submitted(output, unix_ms());
                 jobs.insert(job, rec.encode_to_vec().as_slice())?;
                 next_job = next_job.max(job + 1);
             }
@@ -352,10 +345,10 @@ fn apply(txn: &WriteTransaction, ops: impl Iterator<Item = JournalOp>) -> Result
                 runs.remove(&id);
                 let mut rec = jobs
                     .get(id)?
-                    .and_then(|v| pb::JournalJob::decode(v.value()).ok())
+                    .and_then(|v| JobRecord::decode(v.value()).ok())
                     .unwrap_or_default();
                 specs.remove(id)?;
-                rec.ended = Some(job_status(view).into());
+                rec.ended = Some(encode_summary(view, unix_ms()));
                 jobs.insert(id, rec.encode_to_vec().as_slice())?;
                 drop_outcomes(&mut outcomes, id)?;
             }
