@@ -91,9 +91,15 @@ fn state_code(state: JobState) -> i32 {
 
 /// The state a code stands for.
 fn state_of(code: i32) -> Option<JobState> {
-    [JobState::Queued, JobState::Running, JobState::Succeeded, JobState::Failed, JobState::Cancelled]
-        .into_iter()
-        .find(|&s| state_code(s) == code)
+    [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Cancelled,
+    ]
+    .into_iter()
+    .find(|&s| state_code(s) == code)
 }
 
 /// A view as its summary, at wall-clock time `now_unix_ms`.

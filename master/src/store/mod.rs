@@ -202,9 +202,7 @@ fn replay(db: &Database, core: &mut Core, out: &mut Collect) -> Result<Replayed,
             .map_err(|e| e.to_string())
             .and_then(|spec| JobSpec::try_from(spec).map_err(|e| e.to_string()))
             .map_err(|e| corrupt(format!("job {id}: {e}")))?;
-        let output = rec
-            .output()
-            .ok_or_else(|| corrupt(format!("job {id}: output shape")))?;
+        let output = rec.output().ok_or_else(|| corrupt(format!("job {id}: output shape")))?;
         let age = Duration::from_millis(wall.saturating_sub(rec.submitted_unix_ms));
         let submitted = now.checked_sub(age).unwrap_or(now);
         if spec.kind == farm_proto::wasm::KIND {

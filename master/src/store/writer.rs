@@ -8,9 +8,9 @@
 //! queued before it are committed, and a read of exactly that state is handed back (a
 //! watcher's replay, `replay.rs`).
 
+use super::codec::{encode_summary, JobRecord};
 use super::replay::Snapshot;
 use super::results::SharedTx;
-use super::codec::{encode_summary, JobRecord};
 use super::{unix_ms, Store, JOBS, LIST_OUTPUTS, LOGS, META, OUTCOMES, SPECS};
 use crate::core::{JobId, JournalOp};
 use farm_proto::{pb, Output};
