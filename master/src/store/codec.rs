@@ -1,12 +1,13 @@
-//! The byte format of the journal's `jobs` table, owned by the store: a job's record and its
-//! summary once it ended, as store-private protobuf messages. A summary is the core's
+//! The byte format of the journal's `jobs` and `specs` tables, owned by the store: a job's
+//! record and its summary once it ended, as store-private protobuf messages, and a job's
+//! spec as submitted ([`encode_spec`] and [`decode_spec`]: a `pb::JobSpec`, inputs included). A summary is the core's
 //! [`JobView`], written and read by [`encode_summary`] and [`decode_summary`] only, so a field
 //! added to the view is restored by the same code that writes it. The tags are those schema 3
 //! files hold (the record once was `JournalJob` and the summary a `JobStatus` in farm.proto),
 //! so journals written before still read; nothing here is sent to another process.
 
-use crate::core::{JobId, JobView};
-use farm_proto::{JobState, OutputShape};
+use crate::core::{JobId, JobView, SubmittedJob};
+use farm_proto::{pb, JobSpec, JobState, OutputShape};
 use std::sync::Arc;
 
 /// A job's value in the `jobs` table. Tag 1 held the spec before schema 3 (it lives in the
@@ -147,6 +148,37 @@ pub(super) fn decode_summary(id: JobId, s: Summary, now_unix_ms: u64) -> Result<
         result_in_store: s.result_in_store,
         waiting: s.waiting,
     })
+}
+
+/// The tag of `JobSpec.inputs` in farm.proto (a repeated string).
+const JOB_SPEC_INPUTS: u32 = 5;
+
+/// A job as submitted, as the `specs` table holds it: an encoded `pb::JobSpec`, inputs
+/// included. The input lines are appended from the packed text as the repeated inputs field
+/// (the fields of a protobuf message may follow in any order), so no second copy of them is
+/// made; everything else goes through the spec's wire conversion.
+pub(super) fn encode_spec(job: SubmittedJob) -> Vec<u8> {
+    use prost::encoding::{encode_key, encode_varint, WireType};
+    let mut wire = pb::JobSpec::from(job.spec);
+    let count = job.inputs.len() as u64;
+    if count > 0 {
+        (wire.start, wire.end, wire.shard_size) = (0, 0, 0);
+    }
+    let mut record = prost::Message::encode_to_vec(&wire);
+    drop(wire);
+    record.reserve(job.inputs.bytes());
+    for line in (0..count).filter_map(|i| job.inputs.line(i)) {
+        encode_key(JOB_SPEC_INPUTS, WireType::LengthDelimited, &mut record);
+        encode_varint(line.len() as u64, &mut record);
+        record.extend_from_slice(line.as_bytes());
+    }
+    record
+}
+
+/// A spec [`encode_spec`] wrote, as the client sent it.
+pub(super) fn decode_spec(bytes: &[u8]) -> Result<JobSpec, String> {
+    let wire: pb::JobSpec = prost::Message::decode(bytes).map_err(|e| e.to_string())?;
+    JobSpec::try_from(wire).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

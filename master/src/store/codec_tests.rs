@@ -1,7 +1,9 @@
 //! The summary codec: whatever a job's view holds, restart reads back exactly that.
 
 use super::*;
+use crate::core::Submission;
 use farm_proto::pb;
+use farm_proto::{JobSource, Params};
 use prop::option::of;
 use proptest::prelude::*;
 use prost::Message;
@@ -80,4 +82,19 @@ fn a_summary_written_as_a_job_status_before_reads_back() {
 fn an_unknown_state_is_a_corrupt_record() {
     let summary = Summary { state: 0, ..Default::default() };
     assert!(decode_summary(1, summary, NOW_MS).is_err());
+}
+
+#[test]
+fn a_spec_reads_back_as_submitted_inputs_and_params_included() {
+    let lines = vec!["x".to_string(), String::new(), "zz".to_string()];
+    let params = Params::from_pairs(["k=v", "n=1"]).expect("params");
+    let mut inputs = JobSpec::new("noop", JobSource::Inputs(lines), params, 3).expect("spec");
+    inputs.limits.retries = 2;
+    let source = JobSource::Range { start: 5, end: 9, shard_size: 2 };
+    let range = JobSpec::new("noop", source, Params::default(), 0).expect("spec");
+    for spec in [inputs, range] {
+        let job = Submission::new(spec.clone()).take_journal().expect("a new submission");
+        let bytes = encode_spec(job);
+        assert_eq!(decode_spec(&bytes), Ok(spec));
+    }
 }

@@ -30,7 +30,7 @@ mod writer;
 
 use crate::core::{Core, CoreConfig, JobId, JournalOp, Outbox, Submission};
 use crate::MasterError;
-use farm_proto::{pb, JobSpec, Output};
+use farm_proto::{pb, Output};
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 pub use replay::Snapshot;
@@ -198,10 +198,7 @@ fn replay(db: &Database, core: &mut Core, out: &mut Collect) -> Result<Replayed,
         }
         let spec = specs.get(id).map_err(|e| fail(e.into()))?;
         let spec = spec.as_ref().map_or(&[][..], |s| s.value());
-        let spec = pb::JobSpec::decode(spec)
-            .map_err(|e| e.to_string())
-            .and_then(|spec| JobSpec::try_from(spec).map_err(|e| e.to_string()))
-            .map_err(|e| corrupt(format!("job {id}: {e}")))?;
+        let spec = codec::decode_spec(spec).map_err(|e| corrupt(format!("job {id}: {e}")))?;
         let output = rec.output().ok_or_else(|| corrupt(format!("job {id}: output shape")))?;
         let age = Duration::from_millis(wall.saturating_sub(rec.submitted_unix_ms));
         let submitted = now.checked_sub(age).unwrap_or(now);
