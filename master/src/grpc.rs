@@ -7,7 +7,7 @@ mod watch;
 use crate::actor::CoreHandle;
 use crate::core::{CoreError, JobState, JobView, Submission, WorkerView};
 use crate::error::{Error, Kind, Result};
-use crate::modules::Modules;
+use crate::modules::{Claim, Modules};
 use crate::store::Store;
 use farm_proto::pb::{self, farm_service_server::FarmService};
 use farm_proto::{
@@ -122,10 +122,10 @@ type LogsStream = Pin<Box<dyn Stream<Item = Result<pb::LogsChunk, Status>> + Sen
 const RESULTS_AHEAD: usize = 4;
 
 impl Farm {
-    /// For a `wasm` job: its module's hash and output shape. The module must be on this
-    /// master (FailedPrecondition: upload it first); a `module` param that is not a hash is
-    /// InvalidArgument; a missing one is left to the kernel check.
-    fn wasm_module(&self, spec: &pb::JobSpec) -> Result<Option<(String, OutputShape)>> {
+    /// For a `wasm` job: its module, held until the job pins it, and its output shape. The
+    /// module must be on this master (FailedPrecondition: upload it first); a `module` param
+    /// that is not a hash is InvalidArgument; a missing one is left to the kernel check.
+    fn wasm_module(&self, spec: &pb::JobSpec) -> Result<Option<(Claim, OutputShape)>> {
         use farm_proto::wasm;
         if spec.kind != wasm::KIND {
             return Ok(None);
@@ -138,13 +138,13 @@ impl Farm {
                 farm_proto::kernel::quote(hash)
             )));
         }
-        let info = self.modules.info(hash).ok_or_else(|| {
+        let (claim, info) = self.modules.claim(hash).ok_or_else(|| {
             Error::FailedPrecondition(format!(
                 "wasm: module {hash} is not on this master: upload it first (PutModule; \
                  `farm submit wasm --module FILE` does)"
             ))
         })?;
-        Ok(Some((hash.clone(), info.shape)))
+        Ok(Some((claim, info.shape)))
     }
 
     /// Checks a submission (protocol version, spec, wasm module) and queues its job; returns
@@ -176,9 +176,11 @@ impl Farm {
         .map_err(|e| Error::Internal(format!("packing the job's inputs failed: {e}")))?
         .map_err(Error::InvalidArgument)?;
         let shape = module.as_ref().map(|(_, shape)| *shape);
+        // The module is held from its check on (`claim`), through the commit wait: an upload
+        // meanwhile cannot evict it. A failed submit drops the claim.
         let (job_id, shards) = self.core.submit_as(sub, shape).await?;
-        if let Some((hash, _)) = module {
-            self.modules.pin(job_id, &hash);
+        if let Some((claim, _)) = module {
+            claim.pin(job_id);
         }
         Ok(Submitted { job: job_id, shards })
     }
@@ -376,8 +378,8 @@ impl FarmService for Farm {
         // Hashing, checking and writing the store are blocking work. The unfinished jobs are
         // asked for only when room must be made (a full store).
         let live = move || {
-            let jobs = runtime.block_on(core.list()).unwrap_or_default();
-            jobs.into_iter().filter(|v| !v.state.is_final()).map(|v| v.id).collect()
+            let jobs = runtime.block_on(core.list()).map_err(|e| e.to_string())?;
+            Ok(jobs.into_iter().filter(|v| !v.state.is_final()).map(|v| v.id).collect())
         };
         let (sha256, info) = tokio::task::spawn_blocking(move || modules.put(&wasm, live))
             .await

@@ -26,8 +26,9 @@ pub(crate) struct Job {
     /// What was submitted: kind, params, source (a range; an input job's lines are in
     /// `inputs`), limits. Params are dropped when the job ends.
     pub spec: JobSpec,
-    /// The input lines of an input job, packed; dropped when the job ends.
-    pub inputs: Inputs,
+    /// The input lines of an input job, packed (shared with the journal until it wrote
+    /// them); dropped when the job ends.
+    pub inputs: Arc<Inputs>,
     /// Bytes of the spec and inputs counted in the meter while the job is live.
     pub spec_bytes: usize,
     /// Bytes held by jobs not yet ended; this job's share leaves it when the job ends.
@@ -223,7 +224,7 @@ impl Job {
                 None => self.result_in_store = true,
             }
         }
-        self.inputs = Inputs::default();
+        self.inputs = Arc::default();
         self.spec.params = Params::default();
         self.crashes = Default::default();
         self.failures = Default::default();

@@ -3,7 +3,7 @@
 //! ([`Submission`]), and the [`Meter`] of bytes held by jobs not yet ended, which submit and
 //! every accumulator check against the memory budget.
 
-use farm_proto::{pb, JobSource, JobSpec, Params};
+use farm_proto::{JobSource, JobSpec, Params};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -50,7 +50,7 @@ impl Meter {
 /// costs about 56 bytes of heap (its header and an allocation of at least 32 bytes), which made
 /// a 15 MB submission of short lines cost 30 times its size while queued; packed, a line costs
 /// its text and 8 bytes.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct Inputs {
     /// Every line, one after the other.
     text: String,
@@ -102,16 +102,46 @@ impl Inputs {
 pub struct Submission {
     /// Kind, params, priority, limits; the source is a range.
     pub(crate) spec: JobSpec,
+    /// The input lines of an input job; empty for a range job. Shared with the journal's
+    /// `Submit` until it is written, never copied.
+    pub(crate) inputs: Arc<Inputs>,
+    /// The spec for the journal's `Submit` (its params copied off the core's task); moved
+    /// into it at submit. `None` for a job restored from the journal.
+    pub(crate) journal: Option<JobSpec>,
+}
+
+/// A job as submitted, as the core hands it to the journal (which encodes it): its spec,
+/// an input job's source being the range over its lines, and those lines, shared with the
+/// job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubmittedJob {
+    /// Kind, params, priority, limits; the source is a range (over `inputs` if any).
+    pub spec: JobSpec,
     /// The input lines of an input job; empty for a range job.
-    pub(crate) inputs: Inputs,
-    /// The spec encoded as on the wire, for the journal's `Submit`; moved into it at submit.
-    pub(crate) record: Option<Vec<u8>>,
+    pub inputs: Arc<Inputs>,
+}
+
+impl SubmittedJob {
+    /// About how many bytes it holds (its inputs and params).
+    pub fn bytes(&self) -> usize {
+        self.inputs.bytes() + params_bytes(&self.spec.params)
+    }
+
+    /// The spec as the client sent it, input lines copied back into its source.
+    pub fn to_spec(&self) -> JobSpec {
+        let mut spec = self.spec.clone();
+        if !self.inputs.is_empty() {
+            let lines = (0..self.inputs.len() as u64).filter_map(|i| self.inputs.line(i));
+            spec.source = JobSource::Inputs(lines.map(str::to_string).collect());
+        }
+        spec
+    }
 }
 
 impl Submission {
-    /// Packs the input lines, and encodes the spec once for the journal (build it off the
-    /// core's task). The lines are moved, never copied: a large submission costs its lines
-    /// (until dropped here), their packed text and the encoded record.
+    /// Packs the input lines, and copies the spec (its params) for the journal: build it off
+    /// the core's task. The lines are moved, never copied: a large submission costs its lines
+    /// (until dropped here) and their packed text, which the journal shares.
     pub fn new(mut spec: JobSpec) -> Self {
         let lines = match &mut spec.source {
             JobSource::Inputs(lines) => std::mem::take(lines),
@@ -120,26 +150,17 @@ impl Submission {
         let inputs = Inputs::pack(&lines);
         let count = lines.len() as u64;
         drop(lines);
-        // The params are moved into the wire form and back, never copied (the rest of the
-        // spec is small); the input lines are appended to the record from the packed text, as
-        // the repeated field 5 of `JobSpec` (fields of a protobuf message may follow in any
-        // order), so no second copy of them is ever made.
-        let params = std::mem::take(&mut spec.params);
-        let mut wire = pb::JobSpec::from(spec.clone());
-        wire.params = params.0.into_iter().collect();
         if count > 0 {
-            (wire.start, wire.end, wire.shard_size) = (0, 0, 0);
             spec.source = JobSource::Range { start: 0, end: count, shard_size: 1 };
         }
-        let mut record = prost::Message::encode_to_vec(&wire);
-        spec.params = Params(wire.params.into_iter().collect());
-        record.reserve(inputs.bytes());
-        for line in (0..count).filter_map(|i| inputs.line(i)) {
-            prost::encoding::encode_key(5, prost::encoding::WireType::LengthDelimited, &mut record);
-            prost::encoding::encode_varint(line.len() as u64, &mut record);
-            record.extend_from_slice(line.as_bytes());
-        }
-        Submission { spec, inputs, record: Some(record) }
+        let journal = Some(spec.clone());
+        Submission { spec, inputs: Arc::new(inputs), journal }
+    }
+
+    /// What the journal's `Submit` holds, taken once (`None` for a restored job).
+    pub(crate) fn take_journal(&mut self) -> Option<SubmittedJob> {
+        let spec = self.journal.take()?;
+        Some(SubmittedJob { spec, inputs: self.inputs.clone() })
     }
 
     /// Packs a spec read back from the journal (which needs no second record of it).
@@ -152,7 +173,7 @@ impl Submission {
             }
             JobSource::Range { .. } => Inputs::default(),
         };
-        Submission { spec, inputs, record: None }
+        Submission { spec, inputs: Arc::new(inputs), journal: None }
     }
 
     /// The spec (for an input job, its source is the equivalent range).
@@ -210,16 +231,16 @@ mod tests {
     }
 
     #[test]
-    fn the_journal_record_is_the_spec_as_submitted_inputs_and_params_included() {
+    fn the_journal_gets_the_spec_as_submitted_inputs_and_params_included() {
         let lines = vec!["x".to_string(), String::new(), "zz".to_string()];
         let params = Params::from_pairs(["k=v", "n=1"]).unwrap();
         let mut spec = JobSpec::new("noop", JobSource::Inputs(lines), params, 3).unwrap();
         spec.limits.retries = 2;
-        let sub = Submission::new(spec.clone());
-        let record = sub.record.as_deref().expect("a record");
-        let back: pb::JobSpec = prost::Message::decode(record).expect("decodes");
-        assert_eq!(JobSpec::try_from(back), Ok(spec.clone()));
-        assert_eq!(sub.spec().params, spec.params, "the params are moved back");
+        let mut sub = Submission::new(spec.clone());
+        let journal = sub.take_journal().expect("once");
+        assert!(Arc::ptr_eq(&journal.inputs, &sub.inputs), "the lines are shared");
+        assert_eq!(journal.to_spec(), spec);
+        assert_eq!(sub.take_journal(), None);
         let range = JobSpec::new(
             "noop",
             JobSource::Range { start: 5, end: 9, shard_size: 2 },
@@ -227,8 +248,6 @@ mod tests {
             0,
         )
         .unwrap();
-        let record = Submission::new(range.clone()).record.expect("a record");
-        let back: pb::JobSpec = prost::Message::decode(record.as_slice()).expect("decodes");
-        assert_eq!(JobSpec::try_from(back), Ok(range));
+        assert_eq!(Submission::new(range.clone()).take_journal().expect("one").to_spec(), range);
     }
 }

@@ -48,7 +48,7 @@ use dispatch::Dirty;
 pub use job::JobState;
 use job::{ByteLimits, Job};
 use memory::Meter;
-pub use memory::{Inputs, Submission};
+pub use memory::{Inputs, Submission, SubmittedJob};
 use overview::view;
 pub use overview::{state_index, JobDetail, JobRow, Overview, ShardTrouble, WorkerRow};
 pub use types::*;
@@ -146,7 +146,7 @@ impl Core {
         let mut sub = sub.into();
         limits::check_submit(&self.config, self.active, self.meter.get(), &sub)?;
         let id = self.next_job;
-        if let Some(spec) = sub.record.take() {
+        if let Some(spec) = sub.take_journal() {
             out.journal(JournalOp::Submit { job: id, spec, output });
         }
         self.insert_job(id, sub, output, now);

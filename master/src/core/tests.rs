@@ -154,10 +154,7 @@ fn replay(ops: &[JournalOp], config: CoreConfig, now: Instant, out: &mut Recordi
     core.restore_next_job(next);
     ended.into_values().for_each(|v| core.restore_ended(v, now, out));
     for (id, (spec, output)) in live {
-        let spec: farm_proto::pb::JobSpec =
-            prost::Message::decode(spec.as_slice()).expect("journaled spec");
-        let spec = JobSpec::try_from(spec).expect("journaled spec");
-        core.restore_job(id, Submission::restored(spec), output, now);
+        core.restore_job(id, Submission::restored(spec.to_spec()), output, now);
     }
     for ((job, shard), output) in outcomes {
         assert!(core.restore_outcome(job, shard, &output, now, out));

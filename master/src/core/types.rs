@@ -256,9 +256,9 @@ pub enum JournalOp {
     Submit {
         /// Its id.
         job: JobId,
-        /// What was submitted, as an encoded `pb::JobSpec` (inputs included), to run it again
-        /// after a restart. Encoded in the submit handler, off the core's task.
-        spec: Vec<u8>,
+        /// What was submitted (inputs included, shared with the job), to run it again after
+        /// a restart; the store encodes it.
+        spec: super::SubmittedJob,
         /// How its outputs are reduced (its kernel's declared shape, fixed at submit).
         output: OutputShape,
     },

@@ -78,6 +78,37 @@ struct Index {
     /// The module each job submitted with one runs; ended jobs are dropped lazily (at the
     /// next eviction).
     pins: HashMap<JobId, String>,
+    /// Modules checked by a submission that has no job id yet (it waits for its commit),
+    /// with how many such submissions hold each: never evicted ([`Claim`]).
+    claims: HashMap<String, usize>,
+}
+
+/// A module held for one submission from its check until its job is known: while the
+/// submission waits for its journal commit, no upload can evict it. [`Claim::pin`] hands it
+/// to the job; dropped without that (the submission failed), it lets go.
+pub struct Claim {
+    modules: Modules,
+    hash: String,
+}
+
+impl Claim {
+    /// Notes that `job` runs the module (it is not evicted while the job goes on), then lets
+    /// the claim go.
+    pub fn pin(self, job: JobId) {
+        self.modules.pin(job, &self.hash);
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut index = self.modules.index();
+        if let Some(n) = index.claims.get_mut(&self.hash) {
+            *n -= 1;
+            if *n == 0 {
+                index.claims.remove(&self.hash);
+            }
+        }
+    }
 }
 
 /// Module reads for workers at once: each holds up to a module's bytes in memory.
@@ -148,18 +179,29 @@ impl Modules {
         Some(entry.info)
     }
 
+    /// Holds a module for a submission, if the master has it (checked and held in one step,
+    /// so no upload evicts it in between); counts as a use.
+    pub fn claim(&self, sha256: &str) -> Option<(Claim, ModuleInfo)> {
+        let mut index = self.index();
+        let entry = index.modules.get_mut(sha256)?;
+        entry.used = Instant::now();
+        let info = entry.info;
+        *index.claims.entry(sha256.to_string()).or_default() += 1;
+        Some((Claim { modules: self.clone(), hash: sha256.to_string() }, info))
+    }
+
     /// Notes that `job` runs `sha256`: it is not evicted while the job goes on.
     pub fn pin(&self, job: JobId, sha256: &str) {
         self.index().pins.insert(job, sha256.to_string());
     }
 
     /// Checks and stores a module; returns its hash and info. Idempotent. `live` gives the
-    /// unfinished jobs, asked only when room must be made. Blocking: hashing, checking and
-    /// writing run on the caller's (blocking) thread.
+    /// unfinished jobs, asked only when room must be made; when it fails, every pin is kept.
+    /// Blocking: hashing, checking and writing run on the caller's (blocking) thread.
     pub fn put(
         &self,
         wasm: &[u8],
-        live: impl FnOnce() -> Vec<JobId>,
+        live: impl FnOnce() -> Result<Vec<JobId>, String>,
     ) -> Result<(String, ModuleInfo), ModuleError> {
         let max = self.limits.max_module;
         if wasm.len() > max {
@@ -192,21 +234,29 @@ impl Modules {
         Ok((hash, info))
     }
 
-    /// Takes out of the index the least recently used modules that no unfinished job runs
-    /// until `size` more bytes fit; returns them (for the caller to delete), or refuses.
+    /// Takes out of the index the least recently used modules that no unfinished job or
+    /// waiting submission runs until `size` more bytes fit; returns them (for the caller to
+    /// delete), or refuses. The pins of ended jobs go first, unless the jobs cannot be listed.
     fn make_room(
         &self,
         size: usize,
-        live: impl FnOnce() -> Vec<JobId>,
+        live: impl FnOnce() -> Result<Vec<JobId>, String>,
     ) -> Result<Vec<String>, ModuleError> {
         let max = self.limits.max_total;
         if self.index().total + size <= max {
             return Ok(Vec::new());
         }
-        let live: std::collections::HashSet<JobId> = live().into_iter().collect();
+        let live = live();
         let mut index = self.index();
-        index.pins.retain(|job, _| live.contains(job));
-        let pinned: std::collections::HashSet<String> = index.pins.values().cloned().collect();
+        match live {
+            Ok(live) => {
+                let live: std::collections::HashSet<JobId> = live.into_iter().collect();
+                index.pins.retain(|job, _| live.contains(job));
+            }
+            Err(e) => warn!(error = %e, "unfinished jobs not listed, every module pin kept"),
+        }
+        let pinned: std::collections::HashSet<String> =
+            index.pins.values().chain(index.claims.keys()).cloned().collect();
         let mut candidates: Vec<(Instant, String, usize)> = index
             .modules
             .iter()

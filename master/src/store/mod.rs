@@ -3,8 +3,8 @@
 //! one storage path either way). Tables:
 //!
 //! - `meta`: `next_job` (job ids never repeat) and `schema` (the layout's version);
-//! - `jobs`: job id → `pb::JournalJob` (spec and output shape while the job goes; its final
-//!   status once it ended);
+//! - `jobs`: job id → the job's record (`codec.rs`: output shape and submit time while the
+//!   job goes; its summary once it ended);
 //! - `outcomes`: (job id, first shard) → `pb::JournalOutcomes`: the accepted `Done` outputs of
 //!   one job in one group commit (one record per job per commit, not per shard: a million
 //!   noop shards cost a few hundred inserts), dropped when the job ends (its result is in its
@@ -21,6 +21,7 @@
 //! OS thread that group-commits what the core journals; `results.rs` reads list results back;
 //! `replay.rs` reads a job's accepted shard outputs for a watcher that asks for them.
 
+mod codec;
 mod logs;
 mod modules;
 mod replay;
@@ -29,7 +30,7 @@ mod writer;
 
 use crate::core::{Core, CoreConfig, JobId, JobView, JournalOp, Outbox, Submission};
 use crate::MasterError;
-use farm_proto::{pb, JobSpec, JobState, Output, OutputShape};
+use farm_proto::{pb, Output};
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 pub use replay::Snapshot;
@@ -42,7 +43,7 @@ pub use writer::{Backlog, Journal, JournalTx, BACKLOG_BYTES};
 
 /// Counters: `next_job`, `schema`.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-/// Job id → `pb::JournalJob`.
+/// Job id → a job's record (`codec::JobRecord`).
 const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
 /// Job id → its spec as submitted (an encoded `pb::JobSpec`, inputs included), while it runs:
 /// apart from `jobs`, so a large submission is written once and never decoded again to update
@@ -187,24 +188,18 @@ fn replay(db: &Database, core: &mut Core, out: &mut Collect) -> Result<Replayed,
     for row in jobs.iter().map_err(|e| fail(e.into()))? {
         let (id, bytes) = row.map_err(|e| fail(e.into()))?;
         let id = id.value();
-        let rec =
-            pb::JournalJob::decode(bytes.value()).map_err(|e| corrupt(format!("job {id}: {e}")))?;
-        if let Some(status) = rec.ended {
-            // Its age from the submission time the journal recorded (0 in older journals).
-            let age_ms =
-                (rec.submitted_unix_ms > 0).then(|| wall.saturating_sub(rec.submitted_unix_ms));
-            core.restore_ended(summary(id, status, age_ms)?, now, out);
+        let rec = codec::JobRecord::decode(bytes.value())
+            .map_err(|e| corrupt(format!("job {id}: {e}")))?;
+        if let Some(summary) = rec.ended {
+            let view = codec::decode_summary(id, summary, wall).map_err(corrupt)?;
+            core.restore_ended(view, now, out);
             replayed.ended += 1;
             continue;
         }
         let spec = specs.get(id).map_err(|e| fail(e.into()))?;
         let spec = spec.as_ref().map_or(&[][..], |s| s.value());
-        let spec = pb::JobSpec::decode(spec)
-            .map_err(|e| e.to_string())
-            .and_then(|spec| JobSpec::try_from(spec).map_err(|e| e.to_string()))
-            .map_err(|e| corrupt(format!("job {id}: {e}")))?;
-        let output = OutputShape::from_wire(rec.output, rec.fraction_scale)
-            .ok_or_else(|| corrupt(format!("job {id}: output shape")))?;
+        let spec = codec::decode_spec(spec).map_err(|e| corrupt(format!("job {id}: {e}")))?;
+        let output = rec.output().ok_or_else(|| corrupt(format!("job {id}: output shape")))?;
         let age = Duration::from_millis(wall.saturating_sub(rec.submitted_unix_ms));
         let submitted = now.checked_sub(age).unwrap_or(now);
         if spec.kind == farm_proto::wasm::KIND {
@@ -275,31 +270,6 @@ fn replay_lists(
         }
     }
     Ok(restored)
-}
-
-/// An ended job's final status as the journal holds it, as the core's view (its result text
-/// taken as it was rendered, not parsed again).
-fn summary(id: JobId, s: pb::JobStatus, age_ms: Option<u64>) -> Result<JobView, MasterError> {
-    let state = pb::JobState::try_from(s.state)
-        .map_err(|e| e.to_string())
-        .and_then(|st| JobState::try_from(st).map_err(|e| e.to_string()))
-        .map_err(|e| corrupt(format!("job {id}: {e}")))?;
-    Ok(JobView {
-        id,
-        kind: s.kind,
-        state,
-        total: s.shards_total,
-        done: s.shards_done,
-        in_flight: 0,
-        result_json: (!s.result_json.is_empty()).then(|| Arc::from(s.result_json)),
-        error: (!s.error.is_empty()).then_some(s.error),
-        elapsed_ms: s.elapsed_ms,
-        age_ms: age_ms.unwrap_or(s.elapsed_ms),
-        priority: s.priority,
-        reruns: s.shards_rerun,
-        result_in_store: s.result_in_store,
-        waiting: None,
-    })
 }
 
 /// Milliseconds since the Unix epoch.

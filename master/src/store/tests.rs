@@ -7,6 +7,12 @@ use crate::core::{ShardOutcome, WorkerSpec};
 use crate::core::{ShardTask, WorkerId};
 use farm_proto::{JobSource, Params};
 use std::collections::VecDeque;
+use farm_proto::{JobSpec, JobState, OutputShape};
+
+/// A new job's spec as the core journals it.
+fn submitted(spec: JobSpec) -> crate::core::SubmittedJob {
+    Submission::new(spec).take_journal().expect("a new submission")
+}
 
 fn noop(shards: u64) -> Submission {
     let source = JobSource::Range { start: 0, end: shards, shard_size: 1 };
@@ -116,7 +122,7 @@ fn replay_of_a_million_outcomes() {
         0,
     )
     .expect("spec");
-    let spec = pb::JobSpec::from(spec).encode_to_vec();
+    let spec = submitted(spec);
     journal.send(JournalOp::Submit { job: 1, spec, output: OutputShape::Count });
     let empty = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     for shard in 0..N {
@@ -163,7 +169,7 @@ fn list_outputs_are_replayed_kept_past_the_end_read_by_index_and_dropped_when_fo
     let _ = std::fs::remove_file(&path);
     let source = JobSource::Range { start: 0, end: 3, shard_size: 1 };
     let spec = JobSpec::new("hashchain", source, Params::default(), 0).expect("spec");
-    let spec = pb::JobSpec::from(spec).encode_to_vec();
+    let spec = submitted(spec);
     write(
         &path,
         vec![

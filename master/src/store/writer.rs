@@ -8,11 +8,11 @@
 //! queued before it are committed, and a read of exactly that state is handed back (a
 //! watcher's replay, `replay.rs`).
 
+use super::codec::{encode_spec, encode_summary, JobRecord};
 use super::replay::Snapshot;
 use super::results::SharedTx;
 use super::{unix_ms, Store, JOBS, LIST_OUTPUTS, LOGS, META, OUTCOMES, SPECS};
 use crate::core::{JobId, JournalOp};
-use crate::grpc::job_status;
 use farm_proto::{pb, Output};
 use prost::Message;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, WriteTransaction};
@@ -101,7 +101,7 @@ impl Backlog {
 /// About how many bytes an op holds while it waits for the writer.
 fn op_bytes(op: &JournalOp) -> usize {
     match op {
-        JournalOp::Submit { spec, .. } => spec.len(),
+        JournalOp::Submit { spec, .. } => spec.bytes(),
         JournalOp::Outcome { output, .. } => match output {
             farm_proto::Output::Lines(lines) => lines.iter().map(|l| l.len() + 24).sum(),
             farm_proto::Output::Rows(rows) => rows.iter().map(|r| r.len() * 4 + 24).sum(),
@@ -297,7 +297,7 @@ fn commit(db: &Database, ops: &mut Vec<JournalOp>, sync: bool) -> Result<usize, 
     let submitted: usize = ops
         .iter()
         .map(|op| match op {
-            JournalOp::Submit { spec, .. } => spec.len(),
+            JournalOp::Submit { spec, .. } => spec.bytes(),
             _ => 0,
         })
         .sum();
@@ -326,15 +326,8 @@ fn apply(txn: &WriteTransaction, ops: impl Iterator<Item = JournalOp>) -> Result
     for op in ops {
         match op {
             JournalOp::Submit { job, spec, output } => {
-                let (output, fraction_scale) = output.to_wire();
-                specs.insert(job, spec.as_slice())?;
-                let rec = pb::JournalJob {
-                    spec: Vec::new(),
-                    output,
-                    fraction_scale,
-                    submitted_unix_ms: unix_ms(),
-                    ended: None,
-                };
+                specs.insert(job, encode_spec(spec).as_slice())?;
+                let rec = JobRecord::submitted(output, unix_ms());
                 jobs.insert(job, rec.encode_to_vec().as_slice())?;
                 next_job = next_job.max(job + 1);
             }
@@ -352,10 +345,10 @@ fn apply(txn: &WriteTransaction, ops: impl Iterator<Item = JournalOp>) -> Result
                 runs.remove(&id);
                 let mut rec = jobs
                     .get(id)?
-                    .and_then(|v| pb::JournalJob::decode(v.value()).ok())
+                    .and_then(|v| JobRecord::decode(v.value()).ok())
                     .unwrap_or_default();
                 specs.remove(id)?;
-                rec.ended = Some(job_status(view).into());
+                rec.ended = Some(encode_summary(view, unix_ms()));
                 jobs.insert(id, rec.encode_to_vec().as_slice())?;
                 drop_outcomes(&mut outcomes, id)?;
             }
