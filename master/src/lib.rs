@@ -3,9 +3,10 @@
 //! and supervises local worker processes.
 
 mod actor;
-pub mod alloc;
+pub mod arenas;
 pub mod autoalloc;
 pub mod catalog;
+mod clock;
 mod connector;
 pub mod core;
 mod grpc;

@@ -27,6 +27,7 @@ mod replay;
 mod results;
 mod writer;
 
+use crate::clock::unix_ms;
 use crate::core::{Core, CoreConfig, JobId, JobView, JournalOp, Outbox, Submission};
 use crate::MasterError;
 use farm_proto::{pb, JobSpec, JobState, Output, OutputShape};
@@ -36,7 +37,7 @@ pub use replay::Snapshot;
 pub use results::{Store, CHUNK_BYTES, CHUNK_ITEMS};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tracing::info;
 pub use writer::{Backlog, Journal, JournalTx, BACKLOG_BYTES};
 
@@ -300,11 +301,6 @@ fn summary(id: JobId, s: pb::JobStatus, age_ms: Option<u64>) -> Result<JobView, 
         result_in_store: s.result_in_store,
         waiting: None,
     })
-}
-
-/// Milliseconds since the Unix epoch.
-fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
 }
 
 /// The outbox of a replay: keeps the journal ops it causes (jobs found complete end, ended
