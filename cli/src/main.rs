@@ -21,6 +21,7 @@ mod results;
 mod roles;
 mod show;
 mod showdown;
+mod submit;
 mod tables;
 mod wasm_args;
 
