@@ -4,11 +4,13 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
+mod alloc;
 mod client;
 mod duration;
 pub(crate) mod lists;
 mod serve;
 
+pub use alloc::{AllocAction, AllocArgs, AllocMasterArgs};
 pub use client::{AuthArgs, BeforeArgs, ClientArgs};
 pub use duration::parse_duration;
 pub use lists::{CompletionsArgs, JobsArgs, KindsArgs};
@@ -86,7 +88,7 @@ pub enum Command {
     Kinds(KindsArgs),
     /// Let the master allocate workers through a batch scheduler (Slurm) while shards wait:
     /// add, list and remove allocation queues.
-    Alloc(crate::alloc::AllocArgs),
+    Alloc(AllocArgs),
     /// Threads or processes? Time the same work as serial, threads only, processes only and
     /// both composed, by running real `farm run`s (plus the same test in Python, if python3 is
     /// on PATH), and print speedup and efficiency per mode.

@@ -5,81 +5,27 @@ use crate::args::{
     CompletionsArgs, JobRef, JobsArgs, ReconnectArgs, SubmitArgs, WatchArgs, WorkersAction,
     WorkersArgs,
 };
-pub use crate::conn::Target;
+use crate::conn::{connect, Target};
 use crate::deliver::{deliver, Delivery};
-use crate::fail::Usage;
-use crate::{job, out, show};
+use crate::{out, show, submit};
 use anyhow::Result;
 use clap::CommandFactory;
 use farm_client::{Client, JobStatus, WaitEvent, WaitOptions};
-use farm_proto::OutputShape;
-use std::path::Path;
-
-pub(crate) async fn connect(master: &Target) -> Result<Client> {
-    Ok(Client::connect_with(&master.url(), master.token.clone(), master.tls.clone()).await?)
-}
-
-/// Refuses `--out FILE.png` for a kind whose declared output is not rows of numbers (an
-/// image), before any work is submitted. A kind the master does not know is left to the
-/// submit, which names what the cluster offers.
-pub(crate) async fn check_out(client: &mut Client, kind: &str, out: Option<&Path>) -> Result<()> {
-    let Some(path) = out.filter(|p| crate::results::is_png(p)) else { return Ok(()) };
-    let kinds = client.kinds().await?;
-    let Some(info) = kinds.iter().find(|k| k.kernel.kind == kind) else { return Ok(()) };
-    match info.kernel.output {
-        OutputShape::Rows | OutputShape::Any => Ok(()),
-        shape => Err(Usage(format!(
-            "--out {}: a PNG needs rows of numbers (an image, as mandelbrot makes), but {kind} \
-             makes {}; name the file .json to keep the result",
-            path.display(),
-            shape_words(shape)
-        ))
-        .into()),
-    }
-}
-
-fn shape_words(shape: OutputShape) -> &'static str {
-    match shape {
-        OutputShape::Any | OutputShape::Rows => "rows",
-        OutputShape::Count => "a count",
-        OutputShape::Fraction { .. } => "a fraction",
-        OutputShape::Lines => "lines of text",
-        OutputShape::Exec => "program runs",
-    }
-}
-
-/// The job spec from the flags; a bad flag is a usage error.
-pub(crate) fn spec(args: &crate::args::JobArgs) -> Result<farm_proto::JobSpec> {
-    job::spec(args).map_err(|e| Usage(format!("{e:#}")).into())
-}
 
 /// `farm submit`.
 pub async fn submit(master: &Target, args: SubmitArgs) -> Result<()> {
-    let spec = spec(&args.job)?;
+    let spec = submit::spec(&args.job)?;
     if args.job.joblog.is_some() && !args.wait {
         anyhow::bail!("--joblog needs --wait: the log is written once the job ended");
     }
     let module = crate::job::module(&args.job)?;
     let mut client = connect(master).await?;
-    check_out(&mut client, &spec.kind, args.job.out.as_deref()).await?;
-    let submitted = match &module {
-        Some(wasm) => client.submit_wasm(wasm, spec.clone()).await?,
-        None => client.submit(spec.clone()).await?,
-    };
+    let submitted = submit::submit(&mut client, &spec, module.as_deref(), &args.job).await?;
     if !args.wait {
         return if args.output.json { out::json(&submitted) } else { out::line(submitted.job) };
     }
     let status = follow(&mut client, submitted.job, &args.reconnect, args.output.json).await?;
-    if let Some(path) = &args.job.joblog {
-        crate::logs::write_joblog(&mut client, status.job, status.shards, path).await?;
-    }
-    let how = Delivery {
-        json: args.output.json,
-        out: args.job.out.as_deref(),
-        ndjson: args.job.ndjson,
-        params: &spec.params,
-    };
-    deliver(&mut client, &status, &how).await
+    submit::finish(&mut client, &status, &spec, &args.job, args.output.json).await
 }
 
 /// `farm watch`.
@@ -111,7 +57,7 @@ async fn follow(
     });
     let status = tokio::select! {
         status = wait => status,
-        _ = crate::roles::shutdown_signal() => {
+        _ = farm_worker::cli::shutdown_signal() => {
             bar.finish_and_clear();
             return Err(crate::fail::Interrupted(show::still_running(job)).into());
         }

@@ -8,6 +8,33 @@ use crate::args::{AuthArgs, BeforeArgs, ClientArgs, Command, WorkerArgs};
 use anyhow::{bail, Result};
 use clap::parser::ValueSource;
 use clap::ArgMatches;
+use farm_client::Client;
+
+/// A client connected to `master` with its token and TLS settings.
+pub(crate) async fn connect(master: &Target) -> Result<Client> {
+    Ok(Client::connect_with(&master.url(), master.token.clone(), master.tls.clone()).await?)
+}
+
+/// TLS settings for workers this process starts (local ones, allocated ones): the master's CA
+/// and (for mutual TLS) its certificate, as environment variables.
+pub(crate) fn local_tls_env(me: &Target) -> Vec<(String, String)> {
+    let path = |p: &std::path::Path| {
+        std::fs::canonicalize(p).unwrap_or(p.to_path_buf()).display().to_string()
+    };
+    let mut env = Vec::new();
+    // Only a master that serves TLS needs its local workers to speak it.
+    if me.identity.is_none() {
+        return env;
+    }
+    if let Some(ca) = &me.ca {
+        env.push(("FARM_TLS_CA".to_string(), path(ca)));
+    }
+    if let Some((cert, key)) = &me.identity {
+        env.push(("FARM_TLS_CERT".to_string(), path(cert)));
+        env.push(("FARM_TLS_KEY".to_string(), path(key)));
+    }
+    env
+}
 
 /// Where client commands (and workers) go, and what they present: a token, TLS settings.
 pub struct Target {

@@ -10,7 +10,7 @@
 
 use crate::fail::JobEnded;
 use crate::out;
-use crate::results::{self, Format};
+use crate::results::{self, text_item, Format};
 use anyhow::{Context, Result};
 use farm_client::{Client, JobState, JobStatus};
 use serde_json::Value;
@@ -98,55 +98,4 @@ async fn text(client: &mut Client, status: &JobStatus) -> Result<()> {
         status.elapsed_ms as f64 / 1000.0
     );
     Ok(())
-}
-
-/// One item of a list result for people, by its shape rather than by the kernel's name: a
-/// string as its text, a program run as its stdout (a non-zero exit said on stderr, counting
-/// inputs from 1 as people count lines), anything else (a row of numbers) as its JSON text.
-/// `index` counts from 0; `terminal` escapes control characters in what the job wrote.
-pub fn text_item(
-    out: &mut impl Write,
-    index: u64,
-    item: &Value,
-    terminal: bool,
-) -> std::io::Result<()> {
-    match item {
-        Value::String(s) => writeln!(out, "{}", out::data(s, terminal)),
-        Value::Object(run) if run.contains_key("exit_code") && run.contains_key("stdout") => {
-            out.write_all(
-                out::data(run["stdout"].as_str().unwrap_or_default(), terminal).as_bytes(),
-            )?;
-            match run["exit_code"].as_i64() {
-                Some(0) => {}
-                code => {
-                    out.flush()?;
-                    eprintln!("[input {} exited with code {}]", index + 1, code.unwrap_or(-1));
-                }
-            }
-            Ok(())
-        }
-        other => writeln!(out, "{other}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn items_show_their_text_and_runs_their_stdout_escaped_on_a_terminal() {
-        let mut shown = Vec::new();
-        let items = [
-            serde_json::json!("d1"),
-            serde_json::json!({"exit_code": 0, "stdout": "out\u{1b}[2J\n"}),
-            serde_json::json!([1, 2]),
-        ];
-        for (i, item) in items.iter().enumerate() {
-            text_item(&mut shown, i as u64, item, true).expect("write");
-        }
-        assert_eq!(String::from_utf8(shown).expect("utf-8"), "d1\nout\\u{1b}[2J\n[1,2]\n");
-        let mut exact = Vec::new();
-        text_item(&mut exact, 1, &items[1], false).expect("write");
-        assert_eq!(exact, b"out\x1b[2J\n");
-    }
 }

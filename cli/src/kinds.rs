@@ -1,9 +1,19 @@
-//! `farm kinds`: what the cluster offers, read from the master.
+//! `farm kinds`: what the cluster offers, read from the master; and what a `farm worker`
+//! offers, which the master and its allocation queues count on before any worker connects.
 
 use crate::args::KindsArgs;
-use crate::commands::{connect, Target};
+use crate::conn::{connect, Target};
 use anyhow::Result;
-use farm_proto::{KindInfo, ParamKind, ParamSpec};
+use farm_proto::{KernelDescriptor, KindInfo, ParamKind, ParamSpec};
+
+/// The kernels a `farm worker` offers: the built-in ones (exec only with `--allow-exec`) and
+/// wasm. The one list behind the kinds a master knows before its workers connect, the kinds
+/// allocation queues start workers for, and what `farm run` checks a job against.
+pub fn offered(allow_exec: bool) -> Vec<KernelDescriptor> {
+    let mut kinds = farm_worker::Registry::builtin(allow_exec).descriptors();
+    kinds.push(farm_proto::wasm::descriptor());
+    kinds
+}
 
 /// `farm kinds [--json]`.
 pub async fn kinds(master: &Target, args: KindsArgs) -> Result<()> {

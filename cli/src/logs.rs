@@ -3,7 +3,7 @@
 //! extended, written from the same stream once the job ended.
 
 use crate::args::LogsArgs;
-use crate::commands::{connect, Target};
+use crate::conn::{connect, Target};
 use anyhow::{Context, Result};
 use farm_client::{Client, LogQuery, ShardLog};
 use futures::StreamExt;

@@ -59,6 +59,7 @@ mod results;
 mod roles;
 mod show;
 mod showdown;
+mod submit;
 mod tables;
 mod wasm_args;
 
@@ -118,8 +119,8 @@ fn main() -> ExitCode {
     logging::init(log.format, &log.filter, default_log);
     if matches!(cli.command, Command::Master(_) | Command::Run(_)) {
         // Before the runtime's threads allocate: bounded arenas keep the master's memory
-        // close to what it holds (see farm_master::alloc).
-        farm_master::alloc::limit_arenas();
+        // close to what it holds (see farm_master::arenas).
+        farm_master::arenas::limit_arenas();
     }
     let result = run(cli, command_matches(&matches), &log);
     match result {

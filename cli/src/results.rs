@@ -3,10 +3,12 @@
 //! NDJSON (one item a line), holding one chunk at a time whatever the result's size.
 
 use crate::args::ResultsArgs;
-use crate::commands::{connect, Target};
+use crate::conn::{connect, Target};
+use crate::out;
 use anyhow::{Context, Result};
 use farm_client::{Client, JobState, JobStatus};
 use futures::StreamExt;
+use serde_json::Value;
 use std::io::Write;
 use std::path::Path;
 
@@ -17,7 +19,7 @@ pub enum Format {
     Array,
     /// One JSON item a line.
     Ndjson,
-    /// For people: each item as [`crate::deliver::text_item`] shows it; `terminal` escapes
+    /// For people: each item as [`text_item`] shows it; `terminal` escapes
     /// control characters in what the job wrote.
     Text {
         /// Standard output is a terminal.
@@ -191,7 +193,7 @@ pub async fn stream(
                     Format::Text { terminal } => {
                         let value = serde_json::from_str(item)
                             .with_context(|| format!("item {} of the result is not JSON", n + 1))?;
-                        crate::deliver::text_item(out, from.offset + n, &value, terminal)?;
+                        text_item(out, from.offset + n, &value, terminal)?;
                     }
                 }
                 n += 1;
@@ -203,4 +205,55 @@ pub async fn stream(
         out.write_all(b"]")?;
     }
     Ok(n)
+}
+
+/// One item of a list result for people, by its shape rather than by the kernel's name: a
+/// string as its text, a program run as its stdout (a non-zero exit said on stderr, counting
+/// inputs from 1 as people count lines), anything else (a row of numbers) as its JSON text.
+/// `index` counts from 0; `terminal` escapes control characters in what the job wrote.
+pub fn text_item(
+    out: &mut impl Write,
+    index: u64,
+    item: &Value,
+    terminal: bool,
+) -> std::io::Result<()> {
+    match item {
+        Value::String(s) => writeln!(out, "{}", out::data(s, terminal)),
+        Value::Object(run) if run.contains_key("exit_code") && run.contains_key("stdout") => {
+            out.write_all(
+                out::data(run["stdout"].as_str().unwrap_or_default(), terminal).as_bytes(),
+            )?;
+            match run["exit_code"].as_i64() {
+                Some(0) => {}
+                code => {
+                    out.flush()?;
+                    eprintln!("[input {} exited with code {}]", index + 1, code.unwrap_or(-1));
+                }
+            }
+            Ok(())
+        }
+        other => writeln!(out, "{other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_show_their_text_and_runs_their_stdout_escaped_on_a_terminal() {
+        let mut shown = Vec::new();
+        let items = [
+            serde_json::json!("d1"),
+            serde_json::json!({"exit_code": 0, "stdout": "out\u{1b}[2J\n"}),
+            serde_json::json!([1, 2]),
+        ];
+        for (i, item) in items.iter().enumerate() {
+            text_item(&mut shown, i as u64, item, true).expect("write");
+        }
+        assert_eq!(String::from_utf8(shown).expect("utf-8"), "d1\nout\\u{1b}[2J\n[1,2]\n");
+        let mut exact = Vec::new();
+        text_item(&mut exact, 1, &items[1], false).expect("write");
+        assert_eq!(exact, b"out\x1b[2J\n");
+    }
 }

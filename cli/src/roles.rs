@@ -21,8 +21,7 @@ use tracing::warn;
 /// How long local workers get to stop before they are killed.
 const WORKER_GRACE: Duration = Duration::from_secs(3);
 
-/// Resolves on Ctrl-C or SIGTERM (the SDK's, which `farm worker` drains on too).
-pub use farm_worker::cli::shutdown_signal;
+use farm_worker::cli::shutdown_signal;
 
 /// Warns at start about a master whose clients need no token: on a non-loopback address; when
 /// FARM_TOKEN is set but empty (which reads as "no token"); and when only workers need one.
@@ -45,22 +44,19 @@ fn master_config(s: &SchedulerArgs) -> MasterConfig {
     let core = CoreConfig {
         prefetch_per_thread: s.prefetch,
         max_shards_per_job: s.max_shards,
-        heartbeat_timeout: s.heartbeat * 5 / 2,
         memory_budget: s.memory_budget_mib.saturating_mul(1 << 20),
         inline_result_bytes: usize::from(s.inline_result_mib) << 20,
         keep_finished: s.keep_finished,
         keep_finished_bytes: s.keep_finished_mib.saturating_mul(1 << 20),
         keep_finished_for: s.keep_finished_for,
         hold_timeout: s.hold_timeout,
-        // A few heartbeat periods: a late result within them is a hiccup, not a hoarder.
-        hold_grace: s.heartbeat * 3,
         shard_log_bytes: s.shard_log_mib.saturating_mul(1 << 20),
+        // The heartbeat's rules are applied by `serve`, from `heartbeat` below.
         ..CoreConfig::default()
     };
     // The kernels every `farm worker` offers, so their jobs are checked and can queue before
     // the first worker connects; workers' own descriptors replace these as they register.
-    let mut known_kinds = Registry::builtin(false).descriptors();
-    known_kinds.push(farm_proto::wasm::descriptor());
+    let known_kinds = crate::kinds::offered(false);
     let modules = s.modules.limits();
     MasterConfig {
         core,
@@ -145,7 +141,7 @@ impl Running {
 /// must present, and the TLS files it serves with.
 pub async fn master(
     args: MasterArgs,
-    me: &crate::commands::Target,
+    me: &crate::conn::Target,
     log: &crate::logging::Setup,
 ) -> Result<()> {
     if args.tls_client_ca.is_some() && me.identity.is_none() {
@@ -188,7 +184,8 @@ pub async fn master(
         alloc: Some(alloc),
         ..master_config(&args.scheduler)
     };
-    let mut running = start(listener, config, args.workers, &args.local, log, local_tls_env(me))?;
+    let mut running =
+        start(listener, config, args.workers, &args.local, log, crate::conn::local_tls_env(me))?;
     // One line on stdout that scripts (and the tests) read to learn the bound port.
     let scheme = if me.identity.is_some() { "https" } else { "http" };
     crate::out::line(format_args!("farm master listening on {scheme}://{addr}"))?;
@@ -207,26 +204,6 @@ pub async fn master(
         Ok(Err(e)) => Err(e.into()),
         Err(join) => bail!("master task failed: {join}"),
     }
-}
-
-/// TLS settings for local workers: the master's CA and (for mutual TLS) its certificate.
-pub(crate) fn local_tls_env(me: &crate::commands::Target) -> Vec<(String, String)> {
-    let path = |p: &std::path::Path| {
-        std::fs::canonicalize(p).unwrap_or(p.to_path_buf()).display().to_string()
-    };
-    let mut env = Vec::new();
-    // Only a master that serves TLS needs its local workers to speak it.
-    if me.identity.is_none() {
-        return env;
-    }
-    if let Some(ca) = &me.ca {
-        env.push(("FARM_TLS_CA".to_string(), path(ca)));
-    }
-    if let Some((cert, key)) = &me.identity {
-        env.push(("FARM_TLS_CERT".to_string(), path(cert)));
-        env.push(("FARM_TLS_KEY".to_string(), path(key)));
-    }
-    env
 }
 
 /// Reads a hosts file: one host:port per line, `#` starts a comment, blank lines are skipped.
@@ -264,7 +241,7 @@ async fn wait_for_workers(client: &mut Client, n: usize) -> Result<()> {
 
 /// `farm run`: a master in this process, N local workers, one job, then everything stops.
 pub async fn run(args: RunArgs, log: &crate::logging::Setup) -> Result<()> {
-    let spec = crate::commands::spec(&args.job)?;
+    let spec = crate::submit::spec(&args.job)?;
     let module = crate::job::module(&args.job)?;
     if args.workers == 0 {
         bail!("--workers must be at least 1");
@@ -290,27 +267,14 @@ pub async fn run(args: RunArgs, log: &crate::logging::Setup) -> Result<()> {
     let work = async {
         let mut client = Client::connect(&running.url).await?;
         wait_for_workers(&mut client, args.workers).await?;
-        crate::commands::check_out(&mut client, &spec.kind, args.job.out.as_deref()).await?;
-        let job = match &module {
-            Some(wasm) => client.submit_wasm(wasm, spec.clone()).await?.job,
-            None => client.submit(spec.clone()).await?.job,
-        };
+        let submitted = crate::submit::submit(&mut client, &spec, module.as_deref(), &args.job);
+        let job = submitted.await?.job;
         let mut waiting = None;
         let status = client.wait(job, |p| show::advance(&bar, p, &mut waiting)).await;
         // Cleared on every way out, an error included.
         bar.finish_and_clear();
-        let status = status?;
-        if let Some(path) = &args.job.joblog {
-            crate::logs::write_joblog(&mut client, status.job, status.shards, path).await?;
-        }
         // Delivered before the master stops: a large result streams from its store.
-        let how = crate::deliver::Delivery {
-            json,
-            out: args.job.out.as_deref(),
-            ndjson: args.job.ndjson,
-            params: &spec.params,
-        };
-        crate::deliver::deliver(&mut client, &status, &how).await
+        crate::submit::finish(&mut client, &status?, &spec, &args.job, json).await
     };
     // Ctrl-C at any point (workers starting, the job running, the result streaming) stops
     // everything: the job goes with this process's master.
@@ -340,9 +304,7 @@ fn check_kind(spec: &farm_proto::JobSpec, allow_exec: bool) -> Result<()> {
         // Its params name an uploaded module; the master checks them at submit.
         return Ok(());
     }
-    let mut kinds = Registry::builtin(allow_exec).descriptors();
-    kinds.push(farm_proto::wasm::descriptor());
-    let catalog = farm_master::catalog::Catalog::new(kinds);
+    let catalog = farm_master::catalog::Catalog::new(crate::kinds::offered(allow_exec));
     catalog.check(spec).map_err(|e| Usage(e.to_string()))?;
     Ok(())
 }

@@ -5,6 +5,7 @@ mod run;
 mod watch;
 
 use crate::actor::CoreHandle;
+use crate::clock::unix_ms;
 use crate::core::{CoreError, JobState, JobView, Submission, WorkerView};
 use crate::error::{Error, Kind, Result};
 use crate::modules::{Claim, Modules};
@@ -57,12 +58,6 @@ pub fn job_status(v: JobView) -> JobStatus {
         result_left_out: false,
         waiting: v.waiting,
     }
-}
-
-/// Milliseconds since the Unix epoch.
-fn unix_ms() -> u64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    now.unwrap_or_default().as_millis() as u64
 }
 
 /// A job as a List shows it: a result longer than `LIST_RESULT_BYTES` is left out (and said
@@ -168,7 +163,7 @@ impl Farm {
         let sub = tokio::task::spawn_blocking(move || {
             let sub = JobSpec::try_from(spec).map(Submission::new).map_err(|e| e.to_string());
             if sub.as_ref().is_ok_and(|s| s.bytes() > TRIM_AFTER) {
-                crate::alloc::give_back_freed_memory();
+                crate::arenas::give_back_freed_memory();
             }
             sub
         })

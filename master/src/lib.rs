@@ -106,9 +106,10 @@
 //! - `tasks.rs`: every task the master spawns, tracked, so shutdown can signal and wait for them
 
 mod actor;
-pub mod alloc;
+pub mod arenas;
 pub mod autoalloc;
 pub mod catalog;
+mod clock;
 mod connector;
 pub mod core;
 mod error;

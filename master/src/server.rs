@@ -30,7 +30,8 @@ pub const TASKS_BOUND: Duration = Duration::from_secs(2);
 pub struct MasterConfig {
     /// Scheduler limits and tuning.
     pub core: CoreConfig,
-    /// How often master and workers exchange heartbeats; a worker silent for 2.5 of these is lost.
+    /// How often master and workers exchange heartbeats; the core's heartbeat timeout and hold
+    /// grace follow from it ([`CoreConfig::with_heartbeat`]), whatever `core` says.
     pub heartbeat: Duration,
     /// Listening workers to dial (`host:port`), kept dialing while they are down.
     pub connect: Vec<String>,
@@ -58,10 +59,9 @@ pub struct MasterConfig {
 
 impl Default for MasterConfig {
     fn default() -> Self {
-        let heartbeat = Duration::from_secs(1);
         MasterConfig {
-            core: CoreConfig { heartbeat_timeout: heartbeat * 5 / 2, ..Default::default() },
-            heartbeat,
+            core: CoreConfig::default(),
+            heartbeat: crate::core::DEFAULT_HEARTBEAT,
             connect: Vec::new(),
             client_token: None,
             worker_token: None,
@@ -73,6 +73,13 @@ impl Default for MasterConfig {
             modules: Default::default(),
             http: None,
         }
+    }
+}
+
+impl MasterConfig {
+    /// The core's configuration, with the heartbeat's rules applied.
+    fn core(&self) -> CoreConfig {
+        self.core.clone().with_heartbeat(self.heartbeat)
     }
 }
 
@@ -217,7 +224,7 @@ pub async fn serve(
 async fn open_store(
     config: &MasterConfig,
 ) -> Result<(crate::core::Core, store::Journal, Modules), MasterError> {
-    let (path, core_config, limits) = (config.journal.clone(), config.core.clone(), config.modules);
+    let (path, core_config, limits) = (config.journal.clone(), config.core(), config.modules);
     tokio::task::spawn_blocking(move || {
         let (core, journal, replayed) = store::open(path.as_deref(), core_config)?;
         let modules = Modules::open(journal.store(), limits, replayed.modules)
@@ -250,4 +257,22 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
 
 fn service_name<S: NamedService>() -> &'static str {
     S::NAME
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_custom_heartbeat_sets_the_timeout_and_the_grace() {
+        let heartbeat = Duration::from_millis(200);
+        let core = MasterConfig { heartbeat, ..Default::default() }.core();
+        assert_eq!(core.heartbeat_timeout, Duration::from_millis(500));
+        assert_eq!(core.hold_grace, Duration::from_millis(600));
+        let core = MasterConfig::default().core();
+        assert_eq!(
+            (core.heartbeat_timeout, core.hold_grace),
+            (Duration::from_millis(2500), Duration::from_secs(3))
+        );
+    }
 }

@@ -106,13 +106,6 @@ impl TryFrom<pb::ShardOutput> for Output {
     }
 }
 
-impl Params {
-    /// The params as the prost map type.
-    pub fn to_pb(&self) -> std::collections::HashMap<String, String> {
-        self.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-    }
-}
-
 impl From<JobState> for pb::JobState {
     fn from(state: JobState) -> Self {
         match state {

@@ -30,6 +30,8 @@ impl Params {
 
 /// Most params one job may carry.
 pub const MAX_PARAMS: usize = 256;
+/// Longest param name, of a job's params and of those a kernel declares.
+pub const MAX_NAME_BYTES: usize = 128;
 /// Longest param value (a command line, say); names are bounded like kernel names.
 pub const MAX_PARAM_VALUE_BYTES: usize = 64 * 1024;
 
@@ -37,7 +39,7 @@ impl Params {
     /// Refuses params no kernel could take (too many, a name over 128 bytes, a value over
     /// 64 KiB), before anything copies them; the message quotes at most a few dozen bytes.
     pub fn check_size(&self) -> Result<(), SpecError> {
-        use crate::kernel::{clip, MAX_NAME_BYTES};
+        use crate::quote::clip;
         if self.0.len() > MAX_PARAMS {
             return Err(SpecError::Invalid(format!(
                 "{} params, at most {MAX_PARAMS}",
@@ -232,8 +234,8 @@ impl JobSpec {
         if kind.trim().is_empty() {
             return Err(SpecError::Invalid("kind is empty".into()));
         }
-        if kind.len() > crate::kernel::MAX_NAME_BYTES {
-            let kind = crate::kernel::clip(&kind);
+        if kind.len() > MAX_NAME_BYTES {
+            let kind = crate::quote::clip(&kind);
             return Err(SpecError::Invalid(format!("kind {kind} is over 128 bytes")));
         }
         params.check_size()?;

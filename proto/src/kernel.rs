@@ -4,20 +4,18 @@
 //! registry checks the same way before a kernel parses its params. Conversions from and to the
 //! prost types are at the end of this file.
 
-use crate::domain::Params;
+use crate::domain::{Params, MAX_NAME_BYTES};
 use crate::pb;
 use serde::Serialize;
 use std::fmt;
 
-/// Longest piece of user input quoted back in an error message.
-const QUOTE_BYTES: usize = 96;
+/// The quoting helpers, also named from here by the crates that check kernels and params.
+pub use crate::quote::{clip, quote, truncate};
 
 /// Most kernels one worker may offer.
 pub const MAX_KERNELS: usize = 256;
 /// Most params one kernel may declare.
 pub const MAX_PARAMS: usize = 64;
-/// Longest param name.
-pub const MAX_NAME_BYTES: usize = 128;
 pub use names::{is_name_char, MAX_KIND_BYTES};
 /// Longest help line or text default.
 pub const MAX_TEXT_BYTES: usize = 1024;
@@ -62,47 +60,6 @@ pub fn check_limits(kernels: &[KernelDescriptor]) -> Result<(), ParamError> {
         }
     }
     Ok(())
-}
-
-/// `input` quoted for an error message: whole when short, else its first bytes and its length,
-/// so an error never echoes a huge input back.
-pub fn quote(input: &str) -> String {
-    let (head, len) = head(input);
-    match len {
-        None => format!("{head:?}"),
-        Some(len) => format!("{head:?}… ({len} bytes)"),
-    }
-}
-
-/// `name` as it is when short, else its first bytes and its length (see [`quote`]).
-pub fn clip(name: &str) -> String {
-    truncate(name, QUOTE_BYTES)
-}
-
-/// `text` as it is when at most `max` bytes, else its first `max` bytes and its length: for
-/// messages from elsewhere (a worker's error) that may be long but must not be unbounded.
-pub fn truncate(text: &str, max: usize) -> String {
-    match head_of(text, max) {
-        (head, None) => head.to_string(),
-        (head, Some(len)) => format!("{head}… ({len} bytes)"),
-    }
-}
-
-/// The first [`QUOTE_BYTES`] of `input` (on a char boundary), and its length if it was cut.
-fn head(input: &str) -> (&str, Option<usize>) {
-    head_of(input, QUOTE_BYTES)
-}
-
-/// The first `max` bytes of `input` (on a char boundary), and its length if it was cut.
-fn head_of(input: &str, max: usize) -> (&str, Option<usize>) {
-    if input.len() <= max {
-        return (input, None);
-    }
-    let mut end = max;
-    while !input.is_char_boundary(end) {
-        end -= 1;
-    }
-    (&input[..end], Some(input.len()))
 }
 
 /// What a kernel declares about itself.

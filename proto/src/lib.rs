@@ -43,6 +43,7 @@ pub mod domain;
 mod fuzz_tests;
 pub mod kernel;
 pub mod logs;
+pub mod quote;
 pub mod session;
 pub mod status;
 #[cfg(test)]

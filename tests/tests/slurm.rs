@@ -439,3 +439,29 @@ fn workers_leave_before_their_allocations_time_limit() {
     wait_allocs(&master, "every allocation ended", |a| a.iter().all(|x| x["state"] == "ended"));
     assert!(wait_until(WAIT, || cleanup.live_jobs().is_empty()));
 }
+
+#[test]
+fn a_wasm_job_with_no_worker_gets_an_allocation_and_succeeds() {
+    if !slurm_up() {
+        return;
+    }
+    let queue = queue_name("wasm");
+    let (master, cleanup) = master_with_queue(&queue, &["--idle-timeout", "3s"]);
+    assert!(master.cli(&["workers", "--json"]).stdout.starts_with(b"[]"));
+    let module =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/wasm/primes.wat");
+    let module = module.display().to_string();
+    // Only an allocated worker can run it: the master has none of its own.
+    let job = master.submit(&["wasm", "--module", &module, "--range", "0..100000"]);
+    wait_allocs(&master, "an allocation for the wasm job", |a| !a.is_empty());
+    let done = master.watch(&job);
+    assert_eq!(
+        (&done["state"], &done["result"]),
+        (&Value::from("succeeded"), &Value::from(9592)),
+        "{done}"
+    );
+    // Its worker came from the queue's allocation (which the list learns on its next poll).
+    wait_allocs(&master, "the allocation's worker", |a| a.iter().any(|x| x["workers_seen"] == 1));
+    wait_allocs(&master, "every allocation ended", |a| a.iter().all(|x| x["state"] == "ended"));
+    assert!(wait_until(WAIT, || cleanup.live_jobs().is_empty()));
+}

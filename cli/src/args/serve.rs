@@ -156,7 +156,7 @@ pub struct MasterArgs {
     #[command(flatten)]
     pub scheduler: SchedulerArgs,
     #[command(flatten)]
-    pub alloc: crate::alloc::AllocMasterArgs,
+    pub alloc: super::AllocMasterArgs,
     #[command(flatten)]
     pub http: crate::http::HttpArgs,
 }

@@ -226,7 +226,7 @@ pub(super) async fn finish(mut child: Child, what: &str, timeout: Duration) -> R
     let stderr = read_all(child.stderr.take());
     let waited = tokio::select! {
         waited = tokio::time::timeout(timeout, child.wait()) => waited,
-        _ = crate::roles::shutdown_signal() => {
+        _ = farm_worker::cli::shutdown_signal() => {
             let _ = child.kill().await;
             bail!("interrupted while running {what}");
         }

@@ -16,7 +16,7 @@ type Inbox = WorkerRx;
 
 fn start() -> (CoreHandle, Tasks) {
     let tasks = Tasks::default();
-    let config = CoreConfig { heartbeat_timeout: HEARTBEAT * 5 / 2, ..Default::default() };
+    let config = CoreConfig::default().with_heartbeat(HEARTBEAT);
     let noop = KernelDescriptor::new("noop", farm_proto::OutputShape::Count, "nothing");
     let journal = crate::store::JournalTx::null();
     let metrics = Arc::new(crate::metrics::Metrics::new(crate::metrics::commit_histogram()));

@@ -19,7 +19,8 @@ pub struct CoreConfig {
     pub max_window: usize,
     /// A job with more shards is refused with ResourceExhausted.
     pub max_shards_per_job: u64,
-    /// A worker silent for longer is declared lost.
+    /// A worker silent for longer is declared lost. Derived from the heartbeat by
+    /// [`CoreConfig::with_heartbeat`], which `serve` applies with `MasterConfig::heartbeat`.
     pub heartbeat_timeout: Duration,
     /// Finished jobs kept for `Get`/`List`; older ones are forgotten.
     pub keep_finished: usize,
@@ -44,7 +45,8 @@ pub struct CoreConfig {
     pub hold_timeout: Duration,
     /// Added to twice a job's shard timeout to make its hold deadline: the time a result may
     /// take to come back after the worker's own timeout fired (batching, the network, a busy
-    /// core). A few heartbeat periods: less than that is a hiccup, not a hoarder.
+    /// core). A few heartbeat periods: less than that is a hiccup, not a hoarder. Derived from
+    /// the heartbeat by [`CoreConfig::with_heartbeat`].
     pub hold_grace: Duration,
     /// Bytes of per-shard logs (and errors) kept per job; past them a shard's record keeps
     /// its run but not its log (`--shard-log-mib`).
@@ -62,7 +64,7 @@ impl Default for CoreConfig {
             queue_target: Duration::from_millis(150),
             max_window: 8192,
             max_shards_per_job: 100_000_000,
-            heartbeat_timeout: Duration::from_millis(2500),
+            heartbeat_timeout: Duration::ZERO,
             keep_finished: 10_000,
             max_active_jobs: 10_000,
             keep_finished_bytes: 256 << 20,
@@ -70,10 +72,22 @@ impl Default for CoreConfig {
             memory_budget: 256 << 20,
             inline_result_bytes: 1 << 20,
             hold_timeout: Duration::from_secs(3600),
-            hold_grace: Duration::from_secs(3),
+            hold_grace: Duration::ZERO,
             shard_log_bytes: 64 << 20,
             startup_grace: Duration::from_secs(6),
         }
+        .with_heartbeat(DEFAULT_HEARTBEAT)
+    }
+}
+
+/// How often master and workers exchange heartbeats unless told otherwise (`--heartbeat`).
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
+
+impl CoreConfig {
+    /// The rules that follow from the heartbeat: a worker silent for 2.5 heartbeats is lost,
+    /// and a late result gets 3 heartbeats of grace past its hold deadline.
+    pub fn with_heartbeat(self, heartbeat: Duration) -> CoreConfig {
+        CoreConfig { heartbeat_timeout: heartbeat * 5 / 2, hold_grace: heartbeat * 3, ..self }
     }
 }
 

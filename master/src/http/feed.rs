@@ -7,11 +7,12 @@
 //! seconds of frames ([`Window`]), the average until a window spans long enough.
 
 use crate::actor::CoreHandle;
+use crate::clock::unix_ms;
 use crate::core::{JobId, JobRow, Overview, WorkerId, WorkerRow};
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// How often the feed samples and, while someone listens, sends a frame.
@@ -215,10 +216,6 @@ pub(super) fn average(done: u64, ms: u64) -> f64 {
 /// A rate rounded to a tenth, as the page shows it.
 pub(super) fn tenth(rate: f64) -> f64 {
     (rate * 10.0).round() / 10.0
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Feed {

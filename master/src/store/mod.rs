@@ -28,6 +28,7 @@ mod replay;
 mod results;
 mod writer;
 
+use crate::clock::unix_ms;
 use crate::core::{Core, CoreConfig, JobId, JobView, JournalOp, Outbox, Submission};
 use crate::MasterError;
 use farm_proto::{pb, Output};
@@ -37,7 +38,7 @@ pub use replay::Snapshot;
 pub use results::{Store, CHUNK_BYTES, CHUNK_ITEMS};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tracing::info;
 pub use writer::{Backlog, Journal, JournalTx, BACKLOG_BYTES};
 
@@ -270,11 +271,6 @@ fn replay_lists(
         }
     }
     Ok(restored)
-}
-
-/// Milliseconds since the Unix epoch.
-fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
 }
 
 /// The outbox of a replay: keeps the journal ops it causes (jobs found complete end, ended

@@ -308,7 +308,7 @@ fn commit(db: &Database, ops: &mut Vec<JournalOp>, sync: bool) -> Result<usize, 
     // A large submission's record and redb's pages for it are freed now; hand the memory
     // back rather than keep this thread's arena at its peak.
     if submitted > 1 << 20 {
-        crate::alloc::give_back_freed_memory();
+        crate::arenas::give_back_freed_memory();
     }
     Ok(n)
 }
@@ -350,15 +350,15 @@ fn apply(txn: &WriteTransaction, ops: impl Iterator<Item = JournalOp>) -> Result
                 specs.remove(id)?;
                 rec.ended = Some(encode_summary(view, unix_ms()));
                 jobs.insert(id, rec.encode_to_vec().as_slice())?;
-                drop_outcomes(&mut outcomes, id)?;
+                drop_job_rows(&mut outcomes, id)?;
             }
             JournalOp::Forget(id) => {
                 runs.remove(&id);
                 jobs.remove(id)?;
                 specs.remove(id)?;
-                drop_outcomes(&mut outcomes, id)?;
-                drop_outcomes(&mut lists, id)?;
-                drop_outcomes(&mut logs, id)?;
+                drop_job_rows(&mut outcomes, id)?;
+                drop_job_rows(&mut lists, id)?;
+                drop_job_rows(&mut logs, id)?;
             }
             JournalOp::ShardLog { job, log } => {
                 let shard = log.shard;
@@ -419,8 +419,8 @@ fn is_list(output: &Output) -> bool {
     matches!(output, Output::Lines(_) | Output::Rows(_) | Output::Exec(_))
 }
 
-/// Removes every row of a job from a (job, shard) table.
-fn drop_outcomes(outcomes: &mut Table<(u64, u64), &[u8]>, job: JobId) -> Result<(), redb::Error> {
-    outcomes.retain_in((job, 0)..=(job, u64::MAX), |_, _| false)?;
+/// Removes every row of a job from a (job, shard) table: outcomes, list outputs or logs.
+fn drop_job_rows(table: &mut Table<(u64, u64), &[u8]>, job: JobId) -> Result<(), redb::Error> {
+    table.retain_in((job, 0)..=(job, u64::MAX), |_, _| false)?;
     Ok(())
 }
