@@ -8,6 +8,7 @@
 //!
 //! - `alloc.rs`: `farm alloc`: add, list and remove allocation queues (Slurm)
 //! - `args.rs`: the command line: clap structs only
+//! - `args/alloc.rs`: the flags of `farm alloc` as clap structs
 //! - `args/client.rs`: the connection flags (`--master`, `--token`, `--tls-*`) as clap structs
 //! - `args/duration.rs`: durations on the command line, with their unit: the worker SDK's parser
 //! - `args/lists.rs`: the flags of the listing commands (`farm jobs`, `farm kinds`) and `farm
@@ -35,6 +36,8 @@
 //! - `showdown/run.rs`: running the configurations: `farm run` children and the embedded Python
 //!   script
 //! - `showdown/tests.rs`: tests of the pure parts: the math, the table, the chart
+//! - `submit.rs`: the steps `farm submit --wait` and `farm run` share: the `--out` check, the
+//!   submit, the joblog and the delivery
 //! - `tables.rs`: every table the CLI prints (jobs, workers, kinds' params, the showdown)
 //! - `wasm_args.rs`: the master's wasm module store flags (`--max-module-mib`,
 //!   `--module-store-mib`)

@@ -13,7 +13,7 @@
 //! - `actor/task.rs`: the core's task itself: commands in drained batches, one dispatch per batch,
 //!   ticks
 //! - `actor/tests.rs`: the core's task under paused time: heartbeats, lost workers and shutdown
-//! - `alloc.rs`: the master's use of glibc's allocator: how many arenas it may use, giving memory
+//! - `arenas.rs`: the master's use of glibc's allocator: how many arenas it may use, giving memory
 //!   back
 //! - `autoalloc/machine.rs`: the allocator as a pure state machine (no I/O, no clock), the core's
 //!   pattern
@@ -32,6 +32,7 @@
 //!   `Alloc*` calls
 //! - `catalog.rs`: the kernels the cluster offers, from workers' descriptors, and a submission's
 //!   check
+//! - `clock.rs`: wall-clock time as milliseconds since the Unix epoch, the one `unix_ms`
 //! - `connector.rs`: masters that dial their workers (`--connect`): one task per worker, with
 //!   backoff
 //! - `core/demand.rs`: what the allocator asks of the core on its tick: work waiting, room,
@@ -68,6 +69,9 @@
 //! - `core/window.rs`: how many shards of a job a worker may hold: its window
 //! - `core/worker.rs`: a worker session as the core tracks it: what it holds, its rates, whether
 //!   suspect
+//! - `error.rs`: `Error`, the master's one domain error behind its edges, and `Kind`, how each edge
+//!   maps it
+//! - `error_tests.rs`: every error's gRPC code and HTTP status, pinned
 //! - `grpc.rs`: the client service: thin adapters that hand a request to the core's task and map
 //!   errors
 //! - `grpc/run.rs`: `Run`: submit a job and answer once it ended, or once the caller's wait is over
@@ -93,6 +97,9 @@
 //! - `sessions.rs`: worker sessions on the master's side, whichever side dialed
 //! - `spawner.rs`: local workers: N processes of the master's own executable, supervised and
 //!   restarted
+//! - `store/codec.rs`: the store's own encoding of a job's spec and summary (the `specs` and `jobs`
+//!   tables)
+//! - `store/codec_tests.rs`: round trips of the store's codec, for any summary and spec
 //! - `store/logs.rs`: reading a job's per-shard logs back from the store's `logs` table
 //! - `store/mod.rs`: the journal (redb): opening it and replaying it at start
 //! - `store/modules.rs`: the `modules` table: wasm modules by the SHA-256 of their bytes

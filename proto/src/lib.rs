@@ -25,6 +25,7 @@
 //! - `kernel_tests.rs`: tests of kernel descriptors: checks, limits, quoting and wire round trips
 //! - `logs.rs`: per-shard logs as clients see them: one shard's last run, and their prost
 //!   conversions
+//! - `quote.rs`: `quote`, `clip` and `truncate`: user text kept short and printable in messages
 //! - `session.rs`: the worker session's messages as domain types, both directions, with their
 //!   conversions
 //! - `session/tests.rs`: round trips of every session message, sizes against prost's own

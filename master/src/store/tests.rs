@@ -6,8 +6,8 @@ use crate::core::recording::{take, Recording};
 use crate::core::{ShardOutcome, WorkerSpec};
 use crate::core::{ShardTask, WorkerId};
 use farm_proto::{JobSource, Params};
-use std::collections::VecDeque;
 use farm_proto::{JobSpec, JobState, OutputShape};
+use std::collections::VecDeque;
 
 /// A new job's spec as the core journals it.
 fn submitted(spec: JobSpec) -> crate::core::SubmittedJob {
