@@ -20,6 +20,9 @@ struct State<T> {
     next_seq: u64,
     /// No more items will come: threads leave once the queue is empty.
     closed: bool,
+    /// Threads waiting for an item: a push wakes one only if there is one, so a busy pool's
+    /// queue costs no futex call per shard.
+    waiting: usize,
 }
 
 struct Entry<T> {
@@ -48,7 +51,7 @@ impl<T> Ord for Entry<T> {
 
 impl<T> Default for RunQueue<T> {
     fn default() -> Self {
-        let state = State { heap: BinaryHeap::new(), next_seq: 0, closed: false };
+        let state = State { heap: BinaryHeap::new(), next_seq: 0, closed: false, waiting: 0 };
         RunQueue { state: Mutex::new(state), ready: Condvar::new() }
     }
 }
@@ -60,8 +63,11 @@ impl<T> RunQueue<T> {
         let seq = state.next_seq;
         state.next_seq += 1;
         state.heap.push(Entry { priority, seq, item });
+        let wake = state.waiting > 0;
         drop(state);
-        self.ready.notify_one();
+        if wake {
+            self.ready.notify_one();
+        }
     }
 
     /// The next item; waits for one. `None` once the queue is closed and empty.
@@ -74,7 +80,10 @@ impl<T> RunQueue<T> {
             if state.closed {
                 return None;
             }
+            // Counted under the lock a push checks, so no wake-up is lost.
+            state.waiting += 1;
             state = self.ready.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+            state.waiting -= 1;
         }
     }
 
