@@ -241,52 +241,29 @@ impl KernelDescriptor {
 }
 
 impl ParamSpec {
+    /// A param named `name` of `kind`, optional unless `required`.
+    fn new(name: &str, help: &str, kind: ParamKind, required: bool) -> Self {
+        ParamSpec { name: name.into(), help: help.into(), kind, required, bounds_indices: false }
+    }
+
     /// A whole-number param with a default and inclusive bounds.
     pub fn uint(name: &str, default: u64, min: u64, max: u64, help: &str) -> Self {
-        let kind = ParamKind::Uint { default: Some(default), min, max };
-        ParamSpec {
-            name: name.into(),
-            help: help.into(),
-            kind,
-            required: false,
-            bounds_indices: false,
-        }
+        Self::new(name, help, ParamKind::Uint { default: Some(default), min, max }, false)
     }
 
     /// A floating-point param with a default and inclusive bounds.
     pub fn float(name: &str, default: f64, min: f64, max: f64, help: &str) -> Self {
-        let kind = ParamKind::Float { default: Some(default), min, max };
-        ParamSpec {
-            name: name.into(),
-            help: help.into(),
-            kind,
-            required: false,
-            bounds_indices: false,
-        }
+        Self::new(name, help, ParamKind::Float { default: Some(default), min, max }, false)
     }
 
     /// A text param the job must set.
     pub fn required_text(name: &str, help: &str) -> Self {
-        let kind = ParamKind::Text { default: None };
-        ParamSpec {
-            name: name.into(),
-            help: help.into(),
-            kind,
-            required: true,
-            bounds_indices: false,
-        }
+        Self::new(name, help, ParamKind::Text { default: None }, true)
     }
 
     /// A text param with a default (for a yes/no flag: "false", read with [`Params::flag`]).
     pub fn text(name: &str, default: &str, help: &str) -> Self {
-        let kind = ParamKind::Text { default: Some(default.into()) };
-        ParamSpec {
-            name: name.into(),
-            help: help.into(),
-            kind,
-            required: false,
-            bounds_indices: false,
-        }
+        Self::new(name, help, ParamKind::Text { default: Some(default.into()) }, false)
     }
 
     /// Marks a whole-number param as the bound of the job's indices (see

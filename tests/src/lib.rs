@@ -10,6 +10,7 @@
 //!
 //! - `binaries.rs`: where the binaries under test are, built once per test run
 //! - `cluster.rs`: a master on an ephemeral port and the workers and commands that go with it
+//! - `fake_worker.rs`: a fake worker on the generated client, for hostile-worker tests
 //! - `http.rs`: a small HTTP/1.1 client over a plain TCP stream, for the dashboard API and /metrics
 //! - `net.rs`: addresses: the one a server announces on its first line of stdout
 //! - `pki.rs`: throwaway certificates for the TLS tests: a CA and certificates it signed
@@ -23,6 +24,7 @@
 
 mod binaries;
 mod cluster;
+mod fake_worker;
 mod http;
 mod net;
 mod pki;
@@ -34,6 +36,7 @@ mod wait;
 
 pub use binaries::{collatz_worker, farm};
 pub use cluster::{json, listening_worker, Master};
+pub use fake_worker::{fake_session, registration, FakeSession};
 pub use http::{get, http, sample, Reply};
 pub use net::{spawn_announcing, DialTrap};
 pub use pki::Pki;

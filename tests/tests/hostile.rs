@@ -2,11 +2,9 @@
 //! generated client claims 4,096 threads and heartbeats but never answers (or answers wrong),
 //! next to a real `farm worker`; and a shard that fails at once backs off between its retries.
 
-use farm_proto::pb::{self, master_message::Msg, worker_message, worker_service_client};
+use farm_proto::pb::{self, master_message::Msg, worker_message};
 use farm_tests::*;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 
 /// How a fake worker answers its shards.
@@ -25,28 +23,8 @@ async fn session(
     name: &str,
     threads: u32,
     kernels: &[farm_proto::KernelDescriptor],
-) -> (mpsc::Sender<pb::WorkerMessage>, tonic::Streaming<pb::MasterMessage>) {
-    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
-        .expect("url")
-        .connect()
-        .await
-        .expect("connect");
-    let mut client = worker_service_client::WorkerServiceClient::new(channel);
-    let (tx, rx) = mpsc::channel(64);
-    let register = pb::Register {
-        protocol_version: farm_proto::PROTOCOL_VERSION,
-        threads,
-        kernels: kernels.iter().map(pb::KernelDescriptor::from).collect(),
-        name: name.to_string(),
-        hostname: "fake".into(),
-        pid: 1,
-        restarts: 0,
-        allocation: String::new(),
-    };
-    let register = pb::WorkerMessage { msg: Some(worker_message::Msg::Register(register)) };
-    tx.send(register).await.expect("register");
-    let inbound = client.connect(ReceiverStream::new(rx)).await.expect("session").into_inner();
-    (tx, inbound)
+) -> FakeSession {
+    fake_session(url, registration(name, "fake", threads, kernels)).await.expect("session")
 }
 
 /// A runtime for a fake worker's tasks.

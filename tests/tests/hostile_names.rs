@@ -4,10 +4,8 @@
 //! refused with InvalidArgument naming what is wrong, and `/metrics` holds exactly the series
 //! of the real worker's job.
 
-use farm_proto::pb::{self, worker_message, worker_service_client};
 use farm_proto::KernelDescriptor;
 use farm_tests::*;
-use tokio_stream::wrappers::ReceiverStream;
 
 /// A kind that, written raw into a label, ends it and adds the series `farm_injected_total`.
 const FORGED_KIND: &str = "x\"} 1\nfarm_injected_total{job=\"1\"} 1\nfarm_z{a=\"";
@@ -16,30 +14,9 @@ const FORGED_KIND: &str = "x\"} 1\nfarm_injected_total{job=\"1\"} 1\nfarm_z{a=\"
 /// `extra`; the master's answer to the registration.
 fn register(url: &str, name: &str, hostname: &str, extra: &[&str]) -> Result<(), tonic::Status> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
-    rt.block_on(async {
-        let channel = tonic::transport::Endpoint::from_shared(url.to_string())
-            .expect("url")
-            .connect()
-            .await
-            .expect("connect");
-        let mut client = worker_service_client::WorkerServiceClient::new(channel);
-        let mut kernels = farm_worker::Registry::builtin(false).descriptors();
-        kernels.extend(extra.iter().map(|k| KernelDescriptor::open(*k)));
-        let register = pb::Register {
-            protocol_version: farm_proto::PROTOCOL_VERSION,
-            threads: 1,
-            kernels: kernels.iter().map(pb::KernelDescriptor::from).collect(),
-            name: name.into(),
-            hostname: hostname.into(),
-            pid: 1,
-            restarts: 0,
-            allocation: String::new(),
-        };
-        let (tx, rx) = tokio::sync::mpsc::channel(1);
-        let msg = pb::WorkerMessage { msg: Some(worker_message::Msg::Register(register)) };
-        tx.send(msg).await.expect("register");
-        client.connect(ReceiverStream::new(rx)).await.map(drop)
-    })
+    let mut kernels = farm_worker::Registry::builtin(false).descriptors();
+    kernels.extend(extra.iter().map(|k| KernelDescriptor::open(*k)));
+    rt.block_on(fake_session(url, registration(name, hostname, 1, &kernels))).map(drop)
 }
 
 #[test]
