@@ -2,7 +2,7 @@
 //! table bombs, compile bombs, and the bounds of the compiled-code caches in memory and on
 //! disk, with the cache directory's owner and mode check.
 
-use super::tests::{failed, farm_proto_sha, job, range, runtime, wat};
+use super::tests::{cancelled_after, failed, farm_proto_sha, job, range, runtime, wat};
 use super::*;
 use crate::sdk::{CancelFlag, KernelError, Output};
 use std::os::unix::fs::PermissionsExt;
@@ -18,15 +18,8 @@ pub(super) const START_LOOP: &str = r#"(module
 fn a_start_function_that_loops_forever_stops_on_cancel_and_on_its_timeout() {
     let rt = runtime(None);
     let spin = job(&rt, &wat(START_LOOP), &[]);
-    let cancel = CancelFlag::new();
-    let setter = cancel.clone();
-    let canceller = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(50));
-        setter.cancel();
-        Instant::now()
-    });
-    assert_eq!(spin.run(&range(0, 1), &cancel), Err(KernelError::Cancelled));
-    let late = Instant::now() - canceller.join().expect("canceller");
+    let (result, late) = cancelled_after(spin.as_ref(), Duration::from_millis(50));
+    assert_eq!(result, Err(KernelError::Cancelled));
     assert!(late < Duration::from_secs(2), "stopped {late:?} after the cancel");
     let start = Instant::now();
     let timed = spin.run(&range(0, 1), &CancelFlag::new().with_timeout(Duration::from_millis(100)));
@@ -80,15 +73,8 @@ fn a_compile_bomb_is_refused_before_compiling_and_a_cancel_during_a_compile_is_p
     // 2,000 functions compile (on the compile thread) for seconds in a debug build; a cancel
     // ends the wait at once, and the compile goes on for the next shard.
     let big = job(&rt, &functions(2_000), &[]);
-    let cancel = CancelFlag::new();
-    let setter = cancel.clone();
-    let canceller = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(20));
-        setter.cancel();
-        Instant::now()
-    });
-    assert_eq!(big.run(&range(0, 1), &cancel), Err(KernelError::Cancelled));
-    let late = Instant::now() - canceller.join().expect("canceller");
+    let (result, late) = cancelled_after(big.as_ref(), Duration::from_millis(20));
+    assert_eq!(result, Err(KernelError::Cancelled));
     assert!(late < Duration::from_millis(500), "stopped {late:?} after the cancel");
     assert_eq!(rt.compiles(), 0, "the compile was still going");
     assert_eq!(big.run(&range(0, 1), &CancelFlag::new()), Ok(Output::Count(0)));

@@ -41,6 +41,23 @@ pub(super) fn range(lo: u64, hi: u64) -> ShardInput {
     ShardInput { lo, hi, input: None }
 }
 
+/// Runs shard 0..1 of `prepared` with a cancel flag set `after` it starts; what the run
+/// returned, and how long after the cancel it returned.
+pub(super) fn cancelled_after(
+    prepared: &dyn Prepared,
+    after: Duration,
+) -> (Result<Output, KernelError>, Duration) {
+    let cancel = CancelFlag::new();
+    let setter = cancel.clone();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(after);
+        setter.cancel();
+        Instant::now()
+    });
+    let result = prepared.run(&range(0, 1), &cancel);
+    (result, Instant::now() - canceller.join().expect("canceller"))
+}
+
 pub(super) fn wat(text: &str) -> Vec<u8> {
     wat::parse_str(text).expect("valid wat")
 }
@@ -98,15 +115,8 @@ const LOOP: &str = r#"(module (func (export "farm_run") (param i64 i64) (result 
 fn an_infinite_loop_stops_soon_after_a_cancel_or_its_timeout() {
     let rt = runtime(None);
     let spin = job(&rt, &wat(LOOP), &[]);
-    let cancel = CancelFlag::new();
-    let setter = cancel.clone();
-    let started = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(50));
-        setter.cancel();
-        Instant::now()
-    });
-    assert_eq!(spin.run(&range(0, 1), &cancel), Err(KernelError::Cancelled));
-    let late = Instant::now() - started.join().expect("canceller");
+    let (result, late) = cancelled_after(spin.as_ref(), Duration::from_millis(50));
+    assert_eq!(result, Err(KernelError::Cancelled));
     assert!(late < Duration::from_secs(2), "stopped {late:?} after the cancel");
     let limit = Duration::from_millis(100);
     let start = Instant::now();
