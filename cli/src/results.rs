@@ -42,8 +42,7 @@ impl Format {
 pub async fn results(master: &Target, args: ResultsArgs) -> Result<()> {
     let mut client = connect(master).await?;
     let status = client.get(args.id).await?;
-    let list = status.result_in_store || status.result.as_str().starts_with('[');
-    if status.state == JobState::Succeeded && !list {
+    if status.state == JobState::Succeeded && !status.is_list() {
         // A count, a sum or an estimate: its JSON text, as the status has it.
         let text = format!("{}\n", status.result.as_str());
         return match &args.out {
@@ -98,8 +97,7 @@ pub async fn save(
         eprintln!("wrote {}", path.display());
         return Ok(());
     }
-    let list = status.result_in_store || status.result.as_str().starts_with('[');
-    if list {
+    if status.is_list() {
         let from = Items { job: status.job, offset: 0, partial: false };
         let n = write(client, from, &mut create(path)?, Format::json(ndjson)).await?;
         eprintln!("wrote {n} items to {}", path.display());

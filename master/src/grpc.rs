@@ -57,6 +57,7 @@ pub fn job_status(v: JobView) -> JobStatus {
         submitted_unix_ms: unix_ms().saturating_sub(v.age_ms),
         result_left_out: false,
         waiting: v.waiting,
+        output: v.output,
     }
 }
 
@@ -202,8 +203,7 @@ impl Farm {
                 }
             )));
         }
-        let list = view.result_in_store || view.result_json.is_some_and(|r| r.starts_with('['));
-        if !list {
+        if !view.output.is_list() {
             return Err(Error::FailedPrecondition(format!(
                 "job {job}'s result is not a list: it is in its status (farm status {job})"
             )));

@@ -3,6 +3,7 @@
 //! field) with a `SpecError`; to a prost type they are `From`.
 
 use crate::domain::{ExecRun, JobLimits, JobSource, JobSpec, Output, Params, SpecError};
+use crate::kernel::OutputShape;
 use crate::pb;
 use crate::pb::{job_event::Event, shard_output::Value};
 use crate::status::{JobEvent, JobState, JobStatus, JsonText, Progress, Submitted, WorkerInfo};
@@ -168,6 +169,8 @@ impl TryFrom<pb::JobStatus> for JobStatus {
             submitted_unix_ms: s.submitted_unix_ms,
             result_left_out: s.result_left_out,
             waiting: (!s.waiting.is_empty()).then_some(s.waiting),
+            output: OutputShape::from_wire(s.output, s.output_scale)
+                .ok_or_else(|| SpecError::Invalid("output scale is not finite".into()))?,
         })
     }
 }
@@ -175,6 +178,7 @@ impl TryFrom<pb::JobStatus> for JobStatus {
 impl From<JobStatus> for pb::JobStatus {
     /// A `null` result goes on the wire as an empty `result_json` ("not set").
     fn from(s: JobStatus) -> Self {
+        let (output, output_scale) = s.output.to_wire();
         pb::JobStatus {
             job_id: s.job,
             kind: s.kind,
@@ -191,6 +195,8 @@ impl From<JobStatus> for pb::JobStatus {
             submitted_unix_ms: s.submitted_unix_ms,
             result_left_out: s.result_left_out,
             waiting: s.waiting.unwrap_or_default(),
+            output,
+            output_scale,
         }
     }
 }

@@ -146,6 +146,15 @@ pub enum OutputShape {
     Exec,
 }
 
+impl OutputShape {
+    /// Whether the job result is a list in index order (lines, rows, program runs), read with
+    /// `Results`, rather than one value in the status (a count, a fraction). `Any` is not:
+    /// a job reports its resolved shape once it ended.
+    pub fn is_list(self) -> bool {
+        matches!(self, OutputShape::Lines | OutputShape::Rows | OutputShape::Exec)
+    }
+}
+
 /// Its name as the JSON has it (`count`, `fraction`), with a fraction's scale: what logs show.
 impl std::fmt::Display for OutputShape {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -4,6 +4,7 @@
 //! `convert.rs`.
 
 use crate::domain::{Output, SpecError};
+use crate::kernel::OutputShape;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
 use std::fmt;
@@ -170,6 +171,10 @@ pub struct JobStatus {
     /// when it is not waiting.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
+    /// How its outputs are reduced: its kernel's shape, or once an undeclared one ended, the
+    /// shape its outputs had. [`JobStatus::is_list`] is decided from it. Not in the JSON.
+    #[serde(skip)]
+    pub output: OutputShape,
 }
 
 /// A job list carries a succeeded job's result only up to this many bytes of JSON, so that a
@@ -180,6 +185,11 @@ impl JobStatus {
     /// Whether the job is over.
     pub fn is_final(&self) -> bool {
         self.state.is_final()
+    }
+
+    /// Whether its result is a list (read with `Results`), from its output shape only.
+    pub fn is_list(&self) -> bool {
+        self.output.is_list()
     }
 }
 

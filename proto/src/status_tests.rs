@@ -22,6 +22,8 @@ fn wire_status(state: pb::JobState, result_json: &str, error: &str) -> pb::JobSt
         submitted_unix_ms: 1_700_000_000_000,
         result_left_out: false,
         waiting: String::new(),
+        output: pb::OutputShape::Fraction as i32,
+        output_scale: 4.0,
     }
 }
 
@@ -73,6 +75,29 @@ fn bad_job_statuses_are_refused() {
     assert!(err.to_string().contains("unknown job state 99"), "{err}");
     let not_json = wire_status(pb::JobState::Succeeded, "[1,", "");
     assert!(JobStatus::try_from(not_json).is_err());
+}
+
+#[test]
+fn whether_a_result_is_a_list_comes_from_the_output_shape_not_the_text() {
+    let with = |shape: pb::OutputShape, result: &str| {
+        let wire = pb::JobStatus {
+            output: shape as i32,
+            output_scale: 0.0,
+            ..wire_status(pb::JobState::Succeeded, result, "")
+        };
+        JobStatus::try_from(wire).expect("valid status")
+    };
+    let runs = r#"[{"code":0,"stdout":"[x]","stderr":""}]"#;
+    assert!(with(pb::OutputShape::Exec, runs).is_list());
+    assert!(with(pb::OutputShape::Lines, r#"["[x]"]"#).is_list());
+    assert!(with(pb::OutputShape::Rows, "[[1,2]]").is_list());
+    assert!(!with(pb::OutputShape::Count, "7").is_list());
+    assert!(!with(pb::OutputShape::Fraction, r#"{"hits":1,"samples":2,"estimate":0.5}"#).is_list());
+    // An undeclared shape (a master that did not send one) says nothing of a list.
+    assert!(!with(pb::OutputShape::Unspecified, "[1]").is_list());
+    let scale =
+        pb::JobStatus { output_scale: f64::NAN, ..wire_status(pb::JobState::Queued, "", "") };
+    assert!(JobStatus::try_from(scale).is_err(), "a fraction's scale must be finite");
 }
 
 #[test]

@@ -129,3 +129,45 @@ fn submit_wait_and_watch_print_a_result_past_the_status_limit_whole() {
     let out = master.cli(&["status", &id]);
     assert!(out.status.success() && out.stdout.len() < 4096, "{out:?}");
 }
+
+#[test]
+fn whether_a_result_is_a_list_follows_the_kernels_output_shape() {
+    let master =
+        Master::start(&["--workers", "1", "--threads", "1", "--allow-exec", "--http", "off"]);
+    master.wait_workers(1);
+    // An exec job whose program prints `[x]`: a list of runs, read with `farm results`.
+    let exec = master.submit_wait(&["exec", "--range", "0..1", "--param", "cmd=printf '[x]'"]);
+    assert_eq!(exec["state"], "succeeded", "{exec}");
+    let id = exec["job"].to_string();
+    let out = master.cli(&["results", &id]);
+    assert!(out.status.success(), "{out:?}");
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON list");
+    assert_eq!(runs[0]["stdout"], "[x]", "{runs}");
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+
+    // A count is its text, never read as a list: `farm results` prints it (a Results read of
+    // it would be refused as not a list), with --ndjson too, and `run --out` writes it.
+    let count = master.submit_wait(&["primes", "--range", "0..100"]);
+    assert_eq!(count["result"], 25, "{count}");
+    let id = count["job"].to_string();
+    for extra in [&[][..], &["--ndjson"]] {
+        let out = master.cli(&[&["results", id.as_str()][..], extra].concat());
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "25\n", "{out:?}");
+    }
+    let dir = std::env::temp_dir().join(format!("{}-shape", master.tag));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("count.json");
+    let out = master.cli(&[
+        "submit",
+        "primes",
+        "--range",
+        "0..100",
+        "--wait",
+        "--out",
+        file.to_str().expect("path"),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&file).expect("written"), "25\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}

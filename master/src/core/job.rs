@@ -11,7 +11,6 @@ use super::JobView;
 use super::{JobId, WorkerId};
 use farm_proto::{JobLimits, JobSource, JobSpec, Output, OutputShape, Params};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::mem::Discriminant;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,6 +48,9 @@ pub(crate) struct Job {
     pub done: u64,
     /// Reduces accepted outputs into the result.
     pub acc: Accumulator,
+    /// How its outputs are reduced: the kernel's shape; once the job ended, an undeclared
+    /// one becomes the shape its outputs had ([`Accumulator::shape`]).
+    pub output: OutputShape,
     /// The reduced result, once succeeded; shared with every view, so a `Get` of a large
     /// result does not copy it on the core's task.
     pub result_json: Option<Arc<str>>,
@@ -119,6 +121,7 @@ impl Job {
             assigned: HashMap::new(),
             done: 0,
             acc: Accumulator::limited(output, limits),
+            output,
             result_json: None,
             result_in_store: false,
             error: None,
@@ -159,6 +162,7 @@ impl Job {
         job.error = v.error;
         job.finished = Some(now);
         job.reruns = v.reruns;
+        job.output = v.output;
         job.born = now.checked_sub(Duration::from_millis(v.age_ms)).unwrap_or(submitted);
         job
     }
@@ -216,6 +220,7 @@ impl Job {
         self.skip = Ranges::default();
         self.next = self.total;
         let acc = std::mem::replace(&mut self.acc, Accumulator::new(OutputShape::Any));
+        self.output = acc.shape();
         self.meter.sub(self.spec_bytes + acc.held);
         self.spec_bytes = 0;
         if state == JobState::Succeeded {
@@ -263,8 +268,8 @@ pub(crate) struct Accumulator {
     count: Option<u64>,
     /// The sums of `Fraction` outputs, once one came.
     fraction: Option<(u64, u64)>,
-    /// The variant of the list outputs, once one came (an undeclared shape follows it).
-    list: Option<Discriminant<Output>>,
+    /// The shape of the list outputs, once one came (an undeclared shape follows it).
+    list: Option<OutputShape>,
     /// Each non-empty list output's JSON items without the brackets, by shard.
     fragments: BTreeMap<u64, String>,
     /// Bytes of the result JSON so far: fragments, commas, brackets.
@@ -320,7 +325,7 @@ impl Accumulator {
                 self.fraction = Some(sum.ok_or("sample count overflows u64")?);
             }
             other => {
-                self.list = Some(std::mem::discriminant(other));
+                self.list = list_shape(other);
                 if self.spilled {
                     return Ok(());
                 }
@@ -372,10 +377,24 @@ impl Accumulator {
             (OutputShape::Any, _) => match (&self.count, &self.fraction, self.list) {
                 (Some(_), _, _) => matches!(output, Output::Count(_)),
                 (_, Some(_), _) => matches!(output, Output::Fraction { .. }),
-                (_, _, Some(first)) => first == std::mem::discriminant(output),
+                (_, _, Some(first)) => Some(first) == list_shape(output),
                 _ => true,
             },
             _ => false,
+        }
+    }
+
+    /// The shape the result has: the declared one, or for an undeclared one the shape of the
+    /// outputs that came (a list when none came: the result is then `[]`).
+    pub fn shape(&self) -> OutputShape {
+        match (self.shape, self.count, self.list) {
+            (OutputShape::Any, Some(_), _) => OutputShape::Count,
+            (OutputShape::Any, None, Some(list)) => list,
+            (OutputShape::Any, None, None) if self.fraction.is_some() => {
+                OutputShape::Fraction { scale: 1.0 }
+            }
+            (OutputShape::Any, None, None) => OutputShape::Lines,
+            (declared, _, _) => declared,
         }
     }
 
@@ -413,6 +432,16 @@ impl Accumulator {
         }
         json.push(']');
         json
+    }
+}
+
+/// The shape of a list output; `None` for a count or a fraction.
+fn list_shape(output: &Output) -> Option<OutputShape> {
+    match output {
+        Output::Lines(_) => Some(OutputShape::Lines),
+        Output::Rows(_) => Some(OutputShape::Rows),
+        Output::Exec(_) => Some(OutputShape::Exec),
+        Output::Count(_) | Output::Fraction { .. } => None,
     }
 }
 

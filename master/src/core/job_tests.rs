@@ -70,3 +70,25 @@ fn a_list_past_the_inline_limit_spills_to_the_store_and_gives_its_bytes_back() {
     acc.add(1, &Output::Lines(vec![big])).expect("spills at the inline limit");
     assert_eq!(acc.finish(), None);
 }
+
+#[test]
+fn an_undeclared_shape_becomes_the_shape_its_outputs_had() {
+    let shape = |outputs: &[Output]| {
+        let mut acc = Accumulator::new(OutputShape::Any);
+        for (shard, output) in outputs.iter().enumerate() {
+            acc.add(shard as u64, output).expect("fits");
+        }
+        acc.shape()
+    };
+    assert_eq!(shape(&[Output::Count(1)]), OutputShape::Count);
+    assert_eq!(shape(&[Output::Lines(vec!["[x]".into()])]), OutputShape::Lines);
+    assert_eq!(shape(&[Output::Rows(vec![vec![1]])]), OutputShape::Rows);
+    let run = ExecRun { exit_code: 0, stdout: "[x]".into() };
+    assert_eq!(shape(&[Output::Exec(vec![run])]), OutputShape::Exec);
+    let fraction = Output::Fraction { hits: 1, samples: 2 };
+    assert_eq!(shape(&[fraction]), OutputShape::Fraction { scale: 1.0 });
+    // No output came: the result is `[]`, an empty list.
+    assert_eq!(shape(&[]), OutputShape::Lines);
+    // A declared shape stays what it is.
+    assert_eq!(Accumulator::new(OutputShape::Rows).shape(), OutputShape::Rows);
+}

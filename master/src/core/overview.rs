@@ -164,6 +164,7 @@ pub(super) fn view(job: &Job, now: Instant) -> JobView {
         priority: job.spec.priority,
         reruns: job.reruns,
         waiting: served::waiting(job, now),
+        output: job.output,
     }
 }
 

@@ -201,6 +201,9 @@ pub struct JobView {
     /// Why it cannot go on: no connected worker offers its kind (`None` when one does, and
     /// once the job ended).
     pub waiting: Option<String>,
+    /// How its outputs are reduced: its kernel's shape or, once an undeclared one ended, the
+    /// shape its outputs had. Whether its result is a list is decided from this.
+    pub output: OutputShape,
 }
 
 /// A worker as clients see it.

@@ -77,6 +77,13 @@ pub(super) struct Summary {
     pub submitted_unix_ms: u64,
     #[prost(string, optional, tag = "15")]
     pub waiting: Option<String>,
+    /// The view's output shape ([`OutputShape::to_wire`]); absent in summaries written before
+    /// it was kept ([`decode_summary`] then works it out).
+    #[prost(int32, optional, tag = "16")]
+    pub output: Option<i32>,
+    /// The scale of a fraction output shape.
+    #[prost(double, tag = "17")]
+    pub output_scale: f64,
 }
 
 /// A job's state as the journal holds it (schema 3's numbers; 0 is none).
@@ -105,6 +112,7 @@ fn state_of(code: i32) -> Option<JobState> {
 
 /// A view as its summary, at wall-clock time `now_unix_ms`.
 pub(super) fn encode_summary(v: JobView, now_unix_ms: u64) -> Summary {
+    let (output, output_scale) = v.output.to_wire();
     Summary {
         id: v.id,
         kind: v.kind,
@@ -120,14 +128,27 @@ pub(super) fn encode_summary(v: JobView, now_unix_ms: u64) -> Summary {
         result_in_store: v.result_in_store,
         submitted_unix_ms: now_unix_ms.saturating_sub(v.age_ms),
         waiting: v.waiting,
+        output: Some(output),
+        output_scale,
     }
 }
 
 /// The view a summary of job `id` holds, at wall-clock time `now_unix_ms` (its age from its
 /// submission time; its elapsed time when that is not known). Its result text is taken as
-/// it was rendered, not parsed again.
-pub(super) fn decode_summary(id: JobId, s: Summary, now_unix_ms: u64) -> Result<JobView, String> {
+/// it was rendered, not parsed again. `declared` is the job record's output shape, for a
+/// summary written before the summary kept its own.
+pub(super) fn decode_summary(
+    id: JobId,
+    s: Summary,
+    declared: OutputShape,
+    now_unix_ms: u64,
+) -> Result<JobView, String> {
     let state = state_of(s.state).ok_or_else(|| format!("job {id}: state {}", s.state))?;
+    let output = match s.output {
+        Some(code) => OutputShape::from_wire(code, s.output_scale)
+            .ok_or_else(|| format!("job {id}: output scale {}", s.output_scale))?,
+        None => older_shape(declared, &s),
+    };
     let age_ms = match s.submitted_unix_ms {
         0 => s.elapsed_ms,
         at => now_unix_ms.saturating_sub(at),
@@ -147,7 +168,22 @@ pub(super) fn decode_summary(id: JobId, s: Summary, now_unix_ms: u64) -> Result<
         reruns: s.reruns,
         result_in_store: s.result_in_store,
         waiting: s.waiting,
+        output,
     })
+}
+
+/// The output shape of a summary written before summaries kept it: the kernel's declared
+/// one, or for a kernel that declared none, the form of the result the summary holds (JSON
+/// text the master rendered: a list is an array, a fraction an object). Nothing else looks
+/// at a result's text to tell its shape.
+fn older_shape(declared: OutputShape, s: &Summary) -> OutputShape {
+    let result = s.result_json.as_deref().unwrap_or("");
+    match declared {
+        OutputShape::Any if s.result_in_store || result.starts_with('[') => OutputShape::Lines,
+        OutputShape::Any if result.starts_with('{') => OutputShape::Fraction { scale: 1.0 },
+        OutputShape::Any => OutputShape::Count,
+        declared => declared,
+    }
 }
 
 /// The tag of `JobSpec.inputs` in farm.proto (a repeated string).

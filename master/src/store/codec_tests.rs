@@ -12,6 +12,17 @@ use prost::Message;
 /// submission time).
 const NOW_MS: u64 = 1_800_000_000_000;
 
+fn any_shape() -> impl Strategy<Value = OutputShape> {
+    prop_oneof![
+        Just(OutputShape::Any),
+        Just(OutputShape::Count),
+        (-1e9..1e9f64).prop_map(|scale| OutputShape::Fraction { scale }),
+        Just(OutputShape::Lines),
+        Just(OutputShape::Rows),
+        Just(OutputShape::Exec),
+    ]
+}
+
 fn any_state() -> impl Strategy<Value = JobState> {
     prop_oneof![
         Just(JobState::Queued),
@@ -28,12 +39,13 @@ prop_compose! {
         counts in any::<(u64, u64, u64, u64)>(), result in of(".{0,24}"),
         error in of(".{0,24}"), elapsed_ms in any::<u64>(), age_ms in 0..=NOW_MS,
         priority in any::<i32>(), result_in_store in any::<bool>(), waiting in of(".{0,24}"),
+        output in any_shape(),
     ) -> JobView {
         let (total, done, in_flight, reruns) = counts;
         JobView {
             id, kind, state, total, done, in_flight,
             result_json: result.map(Arc::from),
-            result_in_store, error, elapsed_ms, age_ms, priority, reruns, waiting,
+            result_in_store, error, elapsed_ms, age_ms, priority, reruns, waiting, output,
         }
     }
 }
@@ -48,7 +60,9 @@ proptest! {
         let bytes = rec.encode_to_vec();
         let back = JobRecord::decode(bytes.as_slice()).expect("decodes");
         let summary = back.ended.expect("ended");
-        prop_assert_eq!(decode_summary(view.id, summary, NOW_MS), Ok(view));
+        // The record's declared shape differs from any the view holds: the summary's own wins.
+        let declared = OutputShape::Fraction { scale: 0.5 };
+        prop_assert_eq!(decode_summary(view.id, summary, declared, NOW_MS), Ok(view));
     }
 }
 
@@ -70,7 +84,8 @@ fn a_summary_written_as_a_job_status_before_reads_back() {
         ..Default::default()
     };
     let summary = Summary::decode(old.encode_to_vec().as_slice()).expect("decodes");
-    let view = decode_summary(7, summary, NOW_MS).expect("a view");
+    let view = decode_summary(7, summary, OutputShape::Rows, NOW_MS).expect("a view");
+    assert_eq!(view.output, OutputShape::Rows, "the record's declared shape");
     assert_eq!(view.state, JobState::Failed);
     assert_eq!((view.kind.as_str(), view.total, view.done, view.reruns), ("primes", 4, 3, 1));
     assert_eq!(view.result_json, None);
@@ -81,7 +96,25 @@ fn a_summary_written_as_a_job_status_before_reads_back() {
 #[test]
 fn an_unknown_state_is_a_corrupt_record() {
     let summary = Summary { state: 0, ..Default::default() };
-    assert!(decode_summary(1, summary, NOW_MS).is_err());
+    assert!(decode_summary(1, summary, OutputShape::Count, NOW_MS).is_err());
+}
+
+#[test]
+fn an_older_summary_of_an_undeclared_shape_takes_the_shape_of_its_result() {
+    let old = |result: Option<&str>, result_in_store| Summary {
+        state: state_code(JobState::Succeeded),
+        result_json: result.map(String::from),
+        result_in_store,
+        ..Default::default()
+    };
+    let shape = |s| decode_summary(1, s, OutputShape::Any, NOW_MS).expect("a view").output;
+    assert_eq!(shape(old(Some(r#"["[x]"]"#), false)), OutputShape::Lines);
+    assert_eq!(shape(old(None, true)), OutputShape::Lines);
+    assert_eq!(shape(old(Some("12"), false)), OutputShape::Count);
+    assert_eq!(shape(old(Some(r#"{"hits":1}"#), false)), OutputShape::Fraction { scale: 1.0 });
+    // A shape the summary holds is taken as it is, whatever the result looks like.
+    let lines = Summary { output: Some(OutputShape::Count.to_wire().0), ..old(Some("[1]"), false) };
+    assert_eq!(shape(lines), OutputShape::Count);
 }
 
 #[test]

@@ -31,7 +31,7 @@ mod writer;
 use crate::clock::unix_ms;
 use crate::core::{Core, CoreConfig, JobId, JobView, JournalOp, Outbox, Submission};
 use crate::MasterError;
-use farm_proto::{pb, Output};
+use farm_proto::{pb, Output, OutputShape};
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 pub use replay::Snapshot;
@@ -192,7 +192,9 @@ fn replay(db: &Database, core: &mut Core, out: &mut Collect) -> Result<Replayed,
         let rec = codec::JobRecord::decode(bytes.value())
             .map_err(|e| corrupt(format!("job {id}: {e}")))?;
         if let Some(summary) = rec.ended {
-            let view = codec::decode_summary(id, summary, wall).map_err(corrupt)?;
+            let declared = OutputShape::from_wire(rec.output, rec.fraction_scale);
+            let declared = declared.unwrap_or(OutputShape::Any);
+            let view = codec::decode_summary(id, summary, declared, wall).map_err(corrupt)?;
             core.restore_ended(view, now, out);
             replayed.ended += 1;
             continue;
