@@ -19,7 +19,7 @@ use crate::core::{
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 pub use crate::outgoing::WorkerTx;
-use crate::store::JournalTx;
+use crate::store::{JournalTx, StoreError};
 use crate::tasks::Tasks;
 use farm_proto::pb;
 use farm_proto::session::Results;
@@ -53,12 +53,12 @@ pub struct Subscription {
     pub overflowed: Arc<AtomicBool>,
     /// If it asked for a replay: the store as it was when it subscribed, holding the shard
     /// results accepted before (`shards` has every one after).
-    pub replay: Option<oneshot::Receiver<Result<crate::store::Snapshot, String>>>,
+    pub replay: Option<oneshot::Receiver<Result<crate::store::Snapshot, StoreError>>>,
 }
 
 /// A submission's reply: its id and shard count, and the barrier that resolves once its
 /// journal entry is committed.
-type Accepted = (JobId, u64, oneshot::Receiver<Result<(), String>>);
+type Accepted = (JobId, u64, oneshot::Receiver<Result<(), StoreError>>);
 
 enum Cmd {
     /// A submission, and the output shape that overrides its kernel's (a wasm module's).
@@ -185,7 +185,7 @@ impl CoreHandle {
         // caller's task; the core's task has moved on).
         match committed.await {
             Ok(Ok(())) => Ok((id, shards)),
-            Ok(Err(e)) => Err(Error::Unavailable(format!("journal write failed: {e}"))),
+            Ok(Err(e)) => Err(e.into()),
             Err(_) => Err(Error::ShuttingDown),
         }
     }

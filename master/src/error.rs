@@ -7,6 +7,7 @@ use crate::autoalloc::AllocError;
 use crate::catalog::KindError;
 use crate::core::CoreError;
 use crate::modules::ModuleError;
+use crate::store::StoreError;
 
 /// Why the master refused or failed a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,6 +24,9 @@ pub enum Error {
     /// The allocator refused a queue request.
     #[error(transparent)]
     Alloc(#[from] AllocError),
+    /// The store failed: a commit, a read, a record that does not decode.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// The request is malformed; the message says how.
     #[error("{0}")]
     InvalidArgument(String),
@@ -95,6 +99,12 @@ impl Error {
                 AllocError::NoSuchQueue(_) => Kind::NotFound,
                 AllocError::Denied(_) => Kind::PermissionDenied,
                 AllocError::Unavailable(_) => Kind::FailedPrecondition,
+            },
+            Error::Store(e) => match e {
+                // What the request wrote is not on disk, or the writer stopped: the journal's
+                // writer is down, as `Unavailable` says; the client may try again.
+                StoreError::Commit(_) | StoreError::Closed(_) => Kind::Unavailable,
+                StoreError::Open(_) | StoreError::Corrupt(_) | StoreError::Io(_) => Kind::Internal,
             },
             Error::FellBehind => Kind::ResourceExhausted,
             Error::InvalidArgument(_) => Kind::InvalidArgument,

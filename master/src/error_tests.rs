@@ -38,12 +38,17 @@ fn pinned(e: &Error) -> (usize, Code, StatusCode) {
         Error::Alloc(AllocError::NoSuchQueue(_)) => (14, Code::NotFound, H::NOT_FOUND),
         Error::Alloc(AllocError::Denied(_)) => (15, Code::PermissionDenied, H::FORBIDDEN),
         Error::Alloc(AllocError::Unavailable(_)) => (16, Code::FailedPrecondition, H::CONFLICT),
-        Error::InvalidArgument(_) => (17, Code::InvalidArgument, H::BAD_REQUEST),
-        Error::FailedPrecondition(_) => (18, Code::FailedPrecondition, H::CONFLICT),
-        Error::Unavailable(_) => (19, Code::Unavailable, H::SERVICE_UNAVAILABLE),
-        Error::FellBehind => (20, Code::ResourceExhausted, H::TOO_MANY_REQUESTS),
-        Error::ShuttingDown => (21, Code::Unavailable, H::SERVICE_UNAVAILABLE),
-        Error::Internal(_) => (22, Code::Internal, H::INTERNAL_SERVER_ERROR),
+        Error::Store(StoreError::Open(_)) => (17, Code::Internal, H::INTERNAL_SERVER_ERROR),
+        Error::Store(StoreError::Corrupt(_)) => (18, Code::Internal, H::INTERNAL_SERVER_ERROR),
+        Error::Store(StoreError::Commit(_)) => (19, Code::Unavailable, H::SERVICE_UNAVAILABLE),
+        Error::Store(StoreError::Closed(_)) => (20, Code::Unavailable, H::SERVICE_UNAVAILABLE),
+        Error::Store(StoreError::Io(_)) => (21, Code::Internal, H::INTERNAL_SERVER_ERROR),
+        Error::InvalidArgument(_) => (22, Code::InvalidArgument, H::BAD_REQUEST),
+        Error::FailedPrecondition(_) => (23, Code::FailedPrecondition, H::CONFLICT),
+        Error::Unavailable(_) => (24, Code::Unavailable, H::SERVICE_UNAVAILABLE),
+        Error::FellBehind => (25, Code::ResourceExhausted, H::TOO_MANY_REQUESTS),
+        Error::ShuttingDown => (26, Code::Unavailable, H::SERVICE_UNAVAILABLE),
+        Error::Internal(_) => (27, Code::Internal, H::INTERNAL_SERVER_ERROR),
     }
 }
 
@@ -68,6 +73,11 @@ fn samples() -> Vec<Error> {
         AllocError::NoSuchQueue(s()).into(),
         AllocError::Denied(s()).into(),
         AllocError::Unavailable(s()).into(),
+        StoreError::Open(s()).into(),
+        StoreError::Corrupt(s()).into(),
+        StoreError::Commit(s()).into(),
+        StoreError::Closed(s()).into(),
+        StoreError::Io(s()).into(),
         Error::InvalidArgument(s()),
         Error::FailedPrecondition(s()),
         Error::Unavailable(s()),
@@ -78,7 +88,7 @@ fn samples() -> Vec<Error> {
 }
 
 /// The number of arms in [`pinned`]: the samples must show each once.
-const VARIANTS: usize = 23;
+const VARIANTS: usize = 28;
 
 #[test]
 fn every_error_has_its_code_on_both_edges_and_one_message() {
@@ -92,6 +102,14 @@ fn every_error_has_its_code_on_both_edges_and_one_message() {
         assert_eq!(http_status(&e), http, "{e:?} on HTTP");
         assert_eq!(s.message(), e.to_string(), "{e:?}: gRPC sends the error's own message");
     }
+}
+
+#[test]
+fn a_failed_journal_write_says_so_on_both_edges() {
+    // What a submit whose commit failed answered before the store had its own error.
+    let e = Error::from(StoreError::Commit("disk full".into()));
+    assert_eq!(e.to_string(), "journal write failed: disk full");
+    assert_eq!(status(e).code(), Code::Unavailable);
 }
 
 #[test]

@@ -189,7 +189,7 @@ impl Farm {
         let ended = matches!(view.state, JobState::Failed | JobState::Cancelled);
         if partial && ended {
             self.core.get(job).await?;
-            self.store.committed().await.map_err(Error::Internal)?;
+            self.store.committed().await?;
             return Ok(Some(view.total));
         }
         if view.state != JobState::Succeeded {
@@ -211,7 +211,7 @@ impl Farm {
         // The reply above left the core's task before that batch's journal ops went to the
         // writer; a second round trip comes after they went, so the barrier is behind them.
         self.core.get(job).await?;
-        self.store.committed().await.map_err(Error::Internal)?;
+        self.store.committed().await?;
         Ok(None)
     }
 }
@@ -310,7 +310,7 @@ impl FarmService for Farm {
             let read = store
                 .read_items(job_id, offset, partial, |chunk| tx.blocking_send(Ok(chunk)).is_ok());
             if let Err(e) = read {
-                let _ = tx.blocking_send(Err(status(Error::Internal(e.to_string()))));
+                let _ = tx.blocking_send(Err(status(e.into())));
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))

@@ -5,7 +5,7 @@
 
 use crate::actor::CoreHandle;
 use crate::core::{CoreError, JobId};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::store::Store;
 use farm_proto::{LogQuery, ShardLog};
 use tokio::sync::mpsc;
@@ -27,13 +27,13 @@ pub(crate) async fn shard_logs(
     // The reply above left the core's task before that batch's journal ops went to the
     // writer; a second round trip comes after they went, so the barrier is behind them.
     core.get(job).await?;
-    store.committed().await.map_err(Error::Internal)?;
+    store.committed().await?;
     let (tx, rx) = mpsc::channel(AHEAD);
     let store = store.clone();
     tokio::task::spawn_blocking(move || {
         let read = store.read_logs(job, query, |chunk| tx.blocking_send(Ok(chunk)).is_ok());
         if let Err(e) = read {
-            let _ = tx.blocking_send(Err(Error::Internal(e.to_string())));
+            let _ = tx.blocking_send(Err(e.into()));
         }
     });
     Ok(rx)

@@ -94,6 +94,9 @@ pub enum MasterError {
     Reflection(#[from] tonic_reflection::server::Error),
     /// The journal could not be opened, read or replayed.
     #[error("journal: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The wasm modules in the journal could not be indexed, or opening it did not finish.
+    #[error("journal: {0}")]
     Journal(String),
     /// The HTTP listener could not be used.
     #[error("http: {0}")]

@@ -91,13 +91,16 @@ impl Effects {
     /// A snapshot of the store holding everything journaled so far (flushed first).
     pub(super) fn journal_snapshot(
         &mut self,
-    ) -> tokio::sync::oneshot::Receiver<Result<crate::store::Snapshot, String>> {
+    ) -> tokio::sync::oneshot::Receiver<Result<crate::store::Snapshot, crate::store::StoreError>>
+    {
         self.flush_journal();
         self.journal.snapshot()
     }
 
     /// A barrier behind everything journaled so far (flushed first, so it cannot overtake).
-    pub(super) fn journal_barrier(&mut self) -> tokio::sync::oneshot::Receiver<Result<(), String>> {
+    pub(super) fn journal_barrier(
+        &mut self,
+    ) -> tokio::sync::oneshot::Receiver<Result<(), crate::store::StoreError>> {
         self.flush_journal();
         self.journal.barrier()
     }

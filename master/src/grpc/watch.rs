@@ -3,7 +3,7 @@
 
 use crate::actor::Subscription;
 use crate::core::{JobId, JobView};
-use crate::store::Snapshot;
+use crate::store::{Snapshot, StoreError};
 use farm_proto::pb::{self, job_event::Event};
 use farm_proto::{JobEvent, Progress};
 use tokio::sync::{mpsc, oneshot};
@@ -90,7 +90,7 @@ pub(super) async fn forward_events(
 /// began), read on a blocking thread whose sends wait while the stream is full. False if the
 /// stream ended: the watcher is gone, or the replay failed (the watcher was told why).
 async fn send_replay(
-    snapshot: oneshot::Receiver<Result<Snapshot, String>>,
+    snapshot: oneshot::Receiver<Result<Snapshot, StoreError>>,
     job: JobId,
     tx: &mpsc::Sender<Result<pb::JobEvent, Status>>,
 ) -> bool {
@@ -99,7 +99,7 @@ async fn send_replay(
     let snapshot = match snapshot.await {
         Ok(Ok(snapshot)) => snapshot,
         Ok(Err(e)) => {
-            let _ = tx.send(failed(e)).await;
+            let _ = tx.send(failed(e.to_string())).await;
             return false;
         }
         Err(_) => {

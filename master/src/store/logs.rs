@@ -3,9 +3,8 @@
 //! (never the core's task) and hands each chunk to a callback that may block, so a slow reader
 //! holds the read back instead of filling memory.
 
-use super::{fail, Store, LOGS};
+use super::{fail, Store, StoreError, LOGS};
 use crate::core::JobId;
-use crate::MasterError;
 use farm_proto::{pb, LogQuery, ShardLog};
 use prost::Message;
 use redb::ReadableDatabase;
@@ -22,7 +21,7 @@ impl Store {
         job: JobId,
         query: LogQuery,
         mut send: impl FnMut(Vec<ShardLog>) -> bool,
-    ) -> Result<u64, MasterError> {
+    ) -> Result<u64, StoreError> {
         let read = self.db().begin_read().map_err(|e| fail(e.into()))?;
         let rows = read.open_table(LOGS).map_err(|e| fail(e.into()))?;
         let range = match query.shard {
@@ -33,9 +32,8 @@ impl Store {
         for row in rows.range(range).map_err(|e| fail(e.into()))? {
             let (key, value) = row.map_err(|e| fail(e.into()))?;
             let shard = key.value().1;
-            let log = pb::ShardLog::decode(value.value()).map_err(|e| {
-                MasterError::Journal(format!("log of job {job} shard {shard}: {e}"))
-            })?;
+            let log = pb::ShardLog::decode(value.value())
+                .map_err(|e| StoreError::Corrupt(format!("log of job {job} shard {shard}: {e}")))?;
             let log = ShardLog::from(log);
             if !query.wants(&log) {
                 continue;

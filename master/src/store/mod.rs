@@ -30,7 +30,6 @@ mod writer;
 
 use crate::clock::unix_ms;
 use crate::core::{Core, CoreConfig, JobId, JobView, JournalOp, Outbox, Submission};
-use crate::MasterError;
 use farm_proto::{pb, Output, OutputShape};
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -44,6 +43,28 @@ pub use writer::{Backlog, Journal, JournalTx, BACKLOG_BYTES};
 
 /// Counters: `next_job`, `schema`.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Why the store failed, in its own words; `farm_master::Error::Store` wraps it and gives
+/// each its kind, and `StoreError::Store` when the master cannot start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The journal file (or the temporary store) could not be created or opened as a
+    /// database: a path, its permissions, a symlink, a file that is no redb database.
+    #[error("cannot open the store: {0}")]
+    Open(String),
+    /// A record on disk does not decode: a corrupt or foreign file.
+    #[error("a record does not decode: {0}")]
+    Corrupt(String),
+    /// A group commit failed: what was journaled with it is not on disk.
+    #[error("journal write failed: {0}")]
+    Commit(String),
+    /// The journal's writer has stopped (the master is stopping), or there is none.
+    #[error("{0}")]
+    Closed(String),
+    /// Reading or writing the database failed.
+    #[error("store: {0}")]
+    Io(String),
+}
+
 /// Job id → a job's record (`codec::JobRecord`).
 const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
 /// Job id → its spec as submitted (an encoded `pb::JobSpec`, inputs included), while it runs:
@@ -86,7 +107,7 @@ pub struct Replayed {
 pub fn open(
     path: Option<&Path>,
     config: CoreConfig,
-) -> Result<(Core, Journal, Replayed), MasterError> {
+) -> Result<(Core, Journal, Replayed), StoreError> {
     let started = Instant::now();
     let db = match path {
         Some(p) => journal_file(p)?,
@@ -109,18 +130,18 @@ pub fn open(
     Ok((core, journal, replayed))
 }
 
-fn fail(e: redb::Error) -> MasterError {
-    MasterError::Journal(e.to_string())
+fn fail(e: redb::Error) -> StoreError {
+    StoreError::Io(e.to_string())
 }
 
-fn corrupt(what: impl std::fmt::Display) -> MasterError {
-    MasterError::Journal(format!("a record does not decode: {what}"))
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
 }
 
 /// The journal at `path`: 0600, never through a symlink, its directory created 0700 if
 /// missing (see [`crate::private`]).
-fn journal_file(path: &Path) -> Result<Database, MasterError> {
-    let io = |e: std::io::Error| MasterError::Journal(format!("journal: {e}"));
+fn journal_file(path: &Path) -> Result<Database, StoreError> {
+    let io = |e: std::io::Error| StoreError::Open(format!("journal {}: {e}", path.display()));
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
         crate::private::private_dir(dir).map_err(io)?;
     }
@@ -129,20 +150,21 @@ fn journal_file(path: &Path) -> Result<Database, MasterError> {
 
 /// A store no other user can open: a 0600 file created in a fresh 0700 directory and
 /// unlinked at once, with its directory, so nothing is left behind, even after a kill.
-fn temporary() -> Result<Database, MasterError> {
+fn temporary() -> Result<Database, StoreError> {
     let prefix = format!("farm-store-{}-", std::process::id());
     let file = crate::private::scratch_file(&std::env::temp_dir(), &prefix)
-        .map_err(|e| MasterError::Journal(format!("temporary store: {e}")))?;
+        .map_err(|e| StoreError::Open(format!("temporary store: {e}")))?;
     with_file(file)
 }
 
 /// A store in `file` (new or existing).
-fn with_file(file: std::fs::File) -> Result<Database, MasterError> {
-    let backend = redb::backends::FileBackend::new(file).map_err(|e| fail(e.into()))?;
+fn with_file(file: std::fs::File) -> Result<Database, StoreError> {
+    let open = |e: redb::Error| StoreError::Open(e.to_string());
+    let backend = redb::backends::FileBackend::new(file).map_err(|e| open(e.into()))?;
     redb::Builder::new()
         .set_cache_size(CACHE_BYTES)
         .create_with_backend(backend)
-        .map_err(|e| fail(e.into()))
+        .map_err(|e| open(e.into()))
 }
 
 /// Creates the tables and checks (or sets) the schema version.
@@ -174,7 +196,7 @@ fn init(db: &Database) -> Result<(), redb::Error> {
 
 /// Rebuilds the core: the id counter, every job (ended ones as summaries), then every
 /// committed outcome in (job, shard) order; jobs that turn out complete end.
-fn replay(db: &Database, core: &mut Core, out: &mut Collect) -> Result<Replayed, MasterError> {
+fn replay(db: &Database, core: &mut Core, out: &mut Collect) -> Result<Replayed, StoreError> {
     let now = Instant::now();
     let wall = unix_ms();
     let mut replayed = Replayed::default();
@@ -226,7 +248,7 @@ fn replay_outcomes(
     core: &mut Core,
     now: Instant,
     out: &mut Collect,
-) -> Result<u64, MasterError> {
+) -> Result<u64, StoreError> {
     let mut restored = 0;
     let outcomes = read.open_table(OUTCOMES).map_err(|e| fail(e.into()))?;
     for row in outcomes.iter().map_err(|e| fail(e.into()))? {
@@ -257,7 +279,7 @@ fn replay_lists(
     core: &mut Core,
     now: Instant,
     out: &mut Collect,
-) -> Result<u64, MasterError> {
+) -> Result<u64, StoreError> {
     let mut restored = 0;
     let lists = read.open_table(LIST_OUTPUTS).map_err(|e| fail(e.into()))?;
     for &job in resumed {

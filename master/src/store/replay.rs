@@ -3,9 +3,8 @@
 //! so the replay and the live results that follow it hold every shard once, with no gap.
 //! Reading runs on a blocking thread, never the core's task.
 
-use super::{fail, LIST_OUTPUTS, OUTCOMES};
+use super::{fail, StoreError, LIST_OUTPUTS, OUTCOMES};
 use crate::core::JobId;
-use crate::MasterError;
 use farm_proto::pb;
 use prost::Message;
 use redb::ReadTransaction;
@@ -21,14 +20,14 @@ impl Snapshot {
         &self,
         job: JobId,
         mut send: impl FnMut(u64, pb::ShardOutput) -> bool,
-    ) -> Result<u64, MasterError> {
+    ) -> Result<u64, StoreError> {
         let mut sent = 0;
         let outcomes = self.0.open_table(OUTCOMES).map_err(|e| fail(e.into()))?;
         for row in outcomes.range((job, 0)..=(job, u64::MAX)).map_err(|e| fail(e.into()))? {
             let (key, bytes) = row.map_err(|e| fail(e.into()))?;
             let first = key.value().1;
             let bad = |e: String| {
-                MasterError::Journal(format!("outcomes of job {job} from shard {first}: {e}"))
+                StoreError::Corrupt(format!("outcomes of job {job} from shard {first}: {e}"))
             };
             let run = pb::JournalOutcomes::decode(bytes.value()).map_err(|e| bad(e.to_string()))?;
             let mut shard = first;
@@ -45,7 +44,7 @@ impl Snapshot {
             let (key, value) = row.map_err(|e| fail(e.into()))?;
             let shard = key.value().1;
             let output = pb::ShardOutput::decode(value.value())
-                .map_err(|e| MasterError::Journal(format!("job {job} shard {shard}: {e}")))?;
+                .map_err(|e| StoreError::Corrupt(format!("job {job} shard {shard}: {e}")))?;
             if !send(shard, output) {
                 return Ok(sent);
             }

@@ -3,9 +3,8 @@
 //! Runs on a blocking thread (never the core's task) and hands each chunk to a callback that
 //! may block, so a slow reader holds the stream back instead of filling memory.
 
-use super::{fail, JournalTx, LIST_OUTPUTS};
+use super::{fail, JournalTx, StoreError, LIST_OUTPUTS};
 use crate::core::JobId;
-use crate::MasterError;
 use farm_proto::{pb, Output};
 use prost::Message;
 use redb::{Database, ReadableDatabase};
@@ -42,12 +41,12 @@ impl Store {
     }
 
     /// Resolves once everything journaled before the call is committed (or failed to be).
-    pub async fn committed(&self) -> Result<(), String> {
+    pub async fn committed(&self) -> Result<(), StoreError> {
         let barrier = match self.journal.lock() {
             Ok(tx) => tx.as_ref().map(JournalTx::barrier),
             Err(_) => None,
         };
-        let gone = || "the journal's writer is gone".to_string();
+        let gone = || StoreError::Closed("the journal's writer is gone".into());
         barrier.ok_or_else(gone)?.await.map_err(|_| gone())?
     }
 
@@ -61,7 +60,7 @@ impl Store {
         offset: u64,
         partial: Option<u64>,
         send: impl FnMut(pb::ResultsChunk) -> bool,
-    ) -> Result<u64, MasterError> {
+    ) -> Result<u64, StoreError> {
         let read = self.db.begin_read().map_err(|e| fail(e.into()))?;
         let rows = read.open_table(LIST_OUTPUTS).map_err(|e| fail(e.into()))?;
         let mut chunks = Chunks {
@@ -81,7 +80,7 @@ impl Store {
                 return Ok(chunks.sent);
             }
             next = shard + 1;
-            let bad = |e: String| MasterError::Journal(format!("job {job} shard {shard}: {e}"));
+            let bad = |e: String| StoreError::Corrupt(format!("job {job} shard {shard}: {e}"));
             let output = pb::ShardOutput::decode(value.value()).map_err(|e| bad(e.to_string()))?;
             let output = Output::try_from(output).map_err(|e| bad(e.to_string()))?;
             let n = items(&output);

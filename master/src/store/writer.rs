@@ -11,7 +11,7 @@
 use super::codec::{encode_spec, encode_summary, JobRecord};
 use super::replay::Snapshot;
 use super::results::SharedTx;
-use super::{unix_ms, Store, JOBS, LIST_OUTPUTS, LOGS, META, OUTCOMES, SPECS};
+use super::{unix_ms, Store, StoreError, JOBS, LIST_OUTPUTS, LOGS, META, OUTCOMES, SPECS};
 use crate::core::{JobId, JournalOp};
 use farm_proto::{pb, Output};
 use prost::Message;
@@ -35,9 +35,9 @@ enum Msg {
     /// Record these, in order (what one batch of the core's task journaled), and their bytes.
     Ops(Vec<JournalOp>, usize),
     /// Answer once everything queued before is committed (or failed to be).
-    Barrier(oneshot::Sender<Result<(), String>>),
+    Barrier(oneshot::Sender<Result<(), StoreError>>),
     /// Commit everything queued before, then answer with a read of exactly that state.
-    Snapshot(oneshot::Sender<Result<Snapshot, String>>),
+    Snapshot(oneshot::Sender<Result<Snapshot, StoreError>>),
 }
 
 /// The journal's sending side: cheap to clone, never blocks (the queue is unbounded; the
@@ -142,7 +142,7 @@ impl JournalTx {
 
     /// Resolves once every op queued before this call is committed; an error says why the
     /// commit failed (or that the writer is gone).
-    pub fn barrier(&self) -> oneshot::Receiver<Result<(), String>> {
+    pub fn barrier(&self) -> oneshot::Receiver<Result<(), StoreError>> {
         let (tx, rx) = oneshot::channel();
         match &self.0 {
             Some(journal) => {
@@ -157,14 +157,14 @@ impl JournalTx {
 
     /// Resolves with a read of the store holding every op queued before this call and none
     /// queued after; an error says why there is none.
-    pub fn snapshot(&self) -> oneshot::Receiver<Result<Snapshot, String>> {
+    pub fn snapshot(&self) -> oneshot::Receiver<Result<Snapshot, StoreError>> {
         let (tx, rx) = oneshot::channel();
         match &self.0 {
             Some(journal) => {
                 let _ = journal.send(Msg::Snapshot(tx));
             }
             None => {
-                let _ = tx.send(Err("the master keeps no store".into()));
+                let _ = tx.send(Err(StoreError::Closed("the master keeps no store".into())));
             }
         }
         rx
@@ -266,7 +266,7 @@ fn run(db: &Database, rx: mpsc::Receiver<Msg>, durable: bool, backlog: &Backlog)
         }
         let sync = durable || synced.elapsed() >= TEMP_SYNC;
         let started = Instant::now();
-        let result = commit(db, &mut ops, sync).map_err(|e| e.to_string());
+        let result = commit(db, &mut ops, sync).map_err(|e| StoreError::Commit(e.to_string()));
         if sync {
             synced = Instant::now();
         }
@@ -283,7 +283,7 @@ fn run(db: &Database, rx: mpsc::Receiver<Msg>, durable: bool, backlog: &Backlog)
             let _ = b.send(result.clone().map(|_| ()));
         }
         for s in snapshots.drain(..) {
-            let read = db.begin_read().map(Snapshot).map_err(|e| e.to_string());
+            let read = db.begin_read().map(Snapshot).map_err(|e| StoreError::Io(e.to_string()));
             let _ = s.send(result.clone().and(read));
         }
         ops.clear();
