@@ -44,6 +44,8 @@ fn pinned(e: &Error) -> (usize, Code, StatusCode) {
         Error::FellBehind => (20, Code::ResourceExhausted, H::TOO_MANY_REQUESTS),
         Error::ShuttingDown => (21, Code::Unavailable, H::SERVICE_UNAVAILABLE),
         Error::Internal(_) => (22, Code::Internal, H::INTERNAL_SERVER_ERROR),
+        Error::Core(CoreError::Quota(_)) => (23, Code::ResourceExhausted, H::TOO_MANY_REQUESTS),
+        Error::Module(ModuleError::Quota(_)) => (24, Code::ResourceExhausted, H::TOO_MANY_REQUESTS),
     }
 }
 
@@ -74,11 +76,13 @@ fn samples() -> Vec<Error> {
         Error::FellBehind,
         Error::ShuttingDown,
         Error::Internal(s()),
+        CoreError::Quota(s()).into(),
+        ModuleError::Quota(s()).into(),
     ]
 }
 
 /// The number of arms in [`pinned`]: the samples must show each once.
-const VARIANTS: usize = 23;
+const VARIANTS: usize = 25;
 
 #[test]
 fn every_error_has_its_code_on_both_edges_and_one_message() {

@@ -6,7 +6,7 @@ mod watch;
 
 use crate::actor::CoreHandle;
 use crate::clock::unix_ms;
-use crate::core::{CoreError, JobState, JobView, Submission, WorkerView};
+use crate::core::{CoreError, JobState, JobView, Owner, Submission, WorkerView};
 use crate::error::{Error, Kind, Result};
 use crate::modules::{Claim, Modules};
 use crate::store::Store;
@@ -57,6 +57,7 @@ pub fn job_status(v: JobView) -> JobStatus {
         submitted_unix_ms: unix_ms().saturating_sub(v.age_ms),
         result_left_out: false,
         waiting: v.waiting,
+        owner: v.owner.to_string(),
     }
 }
 
@@ -149,6 +150,7 @@ impl Farm {
         &self,
         spec: Option<pb::JobSpec>,
         protocol_version: u32,
+        owner: Owner,
     ) -> Result<Submitted> {
         let ours = farm_proto::PROTOCOL_VERSION;
         if protocol_version != 0 && protocol_version != ours {
@@ -173,7 +175,7 @@ impl Farm {
         let shape = module.as_ref().map(|(_, shape)| *shape);
         // The module is held from its check on (`claim`), through the commit wait: an upload
         // meanwhile cannot evict it. A failed submit drops the claim.
-        let (job_id, shards) = self.core.submit_as(sub, shape).await?;
+        let (job_id, shards) = self.core.submit_as(sub, owner, shape).await?;
         if let Some((claim, _)) = module {
             claim.pin(job_id);
         }
@@ -223,7 +225,8 @@ impl FarmService for Farm {
         req: Request<pb::SubmitRequest>,
     ) -> Result<Response<pb::SubmitResponse>, Status> {
         let pb::SubmitRequest { spec, protocol_version } = req.into_inner();
-        let submitted = self.submit_spec(spec, protocol_version).await.map_err(status)?;
+        let submitted =
+            self.submit_spec(spec, protocol_version, Owner::anonymous()).await.map_err(status)?;
         Ok(Response::new(submitted.into()))
     }
 
@@ -368,6 +371,7 @@ impl FarmService for Farm {
         req: Request<pb::PutModuleRequest>,
     ) -> Result<Response<pb::ModuleInfo>, Status> {
         let wasm = req.into_inner().wasm;
+        let owner = Owner::anonymous();
         let (modules, core) = (self.modules.clone(), self.core.clone());
         let runtime = tokio::runtime::Handle::current();
         // Hashing, checking and writing the store are blocking work. The unfinished jobs are
@@ -376,7 +380,7 @@ impl FarmService for Farm {
             let jobs = runtime.block_on(core.list()).map_err(|e| e.to_string())?;
             Ok(jobs.into_iter().filter(|v| !v.state.is_final()).map(|v| v.id).collect())
         };
-        let (sha256, info) = tokio::task::spawn_blocking(move || modules.put(&wasm, live))
+        let (sha256, info) = tokio::task::spawn_blocking(move || modules.put(&wasm, &owner, live))
             .await
             .map_err(|e| status(Error::Internal(format!("storing the module failed: {e}"))))?
             .map_err(|e| status(e.into()))?;

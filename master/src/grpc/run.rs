@@ -12,7 +12,7 @@ use std::time::Duration;
 /// a caller that goes away leaves the job running as a Submit would, and nothing else.
 pub(super) async fn run(farm: &Farm, req: pb::RunRequest) -> Result<JobStatus> {
     let pb::RunRequest { spec, protocol_version, wait_ms } = req;
-    let job = farm.submit_spec(spec, protocol_version).await?.job;
+    let job = farm.submit_spec(spec, protocol_version, crate::core::Owner::anonymous()).await?.job;
     let view = if wait_ms == 0 {
         ended(farm, job).await?
     } else {
