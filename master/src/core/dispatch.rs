@@ -95,9 +95,9 @@ impl Core {
                 continue;
             }
             let priority = job.spec.priority;
-            let win = window(sizing(w, job, self.cluster_threads), &self.config);
+            let sized = sizing(w, job, self.cluster_threads);
             let mut free = if !self.config.fair_share || !self.contention.contended(priority) {
-                win.saturating_sub(w.held_at_or_above(priority))
+                window(sized, &self.config).saturating_sub(w.held_at_or_above(priority))
             } else {
                 if level.as_ref().is_none_or(|(p, _)| *p != priority) {
                     let room = Level::of(w, priority, &self.pending, &self.jobs, &self.accounts)
@@ -108,6 +108,8 @@ impl Core {
                 let weight = self.accounts.get(job.principal).owner.weight();
                 let mine = share(room.capacity, weight, room.weights);
                 let above = w.held_above(priority);
+                // Its share bounds it, not the tail's: that assumes the job has every thread.
+                let win = window(Sizing { pending: u64::MAX, ..sized }, &self.config);
                 win.saturating_sub(above)
                     .min(mine)
                     .saturating_sub(w.held_of(priority, job.principal))
@@ -226,8 +228,10 @@ impl Level {
 impl Contenders<'_> {
     /// The room they share: the largest of their windows.
     fn sized(self, config: &CoreConfig, cluster_threads: u64) -> Level {
-        let windows =
-            self.jobs.iter().map(|job| window(sizing(self.w, job, cluster_threads), config));
+        let windows = self.jobs.iter().map(|job| {
+            let sized = sizing(self.w, job, cluster_threads);
+            window(Sizing { pending: u64::MAX, ..sized }, config)
+        });
         Level { capacity: windows.max().unwrap_or(0), weights: self.weights }
     }
 }

@@ -52,7 +52,9 @@ fn a_principal_who_submits_later_is_not_starved_by_one_who_queued_thousands_firs
          after {unfair_started:?} and took {unfair_took:?} (alone: {ideal:?})"
     );
     assert!(started <= queue_target + 10 * MS, "{contrast}");
-    assert!(took <= ideal + 500 * MS, "{contrast}");
+    // The issue's bound is its ideal plus 0.5 s; the simulation, with no network and no
+    // result batching, does better: it waits behind alice's queue once, then shares.
+    assert!(took <= ideal + 2 * queue_target + 10 * MS, "{contrast}");
     // Without it, bob waits for the end of alice's job: 9 s of it were left.
     assert!(unfair_took >= Duration::from_secs(5), "{contrast}");
 }
