@@ -44,6 +44,7 @@ fn pinned(e: &Error) -> (usize, Code, StatusCode) {
         Error::FellBehind => (20, Code::ResourceExhausted, H::TOO_MANY_REQUESTS),
         Error::ShuttingDown => (21, Code::Unavailable, H::SERVICE_UNAVAILABLE),
         Error::Internal(_) => (22, Code::Internal, H::INTERNAL_SERVER_ERROR),
+        Error::Denied(_) => (23, Code::PermissionDenied, H::FORBIDDEN),
     }
 }
 
@@ -74,11 +75,12 @@ fn samples() -> Vec<Error> {
         Error::FellBehind,
         Error::ShuttingDown,
         Error::Internal(s()),
+        crate::access::Denied(s()).into(),
     ]
 }
 
 /// The number of arms in [`pinned`]: the samples must show each once.
-const VARIANTS: usize = 23;
+const VARIANTS: usize = 24;
 
 #[test]
 fn every_error_has_its_code_on_both_edges_and_one_message() {
