@@ -174,6 +174,7 @@ mod tests {
             result_in_store: false,
             result_left_out: false,
             waiting: None,
+            owner: String::new(),
         }
     }
 

@@ -198,6 +198,7 @@ mod tests {
             result_in_store: false,
             result_left_out: false,
             waiting: None,
+            owner: String::new(),
         };
         let lines = details(&status);
         assert_eq!(lines[0], "result: a list of 12 items; the first:");

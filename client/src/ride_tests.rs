@@ -54,6 +54,7 @@ fn job(state: JobState, done: u64) -> JobStatus {
         submitted_unix_ms: 0,
         result_left_out: false,
         waiting: None,
+        owner: String::new(),
     }
 }
 

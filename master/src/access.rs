@@ -120,6 +120,21 @@ impl Principal {
         Principal { name: name.into(), roles, weight: 1, limits: Limits::default(), token_sha256 }
     }
 
+    /// The principal as the core sees it: name, weight and quotas.
+    pub fn owner(&self) -> crate::core::Owner {
+        let l = self.limits;
+        crate::core::Owner {
+            name: self.name.clone(),
+            weight: self.weight,
+            quota: crate::core::Quota {
+                jobs: l.jobs,
+                shards_in_flight: l.shards_in_flight,
+                input_bytes: l.input_bytes,
+                module_bytes: l.module_bytes,
+            },
+        }
+    }
+
     /// Whether one of its roles grants `needed`.
     pub fn may(&self, needed: Role) -> bool {
         self.roles.iter().any(|r| r.grants(needed))

@@ -79,7 +79,8 @@ impl Error {
             Error::Core(e) => match e {
                 CoreError::TooManyShards { .. }
                 | CoreError::TooManyJobs { .. }
-                | CoreError::MemoryBudget { .. } => Kind::ResourceExhausted,
+                | CoreError::MemoryBudget { .. }
+                | CoreError::Quota(_) => Kind::ResourceExhausted,
                 CoreError::NoSuchJob(_) | CoreError::NoSuchWorker(_) => Kind::NotFound,
                 CoreError::JobEnded(_) => Kind::FailedPrecondition,
             },
@@ -88,7 +89,7 @@ impl Error {
             Error::Kind(KindError::BadParams(_)) => Kind::InvalidArgument,
             Error::Module(e) => match e {
                 ModuleError::Invalid(_) => Kind::InvalidArgument,
-                ModuleError::TooLarge(_) => Kind::ResourceExhausted,
+                ModuleError::TooLarge(_) | ModuleError::Quota(_) => Kind::ResourceExhausted,
                 ModuleError::Missing(_) => Kind::NotFound,
                 ModuleError::Store(_) => Kind::Internal,
             },

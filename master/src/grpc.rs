@@ -9,7 +9,7 @@ use crate::access::{Principal, Role};
 use crate::actor::CoreHandle;
 use crate::audit::Audit;
 use crate::clock::unix_ms;
-use crate::core::{CoreError, JobState, JobView, Submission, WorkerView};
+use crate::core::{CoreError, JobState, JobView, Owner, Submission, WorkerView};
 use crate::error::{Error, Kind, Result};
 use crate::modules::{Claim, Modules};
 use crate::store::Store;
@@ -61,6 +61,7 @@ pub fn job_status(v: JobView) -> JobStatus {
         submitted_unix_ms: unix_ms().saturating_sub(v.age_ms),
         result_left_out: false,
         waiting: v.waiting,
+        owner: v.owner.to_string(),
     }
 }
 
@@ -115,8 +116,8 @@ pub struct Farm {
 }
 
 /// The principal that owns a job.
-pub(crate) fn job_owner(_view: &JobView) -> &str {
-    crate::access::DEFAULT
+pub(crate) fn job_owner(view: &JobView) -> &str {
+    &view.owner
 }
 
 /// Whether `who` may see `view` in a list: its own jobs, or every job with `operate` (unless
@@ -179,6 +180,7 @@ impl Farm {
         &self,
         spec: Option<pb::JobSpec>,
         protocol_version: u32,
+        owner: Owner,
     ) -> Result<Submitted> {
         let ours = farm_proto::PROTOCOL_VERSION;
         if protocol_version != 0 && protocol_version != ours {
@@ -203,7 +205,7 @@ impl Farm {
         let shape = module.as_ref().map(|(_, shape)| *shape);
         // The module is held from its check on (`claim`), through the commit wait: an upload
         // meanwhile cannot evict it. A failed submit drops the claim.
-        let (job_id, shards) = self.core.submit_as(sub, shape).await?;
+        let (job_id, shards) = self.core.submit_as(sub, owner, shape).await?;
         if let Some((claim, _)) = module {
             claim.pin(job_id);
         }
@@ -254,7 +256,7 @@ impl FarmService for Farm {
     ) -> Result<Response<pb::SubmitResponse>, Status> {
         let who = guard::principal(&req);
         let pb::SubmitRequest { spec, protocol_version } = req.into_inner();
-        let submitted = self.submit_spec(spec, protocol_version).await;
+        let submitted = self.submit_spec(spec, protocol_version, who.owner()).await;
         let target = submitted.as_ref().map_or("-".into(), |s| format!("job {}", s.job));
         self.audit.outcome(&who.name, "submit", &target, &submitted);
         Ok(Response::new(submitted.map_err(status)?.into()))
@@ -430,6 +432,7 @@ impl FarmService for Farm {
     ) -> Result<Response<pb::ModuleInfo>, Status> {
         let who = guard::principal(&req);
         let wasm = req.into_inner().wasm;
+        let owner = who.owner();
         let (modules, core) = (self.modules.clone(), self.core.clone());
         let runtime = tokio::runtime::Handle::current();
         // Hashing, checking and writing the store are blocking work. The unfinished jobs are
@@ -438,7 +441,7 @@ impl FarmService for Farm {
             let jobs = runtime.block_on(core.list()).map_err(|e| e.to_string())?;
             Ok(jobs.into_iter().filter(|v| !v.state.is_final()).map(|v| v.id).collect())
         };
-        let put = tokio::task::spawn_blocking(move || modules.put(&wasm, live))
+        let put = tokio::task::spawn_blocking(move || modules.put(&wasm, &owner, live))
             .await
             .map_err(|e| Error::Internal(format!("storing the module failed: {e}")))
             .and_then(|put| put.map_err(Error::from));

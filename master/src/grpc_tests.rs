@@ -18,6 +18,7 @@ fn view(result: Option<&str>, age_ms: u64) -> JobView {
         priority: 0,
         reruns: 0,
         waiting: None,
+        owner: std::sync::Arc::from("default"),
     }
 }
 

@@ -54,6 +54,7 @@
 //! - `core/mod.rs`: the scheduler core: a synchronous state machine with no I/O, no clock, no
 //!   runtime
 //! - `core/overview.rs`: what the dashboard and metrics read of the core at one moment
+//! - `core/owner.rs`: who a job belongs to: the `Owner` (name, fair-share weight) and its `Quota`
 //! - `core/ranges.rs`: shards already done ahead of a job's cursor, as a sorted set of ranges
 //! - `core/recording.rs`: the one recording outbox every core test uses, and `assert_quiet`
 //! - `core/restore.rs`: rebuilding the core from the journal at start

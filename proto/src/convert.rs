@@ -168,6 +168,7 @@ impl TryFrom<pb::JobStatus> for JobStatus {
             submitted_unix_ms: s.submitted_unix_ms,
             result_left_out: s.result_left_out,
             waiting: (!s.waiting.is_empty()).then_some(s.waiting),
+            owner: s.owner,
         })
     }
 }
@@ -191,6 +192,7 @@ impl From<JobStatus> for pb::JobStatus {
             submitted_unix_ms: s.submitted_unix_ms,
             result_left_out: s.result_left_out,
             waiting: s.waiting.unwrap_or_default(),
+            owner: s.owner,
         }
     }
 }

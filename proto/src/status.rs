@@ -170,6 +170,10 @@ pub struct JobStatus {
     /// when it is not waiting.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
+    /// The principal that submitted it (`default` with the one shared token; empty from a
+    /// master that predates owners). Left out of the JSON when empty.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub owner: String,
 }
 
 /// A job list carries a succeeded job's result only up to this many bytes of JSON, so that a

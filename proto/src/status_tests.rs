@@ -22,6 +22,7 @@ fn wire_status(state: pb::JobState, result_json: &str, error: &str) -> pb::JobSt
         submitted_unix_ms: 1_700_000_000_000,
         result_left_out: false,
         waiting: String::new(),
+        owner: "alice".into(),
     }
 }
 

@@ -10,7 +10,8 @@
 //! `window.rs` (how many shards a worker may hold), `dispatch.rs` (handing out shards),
 //! `results.rs` (accepting outcomes), `limits.rs` (submit validation), `job.rs` (a job, its lazy shards and its accumulator), `memory.rs`
 //! (packed inputs and the byte meter), `types.rs` (the vocabulary shared with the master),
-//! `overview.rs` (what clients, the dashboard and metrics read), `timers.rs` (hold deadlines and retry
+//! `overview.rs` (what clients, the dashboard and metrics read), `owner.rs` (a job's
+//! principal: its fair-share weight and quotas), `timers.rs` (hold deadlines and retry
 //! backoff, run by the tick), `verify.rs` (`--verify`), `restore.rs` and `ranges.rs`
 //! (rebuilding the core from the journal at start), `retention.rs` (how long ended jobs are
 //! kept), `served.rs` (jobs no connected worker can run), `logs.rs` (per-shard log records),
@@ -25,6 +26,7 @@ mod memory;
 #[cfg(test)]
 mod memory_tests;
 mod overview;
+mod owner;
 mod ranges;
 #[cfg(test)]
 pub(crate) mod recording;
@@ -51,6 +53,7 @@ use memory::Meter;
 pub use memory::{Inputs, Submission, SubmittedJob};
 use overview::view;
 pub use overview::{state_index, JobDetail, JobRow, Overview, ShardTrouble, WorkerRow};
+pub use owner::{Owner, Quota, ANONYMOUS};
 pub use types::*;
 use verify::Verify;
 use worker::{worker_view, Worker};
@@ -139,6 +142,7 @@ impl Core {
     pub fn submit(
         &mut self,
         sub: impl Into<Submission>,
+        owner: Owner,
         output: OutputShape,
         now: Instant,
         out: &mut impl Outbox,
@@ -147,21 +151,29 @@ impl Core {
         limits::check_submit(&self.config, self.active, self.meter.get(), &sub)?;
         let id = self.next_job;
         if let Some(spec) = sub.take_journal() {
-            out.journal(JournalOp::Submit { job: id, spec, output });
+            let owner = owner.name.clone();
+            out.journal(JournalOp::Submit { job: id, spec, output, owner });
         }
-        self.insert_job(id, sub, output, now);
+        self.insert_job(id, sub, owner, output, now);
         Ok(id)
     }
 
     /// Queues job `id` (a new one, or one restored from the journal).
-    fn insert_job(&mut self, id: JobId, sub: Submission, output: OutputShape, now: Instant) {
+    fn insert_job(
+        &mut self,
+        id: JobId,
+        sub: Submission,
+        owner: Owner,
+        output: OutputShape,
+        now: Instant,
+    ) {
         self.next_job = self.next_job.max(id + 1);
         let limits = ByteLimits {
             meter: self.meter.clone(),
             budget: self.config.memory_budget,
             max_result: self.config.inline_result_bytes,
         };
-        let job = Job::new(id, sub, output, limits, now);
+        let job = Job::new(id, sub, owner, output, limits, now);
         self.active += 1;
         let priority = job.spec.priority;
         self.jobs.insert(id, job);

@@ -2,7 +2,7 @@
 //! of job ids, the ended jobs' summaries, the jobs not yet ended (queued again), and each of
 //! their committed outcomes, which counts the shard done so it never runs again.
 
-use super::{Core, Job, JobId, JobState, JobView, Outbox, OutputShape, Submission};
+use super::{Core, Job, JobId, JobState, JobView, Outbox, OutputShape, Owner, Submission};
 use farm_proto::Output;
 use std::time::Instant;
 
@@ -18,10 +18,11 @@ impl Core {
         &mut self,
         id: JobId,
         sub: Submission,
+        owner: Owner,
         output: OutputShape,
         submitted: Instant,
     ) {
-        self.insert_job(id, sub, output, submitted);
+        self.insert_job(id, sub, owner, output, submitted);
     }
 
     /// Counts a committed outcome of a job restored with [`Core::restore_job`]: done,

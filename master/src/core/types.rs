@@ -124,6 +124,10 @@ pub enum CoreError {
         /// What live jobs hold now, in MiB.
         used_mib: String,
     },
+    /// A principal's quota would be passed (`quota: principal alice has 10 jobs queued or
+    /// running, its limit is 10`).
+    #[error("{0}")]
+    Quota(String),
     /// No such job (never submitted, or forgotten).
     #[error(
         "no job {0} on this master (finished jobs are kept up to a limit; without --journal, \
@@ -201,6 +205,8 @@ pub struct JobView {
     /// Why it cannot go on: no connected worker offers its kind (`None` when one does, and
     /// once the job ended).
     pub waiting: Option<String>,
+    /// The name of the principal that submitted it.
+    pub owner: std::sync::Arc<str>,
 }
 
 /// A worker as clients see it.
@@ -275,6 +281,8 @@ pub enum JournalOp {
         spec: super::SubmittedJob,
         /// How its outputs are reduced (its kernel's declared shape, fixed at submit).
         output: OutputShape,
+        /// The name of the principal that submitted it.
+        owner: std::sync::Arc<str>,
     },
     /// A shard's outcome was accepted as done: after a restart it counts and never reruns.
     Outcome {

@@ -13,7 +13,7 @@ use std::time::Duration;
 /// a caller that goes away leaves the job running as a Submit would, and nothing else.
 pub(super) async fn run(farm: &Farm, who: &Principal, req: pb::RunRequest) -> Result<JobStatus> {
     let pb::RunRequest { spec, protocol_version, wait_ms } = req;
-    let submitted = farm.submit_spec(spec, protocol_version).await;
+    let submitted = farm.submit_spec(spec, protocol_version, who.owner()).await;
     let target = submitted.as_ref().map_or("-".into(), |s| format!("job {}", s.job));
     farm.audit.outcome(&who.name, "submit", &target, &submitted);
     let job = submitted?.job;

@@ -138,6 +138,8 @@ pub(super) struct JobOut<'a> {
     id: u64,
     /// Its kernel.
     kind: &'a str,
+    /// The principal that submitted it.
+    owner: &'a str,
     /// Its state, as the CLI prints it.
     state: &'static str,
     /// Shards in all.
@@ -206,6 +208,7 @@ impl<'a> JobOut<'a> {
         JobOut {
             id: v.id,
             kind: &v.kind,
+            owner: &v.owner,
             state: v.state.as_str(),
             total: v.total,
             done: v.done,

@@ -215,7 +215,7 @@ fn replay(db: &Database, core: &mut Core, out: &mut Collect) -> Result<Replayed,
                 replayed.modules.push((id, hash.clone()));
             }
         }
-        core.restore_job(id, Submission::restored(spec), output, submitted);
+        core.restore_job(id, Submission::restored(spec), rec.owner(), output, submitted);
         resumed.push(id);
     }
     replayed.resumed = resumed.len();
