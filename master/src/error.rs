@@ -23,6 +23,9 @@ pub enum Error {
     /// The allocator refused a queue request.
     #[error(transparent)]
     Alloc(#[from] AllocError),
+    /// The caller's principal lacks the role the call needs; the message names it.
+    #[error(transparent)]
+    Denied(#[from] crate::access::Denied),
     /// The request is malformed; the message says how.
     #[error("{0}")]
     InvalidArgument(String),
@@ -97,6 +100,7 @@ impl Error {
                 AllocError::Denied(_) => Kind::PermissionDenied,
                 AllocError::Unavailable(_) => Kind::FailedPrecondition,
             },
+            Error::Denied(_) => Kind::PermissionDenied,
             Error::FellBehind => Kind::ResourceExhausted,
             Error::InvalidArgument(_) => Kind::InvalidArgument,
             Error::FailedPrecondition(_) => Kind::FailedPrecondition,

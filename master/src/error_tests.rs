@@ -46,6 +46,7 @@ fn pinned(e: &Error) -> (usize, Code, StatusCode) {
         Error::Internal(_) => (22, Code::Internal, H::INTERNAL_SERVER_ERROR),
         Error::Core(CoreError::Quota(_)) => (23, Code::ResourceExhausted, H::TOO_MANY_REQUESTS),
         Error::Module(ModuleError::Quota(_)) => (24, Code::ResourceExhausted, H::TOO_MANY_REQUESTS),
+        Error::Denied(_) => (25, Code::PermissionDenied, H::FORBIDDEN),
     }
 }
 
@@ -78,11 +79,12 @@ fn samples() -> Vec<Error> {
         Error::Internal(s()),
         CoreError::Quota(s()).into(),
         ModuleError::Quota(s()).into(),
+        crate::access::Denied(s()).into(),
     ]
 }
 
 /// The number of arms in [`pinned`]: the samples must show each once.
-const VARIANTS: usize = 25;
+const VARIANTS: usize = 26;
 
 #[test]
 fn every_error_has_its_code_on_both_edges_and_one_message() {

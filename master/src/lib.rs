@@ -7,6 +7,7 @@
 //! One entry per source file under `src/` (a test in `tests/tests/docs.rs` fails when one
 //! is missing or names a file that is gone):
 //!
+//! - `access.rs`: who may do what: principals, token hashes, roles, and the role each call needs
 //! - `actor.rs`: the one task that owns the scheduler core, and `CoreHandle`, the way to talk to it
 //! - `actor/effects.rs`: the side effects the core asks for: messages to sessions, watchers,
 //!   journal writes
@@ -15,6 +16,8 @@
 //! - `actor/tests.rs`: the core's task under paused time: heartbeats, lost workers and shutdown
 //! - `arenas.rs`: the master's use of glibc's allocator: how many arenas it may use, giving memory
 //!   back
+//! - `audit.rs`: the audit trail: a log line per mutating call, the last entries in memory and
+//!   the store
 //! - `autoalloc/machine.rs`: the allocator as a pure state machine (no I/O, no clock), the core's
 //!   pattern
 //! - `autoalloc/machine_tests.rs`: the allocator against a fake scheduler, with time passed in
@@ -78,6 +81,7 @@
 //! - `error_tests.rs`: every error's gRPC code and HTTP status, pinned
 //! - `grpc.rs`: the client service: thin adapters that hand a request to the core's task and map
 //!   errors
+//! - `grpc/guard.rs`: the gRPC edge's access check, one tower service around both services
 //! - `grpc/run.rs`: `Run`: submit a job and answer once it ended, or once the caller's wait is over
 //! - `grpc/watch.rs`: the `Watch` stream: a job's subscription turned into events, after an
 //!   optional replay
@@ -101,6 +105,7 @@
 //! - `sessions.rs`: worker sessions on the master's side, whichever side dialed
 //! - `spawner.rs`: local workers: N processes of the master's own executable, supervised and
 //!   restarted
+//! - `store/audit.rs`: the `audit` table: the audit trail's last entries, bounded
 //! - `store/codec.rs`: the store's own encoding of a job's spec and summary (the `specs` and `jobs`
 //!   tables)
 //! - `store/codec_tests.rs`: round trips of the store's codec, for any summary and spec
@@ -116,8 +121,10 @@
 //!   commits
 //! - `tasks.rs`: every task the master spawns, tracked, so shutdown can signal and wait for them
 
+pub mod access;
 mod actor;
 pub mod arenas;
+pub mod audit;
 pub mod autoalloc;
 pub mod catalog;
 mod clock;

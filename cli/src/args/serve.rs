@@ -150,6 +150,11 @@ pub struct MasterArgs {
     /// Read the worker token from this file instead.
     #[arg(long, value_name = "FILE", env = "FARM_WORKER_TOKEN_FILE")]
     pub worker_token_file: Option<PathBuf>,
+    /// Named principals (TOML; see docs/security.md): each a token's SHA-256, roles, quotas
+    /// and a weight. With it every call needs a token; the file must be readable by its owner
+    /// only (chmod 600). `farm token new NAME --role R --principals FILE` adds one.
+    #[arg(long, value_name = "FILE", env = "FARM_PRINCIPALS")]
+    pub principals: Option<PathBuf>,
     /// Mutual TLS: require clients and workers to present a certificate this CA signed.
     #[arg(long, value_name = "FILE", env = "FARM_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
