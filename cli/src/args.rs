@@ -86,6 +86,12 @@ pub enum Command {
     /// List the kernels the cluster offers, with their params and help, as the workers
     /// describe them.
     Kinds(KindsArgs),
+    /// Make a token for a principal: prints it once with the principals file entry to add
+    /// (with --principals FILE, adds the entry itself and prints only the token).
+    Token(TokenArgs),
+    /// Print the audit trail: who submitted, cancelled, drained, changed allocation queues or
+    /// uploaded modules, and whether it was accepted (needs role operate).
+    Audit(AuditArgs),
     /// Let the master allocate workers through a batch scheduler (Slurm) while shards wait:
     /// add, list and remove allocation queues.
     Alloc(AllocArgs),
@@ -97,6 +103,44 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print farm's man page (roff): `farm man > farm.1; man ./farm.1`.
     Man,
+}
+
+/// `farm token new NAME --role R`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: TokenAction,
+}
+
+/// Token actions.
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// A fresh token (256 random bits) for principal NAME, and its `[[principal]]` entry.
+    New {
+        /// The principal's name: 1 to 64 letters, digits, '.', '_' or '-'.
+        name: String,
+        /// Its roles (repeat or comma-separate): read, submit, operate, admin, worker.
+        #[arg(long = "role", required = true, value_delimiter = ',', value_name = "ROLE")]
+        roles: Vec<farm_master::access::Role>,
+        /// Append the entry to this principals file (created 0600 if missing) and print only
+        /// the token on stdout.
+        #[arg(long, value_name = "FILE")]
+        principals: Option<PathBuf>,
+    },
+}
+
+/// `farm audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Where the master is and how to reach it.
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Only entries from this long ago on, e.g. 1h or 30m (default: all kept).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub since: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// `farm workers [drain ID]`.

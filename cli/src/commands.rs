@@ -91,7 +91,7 @@ pub fn select(mut jobs: Vec<JobStatus>, args: &JobsArgs) -> (Vec<JobStatus>, usi
 
 /// `farm jobs`.
 pub async fn jobs(master: &Target, args: JobsArgs) -> Result<()> {
-    let all = connect(master).await?.list().await?;
+    let all = connect(master).await?.list_jobs(args.mine).await?;
     let (jobs, left_out) = select(all, &args);
     show::jobs(&jobs, args.output.json)?;
     if left_out > 0 {
@@ -175,6 +175,7 @@ mod tests {
             result_left_out: false,
             waiting: None,
             output: farm_proto::OutputShape::Count,
+            owner: String::new(),
         }
     }
 

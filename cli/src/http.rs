@@ -35,8 +35,8 @@ pub const DEFAULT_HTTP: &str = "127.0.0.1:7080";
 /// Binds the listener `args` asks for (`None`: `--http off`). An address given with `--http`
 /// must be free; the default falls back to a free port on loopback when it is taken, with a
 /// warning, so a second master or `farm run` on one machine never fails for its dashboard.
-/// `token` says whether clients need a token, to warn about an open dashboard on the network.
-pub fn bind(args: &HttpArgs, token: Option<&str>) -> Result<Option<HttpConfig>> {
+/// `checked` says whether clients need a token, to warn about an open dashboard on the network.
+pub fn bind(args: &HttpArgs, checked: bool) -> Result<Option<HttpConfig>> {
     let listener = match args.http.as_deref().map(str::trim) {
         Some("off") => return Ok(None),
         Some(addr) => {
@@ -56,7 +56,7 @@ pub fn bind(args: &HttpArgs, token: Option<&str>) -> Result<Option<HttpConfig>> 
         },
     };
     let addr = listener.local_addr()?;
-    if token.is_none() && !addr.ip().is_loopback() {
+    if !checked && !addr.ip().is_loopback() {
         warn!(%addr, "dashboard on a non-loopback address without a token: anyone who can reach it can cancel jobs and drain workers (set FARM_TOKEN)");
     }
     Ok(Some(HttpConfig {

@@ -6,6 +6,7 @@
 //! One entry per source file under `src/` (a test in `tests/tests/docs.rs` fails when one
 //! is missing or names a file that is gone):
 //!
+//! - `access.rs`: `farm token new` (a principal's token and file entry) and `farm audit`
 //! - `alloc.rs`: `farm alloc`: add, list and remove allocation queues (Slurm)
 //! - `args.rs`: the command line: clap structs only
 //! - `args/alloc.rs`: the flags of `farm alloc` as clap structs
@@ -45,6 +46,7 @@
 // Every stdout write goes through `out`, which stops quietly when the reader has gone.
 #![deny(clippy::print_stdout)]
 
+mod access;
 mod alloc;
 mod args;
 mod commands;
@@ -174,6 +176,8 @@ fn run(cli: Cli, m: &ArgMatches, log: &logging::Setup) -> Result<()> {
             Command::Workers(args) => commands::workers(&target(args.client.clone())?, args).await,
             Command::Kinds(args) => kinds::kinds(&target(args.client.clone())?, args).await,
             Command::Alloc(args) => alloc::alloc(&target(args.client.clone())?, args).await,
+            Command::Token(args) => access::token(args),
+            Command::Audit(args) => access::audit(&target(args.client.clone())?, args).await,
             Command::Showdown(args) => showdown::showdown(args).await,
             Command::Completions(args) => commands::completions(args),
             Command::Man => commands::man(),

@@ -51,6 +51,7 @@ fn master_config(s: &SchedulerArgs) -> MasterConfig {
         keep_finished_for: s.keep_finished_for,
         hold_timeout: s.hold_timeout,
         shard_log_bytes: s.shard_log_mib.saturating_mul(1 << 20),
+        fair_share: s.fair_share == "on",
         // The heartbeat's rules are applied by `serve`, from `heartbeat` below.
         ..CoreConfig::default()
     };
@@ -160,7 +161,14 @@ pub async fn master(
         farm_net::auth::load(args.worker_token.clone(), args.worker_token_file.as_deref())
             .context("cannot read --worker-token-file")?
             .or_else(|| token.clone());
-    warn_open_doors(addr, token.as_deref(), worker_token.as_deref());
+    let principals = match &args.principals {
+        Some(path) => Some(farm_master::access::PrincipalsFile::read(path).map_err(Usage)?),
+        None => None,
+    };
+    // With principals, every call needs a token: no door is open.
+    if principals.is_none() {
+        warn_open_doors(addr, token.as_deref(), worker_token.as_deref());
+    }
     if !addr.ip().is_loopback() && me.identity.is_none() {
         warn!(%addr, "listening on a non-loopback address without TLS: tokens and data cross the network in clear text (see --tls-cert)");
     }
@@ -173,12 +181,14 @@ pub async fn master(
     }
     let scheme = if me.identity.is_some() { "https" } else { "http" };
     let alloc = crate::alloc::settings(&args.alloc, addr, scheme, worker_token.clone(), me)?;
-    let http = crate::http::bind(&args.http, token.as_deref())?;
+    let checked = token.is_some() || principals.is_some();
+    let http = crate::http::bind(&args.http, checked)?;
     let config = MasterConfig {
         connect,
         http: http.clone(),
         client_token: token,
         worker_token,
+        principals,
         connect_tls: me.tls.clone(),
         tls,
         alloc: Some(alloc),
@@ -248,7 +258,7 @@ pub async fn run(args: RunArgs, log: &crate::logging::Setup) -> Result<()> {
     }
     check_kind(&spec, args.local.allow_exec)?;
     let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot listen on loopback")?;
-    let http = crate::http::bind(&args.http, None)?;
+    let http = crate::http::bind(&args.http, false)?;
     let json = args.output.json;
     // For a person at a terminal only: not in --json, a pipe, or a log shipper's JSON lines
     // (the master logs the address at info, "dashboard serving").

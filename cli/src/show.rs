@@ -199,6 +199,7 @@ mod tests {
             result_left_out: false,
             waiting: None,
             output: farm_proto::OutputShape::Lines,
+            owner: String::new(),
         };
         let lines = details(&status);
         assert_eq!(lines[0], "result: a list of 12 items; the first:");

@@ -71,8 +71,17 @@ pub fn clip(text: &str, max: usize) -> String {
 
 /// One row per job; `errors` adds the ERROR column (cut to a line).
 pub fn jobs(jobs: &[JobStatus], errors: bool, now: SystemTime) -> String {
-    let mut headers =
-        vec!["JOB", "KIND", "STATE", "DONE/SHARDS", "IN FLIGHT", "PRIO", "SUBMITTED", "ELAPSED"];
+    let mut headers = vec![
+        "JOB",
+        "KIND",
+        "OWNER",
+        "STATE",
+        "DONE/SHARDS",
+        "IN FLIGHT",
+        "PRIO",
+        "SUBMITTED",
+        "ELAPSED",
+    ];
     if errors {
         headers.push("ERROR");
     }
@@ -81,6 +90,7 @@ pub fn jobs(jobs: &[JobStatus], errors: bool, now: SystemTime) -> String {
         let mut row = vec![
             j.job.to_string(),
             j.kind.clone(),
+            if j.owner.is_empty() { "-".into() } else { j.owner.clone() },
             j.state.to_string(),
             format!("{}/{}", j.done, j.shards),
             j.in_flight.to_string(),
@@ -96,7 +106,7 @@ pub fn jobs(jobs: &[JobStatus], errors: bool, now: SystemTime) -> String {
         }
         add_row(&mut table, row);
     }
-    render(table, &[0, 3, 4, 5, 6, 7])
+    render(table, &[0, 4, 5, 6, 7, 8])
 }
 
 /// One row per worker.
@@ -163,6 +173,7 @@ mod tests {
             result_left_out: false,
             waiting: None,
             output: farm_proto::OutputShape::Count,
+            owner: "alice".into(),
         }
     }
 
@@ -183,6 +194,7 @@ mod tests {
         assert_eq!(at(lines[0], "STATE"), at(lines[2], "failed"), "{text}");
         assert!(lines[2].contains("shard 3 failed") && lines[2].contains("3m00s ago"), "{text}");
         assert!(lines[1].contains("600/700") && lines[1].contains("200ms"), "{text}");
+        assert_eq!(at(lines[0], "OWNER"), at(lines[1], "alice"), "{text}");
     }
 
     #[test]

@@ -287,7 +287,19 @@ impl Client {
 
     /// Every job the master remembers, oldest first, without their results (`get` has them).
     pub async fn list(&mut self) -> Result<Vec<JobStatus>> {
-        Ok(self.farm.list(self.req(pb::ListRequest {})?).await?.into_inner().try_into()?)
+        self.list_jobs(false).await
+    }
+
+    /// The jobs the master remembers, as [`Client::list`]; `mine`: only the caller's own.
+    pub async fn list_jobs(&mut self, mine: bool) -> Result<Vec<JobStatus>> {
+        let req = self.req(pb::ListRequest { mine })?;
+        Ok(self.farm.list(req).await?.into_inner().try_into()?)
+    }
+
+    /// The audit trail's kept entries since `since_unix_ms` (0: all), oldest first.
+    pub async fn audit(&mut self, since_unix_ms: u64) -> Result<Vec<pb::AuditEntry>> {
+        let req = self.req(pb::AuditRequest { since_unix_ms, limit: 0 })?;
+        Ok(self.farm.audit(req).await?.into_inner().entries)
     }
 
     /// Cancels a job; returns its status after the cancel.

@@ -55,6 +55,7 @@ fn job(state: JobState, done: u64) -> JobStatus {
         result_left_out: false,
         waiting: None,
         output: farm_proto::OutputShape::Count,
+        owner: String::new(),
     }
 }
 

@@ -4,8 +4,8 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use farm_master::core::{
-    Core, CoreConfig, Counted, JobDef, JobId, JobView, JournalOp, Outbox, ShardOutcome, ShardTask,
-    WorkerId, WorkerSpec,
+    Core, CoreConfig, Counted, JobDef, JobId, JobView, JournalOp, Outbox, Owner, ShardOutcome,
+    ShardTask, WorkerId, WorkerSpec,
 };
 use farm_proto::{JobSource, JobSpec, Output, Params};
 use std::collections::BTreeMap;
@@ -57,6 +57,7 @@ fn dispatch_and_complete(c: &mut Criterion) {
                 ];
                 core.submit(
                     noop_job(SHARDS),
+                    Owner::anonymous(),
                     farm_proto::OutputShape::Count,
                     now,
                     &mut Queues::default(),
@@ -94,6 +95,7 @@ fn submit_huge_range(c: &mut Criterion) {
                 let mut out = Queues::default();
                 core.submit(
                     noop_job(10_000_000),
+                    Owner::anonymous(),
                     farm_proto::OutputShape::Count,
                     Instant::now(),
                     &mut Queues::default(),

@@ -14,7 +14,8 @@ use farm_proto::{KernelDescriptor, KindInfo, OutputShape};
 use task::CoreTask;
 
 use crate::core::{
-    Core, Demand, JobDetail, JobId, JobView, Overview, Submission, WorkerId, WorkerSpec, WorkerView,
+    Core, Demand, JobDetail, JobId, JobView, Overview, Owner, Submission, WorkerId, WorkerSpec,
+    WorkerView,
 };
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -62,7 +63,7 @@ type Accepted = (JobId, u64, oneshot::Receiver<Result<(), StoreError>>);
 
 enum Cmd {
     /// A submission, and the output shape that overrides its kernel's (a wasm module's).
-    Submit(Submission, Option<OutputShape>, oneshot::Sender<Result<Accepted>>),
+    Submit(Submission, Owner, Option<OutputShape>, oneshot::Sender<Result<Accepted>>),
     Get(JobId, oneshot::Sender<Option<JobView>>),
     List(oneshot::Sender<Vec<JobView>>),
     Cancel(JobId, oneshot::Sender<Result<JobView>>),
@@ -164,10 +165,9 @@ impl CoreHandle {
         self.ask(|r| Cmd::Detail(job, limit, r)).await
     }
 
-    /// Queues a job as its kernel declares (the tests' way in; see [`CoreHandle::submit_as`]).
-    #[cfg(test)]
-    pub async fn submit(&self, sub: impl Into<Submission>) -> Result<(JobId, u64)> {
-        self.submit_as(sub, None).await
+    /// Queues a job of `owner`'s as its kernel declares (see [`CoreHandle::submit_as`]).
+    pub async fn submit(&self, sub: impl Into<Submission>, owner: Owner) -> Result<(JobId, u64)> {
+        self.submit_as(sub, owner, None).await
     }
 
     /// Queues a job; returns its id and shard count once its submission is committed to the
@@ -177,10 +177,11 @@ impl CoreHandle {
     pub async fn submit_as(
         &self,
         sub: impl Into<Submission>,
+        owner: Owner,
         shape: Option<OutputShape>,
     ) -> Result<(JobId, u64)> {
         let sub = sub.into();
-        let (id, shards, committed) = self.ask(|r| Cmd::Submit(sub, shape, r)).await??;
+        let (id, shards, committed) = self.ask(|r| Cmd::Submit(sub, owner, shape, r)).await??;
         // Acknowledged only once the submission is in the journal (this waits here, in the
         // caller's task; the core's task has moved on).
         match committed.await {

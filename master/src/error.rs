@@ -27,6 +27,9 @@ pub enum Error {
     /// The store failed: a commit, a read, a record that does not decode.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The caller's principal lacks the role the call needs; the message names it.
+    #[error(transparent)]
+    Denied(#[from] crate::access::Denied),
     /// The request is malformed; the message says how.
     #[error("{0}")]
     InvalidArgument(String),
@@ -80,7 +83,8 @@ impl Error {
             Error::Core(e) => match e {
                 CoreError::TooManyShards { .. }
                 | CoreError::TooManyJobs { .. }
-                | CoreError::MemoryBudget { .. } => Kind::ResourceExhausted,
+                | CoreError::MemoryBudget { .. }
+                | CoreError::Quota(_) => Kind::ResourceExhausted,
                 CoreError::NoSuchJob(_) | CoreError::NoSuchWorker(_) => Kind::NotFound,
                 CoreError::JobEnded(_) => Kind::FailedPrecondition,
             },
@@ -89,7 +93,7 @@ impl Error {
             Error::Kind(KindError::BadParams(_)) => Kind::InvalidArgument,
             Error::Module(e) => match e {
                 ModuleError::Invalid(_) => Kind::InvalidArgument,
-                ModuleError::TooLarge(_) => Kind::ResourceExhausted,
+                ModuleError::TooLarge(_) | ModuleError::Quota(_) => Kind::ResourceExhausted,
                 ModuleError::Missing(_) => Kind::NotFound,
                 ModuleError::Store(_) => Kind::Internal,
             },
@@ -106,6 +110,7 @@ impl Error {
                 StoreError::Commit(_) | StoreError::Closed(_) => Kind::Unavailable,
                 StoreError::Open(_) | StoreError::Corrupt(_) | StoreError::Io(_) => Kind::Internal,
             },
+            Error::Denied(_) => Kind::PermissionDenied,
             Error::FellBehind => Kind::ResourceExhausted,
             Error::InvalidArgument(_) => Kind::InvalidArgument,
             Error::FailedPrecondition(_) => Kind::FailedPrecondition,

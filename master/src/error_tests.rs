@@ -49,6 +49,9 @@ fn pinned(e: &Error) -> (usize, Code, StatusCode) {
         Error::FellBehind => (25, Code::ResourceExhausted, H::TOO_MANY_REQUESTS),
         Error::ShuttingDown => (26, Code::Unavailable, H::SERVICE_UNAVAILABLE),
         Error::Internal(_) => (27, Code::Internal, H::INTERNAL_SERVER_ERROR),
+        Error::Core(CoreError::Quota(_)) => (28, Code::ResourceExhausted, H::TOO_MANY_REQUESTS),
+        Error::Module(ModuleError::Quota(_)) => (29, Code::ResourceExhausted, H::TOO_MANY_REQUESTS),
+        Error::Denied(_) => (30, Code::PermissionDenied, H::FORBIDDEN),
     }
 }
 
@@ -84,11 +87,14 @@ fn samples() -> Vec<Error> {
         Error::FellBehind,
         Error::ShuttingDown,
         Error::Internal(s()),
+        CoreError::Quota(s()).into(),
+        ModuleError::Quota(s()).into(),
+        crate::access::Denied(s()).into(),
     ]
 }
 
 /// The number of arms in [`pinned`]: the samples must show each once.
-const VARIANTS: usize = 28;
+const VARIANTS: usize = 31;
 
 #[test]
 fn every_error_has_its_code_on_both_edges_and_one_message() {

@@ -1,12 +1,15 @@
 //! The gRPC services: thin adapters that unpack a request, hand it to the core's task and map
 //! the answer (or the error, in one place) to the wire.
 
+pub(crate) mod guard;
 mod run;
 mod watch;
 
+use crate::access::{Principal, Role};
 use crate::actor::CoreHandle;
+use crate::audit::Audit;
 use crate::clock::unix_ms;
-use crate::core::{CoreError, JobState, JobView, Submission, WorkerView};
+use crate::core::{CoreError, JobState, JobView, Owner, Submission, WorkerView};
 use crate::error::{Error, Kind, Result};
 use crate::modules::{Claim, Modules};
 use crate::store::Store;
@@ -16,6 +19,7 @@ use farm_proto::{
     LIST_RESULT_BYTES,
 };
 use std::pin::Pin;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
@@ -58,6 +62,7 @@ pub fn job_status(v: JobView) -> JobStatus {
         result_left_out: false,
         waiting: v.waiting,
         output: v.output,
+        owner: v.owner.to_string(),
     }
 }
 
@@ -107,6 +112,19 @@ pub struct Farm {
     pub alloc: crate::autoalloc::AllocHandle,
     /// The wasm modules clients uploaded.
     pub modules: Modules,
+    /// The audit trail of mutating calls.
+    pub audit: Arc<Audit>,
+}
+
+/// The principal that owns a job.
+pub(crate) fn job_owner(view: &JobView) -> &str {
+    &view.owner
+}
+
+/// Whether `who` may see `view` in a list: its own jobs, or every job with `operate` (unless
+/// it asked for its own only).
+pub(crate) fn listed_for(who: &Principal, mine: bool, view: &JobView) -> bool {
+    (who.sees_all() && !mine) || job_owner(view) == &*who.name
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::JobEvent, Status>> + Send>>;
@@ -118,6 +136,19 @@ type LogsStream = Pin<Box<dyn Stream<Item = Result<pb::LogsChunk, Status>> + Sen
 const RESULTS_AHEAD: usize = 4;
 
 impl Farm {
+    /// Job `job`, if `who` may act on it as `needed` (its own, or anyone's with `operate`).
+    pub(crate) async fn own_job(
+        &self,
+        who: &Principal,
+        job: u64,
+        needed: Role,
+        what: &str,
+    ) -> Result<JobView> {
+        let view = self.core.get(job).await?.ok_or(CoreError::NoSuchJob(job))?;
+        who.require_owner(needed, job_owner(&view), what)?;
+        Ok(view)
+    }
+
     /// For a `wasm` job: its module, held until the job pins it, and its output shape. The
     /// module must be on this master (FailedPrecondition: upload it first); a `module` param
     /// that is not a hash is InvalidArgument; a missing one is left to the kernel check.
@@ -150,6 +181,7 @@ impl Farm {
         &self,
         spec: Option<pb::JobSpec>,
         protocol_version: u32,
+        owner: Owner,
     ) -> Result<Submitted> {
         let ours = farm_proto::PROTOCOL_VERSION;
         if protocol_version != 0 && protocol_version != ours {
@@ -174,7 +206,7 @@ impl Farm {
         let shape = module.as_ref().map(|(_, shape)| *shape);
         // The module is held from its check on (`claim`), through the commit wait: an upload
         // meanwhile cannot evict it. A failed submit drops the claim.
-        let (job_id, shards) = self.core.submit_as(sub, shape).await?;
+        let (job_id, shards) = self.core.submit_as(sub, owner, shape).await?;
         if let Some((claim, _)) = module {
             claim.pin(job_id);
         }
@@ -222,19 +254,25 @@ impl FarmService for Farm {
         &self,
         req: Request<pb::SubmitRequest>,
     ) -> Result<Response<pb::SubmitResponse>, Status> {
+        let who = guard::principal(&req);
         let pb::SubmitRequest { spec, protocol_version } = req.into_inner();
-        let submitted = self.submit_spec(spec, protocol_version).await.map_err(status)?;
-        Ok(Response::new(submitted.into()))
+        let submitted = self.submit_spec(spec, protocol_version, who.owner()).await;
+        let target = submitted.as_ref().map_or("-".into(), |s| format!("job {}", s.job));
+        self.audit.outcome(&who.name, "submit", &target, &submitted);
+        Ok(Response::new(submitted.map_err(status)?.into()))
     }
 
     async fn run(&self, req: Request<pb::RunRequest>) -> Result<Response<pb::JobStatus>, Status> {
-        Ok(Response::new(run::run(self, req.into_inner()).await.map_err(status)?.into()))
+        let who = guard::principal(&req);
+        Ok(Response::new(run::run(self, &who, req.into_inner()).await.map_err(status)?.into()))
     }
 
     type WatchStream = EventStream;
 
     async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<EventStream>, Status> {
+        let who = guard::principal(&req);
         let req = req.into_inner();
+        self.own_job(&who, req.job_id, Role::Read, "watch").await.map_err(status)?;
         let sub = self
             .core
             .watch(req.job_id, req.shard_results, req.replay)
@@ -249,23 +287,28 @@ impl FarmService for Farm {
     }
 
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::JobStatus>, Status> {
+        let who = guard::principal(&req);
         let job = req.into_inner().job_id;
-        let view = self
-            .core
-            .get(job)
-            .await
-            .and_then(|v| v.ok_or(CoreError::NoSuchJob(job).into()))
-            .map_err(status)?;
+        let view = self.own_job(&who, job, Role::Read, "status").await.map_err(status)?;
         Ok(Response::new(job_status(view).into()))
     }
 
     async fn list(
         &self,
-        _: Request<pb::ListRequest>,
+        req: Request<pb::ListRequest>,
     ) -> Result<Response<pb::ListResponse>, Status> {
+        let who = guard::principal(&req);
+        let mine = req.into_inner().mine;
         // Short results only (one can be megabytes); Get and Watch carry them whole.
-        let jobs: Vec<JobStatus> =
-            self.core.list().await.map_err(status)?.into_iter().map(listed_status).collect();
+        let jobs: Vec<JobStatus> = self
+            .core
+            .list()
+            .await
+            .map_err(status)?
+            .into_iter()
+            .filter(|v| listed_for(&who, mine, v))
+            .map(listed_status)
+            .collect();
         Ok(Response::new(jobs.into()))
     }
 
@@ -273,8 +316,14 @@ impl FarmService for Farm {
         &self,
         req: Request<pb::CancelRequest>,
     ) -> Result<Response<pb::JobStatus>, Status> {
-        let view = self.core.cancel(req.into_inner().job_id).await.map_err(status)?;
-        Ok(Response::new(job_status(view).into()))
+        let who = guard::principal(&req);
+        let job = req.into_inner().job_id;
+        let cancelled = match self.own_job(&who, job, Role::Submit, "cancel").await {
+            Ok(_) => self.core.cancel(job).await,
+            Err(e) => Err(e),
+        };
+        self.audit.outcome(&who.name, "cancel", &format!("job {job}"), &cancelled);
+        Ok(Response::new(job_status(cancelled.map_err(status)?).into()))
     }
 
     async fn list_workers(
@@ -290,7 +339,10 @@ impl FarmService for Farm {
         &self,
         req: Request<pb::DrainWorkerRequest>,
     ) -> Result<Response<pb::WorkerInfo>, Status> {
-        let w = self.core.drain(req.into_inner().worker_id).await.and_then(worker_info);
+        let who = guard::principal(&req);
+        let worker = req.into_inner().worker_id;
+        let w = self.core.drain(worker).await.and_then(worker_info);
+        self.audit.outcome(&who.name, "drain", &format!("worker {worker}"), &w);
         Ok(Response::new(w.map_err(status)?.into()))
     }
 
@@ -300,7 +352,9 @@ impl FarmService for Farm {
         &self,
         req: Request<pb::ResultsRequest>,
     ) -> Result<Response<ResultsStream>, Status> {
+        let who = guard::principal(&req);
         let pb::ResultsRequest { job_id, offset, partial } = req.into_inner();
+        self.own_job(&who, job_id, Role::Read, "results").await.map_err(status)?;
         let partial = self.list_result(job_id, partial).await.map_err(status)?;
         let (tx, rx) = mpsc::channel(RESULTS_AHEAD);
         let store = self.store.clone();
@@ -319,7 +373,9 @@ impl FarmService for Farm {
     type LogsStream = LogsStream;
 
     async fn logs(&self, req: Request<pb::LogsRequest>) -> Result<Response<LogsStream>, Status> {
+        let who = guard::principal(&req);
         let pb::LogsRequest { job_id, shard, failed_only } = req.into_inner();
+        self.own_job(&who, job_id, Role::Read, "logs").await.map_err(status)?;
         let query = farm_proto::LogQuery { shard, failed_only };
         let rx = crate::logs::shard_logs(&self.core, &self.store, job_id, query)
             .await
@@ -335,8 +391,10 @@ impl FarmService for Farm {
         &self,
         req: Request<pb::AllocAddRequest>,
     ) -> Result<Response<pb::AllocQueueInfo>, Status> {
+        let who = guard::principal(&req);
         let spec =
             req.into_inner().spec.ok_or_else(|| Error::InvalidArgument("spec is missing".into()));
+        let name = spec.as_ref().map_or_else(|_| "-".to_string(), |s| s.name.clone());
         let spec = spec.and_then(|spec| {
             AllocQueueSpec::try_from(spec).map_err(|e| Error::InvalidArgument(e.to_string()))
         });
@@ -344,6 +402,7 @@ impl FarmService for Farm {
             Ok(spec) => self.alloc.add(spec).await,
             Err(e) => Err(e),
         };
+        self.audit.outcome(&who.name, "alloc add", &format!("queue {name}"), &queue);
         Ok(Response::new(queue.map_err(status)?.into()))
     }
 
@@ -359,15 +418,21 @@ impl FarmService for Farm {
         &self,
         req: Request<pb::AllocRemoveRequest>,
     ) -> Result<Response<pb::AllocQueueInfo>, Status> {
+        let who = guard::principal(&req);
         let pb::AllocRemoveRequest { name, now } = req.into_inner();
-        Ok(Response::new(self.alloc.remove(name, now).await.map_err(status)?.into()))
+        let target = format!("queue {name}");
+        let removed = self.alloc.remove(name, now).await;
+        self.audit.outcome(&who.name, "alloc remove", &target, &removed);
+        Ok(Response::new(removed.map_err(status)?.into()))
     }
 
     async fn put_module(
         &self,
         req: Request<pb::PutModuleRequest>,
     ) -> Result<Response<pb::ModuleInfo>, Status> {
+        let who = guard::principal(&req);
         let wasm = req.into_inner().wasm;
+        let owner = who.owner();
         let (modules, core) = (self.modules.clone(), self.core.clone());
         let runtime = tokio::runtime::Handle::current();
         // Hashing, checking and writing the store are blocking work. The unfinished jobs are
@@ -376,10 +441,13 @@ impl FarmService for Farm {
             let jobs = runtime.block_on(core.list()).map_err(|e| e.to_string())?;
             Ok(jobs.into_iter().filter(|v| !v.state.is_final()).map(|v| v.id).collect())
         };
-        let (sha256, info) = tokio::task::spawn_blocking(move || modules.put(&wasm, live))
+        let put = tokio::task::spawn_blocking(move || modules.put(&wasm, &owner, live))
             .await
-            .map_err(|e| status(Error::Internal(format!("storing the module failed: {e}"))))?
-            .map_err(|e| status(e.into()))?;
+            .map_err(|e| Error::Internal(format!("storing the module failed: {e}")))
+            .and_then(|put| put.map_err(Error::from));
+        let target = put.as_ref().map_or("-".into(), |(sha256, _)| format!("module {sha256}"));
+        self.audit.outcome(&who.name, "module upload", &target, &put);
+        let (sha256, info) = put.map_err(status)?;
         let (output, _) = info.shape.to_wire();
         Ok(Response::new(pb::ModuleInfo { sha256, size: info.size as u64, output }))
     }
@@ -399,6 +467,28 @@ impl FarmService for Farm {
         let kinds =
             self.core.kinds().await.map_err(status)?.iter().map(pb::KindInfo::from).collect();
         Ok(Response::new(pb::ListKindsResponse { kinds }))
+    }
+
+    async fn audit(
+        &self,
+        req: Request<pb::AuditRequest>,
+    ) -> Result<Response<pb::AuditResponse>, Status> {
+        let pb::AuditRequest { since_unix_ms, limit } = req.into_inner();
+        let limit = if limit == 0 { usize::MAX } else { limit as usize };
+        let entries = self
+            .audit
+            .since(since_unix_ms, limit)
+            .into_iter()
+            .map(|e| pb::AuditEntry {
+                unix_ms: e.unix_ms,
+                principal: e.principal,
+                action: e.action,
+                target: e.target,
+                outcome: e.outcome,
+                reason: e.reason,
+            })
+            .collect();
+        Ok(Response::new(pb::AuditResponse { entries }))
     }
 }
 

@@ -19,6 +19,7 @@ fn view(result: Option<&str>, age_ms: u64) -> JobView {
         reruns: 0,
         waiting: None,
         output: OutputShape::Lines,
+        owner: std::sync::Arc::from("default"),
     }
 }
 

@@ -7,6 +7,7 @@
 //! One entry per source file under `src/` (a test in `tests/tests/docs.rs` fails when one
 //! is missing or names a file that is gone):
 //!
+//! - `access.rs`: who may do what: principals, token hashes, roles, and the role each call needs
 //! - `actor.rs`: the one task that owns the scheduler core, and `CoreHandle`, the way to talk to it
 //! - `actor/effects.rs`: the side effects the core asks for: messages to sessions, watchers,
 //!   journal writes
@@ -15,6 +16,8 @@
 //! - `actor/tests.rs`: the core's task under paused time: heartbeats, lost workers and shutdown
 //! - `arenas.rs`: the master's use of glibc's allocator: how many arenas it may use, giving memory
 //!   back
+//! - `audit.rs`: the audit trail: a log line per mutating call, the last entries in memory and
+//!   the store
 //! - `autoalloc/machine.rs`: the allocator as a pure state machine (no I/O, no clock), the core's
 //!   pattern
 //! - `autoalloc/machine_tests.rs`: the allocator against a fake scheduler, with time passed in
@@ -38,6 +41,8 @@
 //! - `core/demand.rs`: what the allocator asks of the core on its tick: work waiting, room,
 //!   allocations
 //! - `core/dispatch.rs`: dispatch: handing pending shards to workers with free slots
+//! - `core/fair.rs`: fair share: which priorities have pending jobs of several principals, and
+//!   each one's share of a worker's window
 //! - `core/job.rs`: one job in the core: its lazy shard cursor, shards in flight and its
 //!   accumulator
 //! - `core/job_tests.rs`: the accumulator: sums, joined lists, declared shapes, the inline limit
@@ -51,6 +56,7 @@
 //! - `core/mod.rs`: the scheduler core: a synchronous state machine with no I/O, no clock, no
 //!   runtime
 //! - `core/overview.rs`: what the dashboard and metrics read of the core at one moment
+//! - `core/owner.rs`: who a job belongs to: the `Owner` (name, fair-share weight) and its `Quota`
 //! - `core/ranges.rs`: shards already done ahead of a job's cursor, as a sorted set of ranges
 //! - `core/recording.rs`: the one recording outbox every core test uses, and `assert_quiet`
 //! - `core/restore.rs`: rebuilding the core from the journal at start
@@ -60,6 +66,7 @@
 //! - `core/served.rs`: jobs whose kind no connected worker offers, and `--no-worker-timeout`
 //! - `core/served_tests.rs`: tests of jobs nothing can run, under simulated time
 //! - `core/tests.rs`: core tests with simulated workers: a recording outbox, no sockets, no clock
+//! - `core/tests/fair.rs`: fair share and quotas per principal on simulated workers and clock
 //! - `core/tests/priority.rs`: priorities under load: simulated workers on a simulated clock
 //! - `core/timers.rs`: what the tick enforces besides heartbeats: hold deadlines and retry backoff
 //! - `core/types.rs`: the core's vocabulary: configuration, errors, event payloads, views, the
@@ -74,6 +81,7 @@
 //! - `error_tests.rs`: every error's gRPC code and HTTP status, pinned
 //! - `grpc.rs`: the client service: thin adapters that hand a request to the core's task and map
 //!   errors
+//! - `grpc/guard.rs`: the gRPC edge's access check, one tower service around both services
 //! - `grpc/run.rs`: `Run`: submit a job and answer once it ended, or once the caller's wait is over
 //! - `grpc/watch.rs`: the `Watch` stream: a job's subscription turned into events, after an
 //!   optional replay
@@ -97,6 +105,7 @@
 //! - `sessions.rs`: worker sessions on the master's side, whichever side dialed
 //! - `spawner.rs`: local workers: N processes of the master's own executable, supervised and
 //!   restarted
+//! - `store/audit.rs`: the `audit` table: the audit trail's last entries, bounded
 //! - `store/codec.rs`: the store's own encoding of a job's spec and summary (the `specs` and `jobs`
 //!   tables)
 //! - `store/codec_tests.rs`: round trips of the store's codec, for any summary and spec
@@ -112,8 +121,10 @@
 //!   commits
 //! - `tasks.rs`: every task the master spawns, tracked, so shutdown can signal and wait for them
 
+pub mod access;
 mod actor;
 pub mod arenas;
+pub mod audit;
 pub mod autoalloc;
 pub mod catalog;
 mod clock;

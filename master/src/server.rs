@@ -3,6 +3,7 @@
 
 use crate::actor;
 use crate::core::CoreConfig;
+use crate::grpc::guard::{Guarded, Side};
 use crate::grpc::Farm;
 use crate::metrics::Metrics;
 use crate::modules::Modules;
@@ -16,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
-use tonic::service::interceptor::InterceptedService;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 use tracing::info;
@@ -39,6 +39,9 @@ pub struct MasterConfig {
     pub client_token: Option<String>,
     /// Token workers must present (and that this master presents to listening workers).
     pub worker_token: Option<String>,
+    /// Named principals (`--principals FILE`) beside the two tokens' `default` and `workers`;
+    /// with them, every client and worker call needs a token.
+    pub principals: Option<crate::access::PrincipalsFile>,
     /// Serve TLS with this identity (and, for mutual TLS, client CA).
     pub tls: Option<tonic::transport::ServerTlsConfig>,
     /// TLS for dialing listening workers.
@@ -65,6 +68,7 @@ impl Default for MasterConfig {
             connect: Vec::new(),
             client_token: None,
             worker_token: None,
+            principals: None,
             tls: None,
             connect_tls: None,
             known_kinds: Vec::new(),
@@ -92,6 +96,9 @@ pub enum MasterError {
     /// The reflection service could not be built from the descriptor set.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The principals and tokens do not make a consistent set (a name defined twice).
+    #[error("principals: {0}")]
+    Access(String),
     /// The journal could not be opened, read or replayed.
     #[error("journal: {0}")]
     Store(#[from] crate::store::StoreError),
@@ -111,17 +118,6 @@ pub const SERVED: &[&str] = &[
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",
 ];
-
-/// An interceptor that lets through only requests carrying `token` (all, if there is none);
-/// refusals are counted and logged at most once per 10 s (`farm_net::auth::Gate`), so nobody
-/// can flood the log.
-fn require(
-    who: &'static str,
-    token: Option<String>,
-) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
-    let gate = std::sync::Arc::new(farm_net::auth::Gate::new(who, token));
-    move |req: tonic::Request<()>| gate.check(&req).map(|()| req)
-}
 
 /// Raises the soft limit on open files to the hard one: each worker session and client is a
 /// socket, and a common soft limit of 1,024 would refuse the 1,000th worker.
@@ -157,7 +153,15 @@ pub async fn serve(
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let tasks = Tasks::default();
     let http_listener = config.http.as_ref().map(crate::http::listener).transpose()?;
-    let (core, journal, modules) = open_store(&config).await?;
+    let access = crate::access::Access::new(
+        config.client_token.as_deref(),
+        config.worker_token.as_deref(),
+        config.principals.clone(),
+    )
+    .map_err(MasterError::Access)?;
+    let access = Arc::new(access);
+    let (core, journal, modules, audit) = open_store(&config).await?;
+    let audit = Arc::new(audit);
     let metrics = Arc::new(Metrics::new(journal.sender().backlog().commits.clone()));
     let core = actor::spawn(
         core,
@@ -168,8 +172,8 @@ pub async fn serve(
         metrics,
     );
     if let Some((listener, http)) = http_listener.zip(config.http.as_ref()) {
-        let (store, token) = (journal.store(), config.client_token.clone());
-        crate::http::spawn(listener, http, core.clone(), store, token);
+        let guard = (access.clone(), audit.clone());
+        crate::http::spawn(listener, http, core.clone(), journal.store(), guard);
     }
     let me = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     for host in &config.connect {
@@ -184,14 +188,20 @@ pub async fn serve(
         crate::autoalloc::TICK,
     );
     let max = farm_proto::MAX_MESSAGE_BYTES;
-    let farm = Farm { core: core.clone(), store: journal.store(), alloc, modules: modules.clone() };
+    let farm = Farm {
+        core: core.clone(),
+        store: journal.store(),
+        alloc,
+        modules: modules.clone(),
+        audit: audit.clone(),
+    };
     let farm =
         FarmServiceServer::new(farm).max_decoding_message_size(max).max_encoding_message_size(max);
-    let farm = InterceptedService::new(farm, require("client", config.client_token.clone()));
+    let farm = Guarded::new(farm, Side::Clients, access.clone(), audit.clone());
     let workers = WorkerServiceServer::new(Workers { core, modules })
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
-    let workers = InterceptedService::new(workers, require("worker", config.worker_token.clone()));
+    let workers = Guarded::new(workers, Side::Workers, access, audit);
     let (health_reporter, health) = tonic_health::server::health_reporter();
     set_health(&health_reporter, ServingStatus::Serving).await;
     if let Ok(addr) = listener.local_addr() {
@@ -222,17 +232,18 @@ pub async fn serve(
     Ok(served?)
 }
 
-/// Opens the journal and replays it into a core, and indexes the wasm modules it holds, on a
-/// blocking thread.
+/// Opens the journal and replays it into a core, indexes the wasm modules it holds and reads
+/// back the audit trail, on a blocking thread.
 async fn open_store(
     config: &MasterConfig,
-) -> Result<(crate::core::Core, store::Journal, Modules), MasterError> {
+) -> Result<(crate::core::Core, store::Journal, Modules, crate::audit::Audit), MasterError> {
     let (path, core_config, limits) = (config.journal.clone(), config.core(), config.modules);
     tokio::task::spawn_blocking(move || {
         let (core, journal, replayed) = store::open(path.as_deref(), core_config)?;
         let modules = Modules::open(journal.store(), limits, replayed.modules)
             .map_err(|e| MasterError::Journal(e.to_string()))?;
-        Ok((core, journal, modules))
+        let audit = crate::audit::Audit::open(journal.store())?;
+        Ok((core, journal, modules, audit))
     })
     .await
     .map_err(|e| MasterError::Journal(e.to_string()))?

@@ -11,14 +11,13 @@ use tonic::{Request, Status};
 /// by calling without a token.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
-/// The token check of one service, counting refusals and logging them at most once per
-/// [`WARN_EVERY`], with how many there were since the last warning.
+/// Refused calls of one service, counted, and logged at most once per [`WARN_EVERY`] with how
+/// many there were since the last warning, so nobody can flood the log by calling without a
+/// token (or without a role).
 #[derive(Debug)]
-pub struct Gate {
-    /// Names the service in the log (`clients`, `workers`, `masters`).
+pub struct Refusals {
+    /// Names the service in the log (`clients`, `workers`, `masters`, `access`).
     service: &'static str,
-    /// The token callers must present; none: every call passes.
-    expected: Option<String>,
     /// Refused calls since the start.
     refused: AtomicU64,
     /// Refused calls already reported in a warning.
@@ -28,12 +27,11 @@ pub struct Gate {
     born: Instant,
 }
 
-impl Gate {
-    /// A gate for `service` that lets through calls carrying `expected`.
-    pub fn new(service: &'static str, expected: Option<String>) -> Self {
-        Gate {
+impl Refusals {
+    /// No refusals yet, for `service`.
+    pub fn new(service: &'static str) -> Self {
+        Refusals {
             service,
-            expected,
             refused: AtomicU64::new(0),
             reported: AtomicU64::new(0),
             warned_at: AtomicU64::new(u64::MAX),
@@ -41,18 +39,8 @@ impl Gate {
         }
     }
 
-    /// Checks a call's token; a refusal is counted, and logged if no warning went out lately.
-    pub fn check<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        let given = request.metadata().get(HEADER).and_then(|v| v.to_str().ok());
-        self.check_header(given)
-    }
-
-    /// Checks the value of an `authorization` header (`Bearer TOKEN`), from any protocol (the
-    /// master's HTTP endpoint uses it too), counting and logging refusals like [`Gate::check`].
-    pub fn check_header(&self, authorization: Option<&str>) -> Result<(), Status> {
-        let Err(status) = check_bearer(authorization, self.expected.as_deref()) else {
-            return Ok(());
-        };
+    /// Counts a refusal, logs it if no warning went out lately, and hands it back.
+    pub fn refuse(&self, status: Status) -> Status {
         let total = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
         let now = self.born.elapsed().as_millis() as u64;
         let last = self.warned_at.load(Ordering::Relaxed);
@@ -69,16 +57,54 @@ impl Gate {
                 refused = since,
                 refused_total = total,
                 reason = status.message(),
-                "refused calls without a valid token (at most one warning per 10 s)"
+                "refused calls (at most one warning per 10 s)"
             );
         }
-        Err(status)
+        status
+    }
+
+    /// Calls refused since the start.
+    pub fn count(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+}
+
+/// The token check of one service, counting refusals ([`Refusals`]).
+#[derive(Debug)]
+pub struct Gate {
+    /// The token callers must present; none: every call passes.
+    expected: Option<String>,
+    refusals: Refusals,
+}
+
+impl Gate {
+    /// A gate for `service` that lets through calls carrying `expected`.
+    pub fn new(service: &'static str, expected: Option<String>) -> Self {
+        Gate { expected, refusals: Refusals::new(service) }
+    }
+
+    /// Checks a call's token; a refusal is counted, and logged if no warning went out lately.
+    pub fn check<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let given = request.metadata().get(HEADER).and_then(|v| v.to_str().ok());
+        self.check_header(given)
+    }
+
+    /// Checks the value of an `authorization` header (`Bearer TOKEN`), from any protocol,
+    /// counting and logging refusals like [`Gate::check`].
+    pub fn check_header(&self, authorization: Option<&str>) -> Result<(), Status> {
+        check_bearer(authorization, self.expected.as_deref()).map_err(|s| self.refusals.refuse(s))
     }
 
     /// Calls refused since the start.
     pub fn refused(&self) -> u64 {
-        self.refused.load(Ordering::Relaxed)
+        self.refusals.count()
     }
+}
+
+/// A fresh token: 32 random bytes from the operating system's generator, as 64 hex digits.
+pub fn new_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The metadata key the token travels in.
@@ -171,7 +197,7 @@ mod tests {
         assert!(gate.check(&good).is_ok());
         assert_eq!(gate.refused(), 1000);
         // Only the first refusal of the burst was due a warning.
-        assert_eq!(gate.reported.load(Ordering::Relaxed), 1);
+        assert_eq!(gate.refusals.reported.load(Ordering::Relaxed), 1);
         assert!(Gate::new("open", None).check(&Request::new(())).is_ok());
     }
 

@@ -171,6 +171,7 @@ impl TryFrom<pb::JobStatus> for JobStatus {
             waiting: (!s.waiting.is_empty()).then_some(s.waiting),
             output: OutputShape::from_wire(s.output, s.output_scale)
                 .ok_or_else(|| SpecError::Invalid("output scale is not finite".into()))?,
+            owner: s.owner,
         })
     }
 }
@@ -197,6 +198,7 @@ impl From<JobStatus> for pb::JobStatus {
             waiting: s.waiting.unwrap_or_default(),
             output,
             output_scale,
+            owner: s.owner,
         }
     }
 }

@@ -175,6 +175,10 @@ pub struct JobStatus {
     /// shape its outputs had. [`JobStatus::is_list`] is decided from it. Not in the JSON.
     #[serde(skip)]
     pub output: OutputShape,
+    /// The principal that submitted it (`default` with the one shared token; empty from a
+    /// master that predates owners). Left out of the JSON when empty.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub owner: String,
 }
 
 /// A job list carries a succeeded job's result only up to this many bytes of JSON, so that a

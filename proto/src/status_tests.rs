@@ -24,6 +24,7 @@ fn wire_status(state: pb::JobState, result_json: &str, error: &str) -> pb::JobSt
         waiting: String::new(),
         output: pb::OutputShape::Fraction as i32,
         output_scale: 4.0,
+        owner: "alice".into(),
     }
 }
 

@@ -78,7 +78,7 @@ async fn run_refuses_body() {
         assert_eq!(submitted.message(), ran.message(), "{what}");
     }
     // None of them left a job behind.
-    let jobs = farm.list(pb::ListRequest {}).await.expect("list").into_inner().jobs;
+    let jobs = farm.list(pb::ListRequest::default()).await.expect("list").into_inner().jobs;
     assert!(jobs.is_empty(), "{jobs:?}");
 }
 

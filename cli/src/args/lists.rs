@@ -33,6 +33,9 @@ pub struct JobsArgs {
     /// Only jobs of this kind.
     #[arg(long)]
     pub kind: Option<String>,
+    /// Only the caller's own jobs (those its token's principal submitted).
+    #[arg(long)]
+    pub mine: bool,
     /// Show at most N jobs, the newest; says how many were left out (0: all).
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub limit: usize,

@@ -59,6 +59,11 @@ pub struct SchedulerArgs {
     /// shard keeps its run record (`farm logs`, --joblog) but not its log.
     #[arg(long, default_value_t = 64, value_name = "MIB", env = "FARM_SHARD_LOG_MIB")]
     pub shard_log_mib: usize,
+    /// Within a priority, share the workers' threads between the principals with work
+    /// waiting, in proportion to their weights (the principals file), shard by shard; `off`
+    /// serves jobs in submission order whoever submitted them.
+    #[arg(long, default_value = "on", value_name = "on|off", value_parser = ["on", "off"], env = "FARM_FAIR_SHARE")]
+    pub fair_share: String,
     #[command(flatten)]
     pub modules: crate::wasm_args::ModuleStoreArgs,
     /// Keep jobs and accepted shard results in this file (created if missing): a master
@@ -145,6 +150,11 @@ pub struct MasterArgs {
     /// Read the worker token from this file instead.
     #[arg(long, value_name = "FILE", env = "FARM_WORKER_TOKEN_FILE")]
     pub worker_token_file: Option<PathBuf>,
+    /// Named principals (TOML; see docs/security.md): each a token's SHA-256, roles, quotas
+    /// and a weight. With it every call needs a token; the file must be readable by its owner
+    /// only (chmod 600). `farm token new NAME --role R --principals FILE` adds one.
+    #[arg(long, value_name = "FILE", env = "FARM_PRINCIPALS")]
+    pub principals: Option<PathBuf>,
     /// Mutual TLS: require clients and workers to present a certificate this CA signed.
     #[arg(long, value_name = "FILE", env = "FARM_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,

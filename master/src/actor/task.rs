@@ -155,14 +155,14 @@ impl CoreTask {
         let (core, fx) = (&mut self.core, &mut self.fx);
         let now_std = now.into_std();
         match cmd {
-            Cmd::Submit(sub, shape, reply) => {
+            Cmd::Submit(sub, owner, shape, reply) => {
                 let (shards, bytes, kind) = (sub.shards(), sub.bytes(), sub.spec().kind.clone());
                 let result = self
                     .catalog
                     .check(sub.spec())
                     .map(|declared| shape.unwrap_or(declared))
                     .map_err(Error::from)
-                    .and_then(|shape| Ok(core.submit(sub, shape, now_std, fx)?))
+                    .and_then(|shape| Ok(core.submit(sub, owner, shape, now_std, fx)?))
                     .map(|id| (id, shards, fx.journal_barrier()));
                 if let Ok((id, ..)) = &result {
                     let (live_bytes, kept_bytes) = core.memory();

@@ -39,7 +39,7 @@ async fn join_bounded(core: &CoreHandle, bound: usize) -> (WorkerId, LastHeard, 
 async fn submit(core: &CoreHandle, shards: u64) -> JobId {
     let source = JobSource::Range { start: 0, end: shards, shard_size: 1 };
     let spec = JobSpec::new("noop", source, Params::default(), 0).expect("spec");
-    core.submit(spec).await.expect("submit").0
+    core.submit(spec, Owner::anonymous()).await.expect("submit").0
 }
 
 /// Keeps stamping `heard` every half period, as a live worker's reader would.

@@ -62,8 +62,23 @@ mod tests {
         let mut core = Core::new(CoreConfig::default());
         let mut out = Recording::default();
         let now = Instant::now();
-        let noop = core.submit(job("noop", 10), OutputShape::Count, now, &mut out).expect("submit");
-        core.submit(job("other", 7), OutputShape::Count, now, &mut out).expect("submit");
+        let noop = core
+            .submit(
+                job("noop", 10),
+                crate::core::Owner::anonymous(),
+                OutputShape::Count,
+                now,
+                &mut out,
+            )
+            .expect("submit");
+        core.submit(
+            job("other", 7),
+            crate::core::Owner::anonymous(),
+            OutputShape::Count,
+            now,
+            &mut out,
+        )
+        .expect("submit");
         let kinds: HashSet<String> = ["noop".to_string()].into();
         assert_eq!(core.demand(&kinds).queued_shards, 10);
         let spec = WorkerSpec {

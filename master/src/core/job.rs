@@ -8,6 +8,7 @@ use super::memory::{mib, Inputs, Meter, Submission, ENTRY_OVERHEAD, JOB_OVERHEAD
 use super::ranges::Ranges;
 use super::window::ShardCost;
 use super::JobView;
+use super::Owner;
 use super::{JobId, WorkerId};
 use farm_proto::{JobLimits, JobSource, JobSpec, Output, OutputShape, Params};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -22,6 +23,10 @@ pub use farm_proto::JobState;
 pub(crate) struct Job {
     /// Its id, for views.
     pub id: JobId,
+    /// The principal that submitted it: its weight and quotas apply to the job.
+    pub owner: Owner,
+    /// Its owner's account in the core (set by the core when it takes the job).
+    pub principal: super::owner::PrincipalId,
     /// What was submitted: kind, params, source (a range; an input job's lines are in
     /// `inputs`), limits. Params are dropped when the job ends.
     pub spec: JobSpec,
@@ -100,6 +105,7 @@ impl Job {
     pub fn new(
         id: JobId,
         sub: Submission,
+        owner: Owner,
         output: OutputShape,
         limits: ByteLimits,
         now: Instant,
@@ -109,6 +115,8 @@ impl Job {
         let total = sub.shards();
         Job {
             id,
+            owner,
+            principal: 0,
             spec: sub.spec,
             inputs: sub.inputs,
             spec_bytes,
@@ -151,7 +159,9 @@ impl Job {
         };
         let submitted = now.checked_sub(Duration::from_millis(v.elapsed_ms)).unwrap_or(now);
         let sub = Submission::restored(spec);
-        let mut job = Job::new(v.id, sub, OutputShape::Any, ByteLimits::default(), submitted);
+        let owner = Owner::named(&v.owner);
+        let limits = ByteLimits::default();
+        let mut job = Job::new(v.id, sub, owner, OutputShape::Any, limits, submitted);
         job.meter = Meter::default();
         job.spec_bytes = 0;
         job.state = v.state;

@@ -86,7 +86,9 @@ mod tests {
         let w = core.worker_joined(spec, now, &mut out);
         let source = JobSource::Range { start: 0, end: 4, shard_size: 1 };
         let job = JobSpec::new("noop", source, Params::default(), 0).expect("spec");
-        let id = core.submit(job, OutputShape::Count, now, &mut out).expect("submit");
+        let id = core
+            .submit(job, crate::core::Owner::anonymous(), OutputShape::Count, now, &mut out)
+            .expect("submit");
         core.dispatch(now, &mut out);
         let outcomes = vec![
             (id, 0, ShardOutcome::Done(Output::Count(1))),

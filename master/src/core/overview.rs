@@ -165,6 +165,7 @@ pub(super) fn view(job: &Job, now: Instant) -> JobView {
         reruns: job.reruns,
         waiting: served::waiting(job, now),
         output: job.output,
+        owner: job.owner.name.clone(),
     }
 }
 
@@ -182,7 +183,9 @@ mod tests {
         let source = JobSource::Range { start: 0, end: 10, shard_size: 1 };
         let mut spec = JobSpec::new("noop", source, Params::default(), 0).expect("spec");
         spec.limits.retries = 2;
-        let job = core.submit(spec, OutputShape::Count, now, &mut out).expect("submit");
+        let job = core
+            .submit(spec, crate::core::Owner::anonymous(), OutputShape::Count, now, &mut out)
+            .expect("submit");
         let kinds = vec!["noop".to_string()];
         let w = core.worker_joined(
             WorkerSpec { threads: 2, kinds, ..Default::default() },

@@ -2,7 +2,7 @@
 //! of job ids, the ended jobs' summaries, the jobs not yet ended (queued again), and each of
 //! their committed outcomes, which counts the shard done so it never runs again.
 
-use super::{Core, Job, JobId, JobState, JobView, Outbox, OutputShape, Submission};
+use super::{Core, Job, JobId, JobState, JobView, Outbox, OutputShape, Owner, Submission};
 use farm_proto::Output;
 use std::time::Instant;
 
@@ -18,10 +18,11 @@ impl Core {
         &mut self,
         id: JobId,
         sub: Submission,
+        owner: Owner,
         output: OutputShape,
         submitted: Instant,
     ) {
-        self.insert_job(id, sub, output, submitted);
+        self.insert_job(id, sub, owner, output, submitted);
     }
 
     /// Counts a committed outcome of a job restored with [`Core::restore_job`]: done,
@@ -54,7 +55,8 @@ impl Core {
     pub fn restore_ended(&mut self, summary: JobView, now: Instant, out: &mut impl Outbox) {
         let id = summary.id;
         self.next_job = self.next_job.max(id + 1);
-        let job = Job::ended(summary, now);
+        let mut job = Job::ended(summary, now);
+        job.principal = self.accounts.id(&job.owner, false);
         self.ended_bytes += job.kept_bytes();
         self.ended.push_back(id);
         self.jobs.insert(id, job);

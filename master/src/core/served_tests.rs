@@ -26,7 +26,9 @@ fn a_job_waits_while_no_connected_worker_offers_its_kind_and_watchers_see_it() {
     let mut core = Core::new(CoreConfig::default());
     let mut out = Recording::default();
     let t0 = Instant::now();
-    let id = core.submit(job("sleep", None), OutputShape::Count, t0, &mut out).expect("submit");
+    let id = core
+        .submit(job("sleep", None), Owner::anonymous(), OutputShape::Count, t0, &mut out)
+        .expect("submit");
     assert_eq!(core.status(id, t0).expect("job").waiting.as_deref(), Some(WAITING));
 
     // A worker of another kind changes nothing; one of its kind ends the wait.
@@ -62,8 +64,11 @@ fn no_worker_timeout_fails_the_job_after_that_long_without_a_worker() {
     let t0 = Instant::now();
     let secs = Duration::from_secs;
     let spec = job("sleep", Some(30_000));
-    let id = core.submit(spec, OutputShape::Count, t0, &mut out).expect("submit");
-    let other = core.submit(job("noop", None), OutputShape::Count, t0, &mut out).expect("submit");
+    let id =
+        core.submit(spec, Owner::anonymous(), OutputShape::Count, t0, &mut out).expect("submit");
+    let other = core
+        .submit(job("noop", None), Owner::anonymous(), OutputShape::Count, t0, &mut out)
+        .expect("submit");
     core.tick(t0 + secs(29), &mut out);
     assert_eq!(core.status(id, t0).expect("job").state, JobState::Queued);
 
@@ -101,12 +106,20 @@ fn for_the_startup_grace_a_job_waits_silently_while_workers_reconnect() {
     let mut core = Core::new(config);
     let mut out = Recording::default();
     // A master that just started (or restarted, its jobs restored).
-    let early = core.submit(job("sleep", Some(1000)), OutputShape::Count, t0, &mut out);
+    let early =
+        core.submit(job("sleep", Some(1000)), Owner::anonymous(), OutputShape::Count, t0, &mut out);
     let early = early.expect("submit");
     core.restore_finish(t0, &mut out);
-    let late = core.submit(job("sleep", None), OutputShape::Count, t0 + grace / 2, &mut out);
+    let late = core.submit(
+        job("sleep", None),
+        Owner::anonymous(),
+        OutputShape::Count,
+        t0 + grace / 2,
+        &mut out,
+    );
     let late = late.expect("submit");
-    let served = core.submit(job("noop", None), OutputShape::Count, t0, &mut out);
+    let served =
+        core.submit(job("noop", None), Owner::anonymous(), OutputShape::Count, t0, &mut out);
     let served = served.expect("submit");
     core.tick(t0 + grace / 2, &mut out);
     for id in [early, late, served] {

@@ -46,8 +46,11 @@ impl Sim {
         result
     }
     fn submit(&mut self, spec: JobSpec, now: Instant) -> Result<JobId, CoreError> {
+        self.submit_as(spec, Owner::anonymous(), now)
+    }
+    fn submit_as(&mut self, spec: JobSpec, owner: Owner, now: Instant) -> Result<JobId, CoreError> {
         self.now = self.now.max(now);
-        let r = self.core.submit(spec, OutputShape::Any, now, &mut self.rec);
+        let r = self.core.submit(spec, owner, OutputShape::Any, now, &mut self.rec);
         self.dispatched(r)
     }
     fn join(&mut self, spec: WorkerSpec, now: Instant) -> WorkerId {
@@ -132,9 +135,9 @@ fn replay(ops: &[JournalOp], config: CoreConfig, now: Instant, out: &mut Recordi
     let mut next = 1;
     for op in ops.iter().cloned() {
         match op {
-            JournalOp::Submit { job, spec, output } => {
+            JournalOp::Submit { job, spec, output, owner } => {
                 next = next.max(job + 1);
-                live.insert(job, (spec, output));
+                live.insert(job, (spec, output, owner));
             }
             JournalOp::Outcome { job, shard, output } => {
                 outcomes.insert((job, shard), output);
@@ -153,8 +156,9 @@ fn replay(ops: &[JournalOp], config: CoreConfig, now: Instant, out: &mut Recordi
     let mut core = Core::new(config);
     core.restore_next_job(next);
     ended.into_values().for_each(|v| core.restore_ended(v, now, out));
-    for (id, (spec, output)) in live {
-        core.restore_job(id, Submission::restored(spec.to_spec()), output, now);
+    for (id, (spec, output, owner)) in live {
+        let owner = Owner::named(&owner);
+        core.restore_job(id, Submission::restored(spec.to_spec()), owner, output, now);
     }
     for ((job, shard), output) in outcomes {
         assert!(core.restore_outcome(job, shard, &output, now, out));
@@ -193,7 +197,13 @@ fn dispatch_fills_each_worker_to_threads_plus_prefetch() {
 fn events_only_mark_and_one_dispatch_sends_one_assignment_per_worker() {
     let (mut sim, now) = sim();
     let w = sim.core.worker_joined(worker(2), now, &mut sim.rec);
-    let job = sim.core.submit(spec("noop", 0, 100, 1, 0), OutputShape::Any, now, &mut sim.rec);
+    let job = sim.core.submit(
+        spec("noop", 0, 100, 1, 0),
+        Owner::anonymous(),
+        OutputShape::Any,
+        now,
+        &mut sim.rec,
+    );
     let job = job.expect("submit");
     assert!(sim.rec.queues.is_empty(), "nothing goes out before the dispatch");
     sim.core.dispatch(now, &mut sim.rec);
@@ -1017,4 +1027,5 @@ proptest! {
     }
 }
 
+mod fair;
 mod priority;

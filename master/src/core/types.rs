@@ -55,6 +55,10 @@ pub struct CoreConfig {
     /// reported waiting for one (`served.rs`): a restart is not news for every watcher. At
     /// least the workers' longest reconnect backoff (5 s).
     pub startup_grace: Duration,
+    /// Within a priority, share each worker's window between the principals with shards
+    /// waiting, in proportion to their weights (`fair.rs`); off, jobs are served in
+    /// submission order whoever owns them (`farm master --fair-share off`).
+    pub fair_share: bool,
 }
 
 impl Default for CoreConfig {
@@ -75,6 +79,7 @@ impl Default for CoreConfig {
             hold_grace: Duration::ZERO,
             shard_log_bytes: 64 << 20,
             startup_grace: Duration::from_secs(6),
+            fair_share: true,
         }
         .with_heartbeat(DEFAULT_HEARTBEAT)
     }
@@ -124,6 +129,10 @@ pub enum CoreError {
         /// What live jobs hold now, in MiB.
         used_mib: String,
     },
+    /// A principal's quota would be passed (`quota: principal alice has 10 jobs queued or
+    /// running, its limit is 10`).
+    #[error("{0}")]
+    Quota(String),
     /// No such job (never submitted, or forgotten).
     #[error(
         "no job {0} on this master (finished jobs are kept up to a limit; without --journal, \
@@ -204,6 +213,8 @@ pub struct JobView {
     /// How its outputs are reduced: its kernel's shape or, once an undeclared one ended, the
     /// shape its outputs had. Whether its result is a list is decided from this.
     pub output: OutputShape,
+    /// The name of the principal that submitted it.
+    pub owner: std::sync::Arc<str>,
 }
 
 /// A worker as clients see it.
@@ -278,6 +289,8 @@ pub enum JournalOp {
         spec: super::SubmittedJob,
         /// How its outputs are reduced (its kernel's declared shape, fixed at submit).
         output: OutputShape,
+        /// The name of the principal that submitted it.
+        owner: std::sync::Arc<str>,
     },
     /// A shard's outcome was accepted as done: after a restart it counts and never reruns.
     Outcome {

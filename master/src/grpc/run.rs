@@ -1,6 +1,7 @@
 //! `Run`: submit a job and answer once it ended, or once the caller's wait is over.
 
 use super::{job_status, Farm};
+use crate::access::Principal;
 use crate::core::{CoreError, JobId, JobView};
 use crate::error::{Error, Result};
 use farm_proto::{pb, JobStatus};
@@ -10,9 +11,12 @@ use std::time::Duration;
 /// journaled), then waits for it to end, for at most `wait_ms` when that is set, and returns
 /// its status then. The wait holds nothing but a watch receiver, which goes with this future:
 /// a caller that goes away leaves the job running as a Submit would, and nothing else.
-pub(super) async fn run(farm: &Farm, req: pb::RunRequest) -> Result<JobStatus> {
+pub(super) async fn run(farm: &Farm, who: &Principal, req: pb::RunRequest) -> Result<JobStatus> {
     let pb::RunRequest { spec, protocol_version, wait_ms } = req;
-    let job = farm.submit_spec(spec, protocol_version).await?.job;
+    let submitted = farm.submit_spec(spec, protocol_version, who.owner()).await;
+    let target = submitted.as_ref().map_or("-".into(), |s| format!("job {}", s.job));
+    farm.audit.outcome(&who.name, "submit", &target, &submitted);
+    let job = submitted?.job;
     let view = if wait_ms == 0 {
         ended(farm, job).await?
     } else {

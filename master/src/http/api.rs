@@ -4,15 +4,17 @@
 
 use super::feed::{average, tenth, JobOut};
 use super::{Http, ACTION_HEADER};
+use crate::access::{Principal, Role};
 use crate::core::{CoreError, JobRow, ShardTrouble};
 use crate::error::{Error, Kind, Result};
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde::Serialize;
 use std::convert::Infallible;
+use std::sync::Arc;
 
 /// Troubled shards listed in a job's detail.
 const TROUBLES: usize = 100;
@@ -37,7 +39,7 @@ pub(crate) fn http_status(e: &Error) -> StatusCode {
 }
 
 /// A refusal: its HTTP status, and the message as JSON.
-fn refused(e: &Error) -> Response {
+pub(super) fn refused(e: &Error) -> Response {
     let body = serde_json::json!({ "error": e.to_string() }).to_string();
     (http_status(e), [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
@@ -52,29 +54,52 @@ fn forged(headers: &HeaderMap) -> Option<Response> {
 }
 
 /// `GET /api/state`: a fresh frame, as the feed sends them.
-pub(super) async fn state(State(http): State<Http>) -> Response {
+pub(super) async fn state(
+    State(http): State<Http>,
+    Extension(who): Extension<Arc<Principal>>,
+) -> Response {
     match http.feed.refresh().await {
-        Ok(frame) => json(frame.to_string()),
+        Ok(frame) => json(super::feed::seen_by(&frame, &who).to_string()),
         Err(s) => refused(&s),
     }
 }
 
 /// `GET /api/events`: server-sent events, one frame per second (the feed's, shared by every
 /// browser), starting with a fresh one; ends at shutdown.
-pub(super) async fn events(State(http): State<Http>) -> Response {
+pub(super) async fn events(
+    State(http): State<Http>,
+    Extension(who): Extension<Arc<Principal>>,
+) -> Response {
     let mut rx = http.feed.subscribe();
     if let Err(s) = http.feed.refresh().await {
         return refused(&s);
     }
     rx.mark_changed();
-    let frames = futures::stream::unfold(rx, |mut rx| async move {
-        rx.changed().await.ok()?;
-        let frame = rx.borrow_and_update().clone();
-        Some((Ok::<_, Infallible>(Event::default().data(&*frame)), rx))
+    let frames = futures::stream::unfold(rx, move |mut rx| {
+        let who = who.clone();
+        async move {
+            rx.changed().await.ok()?;
+            let frame = rx.borrow_and_update().clone();
+            let frame = super::feed::seen_by(&frame, &who);
+            Some((Ok::<_, Infallible>(Event::default().data(&*frame)), rx))
+        }
     });
     let tasks = http.core.tasks().clone();
     let frames = frames.take_until(async move { tasks.stopped().await });
     Sse::new(frames).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// `GET /api/me`: who the token names and what it may do, so the page greys out the rest.
+pub(super) async fn me(Extension(who): Extension<Arc<Principal>>) -> Response {
+    let body = serde_json::json!({
+        "name": &*who.name,
+        "roles": who.roles.iter().map(|r| r.name()).collect::<Vec<_>>(),
+        "sees_all": who.sees_all(),
+        "may_cancel_own": who.may(Role::Submit),
+        "may_cancel_any": who.may(Role::Operate),
+        "may_drain": who.may(Role::Operate),
+    });
+    json(body.to_string())
 }
 
 /// A job in detail.
@@ -118,12 +143,20 @@ fn average_rate(row: &JobRow) -> f64 {
 }
 
 /// `GET /api/jobs/{id}`: one job, with its troubled shards.
-pub(super) async fn job(State(http): State<Http>, Path(id): Path<u64>) -> Response {
+pub(super) async fn job(
+    State(http): State<Http>,
+    Extension(who): Extension<Arc<Principal>>,
+    Path(id): Path<u64>,
+) -> Response {
     let detail = match http.core.detail(id, TROUBLES).await {
         Ok(Some(d)) => d,
         Ok(None) => return refused(&CoreError::NoSuchJob(id).into()),
         Err(s) => return refused(&s),
     };
+    let owner = crate::grpc::job_owner(&detail.row.view);
+    if let Err(denied) = who.require_owner(Role::Read, owner, "status") {
+        return refused(&denied.into());
+    }
     let body = Detail {
         job: JobOut::new(&detail.row, average_rate(&detail.row)),
         troubles: detail.troubles.iter().map(Trouble::from).collect(),
@@ -177,13 +210,25 @@ fn log_block(log: &farm_proto::ShardLog) -> String {
 /// `POST /api/jobs/{id}/cancel`.
 pub(super) async fn cancel(
     State(http): State<Http>,
+    Extension(who): Extension<Arc<Principal>>,
     Path(id): Path<u64>,
     headers: HeaderMap,
 ) -> Response {
     if let Some(refusal) = forged(&headers) {
         return refusal;
     }
-    answer(http.core.cancel(id).await, |view| {
+    let cancelled = match http.core.get(id).await {
+        Ok(Some(view)) => {
+            match who.require_owner(Role::Submit, crate::grpc::job_owner(&view), "cancel") {
+                Ok(()) => http.core.cancel(id).await,
+                Err(denied) => Err(denied.into()),
+            }
+        }
+        Ok(None) => Err(CoreError::NoSuchJob(id).into()),
+        Err(e) => Err(e),
+    };
+    http.audit.outcome(&who.name, "cancel", &format!("job {id}"), &cancelled);
+    answer(cancelled, |view| {
         let row = JobRow { view, queued: 0 };
         serde_json::to_string(&JobOut::new(&row, 0.0)).unwrap_or_default()
     })
@@ -192,13 +237,16 @@ pub(super) async fn cancel(
 /// `POST /api/workers/{id}/drain`.
 pub(super) async fn drain(
     State(http): State<Http>,
+    Extension(who): Extension<Arc<Principal>>,
     Path(id): Path<u64>,
     headers: HeaderMap,
 ) -> Response {
     if let Some(refusal) = forged(&headers) {
         return refusal;
     }
-    answer(http.core.drain(id).await, |w| {
+    let drained = http.core.drain(id).await;
+    http.audit.outcome(&who.name, "drain", &format!("worker {id}"), &drained);
+    answer(drained, |w| {
         serde_json::json!({ "id": w.id, "name": w.spec.name, "draining": w.draining }).to_string()
     })
 }

@@ -6,6 +6,7 @@
 //! the last minutes. Jobs are listed newest first; rates are shards done over the last few
 //! seconds of frames ([`Window`]), the average until a window spans long enough.
 
+use crate::access::Principal;
 use crate::actor::CoreHandle;
 use crate::clock::unix_ms;
 use crate::core::{JobId, JobRow, Overview, WorkerId, WorkerRow};
@@ -79,6 +80,21 @@ impl Window {
     }
 }
 
+/// `frame` as `who` may see it: whole for a principal that sees every job; otherwise with
+/// only its own jobs. Frames hold at most [`MAX_JOBS`] jobs, so the filter is small work.
+pub(super) fn seen_by(frame: &Arc<str>, who: &Principal) -> Arc<str> {
+    if who.sees_all() {
+        return frame.clone();
+    }
+    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(frame) else {
+        return "{}".into();
+    };
+    if let Some(jobs) = value.get_mut("jobs").and_then(|j| j.as_array_mut()) {
+        jobs.retain(|j| j.get("owner").and_then(|o| o.as_str()) == Some(&*who.name));
+    }
+    value.to_string().into()
+}
+
 /// One frame of the dashboard.
 #[derive(Serialize)]
 struct Frame<'a> {
@@ -122,6 +138,8 @@ pub(super) struct JobOut<'a> {
     id: u64,
     /// Its kernel.
     kind: &'a str,
+    /// The principal that submitted it.
+    owner: &'a str,
     /// Its state, as the CLI prints it.
     state: &'static str,
     /// Shards in all.
@@ -190,6 +208,7 @@ impl<'a> JobOut<'a> {
         JobOut {
             id: v.id,
             kind: &v.kind,
+            owner: &v.owner,
             state: v.state.as_str(),
             total: v.total,
             done: v.done,

@@ -4,9 +4,11 @@
 //!
 //! Handlers reach the core's task through the same [`CoreHandle`] as the gRPC services. The
 //! feed ([`feed`]) asks the core for one overview per second, and only while a browser
-//! listens; every browser shares that frame. With a client token, the API and `/metrics` (unless
-//! `--metrics-open`) require `authorization: Bearer TOKEN`, checked by the same rate-limited
-//! [`Gate`] as gRPC; the page itself holds no data and is open, and asks for the token.
+//! listens; every browser shares that frame (a principal that sees only its own jobs gets it
+//! filtered). With a client token or principals, the API and `/metrics` (unless
+//! `--metrics-open`) require `authorization: Bearer TOKEN`, checked by the same [`Access`] as
+//! gRPC, which also checks the role each route needs ([`Need::http`]); the page itself holds
+//! no data and is open, and asks for the token.
 //! Whatever the token, [`guard`] refuses requests for other hosts and cross-origin actions, and
 //! adds the security headers to every response.
 
@@ -16,14 +18,15 @@ pub(crate) use api::http_status;
 mod feed;
 mod guard;
 
+use crate::access::{Access, Need, Principal};
 use crate::actor::CoreHandle;
+use crate::audit::Audit;
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use farm_net::auth::Gate;
 use feed::Feed;
 use std::sync::Arc;
 use tracing::{info, warn};
@@ -46,8 +49,10 @@ struct Http {
     core: CoreHandle,
     /// The store, where a job's per-shard logs are read (off the core's task).
     store: crate::store::Store,
-    /// The client token check (rate-limited warnings, constant-time comparison).
-    gate: Arc<Gate>,
+    /// Who may do what (rate-limited warnings, constant-time comparison).
+    access: Arc<Access>,
+    /// The audit trail of mutating calls.
+    audit: Arc<Audit>,
     /// The dashboard's live feed.
     feed: Arc<Feed>,
     /// One scrape at a time sets the gauges and encodes them.
@@ -67,13 +72,13 @@ pub(crate) fn listener(config: &HttpConfig) -> std::io::Result<tokio::net::TcpLi
 }
 
 /// Starts serving HTTP on `listener` as one of the master's tracked tasks (with the feed's
-/// ticker); both stop at shutdown. `token` is the client token, if clients need one.
+/// ticker); both stop at shutdown. `guard` checks who calls, and records their actions.
 pub(crate) fn spawn(
     listener: tokio::net::TcpListener,
     config: &HttpConfig,
     core: CoreHandle,
     store: crate::store::Store,
-    token: Option<String>,
+    guard: (Arc<Access>, Arc<Audit>),
 ) {
     let metrics_open = config.metrics_open;
     let addr = match listener.local_addr() {
@@ -86,8 +91,8 @@ pub(crate) fn spawn(
     let tasks = core.tasks().clone();
     let feed = Arc::new(Feed::new(core.clone()));
     tasks.spawn("dashboard feed", feed.clone().run());
-    let gate = Arc::new(Gate::new("dashboard", token));
-    let http = Http { core, store, gate, feed, scrape: Arc::default() };
+    let (access, audit) = guard;
+    let http = Http { core, store, access, audit, feed, scrape: Arc::default() };
     let app = router(http, metrics_open)
         .layer(middleware::from_fn_with_state(hosts, guard::check_host))
         .layer(middleware::from_fn(guard::secure_headers));
@@ -108,6 +113,7 @@ fn router(http: Http, metrics_open: bool) -> Router {
     let guard = || middleware::from_fn_with_state(http.clone(), require_token);
     let api = Router::new()
         .route("/api/state", get(api::state))
+        .route("/api/me", get(api::me))
         .route("/api/events", get(api::events))
         .route("/api/jobs/{id}", get(api::job))
         .route("/api/jobs/{id}/cancel", post(api::cancel))
@@ -131,16 +137,30 @@ async fn asset(kind: &'static str, body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "no-cache")], body).into_response()
 }
 
-/// Lets through requests with the client token (all, if there is none): 401 otherwise.
-async fn require_token(State(http): State<Http>, req: Request, next: Next) -> Response {
+/// Lets through requests whose token names a principal with the role the route needs
+/// (all, as `default`, where clients are not checked), with the principal in the request's
+/// extensions: 401 without a valid token, 403 naming the role without it.
+async fn require_token(State(http): State<Http>, mut req: Request, next: Next) -> Response {
     let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    match http.gate.check_header(given) {
-        Ok(()) => next.run(req).await,
-        Err(status) => (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            format!("{}\n", status.message()),
-        )
-            .into_response(),
+    let principal = match http.access.client(given) {
+        Ok(p) => p,
+        Err(status) => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                format!("{}\n", status.message()),
+            )
+                .into_response()
+        }
+    };
+    let need = Need::http(req.method().as_str(), req.uri().path());
+    if let Err(denied) = principal.require(need.role, need.action) {
+        http.access.denied(&denied);
+        if need.mutating {
+            http.audit.refused(&principal.name, need.action, req.uri().path(), &denied.0);
+        }
+        return api::refused(&denied.into());
     }
+    req.extensions_mut().insert::<Arc<Principal>>(principal);
+    next.run(req).await
 }

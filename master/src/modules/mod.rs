@@ -3,13 +3,15 @@
 //! runtime), the bytes in the store's `modules` table, and here the in-memory index (size,
 //! output shape, last use) with its bounds: one module at most `max_module` bytes, all of them
 //! at most `max_total`. When an upload does not fit, the least recently used modules that no
-//! unfinished job runs are evicted; if that is not enough, the upload is refused.
+//! unfinished job runs are evicted; if that is not enough, the upload is refused. Each module
+//! is charged to the principal that first uploaded it, against its `module_bytes` quota, until
+//! it is evicted (modules indexed from an earlier run are charged to nobody).
 
 mod check;
 
 pub use check::check;
 
-use crate::core::JobId;
+use crate::core::{JobId, Owner};
 use crate::store::Store;
 use farm_proto::OutputShape;
 use sha2::{Digest, Sha256};
@@ -27,6 +29,9 @@ pub enum ModuleError {
     /// Over the size limit, or the store is full of modules in use (ResourceExhausted).
     #[error("{0}")]
     TooLarge(String),
+    /// The uploader's module bytes quota would be passed (ResourceExhausted).
+    #[error("{0}")]
+    Quota(String),
     /// The master does not hold it (NotFound at fetch; FailedPrecondition at submit).
     #[error("{0}")]
     Missing(String),
@@ -63,11 +68,14 @@ pub struct ModuleInfo {
 }
 
 /// One indexed module.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Entry {
     info: ModuleInfo,
     /// Last upload, submit or fetch: eviction takes the oldest first.
     used: Instant,
+    /// The principal it is charged to: the first that uploaded it (none for a module indexed
+    /// from an earlier run).
+    owner: Option<Arc<str>>,
 }
 
 /// The index: what is stored, how much, and which jobs run what.
@@ -81,6 +89,24 @@ struct Index {
     /// Modules checked by a submission that has no job id yet (it waits for its commit),
     /// with how many such submissions hold each: never evicted ([`Claim`]).
     claims: HashMap<String, usize>,
+    /// Per principal, bytes of the modules charged to it.
+    owned: HashMap<Arc<str>, usize>,
+}
+
+impl Index {
+    /// Drops a module from the index, and its bytes from its principal's.
+    fn remove(&mut self, hash: &str) {
+        let Some(entry) = self.modules.remove(hash) else { return };
+        self.total -= entry.info.size;
+        if let Some(owner) = entry.owner {
+            if let Some(n) = self.owned.get_mut(&owner) {
+                *n = n.saturating_sub(entry.info.size);
+                if *n == 0 {
+                    self.owned.remove(&owner);
+                }
+            }
+        }
+    }
 }
 
 /// A module held for one submission from its check until its job is known: while the
@@ -146,7 +172,8 @@ impl Modules {
                 Ok(shape) => {
                     let info = ModuleInfo { size: bytes.len(), shape };
                     index.total += bytes.len();
-                    index.modules.insert(hash.to_string(), Entry { info, used: now });
+                    let entry = Entry { info, used: now, owner: None };
+                    index.modules.insert(hash.to_string(), entry);
                 }
                 Err(e) => {
                     warn!(module = %hash, error = %e, "stored module no longer valid, ignored")
@@ -195,12 +222,15 @@ impl Modules {
         self.index().pins.insert(job, sha256.to_string());
     }
 
-    /// Checks and stores a module; returns its hash and info. Idempotent. `live` gives the
-    /// unfinished jobs, asked only when room must be made; when it fails, every pin is kept.
-    /// Blocking: hashing, checking and writing run on the caller's (blocking) thread.
+    /// Checks and stores a module `owner` uploads; returns its hash and info. Idempotent (a
+    /// module the master holds is not charged again). A new module must fit in `owner`'s
+    /// module bytes quota. `live` gives the unfinished jobs, asked only when room must be
+    /// made; when it fails, every pin is kept. Blocking: hashing, checking and writing run on
+    /// the caller's (blocking) thread.
     pub fn put(
         &self,
         wasm: &[u8],
+        owner: &Owner,
         live: impl FnOnce() -> Result<Vec<JobId>, String>,
     ) -> Result<(String, ModuleInfo), ModuleError> {
         let max = self.limits.max_module;
@@ -220,6 +250,7 @@ impl Modules {
         if let Some(info) = self.info(&hash) {
             return Ok((hash, info));
         }
+        self.check_quota(owner, wasm.len())?;
         let evicted = self.make_room(wasm.len(), live)?;
         if !evicted.is_empty() {
             self.store.delete_modules(&evicted).map_err(|e| ModuleError::Store(e.to_string()))?;
@@ -227,11 +258,28 @@ impl Modules {
         }
         self.store.put_module(&hash, wasm).map_err(|e| ModuleError::Store(e.to_string()))?;
         let mut index = self.index();
-        if index.modules.insert(hash.clone(), Entry { info, used: Instant::now() }).is_none() {
+        let entry = Entry { info, used: Instant::now(), owner: Some(owner.name.clone()) };
+        if index.modules.insert(hash.clone(), entry).is_none() {
             index.total += info.size;
+            *index.owned.entry(owner.name.clone()).or_default() += info.size;
         }
         info!(module = %hash, bytes = info.size, shape = %info.shape, "wasm module stored");
         Ok((hash, info))
+    }
+
+    /// Refuses a new module of `size` bytes that would take `owner` past its module bytes
+    /// quota.
+    fn check_quota(&self, owner: &Owner, size: usize) -> Result<(), ModuleError> {
+        let Some(limit) = owner.quota.module_bytes else { return Ok(()) };
+        let held = self.index().owned.get(&owner.name).copied().unwrap_or(0);
+        if (held as u64).saturating_add(size as u64) <= limit {
+            return Ok(());
+        }
+        Err(ModuleError::Quota(format!(
+            "quota: principal {} has {held} bytes of modules stored, a module of {size} bytes \
+             would pass its limit of {limit} bytes (module_mib)",
+            owner.name
+        )))
     }
 
     /// Takes out of the index the least recently used modules that no unfinished job or
@@ -280,9 +328,8 @@ impl Modules {
                 index.total - freeing
             )));
         }
-        for (hash, s) in &evict {
-            index.modules.remove(hash);
-            index.total -= s;
+        for (hash, _) in &evict {
+            index.remove(hash);
         }
         Ok(evict.into_iter().map(|(h, _)| h).collect())
     }

@@ -6,7 +6,7 @@
 //! files hold (the record once was `JournalJob` and the summary a `JobStatus` in farm.proto),
 //! so journals written before still read; nothing here is sent to another process.
 
-use crate::core::{JobId, JobView, SubmittedJob};
+use crate::core::{JobId, JobView, Owner, SubmittedJob, ANONYMOUS};
 use farm_proto::{pb, JobSpec, JobState, OutputShape};
 use std::sync::Arc;
 
@@ -27,13 +27,22 @@ pub(super) struct JobRecord {
     /// Set once the job ended: its summary, what Get and List show after a restart.
     #[prost(message, optional, tag = "5")]
     pub ended: Option<Summary>,
+    /// The name of the principal that submitted it (empty in journals from before owners:
+    /// [`ANONYMOUS`]).
+    #[prost(string, tag = "6")]
+    pub owner: String,
 }
 
 impl JobRecord {
-    /// The record of a job just submitted at `submitted_unix_ms`.
-    pub fn submitted(output: OutputShape, submitted_unix_ms: u64) -> Self {
+    /// The record of a job `owner` just submitted at `submitted_unix_ms`.
+    pub fn submitted(output: OutputShape, submitted_unix_ms: u64, owner: &str) -> Self {
         let (output, fraction_scale) = output.to_wire();
-        JobRecord { output, fraction_scale, submitted_unix_ms, ended: None }
+        JobRecord { output, fraction_scale, submitted_unix_ms, ended: None, owner: owner.into() }
+    }
+
+    /// The principal that submitted it.
+    pub fn owner(&self) -> Owner {
+        Owner::named(owner_or_anonymous(&self.owner))
     }
 
     /// How its outputs are reduced; `None` for a fraction without a finite scale.
@@ -84,6 +93,18 @@ pub(super) struct Summary {
     /// The scale of a fraction output shape.
     #[prost(double, tag = "17")]
     pub output_scale: f64,
+    /// Empty in journals from before owners: [`ANONYMOUS`].
+    #[prost(string, tag = "18")]
+    pub owner: String,
+}
+
+/// A journaled owner's name: one written before owners were kept is [`ANONYMOUS`].
+fn owner_or_anonymous(name: &str) -> &str {
+    if name.is_empty() {
+        ANONYMOUS
+    } else {
+        name
+    }
 }
 
 /// A job's state as the journal holds it (schema 3's numbers; 0 is none).
@@ -130,6 +151,7 @@ pub(super) fn encode_summary(v: JobView, now_unix_ms: u64) -> Summary {
         waiting: v.waiting,
         output: Some(output),
         output_scale,
+        owner: v.owner.to_string(),
     }
 }
 
@@ -169,6 +191,7 @@ pub(super) fn decode_summary(
         result_in_store: s.result_in_store,
         waiting: s.waiting,
         output,
+        owner: Arc::from(owner_or_anonymous(&s.owner)),
     })
 }
 

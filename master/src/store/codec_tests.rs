@@ -40,12 +40,15 @@ prop_compose! {
         error in of(".{0,24}"), elapsed_ms in any::<u64>(), age_ms in 0..=NOW_MS,
         priority in any::<i32>(), result_in_store in any::<bool>(), waiting in of(".{0,24}"),
         output in any_shape(),
+        owner in ".{1,12}",
     ) -> JobView {
         let (total, done, in_flight, reruns) = counts;
         JobView {
             id, kind, state, total, done, in_flight,
             result_json: result.map(Arc::from),
             result_in_store, error, elapsed_ms, age_ms, priority, reruns, waiting, output,
+            result_in_store, error, elapsed_ms, age_ms, priority, reruns, waiting,
+            owner: Arc::from(owner),
         }
     }
 }
@@ -55,10 +58,11 @@ proptest! {
     fn a_summary_reads_back_as_the_view_written(view in any_view()) {
         let rec = JobRecord {
             ended: Some(encode_summary(view.clone(), NOW_MS)),
-            ..JobRecord::submitted(OutputShape::Count, NOW_MS)
+            ..JobRecord::submitted(OutputShape::Count, NOW_MS, &view.owner)
         };
         let bytes = rec.encode_to_vec();
         let back = JobRecord::decode(bytes.as_slice()).expect("decodes");
+        prop_assert_eq!(back.owner().name, view.owner.clone());
         let summary = back.ended.expect("ended");
         // The record's declared shape differs from any the view holds: the summary's own wins.
         let declared = OutputShape::Fraction { scale: 0.5 };
@@ -91,6 +95,10 @@ fn a_summary_written_as_a_job_status_before_reads_back() {
     assert_eq!(view.result_json, None);
     assert_eq!(view.error.as_deref(), Some("shard 3 failed"));
     assert_eq!((view.elapsed_ms, view.age_ms, view.priority), (90, 500, -2));
+    // Jobs journaled before owners were kept belong to the one shared token's principal.
+    assert_eq!(&*view.owner, ANONYMOUS);
+    let record = JobRecord::submitted(OutputShape::Count, NOW_MS, "");
+    assert_eq!(&*record.owner().name, ANONYMOUS);
 }
 
 #[test]

@@ -16,11 +16,14 @@
 //!   reads them back), dropped when retention forgets the job.
 //! - `modules`: SHA-256 (64 hex digits) → a wasm module's bytes (`modules.rs`; the index and
 //!   its byte bound are `crate::modules`).
+//! - `audit`: sequence number → one entry of the audit trail (`audit.rs`), the last
+//!   `crate::audit::KEEP` only.
 //!
 //! [`open`] replays the journal into a new core before the master serves; `writer.rs` is the
 //! OS thread that group-commits what the core journals; `results.rs` reads list results back;
 //! `replay.rs` reads a job's accepted shard outputs for a watcher that asks for them.
 
+mod audit;
 mod codec;
 mod logs;
 mod modules;
@@ -80,6 +83,9 @@ const LIST_OUTPUTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("l
 const LOGS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("logs");
 /// SHA-256 (hex) → a wasm module's bytes.
 const MODULES: TableDefinition<&str, &[u8]> = TableDefinition::new("modules");
+/// Sequence number → an audit entry (JSON). Added to schema 3 without a bump: `init` creates
+/// it in older files.
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// Bytes of pages redb caches in the master's memory (its default is 1 GiB): the store holds
 /// results of any size, and reading or writing one must not grow the master by its size.
 const CACHE_BYTES: usize = 16 << 20;
@@ -189,6 +195,7 @@ fn init(db: &Database) -> Result<(), redb::Error> {
         txn.open_table(LIST_OUTPUTS)?;
         txn.open_table(LOGS)?;
         txn.open_table(MODULES)?;
+        txn.open_table(AUDIT)?;
     }
     txn.commit()?;
     Ok(())
@@ -232,7 +239,7 @@ fn replay(db: &Database, core: &mut Core, out: &mut Collect) -> Result<Replayed,
                 replayed.modules.push((id, hash.clone()));
             }
         }
-        core.restore_job(id, Submission::restored(spec), output, submitted);
+        core.restore_job(id, Submission::restored(spec), rec.owner(), output, submitted);
         resumed.push(id);
     }
     replayed.resumed = resumed.len();

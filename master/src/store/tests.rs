@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::core::recording::{take, Recording};
-use crate::core::{ShardOutcome, WorkerSpec};
+use crate::core::{Owner, ShardOutcome, WorkerSpec};
 use crate::core::{ShardTask, WorkerId};
 use farm_proto::{JobSource, Params};
 use farm_proto::{JobSpec, JobState, OutputShape};
@@ -61,7 +61,7 @@ fn write(path: &Path, ops: Vec<JournalOp>) -> Core {
 }
 
 #[test]
-fn a_reopened_journal_resumes_jobs_keeps_ended_ones_and_continues_ids() {
+fn a_reopened_journal_resumes_jobs_keeps_ended_ones_and_owners_and_continues_ids() {
     let dir = std::env::temp_dir().join(format!("farm-store-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let path = dir.join("journal.redb");
@@ -69,8 +69,12 @@ fn a_reopened_journal_resumes_jobs_keeps_ended_ones_and_continues_ids() {
     let now = Instant::now();
     let mut rec = Recording::default();
     let mut core = write(&path, vec![]);
-    let short = core.submit(noop(2), OutputShape::Count, now, &mut rec).expect("submit");
-    let long = core.submit(noop(10), OutputShape::Count, now, &mut rec).expect("submit");
+    let short = core
+        .submit(noop(2), Owner::named("alice"), OutputShape::Count, now, &mut rec)
+        .expect("submit");
+    let long = core
+        .submit(noop(10), Owner::named("bob"), OutputShape::Count, now, &mut rec)
+        .expect("submit");
     let w = core.worker_joined(worker(), now, &mut rec);
     // The short job's two shards and the long job's shards 2 and 3 are done (out of order).
     let ran = run(&mut core, &mut rec, w, |t| t.job_id == short || [2, 3].contains(&t.shard));
@@ -84,6 +88,8 @@ fn a_reopened_journal_resumes_jobs_keeps_ended_ones_and_continues_ids() {
     assert_eq!((ended.state, ended.result_json.as_deref()), (JobState::Succeeded, Some("10")));
     let resumed = core.status(long, now).expect("resumed");
     assert_eq!((resumed.state, resumed.done), (JobState::Running, 2));
+    // Each job keeps its owner, ended or resumed.
+    assert_eq!((&*ended.owner, &*resumed.owner), ("alice", "bob"));
     let mut rec = Recording::default();
     let w = core.worker_joined(worker(), now, &mut rec);
     let mut shards = run(&mut core, &mut rec, w, |_| true);
@@ -91,7 +97,9 @@ fn a_reopened_journal_resumes_jobs_keeps_ended_ones_and_continues_ids() {
     assert_eq!(shards, [0, 1, 4, 5, 6, 7, 8, 9], "committed shards never run again");
     let end = core.status(long, now).expect("long");
     assert_eq!((end.state, end.result_json.as_deref()), (JobState::Succeeded, Some("10")));
-    let next = core.submit(noop(1), OutputShape::Count, now, &mut rec).expect("submit");
+    let next = core
+        .submit(noop(1), Owner::anonymous(), OutputShape::Count, now, &mut rec)
+        .expect("submit");
     assert_eq!(next, long + 1, "ids continue");
     // The resumed job ran on the new worker and ended.
     assert_eq!(take(&mut rec.defs), vec![(w, long)]);
@@ -123,7 +131,12 @@ fn replay_of_a_million_outcomes() {
     )
     .expect("spec");
     let spec = submitted(spec);
-    journal.send(JournalOp::Submit { job: 1, spec, output: OutputShape::Count });
+    journal.send(JournalOp::Submit {
+        job: 1,
+        spec,
+        output: OutputShape::Count,
+        owner: "alice".into(),
+    });
     let empty = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     for shard in 0..N {
         journal.send(JournalOp::Outcome { job: 1, shard, output: Output::Count(1) });
@@ -173,7 +186,7 @@ fn list_outputs_are_replayed_kept_past_the_end_read_by_index_and_dropped_when_fo
     write(
         &path,
         vec![
-            JournalOp::Submit { job: 1, spec, output: OutputShape::Lines },
+            JournalOp::Submit { job: 1, spec, output: OutputShape::Lines, owner: "alice".into() },
             JournalOp::Outcome { job: 1, shard: 2, output: lines(&["e"]) },
             JournalOp::Outcome { job: 1, shard: 0, output: lines(&["a", "b"]) },
         ],

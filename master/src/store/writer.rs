@@ -325,9 +325,9 @@ fn apply(txn: &WriteTransaction, ops: impl Iterator<Item = JournalOp>) -> Result
     let mut runs: std::collections::BTreeMap<JobId, Vec<_>> = Default::default();
     for op in ops {
         match op {
-            JournalOp::Submit { job, spec, output } => {
+            JournalOp::Submit { job, spec, output, owner } => {
                 specs.insert(job, encode_spec(spec).as_slice())?;
-                let rec = JobRecord::submitted(output, unix_ms());
+                let rec = JobRecord::submitted(output, unix_ms(), &owner);
                 jobs.insert(job, rec.encode_to_vec().as_slice())?;
                 next_job = next_job.max(job + 1);
             }

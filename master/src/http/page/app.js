@@ -9,6 +9,20 @@ const $ = (id) => document.getElementById(id);
 let token = sessionStorage.getItem(TOKEN_KEY) || '';
 let lastFrame = null;
 let openJob = null;
+// Who the token names and what it may do (/api/me); actions it may not take are greyed out.
+let me = null;
+async function loadMe() {
+  try {
+    const res = await fetch('/api/me', { headers: headers(), cache: 'no-store' });
+    me = res.ok ? await res.json() : null;
+  } catch (e) { me = null; }
+  const who = $('whoami');
+  if (who) who.textContent = me ? me.name + ' (' + me.roles.join(', ') + ')' : '';
+}
+function mayCancel(owner) {
+  return !me || me.may_cancel_any || (me.may_cancel_own && owner === me.name);
+}
+function mayDrain() { return !me || me.may_drain; }
 
 function headers(extra) {
   const h = Object.assign({}, extra || {});
@@ -103,6 +117,7 @@ async function stream(signal) {
     const res = await fetch('/api/events', { headers: headers(), signal, cache: 'no-store' });
     if (res.status === 401) { askToken(); return; }
     if (!res.ok || !res.body) throw new Error('HTTP ' + res.status);
+    await loadMe();
     setConn('live', 'live');
     backoff = 1000;
     const reader = res.body.getReader();
@@ -162,7 +177,7 @@ function jobRow(id) {
   a.href = '#job-' + id;
   idCell.appendChild(a);
   tr.appendChild(idCell);
-  for (const [name, cls] of [['kind', ''], ['state', 'state'], ['progress', 'wide'], ['rate', 'num'],
+  for (const [name, cls] of [['kind', ''], ['owner', ''], ['state', 'state'], ['progress', 'wide'], ['rate', 'num'],
     ['eta', 'num'], ['reruns', 'num opt'], ['error', 'err opt'], ['action', '']]) {
     c[name] = el('td', cls);
     tr.appendChild(c[name]);
@@ -194,6 +209,7 @@ function renderJobs(jobs, states) {
     const { tr, c } = jobRow(j.id);
     seen.add(j.id);
     setText(c.kind, j.kind);
+    setText(c.owner, j.owner || '');
     setText(c.badge, j.state);
     c.badge.className = 'badge ' + j.state;
     tr.dataset.state = j.state;
@@ -209,6 +225,8 @@ function renderJobs(jobs, states) {
     setText(c.error, j.error || '');
     c.error.title = j.error || '';
     c.cancel.hidden = !going;
+    c.cancel.disabled = !mayCancel(j.owner);
+    c.cancel.title = c.cancel.disabled ? 'cancelling another principal\'s job needs role operate' : '';
     if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
   });
   for (const [id, r] of jobRows) {
@@ -272,7 +290,8 @@ function renderWorkers(workers) {
     setText(c.rate, fmtNum(w.rate) + '/s');
     setText(c.heard, w.heard_ms < 1000 ? 'now' : fmtDur(w.heard_ms / 1000) + ' ago');
     setText(c.dialed, w.dialed_by === 'master' ? 'master dialed' : 'worker dialed');
-    c.drain.disabled = w.draining;
+    c.drain.disabled = w.draining || !mayDrain();
+    c.drain.title = mayDrain() ? '' : 'draining needs role operate';
     if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
   });
   for (const [id, r] of workerRows) {

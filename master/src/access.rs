@@ -1,0 +1,657 @@
+//! Who may do what: the principals (named identities, each with a token's hash and roles)
+//! from `--principals FILE` and the shared tokens, the roles, and the one table of which role
+//! each gRPC method and HTTP route needs ([`Need`]). The edges authenticate a call here, check
+//! its role here, and carry the [`Principal`] on into the handler, which checks ownership.
+//!
+//! Tokens are stored as the SHA-256 of the token, never in plain text: a token `farm token new`
+//! makes has 256 random bits, so a fast unsalted hash is as strong as a slow one (nobody can
+//! search 2^256 candidates), and checking a call costs one hash, not the tens of milliseconds
+//! of a password hash such as argon2 on every call. A presented token is hashed and compared
+//! with every principal's hash without an early exit ([`constant_time_eq`]), so the time a
+//! refusal takes tells nothing about any stored hash.
+
+use farm_net::auth::{constant_time_eq, Refusals};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use tonic::Status;
+
+/// What a principal may do. `read` < `submit` < `operate` < `admin`; `worker` stands apart:
+/// only it connects as a worker, and it grants nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Status, jobs, results and logs of its own jobs; the cluster's workers and kinds.
+    Read,
+    /// `read`, and submitting and cancelling its own jobs, and uploading modules.
+    Submit,
+    /// Everything on every job, draining workers, allocation queues, the audit trail.
+    Operate,
+    /// Everything a client may do (connecting as a worker takes the `worker` role).
+    Admin,
+    /// Connecting as a worker, and nothing else.
+    Worker,
+}
+
+impl Role {
+    /// Every role, in order.
+    pub const ALL: [Role; 5] = [Role::Read, Role::Submit, Role::Operate, Role::Admin, Role::Worker];
+
+    /// The role's name, as the file and the CLI spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Submit => "submit",
+            Role::Operate => "operate",
+            Role::Admin => "admin",
+            Role::Worker => "worker",
+        }
+    }
+
+    /// Whether holding `self` grants `needed`.
+    pub fn grants(self, needed: Role) -> bool {
+        let rank = |r: Role| match r {
+            Role::Read => 1,
+            Role::Submit => 2,
+            Role::Operate => 3,
+            Role::Admin | Role::Worker => 4,
+        };
+        match (self, needed) {
+            (Role::Worker, n) | (n, Role::Worker) => n == Role::Worker,
+            (Role::Admin, _) => true,
+            (_, Role::Admin) => false,
+            (have, n) => rank(have) >= rank(n),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Role::ALL.into_iter().find(|r| r.name() == s).ok_or_else(|| {
+            format!("unknown role {s:?}: one of read, submit, operate, admin, worker")
+        })
+    }
+}
+
+/// A principal's limits; `None` is unlimited. The core enforces them (`Owner`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Jobs queued or running.
+    pub jobs: Option<u64>,
+    /// Shards handed to workers and not yet back.
+    pub shards_in_flight: Option<u64>,
+    /// Bytes of inputs its jobs hold.
+    pub input_bytes: Option<u64>,
+    /// Bytes of wasm modules it uploaded.
+    pub module_bytes: Option<u64>,
+}
+
+/// A named identity: what it is called, what it may do, and what it may hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Its name, unique among the master's principals.
+    pub name: Arc<str>,
+    /// What it may do.
+    pub roles: Vec<Role>,
+    /// Its share of the cluster against other principals with work waiting (≥ 1).
+    pub weight: u32,
+    /// Its quotas.
+    pub limits: Limits,
+    /// The SHA-256 of its token; none for the anonymous principal of an open master.
+    token_sha256: Option<[u8; 32]>,
+}
+
+impl Principal {
+    /// The principal every call is when clients need no token: `default`, admin.
+    pub fn anonymous() -> Principal {
+        Principal::new(DEFAULT, vec![Role::Admin], None)
+    }
+
+    fn new(name: &str, roles: Vec<Role>, token_sha256: Option<[u8; 32]>) -> Principal {
+        Principal { name: name.into(), roles, weight: 1, limits: Limits::default(), token_sha256 }
+    }
+
+    /// The principal as the core sees it: name, weight and quotas.
+    pub fn owner(&self) -> crate::core::Owner {
+        let l = self.limits;
+        crate::core::Owner {
+            name: self.name.clone(),
+            weight: self.weight,
+            quota: crate::core::Quota {
+                jobs: l.jobs,
+                shards_in_flight: l.shards_in_flight,
+                input_bytes: l.input_bytes,
+                module_bytes: l.module_bytes,
+            },
+        }
+    }
+
+    /// Whether one of its roles grants `needed`.
+    pub fn may(&self, needed: Role) -> bool {
+        self.roles.iter().any(|r| r.grants(needed))
+    }
+
+    /// Its roles, comma-separated, for messages.
+    pub fn role_names(&self) -> String {
+        self.roles.iter().map(|r| r.name()).collect::<Vec<_>>().join(",")
+    }
+
+    /// `Ok` if it may act as `needed` for `what`; otherwise the refusal naming the role.
+    pub fn require(&self, needed: Role, what: &str) -> Result<(), Denied> {
+        if self.may(needed) {
+            return Ok(());
+        }
+        Err(Denied(format!(
+            "permission denied: {what} needs role {needed}; principal {} has {}",
+            self.name,
+            self.role_names()
+        )))
+    }
+
+    /// Whether it may touch `owner`'s job as `needed` (its own with `needed`, anyone's with
+    /// `operate`); the refusal names `operate`.
+    pub fn require_owner(&self, needed: Role, owner: &str, what: &str) -> Result<(), Denied> {
+        self.require(needed, what)?;
+        if owner == &*self.name || self.may(Role::Operate) {
+            return Ok(());
+        }
+        Err(Denied(format!(
+            "permission denied: {what} of another principal's job (owner {owner}) needs role \
+             operate; principal {} has {}",
+            self.name,
+            self.role_names()
+        )))
+    }
+
+    /// Whether it sees every job, or only its own.
+    pub fn sees_all(&self) -> bool {
+        self.may(Role::Operate)
+    }
+}
+
+/// A refusal for want of a role; PermissionDenied on gRPC, 403 on HTTP.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Denied(pub String);
+
+/// The name of the principal today's shared client token (`FARM_TOKEN`) is.
+pub const DEFAULT: &str = "default";
+/// The name of the principal the worker token (`--worker-token`) is.
+pub const WORKERS: &str = "workers";
+
+/// The principals file's largest accepted size.
+const FILE_BYTES: u64 = 1 << 20;
+
+/// The master's principals, and whether each service checks tokens at all.
+#[derive(Debug)]
+pub struct Access {
+    principals: Vec<Arc<Principal>>,
+    /// No client token and no principals file: every client call is [`Principal::anonymous`].
+    clients_open: bool,
+    /// No worker token and no principals file: workers are not checked.
+    workers_open: bool,
+    /// Refused calls, counted, warned about at most once per 10 s.
+    refusals: Refusals,
+}
+
+impl Access {
+    /// Access from the shared tokens (principals `default`, admin, and `workers`, worker) and
+    /// the principals of a file, if any. A name defined twice is an error.
+    pub fn new(
+        client_token: Option<&str>,
+        worker_token: Option<&str>,
+        file: Option<PrincipalsFile>,
+    ) -> Result<Access, String> {
+        let mut principals = Vec::new();
+        if let Some(token) = client_token {
+            principals.push(Principal::new(DEFAULT, vec![Role::Admin], Some(hash(token))));
+        }
+        let has_file = file.is_some();
+        principals.extend(file.map(|f| f.principals).unwrap_or_default());
+        if let Some(token) = worker_token {
+            principals.push(Principal::new(WORKERS, vec![Role::Worker], Some(hash(token))));
+        }
+        for (i, p) in principals.iter().enumerate() {
+            if principals[..i].iter().any(|q| q.name == p.name) {
+                return Err(format!(
+                    "principal {} is defined twice (`default` and `workers` are the shared \
+                     client and worker tokens)",
+                    p.name
+                ));
+            }
+        }
+        Ok(Access {
+            principals: principals.into_iter().map(Arc::new).collect(),
+            clients_open: client_token.is_none() && !has_file,
+            workers_open: worker_token.is_none() && !has_file,
+            refusals: Refusals::new("access"),
+        })
+    }
+
+    /// Access that checks nothing: every client is `default`, admin.
+    pub fn open() -> Access {
+        Access::new(None, None, None).unwrap_or_else(|_| unreachable!("no names, no clash"))
+    }
+
+    /// Whether clients are checked at all.
+    pub fn checks_clients(&self) -> bool {
+        !self.clients_open
+    }
+
+    /// The principal a client call's `authorization` header (`Bearer TOKEN`) names, or
+    /// `Unauthenticated`.
+    pub fn client(&self, authorization: Option<&str>) -> Result<Arc<Principal>, Status> {
+        if self.clients_open {
+            return Ok(Arc::new(Principal::anonymous()));
+        }
+        let p = self.lookup(authorization, |_| true)?;
+        if p.roles.iter().all(|r| *r == Role::Worker) {
+            // A worker's token is no client's: as unknown to this service as a wrong one.
+            let msg = format!("wrong token: principal {} may only connect as a worker", p.name);
+            return Err(self.refusals.refuse(Status::unauthenticated(msg)));
+        }
+        Ok(p)
+    }
+
+    /// The principal a worker's `authorization` header names, if it has the `worker` role
+    /// (`Unauthenticated` otherwise: a client's token, even an admin's, does not open the
+    /// worker service, so a leaked client token cannot pose as a worker and take shards).
+    pub fn worker(&self, authorization: Option<&str>) -> Result<Option<Arc<Principal>>, Status> {
+        if self.workers_open {
+            return Ok(None);
+        }
+        self.lookup(authorization, |p| p.roles.contains(&Role::Worker)).map(Some)
+    }
+
+    /// The first principal whose token the header carries and that `fits`. Every stored hash
+    /// is compared, without an early exit.
+    fn lookup(
+        &self,
+        authorization: Option<&str>,
+        fits: impl Fn(&Principal) -> bool,
+    ) -> Result<Arc<Principal>, Status> {
+        let Some(given) = authorization.and_then(|v| v.strip_prefix("Bearer ")) else {
+            return Err(self
+                .refusals
+                .refuse(Status::unauthenticated("missing token (authorization: Bearer TOKEN)")));
+        };
+        let given = hash(given.trim());
+        let mut found = None;
+        for p in &self.principals {
+            let same = p.token_sha256.is_some_and(|h| constant_time_eq(&h, &given));
+            if same && fits(p) && found.is_none() {
+                found = Some(p.clone());
+            }
+        }
+        found.ok_or_else(|| self.refusals.refuse(Status::unauthenticated("wrong token")))
+    }
+
+    /// Counts and (rate-limited) logs a refusal for want of a role.
+    pub fn denied(&self, denied: &Denied) {
+        self.refusals.refuse(Status::permission_denied(denied.0.clone()));
+    }
+
+    /// Calls refused since the start (no or a wrong token, a missing role).
+    pub fn refused(&self) -> u64 {
+        self.refusals.count()
+    }
+}
+
+/// The SHA-256 of a token.
+pub fn hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Lowercase hex of a hash.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A parsed principals file.
+#[derive(Debug, Clone, Default)]
+pub struct PrincipalsFile {
+    /// Its principals, defaults applied.
+    pub principals: Vec<Principal>,
+}
+
+/// A principals file as written: `[defaults]` and `[[principal]]` tables.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileText {
+    #[serde(default)]
+    defaults: Entry,
+    #[serde(default)]
+    principal: Vec<Entry>,
+}
+
+/// One `[[principal]]` (or the `[defaults]`: quotas and weight only).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    name: Option<String>,
+    token_sha256: Option<String>,
+    roles: Option<Vec<Role>>,
+    weight: Option<u32>,
+    jobs: Option<u64>,
+    shards_in_flight: Option<u64>,
+    input_mib: Option<u64>,
+    module_mib: Option<u64>,
+}
+
+impl PrincipalsFile {
+    /// Reads `path`: refused if it is not a regular file, if group or others may read or write
+    /// it (it names who may do what; chmod 600), or if it is larger than 1 MiB.
+    pub fn read(path: &Path) -> Result<PrincipalsFile, String> {
+        use std::io::Read;
+        use std::os::unix::fs::PermissionsExt;
+        let at = path.display();
+        let file = std::fs::File::open(path).map_err(|e| format!("principals file {at}: {e}"))?;
+        let meta = file.metadata().map_err(|e| format!("principals file {at}: {e}"))?;
+        if !meta.is_file() {
+            return Err(format!("principals file {at} is not a regular file"));
+        }
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "principals file {at} has mode {mode:03o}: others may read it; it must be \
+                 readable by its owner only (chmod 600 {at})"
+            ));
+        }
+        let mut text = String::new();
+        file.take(FILE_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("principals file {at}: {e}"))?;
+        if text.len() as u64 > FILE_BYTES {
+            return Err(format!("principals file {at} is larger than 1 MiB"));
+        }
+        PrincipalsFile::parse(&text).map_err(|e| format!("principals file {at}: {e}"))
+    }
+
+    /// Parses a principals file's text.
+    pub fn parse(text: &str) -> Result<PrincipalsFile, String> {
+        let file: FileText = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        let d = file.defaults;
+        if d.name.is_some() || d.token_sha256.is_some() || d.roles.is_some() {
+            return Err("[defaults] holds quotas and weight only".into());
+        }
+        let mut principals = Vec::with_capacity(file.principal.len());
+        for e in file.principal {
+            let name = e.name.ok_or("a [[principal]] has no name")?;
+            check_name(&name)?;
+            let digest =
+                e.token_sha256.ok_or_else(|| format!("principal {name}: no token_sha256"))?;
+            let token_sha256 = parse_hex(&digest).ok_or_else(|| {
+                format!("principal {name}: token_sha256 must be 64 hex digits (farm token new)")
+            })?;
+            let roles = e.roles.filter(|r| !r.is_empty());
+            let roles = roles.ok_or_else(|| format!("principal {name}: no roles"))?;
+            let weight = e.weight.or(d.weight).unwrap_or(1);
+            if weight == 0 {
+                return Err(format!("principal {name}: weight must be at least 1"));
+            }
+            let mib = |v: Option<u64>| v.map(|m| m.saturating_mul(1 << 20));
+            let limits = Limits {
+                jobs: e.jobs.or(d.jobs),
+                shards_in_flight: e.shards_in_flight.or(d.shards_in_flight),
+                input_bytes: mib(e.input_mib.or(d.input_mib)),
+                module_bytes: mib(e.module_mib.or(d.module_mib)),
+            };
+            let mut p = Principal::new(&name, roles, Some(token_sha256));
+            p.weight = weight;
+            p.limits = limits;
+            principals.push(p);
+        }
+        Ok(PrincipalsFile { principals })
+    }
+}
+
+/// A principal's name: 1 to 64 of letters, digits, `.`, `_` and `-`.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "principal name {}: 1 to 64 letters, digits, '.', '_' or '-'",
+            farm_proto::kernel::quote(name)
+        ))
+    }
+}
+
+fn parse_hex(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// The `[[principal]]` entry for `name` with `token` and `roles`, as `farm token new` prints it.
+pub fn entry(name: &str, token: &str, roles: &[Role]) -> String {
+    let roles: Vec<String> = roles.iter().map(|r| format!("\"{r}\"")).collect();
+    format!(
+        "[[principal]]\nname = \"{name}\"\ntoken_sha256 = \"{}\"\nroles = [{}]\n",
+        hex(&hash(token)),
+        roles.join(", ")
+    )
+}
+
+/// What each call needs: the one table of roles for every gRPC method and HTTP route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Need {
+    /// The role.
+    pub role: Role,
+    /// Whether the call changes something (audited).
+    pub mutating: bool,
+    /// The action's name in the audit trail and in refusals.
+    pub action: &'static str,
+}
+
+impl Need {
+    const fn new(role: Role, mutating: bool, action: &'static str) -> Need {
+        Need { role, mutating, action }
+    }
+
+    /// What a gRPC call to `path` (`/farm.v1.FarmService/Submit`) needs. A method this table
+    /// does not know needs `admin`, so a new one is closed until it is listed here.
+    pub fn grpc(path: &str) -> Need {
+        let method = path.rsplit('/').next().unwrap_or_default();
+        if path.starts_with("/farm.v1.WorkerService/") {
+            return Need::new(Role::Worker, false, "connect");
+        }
+        if !path.starts_with("/farm.v1.FarmService/") {
+            return Need::new(Role::Admin, false, "unknown");
+        }
+        use Role::*;
+        match method {
+            "Submit" => Need::new(Submit, true, "submit"),
+            "Run" => Need::new(Submit, true, "submit"),
+            "Cancel" => Need::new(Submit, true, "cancel"),
+            "PutModule" => Need::new(Submit, true, "module upload"),
+            "DrainWorker" => Need::new(Operate, true, "drain"),
+            "AllocAdd" => Need::new(Operate, true, "alloc add"),
+            "AllocRemove" => Need::new(Operate, true, "alloc remove"),
+            "Audit" => Need::new(Operate, false, "audit"),
+            "Watch" => Need::new(Read, false, "watch"),
+            "Get" => Need::new(Read, false, "status"),
+            "List" => Need::new(Read, false, "jobs"),
+            "Results" => Need::new(Read, false, "results"),
+            "Logs" => Need::new(Read, false, "logs"),
+            "ListWorkers" => Need::new(Read, false, "workers"),
+            "ListKinds" => Need::new(Read, false, "kinds"),
+            "AllocList" => Need::new(Read, false, "alloc list"),
+            "HasModule" => Need::new(Read, false, "module lookup"),
+            "WhoAmI" => Need::new(Read, false, "whoami"),
+            _ => Need::new(Admin, false, "unknown"),
+        }
+    }
+
+    /// What an HTTP request for `path` with `method` needs; unknown routes need `admin`.
+    pub fn http(method: &str, path: &str) -> Need {
+        use Role::*;
+        let post = method == "POST";
+        if post && path.starts_with("/api/jobs/") && path.ends_with("/cancel") {
+            return Need::new(Submit, true, "cancel");
+        }
+        if post && path.starts_with("/api/workers/") && path.ends_with("/drain") {
+            return Need::new(Operate, true, "drain");
+        }
+        let get = method == "GET" || method == "HEAD";
+        match path {
+            "/api/state" | "/api/events" | "/api/me" | "/metrics" if get => {
+                Need::new(Read, false, "status")
+            }
+            p if get && p.starts_with("/api/jobs/") => Need::new(Read, false, "status"),
+            _ => Need::new(Admin, false, "unknown"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> PrincipalsFile {
+        PrincipalsFile::parse(text).expect("parses")
+    }
+
+    const ALICE: &str = "tok-alice-0123456789";
+
+    fn alice_file() -> String {
+        format!(
+            "[defaults]\njobs = 100\ninput_mib = 2\n{}weight = 2\njobs = 10\n",
+            entry("alice", ALICE, &[Role::Submit])
+        )
+    }
+
+    #[test]
+    fn roles_grant_what_the_issue_says() {
+        use Role::*;
+        assert!(Submit.grants(Read) && Submit.grants(Submit) && !Submit.grants(Operate));
+        assert!(Operate.grants(Submit) && !Operate.grants(Admin) && !Operate.grants(Worker));
+        assert!(!Admin.grants(Worker) && Admin.grants(Operate), "workers hold their own token");
+        assert!(Worker.grants(Worker) && !Worker.grants(Read));
+        assert!(!Read.grants(Submit));
+    }
+
+    #[test]
+    fn a_file_gives_names_roles_weights_and_quotas_with_defaults() {
+        let f = file(&alice_file());
+        let a = &f.principals[0];
+        assert_eq!((&*a.name, a.weight), ("alice", 2));
+        assert_eq!(a.roles, vec![Role::Submit]);
+        assert_eq!(a.limits.jobs, Some(10));
+        assert_eq!(a.limits.input_bytes, Some(2 << 20));
+        assert_eq!(a.limits.shards_in_flight, None);
+        assert_eq!(a.token_sha256, Some(hash(ALICE)));
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_a_reason() {
+        let bad = [
+            ("[[principal]]\nname = \"a\"\nroles = [\"read\"]\n", "token_sha256"),
+            ("[[principal]]\nname = \"a b\"\n", "principal name"),
+            ("[[principal]]\nname = \"a\"\ntoken_sha256 = \"zz\"\nroles = [\"read\"]\n", "64 hex"),
+            ("[[principal]]\nname = \"a\"\nroles = [\"boss\"]\n", "boss"),
+            ("[[principal]]\nnom = \"a\"\n", "nom"),
+        ];
+        for (text, says) in bad {
+            let e = PrincipalsFile::parse(text).expect_err(text);
+            assert!(e.contains(says), "{text:?}: {e}");
+        }
+        let twice =
+            format!("{}{}", entry("x", "t1", &[Role::Read]), entry("x", "t2", &[Role::Read]));
+        let e = Access::new(None, None, Some(file(&twice))).expect_err("twice");
+        assert!(e.contains("defined twice"), "{e}");
+    }
+
+    #[test]
+    fn tokens_name_their_principal_and_the_shared_ones_keep_working() {
+        let access = Access::new(Some("admin-tok"), Some("worker-tok"), Some(file(&alice_file())))
+            .expect("access");
+        let who = |t: &str| access.client(Some(&format!("Bearer {t}"))).map(|p| p.name.clone());
+        assert_eq!(who(ALICE).as_deref().ok(), Some("alice"));
+        assert_eq!(who("admin-tok").as_deref().ok(), Some(DEFAULT));
+        assert_eq!(who("nope").map_err(|s| s.code()), Err(tonic::Code::Unauthenticated));
+        assert_eq!(
+            access.client(None).map_err(|s| s.code()).err(),
+            Some(tonic::Code::Unauthenticated)
+        );
+        // The worker service takes only a principal that may connect as a worker.
+        let w = access.worker(Some("Bearer worker-tok")).expect("worker").expect("checked");
+        assert_eq!(&*w.name, WORKERS);
+        assert!(access.worker(Some(&format!("Bearer {ALICE}"))).is_err());
+        assert!(access.worker(Some("Bearer admin-tok")).is_err(), "only workers connect");
+        let e = access.client(Some("Bearer worker-tok")).expect_err("a worker is no client");
+        assert_eq!(e.code(), tonic::Code::Unauthenticated);
+        assert_eq!(access.refused(), 5);
+    }
+
+    #[test]
+    fn an_open_master_stays_open() {
+        let access = Access::open();
+        assert_eq!(&*access.client(None).expect("open").name, DEFAULT);
+        assert!(access.worker(None).expect("open").is_none());
+        // A worker token alone still leaves clients open, as before.
+        let access = Access::new(None, Some("w"), None).expect("access");
+        assert!(access.client(None).is_ok() && access.worker(None).is_err());
+    }
+
+    #[test]
+    fn refusals_name_the_role_needed() {
+        let p = file(&alice_file()).principals.remove(0);
+        assert!(p.require(Role::Submit, "submit").is_ok());
+        let e = p.require(Role::Operate, "drain").expect_err("no operate");
+        assert!(e.0.contains("needs role operate") && e.0.contains("alice"), "{}", e.0);
+        assert!(p.require_owner(Role::Submit, "alice", "cancel").is_ok());
+        let e = p.require_owner(Role::Submit, "bob", "cancel").expect_err("not hers");
+        assert!(e.0.contains("needs role operate"), "{}", e.0);
+        let mut op = p.clone();
+        op.roles = vec![Role::Operate];
+        assert!(op.require_owner(Role::Submit, "bob", "cancel").is_ok());
+    }
+
+    #[test]
+    fn every_method_has_a_role_and_unknown_ones_need_admin() {
+        let need = |m: &str| Need::grpc(&format!("/farm.v1.FarmService/{m}")).role;
+        assert_eq!(need("Submit"), Role::Submit);
+        assert_eq!(need("Cancel"), Role::Submit);
+        assert_eq!(need("DrainWorker"), Role::Operate);
+        assert_eq!(need("AllocAdd"), Role::Operate);
+        assert_eq!(need("Get"), Role::Read);
+        assert_eq!(need("Brand New"), Role::Admin);
+        assert_eq!(Need::grpc("/farm.v1.WorkerService/Connect").role, Role::Worker);
+        assert_eq!(Need::http("POST", "/api/jobs/3/cancel").role, Role::Submit);
+        assert_eq!(Need::http("POST", "/api/workers/3/drain").role, Role::Operate);
+        assert_eq!(Need::http("GET", "/api/state").role, Role::Read);
+        assert_eq!(Need::http("DELETE", "/api/state").role, Role::Admin);
+    }
+
+    #[test]
+    fn a_principals_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("farm-principals-{}", std::process::id()));
+        std::fs::write(&dir, alice_file()).expect("write");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let e = PrincipalsFile::read(&dir).expect_err("0644");
+        assert!(e.contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        assert!(PrincipalsFile::read(&dir).is_err(), "group may read it");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert_eq!(PrincipalsFile::read(&dir).expect("0600").principals.len(), 1);
+        let _ = std::fs::remove_file(dir);
+    }
+}
