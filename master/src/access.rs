@@ -151,7 +151,7 @@ impl Principal {
             return Ok(());
         }
         Err(Denied(format!(
-            "permission denied: {what} needs role {needed}; principal {} has {}",
+            "{what} needs role {needed}; principal {} has {}",
             self.name,
             self.role_names()
         )))
@@ -165,8 +165,8 @@ impl Principal {
             return Ok(());
         }
         Err(Denied(format!(
-            "permission denied: {what} of another principal's job (owner {owner}) needs role \
-             operate; principal {} has {}",
+            "{what} of another principal's job (owner {owner}) needs role operate; principal {} \
+             has {}",
             self.name,
             self.role_names()
         )))

@@ -45,8 +45,10 @@ pub struct Audit {
     /// The last [`KEEP`] entries, with their sequence numbers, oldest first.
     recent: Mutex<VecDeque<(u64, Entry)>>,
     next: AtomicU64,
-    /// The table's writer thread; none in unit tests.
-    tx: Option<SyncSender<(u64, Entry)>>,
+    /// The queue to the table's writer thread; none in memory only, or once closed.
+    tx: Mutex<Option<SyncSender<(u64, Entry)>>>,
+    /// The writer thread, joined by [`Audit::close`].
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Entries the table missed because its queue was full.
     dropped: AtomicU64,
 }
@@ -66,14 +68,15 @@ impl Audit {
         }
         let next = recent.back().map_or(0, |(seq, _)| seq + 1);
         let (tx, rx) = sync_channel(QUEUE);
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("farm-audit".into())
             .spawn(move || write_table(store, rx))
             .map_err(|e| crate::MasterError::Journal(format!("audit writer: {e}")))?;
         Ok(Audit {
             recent: Mutex::new(recent),
             next: AtomicU64::new(next),
-            tx: Some(tx),
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
             dropped: AtomicU64::new(0),
         })
     }
@@ -83,8 +86,18 @@ impl Audit {
         Audit {
             recent: Mutex::default(),
             next: AtomicU64::new(0),
-            tx: None,
+            tx: Mutex::default(),
+            writer: Mutex::default(),
             dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Writes what is queued to the table and stops its thread; later entries are logged and
+    /// kept in memory only. Blocking: the master calls it at shutdown, off the runtime.
+    pub fn close(&self) {
+        drop(self.tx.lock().unwrap_or_else(|p| p.into_inner()).take());
+        if let Some(writer) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = writer.join();
         }
     }
 
@@ -137,7 +150,8 @@ impl Audit {
                 recent.pop_front();
             }
         }
-        if let Some(tx) = &self.tx {
+        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = tx.as_ref() {
             if let Err(TrySendError::Full(_)) = tx.try_send((seq, entry)) {
                 let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 if dropped.is_power_of_two() {

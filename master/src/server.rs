@@ -201,7 +201,7 @@ pub async fn serve(
     let workers = WorkerServiceServer::new(Workers { core, modules })
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
-    let workers = Guarded::new(workers, Side::Workers, access, audit);
+    let workers = Guarded::new(workers, Side::Workers, access, audit.clone());
     let (health_reporter, health) = tonic_health::server::health_reporter();
     set_health(&health_reporter, ServingStatus::Serving).await;
     if let Ok(addr) = listener.local_addr() {
@@ -225,7 +225,10 @@ pub async fn serve(
     // The transport may also have failed: the tasks stop either way (at once if already done).
     tasks.shutdown(TASKS_BOUND).await;
     // The core's task is gone with its sender: the writer commits what is queued and ends.
-    let closed = tokio::task::spawn_blocking(move || journal.close());
+    let closed = tokio::task::spawn_blocking(move || {
+        audit.close();
+        journal.close()
+    });
     if tokio::time::timeout(TASKS_BOUND, closed).await.is_err() {
         tracing::warn!("journal writer did not stop in time");
     }
