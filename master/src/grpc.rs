@@ -96,6 +96,7 @@ fn worker_info(w: WorkerView) -> Result<WorkerInfo> {
         draining: w.draining,
         dialed_by,
         suspect: w.suspect,
+        labels: w.spec.labels,
     })
 }
 
@@ -449,7 +450,8 @@ impl FarmService for Farm {
         self.audit.outcome(&who.name, "module upload", &target, &put);
         let (sha256, info) = put.map_err(status)?;
         let (output, _) = info.shape.to_wire();
-        Ok(Response::new(pb::ModuleInfo { sha256, size: info.size as u64, output }))
+        let format = farm_proto::ModuleFormat::Wasm.into();
+        Ok(Response::new(pb::ModuleInfo { sha256, size: info.size as u64, output, format }))
     }
 
     async fn has_module(
