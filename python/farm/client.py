@@ -58,10 +58,11 @@ class Job:
             return list(self.results())
         return status.get("result")
 
-    def results(self) -> Iterator[Any]:
-        """The elements of the job's list result, streamed from the master in chunks: memory
-        stays flat for a result of any size. Waits for the job to succeed first."""
-        return iter(self.client._native.results(self.id))
+    def results(self, offset: int = 0, partial: bool = False) -> Iterator[Any]:
+        """The elements of the job's list result from `offset` on, streamed from the master in
+        chunks: memory stays flat for a result of any size. With `partial`, also of a failed
+        or cancelled job (``{"missing_shard": N}`` for each shard without an output)."""
+        return iter(self.client._native.results(self.id, offset, partial))
 
     def watch(self, shards: bool = True, replay: bool = True) -> Iterator[dict]:
         """Progress events (and shard outputs when `shards`), until the final status."""

@@ -341,10 +341,8 @@ class _MapRun:
                     lines = _lines(event.get("output"))
                     if lines is not None and not self._put((event.get("shard"), lines)):
                         return
-                elif event.get("type") == "progress":
-                    status = event.get("status") or {}
-                    if status.get("state") in FINAL_STATES:
-                        final = status
+                elif event.get("type") == "final":
+                    final = event.get("status") or {}
             if final is None:
                 final = self.job.wait(None)
             self._put((None, final))
@@ -405,8 +403,11 @@ class _MapRun:
             if final.get("state") != "succeeded":
                 raise ShardFailed(final)
             rest = final.get("result")
-            source = rest if isinstance(rest, list) and not final.get("result_in_store") else self.job.results()
-            for line in itertools.islice(source, yielded, None):
+            if isinstance(rest, list) and not final.get("result_in_store"):
+                source: Iterable = rest[yielded:]
+            else:
+                source = self.job.results(offset=yielded)
+            for line in source:
                 ok, value = _decode(line)
                 if not ok:
                     raise value
