@@ -17,6 +17,7 @@ only to workers on the same Python and cloudpickle.
 from __future__ import annotations
 
 import atexit
+import collections
 import concurrent.futures
 import itertools
 import os
@@ -35,8 +36,46 @@ from .client import FINAL_STATES, Client, Job, JobFailed
 #: Threads that wait for `submit` jobs to end.
 WAITERS = 32
 
-#: Shard outputs a `map` reads ahead of its consumer.
-MAP_READ_AHEAD = 16
+#: Shard outputs a `map` reads ahead of its consumer: at most this many, and past the first,
+#: at most this many bytes of output lines.
+MAP_READ_AHEAD = 64
+MAP_READ_AHEAD_BYTES = 16 << 20
+
+
+class _Buffer:
+    """A FIFO bounded by count and by bytes (one item is always let in, whatever its size)."""
+
+    def __init__(self, count: int, size: int):
+        self._items: "collections.deque" = collections.deque()
+        self._bytes = 0
+        self._count, self._size = count, size
+        self._cond = threading.Condition()
+
+    def put(self, item: Any, nbytes: int, stop: threading.Event) -> bool:
+        """Waits for room; False when `stop` was set first."""
+        with self._cond:
+            while self._items and (
+                len(self._items) >= self._count or self._bytes + nbytes > self._size
+            ):
+                if stop.is_set():
+                    return False
+                self._cond.wait(0.1)
+            self._items.append((item, nbytes))
+            self._bytes += nbytes
+            self._cond.notify_all()
+            return True
+
+    def get(self, timeout: Optional[float]) -> Any:
+        """The oldest item; raises queue.Empty after `timeout` seconds."""
+        with self._cond:
+            if not self._items:
+                self._cond.wait(timeout)
+                if not self._items:
+                    raise queue.Empty
+            item, nbytes = self._items.popleft()
+            self._bytes -= nbytes
+            self._cond.notify_all()
+            return item
 
 
 class RemoteError(_native.FarmError):
@@ -211,11 +250,17 @@ class Executor(concurrent.futures.Executor):
     def _on_done(self, future: concurrent.futures.Future) -> None:
         with self._lock:
             job_id = self._futures.pop(future, None)
-        if future.cancelled() and job_id is not None:
+        if future.cancelled():
+            # Notify `wait` and `as_completed` now, not when its waiter gets to it.
             try:
-                self.client._native.cancel(job_id)
-            except Exception:
+                future.set_running_or_notify_cancel()
+            except RuntimeError:
                 pass
+            if job_id is not None:
+                try:
+                    self.client._native.cancel(job_id)
+                except Exception:
+                    pass
 
     def _wait_one(self, future: concurrent.futures.Future, job: Job) -> None:
         try:
@@ -237,7 +282,10 @@ class Executor(concurrent.futures.Executor):
                     outcome = _decode(lines[0])
         except BaseException as exc:  # the master went away, or a bug here
             outcome = (False, exc)
-        if not future.set_running_or_notify_cancel():
+        try:
+            if future.cancelled() or not future.set_running_or_notify_cancel():
+                return
+        except RuntimeError:  # cancelled (and notified) meanwhile
             return
         ok, value = outcome
         if ok:
@@ -308,7 +356,7 @@ class _MapRun:
         self.job = job
         self.sizes = sizes
         self.deadline = deadline
-        self.queue: "queue.Queue" = queue.Queue(MAP_READ_AHEAD)
+        self.buffer = _Buffer(MAP_READ_AHEAD, MAP_READ_AHEAD_BYTES)
         self.stop = threading.Event()
         self.finished = threading.Event()
         self.thread = threading.Thread(target=self._read, name=f"farm-map-{job.id}", daemon=True)
@@ -321,14 +369,8 @@ class _MapRun:
         except Exception:
             pass
 
-    def _put(self, item: Any) -> bool:
-        while not self.stop.is_set():
-            try:
-                self.queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def _put(self, item: Any, nbytes: int = 0) -> bool:
+        return self.buffer.put(item, nbytes, self.stop)
 
     def _read(self) -> None:
         """Puts (shard, lines) as shards end, then (None, final status)."""
@@ -339,7 +381,8 @@ class _MapRun:
                     return
                 if event.get("type") == "shard":
                     lines = _lines(event.get("output"))
-                    if lines is not None and not self._put((event.get("shard"), lines)):
+                    size = sum(len(line) for line in lines) if lines is not None else 0
+                    if lines is not None and not self._put((event.get("shard"), lines), size):
                         return
                 elif event.get("type") == "final":
                     final = event.get("status") or {}
@@ -359,7 +402,7 @@ class _MapRun:
                 if remaining <= 0:
                     raise concurrent.futures.TimeoutError()
             try:
-                return self.queue.get(timeout=min(remaining, 0.5) if remaining is not None else 0.5)
+                return self.buffer.get(min(remaining, 0.5) if remaining is not None else 0.5)
             except queue.Empty:
                 continue
 

@@ -2,7 +2,6 @@
 
 import base64
 import hashlib
-import pickle
 import subprocess
 import sys
 import textwrap
