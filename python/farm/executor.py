@@ -219,7 +219,6 @@ class Executor(concurrent.futures.Executor):
         return self.client.submit(
             "python",
             inputs=lines,
-            shard_size=1,
             params={"function": sha},
             priority=self._priority,
             retries=self._retries,

@@ -77,6 +77,7 @@ def parser() -> argparse.ArgumentParser:
         help="stop when the master goes away instead of reconnecting",
     )
     p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--child-restarts", type=int, default=0, help=argparse.SUPPRESS)
     return p
 
 
@@ -122,6 +123,7 @@ def run_child(args) -> int:
             labels=_pickling.environment(),
             allow_python=args.allow_python,
             exit_on_disconnect=args.exit_on_disconnect,
+            restarts=args.child_restarts,
         )
     except KeyboardInterrupt:
         return 0
@@ -137,9 +139,10 @@ class Supervisor:
         self.children: List[Optional[subprocess.Popen]] = [None] * processes
         self.stopping = threading.Event()
 
-    def child_command(self, index: int) -> List[str]:
+    def child_command(self, index: int, restarts: int = 0) -> List[str]:
         a = self.args
         cmd = [sys.executable, "-m", "farm", "worker", "--master", a.master, "--child", str(index)]
+        cmd += ["--child-restarts", str(restarts)]
         if a.threads:
             cmd += ["--threads", str(a.threads)]
         if a.allow_python:
@@ -155,22 +158,23 @@ class Supervisor:
             cmd += ["--name", name]
         return cmd
 
-    def start(self, index: int) -> subprocess.Popen:
+    def start(self, index: int, restarts: int = 0) -> subprocess.Popen:
         env = dict(os.environ)
         env["FARM_SUPERVISOR_PID"] = str(os.getpid())
         token = _token(self.args)
         if token:
             # Through the environment, not argv, so `ps` does not show it.
             env["FARM_TOKEN"] = token
-        child = subprocess.Popen(self.child_command(index), env=env)
+        child = subprocess.Popen(self.child_command(index, restarts), env=env, stdin=subprocess.DEVNULL)
         self.children[index] = child
         return child
 
     def watch(self, index: int) -> None:
         delay = BACKOFF_START
+        restarts = 0
         while not self.stopping.is_set():
             started = time.monotonic()
-            child = self.start(index)
+            child = self.start(index, restarts)
             code = child.wait()
             if self.stopping.is_set():
                 return
@@ -187,6 +191,7 @@ class Supervisor:
             if self.stopping.wait(delay):
                 return
             delay = min(delay * 2, BACKOFF_MAX)
+            restarts += 1
 
     def stop(self) -> None:
         self.stopping.set()

@@ -178,7 +178,7 @@ def test_the_client_submits_a_python_job_by_hand_and_names_a_missing_function(sh
     assert job.status()["state"] == "succeeded"
     assert any(j["job"] == job.id for j in client.jobs())
     assert isinstance(job.logs(), list)
-    assert any(k.get("name", k.get("kind")) == "python" for k in client.kinds()), client.kinds()
+    assert any(k["kernel"]["kind"] == "python" for k in client.kinds()), client.kinds()
 
     missing = "0" * 64
     with pytest.raises(farm.NotFound, match=missing):
@@ -225,6 +225,43 @@ def test_a_kill_9_of_a_python_worker_mid_map_keeps_the_result_exact(cluster):
     )
 
 
+def exit_once(marker, value):
+    """Ends its process the first time (no exception: the process is gone), returns after."""
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(3)
+    return value
+
+
+def test_a_worker_process_that_exits_mid_shard_is_restarted_and_the_shard_reruns(cluster, tmp_path):
+    cluster.worker(processes=1)
+    with cluster.executor(retries=2) as ex:
+        future = ex.submit(exit_once, str(tmp_path / "exited"), "second run")
+        assert future.result(WAIT) == "second run"
+        assert (tmp_path / "exited").exists()
+        assert future.job.status()["reruns"] >= 1
+
+
+def test_sigterm_stops_the_supervisor_and_its_processes(cluster):
+    sup = cluster.worker(processes=2)
+    pids = {w["pid"] for w in cluster.client.workers()}
+    assert len(pids) == 2 and sup.pid not in pids
+    sup.send_signal(15)
+    assert sup.wait(WAIT) == 0
+    wait_for(lambda: not cluster.client.workers(), "the workers to leave the master")
+    for pid in pids:
+        wait_for(lambda: not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z",
+                 f"worker process {pid} to end")
+
+
+def test_the_worker_command_refuses_bad_arguments_with_one_line():
+    out = subprocess.run([sys.executable, "-m", "farm", "worker", "--master", "http://127.0.0.1:1",
+                          "--processes", "0"], capture_output=True, text=True, timeout=WAIT)
+    assert out.returncode == 2 and out.stderr.strip() == "farm worker: --processes must be at least 1"
+    out = subprocess.run([sys.executable, "-m", "farm"], capture_output=True, text=True, timeout=WAIT)
+    assert out.returncode == 2 and "usage: python -m farm worker" in out.stderr
+
+
 def test_a_timeout_ends_a_shard_stuck_in_while_true(cluster):
     cluster.worker(processes=1)
     with cluster.executor(timeout=1, retries=0) as ex:
@@ -261,23 +298,11 @@ def test_an_environment_mismatch_waits_then_runs_when_a_matching_worker_joins(cl
 
 def test_a_worker_without_allow_python_refuses_python_jobs(cluster):
     cluster.worker(processes=1, allow_python=False)
-    [w] = cluster.client.workers()
-    assert "python" not in w["kinds"], w
     with cluster.executor() as ex:
-        try:
-            future = ex.submit(square, 3)
-        except farm.FailedPrecondition as err:
-            # The master never saw a worker offer python: it refuses the job outright.
-            assert "python" in str(err), err
-            return
-        # Or it knows the kind: the job waits, visibly, and nothing runs it.
-        status = wait_for(
-            lambda: (lambda s: s if s.get("waiting") else None)(future.job.status()),
-            "the job to wait",
-        )
-        assert "python" in status["waiting"] and status["state"] == "queued", status
-        assert not future.done()
-        future.cancel()
+        err = ex.submit(square, 3).exception(WAIT)
+    assert isinstance(err, farm.ShardFailed), repr(err)
+    assert "python kernel is off: start the worker with --allow-python" in str(err), err
+    assert err.status["done"] == 0
 
 
 def test_a_200_mb_result_streams_with_flat_client_memory(shared, tmp_path):
