@@ -3,10 +3,10 @@
 Everything here is pure Python over `cloudpickle`; the native module only moves the strings.
 
 - The function module (stored on the master in the PICKLE format, named by its sha256): the
-  standard pickle of a dict ``{"version": 1, "fn": bytes, "init": bytes | None}``, where ``fn``
-  is the cloudpickle of the function and ``init`` that of ``(initializer, initargs)``. They are
-  pickled separately so that a worker unpickles the function once per hash and runs an
-  initializer once per process.
+  standard pickle of a dict ``{"version": 1, "payload": bytes}``, where ``payload`` is the
+  cloudpickle of ``(function, (initializer, initargs) or None)``, pickled together so that
+  by-value functions share their globals with their initializer. A worker unpickles it once
+  per hash and process, and runs the initializer then.
 - One shard input (one line, one chunk): ``base64(cloudpickle(list of (args, kwargs)))``.
 - One shard output line per item, in order: ``"o" + base64(pickle(value))`` for a value,
   ``"e" + base64(pickle((pickled exception or None, type name, message, traceback text)))``
@@ -199,29 +199,34 @@ def function_module(
     initargs: Sequence = (),
     limit: int = MAX_PICKLE_BYTES,
 ) -> Tuple[str, bytes]:
-    """The module a python job names: (its sha256, its bytes)."""
-    module = {"version": MODULE_VERSION, "fn": pickle_function(fn, limit), "init": None}
+    """The module a python job names: (its sha256, its bytes).
+
+    The function and the initializer are pickled in ONE cloudpickle call, so that functions
+    pickled by value share their globals: what the initializer sets is what the function
+    sees. A worker runs the initializer once per process for each module it loads."""
+    pickle_function(fn, limit)
+    init = None
     if initializer is not None:
-        register_local_modules(initializer)
-        init = cloudpickle.dumps((initializer, tuple(initargs)), protocol=PROTOCOL)
-        if len(init) > limit:
-            raise PickleTooLarge(too_large_message("initializer", initializer, len(init), limit))
-        module["init"] = init
+        pickle_function(initializer, limit, what="initializer")
+        init = (initializer, tuple(initargs))
+    payload = cloudpickle.dumps((fn, init), protocol=PROTOCOL)
+    module = {"version": MODULE_VERSION, "payload": payload}
     data = pickle.dumps(module, protocol=4)
     if len(data) > limit:
         raise PickleTooLarge(
-            f"function and initializer pickle to {human(len(data))}, "
-            f"over the limit of {human(limit)}"
+            f"the function with its initializer and initargs pickles to {human(len(data))}, "
+            f"over the limit of {human(limit)} (raise max_pickle_bytes)"
         )
     return hashlib.sha256(data).hexdigest(), data
 
 
-def load_module(data: bytes) -> Tuple[Callable, Optional[bytes]]:
-    """The function of a module and its initializer's pickle (or None)."""
+def load_module(data: bytes) -> Tuple[Callable, Optional[Tuple[Callable, tuple]]]:
+    """The function of a module and its (initializer, initargs), or None."""
     module = pickle.loads(data)
     if not isinstance(module, dict) or module.get("version") != MODULE_VERSION:
         raise ValueError("not a farm python function module (or from another farm version)")
-    return pickle.loads(module["fn"]), module.get("init")
+    fn, init = pickle.loads(module["payload"])
+    return fn, init
 
 
 # ---------------------------------------------------------------------------------------------

@@ -35,6 +35,8 @@ def test_the_module_is_named_by_its_sha256_and_loads_back():
     assert sha == hashlib.sha256(data).hexdigest()
     fn, init = load_module(data)
     assert fn is pow and init is None
+    fn, init = load_module(function_module(pow, print, (1, 2))[1])
+    assert fn is pow and init == (print, (1, 2))
 
 
 def test_a_lambda_and_a_closure_run_with_args_and_kwargs():
@@ -78,7 +80,18 @@ def test_a_result_that_cannot_be_pickled_fails_that_item_with_the_reason():
     assert "cannot be pickled" in str(exc) and "lock" in str(exc).lower()
 
 
-def test_the_function_is_unpickled_once_per_hash_and_the_initializer_runs_once():
+STATE = {"ready": False}
+
+
+def set_ready(value):
+    STATE["ready"] = value
+
+
+def read_ready(x):
+    return (STATE["ready"], x)
+
+
+def test_the_function_is_unpickled_once_per_hash_and_its_initializer_runs_then():
     import os
 
     r, w = os.pipe()
@@ -89,13 +102,17 @@ def test_the_function_is_unpickled_once_per_hash_and_the_initializer_runs_once()
     for _ in range(3):
         assert [decode_output(l, remote_error) for l in runner(sha, data, line)] == [(True, 2)]
     assert runner.unpickled == 1
-    # Another function with the same initializer: unpickled, but not initialized again.
-    sha2, data2 = function_module(lambda x: x + 2, os.write, (w, b"i"))
-    assert [decode_output(l, remote_error) for l in runner(sha2, data2, line)] == [(True, 3)]
-    assert runner.unpickled == 2
     os.close(w)
     assert os.read(r, 100) == b"i"
     os.close(r)
+
+
+def test_what_the_initializer_sets_is_what_the_function_sees():
+    # Both come by value (this test module is not installed): they share their globals.
+    sha, data = function_module(read_ready, set_ready, ("yes",))
+    out = Runner()(sha, data, encode_chunk([((1,), {})]))
+    assert [decode_output(l, remote_error) for l in out] == [(True, ("yes", 1))]
+    assert STATE["ready"] is False, "the initializer ran on a copy, not here"
 
 
 def test_a_failing_initializer_fails_the_shard_not_the_items():
