@@ -42,6 +42,25 @@ def sleep_then(seconds, value):
     return value
 
 
+READY = None
+
+
+def get_ready(x):
+    return (READY, os.getpid(), x)
+
+
+def set_ready(value):
+    global READY
+    READY = value
+
+
+def test_the_initializer_runs_in_the_worker_before_the_function(shared):
+    with shared.executor(initializer=set_ready, initargs=("initialized",)) as ex:
+        out = list(ex.map(get_ready, range(20), chunksize=2))
+    assert [(r, x) for r, _, x in out] == [("initialized", x) for x in range(20)]
+    assert READY is None, "it ran on the workers, not here"
+
+
 @pytest.mark.parametrize("chunksize", [1, 100])
 def test_map_equals_the_builtin_map_over_10000_items(shared, chunksize):
     with shared.executor() as ex:
