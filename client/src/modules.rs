@@ -1,8 +1,9 @@
-//! Wasm modules: uploaded once, content-addressed by SHA-256 (`PutModule`, `HasModule`), and
-//! `wasm` jobs that run them.
+//! Modules: uploaded once, content-addressed by SHA-256 (`PutModule`, `HasModule`): wasm
+//! modules and the `wasm` jobs that run them, and pickled functions for `python` jobs
+//! ([`Client::put_module_as`]).
 
 use crate::{Client, Result};
-use farm_proto::{pb, wasm, JobSpec, OutputShape, Submitted};
+use farm_proto::{pb, wasm, JobSpec, ModuleFormat, OutputShape, Submitted};
 use sha2::{Digest, Sha256};
 
 /// A module as the master holds it.
@@ -14,6 +15,8 @@ pub struct ModuleRef {
     pub size: u64,
     /// How its jobs' outputs are reduced (counts, or lines for a module that emits).
     pub output: OutputShape,
+    /// What its bytes are.
+    pub format: ModuleFormat,
 }
 
 /// The SHA-256 of a module's bytes as the ABI writes it (64 lowercase hex digits).
@@ -26,10 +29,22 @@ impl Client {
     /// that are not a module of the farm ABI (naming a forbidden import), ResourceExhausted
     /// over the size limit.
     pub async fn put_module(&mut self, wasm: Vec<u8>) -> Result<ModuleRef> {
-        let info = self.farm.put_module(self.req(pb::PutModuleRequest { wasm })?).await?;
-        let info = info.into_inner();
+        self.put_module_as(wasm, ModuleFormat::Wasm).await
+    }
+
+    /// Stores a module of `format` on the master (idempotent): a wasm module after its checks
+    /// (see [`Client::put_module`]), or a pickle as opaque bytes. ResourceExhausted over the
+    /// size limit or when the module store is full.
+    pub async fn put_module_as(
+        &mut self,
+        bytes: Vec<u8>,
+        format: ModuleFormat,
+    ) -> Result<ModuleRef> {
+        let request = pb::PutModuleRequest { wasm: bytes, format: format.into() };
+        let info = self.farm.put_module(self.req(request)?).await?.into_inner();
         let output = OutputShape::from_wire(info.output, 0.0).unwrap_or(OutputShape::Any);
-        Ok(ModuleRef { sha256: info.sha256, size: info.size, output })
+        let format = ModuleFormat::try_from(info.format)?;
+        Ok(ModuleRef { sha256: info.sha256, size: info.size, output, format })
     }
 
     /// Whether the master holds the module with this SHA-256.

@@ -90,6 +90,7 @@ fn worker_info(w: WorkerView) -> Result<WorkerInfo> {
         draining: w.draining,
         dialed_by,
         suspect: w.suspect,
+        labels: w.spec.labels,
     })
 }
 
@@ -381,7 +382,8 @@ impl FarmService for Farm {
             .map_err(|e| status(Error::Internal(format!("storing the module failed: {e}"))))?
             .map_err(|e| status(e.into()))?;
         let (output, _) = info.shape.to_wire();
-        Ok(Response::new(pb::ModuleInfo { sha256, size: info.size as u64, output }))
+        let format = farm_proto::ModuleFormat::Wasm.into();
+        Ok(Response::new(pb::ModuleInfo { sha256, size: info.size as u64, output, format }))
     }
 
     async fn has_module(

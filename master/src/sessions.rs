@@ -109,6 +109,11 @@ pub(crate) async fn accept_session(
         }
         Ok(clip(text))
     };
+    let labels: farm_proto::Labels = reg.labels.into_iter().collect();
+    farm_proto::labels::check("label", &labels).map_err(|e| {
+        warn!(%address, error = %e, "worker with bad labels refused");
+        Status::invalid_argument(format!("bad worker labels: {e}"))
+    })?;
     let spec = WorkerSpec {
         threads: reg.threads,
         kinds: kernels.iter().map(|k| k.kind.clone()).collect(),
@@ -119,6 +124,7 @@ pub(crate) async fn accept_session(
         restarts: reg.restarts,
         dialed_by: dialed_by.to_string(),
         allocation: shown("allocation", &reg.allocation)?,
+        labels,
     };
     let link = Link { modules, tx: tx.clone() };
     let (id, heard) = core.join(spec, kernels, tx).await.map_err(crate::grpc::status)?;

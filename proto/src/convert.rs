@@ -36,7 +36,7 @@ impl TryFrom<pb::JobSpec> for JobSpec {
             record_runs: spec.record_runs,
         };
         checked.limits.check()?;
-        Ok(checked)
+        checked.with_requires(spec.requires.into_iter().collect())
     }
 }
 
@@ -60,6 +60,7 @@ impl From<JobSpec> for pb::JobSpec {
             verify_percent: spec.limits.verify_percent,
             no_worker_timeout_ms: spec.limits.no_worker_timeout_ms.unwrap_or(0),
             record_runs: spec.limits.record_runs,
+            requires: spec.requires.into_iter().collect(),
         }
     }
 }
@@ -271,6 +272,7 @@ impl TryFrom<pb::WorkerInfo> for WorkerInfo {
             restarts: w.restarts,
             draining: w.draining,
             suspect: Some(w.suspect).filter(|s| !s.is_empty()),
+            labels: w.labels.into_iter().collect(),
         })
     }
 }
@@ -292,6 +294,7 @@ impl From<WorkerInfo> for pb::WorkerInfo {
             draining: w.draining,
             dialed_by: w.dialed_by.as_str().into(),
             suspect: w.suspect.unwrap_or_default(),
+            labels: w.labels.into_iter().collect(),
         }
     }
 }
@@ -352,9 +355,23 @@ mod tests {
             Params::from_pairs(["a=b"]).expect("pairs"),
             3,
         )
+        .and_then(|s| {
+            let requires = crate::labels::from_pairs("req", ["python=CPython 3.12"]);
+            s.with_requires(requires.map_err(SpecError::Invalid)?)
+        })
         .expect("valid spec");
         let wire: pb::JobSpec = spec.clone().into();
+        assert_eq!(wire.requires.get("python").map(String::as_str), Some("CPython 3.12"));
         assert_eq!(JobSpec::try_from(wire).expect("valid"), spec);
+        let bad = pb::JobSpec {
+            kind: "noop".into(),
+            end: 1,
+            shard_size: 1,
+            requires: [("a b".to_string(), "x".to_string())].into(),
+            ..Default::default()
+        };
+        let err = JobSpec::try_from(bad).expect_err("bad requirement key");
+        assert!(err.to_string().starts_with("requirement key \"a b\""), "{err}");
         let wire =
             pb::JobSpec { kind: "exec".into(), inputs: vec!["x".into()], ..Default::default() };
         let spec = JobSpec::try_from(wire).expect("inputs spec");

@@ -1,6 +1,7 @@
 //! Domain types shared by master, worker and client: a job's spec and a shard's output.
 //! Conversions from and to the prost types live in `convert.rs`.
 
+use crate::labels::Labels;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -146,6 +147,8 @@ pub struct JobSpec {
     pub priority: i32,
     /// How failures and hangs of its shards are handled.
     pub limits: JobLimits,
+    /// Labels a worker must hold (every pair) to be handed the job's shards.
+    pub requires: Labels,
 }
 
 /// How a job treats shards that fail, hang or take their workers down, and what it keeps of
@@ -255,7 +258,78 @@ impl JobSpec {
             }
             JobSource::Inputs(_) => {}
         }
-        Ok(JobSpec { kind, source, params, priority, limits: JobLimits::default() })
+        Ok(JobSpec {
+            kind,
+            source,
+            params,
+            priority,
+            limits: JobLimits::default(),
+            requires: Labels::new(),
+        })
+    }
+
+    /// Sets the labels a worker must hold to run the job's shards, after their checks.
+    pub fn with_requires(mut self, requires: Labels) -> Result<Self, SpecError> {
+        crate::labels::check("requirement", &requires).map_err(SpecError::Invalid)?;
+        self.requires = requires;
+        Ok(self)
+    }
+}
+
+/// What a stored module's bytes are (`PutModule`'s `format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModuleFormat {
+    /// A WebAssembly module of the farm ABI, checked at upload: a `wasm` job's `module`.
+    #[default]
+    Wasm,
+    /// A pickled Python function, opaque to the master: a `python` job's `function`.
+    Pickle,
+}
+
+impl ModuleFormat {
+    /// Its name in messages and the CLI's `--json` (`wasm`, `pickle`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModuleFormat::Wasm => "wasm",
+            ModuleFormat::Pickle => "pickle",
+        }
+    }
+}
+
+impl TryFrom<i32> for ModuleFormat {
+    type Error = SpecError;
+
+    fn try_from(value: i32) -> Result<Self, SpecError> {
+        match crate::pb::ModuleFormat::try_from(value) {
+            Ok(crate::pb::ModuleFormat::Wasm) => Ok(ModuleFormat::Wasm),
+            Ok(crate::pb::ModuleFormat::Pickle) => Ok(ModuleFormat::Pickle),
+            Err(_) => Err(SpecError::Invalid(format!("unknown module format {value}"))),
+        }
+    }
+}
+
+impl From<ModuleFormat> for i32 {
+    fn from(format: ModuleFormat) -> i32 {
+        match format {
+            ModuleFormat::Wasm => crate::pb::ModuleFormat::Wasm as i32,
+            ModuleFormat::Pickle => crate::pb::ModuleFormat::Pickle as i32,
+        }
+    }
+}
+
+impl std::str::FromStr for ModuleFormat {
+    type Err = SpecError;
+
+    fn from_str(s: &str) -> Result<Self, SpecError> {
+        match s {
+            "wasm" => Ok(ModuleFormat::Wasm),
+            "pickle" => Ok(ModuleFormat::Pickle),
+            other => Err(SpecError::Invalid(format!(
+                "unknown module format {}: wasm or pickle",
+                crate::quote::quote(other)
+            ))),
+        }
     }
 }
 

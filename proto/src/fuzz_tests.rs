@@ -21,7 +21,14 @@ fn is_valid(wire: &pb::JobSpec) -> bool {
     let limits_ok = wire.retries <= JobLimits::MAX_RETRIES
         && wire.max_crashes <= JobLimits::MAX_CRASHES
         && wire.verify_percent <= 100;
-    !wire.kind.trim().is_empty() && source_ok && limits_ok
+    let key_ok = |k: &String| {
+        (1..=64).contains(&k.len())
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c))
+    };
+    let value_ok = |v: &String| v.len() <= 256 && !v.chars().any(char::is_control);
+    let requires_ok =
+        wire.requires.len() <= 32 && wire.requires.iter().all(|(k, v)| key_ok(k) && value_ok(v));
+    !wire.kind.trim().is_empty() && source_ok && limits_ok && requires_ok
 }
 
 /// Checks that the shards of an accepted spec tile its source: the first starts at its start,
@@ -89,10 +96,11 @@ proptest! {
         shard_timeout_ms in prop_oneof![Just(0u64), any::<u64>()],
         no_worker_timeout_ms in prop_oneof![Just(0u64), any::<u64>()],
         record_runs in any::<bool>(),
+        requires in prop::collection::hash_map("[a-z .]{0,3}", "[a-z\n]{0,3}", 0..3),
     ) {
         let wire = pb::JobSpec {
             kind, start, end, shard_size, inputs, params, priority, retries, max_crashes,
-            shard_timeout_ms, verify_percent, no_worker_timeout_ms, record_runs,
+            shard_timeout_ms, verify_percent, no_worker_timeout_ms, record_runs, requires,
         };
         let valid = is_valid(&wire);
         let converted = JobSpec::try_from(wire.clone());

@@ -23,8 +23,11 @@
 //! - `kernel/names.rs`: the names a worker gives its kernels and their params: safe characters,
 //!   bounded length
 //! - `kernel_tests.rs`: tests of kernel descriptors: checks, limits, quoting and wire round trips
+//! - `labels.rs`: worker labels and job requirements (`--label`, `--require`): bounds, parsing
+//!   and the match
 //! - `logs.rs`: per-shard logs as clients see them: one shard's last run, and their prost
 //!   conversions
+//! - `python.rs`: the names the `python` kernel, its jobs and its workers agree on
 //! - `quote.rs`: `quote`, `clip` and `truncate`: user text kept short and printable in messages
 //! - `session.rs`: the worker session's messages as domain types, both directions, with their
 //!   conversions
@@ -43,7 +46,9 @@ pub mod domain;
 #[cfg(test)]
 mod fuzz_tests;
 pub mod kernel;
+pub mod labels;
 pub mod logs;
+pub mod python;
 pub mod quote;
 pub mod session;
 pub mod status;
@@ -69,8 +74,9 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 pub use alloc::{
     AllocQueueInfo, AllocQueueSpec, AllocQueueState, AllocationInfo, AllocationState, Scheduler,
 };
-pub use domain::{ExecRun, JobLimits, JobSource, JobSpec, Output, Params, SpecError};
+pub use domain::{ExecRun, JobLimits, JobSource, JobSpec, ModuleFormat, Output, Params, SpecError};
 pub use kernel::{KernelDescriptor, KindInfo, OutputShape, ParamError, ParamKind, ParamSpec};
+pub use labels::Labels;
 pub use logs::{LogQuery, ShardLog};
 pub use status::{
     DialedBy, JobEvent, JobState, JobStatus, JsonText, Progress, Submitted, WorkerInfo,

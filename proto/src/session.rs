@@ -31,7 +31,7 @@ pub enum ToWorker {
     Module(ModuleBytes),
 }
 
-/// A wasm module's bytes sent to a worker that asked for them.
+/// A module's bytes (any format) sent to a worker that asked for them.
 #[derive(Clone, PartialEq)]
 pub struct ModuleBytes {
     /// The module's SHA-256 (64 lowercase hex digits), as asked for.
@@ -115,7 +115,7 @@ pub enum ToMaster {
         /// Why, as the kernel said it.
         reason: String,
     },
-    /// The worker needs the bytes of the module with this SHA-256 (a `wasm` job's).
+    /// The worker needs the bytes of the module with this SHA-256 (one its job names).
     FetchModule(String),
 }
 
@@ -140,6 +140,9 @@ pub struct Register {
     /// The scheduler job (allocation) it runs in, if an allocation queue started it; empty
     /// otherwise.
     pub allocation: String,
+    /// Its environment as key/value pairs: jobs that require pairs run only on workers that
+    /// hold them all.
+    pub labels: crate::labels::Labels,
 }
 
 /// Shard outcomes and starts, batched.
@@ -339,6 +342,7 @@ impl From<ToMaster> for pb::WorkerMessage {
                 pid: r.pid,
                 restarts: r.restarts,
                 allocation: r.allocation,
+                labels: r.labels.into_iter().collect(),
             }),
             ToMaster::Heartbeat => Out::Heartbeat(pb::Heartbeat {}),
             ToMaster::Results(r) => Out::Results(pb::ResultBatch {
@@ -388,6 +392,7 @@ impl TryFrom<pb::WorkerMessage> for ToMaster {
                 pid: r.pid,
                 restarts: r.restarts,
                 allocation: r.allocation,
+                labels: r.labels.into_iter().collect(),
             }),
             Out::Heartbeat(_) => ToMaster::Heartbeat,
             Out::Results(batch) => {

@@ -290,4 +290,7 @@ pub struct WorkerInfo {
     pub dialed_by: DialedBy,
     /// Why it gets no new shards although connected: it held a shard past its deadline.
     pub suspect: Option<String>,
+    /// What it declared about its environment (`farm worker --label`); a job runs only on
+    /// workers holding every pair it requires.
+    pub labels: crate::labels::Labels,
 }

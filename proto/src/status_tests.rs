@@ -41,6 +41,7 @@ fn wire_worker(dialed_by: &str) -> pb::WorkerInfo {
         draining: true,
         dialed_by: dialed_by.into(),
         suspect: "held shard 3 of job 1 for over 5s".into(),
+        labels: [("gpu".to_string(), "a100".to_string())].into(),
     }
 }
 

@@ -25,6 +25,7 @@ pub fn registration(
         pid: 1,
         restarts: 0,
         allocation: String::new(),
+        labels: Default::default(),
     }
 }
 

@@ -23,8 +23,10 @@ use tokio::net::TcpListener;
 use tracing::warn;
 
 mod lifetime;
+#[cfg(feature = "wasm")]
 mod wasm;
 pub use lifetime::WorkerLifetimeArgs;
+#[cfg(feature = "wasm")]
 pub use wasm::WasmWorkerArgs;
 
 /// Every flag of a worker: `farm worker` and SDK worker binaries alike.
@@ -60,6 +62,10 @@ pub struct WorkerArgs {
     /// Name shown in `farm workers` (which also shows the host and pid).
     #[arg(long, env = "FARM_WORKER_NAME")]
     pub name: Option<String>,
+    /// A label KEY=VALUE this worker declares (repeatable), e.g. --label gpu=a100: jobs
+    /// submitted with --require KEY=VALUE run only on workers holding every pair they require.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
     /// Offer the exec kernel, which runs programs named in job parameters.
     #[arg(long, env = "FARM_ALLOW_EXEC")]
     pub allow_exec: bool,
@@ -79,6 +85,7 @@ pub struct WorkerArgs {
     #[command(flatten)]
     pub lifetime: WorkerLifetimeArgs,
     /// The wasm kernel's settings, or --no-wasm.
+    #[cfg(feature = "wasm")]
     #[command(flatten)]
     pub wasm: WasmWorkerArgs,
 }
@@ -118,6 +125,8 @@ impl WorkerArgs {
             config.threads = threads;
         }
         config.name = self.name.clone().unwrap_or_default();
+        config.labels =
+            farm_proto::labels::from_pairs("--label", &self.labels).map_err(WorkerError::Config)?;
         config.exit_on_disconnect = self.exit_with_master;
         config.drain_timeout = self.drain_timeout;
         config.restarts = self.restarts;
@@ -138,6 +147,7 @@ pub async fn run(args: WorkerArgs, mut registry: Registry) -> Result<(), WorkerE
     if args.allow_exec {
         registry.register(kernels::exec_kernel());
     }
+    #[cfg(feature = "wasm")]
     if let Some(wasm) = args.wasm.config() {
         registry.enable_wasm(wasm)?;
     }
@@ -316,9 +326,19 @@ mod tests {
             "2s",
             "--token",
             " secret ",
+            "--label",
+            "gpu=a100",
+            "--label",
+            "python=CPython 3.12",
         ])
         .expect("parses");
         let config = cli.args.config().expect("config");
+        let labels: Vec<_> = config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(labels, ["gpu=a100", "python=CPython 3.12"]);
+        let bad = WorkerCli::try_parse_from(["w", "--label", "gpu"]).expect("parses");
+        assert!(
+            matches!(bad.args.config(), Err(WorkerError::Config(m)) if m == "--label \"gpu\" is not KEY=VALUE")
+        );
         assert_eq!(config.master, "http://10.0.0.5:7070");
         assert_eq!((config.threads, config.name.as_str()), (3, "n1"));
         assert_eq!(config.drain_timeout, Duration::from_secs(2));

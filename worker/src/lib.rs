@@ -5,7 +5,11 @@
 //! It is also the SDK for user kernels: implement [`sdk::Kernel`], add it to a [`Registry`]
 //! and hand that to [`cli::main_with`] from your own binary's `main` (see `examples/collatz`):
 //! the binary then takes every flag `farm worker` takes and drains on Ctrl-C and SIGTERM. A
-//! program that builds its own [`WorkerConfig`] calls [`run`] or [`serve`] instead.
+//! program that builds its own [`WorkerConfig`] calls [`run`] or [`serve`] instead, and stops
+//! it from any thread with a [`StopHandle`] (the Python package runs its workers this way).
+//!
+//! Cargo feature `wasm` (on by default) builds the `wasm` kernel on wasmtime and the worker's
+//! wasm flags; without it the worker offers no `wasm` kernel and links no wasmtime.
 //!
 //! # Files
 //!
@@ -16,7 +20,7 @@
 //!   binaries
 //! - `cli/lifetime.rs`: the worker's own limits on the command line: `--idle-timeout`,
 //!   `--time-limit`
-//! - `cli/wasm.rs`: the worker's wasm flags (`--no-wasm`, `--wasm-max-memory`, `--wasm-cache`, …)
+//! - `cli/wasm.rs`: the worker's wasm flags (feature `wasm`) (`--no-wasm`, `--wasm-max-memory`, `--wasm-cache`, …)
 //! - `dial.rs`: workers that dial their master (`farm worker --master URL`)
 //! - `kernels/exec.rs`: the `exec` kernel: runs an external program once per index
 //! - `kernels/exec_cmd.rs`: how the `exec` kernel's `cmd` becomes each run's argv
@@ -41,6 +45,7 @@
 //! - `kernels/spin.rs`: the `spin` kernel: burns a fixed amount of this thread's CPU time per index
 //! - `lifetime.rs`: when a worker leaves on its own: after a while with no work (`--idle-timeout`)
 //! - `listen.rs`: workers that wait for a master to dial them (`farm worker --listen ADDR`)
+//! - `modules.rs`: fetched modules that kernels other than `wasm` need, bounded in bytes
 //! - `pool.rs`: the worker's thread pool: exactly T OS threads that run kernels
 //! - `queue.rs`: the pool's run queue: held shards not yet started, highest job priority first
 //! - `registry.rs`: the kernels a worker offers, by name
@@ -48,13 +53,14 @@
 //! - `sdk.rs`: the SDK for kernels: the `Kernel` trait, what a kernel receives and returns
 //! - `session/batch.rs`: the result batch a session is filling, and when it goes out
 //! - `session/driver_tests.rs`: the driver end to end over an in-memory link
-//! - `session/fetch.rs`: jobs that wait for their wasm module
+//! - `session/fetch.rs`: jobs that wait for their module (a `wasm` job's, a `python` job's)
 //! - `session/machine.rs`: the session as a sans-I/O state machine, the master core's pattern
 //! - `session/machine/jobs.rs`: jobs and tasks as they arrive: defining a job or refusing it once
 //! - `session/mod.rs`: one session with a master, whichever side dialed: the select loop that
 //!   drives the machine
 //! - `session/tests.rs`: the session state machine, driven by hand: the test plays the master and
 //!   the pool
+//! - `stop.rs`: `StopHandle`: drains and stops a worker run in-process, from any thread
 //! - `tail.rs`: the last bytes of a stream, bounded: what a shard's log and exec's error keep
 //! - `wasm/bound_tests.rs`: the wasm kernel's bounds against hostile modules
 //! - `wasm/cache.rs`: the disk cache of compiled wasm modules
@@ -71,20 +77,27 @@ mod dial;
 pub mod kernels;
 mod lifetime;
 mod listen;
+mod modules;
 mod pool;
 mod queue;
 mod registry;
 mod reports;
 pub mod sdk;
 mod session;
+mod stop;
 mod tail;
+#[cfg(feature = "wasm")]
 pub mod wasm;
 
 pub use dial::run;
 pub use farm_net::Backoff;
+pub use farm_proto::Labels;
 pub use lifetime::Lifetime;
 pub use listen::serve;
+pub use modules::DEFAULT_MODULE_BYTES;
 pub use registry::Registry;
+pub use stop::StopHandle;
+#[cfg(feature = "wasm")]
 pub use wasm::WasmConfig;
 
 use std::time::Duration;
@@ -117,6 +130,9 @@ pub struct WorkerConfig {
     pub lifetime: Lifetime,
     /// The scheduler job (allocation) it runs in, told to the master at registration.
     pub allocation: String,
+    /// Its environment as key/value pairs, sent at registration (`--label key=value`): jobs
+    /// that require pairs (`farm submit --require`) run only on workers that hold them all.
+    pub labels: Labels,
 }
 
 impl WorkerConfig {
@@ -135,6 +151,7 @@ impl WorkerConfig {
             server_tls: None,
             lifetime: Lifetime::default(),
             allocation: String::new(),
+            labels: Labels::new(),
         }
     }
 }

@@ -204,6 +204,25 @@ pub trait Kernel: Send + Sync + 'static {
     /// answers the master: keep it short and never block in it (no I/O, no
     /// `tokio::task::block_in_place`); put heavy set-up in the first `run`, on a pool thread.
     fn prepare(&self, params: &Params) -> Result<Box<dyn Prepared>, KernelError>;
+    /// The name of the param that holds the SHA-256 of a module this kernel needs (stored on
+    /// the master with PutModule, in any format): the session then fetches the module's bytes
+    /// from the master before the job's shards run (once per worker, kept in a cache bounded
+    /// in bytes) and calls [`Kernel::prepare_with_module`] instead of `prepare`. A module the
+    /// master cannot send refuses the job, with the reason. The default names none.
+    fn module_param(&self) -> Option<&str> {
+        None
+    }
+    /// [`Kernel::prepare`] for a kernel that names a module param: `module` holds the bytes of
+    /// the module the job's param names. Same rules as `prepare` (short, no blocking). The
+    /// default ignores the module and calls `prepare`.
+    fn prepare_with_module(
+        &self,
+        params: &Params,
+        module: Arc<[u8]>,
+    ) -> Result<Box<dyn Prepared>, KernelError> {
+        let _ = module;
+        self.prepare(params)
+    }
 }
 
 /// A kernel with its parameters parsed, ready to run shards; called from many pool threads at

@@ -145,6 +145,7 @@ impl Job {
             params: Params::default(),
             priority: v.priority,
             limits: JobLimits::default(),
+            requires: Default::default(),
         };
         let submitted = now.checked_sub(Duration::from_millis(v.elapsed_ms)).unwrap_or(now);
         let sub = Submission::restored(spec);

@@ -161,6 +161,9 @@ pub struct WorkerSpec {
     pub dialed_by: String,
     /// The scheduler job (allocation) it runs in, if an allocation queue started it.
     pub allocation: String,
+    /// What it declared about its environment: it runs a job's shards only if these hold
+    /// every pair the job requires.
+    pub labels: farm_proto::Labels,
 }
 
 /// What the core sends a worker, as the session protocol's own types: a shard to run, and a

@@ -83,6 +83,7 @@ fn worker_messages_round_trip() {
             pid: 42,
             restarts: 1,
             allocation: "17".into(),
+            labels: [("python".to_string(), "CPython 3.12".to_string())].into(),
         }),
         ToMaster::Heartbeat,
         ToMaster::Results(Results {

@@ -1,4 +1,5 @@
-//! Jobs that wait for their wasm module: the worker asks the master for a module's bytes once
+//! Jobs that wait for their module (a `wasm` job's, or the one a kernel's module param names):
+//! the worker asks the master for a module's bytes once
 //! (however many jobs need it) and holds those jobs' definitions and tasks until it arrives.
 
 use farm_proto::session::{JobDef, ShardTask};

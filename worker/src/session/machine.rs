@@ -149,7 +149,7 @@ pub(crate) struct Session {
     jobs: HashMap<u64, Arc<JobEntry>>,
     /// Jobs refused (the kernel rejected their params): their tasks are dropped unreported.
     refused: HashSet<u64>,
-    /// Jobs waiting for their wasm module from the master, with their tasks.
+    /// Jobs waiting for their module from the master, with their tasks.
     fetching: Fetching,
     /// Shards handed to the pool whose outcome has not come back.
     in_flight: usize,

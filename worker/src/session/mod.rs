@@ -66,6 +66,7 @@ pub(crate) async fn register(
         pid: std::process::id(),
         restarts: config.restarts,
         allocation: config.allocation.clone(),
+        labels: config.labels.clone(),
     };
     let _ = tx.send(ToMaster::Register(register).into()).await;
 }

@@ -420,6 +420,7 @@ fn a_worker_near_its_allocations_end_stops_taking_shards_and_drains() {
     assert!(actions.iter().any(|a| matches!(a, Action::CloseSend)), "{actions:?}");
 }
 
+#[cfg(feature = "wasm")]
 #[test]
 fn a_wasm_job_waits_for_its_module_which_is_asked_for_once() {
     let mut registry = Registry::builtin(false);
@@ -456,11 +457,100 @@ fn a_wasm_job_waits_for_its_module_which_is_asked_for_once() {
     );
 }
 
+/// A kernel that needs a module (as the `python` kernel needs its pickled function): each shard
+/// returns the module's bytes as a line.
+struct Echo;
+
+impl crate::sdk::Kernel for Echo {
+    fn name(&self) -> &str {
+        "echo"
+    }
+    fn describe(&self) -> crate::sdk::KernelDescriptor {
+        let help = "the function";
+        crate::sdk::KernelDescriptor::new("echo", crate::sdk::OutputShape::Lines, "echoes")
+            .param(crate::sdk::ParamSpec::required_text("function", help))
+    }
+    fn module_param(&self) -> Option<&str> {
+        Some("function")
+    }
+    fn prepare(&self, _: &Params) -> Result<Box<dyn crate::sdk::Prepared>, KernelError> {
+        Err(KernelError::BadParam("prepare_with_module is the one called".into()))
+    }
+    fn prepare_with_module(
+        &self,
+        _: &Params,
+        module: std::sync::Arc<[u8]>,
+    ) -> Result<Box<dyn crate::sdk::Prepared>, KernelError> {
+        Ok(Box::new(EchoJob(String::from_utf8_lossy(&module).into_owned())))
+    }
+}
+
+struct EchoJob(String);
+
+impl crate::sdk::Prepared for EchoJob {
+    fn run(
+        &self,
+        _: &crate::sdk::ShardInput,
+        _: &crate::sdk::CancelFlag,
+    ) -> Result<Output, KernelError> {
+        Ok(Output::Lines(vec![self.0.clone()]))
+    }
+}
+
+/// What a task's prepared kernel returns for its shard.
+fn output_of(task: &Task) -> Result<Output, KernelError> {
+    let shard = crate::sdk::ShardInput { lo: 0, hi: 1, input: None };
+    task.job.prepared.run(&shard, &crate::sdk::CancelFlag::new())
+}
+
+#[test]
+fn a_kernel_that_names_a_module_gets_its_bytes_fetched_once() {
+    let mut registry = Registry::builtin(false);
+    registry.register(Box::new(Echo));
+    let mut rig = Rig::with(2, registry);
+    let bytes = b"pickled function".to_vec();
+    let hash = farm_client_hash(&bytes);
+    let function = format!("function={hash}");
+    let first = rig.assign(1, "echo", &[&function], 2);
+    assert!(runs(&first).is_empty(), "its shards wait for the module");
+    assert!(matches!(sent(&first)[..], [ToMaster::FetchModule(h)] if *h == hash), "{first:?}");
+    let second = rig.assign(2, "echo", &[&function], 1);
+    assert!(sent(&second).is_empty() && runs(&second).is_empty(), "asked for once");
+    let module = ModuleBytes { sha256: hash.clone(), wasm: Ok(bytes) };
+    let arrived = rig.handle(ms(2), Event::Master(ToWorker::Module(module)));
+    let ran: Vec<(u64, u64)> = runs(&arrived).iter().map(|t| (t.job_id, t.shard)).collect();
+    assert_eq!(ran, [(1, 0), (1, 1), (2, 0)]);
+    let line = Output::Lines(vec!["pickled function".into()]);
+    assert_eq!(output_of(runs(&arrived)[0]), Ok(line.clone()));
+    // Cached now: a later job runs at once, with the same bytes.
+    let later = rig.assign(3, "echo", &[&function], 1);
+    assert!(sent(&later).is_empty(), "{later:?}");
+    assert_eq!(output_of(runs(&later)[0]), Ok(line));
+    // A function the master lacks refuses its job with the reason; a malformed hash is
+    // refused by the kernel's check without a fetch.
+    let other = "1".repeat(64);
+    let asked = rig.assign(4, "echo", &[&format!("function={other}")], 1);
+    assert!(matches!(sent(&asked)[..], [ToMaster::FetchModule(h)] if *h == other));
+    let none = ModuleBytes { sha256: other.clone(), wasm: Err("no module".into()) };
+    let refused = rig.handle(ms(3), Event::Master(ToWorker::Module(none)));
+    let reason = format!("module {other}: no module");
+    assert!(
+        matches!(&sent(&refused)[..], [ToMaster::Refused { job_id: 4, reason: r }] if *r == reason),
+        "{refused:?}"
+    );
+    let bad = rig.assign(5, "echo", &["function=XYZ"], 1);
+    assert!(
+        matches!(&sent(&bad)[..], [ToMaster::Refused { job_id: 5, reason: r }] if r.contains("must be a SHA-256")),
+        "{bad:?}"
+    );
+}
+
 fn farm_client_hash(wasm: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(wasm).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+#[cfg(feature = "wasm")]
 #[test]
 fn a_drain_hands_back_the_shards_held_for_a_module_and_then_closes() {
     let mut registry = Registry::builtin(false);

@@ -1,5 +1,6 @@
-//! Jobs and tasks as they arrive: defining a job (or refusing it once), holding a wasm job
-//! until its module is fetched, and handing tasks to the pool.
+//! Jobs and tasks as they arrive: defining a job (or refusing it once), holding a job that
+//! names a module (a `wasm` job's, a `python` job's function) until the module is fetched, and
+//! handing tasks to the pool.
 
 use super::*;
 
@@ -33,8 +34,9 @@ impl Session {
             waiting.into_iter().for_each(|(def, _)| self.refuse(def.job_id, reason.clone(), out));
             return;
         }
-        if let Ok(wasm) = module.wasm {
-            self.registry.module_arrived(&module.sha256, wasm);
+        if let Ok(bytes) = module.wasm {
+            let kinds: Vec<&str> = waiting.iter().map(|(def, _)| def.kind.as_str()).collect();
+            self.registry.module_arrived(&module.sha256, bytes, &kinds);
         }
         for (def, tasks) in waiting {
             self.define(def, out);
