@@ -6,7 +6,7 @@ use crate::errors::{self, from_client};
 use crate::json::{ser_to_py, text_to_py, to_py};
 use crate::runtime::wait;
 use farm_client::{JobEvent, LogQuery, ResultsChunk};
-use farm_proto::Output;
+use farm_proto::{ModuleFormat, Output};
 use futures::{Stream, StreamExt};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
@@ -211,19 +211,17 @@ impl Client {
         data: &Bound<'_, PyBytes>,
         format: &str,
     ) -> PyResult<String> {
-        let bytes = data.as_bytes().to_vec();
-        match format {
-            "wasm" => {}
-            "pickle" => {
-                return Err(errors::invalid("pickle modules need the py-core master API"));
-            }
+        let format = match format {
+            "wasm" => ModuleFormat::Wasm,
+            "pickle" => ModuleFormat::Pickle,
             other => {
                 return Err(errors::invalid(format!(
                     "unknown module format {other:?}: pickle or wasm"
                 )))
             }
-        }
-        let module = self.call(py, |mut c| async move { c.put_module(bytes).await })?;
+        };
+        let bytes = data.as_bytes().to_vec();
+        let module = self.call(py, |mut c| async move { c.put_module_as(bytes, format).await })?;
         Ok(module.sha256)
     }
 

@@ -24,6 +24,8 @@
 //! - `runtime.rs`: the module's one tokio runtime, and `wait`: a future run with the GIL
 //!   released, interruptible by Ctrl-C
 //! - `spec.rs`: a job spec from a Python dict, each key checked
+//! - `worker.rs`: `run_worker`: the worker session in this process, the `python` kernel, and
+//!   the watchdog that interrupts cancelled shards
 
 mod client;
 mod errors;
@@ -31,28 +33,9 @@ mod json;
 mod master;
 mod runtime;
 mod spec;
+mod worker;
 
 use pyo3::prelude::*;
-
-/// The python kernel's name: the kind of every job the `Executor` submits.
-pub const PYTHON_KIND: &str = "python";
-/// The python kernel's param that names its pickled function by SHA-256.
-pub const FUNCTION_PARAM: &str = "function";
-
-/// The `python` kernel as the master knows it before any worker connects, so a job submitted
-/// to a fresh in-process master queues (and waits visibly) instead of being refused.
-pub(crate) fn python_descriptor() -> farm_proto::KernelDescriptor {
-    use farm_proto::{KernelDescriptor, OutputShape, ParamSpec};
-    KernelDescriptor::new(
-        PYTHON_KIND,
-        OutputShape::Lines,
-        "runs a pickled Python function (python workers started with --allow-python only)",
-    )
-    .param(ParamSpec::required_text(
-        FUNCTION_PARAM,
-        "SHA-256 of the pickled function in the master's module store",
-    ))
-}
 
 /// Logs go to stderr through `tracing`: `FARM_LOG_LEVEL`, else `RUST_LOG`, else `warn`.
 fn init_logging() {
@@ -62,8 +45,11 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     // Another library may have installed a subscriber already: then it gets the logs.
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 #[pymodule(gil_used = false)]
@@ -75,8 +61,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::Watch>()?;
     m.add_class::<master::Master>()?;
     m.add_function(wrap_pyfunction!(master::start_master, m)?)?;
-    m.add("PYTHON_KIND", PYTHON_KIND)?;
-    m.add("FUNCTION_PARAM", FUNCTION_PARAM)?;
+    worker::register(m)?;
+    m.add("PYTHON_KIND", farm_proto::python::KIND)?;
+    m.add("FUNCTION_PARAM", farm_proto::python::FUNCTION_PARAM)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

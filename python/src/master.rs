@@ -90,7 +90,7 @@ pub fn start_master(
     let mut config = MasterConfig {
         client_token: token.clone(),
         worker_token: token,
-        known_kinds: vec![crate::python_descriptor()],
+        known_kinds: vec![farm_proto::python::descriptor()],
         journal,
         ..MasterConfig::default()
     };

@@ -82,9 +82,5 @@ pub fn from_dict(spec: &Bound<'_, PyDict>) -> PyResult<JobSpec> {
     };
     job.limits.check().map_err(|e| invalid(e.to_string()))?;
     let requires: BTreeMap<String, String> = get(spec, "requires")?.unwrap_or_default();
-    if !requires.is_empty() {
-        // Wire support for `requires` lands with the py-core branch.
-        return Err(invalid("spec key \"requires\" is not supported by this build yet"));
-    }
-    Ok(job)
+    job.with_requires(requires).map_err(|e| invalid(e.to_string()))
 }
