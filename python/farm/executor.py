@@ -1,0 +1,462 @@
+"""`farm.Executor`: a `concurrent.futures.Executor` whose calls run on farm's Python workers.
+
+- ``submit(fn, *args, **kwargs)`` is one job of kind ``python`` with one shard of one item.
+- ``map(fn, *iterables, timeout=None, chunksize=1)`` is ONE job whose shards are chunks of
+  `chunksize` items; it yields lazily and in order as the shards' outputs arrive on the job's
+  watch, and reads what the watch did not carry from the job's result at the end.
+- With no master, it starts a local farm: a master in this process (`_native.start_master`)
+  and one supervisor of `workers` Python worker processes (``python -m farm worker``), stopped
+  on `shutdown` and at exit: a drop-in for ``ProcessPoolExecutor(max_workers=workers)``.
+
+The function is pickled with cloudpickle (by value from ``__main__`` and from local modules
+that are not installed) and uploaded once to the master's module store, named by its
+sha256; a job carries the client's environment as `requires`, so the master hands its shards
+only to workers on the same Python and cloudpickle.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import concurrent.futures
+import itertools
+import os
+import queue
+import secrets
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from . import _native, _pickling
+from .client import FINAL_STATES, Client, Job, JobFailed
+
+#: Threads that wait for `submit` jobs to end.
+WAITERS = 32
+
+#: Shard outputs a `map` reads ahead of its consumer: at most this many, and past the first,
+#: at most this many bytes of output lines.
+MAP_READ_AHEAD = 64
+MAP_READ_AHEAD_BYTES = 16 << 20
+
+
+class _Buffer:
+    """A FIFO bounded by count and by bytes (one item is always let in, whatever its size)."""
+
+    def __init__(self, count: int, size: int):
+        self._items: "collections.deque" = collections.deque()
+        self._bytes = 0
+        self._count, self._size = count, size
+        self._cond = threading.Condition()
+
+    def put(self, item: Any, nbytes: int, stop: threading.Event) -> bool:
+        """Waits for room; False when `stop` was set first."""
+        with self._cond:
+            while self._items and (
+                len(self._items) >= self._count or self._bytes + nbytes > self._size
+            ):
+                if stop.is_set():
+                    return False
+                self._cond.wait(0.1)
+            self._items.append((item, nbytes))
+            self._bytes += nbytes
+            self._cond.notify_all()
+            return True
+
+    def get(self, timeout: Optional[float]) -> Any:
+        """The oldest item; raises queue.Empty after `timeout` seconds."""
+        with self._cond:
+            if not self._items:
+                self._cond.wait(timeout)
+                if not self._items:
+                    raise queue.Empty
+            item, nbytes = self._items.popleft()
+            self._bytes -= nbytes
+            self._cond.notify_all()
+            return item
+
+
+class RemoteError(_native.FarmError):
+    """An exception raised on a worker that could not be brought back as itself (its class
+    does not pickle, or is not importable here): its type name, message and remote traceback."""
+
+    def __init__(self, type_name: str, message: str, traceback: str):
+        super().__init__(f"{type_name}: {message}" if message else type_name)
+        self.code = "REMOTE"
+        self.type_name = type_name
+        self.message = message
+        self.traceback = traceback
+        if traceback:
+            self.__cause__ = _pickling.RemoteTraceback(traceback)
+
+
+class ShardFailed(JobFailed):
+    """The job of a call failed as a whole: its shard failed past its retries (a timeout, a
+    worker that died too often, a function that cannot be loaded there) or was cancelled."""
+
+
+def _decode(line: str) -> Tuple[bool, Any]:
+    return _pickling.decode_output(line, RemoteError)
+
+
+def _lines(output: Any) -> Optional[List[str]]:
+    """The lines of a shard's output as the watch carries it, or None when it carries none."""
+    if isinstance(output, dict):
+        output = output.get("lines", output.get("Lines"))
+    if isinstance(output, list) and all(isinstance(x, str) for x in output):
+        return output
+    return None
+
+
+class _LocalFarm:
+    """A master in this process and a supervisor of Python worker processes."""
+
+    def __init__(self, processes: int, threads: int):
+        self.token = secrets.token_hex(16)
+        self.master = _native.start_master("127.0.0.1:0", token=self.token)
+        self.url = self.master.url
+        env = dict(os.environ)
+        env["FARM_TOKEN"] = self.token
+        cmd = [
+            sys.executable, "-m", "farm", "worker",
+            "--master", self.url,
+            "--processes", str(processes),
+            "--threads", str(threads),
+            "--allow-python",
+            "--exit-on-disconnect",
+            "--name", f"local-{os.getpid()}",
+        ]
+        self.supervisor = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
+        self._stopped = False
+        self._lock = threading.Lock()
+        atexit.register(self.stop)
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        if self.supervisor.poll() is None:
+            self.supervisor.terminate()
+            try:
+                self.supervisor.wait(10)
+            except subprocess.TimeoutExpired:
+                self.supervisor.kill()
+                self.supervisor.wait()
+        self.master.stop()
+
+
+class Executor(concurrent.futures.Executor):
+    """Runs calls on farm's Python workers; see the module docs.
+
+    ``Executor()`` starts a local farm of `workers` processes (default: the CPU count) of
+    `threads` threads; ``Executor("http://master:7070", token=...)`` uses a cluster.
+    `retries` is how often a failed shard runs again (a worker that died, a timeout); `timeout`
+    (seconds) stops a shard that runs longer; `max_pickle_bytes` refuses a function that
+    pickles larger, naming its largest captured globals."""
+
+    def __init__(
+        self,
+        master: Optional[str] = None,
+        *,
+        workers: Optional[int] = None,
+        threads: int = 1,
+        token: Optional[str] = None,
+        tls_ca: Optional[str] = None,
+        initializer: Optional[Callable] = None,
+        initargs: Sequence = (),
+        max_pickle_bytes: int = _pickling.MAX_PICKLE_BYTES,
+        retries: int = 3,
+        timeout: Optional[float] = None,
+        max_crashes: Optional[int] = None,
+        priority: int = 0,
+    ):
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be callable")
+        if workers is not None and workers < 1:
+            raise ValueError("workers must be at least 1")
+        if threads < 1:
+            raise ValueError("threads must be at least 1")
+        self._local: Optional[_LocalFarm] = None
+        if master is None:
+            from .worker import cpu_count
+
+            self._local = _LocalFarm(workers or cpu_count(), threads)
+            master, token = self._local.url, self._local.token
+        self.client = Client(master, token=token, tls_ca=tls_ca)
+        self._initializer = initializer
+        self._initargs = tuple(initargs)
+        self._max_pickle_bytes = max_pickle_bytes
+        self._retries = retries
+        self._timeout = timeout
+        self._max_crashes = max_crashes
+        self._priority = priority
+        self._requires = _pickling.environment()
+        self._uploaded: set = set()
+        self._lock = threading.Lock()
+        self._shutdown = False
+        # Outstanding submit futures and the jobs of running maps.
+        self._futures: Dict[concurrent.futures.Future, int] = {}
+        self._maps: "weakref.WeakSet[_MapRun]" = weakref.WeakSet()
+        self._waiters = concurrent.futures.ThreadPoolExecutor(WAITERS, thread_name_prefix="farm-wait")
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _module(self, fn: Callable) -> str:
+        """Pickles `fn` (with the initializer) and uploads it unless the master has it."""
+        sha, data = _pickling.function_module(
+            fn, self._initializer, self._initargs, self._max_pickle_bytes
+        )
+        if sha not in self._uploaded:
+            if not self.client.has_module(sha):
+                self.client.put_module(data, "pickle")
+            self._uploaded.add(sha)
+        return sha
+
+    def _submit_job(self, sha: str, lines: List[str]) -> Job:
+        return self.client.submit(
+            "python",
+            inputs=lines,
+            params={"function": sha},
+            priority=self._priority,
+            retries=self._retries,
+            max_crashes=self._max_crashes,
+            shard_timeout=self._timeout,
+            requires=self._requires,
+        )
+
+    def _check_open(self) -> None:
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+
+    # -- concurrent.futures.Executor ----------------------------------------------------------
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future:
+        with self._lock:
+            self._check_open()
+        sha = self._module(fn)
+        job = self._submit_job(sha, [_pickling.encode_chunk([(args, kwargs)])])
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        future.job = job  # type: ignore[attr-defined]
+        with self._lock:
+            self._futures[future] = job.id
+        future.add_done_callback(self._on_done)
+        self._waiters.submit(self._wait_one, future, job)
+        return future
+
+    def _on_done(self, future: concurrent.futures.Future) -> None:
+        with self._lock:
+            job_id = self._futures.pop(future, None)
+        if future.cancelled():
+            # Notify `wait` and `as_completed` now, not when its waiter gets to it.
+            try:
+                future.set_running_or_notify_cancel()
+            except RuntimeError:
+                pass
+            if job_id is not None:
+                try:
+                    self.client._native.cancel(job_id)
+                except Exception:
+                    pass
+
+    def _wait_one(self, future: concurrent.futures.Future, job: Job) -> None:
+        try:
+            while not future.cancelled():
+                status = job.wait(1.0)
+                if status.get("state") in FINAL_STATES:
+                    break
+            else:
+                return
+            if status.get("state") != "succeeded":
+                outcome: Tuple[bool, Any] = (False, ShardFailed(status))
+            else:
+                lines = status.get("result")
+                if status.get("result_in_store") or not isinstance(lines, list):
+                    lines = list(job.results())
+                if len(lines) != 1:
+                    outcome = (False, RemoteError("farm.BadOutput", f"{len(lines)} outputs for one call", ""))
+                else:
+                    outcome = _decode(lines[0])
+        except BaseException as exc:  # the master went away, or a bug here
+            outcome = (False, exc)
+        try:
+            if future.cancelled() or not future.set_running_or_notify_cancel():
+                return
+        except RuntimeError:  # cancelled (and notified) meanwhile
+            return
+        ok, value = outcome
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    def map(
+        self,
+        fn: Callable,
+        *iterables: Iterable,
+        timeout: Optional[float] = None,
+        chunksize: int = 1,
+    ) -> Iterator[Any]:
+        if chunksize < 1:
+            raise ValueError("chunksize must be >= 1")
+        with self._lock:
+            self._check_open()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        sha = self._module(fn)
+        items = zip(*iterables)
+        lines: List[str] = []
+        sizes: List[int] = []
+        while True:
+            chunk = list(itertools.islice(items, chunksize))
+            if not chunk:
+                break
+            lines.append(_pickling.encode_chunk((args, {}) for args in chunk))
+            sizes.append(len(chunk))
+        if not lines:
+            return iter(())
+        job = self._submit_job(sha, lines)
+        run = _MapRun(self, job, sizes, deadline)
+        with self._lock:
+            self._maps.add(run)
+        return run.results()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._shutdown = True
+            futures = list(self._futures)
+            maps = list(self._maps)
+        if cancel_futures:
+            for future in futures:
+                future.cancel()
+            for run in maps:
+                run.cancel()
+        if wait:
+            concurrent.futures.wait(futures)
+            for run in maps:
+                run.finished.wait()
+        self._waiters.shutdown(wait=wait)
+        if self._local is not None and (wait or cancel_futures):
+            self._local.stop()
+
+    def __exit__(self, exc_type, exc, tb):
+        self.shutdown(wait=True)
+        return False
+
+
+class _MapRun:
+    """One `map`'s job, read by a thread into a bounded queue and yielded in order."""
+
+    _END = object()
+
+    def __init__(self, executor: Executor, job: Job, sizes: List[int], deadline: Optional[float]):
+        self.executor = executor
+        self.job = job
+        self.sizes = sizes
+        self.deadline = deadline
+        self.buffer = _Buffer(MAP_READ_AHEAD, MAP_READ_AHEAD_BYTES)
+        self.stop = threading.Event()
+        self.finished = threading.Event()
+        self.thread = threading.Thread(target=self._read, name=f"farm-map-{job.id}", daemon=True)
+        self.thread.start()
+
+    def cancel(self) -> None:
+        self.stop.set()
+        try:
+            self.job.cancel()
+        except Exception:
+            pass
+
+    def _put(self, item: Any, nbytes: int = 0) -> bool:
+        return self.buffer.put(item, nbytes, self.stop)
+
+    def _read(self) -> None:
+        """Puts (shard, lines) as shards end, then (None, final status)."""
+        try:
+            final = None
+            for event in self.job.watch(shards=True, replay=True):
+                if self.stop.is_set():
+                    return
+                if event.get("type") == "shard":
+                    lines = _lines(event.get("output"))
+                    size = sum(len(line) for line in lines) if lines is not None else 0
+                    if lines is not None and not self._put((event.get("shard"), lines), size):
+                        return
+                elif event.get("type") == "final":
+                    final = event.get("status") or {}
+            if final is None:
+                final = self.job.wait(None)
+            self._put((None, final))
+        except BaseException as exc:
+            self._put((None, exc))
+        finally:
+            self.finished.set()
+
+    def _get(self) -> Tuple[Any, Any]:
+        while True:
+            remaining = None
+            if self.deadline is not None:
+                remaining = self.deadline - time.monotonic()
+                if remaining <= 0:
+                    raise concurrent.futures.TimeoutError()
+            try:
+                return self.buffer.get(min(remaining, 0.5) if remaining is not None else 0.5)
+            except queue.Empty:
+                continue
+
+    def results(self) -> Iterator[Any]:
+        done_ok = False
+        try:
+            pending: Dict[int, List[str]] = {}
+            next_shard = 0
+            yielded = 0
+            total = sum(self.sizes)
+            final: Any = None
+            while next_shard < len(self.sizes):
+                if next_shard in pending:
+                    lines = pending.pop(next_shard)
+                    if len(lines) != self.sizes[next_shard]:
+                        raise RemoteError(
+                            "farm.BadOutput",
+                            f"shard {next_shard} has {len(lines)} outputs for {self.sizes[next_shard]} items",
+                            "",
+                        )
+                    next_shard += 1
+                    for line in lines:
+                        ok, value = _decode(line)
+                        yielded += 1
+                        if not ok:
+                            raise value
+                        yield value
+                    continue
+                shard, payload = self._get()
+                if shard is None:
+                    final = payload
+                    break
+                if isinstance(shard, int) and shard >= next_shard:
+                    pending.setdefault(shard, payload)
+            if yielded == total:
+                done_ok = True
+                return
+            # The watch ended before carrying every shard: the rest from the job's result.
+            if isinstance(final, BaseException):
+                raise final
+            if final.get("state") != "succeeded":
+                raise ShardFailed(final)
+            rest = final.get("result")
+            if isinstance(rest, list) and not final.get("result_in_store"):
+                source: Iterable = rest[yielded:]
+            else:
+                source = self.job.results(offset=yielded)
+            for line in source:
+                ok, value = _decode(line)
+                if not ok:
+                    raise value
+                yield value
+            done_ok = True
+        finally:
+            if not done_ok:
+                self.cancel()
+            else:
+                self.stop.set()
