@@ -294,6 +294,9 @@ pub async fn showdown(args: ShowdownArgs) -> Result<()> {
             eprintln!("{line}");
         }
     };
+    if plan.python.is_some() && plan.interpreter.explicit {
+        check_python(&plan.interpreter).await?;
+    }
     let n = plan.cores;
     let mut rows = Vec::new();
 

@@ -173,6 +173,19 @@ pub(super) struct Python {
     pub(super) explicit: bool,
 }
 
+/// Fails early when the interpreter named with `--python` cannot run, before the long runs.
+pub(super) async fn check_python(python: &Python) -> Result<()> {
+    let shown = python.program.display();
+    let mut cmd = Command::new(&python.program);
+    cmd.args(["-c", "pass"]);
+    let child = spawn(&mut cmd).with_context(|| format!("cannot start {shown} (--python)"))?;
+    let done = finish(child, &format!("{shown} -c pass"), Duration::from_secs(60)).await?;
+    if !done.status.success() {
+        bail!("{shown} (--python) cannot run a script: {}", done.failure_reason());
+    }
+    Ok(())
+}
+
 /// Runs the Python script and returns its JSON line; `None` when the default `python3` is not
 /// on PATH.
 pub(super) async fn python(
