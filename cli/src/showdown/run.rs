@@ -90,7 +90,11 @@ def main():
         out["farm_missing"] = f"{type(e).__name__}: {e}"
         print(json.dumps(out), flush=True)
         return
-    out["farm_version"] = getattr(farm, "__version__", "?")
+    try:
+        from importlib.metadata import version
+        out["farm_version"] = version("farm")
+    except Exception:
+        out["farm_version"] = getattr(farm, "__version__", "?")
     # count comes from __main__: farm.Executor ships it by value, by its content hash.
     for key, p, t in (("threads", 1, n), ("processes", n, 1), ("composed", n, n)):
         try:
