@@ -117,7 +117,8 @@ pub struct ShowdownArgs {
     #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
     /// Longest one run may take (each `farm run`, and the Python script as a whole) before it
-    /// is killed and the showdown fails, e.g. 90s or 10m.
+    /// is killed and the showdown fails, e.g. 90s or 10m; a farm.Executor shape that takes
+    /// more than a fifth of it is cancelled and reported, and the other rows still run.
     #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: std::time::Duration,
     /// Also write a bar chart of the speedups to this SVG file.

@@ -8,10 +8,11 @@ use std::path::PathBuf;
 /// by the primes below 100, then deterministic Miller-Rabin with the same bases), over the same
 /// kind of shards: serial, `ThreadPoolExecutor(n)`, `ProcessPoolExecutor(n)`, and, when the
 /// `farm` package imports, `farm.Executor` with 1 process × n threads, n × 1 and n × n. Each
-/// pool is started and shut down inside its timing. Arguments: start end shard_size n. Prints
-/// one JSON line (`python_panel` reads it).
+/// pool is started and shut down inside its timing. Arguments: start end shard_size n limit,
+/// where limit is the seconds a farm.Executor shape may take before it is cancelled and
+/// reported. Prints one JSON line (`python_panel` reads it).
 pub(super) const PYTHON: &str = r#"
-import json, os, sys, time
+import concurrent.futures, json, os, sys, time
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
@@ -68,8 +69,21 @@ def timed(make, shards):
         total = sum(pool.map(count, shards))
     return {"result": total, "wall_s": time.perf_counter() - t}
 
+def timed_farm(farm, p, t, shards, limit):
+    # A shape that gets no result within `limit` s is cancelled, so the other rows still run.
+    start = time.perf_counter()
+    ex = farm.Executor(workers=p, threads=t)
+    try:
+        total = sum(ex.map(count, shards, timeout=limit))
+    except BaseException:
+        ex.shutdown(wait=False, cancel_futures=True)
+        raise
+    ex.shutdown(wait=True)
+    return {"result": total, "wall_s": time.perf_counter() - start}
+
 def main():
     start, end, size, n = (int(a) for a in sys.argv[1:5])
+    limit = float(sys.argv[5])
     shards = [(lo, min(lo + size, end)) for lo in range(start, end, size)]
     gil = getattr(sys, "_is_gil_enabled", None)
     out = {"version": sys.version.split()[0], "gil": True if gil is None else bool(gil()),
@@ -98,7 +112,9 @@ def main():
     # count comes from __main__: farm.Executor ships it by value, by its content hash.
     for key, p, t in (("threads", 1, n), ("processes", n, 1), ("composed", n, n)):
         try:
-            out["farm_" + key] = timed(lambda: farm.Executor(workers=p, threads=t), shards)
+            out["farm_" + key] = timed_farm(farm, p, t, shards, limit)
+        except concurrent.futures.TimeoutError:
+            out["farm_" + key] = {"error": f"TimeoutError: no result within {limit:.0f} s"}
         except Exception as e:
             out["farm_" + key] = {"error": f"{type(e).__name__}: {e}"}
     print(json.dumps(out), flush=True)
@@ -201,11 +217,14 @@ pub(super) async fn python(
     timeout: Duration,
 ) -> Result<Option<Value>> {
     let mut cmd = Command::new(&python.program);
+    // Each farm.Executor shape gets a fifth of the whole script's time.
+    let limit = (timeout.as_secs_f64() / 5.0).max(1.0);
     cmd.arg("-c").arg(PYTHON).args([
         start.to_string(),
         end.to_string(),
         shard_size.to_string(),
         n.to_string(),
+        format!("{limit:.0}"),
     ]);
     let shown = python.program.display();
     let child = match spawn(&mut cmd) {
