@@ -18,6 +18,7 @@
 //! - `peers.rs`: the `peers` figure: the same workloads on farm and on its peers, in one run
 //! - `priority.rs`: figure 12: a high-priority job behind a long low-priority one
 //! - `procs.rs`: starting the real `farm` binary; its memory and CPU time from /proc
+//! - `python.rs`: figure 13: farm.Executor against PPE, mp.Pool, loky, Dask and Ray
 //! - `wasm.rs`: figure 7: wasm kernels against the built-in ones, side by side in one run
 
 mod dashboard;
@@ -26,6 +27,7 @@ mod exec;
 mod peers;
 mod priority;
 mod procs;
+mod python;
 mod wasm;
 
 use anyhow::{bail, Context, Result};
@@ -64,6 +66,8 @@ enum Figure {
     Priority,
     /// farm against HyperQueue, Ray, Dask, PPE, mp.Pool; in `all` only if its venv exists.
     Peers,
+    /// farm.Executor against PPE, mp.Pool, loky, Dask, Ray; in `all` only if the venv exists.
+    Python,
 }
 
 fn main() -> Result<()> {
@@ -109,6 +113,9 @@ fn main() -> Result<()> {
     }
     if want(Figure::Peers) {
         peers::figure(&farm, args.figure == Figure::All)?;
+    }
+    if want(Figure::Python) {
+        python::figure(args.figure == Figure::All)?;
     }
     Ok(())
 }

@@ -132,17 +132,17 @@ pub fn figure(farm: &Path, from_all: bool) -> Result<()> {
 }
 
 /// `target/peers-venv/bin/python` of this workspace.
-fn venv_python() -> PathBuf {
+pub fn venv_python() -> PathBuf {
     workspace().join("target/peers-venv/bin/python")
 }
 
 /// The workspace this runner was built from (its scripts live there).
-fn workspace() -> PathBuf {
+pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// Runs `bench/peers/setup.sh`, saying how long it took and how big the venv is.
-fn setup_venv() -> Result<PathBuf, String> {
+pub fn setup_venv() -> Result<PathBuf, String> {
     let script = workspace().join("bench/peers/setup.sh");
     let start = Instant::now();
     println!("11. peers: making the venv with {} (Dask, Ray, gRPC from PyPI)", script.display());

@@ -114,10 +114,16 @@ pub struct ShowdownArgs {
     #[arg(long, default_value = "0..400000", value_name = "A..B")]
     pub python_range: String,
     /// Skip the Python rows even when python3 is on PATH.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "python")]
     pub no_python: bool,
+    /// The Python interpreter of the Python rows [default: python3 on PATH, whose rows are
+    /// skipped when it is missing]. The farm.Executor rows run when it can import the `farm`
+    /// package (`pip install ./python`); otherwise the panel says why they are missing.
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
     /// Longest one run may take (each `farm run`, and the Python script as a whole) before it
-    /// is killed and the showdown fails, e.g. 90s or 10m.
+    /// is killed and the showdown fails, e.g. 90s or 10m; a farm.Executor shape that takes
+    /// more than a fifth of it is cancelled and reported, and the other rows still run.
     #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: std::time::Duration,
     /// Also write a bar chart of the speedups to this SVG file.

@@ -38,7 +38,7 @@ pub(super) fn human_rate(per_s: f64) -> String {
 }
 
 /// What the table means, in a few lines computed from it.
-pub(super) fn notes(rows: &[Row], n: usize, python: Option<&str>) -> Vec<String> {
+pub(super) fn notes(rows: &[Row], n: usize, python: Option<&PythonInfo>) -> Vec<String> {
     let find =
         |kernel: &str, mode: &str| rows.iter().find(|r| r.kernel == kernel && r.mode == mode);
     let mut lines = vec![format!(
@@ -56,16 +56,28 @@ pub(super) fn notes(rows: &[Row], n: usize, python: Option<&str>) -> Vec<String>
             w.workers, w.threads, w.wall_s, c.wall_s, c.workers, c.threads
         ));
     }
-    if let Some(version) = python {
-        let py_serial = find("primes (python)", "serial");
-        let py_threads =
-            rows.iter().find(|r| r.kernel == "primes (python)" && r.mode.starts_with("threading"));
-        let py_procs = find("primes (python)", "multiprocessing");
-        if let (Some(s), Some(t), Some(p)) = (py_serial, py_threads, py_procs) {
+    if let Some(info) = python {
+        let py = |mode: &str| find(PYTHON_KERNEL, mode);
+        let py_threads = rows
+            .iter()
+            .find(|r| r.kernel == PYTHON_KERNEL && r.mode.starts_with("ThreadPoolExecutor"));
+        if let (Some(s), Some(t), Some(p)) = (py("serial"), py_threads, py("ProcessPoolExecutor")) {
             lines.push(format!(
-                "python {version}: {} gives {:.2}x, multiprocessing {:.2}x over Python serial.",
-                t.mode, t.speedup, p.speedup
+                "python {}: {} gives {:.2}x, ProcessPoolExecutor {:.2}x over Python serial.",
+                info.version, t.mode, t.speedup, p.speedup
             ));
+            let farm: Vec<String> = rows
+                .iter()
+                .filter(|r| r.kernel == PYTHON_KERNEL && r.mode.starts_with("farm.Executor"))
+                .map(|r| format!("{}x{} {:.2}x", r.workers, r.threads, r.speedup))
+                .collect();
+            if !farm.is_empty() {
+                lines.push(format!(
+                    "farm.Executor (farm {}): {} over Python serial (P processes x T threads).",
+                    info.farm.as_deref().unwrap_or("?"),
+                    farm.join(", ")
+                ));
+            }
             if let Some(f) = find("primes", "serial") {
                 if s.rate() > 0.0 {
                     lines.push(format!(
@@ -76,6 +88,7 @@ pub(super) fn notes(rows: &[Row], n: usize, python: Option<&str>) -> Vec<String>
                 }
             }
         }
+        lines.extend(info.missing());
     }
     lines
 }
@@ -85,11 +98,14 @@ pub(super) fn colour(mode: &str) -> &'static str {
     match mode {
         "serial" => "#8c8c8c",
         "threads" => "#4c78a8",
-        "processes" | "multiprocessing" => "#f58518",
+        "processes" | "ProcessPoolExecutor" => "#f58518",
+        "farm.Executor threads" => "#72b7b2",
+        "farm.Executor processes" => "#e45756",
+        "farm.Executor composed" => "#9d755d",
         "composed" => "#54a24b",
         "composed wide" => "#b279a2",
-        m if m.starts_with("threading") => "#4c78a8",
-        _ => "#e45756",
+        m if m.starts_with("ThreadPoolExecutor") => "#4c78a8",
+        _ => "#bab0ac",
     }
 }
 
@@ -117,6 +133,8 @@ const PANEL_HEAD: f64 = 26.0;
 const PANEL_FOOT: f64 = 34.0;
 /// Below the last panel: the axis caption.
 const CAPTION: f64 = 34.0;
+/// One line saying which rows are missing, under the caption.
+const NOTE: f64 = 18.0;
 
 /// Where values land on a panel's x axis.
 struct Scale {
@@ -153,14 +171,15 @@ fn groups(rows: &[Row]) -> Vec<(&str, Vec<&Row>)> {
 
 /// The chart: one panel per kernel, each with its own speedup scale (a kernel that waits
 /// reaches speedups the CPU-bound ones never do, and on one scale squashes them), horizontal
-/// bars of speedup per mode with a tick at each bar's ideal speedup. A standalone SVG.
-pub(super) fn svg(rows: &[Row], title: &str, subtitle: &str) -> String {
+/// bars of speedup per mode with a tick at each bar's ideal speedup, and under them one line per
+/// note in `missing` (rows that could not be measured, and why). A standalone SVG.
+pub(super) fn svg(rows: &[Row], title: &str, subtitle: &str, missing: &[String]) -> String {
     let groups = groups(rows);
     let panels: f64 = groups
         .iter()
         .map(|(_, members)| PANEL_HEAD + SLOT * members.len() as f64 + PANEL_FOOT)
         .sum();
-    let height = TOP + panels + CAPTION;
+    let height = TOP + panels + CAPTION + NOTE * missing.len() as f64;
     let mut s = header(title, subtitle, height);
     let mut y = TOP;
     for (kernel, members) in &groups {
@@ -186,6 +205,16 @@ pub(super) fn svg(rows: &[Row], title: &str, subtitle: &str) -> String {
         (LEFT + RIGHT) / 2.0,
         y + CAPTION / 2.0
     );
+    y += CAPTION;
+    for line in missing {
+        let _ = writeln!(
+            s,
+            "<text class=\"missing\" x=\"12\" y=\"{:.1}\" font-size=\"11\" fill=\"#a33\">{}</text>",
+            y + NOTE * 0.6,
+            escape(line)
+        );
+        y += NOTE;
+    }
     s.push_str("</svg>\n");
     s
 }

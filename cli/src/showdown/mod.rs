@@ -159,6 +159,7 @@ impl Row {
 }
 
 /// One measurement before the serial baseline is applied.
+#[derive(Debug)]
 struct Measured {
     shape: Shape,
     wall_s: f64,
@@ -233,6 +234,8 @@ struct Plan {
     sleep: (u64, u64),
     sleep_ms: u64,
     python: Option<(u64, u64)>,
+    /// The interpreter of the Python rows.
+    interpreter: Python,
 }
 
 fn plan(args: &ShowdownArgs) -> Result<Plan> {
@@ -255,6 +258,10 @@ fn plan(args: &ShowdownArgs) -> Result<Plan> {
         sleep: range_arg("--sleep-range", &args.sleep_range)?,
         sleep_ms: args.sleep_ms,
         python,
+        interpreter: match &args.python {
+            Some(path) => Python { program: path.clone(), explicit: true },
+            None => Python { program: "python3".into(), explicit: false },
+        },
     })
 }
 
@@ -287,6 +294,9 @@ pub async fn showdown(args: ShowdownArgs) -> Result<()> {
             eprintln!("{line}");
         }
     };
+    if plan.python.is_some() && plan.interpreter.explicit {
+        check_python(&plan.interpreter).await?;
+    }
     let n = plan.cores;
     let mut rows = Vec::new();
 
@@ -316,25 +326,27 @@ pub async fn showdown(args: ShowdownArgs) -> Result<()> {
     rows.extend(rows_for("sleep", b - a, b - a, Ideal::Wait { total_s }, measured)?);
 
     // The same primality test in Python.
-    let python_version = python_rows(&plan, args.timeout, &mut rows, &say).await?;
+    let python = python_rows(&plan, args.timeout, &mut rows, &say).await?;
+    let missing = python.as_ref().map(PythonInfo::missing).unwrap_or_default();
 
     if let Some(path) = &args.out {
         let title = format!("farm showdown: speedup over serial on {n} cores");
         let subtitle = subtitle(&plan);
-        std::fs::write(path, svg(&rows, &title, &subtitle))
+        std::fs::write(path, svg(&rows, &title, &subtitle, &missing))
             .with_context(|| format!("cannot write {}", path.display()))?;
         say(format!("wrote {}", path.display()));
     }
     if json {
         let out = json!({
             "cores": n,
-            "python": python_version,
+            "python": python.as_ref().map(|p| &p.version),
+            "farm_executor": python.as_ref().map(PythonInfo::to_json),
             "rows": rows.iter().map(Row::to_json).collect::<Vec<_>>(),
         });
         crate::out::json(&out)?;
     } else {
         let mut text = table(&rows);
-        for line in notes(&rows, n, python_version.as_deref()) {
+        for line in notes(&rows, n, python.as_ref()) {
             text.push_str(&line);
             text.push('\n');
         }
@@ -343,25 +355,62 @@ pub async fn showdown(args: ShowdownArgs) -> Result<()> {
     Ok(())
 }
 
-/// Times the primality test in Python (if python3 is on PATH and the plan has a range), checks
-/// its count against farm's own test, and adds its rows; returns the Python version.
+/// What the Python panel found besides its rows.
+#[derive(Debug, Clone, PartialEq)]
+struct PythonInfo {
+    version: String,
+    /// `Ok(version)` of the `farm` package, or why its rows are missing.
+    farm: std::result::Result<String, String>,
+    /// farm.Executor shapes that raised, with the error.
+    failed: Vec<String>,
+}
+
+impl PythonInfo {
+    /// Lines that say which farm.Executor rows are missing and why; none when all ran.
+    fn missing(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Err(why) = &self.farm {
+            lines.push(format!(
+                "farm.Executor rows: not measured, this Python cannot import farm ({why}); \
+                 pip install ./python, or name a Python that can with --python"
+            ));
+        }
+        for failure in &self.failed {
+            lines.push(format!("farm.Executor rows: {failure}"));
+        }
+        lines
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "available": self.farm.is_ok(),
+            "version": self.farm.as_ref().ok(),
+            "missing": self.farm.as_ref().err(),
+            "failed": self.failed,
+        })
+    }
+}
+
+/// Times the primality test in Python (if the interpreter is there and the plan has a range),
+/// checks every count against farm's own test, and adds its rows.
 async fn python_rows(
     plan: &Plan,
     timeout: std::time::Duration,
     rows: &mut Vec<Row>,
     say: &impl Fn(String),
-) -> Result<Option<String>> {
+) -> Result<Option<PythonInfo>> {
     let Some((a, b)) = plan.python else { return Ok(None) };
     let n = plan.cores;
-    let Some((version, measured)) = python(a, b, plan.shard_size, n, timeout).await? else {
+    let Some(out) = python(&plan.interpreter, a, b, plan.shard_size, n, timeout).await? else {
         eprintln!("python3 is not on PATH: skipped the Python rows");
         return Ok(None);
     };
+    let panel = python_panel(&out, n)?;
     let expected = tokio::task::spawn_blocking(move || {
         (a..b).filter(|&i| farm_worker::kernels::primes::is_prime(i)).count() as u64
     })
     .await?;
-    if let Some(m) = measured.iter().find(|m| m.result != json!(expected)) {
+    if let Some(m) = panel.measured.iter().find(|m| m.result != json!(expected)) {
         bail!(
             "Python counted {} primes in {a}..{b} ({}), farm's test counts {expected}",
             m.result,
@@ -369,12 +418,19 @@ async fn python_rows(
         );
     }
     let shards = (b - a).div_ceil(plan.shard_size);
-    for m in &measured {
-        say(progress("primes (python)", m));
+    for m in &panel.measured {
+        say(progress(PYTHON_KERNEL, m));
     }
-    rows.extend(rows_for("primes (python)", b - a, shards, Ideal::Cpu { cores: n }, measured)?);
-    Ok(Some(version))
+    let info = PythonInfo { version: panel.version, farm: panel.farm, failed: panel.failed };
+    for line in info.missing() {
+        say(line);
+    }
+    rows.extend(rows_for(PYTHON_KERNEL, b - a, shards, Ideal::Cpu { cores: n }, panel.measured)?);
+    Ok(Some(info))
 }
+
+/// The kernel name of the Python rows.
+const PYTHON_KERNEL: &str = "primes (python)";
 
 fn progress(kernel: &str, m: &Measured) -> String {
     format!(

@@ -2,14 +2,19 @@
 //! with a timeout, killed on error and always waited for.
 
 use super::*;
+use std::path::PathBuf;
 
 /// The Python side: counts primes with the same test as farm's `primes` kernel (trial division
 /// by the primes below 100, then deterministic Miller-Rabin with the same bases), over the same
-/// kind of shards, three ways. Arguments: start end shard_size n. Prints one JSON line.
+/// kind of shards: serial, `ThreadPoolExecutor(n)`, `ProcessPoolExecutor(n)`, and, when the
+/// `farm` package imports, `farm.Executor` with 1 process × n threads, n × 1 and n × n. Each
+/// pool is started and shut down inside its timing. Arguments: start end shard_size n limit,
+/// where limit is the seconds a farm.Executor shape may take before it is cancelled and
+/// reported. Prints one JSON line (`python_panel` reads it).
 pub(super) const PYTHON: &str = r#"
-import json, os, sys, time
+import concurrent.futures, json, os, sys, time
 import multiprocessing
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 SMALL = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79,
          83, 89, 97)
@@ -58,23 +63,60 @@ def die_with(parent):
     except (AttributeError, OSError):
         pass
 
+def timed(make, shards):
+    t = time.perf_counter()
+    with make() as pool:
+        total = sum(pool.map(count, shards))
+    return {"result": total, "wall_s": time.perf_counter() - t}
+
+def timed_farm(farm, p, t, shards, limit):
+    # A shape that gets no result within `limit` s is cancelled, so the other rows still run.
+    start = time.perf_counter()
+    ex = farm.Executor(workers=p, threads=t)
+    try:
+        total = sum(ex.map(count, shards, timeout=limit))
+    except BaseException:
+        ex.shutdown(wait=False, cancel_futures=True)
+        raise
+    ex.shutdown(wait=True)
+    return {"result": total, "wall_s": time.perf_counter() - start}
+
 def main():
     start, end, size, n = (int(a) for a in sys.argv[1:5])
+    limit = float(sys.argv[5])
     shards = [(lo, min(lo + size, end)) for lo in range(start, end, size)]
     gil = getattr(sys, "_is_gil_enabled", None)
-    out = {"version": sys.version.split()[0], "gil": True if gil is None else bool(gil())}
+    out = {"version": sys.version.split()[0], "gil": True if gil is None else bool(gil()),
+           "executable": sys.executable}
     t = time.perf_counter()
     total = sum(map(count, shards))
     out["serial"] = {"result": total, "wall_s": time.perf_counter() - t}
-    t = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        total = sum(pool.map(count, shards))
-    out["threading"] = {"result": total, "wall_s": time.perf_counter() - t}
-    t = time.perf_counter()
+    out["threads"] = timed(lambda: ThreadPoolExecutor(max_workers=n), shards)
     # fork: a -c script has no module file that spawn or forkserver could import.
-    with multiprocessing.get_context("fork").Pool(n, die_with, (os.getpid(),)) as pool:
-        total = sum(pool.imap_unordered(count, shards))
-    out["multiprocessing"] = {"result": total, "wall_s": time.perf_counter() - t}
+    fork = multiprocessing.get_context("fork")
+    out["processes"] = timed(
+        lambda: ProcessPoolExecutor(n, mp_context=fork, initializer=die_with,
+                                    initargs=(os.getpid(),)), shards)
+    try:
+        import farm
+        farm.Executor
+    except Exception as e:
+        out["farm_missing"] = f"{type(e).__name__}: {e}"
+        print(json.dumps(out), flush=True)
+        return
+    try:
+        from importlib.metadata import version
+        out["farm_version"] = version("farm")
+    except Exception:
+        out["farm_version"] = getattr(farm, "__version__", "?")
+    # count comes from __main__: farm.Executor ships it by value, by its content hash.
+    for key, p, t in (("threads", 1, n), ("processes", n, 1), ("composed", n, n)):
+        try:
+            out["farm_" + key] = timed_farm(farm, p, t, shards, limit)
+        except concurrent.futures.TimeoutError:
+            out["farm_" + key] = {"error": f"TimeoutError: no result within {limit:.0f} s"}
+        except Exception as e:
+            out["farm_" + key] = {"error": f"{type(e).__name__}: {e}"}
     print(json.dumps(out), flush=True)
 
 main()
@@ -143,53 +185,129 @@ impl FarmRun {
     }
 }
 
-/// Runs the Python script; `None` when python3 is not on PATH.
+/// The interpreter of the Python panel.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Python {
+    pub(super) program: PathBuf,
+    /// Named with `--python`: its absence is an error, not a skipped panel.
+    pub(super) explicit: bool,
+}
+
+/// Fails early when the interpreter named with `--python` cannot run, before the long runs.
+pub(super) async fn check_python(python: &Python) -> Result<()> {
+    let shown = python.program.display();
+    let mut cmd = Command::new(&python.program);
+    cmd.args(["-c", "pass"]);
+    let child = spawn(&mut cmd).with_context(|| format!("cannot start {shown} (--python)"))?;
+    let done = finish(child, &format!("{shown} -c pass"), Duration::from_secs(60)).await?;
+    if !done.status.success() {
+        bail!("{shown} (--python) cannot run a script: {}", done.failure_reason());
+    }
+    Ok(())
+}
+
+/// Runs the Python script and returns its JSON line; `None` when the default `python3` is not
+/// on PATH.
 pub(super) async fn python(
+    python: &Python,
     start: u64,
     end: u64,
     shard_size: u64,
     n: usize,
     timeout: Duration,
-) -> Result<Option<(String, Vec<Measured>)>> {
-    let mut cmd = Command::new("python3");
+) -> Result<Option<Value>> {
+    let mut cmd = Command::new(&python.program);
+    // Each farm.Executor shape gets a fifth of the whole script's time.
+    let limit = (timeout.as_secs_f64() / 5.0).max(1.0);
     cmd.arg("-c").arg(PYTHON).args([
         start.to_string(),
         end.to_string(),
         shard_size.to_string(),
         n.to_string(),
+        format!("{limit:.0}"),
     ]);
+    let shown = python.program.display();
     let child = match spawn(&mut cmd) {
         Ok(child) => child,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).context("cannot start python3"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !python.explicit => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot start {shown}")),
     };
-    let what = "the Python script";
-    let done = finish(child, what, timeout).await?;
+    let what = format!("the Python script ({shown})");
+    let done = finish(child, &what, timeout).await?;
     if !done.status.success() {
         bail!("{what} failed: {}", done.failure_reason());
     }
     let out = last_json_line(&done.stdout)
         .ok_or_else(|| anyhow::anyhow!("{what} printed no JSON: {}", done.failure_reason()))?;
+    Ok(Some(out))
+}
+
+/// What the Python script measured.
+#[derive(Debug)]
+pub(super) struct PythonPanel {
+    pub(super) version: String,
+    /// Serial first (the baseline), then the pools that ran.
+    pub(super) measured: Vec<Measured>,
+    /// `Ok(version)` of the `farm` package, or why it could not be imported.
+    pub(super) farm: std::result::Result<String, String>,
+    /// The farm.Executor shapes that raised, each with its error.
+    pub(super) failed: Vec<String>,
+}
+
+/// At most this many characters of a message from the script reach the table and the chart.
+const MESSAGE_BUDGET: usize = 200;
+
+/// `text` on one line, cut to `MESSAGE_BUDGET` characters.
+fn clip(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(MESSAGE_BUDGET) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
+}
+
+/// The mode names of the farm.Executor rows, by the script's keys.
+const FARM_MODES: [(&str, &str); 3] = [
+    ("farm_threads", "farm.Executor threads"),
+    ("farm_processes", "farm.Executor processes"),
+    ("farm_composed", "farm.Executor composed"),
+];
+
+/// Reads the script's JSON line (see `PYTHON`) into measurements with N-core shapes.
+pub(super) fn python_panel(out: &Value, n: usize) -> Result<PythonPanel> {
+    let what = "the Python script";
     let version = out["version"].as_str().unwrap_or("?").to_string();
-    let threading =
-        if out["gil"].as_bool() == Some(false) { "threading, no GIL" } else { "threading" };
-    let mut measured = Vec::new();
-    for (key, shape) in [
-        ("serial", Shape::new("serial", 1, 1)),
-        ("threading", Shape::new(threading, 1, n)),
-        ("multiprocessing", Shape::new("multiprocessing", n, 1)),
-    ] {
+    let threads = if out["gil"].as_bool() == Some(false) {
+        "ThreadPoolExecutor, no GIL"
+    } else {
+        "ThreadPoolExecutor"
+    };
+    let one = |key: &str, shape: Shape| -> Result<Measured> {
         let wall_s = out[key]["wall_s"]
             .as_f64()
             .ok_or_else(|| anyhow::anyhow!("{what} gave no wall time for {key}"))?;
-        measured.push(Measured {
-            shape,
-            wall_s,
-            elapsed_ms: None,
-            result: out[key]["result"].clone(),
-        });
-    }
-    Ok(Some((version, measured)))
+        Ok(Measured { shape, wall_s, elapsed_ms: None, result: out[key]["result"].clone() })
+    };
+    let mut measured = vec![
+        one("serial", Shape::new("serial", 1, 1))?,
+        one("threads", Shape::new(threads, 1, n))?,
+        one("processes", Shape::new("ProcessPoolExecutor", n, 1))?,
+    ];
+    let mut failed = Vec::new();
+    let farm = match out["farm_missing"].as_str() {
+        Some(why) => Err(clip(why)),
+        None => {
+            for ((key, mode), (p, t)) in FARM_MODES.into_iter().zip([(1, n), (n, 1), (n, n)]) {
+                if let Some(error) = out[key]["error"].as_str() {
+                    failed.push(format!("{mode} {p}x{t}: {}", clip(error)));
+                } else {
+                    measured.push(one(key, Shape::new(mode, p, t))?);
+                }
+            }
+            Ok(out["farm_version"].as_str().unwrap_or("?").to_string())
+        }
+    };
+    Ok(PythonPanel { version, measured, farm, failed })
 }
 
 pub(super) fn spawn(cmd: &mut Command) -> std::io::Result<Child> {

@@ -36,7 +36,10 @@ fn sample() -> Vec<Row> {
         row("primes", "composed", 2, 2, 2.1, 4.0, cpu),
         row("sleep", "serial", 1, 1, 4.2, 4.2, wait),
         row("sleep", "composed wide", 2, 8, 0.5, 4.2, wait),
-        Row { elapsed_ms: None, ..row("primes (python)", "threading", 1, 2, 1.0, 0.9, cpu) },
+        Row {
+            elapsed_ms: None,
+            ..row("primes (python)", "ThreadPoolExecutor", 1, 2, 1.0, 0.9, cpu)
+        },
     ]
 }
 
@@ -120,7 +123,7 @@ fn the_table_has_a_header_and_one_aligned_line_per_row() {
 #[test]
 fn the_svg_is_standalone_with_one_bar_per_row() {
     let rows = sample();
-    let svg = svg(&rows, "farm showdown <2 cores> & more", "sub");
+    let svg = svg(&rows, "farm showdown <2 cores> & more", "sub", &[]);
     assert!(svg.starts_with("<svg"));
     assert!(svg.contains("xmlns=\"http://www.w3.org/2000/svg\""));
     assert_eq!(svg.matches("<svg").count(), 1);
@@ -135,7 +138,7 @@ fn the_svg_is_standalone_with_one_bar_per_row() {
 #[test]
 fn each_kernel_has_a_panel_with_its_own_scale() {
     let rows = sample();
-    let svg = svg(&rows, "t", "s");
+    let svg = svg(&rows, "t", "s", &[]);
     assert_eq!(svg.matches("class=\"panel\"").count(), 3, "one panel per kernel");
     // The widest bar of each panel reaches most of the axis, whatever the other panels hold:
     // sleep's 8.4x does not squash primes' 2x.
@@ -208,6 +211,9 @@ fn bad_flags_fail_before_anything_runs() {
     assert_eq!((p.cores, p.primes, p.shard_size), (3, (0, 8_000_000), 100_000));
     assert_eq!((p.sleep, p.sleep_ms, p.python), ((0, 200), 20, Some((0, 400_000))));
     assert!(parse(&["--no-python"]).expect("no python").python.is_none());
+    assert_eq!(p.interpreter, Python { program: "python3".into(), explicit: false });
+    let named = parse(&["--python", "/opt/py/bin/python"]).expect("--python");
+    assert_eq!(named.interpreter, Python { program: "/opt/py/bin/python".into(), explicit: true });
     let err = |extra: &[&str]| parse(extra).expect_err("bad").to_string();
     assert_eq!(err(&["--cores", "0"]), "--cores must be at least 1");
     assert!(err(&["--range", "1..x"]).starts_with("bad --range \"1..x\""));
@@ -230,4 +236,102 @@ fn farm_runs_are_real_run_commands() {
         Some(json!({"state": "succeeded"}))
     );
     assert_eq!(last_json_line("no json"), None);
+}
+
+/// The script's JSON line with the three pools, and `farm` as given.
+fn script_out(farm: Value) -> Value {
+    let mut out = json!({
+        "version": "3.11.7",
+        "gil": true,
+        "serial": {"result": 168, "wall_s": 2.0},
+        "threads": {"result": 168, "wall_s": 2.1},
+        "processes": {"result": 168, "wall_s": 1.1},
+    });
+    if let (Some(out), Some(farm)) = (out.as_object_mut(), farm.as_object()) {
+        out.extend(farm.clone());
+    }
+    out
+}
+
+fn modes(panel: &PythonPanel) -> Vec<(&str, usize, usize)> {
+    panel.measured.iter().map(|m| (m.shape.mode, m.shape.workers, m.shape.threads)).collect()
+}
+
+#[test]
+fn the_python_panel_without_the_farm_package_says_why() {
+    let out = script_out(json!({"farm_missing": "ModuleNotFoundError: No module named 'farm'"}));
+    let panel = python_panel(&out, 2).expect("panel");
+    assert_eq!(
+        modes(&panel),
+        [("serial", 1, 1), ("ThreadPoolExecutor", 1, 2), ("ProcessPoolExecutor", 2, 1)]
+    );
+    assert_eq!(panel.version, "3.11.7");
+    let info = PythonInfo { version: panel.version, farm: panel.farm, failed: panel.failed };
+    let missing = info.missing();
+    assert_eq!(missing.len(), 1);
+    assert!(missing[0].contains("No module named 'farm'") && missing[0].contains("--python"));
+    assert_eq!(info.to_json()["available"], false);
+    // The reason is in the notes and under the chart, escaped.
+    let rows =
+        rows_for(PYTHON_KERNEL, 1000, 10, Ideal::Cpu { cores: 2 }, panel.measured).expect("rows");
+    let notes = notes(&rows, 2, Some(&info)).join("\n");
+    assert!(notes.contains("ProcessPoolExecutor 1.82x"), "{notes}");
+    assert!(notes.contains("No module named 'farm'"), "{notes}");
+    let svg = svg(&rows, "t", "s", &missing);
+    assert_eq!(svg.matches("class=\"missing\"").count(), 1);
+    assert!(svg.contains("No module named 'farm'"), "{svg}");
+    assert_balanced(&svg);
+}
+
+#[test]
+fn the_python_panel_with_the_farm_package_has_three_executor_shapes() {
+    let out = script_out(json!({
+        "farm_version": "0.1.0",
+        "farm_threads": {"result": 168, "wall_s": 2.2},
+        "farm_processes": {"result": 168, "wall_s": 1.05},
+        "farm_composed": {"error": format!("RuntimeError: <b>{}", "x".repeat(400))},
+    }));
+    let panel = python_panel(&out, 3).expect("panel");
+    assert_eq!(
+        modes(&panel),
+        [
+            ("serial", 1, 1),
+            ("ThreadPoolExecutor", 1, 3),
+            ("ProcessPoolExecutor", 3, 1),
+            ("farm.Executor threads", 1, 3),
+            ("farm.Executor processes", 3, 1),
+        ]
+    );
+    assert_eq!(panel.farm, Ok("0.1.0".to_string()));
+    // The shape that raised is named with its error, clipped to the budget.
+    assert_eq!(panel.failed.len(), 1);
+    assert!(panel.failed[0].starts_with("farm.Executor composed 3x3: RuntimeError: <b>xxx"));
+    assert!(panel.failed[0].chars().count() < 260, "{}", panel.failed[0]);
+    let info = PythonInfo { version: panel.version, farm: panel.farm, failed: panel.failed };
+    let rows =
+        rows_for(PYTHON_KERNEL, 1000, 10, Ideal::Cpu { cores: 3 }, panel.measured).expect("rows");
+    let notes = notes(&rows, 3, Some(&info)).join("\n");
+    assert!(notes.contains("farm.Executor (farm 0.1.0): 1x3 0.91x, 3x1 1.90x"), "{notes}");
+    assert!(notes.contains("farm.Executor composed 3x3: RuntimeError"), "{notes}");
+    // One bar per row; the executor rows have their own colours; the failure is escaped.
+    let text = table(&rows);
+    assert_eq!(text.lines().count(), rows.len() + 1);
+    assert!(text.lines().all(|l| l.len() == text.lines().next().map_or(0, str::len)), "{text}");
+    let svg = svg(&rows, "t", "s", &info.missing());
+    assert_eq!(svg.matches("<rect class=\"bar\"").count(), 5);
+    assert!(svg.contains("RuntimeError: &lt;b&gt;xxx") && !svg.contains("<b>"), "{svg}");
+    assert_ne!(colour("farm.Executor processes"), colour("ProcessPoolExecutor"));
+    assert_balanced(&svg);
+}
+
+#[test]
+fn a_python_panel_without_a_wall_time_is_an_error() {
+    let mut out = script_out(json!({"farm_missing": "no"}));
+    out["processes"] = json!({"result": 168});
+    let err = python_panel(&out, 2).expect_err("no wall time").to_string();
+    assert!(err.contains("no wall time for processes"), "{err}");
+    let mut out = script_out(json!({"farm_version": "1", "farm_processes": {"result": 1}}));
+    out["farm_threads"] = json!({"result": 168, "wall_s": 1.0});
+    let err = python_panel(&out, 2).expect_err("no wall time").to_string();
+    assert!(err.contains("farm_processes"), "{err}");
 }
