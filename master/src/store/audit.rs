@@ -2,14 +2,13 @@
 //! bounded: each write removes what falls out of the window. Written in its own transaction
 //! beside the journal's writer (redb serializes writers), by the audit's own thread.
 
-use super::{fail, Store, AUDIT};
-use crate::MasterError;
+use super::{fail, Store, StoreError, AUDIT};
 use redb::{ReadableDatabase, ReadableTable};
 
 impl Store {
     /// Appends `entries` (sequence number, record) and drops every entry `keep` or more
     /// behind the last one.
-    pub fn put_audit(&self, entries: &[(u64, Vec<u8>)], keep: u64) -> Result<(), MasterError> {
+    pub fn put_audit(&self, entries: &[(u64, Vec<u8>)], keep: u64) -> Result<(), StoreError> {
         let Some(&(last, _)) = entries.last() else { return Ok(()) };
         let txn = self.db().begin_write().map_err(|e| fail(e.into()))?;
         {
@@ -24,7 +23,7 @@ impl Store {
     }
 
     /// Every kept entry, oldest first.
-    pub fn audit(&self) -> Result<Vec<(u64, Vec<u8>)>, MasterError> {
+    pub fn audit(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let read = self.db().begin_read().map_err(|e| fail(e.into()))?;
         let table = read.open_table(AUDIT).map_err(|e| fail(e.into()))?;
         let mut out = Vec::new();

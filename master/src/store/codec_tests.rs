@@ -47,7 +47,6 @@ prop_compose! {
             id, kind, state, total, done, in_flight,
             result_json: result.map(Arc::from),
             result_in_store, error, elapsed_ms, age_ms, priority, reruns, waiting, output,
-            result_in_store, error, elapsed_ms, age_ms, priority, reruns, waiting,
             owner: Arc::from(owner),
         }
     }
