@@ -51,6 +51,7 @@ fn master_config(s: &SchedulerArgs) -> MasterConfig {
         keep_finished_for: s.keep_finished_for,
         hold_timeout: s.hold_timeout,
         shard_log_bytes: s.shard_log_mib.saturating_mul(1 << 20),
+        fair_share: s.fair_share == "on",
         // The heartbeat's rules are applied by `serve`, from `heartbeat` below.
         ..CoreConfig::default()
     };

@@ -41,6 +41,8 @@
 //! - `core/demand.rs`: what the allocator asks of the core on its tick: work waiting, room,
 //!   allocations
 //! - `core/dispatch.rs`: dispatch: handing pending shards to workers with free slots
+//! - `core/fair.rs`: fair share: which priorities have pending jobs of several principals, and
+//!   each one's share of a worker's window
 //! - `core/job.rs`: one job in the core: its lazy shard cursor, shards in flight and its
 //!   accumulator
 //! - `core/job_tests.rs`: the accumulator: sums, joined lists, declared shapes, the inline limit
@@ -64,6 +66,7 @@
 //! - `core/served.rs`: jobs whose kind no connected worker offers, and `--no-worker-timeout`
 //! - `core/served_tests.rs`: tests of jobs nothing can run, under simulated time
 //! - `core/tests.rs`: core tests with simulated workers: a recording outbox, no sockets, no clock
+//! - `core/tests/fair.rs`: fair share and quotas per principal on simulated workers and clock
 //! - `core/tests/priority.rs`: priorities under load: simulated workers on a simulated clock
 //! - `core/timers.rs`: what the tick enforces besides heartbeats: hold deadlines and retry backoff
 //! - `core/types.rs`: the core's vocabulary: configuration, errors, event payloads, views, the

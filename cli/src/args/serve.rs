@@ -59,6 +59,11 @@ pub struct SchedulerArgs {
     /// shard keeps its run record (`farm logs`, --joblog) but not its log.
     #[arg(long, default_value_t = 64, value_name = "MIB", env = "FARM_SHARD_LOG_MIB")]
     pub shard_log_mib: usize,
+    /// Within a priority, share the workers' threads between the principals with work
+    /// waiting, in proportion to their weights (the principals file), shard by shard; `off`
+    /// serves jobs in submission order whoever submitted them.
+    #[arg(long, default_value = "on", value_name = "on|off", value_parser = ["on", "off"], env = "FARM_FAIR_SHARE")]
+    pub fair_share: String,
     #[command(flatten)]
     pub modules: crate::wasm_args::ModuleStoreArgs,
     /// Keep jobs and accepted shard results in this file (created if missing): a master

@@ -10,10 +10,26 @@
 //! thread that frees. A lower-priority job, in turn, counts everything the worker holds and
 //! gets only what is left. Queued shards a higher priority overtook count their hold deadline
 //! from the last time they were overtaken (`worker.rs`): they waited, they did not hang.
+//!
+//! **The fair share policy.** Within a priority where pending jobs belong to more than one
+//! principal (`fair.rs`), the worker's room at that priority is shared between those
+//! principals in proportion to their weights, shard by shard: the room is the largest window
+//! of their jobs there, and a principal's share of it counts only its own shards the worker
+//! holds at that priority (plus everything above). So a principal who queued 10,000 shards
+//! first holds its share and no more, and one who submits 10 later gets the rest at once: its
+//! shards start behind at most the first one's queued shards on each worker (`queue_target`
+//! of work per thread), not behind its whole job. Priorities keep their meaning inside a
+//! principal and between principals; a priority with one principal is served as before.
+//! A principal's `shards_in_flight` quota caps, in the same place, what it may hold in all.
 
+use super::fair::share;
+use super::job::Job;
+use super::owner::Accounts;
 use super::window::{window, Sizing};
-use super::{Core, JobDef, JobId, JobState, Outbox, ShardTask, WorkerId};
-use std::collections::BTreeSet;
+use super::worker::Worker;
+use super::{Core, CoreConfig, JobDef, JobId, JobState, Outbox, ShardTask, WorkerId};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// Workers that may have room for shards since the last dispatch.
@@ -71,23 +87,38 @@ impl Core {
         let mut defs = Vec::new();
         let mut tasks = Vec::new();
         let mut emptied = Vec::new();
+        // The fair share's room at the priority being served, if it is contended.
+        let mut level: Option<(i32, Option<Level>)> = None;
         for &(prio, job_id) in &self.pending {
-            let Some(job) = self.jobs.get_mut(&job_id) else { continue };
+            let Some(job) = self.jobs.get(&job_id) else { continue };
             if !w.kinds.contains(&job.spec.kind) {
                 continue;
             }
-            let sizing = Sizing {
-                threads: w.spec.threads,
-                done: w.done,
-                cost: job.cost.per_shard(),
-                pending: job.pending(),
-                cluster_threads: self.cluster_threads,
+            let priority = job.spec.priority;
+            let sized = sizing(w, job, self.cluster_threads);
+            let mut free = if !self.config.fair_share || !self.contention.contended(priority) {
+                window(sized, &self.config).saturating_sub(w.held_at_or_above(priority))
+            } else {
+                if level.as_ref().is_none_or(|(p, _)| *p != priority) {
+                    let room = Level::of(w, priority, &self.pending, &self.jobs, &self.accounts)
+                        .map(|room| room.sized(&self.config, self.cluster_threads));
+                    level = Some((priority, room));
+                }
+                let Some((_, Some(room))) = &level else { continue };
+                let weight = self.accounts.get(job.principal).owner.weight();
+                let mine = share(room.capacity, weight, room.weights);
+                let above = w.held_above(priority);
+                // Its share bounds it, not the tail's: that assumes the job has every thread.
+                let win = window(Sizing { pending: u64::MAX, ..sized }, &self.config);
+                win.saturating_sub(above)
+                    .min(mine)
+                    .saturating_sub(w.held_of(priority, job.principal))
             };
-            let held = w.held_at_or_above(job.spec.priority);
-            let mut free = window(sizing, &self.config).saturating_sub(held);
+            free = free.min(self.accounts.room(job.principal));
             if free == 0 {
                 continue;
             }
+            let Some(job) = self.jobs.get_mut(&job_id) else { continue };
             if job.known_by.insert(worker) {
                 defs.push(JobDef {
                     job_id,
@@ -105,7 +136,8 @@ impl Core {
                 let (lo, hi, input) = job.shard(shard);
                 tasks.push(ShardTask { job_id, shard, lo, hi, input: input.map(str::to_owned) });
                 job.assigned.insert(shard, worker);
-                w.assign(job_id, job.spec.priority, shard, now);
+                w.assign(job_id, (job.spec.priority, job.principal), shard, now);
+                self.accounts.get_mut(job.principal).in_flight += 1;
                 free -= 1;
             }
             if job.state == JobState::Queued {
@@ -117,7 +149,10 @@ impl Core {
             }
         }
         for key in emptied {
-            self.pending.remove(&key);
+            if self.pending.remove(&key) {
+                let principal = self.jobs.get(&key.1).map_or(0, |j| j.principal);
+                self.contention.remove(key.0 .0, principal);
+            }
         }
         if !tasks.is_empty() || !defs.is_empty() {
             out.assign(worker, defs, tasks);
@@ -126,7 +161,77 @@ impl Core {
 
     /// Puts a job with shards waiting back in the dispatch order.
     pub(super) fn mark_pending(&mut self, job: JobId, priority: i32) {
-        self.pending.insert((std::cmp::Reverse(priority), job));
+        if self.pending.insert((Reverse(priority), job)) {
+            let principal = self.jobs.get(&job).map_or(0, |j| j.principal);
+            self.contention.add(priority, principal);
+        }
         self.dirty.all();
+    }
+}
+
+/// What a job's window on a worker is computed from.
+fn sizing(w: &Worker, job: &Job, cluster_threads: u64) -> Sizing {
+    Sizing {
+        threads: w.spec.threads,
+        done: w.done,
+        cost: job.cost.per_shard(),
+        pending: job.pending(),
+        cluster_threads,
+    }
+}
+
+/// A worker's room at a contended priority, to share between the principals with shards
+/// waiting there for it.
+#[derive(Debug, Clone, Copy)]
+struct Level {
+    /// The largest window of their jobs on this worker: what one principal alone could hold.
+    capacity: usize,
+    /// The sum of their weights.
+    weights: u64,
+}
+
+/// The jobs at a contended priority that a worker offers the kind of.
+struct Contenders<'a> {
+    w: &'a Worker,
+    jobs: Vec<&'a Job>,
+    weights: u64,
+}
+
+impl Level {
+    /// The pending jobs at `priority` whose kind `w` offers, and their principals' weights;
+    /// `None` if there are none.
+    fn of<'a>(
+        w: &'a Worker,
+        priority: i32,
+        pending: &BTreeSet<(Reverse<i32>, JobId)>,
+        jobs: &'a BTreeMap<JobId, Job>,
+        accounts: &Accounts,
+    ) -> Option<Contenders<'a>> {
+        let mut seen = Vec::new();
+        let mut weights = 0;
+        let at = (Reverse(priority), 0)..=(Reverse(priority), JobId::MAX);
+        let offered: Vec<&Job> = pending
+            .range(at)
+            .filter_map(|(_, id)| jobs.get(id))
+            .filter(|job| w.kinds.contains(&job.spec.kind))
+            .collect();
+        for job in &offered {
+            if !seen.contains(&job.principal) {
+                seen.push(job.principal);
+                weights += u64::from(accounts.get(job.principal).owner.weight());
+            }
+        }
+        (!offered.is_empty()).then_some(Contenders { w, jobs: offered, weights })
+    }
+}
+
+impl Contenders<'_> {
+    /// The room they share: the largest of their windows.
+    fn sized(self, config: &CoreConfig, cluster_threads: u64) -> Level {
+        let windows = self.jobs.iter().map(|job| {
+            let sized = sizing(self.w, job, cluster_threads);
+            window(Sizing { pending: u64::MAX, ..sized }, config)
+        });
+        Level { capacity: windows.max().unwrap_or(0), weights: self.weights }
     }
 }

@@ -26,6 +26,8 @@ pub(crate) struct Job {
     pub id: JobId,
     /// The principal that submitted it: its weight and quotas apply to the job.
     pub owner: Owner,
+    /// Its owner's account in the core (set by the core when it takes the job).
+    pub principal: super::owner::PrincipalId,
     /// What was submitted: kind, params, source (a range; an input job's lines are in
     /// `inputs`), limits. Params are dropped when the job ends.
     pub spec: JobSpec,
@@ -112,6 +114,7 @@ impl Job {
         Job {
             id,
             owner,
+            principal: 0,
             spec: sub.spec,
             inputs: sub.inputs,
             spec_bytes,

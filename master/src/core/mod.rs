@@ -8,6 +8,7 @@
 //!
 //! The files: `demand.rs` (the allocator's numbers), `worker.rs` (a worker session),
 //! `window.rs` (how many shards a worker may hold), `dispatch.rs` (handing out shards),
+//! `fair.rs` (fair share between principals within a priority),
 //! `results.rs` (accepting outcomes), `limits.rs` (submit validation), `job.rs` (a job, its lazy shards and its accumulator), `memory.rs`
 //! (packed inputs and the byte meter), `types.rs` (the vocabulary shared with the master),
 //! `overview.rs` (what clients, the dashboard and metrics read), `owner.rs` (a job's
@@ -19,6 +20,7 @@
 
 mod demand;
 mod dispatch;
+mod fair;
 mod job;
 mod limits;
 mod logs;
@@ -47,12 +49,14 @@ mod worker;
 
 pub use demand::Demand;
 use dispatch::Dirty;
+use fair::Contention;
 pub use job::JobState;
 use job::{ByteLimits, Job};
 use memory::Meter;
 pub use memory::{Inputs, Submission, SubmittedJob};
 use overview::view;
 pub use overview::{state_index, JobDetail, JobRow, Overview, ShardTrouble, WorkerRow};
+use owner::Accounts;
 pub use owner::{Owner, Quota, ANONYMOUS};
 pub use types::*;
 use verify::Verify;
@@ -80,6 +84,10 @@ pub struct Core {
     jobs: BTreeMap<JobId, Job>,
     /// Jobs with shards waiting, in dispatch order: higher priority first, then older first.
     pending: BTreeSet<(Reverse<i32>, JobId)>,
+    /// Per priority, whose jobs are in `pending`: fair share applies where several are.
+    contention: Contention,
+    /// Per principal, what it holds against its quotas.
+    accounts: Accounts,
     /// Ended jobs, oldest first, for retention.
     ended: VecDeque<JobId>,
     /// Bytes the ended jobs in `ended` keep, for retention by bytes.
@@ -118,6 +126,8 @@ impl Core {
             config,
             jobs: BTreeMap::new(),
             pending: BTreeSet::new(),
+            contention: Contention::default(),
+            accounts: Accounts::default(),
             ended: Default::default(),
             ended_bytes: 0,
             meter: Meter::default(),
@@ -149,11 +159,13 @@ impl Core {
     ) -> Result<JobId, CoreError> {
         let mut sub = sub.into();
         limits::check_submit(&self.config, self.active, self.meter.get(), &sub)?;
+        self.accounts.check_submit(&owner, sub.bytes())?;
         let id = self.next_job;
         if let Some(spec) = sub.take_journal() {
             let owner = owner.name.clone();
             out.journal(JournalOp::Submit { job: id, spec, output, owner });
         }
+        self.accounts.id(&owner, true);
         self.insert_job(id, sub, owner, output, now);
         Ok(id)
     }
@@ -173,7 +185,11 @@ impl Core {
             budget: self.config.memory_budget,
             max_result: self.config.inline_result_bytes,
         };
-        let job = Job::new(id, sub, owner, output, limits, now);
+        let mut job = Job::new(id, sub, owner, output, limits, now);
+        job.principal = self.accounts.id(&job.owner, false);
+        let account = self.accounts.get_mut(job.principal);
+        account.jobs += 1;
+        account.input_bytes += job.spec_bytes as u64;
         self.active += 1;
         let priority = job.spec.priority;
         self.jobs.insert(id, job);
@@ -236,7 +252,9 @@ impl Core {
         let suspects = w.suspects();
         for (job_id, shard) in w.assigned_in_order() {
             let Some(job) = self.jobs.get_mut(&job_id) else { continue };
-            job.assigned.remove(&shard);
+            if job.assigned.remove(&shard).is_some() {
+                self.accounts.released(job.principal, 1);
+            }
             // A job that ended while we went through this worker's shards (one of them failed
             // it just above) must not get shards back.
             if job.state.is_final() {
@@ -409,10 +427,16 @@ impl Core {
         out: &mut impl Outbox,
     ) {
         let Some(job) = self.jobs.get_mut(&job_id).filter(|j| !j.state.is_final()) else { return };
-        self.pending.remove(&(Reverse(job.spec.priority), job_id));
+        if self.pending.remove(&(Reverse(job.spec.priority), job_id)) {
+            self.contention.remove(job.spec.priority, job.principal);
+        }
         self.unserved.remove(&job_id);
         job.waiting_since = None;
         self.active -= 1;
+        let account = self.accounts.get_mut(job.principal);
+        account.jobs = account.jobs.saturating_sub(1);
+        account.input_bytes = account.input_bytes.saturating_sub(job.spec_bytes as u64);
+        account.in_flight = account.in_flight.saturating_sub(job.assigned.len() as u64);
         // Its backoff entries are skipped when they come due.
         self.verifying.remove(&job_id);
         job.end(state, error, now);

@@ -56,3 +56,109 @@ impl Default for Owner {
         Owner::anonymous()
     }
 }
+
+/// A principal's place in the core's [`Accounts`]: jobs carry it, so dispatch counts a shard
+/// against its principal without hashing a name.
+pub(crate) type PrincipalId = u32;
+
+/// What one principal holds now, against its quotas.
+#[derive(Debug)]
+pub(crate) struct Account {
+    /// Its name, weight and quotas, as its latest submit stated them.
+    pub owner: Owner,
+    /// Its jobs queued or running.
+    pub jobs: u64,
+    /// Its shards in flight (assigned to a worker, no outcome accepted yet).
+    pub in_flight: u64,
+    /// Bytes of inputs and params its jobs not yet ended hold.
+    pub input_bytes: u64,
+}
+
+/// Every principal that has submitted a job to this core (or owns one restored from the
+/// journal), by [`PrincipalId`]. Entries stay: there are as many as principals.
+#[derive(Debug, Default)]
+pub(crate) struct Accounts {
+    list: Vec<Account>,
+    ids: std::collections::HashMap<Arc<str>, PrincipalId>,
+}
+
+impl Accounts {
+    /// The id of `owner`'s account, opened if it has none. `update` takes its weight and
+    /// quotas from `owner` (a submit states them; a job restored from the journal does not).
+    pub fn id(&mut self, owner: &Owner, update: bool) -> PrincipalId {
+        if let Some(&id) = self.ids.get(&owner.name) {
+            if update {
+                self.list[id as usize].owner = owner.clone();
+            }
+            return id;
+        }
+        let id = PrincipalId::try_from(self.list.len()).unwrap_or(PrincipalId::MAX);
+        self.list.push(Account { owner: owner.clone(), jobs: 0, in_flight: 0, input_bytes: 0 });
+        self.ids.insert(owner.name.clone(), id);
+        id
+    }
+
+    /// A principal's account.
+    pub fn get(&self, id: PrincipalId) -> &Account {
+        &self.list[id as usize]
+    }
+
+    /// A principal's account, to count in.
+    pub fn get_mut(&mut self, id: PrincipalId) -> &mut Account {
+        &mut self.list[id as usize]
+    }
+
+    /// Counts `n` shards of the principal's no longer in flight.
+    pub fn released(&mut self, id: PrincipalId, n: u64) {
+        let account = self.get_mut(id);
+        account.in_flight = account.in_flight.saturating_sub(n);
+    }
+
+    /// Shards the principal may still have handed out before its `shards_in_flight` quota;
+    /// `usize::MAX` without one.
+    pub fn room(&self, id: PrincipalId) -> usize {
+        let account = self.get(id);
+        match account.owner.quota.shards_in_flight {
+            None => usize::MAX,
+            Some(limit) => {
+                usize::try_from(limit.saturating_sub(account.in_flight)).unwrap_or(usize::MAX)
+            }
+        }
+    }
+
+    /// Refuses a job of `bytes` that would take `owner` past its quota of jobs queued or
+    /// running, or of input bytes held (the quotas `owner` states now).
+    pub fn check_submit(&self, owner: &Owner, bytes: usize) -> Result<(), super::CoreError> {
+        let held = self.ids.get(&owner.name).map(|&id| self.get(id));
+        let (jobs, input_bytes) = held.map_or((0, 0), |a| (a.jobs, a.input_bytes));
+        let name = &owner.name;
+        if let Some(limit) = owner.quota.jobs.filter(|&limit| jobs >= limit) {
+            return Err(super::CoreError::Quota(format!(
+                "quota: principal {name} has {jobs} jobs queued or running, its limit is {limit} \
+                 (jobs)"
+            )));
+        }
+        let need = bytes as u64;
+        if let Some(limit) =
+            owner.quota.input_bytes.filter(|&limit| input_bytes.saturating_add(need) > limit)
+        {
+            return Err(super::CoreError::Quota(format!(
+                "quota: principal {name}'s jobs hold {} of inputs and this job needs {} more, \
+                 its limit is {} (input_mib)",
+                size(input_bytes),
+                size(need),
+                size(limit)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Bytes for a quota message: MiB with one decimal from 1 MiB on, bytes below.
+fn size(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{} MiB", super::memory::mib(usize::try_from(bytes).unwrap_or(usize::MAX)))
+    } else {
+        format!("{bytes} bytes")
+    }
+}

@@ -55,7 +55,8 @@ impl Core {
     pub fn restore_ended(&mut self, summary: JobView, now: Instant, out: &mut impl Outbox) {
         let id = summary.id;
         self.next_job = self.next_job.max(id + 1);
-        let job = Job::ended(summary, now);
+        let mut job = Job::ended(summary, now);
+        job.principal = self.accounts.id(&job.owner, false);
         self.ended_bytes += job.kept_bytes();
         self.ended.push_back(id);
         self.jobs.insert(id, job);

@@ -81,7 +81,9 @@ impl Core {
                 batch.dropped += 1;
                 continue;
             };
-            job.assigned.remove(&shard);
+            if job.assigned.remove(&shard).is_some() {
+                self.accounts.released(job.principal, 1);
+            }
             let run = if runs.is_empty() { None } else { runs.remove(&(job_id, shard)) };
             match &outcome {
                 ShardOutcome::Done(_) => self.keep_log(worker, (job_id, shard), run, None, out),

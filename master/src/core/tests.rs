@@ -46,8 +46,11 @@ impl Sim {
         result
     }
     fn submit(&mut self, spec: JobSpec, now: Instant) -> Result<JobId, CoreError> {
+        self.submit_as(spec, Owner::anonymous(), now)
+    }
+    fn submit_as(&mut self, spec: JobSpec, owner: Owner, now: Instant) -> Result<JobId, CoreError> {
         self.now = self.now.max(now);
-        let r = self.core.submit(spec, Owner::anonymous(), OutputShape::Any, now, &mut self.rec);
+        let r = self.core.submit(spec, owner, OutputShape::Any, now, &mut self.rec);
         self.dispatched(r)
     }
     fn join(&mut self, spec: WorkerSpec, now: Instant) -> WorkerId {
@@ -1024,4 +1027,5 @@ proptest! {
     }
 }
 
+mod fair;
 mod priority;

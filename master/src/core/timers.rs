@@ -66,7 +66,9 @@ impl Core {
                 w.suspect = Some(reason.clone());
             }
             let Some(job) = self.jobs.get_mut(&job_id) else { continue };
-            job.assigned.remove(&shard);
+            if job.assigned.remove(&shard).is_some() {
+                self.accounts.released(job.principal, 1);
+            }
             if job.state.is_final() {
                 continue;
             }

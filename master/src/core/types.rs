@@ -55,6 +55,10 @@ pub struct CoreConfig {
     /// reported waiting for one (`served.rs`): a restart is not news for every watcher. At
     /// least the workers' longest reconnect backoff (5 s).
     pub startup_grace: Duration,
+    /// Within a priority, share each worker's window between the principals with shards
+    /// waiting, in proportion to their weights (`fair.rs`); off, jobs are served in
+    /// submission order whoever owns them (`farm master --fair-share off`).
+    pub fair_share: bool,
 }
 
 impl Default for CoreConfig {
@@ -75,6 +79,7 @@ impl Default for CoreConfig {
             hold_grace: Duration::ZERO,
             shard_log_bytes: 64 << 20,
             startup_grace: Duration::from_secs(6),
+            fair_share: true,
         }
         .with_heartbeat(DEFAULT_HEARTBEAT)
     }

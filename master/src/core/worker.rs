@@ -1,6 +1,7 @@
 //! A worker session as the core tracks it: what it holds and since when, what it said it
 //! started, and whether it is suspect. How many shards it may hold is `window.rs`.
 
+use super::owner::PrincipalId;
 use super::{JobId, WorkerId, WorkerSpec, WorkerView};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -18,6 +19,9 @@ pub(crate) struct Worker {
     /// How many of `assigned` each job priority holds: a job's window counts only the shards
     /// at its priority or above (`dispatch.rs`).
     pub held_by_priority: BTreeMap<i32, usize>,
+    /// How many of `assigned` each (priority, principal) holds, for fair share: a short list,
+    /// as a worker holds shards of few principals at once.
+    pub held_by_principal: Vec<(i32, PrincipalId, usize)>,
     /// Per priority it holds shards of, when shards of a higher priority last went to it:
     /// those overtook its queued shards, whose hold deadlines count from then.
     pub overtaken: BTreeMap<i32, Instant>,
@@ -50,6 +54,8 @@ pub(crate) struct Hold {
     pub since: Instant,
     /// Its job's priority, to count it in `held_by_priority`.
     pub priority: i32,
+    /// Its job's principal, to count it in `held_by_principal`.
+    pub principal: PrincipalId,
 }
 
 impl Worker {
@@ -61,6 +67,7 @@ impl Worker {
             kinds,
             assigned: HashMap::new(),
             held_by_priority: BTreeMap::new(),
+            held_by_principal: Vec::new(),
             overtaken: BTreeMap::new(),
             holds: HashMap::new(),
             next_seq: 0,
@@ -79,15 +86,38 @@ impl Worker {
         self.held_by_priority.range(priority..).map(|(_, n)| n).sum()
     }
 
-    /// Records that it now holds `shard` of `job` (of `priority`), since `now`. Its queued
-    /// shards of lower priorities wait behind it: their holds count from now.
-    pub fn assign(&mut self, job: JobId, priority: i32, shard: u64, now: Instant) {
+    /// Shards it holds of jobs above `priority`.
+    pub fn held_above(&self, priority: i32) -> usize {
+        use std::ops::Bound::{Excluded, Unbounded};
+        self.held_by_priority.range((Excluded(priority), Unbounded)).map(|(_, n)| n).sum()
+    }
+
+    /// Shards it holds of `principal`'s jobs at `priority`.
+    pub fn held_of(&self, priority: i32, principal: PrincipalId) -> usize {
+        let mut held = self.held_by_principal.iter();
+        held.find(|(p, who, _)| (*p, *who) == (priority, principal)).map_or(0, |h| h.2)
+    }
+
+    /// Records that it now holds `shard` of `job` (of `priority`, `principal`'s), since `now`.
+    /// Its queued shards of lower priorities wait behind it: their holds count from now.
+    pub fn assign(
+        &mut self,
+        job: JobId,
+        (priority, principal): (i32, PrincipalId),
+        shard: u64,
+        now: Instant,
+    ) {
         let seq = self.next_seq;
-        let hold = Hold { seq, since: now, priority };
+        let hold = Hold { seq, since: now, priority, principal };
         if let Some(old) = self.assigned.insert((job, shard), hold) {
-            self.uncount(old.priority);
+            self.uncount(old);
         }
         *self.held_by_priority.entry(priority).or_default() += 1;
+        let mut held = self.held_by_principal.iter_mut();
+        match held.find(|(p, who, _)| (*p, *who) == (priority, principal)) {
+            Some(entry) => entry.2 += 1,
+            None => self.held_by_principal.push((priority, principal, 1)),
+        }
         for lower in self.held_by_priority.range(..priority).map(|(&p, _)| p) {
             self.overtaken.insert(lower, now);
         }
@@ -105,13 +135,21 @@ impl Worker {
     pub fn release(&mut self, job: JobId, shard: u64) -> bool {
         self.started.remove(&(job, shard));
         let Some(hold) = self.assigned.remove(&(job, shard)) else { return false };
-        self.uncount(hold.priority);
+        self.uncount(hold);
         self.trim(job);
         true
     }
 
-    /// Counts one hold of `priority` less.
-    fn uncount(&mut self, priority: i32) {
+    /// Counts one hold less.
+    fn uncount(&mut self, hold: Hold) {
+        let (priority, principal) = (hold.priority, hold.principal);
+        let held = &mut self.held_by_principal;
+        if let Some(i) = held.iter().position(|(p, who, _)| (*p, *who) == (priority, principal)) {
+            held[i].2 -= 1;
+            if held[i].2 == 0 {
+                held.swap_remove(i);
+            }
+        }
         if let Some(n) = self.held_by_priority.get_mut(&priority) {
             *n = n.saturating_sub(1);
             if *n == 0 {

@@ -8,20 +8,25 @@ use std::collections::HashMap;
 /// Simulated workers: each thread runs one task at a time, taking the highest-priority one its
 /// worker holds (first come first served within a priority); every task of a job costs the
 /// same.
-struct Cluster {
-    sim: Sim,
+pub(super) struct Cluster {
+    pub sim: Sim,
     /// Each thread: its worker and what it runs until when.
     threads: Vec<(WorkerId, Option<(Instant, ShardTask)>)>,
     /// Each job's priority and shard cost.
     jobs: HashMap<JobId, (i32, Duration)>,
     /// When each job's first shard started on each worker.
-    first_start: HashMap<(JobId, WorkerId), Instant>,
-    now: Instant,
+    pub first_start: HashMap<(JobId, WorkerId), Instant>,
+    pub now: Instant,
 }
 
 impl Cluster {
     fn new(workers: usize, threads: u32, now: Instant) -> Self {
-        let mut sim = Sim::new(CoreConfig::default());
+        Cluster::with(CoreConfig::default(), workers, threads, now)
+    }
+
+    /// `workers` workers of `threads` threads each, on a core built with `config`.
+    pub fn with(config: CoreConfig, workers: usize, threads: u32, now: Instant) -> Self {
+        let mut sim = Sim::new(config);
         let mut all = Vec::new();
         for _ in 0..workers {
             let id = sim.join(worker(threads), now);
@@ -31,11 +36,21 @@ impl Cluster {
     }
 
     fn submit(&mut self, spec: JobSpec, cost: Duration) -> JobId {
+        self.submit_as(spec, Owner::anonymous(), cost).expect("submit")
+    }
+
+    /// Submits a job of `owner`'s whose shards each take `cost`.
+    pub fn submit_as(
+        &mut self,
+        spec: JobSpec,
+        owner: Owner,
+        cost: Duration,
+    ) -> Result<JobId, CoreError> {
         let priority = spec.priority;
-        let job = self.sim.submit(spec, self.now).expect("submit");
+        let job = self.sim.submit_as(spec, owner, self.now)?;
         self.jobs.insert(job, (priority, cost));
         self.start_free_threads();
-        job
+        Ok(job)
     }
 
     /// Every free thread takes its worker's best queued task.
@@ -52,7 +67,7 @@ impl Cluster {
 
     /// Runs until `until` or until `job` ended, one finished task at a time, each reported in
     /// its own batch with its cost; the master ticks (and hears every worker) at each.
-    fn run(&mut self, until: Instant, job: JobId) {
+    pub fn run(&mut self, until: Instant, job: JobId) {
         while self.sim.core.status(job, self.now).is_some_and(|v| !v.state.is_final()) {
             let next = self
                 .threads
