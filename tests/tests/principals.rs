@@ -80,15 +80,20 @@ async fn principals_see_and_act_on_their_own_jobs_and_operate_on_everyones() {
     std::fs::create_dir_all(&dir).expect("dir");
     let file = dir.join("principals.toml");
     let journal = dir.join("farm.redb").display().to_string();
-    let (alice, bob, ops, reader, worker) = tokio::task::block_in_place(|| {
+    let (alice, bob, ops, reader, worker, carol) = tokio::task::block_in_place(|| {
         (
             new_token(&file, "alice", "submit", &tag),
             new_token(&file, "bob", "submit", &tag),
             new_token(&file, "ops", "operate", &tag),
             new_token(&file, "reader", "read", &tag),
             new_token(&file, "rack1", "worker", &tag),
+            new_token(&file, "carol", "submit", &tag),
         )
     });
+    // Carol may hold one job queued or running.
+    let mut text = std::fs::read_to_string(&file).expect("read");
+    text.push_str("jobs = 1\n");
+    std::fs::write(&file, text).expect("write");
     let mode = std::fs::metadata(&file).expect("file").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "farm token new creates the file for its owner only");
     let text = std::fs::read_to_string(&file).expect("read");
@@ -104,12 +109,21 @@ async fn principals_see_and_act_on_their_own_jobs_and_operate_on_everyones() {
     let master = Master::start_tagged(&args, &tag, "127.0.0.1:0");
     let dash = master.http.clone().expect("dashboard");
 
-    let (a, b) = tokio::task::block_in_place(|| (submit(&master, &alice), submit(&master, &bob)));
+    let (a, b, c) = tokio::task::block_in_place(|| {
+        (submit(&master, &alice), submit(&master, &bob), submit(&master, &carol))
+    });
+    tokio::task::block_in_place(|| {
+        // Past her quota, carol is refused, naming it; the others submit on.
+        let out = as_(&master, &carol, &["submit", "noop", "--range", "0..10"]);
+        let err = stderr_of(&out);
+        assert!(!out.status.success(), "{err}");
+        assert!(err.starts_with("error: resource exhausted: quota: principal carol"), "{err}");
+    });
     tokio::task::block_in_place(|| {
         // Each sees only its own; operate sees both, with their owners.
         assert_eq!(jobs_of(&master, &alice, &[]), vec![(a, "alice".to_string())]);
         assert_eq!(jobs_of(&master, &bob, &[]), vec![(b, "bob".to_string())]);
-        let both = vec![(a, "alice".to_string()), (b, "bob".to_string())];
+        let both = vec![(a, "alice".to_string()), (b, "bob".to_string()), (c, "carol".to_string())];
         assert_eq!(jobs_of(&master, &ops, &[]), both);
         assert!(jobs_of(&master, &ops, &["--mine"]).is_empty(), "ops submitted nothing");
         assert_eq!(jobs_of(&master, &reader, &[]), vec![]);
@@ -184,7 +198,7 @@ async fn principals_see_and_act_on_their_own_jobs_and_operate_on_everyones() {
         assert_eq!((me["name"].as_str(), me["may_drain"].as_bool()), (Some("alice"), Some(false)));
         let state: Value =
             serde_json::from_str(&get(&dash, "/api/state", Some(&ops)).body).expect("json");
-        assert_eq!(state["jobs"].as_array().map(Vec::len), Some(2), "{state}");
+        assert_eq!(state["jobs"].as_array().map(Vec::len), Some(3), "{state}");
     });
 
     // The audit trail: accepted and refused mutating calls, by whom, on what.
@@ -202,6 +216,7 @@ async fn principals_see_and_act_on_their_own_jobs_and_operate_on_everyones() {
     assert!(has("ops", "cancel", &format!("job {b}"), "accepted"), "{trail:?}");
     assert!(has("reader", "submit", "-", "refused"), "{trail:?}");
     assert!(has("alice", "drain", "-", "refused"), "{trail:?}");
+    assert!(has("carol", "submit", "-", "refused"), "the quota refusal: {trail:?}");
 
     // A restart with the journal keeps the owners and the trail.
     tokio::task::block_in_place(|| {
@@ -209,7 +224,7 @@ async fn principals_see_and_act_on_their_own_jobs_and_operate_on_everyones() {
         master.proc.signal(libc::SIGTERM);
         assert!(master.proc.wait(Duration::from_secs(20)).is_some(), "the master stops on SIGTERM");
         let master = Master::start_tagged(&args, &tag, "127.0.0.1:0");
-        let both = vec![(a, "alice".to_string()), (b, "bob".to_string())];
+        let both = vec![(a, "alice".to_string()), (b, "bob".to_string()), (c, "carol".to_string())];
         assert_eq!(jobs_of(&master, &ops, &[]), both);
         assert_eq!(jobs_of(&master, &bob, &[]), vec![(b, "bob".to_string())]);
         let kept = audit(&master, &ops);
