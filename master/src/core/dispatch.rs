@@ -28,6 +28,7 @@ use super::owner::Accounts;
 use super::window::{window, Sizing};
 use super::worker::Worker;
 use super::{Core, CoreConfig, JobDef, JobId, JobState, Outbox, ShardTask, WorkerId};
+use farm_proto::labels::satisfies;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -77,8 +78,8 @@ impl Core {
         }
     }
 
-    /// Fills one worker up to its window; at most one `assign` for it. `--verify` copies go
-    /// first (only those whose first run was elsewhere), then re-queued shards, then new ones.
+    /// Fills one worker up to its window, from the jobs of kinds it offers whose required
+    /// labels it holds; at most one `assign` for it. `--verify` copies go first (only those whose first run was elsewhere), then re-queued shards, then new ones.
     fn fill(&mut self, worker: WorkerId, now: Instant, out: &mut impl Outbox) {
         let Some(w) = self.workers.get_mut(&worker) else { return };
         if w.draining || w.suspect.is_some() {
@@ -91,7 +92,7 @@ impl Core {
         let mut level: Option<(i32, Option<Level>)> = None;
         for &(prio, job_id) in &self.pending {
             let Some(job) = self.jobs.get(&job_id) else { continue };
-            if !w.kinds.contains(&job.spec.kind) {
+            if !w.kinds.contains(&job.spec.kind) || !satisfies(&w.spec.labels, &job.spec.requires) {
                 continue;
             }
             let priority = job.spec.priority;
@@ -198,7 +199,7 @@ struct Contenders<'a> {
 }
 
 impl Level {
-    /// The pending jobs at `priority` whose kind `w` offers, and their principals' weights;
+    /// The pending jobs at `priority` that `w` may run (kind and labels), and their principals' weights;
     /// `None` if there are none.
     fn of<'a>(
         w: &'a Worker,
@@ -213,7 +214,9 @@ impl Level {
         let offered: Vec<&Job> = pending
             .range(at)
             .filter_map(|(_, id)| jobs.get(id))
-            .filter(|job| w.kinds.contains(&job.spec.kind))
+            .filter(|job| {
+                w.kinds.contains(&job.spec.kind) && satisfies(&w.spec.labels, &job.spec.requires)
+            })
             .collect();
         for job in &offered {
             if !seen.contains(&job.principal) {

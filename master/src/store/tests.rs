@@ -111,6 +111,43 @@ fn a_reopened_journal_resumes_jobs_keeps_ended_ones_and_owners_and_continues_ids
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn a_resumed_job_keeps_the_labels_it_requires() {
+    let dir = std::env::temp_dir().join(format!("farm-store-requires-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("journal.redb");
+    let _ = std::fs::remove_file(&path);
+    let now = Instant::now();
+    let mut rec = Recording::default();
+    let mut core = write(&path, vec![]);
+    let source = JobSource::Range { start: 0, end: 4, shard_size: 1 };
+    let requires = [("python".to_string(), "CPython 3.12".to_string())].into();
+    let spec = JobSpec::new("noop", source, Params::default(), 0).expect("spec");
+    let spec = spec.with_requires(requires).expect("requires");
+    let id =
+        core.submit(Submission::new(spec), Owner::anonymous(), OutputShape::Count, now, &mut rec);
+    let id = id.expect("submit");
+    write(&path, take(&mut rec.journal));
+
+    let (mut core, journal, replayed) = open(Some(&path), CoreConfig::default()).expect("reopen");
+    assert_eq!(replayed.resumed, 1);
+    let mut rec = Recording::default();
+    // A worker without the label gets nothing of the resumed job; one with it gets it all.
+    let plain = core.worker_joined(worker(), now, &mut rec);
+    assert!(run(&mut core, &mut rec, plain, |_| true).is_empty());
+    let labels = [("python".to_string(), "CPython 3.12".to_string())].into();
+    let labelled = core.worker_joined(WorkerSpec { labels, ..worker() }, now, &mut rec);
+    assert_eq!(run(&mut core, &mut rec, labelled, |_| true).len(), 4);
+    assert_eq!(core.status(id, now).expect("job").state, JobState::Succeeded);
+    assert_eq!(take(&mut rec.defs), vec![(labelled, id)]);
+    take(&mut rec.forgets);
+    take(&mut rec.outputs);
+    take(&mut rec.finished);
+    rec.assert_quiet();
+    journal.close();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// BENCHMARKS.md: replay time of a journal holding 1,000,000 committed count outcomes of one
 /// unfinished job, and journal bytes per outcome. Run with
 /// `cargo test -p farm-master --lib replay_of_a_million -- --ignored --nocapture`.
