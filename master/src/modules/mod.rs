@@ -264,8 +264,14 @@ impl Modules {
         if index.modules.insert(hash.clone(), Entry { info, used: Instant::now() }).is_none() {
             index.total += info.size;
         }
-        let format = format.as_str();
-        info!(module = %hash, bytes = info.size, shape = %info.shape, format, "module stored");
+        match format {
+            ModuleFormat::Wasm => {
+                info!(module = %hash, bytes = info.size, shape = %info.shape, "wasm module stored")
+            }
+            ModuleFormat::Pickle => {
+                info!(module = %hash, bytes = info.size, "pickle module stored")
+            }
+        }
         Ok((hash, info))
     }
 
