@@ -297,8 +297,14 @@ impl Modules {
             index.total += info.size;
             *index.owned.entry(owner.name.clone()).or_default() += info.size;
         }
-        let format = format.as_str();
-        info!(module = %hash, bytes = info.size, shape = %info.shape, format, "module stored");
+        match format {
+            ModuleFormat::Wasm => {
+                info!(module = %hash, bytes = info.size, shape = %info.shape, "wasm module stored")
+            }
+            ModuleFormat::Pickle => {
+                info!(module = %hash, bytes = info.size, "pickle module stored")
+            }
+        }
         Ok((hash, info))
     }
 
