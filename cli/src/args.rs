@@ -146,6 +146,12 @@ pub struct JobArgs {
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
 
+    /// Run the job only on workers labelled KEY=VALUE (`farm worker --label`); repeat for
+    /// several, all of which a worker must hold. While no connected worker has them the job
+    /// waits, its status saying which it lacks.
+    #[arg(long = "require", value_name = "KEY=VALUE")]
+    pub requires: Vec<String>,
+
     /// One shard per line of FILE instead of a range ("-" reads standard input).
     #[arg(long, value_name = "FILE")]
     pub inputs: Option<PathBuf>,

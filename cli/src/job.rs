@@ -34,7 +34,10 @@ pub fn spec(args: &JobArgs) -> Result<JobSpec> {
         (None, None) => bail!("give --range A..B or --inputs FILE"),
     };
     let params = Params::from_pairs(&args.params)?;
-    let mut spec = JobSpec::new(args.kind.clone(), source, params, args.priority)?;
+    let requires =
+        farm_proto::labels::from_pairs("--require", &args.requires).map_err(anyhow::Error::msg)?;
+    let mut spec =
+        JobSpec::new(args.kind.clone(), source, params, args.priority)?.with_requires(requires)?;
     spec.limits = farm_proto::JobLimits {
         retries: args.retries,
         max_crashes: args.max_crashes,
@@ -85,6 +88,7 @@ mod tests {
             range: Some(range.into()),
             shard_size,
             params: vec!["a=1".into()],
+            requires: vec![],
             inputs: None,
             module: None,
             priority: 0,
@@ -116,5 +120,16 @@ mod tests {
         assert_eq!(s.source.shard_count(), 10);
         assert!(spec(&args("10..5", Some(1))).is_err());
         assert!(spec(&args("0..5", Some(0))).is_err());
+    }
+
+    #[test]
+    fn requirements_become_the_specs_and_bad_ones_are_named() {
+        let mut a = args("0..10", None);
+        a.requires = vec!["python=CPython 3.12".into(), "gpu=a100".into()];
+        let s = spec(&a).expect("spec");
+        let pairs: Vec<_> = s.requires.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(pairs, ["gpu=a100", "python=CPython 3.12"]);
+        a.requires = vec!["gpu".into()];
+        assert_eq!(spec(&a).expect_err("no =").to_string(), "--require \"gpu\" is not KEY=VALUE");
     }
 }

@@ -56,7 +56,10 @@ fn master_config(s: &SchedulerArgs) -> MasterConfig {
     };
     // The kernels every `farm worker` offers, so their jobs are checked and can queue before
     // the first worker connects; workers' own descriptors replace these as they register.
-    let known_kinds = crate::kinds::offered(false);
+    let mut known_kinds = crate::kinds::offered(false);
+    // And the `python` kernel of Python workers (`python -m farm worker`), so a python job
+    // submitted before they connect is checked and waits for them rather than being refused.
+    known_kinds.push(farm_proto::python::descriptor());
     let modules = s.modules.limits();
     MasterConfig {
         core,

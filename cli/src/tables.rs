@@ -111,6 +111,7 @@ pub fn workers(workers: &[WorkerInfo]) -> String {
         "DONE",
         "RESTARTS",
         "DIALED",
+        "LABELS",
         "STATE",
     ];
     let mut table = new(&headers);
@@ -121,6 +122,8 @@ pub fn workers(workers: &[WorkerInfo]) -> String {
             (None, true) => "draining".into(),
             (None, false) => "ready".into(),
         };
+        let labels: Vec<String> = w.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let labels = if labels.is_empty() { "-".into() } else { clip(&labels.join(","), 48) };
         add_row(
             &mut table,
             vec![
@@ -133,6 +136,7 @@ pub fn workers(workers: &[WorkerInfo]) -> String {
                 w.done.to_string(),
                 w.restarts.to_string(),
                 w.dialed_by.to_string(),
+                labels,
                 state,
             ],
         );

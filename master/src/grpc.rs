@@ -8,7 +8,7 @@ use crate::actor::CoreHandle;
 use crate::clock::unix_ms;
 use crate::core::{CoreError, JobState, JobView, Submission, WorkerView};
 use crate::error::{Error, Kind, Result};
-use crate::modules::{Claim, Modules};
+use crate::modules::{Claim, ModuleError, Modules};
 use crate::store::Store;
 use farm_proto::pb::{self, farm_service_server::FarmService};
 use farm_proto::{
@@ -118,29 +118,46 @@ type LogsStream = Pin<Box<dyn Stream<Item = Result<pb::LogsChunk, Status>> + Sen
 const RESULTS_AHEAD: usize = 4;
 
 impl Farm {
-    /// For a `wasm` job: its module, held until the job pins it, and its output shape. The
-    /// module must be on this master (FailedPrecondition: upload it first); a `module` param
-    /// that is not a hash is InvalidArgument; a missing one is left to the kernel check.
-    fn wasm_module(&self, spec: &pb::JobSpec) -> Result<Option<(Claim, OutputShape)>> {
-        use farm_proto::wasm;
-        if spec.kind != wasm::KIND {
+    /// For a `wasm` job: its module, held until the job pins it, and its output shape; for a
+    /// `python` job: its pickled function, held the same way (its shape is the kernel's). The
+    /// module must be on this master, in the format the kind runs: a wasm module missing is
+    /// FailedPrecondition (upload it first), a python function missing NotFound, naming the
+    /// hash; a param that is not a hash, or names a module of the other format, is
+    /// InvalidArgument; a missing one is left to the kernel check.
+    fn job_module(&self, spec: &pb::JobSpec) -> Result<Option<(Claim, Option<OutputShape>)>> {
+        use farm_proto::{python, wasm, ModuleFormat};
+        let Some((param, format)) = crate::modules::module_param(&spec.kind) else {
             return Ok(None);
-        }
-        let Some(hash) = spec.params.get(wasm::MODULE_PARAM) else { return Ok(None) };
+        };
+        let Some(hash) = spec.params.get(param) else { return Ok(None) };
+        let kind = &spec.kind;
         if !wasm::is_sha256_hex(hash) {
             return Err(Error::InvalidArgument(format!(
-                "wasm: param module must be the SHA-256 of an uploaded module (64 lowercase hex \
-                 digits), got {}",
+                "{kind}: param {param} must be the SHA-256 of an uploaded module (64 lowercase \
+                 hex digits), got {}",
                 farm_proto::kernel::quote(hash)
             )));
         }
-        let (claim, info) = self.modules.claim(hash).ok_or_else(|| {
-            Error::FailedPrecondition(format!(
+        let (claim, info) = self.modules.claim(hash).ok_or_else(|| match format {
+            ModuleFormat::Wasm => Error::FailedPrecondition(format!(
                 "wasm: module {hash} is not on this master: upload it first (PutModule; \
                  `farm submit wasm --module FILE` does)"
-            ))
+            )),
+            ModuleFormat::Pickle => Error::Module(ModuleError::Missing(format!(
+                "{}: function {hash} is not on this master: upload it first (PutModule, \
+                 format PICKLE)",
+                python::KIND
+            ))),
         })?;
-        Ok(Some((claim, info.shape)))
+        if info.format != format {
+            return Err(Error::InvalidArgument(format!(
+                "{kind}: module {hash} is a {} module, and a {kind} job runs a {} one",
+                info.format.as_str(),
+                format.as_str()
+            )));
+        }
+        let shape = (format == ModuleFormat::Wasm).then_some(info.shape);
+        Ok(Some((claim, shape)))
     }
 
     /// Checks a submission (protocol version, spec, wasm module) and queues its job; returns
@@ -158,7 +175,7 @@ impl Farm {
             )));
         }
         let spec = spec.ok_or_else(|| Error::InvalidArgument("spec is missing".into()))?;
-        let module = self.wasm_module(&spec)?;
+        let module = self.job_module(&spec)?;
         // Checking and packing millions of input lines (and freeing their strings) is CPU
         // work: it runs on a blocking thread, neither here nor on the core's task.
         let sub = tokio::task::spawn_blocking(move || {
@@ -171,7 +188,7 @@ impl Farm {
         .await
         .map_err(|e| Error::Internal(format!("packing the job's inputs failed: {e}")))?
         .map_err(Error::InvalidArgument)?;
-        let shape = module.as_ref().map(|(_, shape)| *shape);
+        let shape = module.as_ref().and_then(|(_, shape)| *shape);
         // The module is held from its check on (`claim`), through the commit wait: an upload
         // meanwhile cannot evict it. A failed submit drops the claim.
         let (job_id, shards) = self.core.submit_as(sub, shape).await?;
@@ -368,7 +385,9 @@ impl FarmService for Farm {
         &self,
         req: Request<pb::PutModuleRequest>,
     ) -> Result<Response<pb::ModuleInfo>, Status> {
-        let wasm = req.into_inner().wasm;
+        let pb::PutModuleRequest { wasm, format } = req.into_inner();
+        let format = farm_proto::ModuleFormat::try_from(format)
+            .map_err(|e| status(Error::InvalidArgument(e.to_string())))?;
         let (modules, core) = (self.modules.clone(), self.core.clone());
         let runtime = tokio::runtime::Handle::current();
         // Hashing, checking and writing the store are blocking work. The unfinished jobs are
@@ -377,12 +396,12 @@ impl FarmService for Farm {
             let jobs = runtime.block_on(core.list()).map_err(|e| e.to_string())?;
             Ok(jobs.into_iter().filter(|v| !v.state.is_final()).map(|v| v.id).collect())
         };
-        let (sha256, info) = tokio::task::spawn_blocking(move || modules.put(&wasm, live))
+        let (sha256, info) = tokio::task::spawn_blocking(move || modules.put(&wasm, format, live))
             .await
             .map_err(|e| status(Error::Internal(format!("storing the module failed: {e}"))))?
             .map_err(|e| status(e.into()))?;
         let (output, _) = info.shape.to_wire();
-        let format = farm_proto::ModuleFormat::Wasm.into();
+        let format = info.format.into();
         Ok(Response::new(pb::ModuleInfo { sha256, size: info.size as u64, output, format }))
     }
 

@@ -53,11 +53,13 @@
 //! - `core/overview.rs`: what the dashboard and metrics read of the core at one moment
 //! - `core/ranges.rs`: shards already done ahead of a job's cursor, as a sorted set of ranges
 //! - `core/recording.rs`: the one recording outbox every core test uses, and `assert_quiet`
+//! - `core/requires_tests.rs`: tests of jobs that require worker labels, under simulated time
 //! - `core/restore.rs`: rebuilding the core from the journal at start
 //! - `core/results.rs`: shard outcomes from workers, accepted only from the worker that holds the
 //!   shard
 //! - `core/retention.rs`: retention of ended jobs: how many, how many bytes, for how long
-//! - `core/served.rs`: jobs whose kind no connected worker offers, and `--no-worker-timeout`
+//! - `core/served.rs`: jobs no connected worker can run (none offers the kind, or none of those
+//!   holds the labels the job requires), and `--no-worker-timeout`
 //! - `core/served_tests.rs`: tests of jobs nothing can run, under simulated time
 //! - `core/tests.rs`: core tests with simulated workers: a recording outbox, no sockets, no clock
 //! - `core/tests/priority.rs`: priorities under load: simulated workers on a simulated clock

@@ -13,6 +13,7 @@
 
 use super::window::{window, Sizing};
 use super::{Core, JobDef, JobId, JobState, Outbox, ShardTask, WorkerId};
+use farm_proto::labels::satisfies;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -61,8 +62,8 @@ impl Core {
         }
     }
 
-    /// Fills one worker up to its window; at most one `assign` for it. `--verify` copies go
-    /// first (only those whose first run was elsewhere), then re-queued shards, then new ones.
+    /// Fills one worker up to its window, from the jobs of kinds it offers whose required
+    /// labels it holds; at most one `assign` for it. `--verify` copies go first (only those whose first run was elsewhere), then re-queued shards, then new ones.
     fn fill(&mut self, worker: WorkerId, now: Instant, out: &mut impl Outbox) {
         let Some(w) = self.workers.get_mut(&worker) else { return };
         if w.draining || w.suspect.is_some() {
@@ -73,7 +74,7 @@ impl Core {
         let mut emptied = Vec::new();
         for &(prio, job_id) in &self.pending {
             let Some(job) = self.jobs.get_mut(&job_id) else { continue };
-            if !w.kinds.contains(&job.spec.kind) {
+            if !w.kinds.contains(&job.spec.kind) || !satisfies(&w.spec.labels, &job.spec.requires) {
                 continue;
             }
             let sizing = Sizing {

@@ -71,8 +71,12 @@ pub(crate) struct Job {
     pub failures: HashMap<u64, u32>,
     /// Shards put back in the queue to run again.
     pub reruns: u64,
-    /// Since when no connected worker offers its kind (`None` while one does).
+    /// Since when no connected worker can run it: none offers its kind, or none of those
+    /// holds the labels it requires (`None` while one can).
     pub waiting_since: Option<Instant>,
+    /// Why it waits, when no worker offering its kind holds the labels it requires (`None`
+    /// when it waits for its kind, or does not wait): `no worker runs CPython 3.12`.
+    pub waiting_why: Option<String>,
     /// Whether its `--verify` copies wait with no second worker of its kind to run them.
     pub verify_blocked: bool,
     /// Bytes of shard logs journaled for it, against `CoreConfig::shard_log_bytes`.
@@ -130,6 +134,7 @@ impl Job {
             failures: HashMap::new(),
             reruns: 0,
             waiting_since: None,
+            waiting_why: None,
             verify_blocked: false,
             log_bytes: 0,
             cost: ShardCost::default(),

@@ -3,7 +3,8 @@
 //! ([`Submission`]), and the [`Meter`] of bytes held by jobs not yet ended, which submit and
 //! every accumulator check against the memory budget.
 
-use farm_proto::{JobSource, JobSpec, Params};
+use farm_proto::{JobSource, JobSpec};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -122,9 +123,9 @@ pub struct SubmittedJob {
 }
 
 impl SubmittedJob {
-    /// About how many bytes it holds (its inputs and params).
+    /// About how many bytes it holds (its inputs, params and required labels).
     pub fn bytes(&self) -> usize {
-        self.inputs.bytes() + params_bytes(&self.spec.params)
+        self.inputs.bytes() + params_bytes(&self.spec.params.0) + params_bytes(&self.spec.requires)
     }
 
     /// The spec as the client sent it, input lines copied back into its source.
@@ -188,7 +189,11 @@ impl Submission {
 
     /// The bytes it holds while it is queued or running, as counted against the budget.
     pub fn bytes(&self) -> usize {
-        JOB_OVERHEAD + self.spec.kind.len() + params_bytes(&self.spec.params) + self.inputs.bytes()
+        JOB_OVERHEAD
+            + self.spec.kind.len()
+            + params_bytes(&self.spec.params.0)
+            + params_bytes(&self.spec.requires)
+            + self.inputs.bytes()
     }
 }
 
@@ -199,8 +204,8 @@ impl From<JobSpec> for Submission {
 }
 
 /// The bytes a job's params hold.
-fn params_bytes(params: &Params) -> usize {
-    params.0.iter().map(|(k, v)| k.len() + v.len() + 2 * ENTRY_OVERHEAD).sum()
+fn params_bytes(params: &BTreeMap<String, String>) -> usize {
+    params.iter().map(|(k, v)| k.len() + v.len() + 2 * ENTRY_OVERHEAD).sum()
 }
 
 /// These test this part alone, with no core and no outbox: nothing is sent, so no test
@@ -208,6 +213,7 @@ fn params_bytes(params: &Params) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use farm_proto::Params;
 
     #[test]
     fn packed_lines_read_back_and_cost_their_text_plus_an_offset() {

@@ -28,6 +28,8 @@ mod overview;
 mod ranges;
 #[cfg(test)]
 pub(crate) mod recording;
+#[cfg(test)]
+mod requires_tests;
 mod restore;
 mod results;
 mod retention;
@@ -99,7 +101,8 @@ pub struct Core {
     backoff: BTreeSet<(Instant, JobId, u64)>,
     /// Per kind, the connected workers that offer it (kinds none offers are absent).
     offered: HashMap<String, usize>,
-    /// Jobs not yet ended whose kind no connected worker offers: they wait (`served.rs`).
+    /// Jobs not yet ended that no connected worker can run (none offers the kind, or none of
+    /// those holds the labels the job requires): they wait (`served.rs`).
     unserved: BTreeSet<JobId>,
     /// Pool threads of every connected worker, for the tail's share (`window.rs`).
     cluster_threads: u64,
@@ -181,8 +184,9 @@ impl Core {
         self.next_worker += 1;
         let worker = Worker::new(spec, now);
         self.cluster_threads += u64::from(worker.spec.threads);
-        self.offer(&worker.kinds, now, out);
+        let kinds = worker.kinds.clone();
         self.workers.insert(id, worker);
+        self.offer(&kinds, now, out);
         self.dirty.worker(id);
         id
     }
@@ -400,6 +404,7 @@ impl Core {
         self.pending.remove(&(Reverse(job.spec.priority), job_id));
         self.unserved.remove(&job_id);
         job.waiting_since = None;
+        job.waiting_why = None;
         self.active -= 1;
         // Its backoff entries are skipped when they come due.
         self.verifying.remove(&job_id);

@@ -1,8 +1,10 @@
-//! The wasm modules the master holds for `wasm` jobs, content-addressed by SHA-256: the check
-//! of an upload against the ABI (`check.rs`, with `wasmparser`: the master links no wasm
-//! runtime), the bytes in the store's `modules` table, and here the in-memory index (size,
-//! output shape, last use) with its bounds: one module at most `max_module` bytes, all of them
-//! at most `max_total`. When an upload does not fit, the least recently used modules that no
+//! The modules the master holds, content-addressed by SHA-256: wasm modules for `wasm` jobs
+//! and pickled functions for `python` jobs. The check of a wasm upload against the ABI
+//! (`check.rs`, with `wasmparser`: the master links no wasm runtime; a pickle is opaque bytes,
+//! not checked), the bytes and format in the store's `modules` and `module_formats` tables,
+//! and here the in-memory index (size, output shape, format, last use) with its bounds, the
+//! same for every format: one module at most `max_module` bytes, all of them at most
+//! `max_total`. When an upload does not fit, the least recently used modules that no
 //! unfinished job runs are evicted; if that is not enough, the upload is refused.
 
 mod check;
@@ -11,7 +13,7 @@ pub use check::check;
 
 use crate::core::JobId;
 use crate::store::Store;
-use farm_proto::OutputShape;
+use farm_proto::{ModuleFormat, OutputShape, Params};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -58,8 +60,28 @@ impl Default for ModuleLimits {
 pub struct ModuleInfo {
     /// Its size in bytes.
     pub size: usize,
-    /// How its jobs' outputs are reduced.
+    /// How its jobs' outputs are reduced (lines for a pickle).
     pub shape: OutputShape,
+    /// What its bytes are.
+    pub format: ModuleFormat,
+}
+
+/// The module a job of `kind` runs, named by its params: a `wasm` job's `module`, a `python`
+/// job's `function`; `None` for other kinds or when the param is missing.
+pub fn module_of<'a>(kind: &str, params: &'a Params) -> Option<&'a str> {
+    let param = module_param(kind)?.0;
+    params.0.get(param).map(String::as_str)
+}
+
+/// The param that names the module of a job of `kind`, and the format that module must have.
+pub fn module_param(kind: &str) -> Option<(&'static str, ModuleFormat)> {
+    match kind {
+        farm_proto::wasm::KIND => Some((farm_proto::wasm::MODULE_PARAM, ModuleFormat::Wasm)),
+        farm_proto::python::KIND => {
+            Some((farm_proto::python::FUNCTION_PARAM, ModuleFormat::Pickle))
+        }
+        _ => None,
+    }
 }
 
 /// One indexed module.
@@ -126,6 +148,17 @@ pub struct Modules {
     puts: Arc<Mutex<()>>,
 }
 
+/// What the index keeps of a module of `format`: a wasm module's shape from its check (an
+/// `Err` says why it is not a module of the farm ABI); a pickle is opaque, its jobs' outputs
+/// lines.
+fn shape_of(bytes: &[u8], format: ModuleFormat) -> Result<ModuleInfo, String> {
+    let shape = match format {
+        ModuleFormat::Wasm => check(bytes)?,
+        ModuleFormat::Pickle => OutputShape::Lines,
+    };
+    Ok(ModuleInfo { size: bytes.len(), shape, format })
+}
+
 /// The SHA-256 of `bytes` as the ABI writes it: 64 lowercase hex digits.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
@@ -142,9 +175,8 @@ impl Modules {
         let mut index = Index { pins: pins.into_iter().collect(), ..Index::default() };
         let now = Instant::now();
         store
-            .each_module(|hash, bytes| match check(bytes) {
-                Ok(shape) => {
-                    let info = ModuleInfo { size: bytes.len(), shape };
+            .each_module(|hash, bytes, format| match format.and_then(|f| shape_of(bytes, f)) {
+                Ok(info) => {
                     index.total += bytes.len();
                     index.modules.insert(hash.to_string(), Entry { info, used: now });
                 }
@@ -154,7 +186,7 @@ impl Modules {
             })
             .map_err(|e| ModuleError::Store(e.to_string()))?;
         if !index.modules.is_empty() {
-            info!(modules = index.modules.len(), bytes = index.total, "wasm modules indexed");
+            info!(modules = index.modules.len(), bytes = index.total, "modules indexed");
         }
         let fetches = Arc::new(tokio::sync::Semaphore::new(FETCHES));
         let (index, puts) = (Arc::new(Mutex::new(index)), Arc::default());
@@ -195,12 +227,14 @@ impl Modules {
         self.index().pins.insert(job, sha256.to_string());
     }
 
-    /// Checks and stores a module; returns its hash and info. Idempotent. `live` gives the
-    /// unfinished jobs, asked only when room must be made; when it fails, every pin is kept.
-    /// Blocking: hashing, checking and writing run on the caller's (blocking) thread.
+    /// Checks (a wasm module) and stores a module of `format`; returns its hash and info.
+    /// Idempotent: bytes already stored keep the format they were stored with. `live` gives
+    /// the unfinished jobs, asked only when room must be made; when it fails, every pin is
+    /// kept. Blocking: hashing, checking and writing run on the caller's (blocking) thread.
     pub fn put(
         &self,
         wasm: &[u8],
+        format: ModuleFormat,
         live: impl FnOnce() -> Result<Vec<JobId>, String>,
     ) -> Result<(String, ModuleInfo), ModuleError> {
         let max = self.limits.max_module;
@@ -214,8 +248,7 @@ impl Modules {
         if let Some(info) = self.info(&hash) {
             return Ok((hash, info));
         }
-        let shape = check(wasm).map_err(ModuleError::Invalid)?;
-        let info = ModuleInfo { size: wasm.len(), shape };
+        let info = shape_of(wasm, format).map_err(ModuleError::Invalid)?;
         let _one = self.puts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(info) = self.info(&hash) {
             return Ok((hash, info));
@@ -223,14 +256,16 @@ impl Modules {
         let evicted = self.make_room(wasm.len(), live)?;
         if !evicted.is_empty() {
             self.store.delete_modules(&evicted).map_err(|e| ModuleError::Store(e.to_string()))?;
-            info!(evicted = evicted.len(), "wasm modules evicted to make room");
+            info!(evicted = evicted.len(), "modules evicted to make room");
         }
-        self.store.put_module(&hash, wasm).map_err(|e| ModuleError::Store(e.to_string()))?;
+        let stored = self.store.put_module(&hash, wasm, format);
+        stored.map_err(|e| ModuleError::Store(e.to_string()))?;
         let mut index = self.index();
         if index.modules.insert(hash.clone(), Entry { info, used: Instant::now() }).is_none() {
             index.total += info.size;
         }
-        info!(module = %hash, bytes = info.size, shape = %info.shape, "wasm module stored");
+        let format = format.as_str();
+        info!(module = %hash, bytes = info.size, shape = %info.shape, format, "module stored");
         Ok((hash, info))
     }
 

@@ -14,8 +14,9 @@
 //!   dropped when retention forgets the job;
 //! - `logs`: (job id, shard) → `pb::ShardLog`: each kept shard's last run and log (`logs.rs`
 //!   reads them back), dropped when retention forgets the job.
-//! - `modules`: SHA-256 (64 hex digits) → a wasm module's bytes (`modules.rs`; the index and
-//!   its byte bound are `crate::modules`).
+//! - `modules`: SHA-256 (64 hex digits) → a module's bytes (`modules.rs`; the index and
+//!   its byte bound are `crate::modules`);
+//! - `module_formats`: SHA-256 → the format of a module that is not wasm (a pickle).
 //!
 //! [`open`] replays the journal into a new core before the master serves; `writer.rs` is the
 //! OS thread that group-commits what the core journals; `results.rs` reads list results back;
@@ -57,8 +58,10 @@ const LIST_OUTPUTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("l
 /// (job id, shard) → `pb::ShardLog`: the shard's last run and what it logged. Added to
 /// schema 3 without a bump: `init` creates it in older files.
 const LOGS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("logs");
-/// SHA-256 (hex) → a wasm module's bytes.
+/// SHA-256 (hex) → a module's bytes.
 const MODULES: TableDefinition<&str, &[u8]> = TableDefinition::new("modules");
+/// SHA-256 (hex) → its `pb::ModuleFormat` number, for modules that are not wasm (no row: wasm).
+const MODULE_FORMATS: TableDefinition<&str, u32> = TableDefinition::new("module_formats");
 /// Bytes of pages redb caches in the master's memory (its default is 1 GiB): the store holds
 /// results of any size, and reading or writing one must not grow the master by its size.
 const CACHE_BYTES: usize = 16 << 20;
@@ -76,7 +79,8 @@ pub struct Replayed {
     pub outcomes: u64,
     /// How long opening and replaying took.
     pub took: Duration,
-    /// The wasm modules the resumed jobs run: (job, module hash), so none is evicted.
+    /// The modules the resumed jobs run (a wasm job's module, a python job's function):
+    /// (job, module hash), so none is evicted.
     pub modules: Vec<(JobId, String)>,
 }
 
@@ -167,6 +171,7 @@ fn init(db: &Database) -> Result<(), redb::Error> {
         txn.open_table(LIST_OUTPUTS)?;
         txn.open_table(LOGS)?;
         txn.open_table(MODULES)?;
+        txn.open_table(MODULE_FORMATS)?;
     }
     txn.commit()?;
     Ok(())
@@ -203,10 +208,8 @@ fn replay(db: &Database, core: &mut Core, out: &mut Collect) -> Result<Replayed,
         let output = rec.output().ok_or_else(|| corrupt(format!("job {id}: output shape")))?;
         let age = Duration::from_millis(wall.saturating_sub(rec.submitted_unix_ms));
         let submitted = now.checked_sub(age).unwrap_or(now);
-        if spec.kind == farm_proto::wasm::KIND {
-            if let Some(hash) = spec.params.0.get(farm_proto::wasm::MODULE_PARAM) {
-                replayed.modules.push((id, hash.clone()));
-            }
+        if let Some(hash) = crate::modules::module_of(&spec.kind, &spec.params) {
+            replayed.modules.push((id, hash.to_string()));
         }
         core.restore_job(id, Submission::restored(spec), output, submitted);
         resumed.push(id);
