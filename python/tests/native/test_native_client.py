@@ -35,9 +35,8 @@ def test_unknown_job_is_not_found_with_the_masters_message(master):
 
 def test_a_python_job_queues_on_a_fresh_master_then_cancels(master):
     client = _native.Client(master.url)
-    job, shards = client.submit(
-        {"kind": "python", "inputs": ["a", "b"], "params": {"function": "0" * 64}}
-    )
+    sha = client.put_module(b"a pickled function", "pickle")
+    job, shards = client.submit({"kind": "python", "inputs": ["a", "b"], "params": {"function": sha}})
     assert shards == 2
     status = client.wait(job, timeout=0.2)
     assert status["state"] == "queued"
@@ -46,6 +45,13 @@ def test_a_python_job_queues_on_a_fresh_master_then_cancels(master):
     assert events[-1]["type"] == "final"
     assert events[-1]["status"]["state"] == "cancelled"
     assert [j["job"] for j in client.jobs()] == [job]
+
+
+def test_a_python_job_whose_function_is_not_stored_is_not_found(master):
+    client = _native.Client(master.url)
+    missing = "0" * 64
+    with pytest.raises(_native.NotFound, match=missing):
+        client.submit({"kind": "python", "inputs": ["a"], "params": {"function": missing}})
 
 
 def test_bad_specs_are_invalid_argument_naming_the_key(master):
@@ -70,7 +76,8 @@ def test_a_master_that_is_gone_is_unavailable():
 
 def test_ctrl_c_interrupts_a_wait(master):
     client = _native.Client(master.url)
-    job, _ = client.submit({"kind": "python", "inputs": ["a"], "params": {"function": "0" * 64}})
+    sha = client.put_module(b"a pickled function", "pickle")
+    job, _ = client.submit({"kind": "python", "inputs": ["a"], "params": {"function": sha}})
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     started = time.monotonic()
