@@ -116,6 +116,12 @@ impl Principal {
         Principal::new(DEFAULT, vec![Role::Admin], None)
     }
 
+    /// The principal of a request that did not pass the guard: no role, so every check
+    /// refuses it (fail closed).
+    pub fn unguarded() -> Principal {
+        Principal::new("unguarded", Vec::new(), None)
+    }
+
     fn new(name: &str, roles: Vec<Role>, token_sha256: Option<[u8; 32]>) -> Principal {
         Principal { name: name.into(), roles, weight: 1, limits: Limits::default(), token_sha256 }
     }

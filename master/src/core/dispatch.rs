@@ -97,15 +97,20 @@ impl Core {
             }
             let priority = job.spec.priority;
             let sized = sizing(w, job, self.cluster_threads);
-            let mut free = if !self.config.fair_share || !self.contention.contended(priority) {
-                window(sized, &self.config).saturating_sub(w.held_at_or_above(priority))
-            } else {
-                if level.as_ref().is_none_or(|(p, _)| *p != priority) {
-                    let room = Level::of(w, priority, &self.pending, &self.jobs, &self.accounts)
-                        .map(|room| room.sized(&self.config, self.cluster_threads));
-                    level = Some((priority, room));
+            let contended = self.config.fair_share && self.contention.contended(priority);
+            if contended && level.as_ref().is_none_or(|(p, _)| *p != priority) {
+                let room = Level::of(w, priority, &self.pending, &self.jobs, &self.accounts)
+                    .map(|room| room.sized(&self.config, self.cluster_threads));
+                level = Some((priority, room));
+            }
+            // Contended on this worker: more than one principal here can take a shard now.
+            let shared = match &level {
+                Some((p, Some(room))) if contended && *p == priority && room.principals > 1 => {
+                    Some(room)
                 }
-                let Some((_, Some(room))) = &level else { continue };
+                _ => None,
+            };
+            let mut free = if let Some(room) = shared {
                 let weight = self.accounts.get(job.principal).owner.weight();
                 let mine = share(room.capacity, weight, room.weights);
                 let above = w.held_above(priority);
@@ -114,6 +119,8 @@ impl Core {
                 win.saturating_sub(above)
                     .min(mine)
                     .saturating_sub(w.held_of(priority, job.principal))
+            } else {
+                window(sized, &self.config).saturating_sub(w.held_at_or_above(priority))
             };
             free = free.min(self.accounts.room(job.principal));
             if free == 0 {
@@ -189,6 +196,8 @@ struct Level {
     capacity: usize,
     /// The sum of their weights.
     weights: u64,
+    /// How many principals share it.
+    principals: usize,
 }
 
 /// The jobs at a contended priority that a worker offers the kind of.
@@ -196,11 +205,13 @@ struct Contenders<'a> {
     w: &'a Worker,
     jobs: Vec<&'a Job>,
     weights: u64,
+    principals: usize,
 }
 
 impl Level {
-    /// The pending jobs at `priority` that `w` may run (kind and labels), and their principals' weights;
-    /// `None` if there are none.
+    /// The pending jobs at `priority` that `w` may run (kind and labels) of principals that may
+    /// take a shard now (below their `shards_in_flight` quota), and their principals' weights;
+    /// `None` if there are none. A principal at its quota reserves no share it cannot use.
     fn of<'a>(
         w: &'a Worker,
         priority: i32,
@@ -215,7 +226,9 @@ impl Level {
             .range(at)
             .filter_map(|(_, id)| jobs.get(id))
             .filter(|job| {
-                w.kinds.contains(&job.spec.kind) && satisfies(&w.spec.labels, &job.spec.requires)
+                w.kinds.contains(&job.spec.kind)
+                    && satisfies(&w.spec.labels, &job.spec.requires)
+                    && accounts.room(job.principal) > 0
             })
             .collect();
         for job in &offered {
@@ -224,7 +237,8 @@ impl Level {
                 weights += u64::from(accounts.get(job.principal).owner.weight());
             }
         }
-        (!offered.is_empty()).then_some(Contenders { w, jobs: offered, weights })
+        let principals = seen.len();
+        (!offered.is_empty()).then_some(Contenders { w, jobs: offered, weights, principals })
     }
 }
 
@@ -235,6 +249,10 @@ impl Contenders<'_> {
             let sized = sizing(self.w, job, cluster_threads);
             window(Sizing { pending: u64::MAX, ..sized }, config)
         });
-        Level { capacity: windows.max().unwrap_or(0), weights: self.weights }
+        Level {
+            capacity: windows.max().unwrap_or(0),
+            weights: self.weights,
+            principals: self.principals,
+        }
     }
 }

@@ -89,10 +89,15 @@ impl<S: NamedService> NamedService for Guarded<S> {
 }
 
 /// The principal the guard admitted for a client call (the anonymous admin where clients are
-/// not checked, and in handlers' unit tests that skip the guard).
+/// not checked). A request that did not pass the guard fails closed: it gets a principal with
+/// no role, so a service wired without [`Guarded`] refuses every call instead of running it as
+/// admin. Handlers' unit tests, which skip the guard, get the anonymous admin.
 pub fn principal<T>(req: &tonic::Request<T>) -> Arc<Principal> {
-    req.extensions()
-        .get::<Arc<Principal>>()
-        .cloned()
-        .unwrap_or_else(|| Arc::new(Principal::anonymous()))
+    req.extensions().get::<Arc<Principal>>().cloned().unwrap_or_else(|| {
+        if cfg!(test) {
+            Arc::new(Principal::anonymous())
+        } else {
+            Arc::new(Principal::unguarded())
+        }
+    })
 }

@@ -162,3 +162,28 @@ fn dispatch_holds_back_a_principal_at_its_shards_in_flight_quota_and_serves_othe
     assert_eq!(sim.status(a, now).in_flight, 3);
     assert_eq!(sim.status(a, now).done, 1);
 }
+
+/// Bob's shards on a second worker that joins once Alice (when `capped`, at her
+/// `shards_in_flight` quota of 3, all held on the first worker) and Bob have work queued.
+fn bobs_on_a_second_worker(capped: bool) -> usize {
+    let (mut sim, now) = sim();
+    sim.join(worker(8), now);
+    let quota = Quota { shards_in_flight: Some(3), ..Quota::default() };
+    let limited = Owner { quota, ..alice() };
+    let a = sim.submit_as(spec("noop", 0, 100_000, 1, 0), limited, now).expect("alice");
+    if !capped {
+        sim.cancel(a, now).expect("cancel");
+    }
+    let b = sim.submit_as(spec("noop", 0, 100_000, 1, 0), bob(), now).expect("bob");
+    let w2 = sim.join(worker(8), now);
+    sim.rec.queues.get(&w2).map_or(0, |q| q.iter().filter(|t| t.job_id == b).count())
+}
+
+#[test]
+fn a_principal_at_its_shards_in_flight_quota_reserves_no_share_it_cannot_use() {
+    // Alice can take no more shards: on the second worker Bob gets its whole room, as if she
+    // had no work queued, not his half of it with her half left idle.
+    let alone = bobs_on_a_second_worker(false);
+    assert!(alone > 0);
+    assert_eq!(bobs_on_a_second_worker(true), alone, "a capped principal reserved a share");
+}
