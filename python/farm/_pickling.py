@@ -7,8 +7,9 @@ Everything here is pure Python over `cloudpickle`; the native module only moves 
   cloudpickle of ``(function, (initializer, initargs) or None)``, pickled together so that
   by-value functions share their globals with their initializer. A worker unpickles it once
   per hash and process, and runs the initializer then.
-- One shard input (one line, one chunk): ``base64(cloudpickle(list of (args, kwargs)))``.
-- One shard output line per item, in order: ``"o" + base64(pickle(value))`` for a value,
+- One shard input (one line, one chunk): ``base64(pickle(list of (args, kwargs)))``.
+- One shard output line per item, in order: ``"o" + base64(pickle(value))`` for a value
+  (the C pickler's, cloudpickle's only when that fails: see `dumps`),
   ``"e" + base64(pickle((pickled exception or None, type name, message, traceback text)))``
   for an error (the exception pickled on its own, so that one the client cannot unpickle
   still arrives as its type name, message and traceback).
@@ -239,16 +240,32 @@ def _b64(data: bytes) -> str:
 
 def encode_chunk(items: Iterable[Tuple[tuple, dict]]) -> str:
     """One shard's input line: its items' arguments."""
-    return _b64(cloudpickle.dumps([(tuple(a), dict(k)) for a, k in items], protocol=PROTOCOL))
+    return _b64(dumps([(tuple(a), dict(k)) for a, k in items]))
 
 
 def decode_chunk(line: str) -> List[Tuple[tuple, dict]]:
     return pickle.loads(base64.b64decode(line))
 
 
+def dumps(value: Any) -> bytes:
+    """The pickle of `value`: the C pickler's, which is much cheaper per call, and
+    cloudpickle's only when that one fails (a lambda, a class or function of a module pickled
+    by value, anything else it would have to carry by value)."""
+    try:
+        data = pickle.dumps(value, protocol=PROTOCOL)
+    except Exception:
+        return cloudpickle.dumps(value, protocol=PROTOCOL)
+    # The C pickler names every class and function by module; one of `__main__` or of a module
+    # marked by value would not be there on the other side, so those go by value. A global's
+    # module name is always spelled out in the pickle, so a substring test cannot miss one.
+    if b"__main__" in data or any(name.encode() in data for name in tuple(_by_value)):
+        return cloudpickle.dumps(value, protocol=PROTOCOL)
+    return data
+
+
 def encode_value(value: Any) -> str:
     """An item's output line for a value; raises when it cannot be pickled."""
-    return "o" + _b64(cloudpickle.dumps(value, protocol=PROTOCOL))
+    return "o" + _b64(dumps(value))
 
 
 def encode_error(exc: BaseException, tb_text: Optional[str] = None) -> str:

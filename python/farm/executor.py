@@ -195,6 +195,8 @@ class Executor(concurrent.futures.Executor):
         self._priority = priority
         self._requires = _pickling.environment()
         self._uploaded: set = set()
+        # Function -> the hash of its module, so that a function is pickled once.
+        self._hashes: "weakref.WeakKeyDictionary[Callable, str]" = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._shutdown = False
         # Outstanding submit futures and the jobs of running maps.
@@ -205,7 +207,15 @@ class Executor(concurrent.futures.Executor):
     # -- plumbing -------------------------------------------------------------------------------
 
     def _module(self, fn: Callable) -> str:
-        """Pickles `fn` (with the initializer) and uploads it unless the master has it."""
+        """Pickles `fn` (with the initializer) and uploads it unless the master has it, once
+        per function object: later calls take its hash from a cache that holds the function
+        weakly (a callable that takes no weak reference is pickled every time)."""
+        try:
+            sha = self._hashes.get(fn)
+        except TypeError:  # not weakly referenceable, or not hashable
+            sha = None
+        if sha is not None:
+            return sha
         sha, data = _pickling.function_module(
             fn, self._initializer, self._initargs, self._max_pickle_bytes
         )
@@ -213,6 +223,10 @@ class Executor(concurrent.futures.Executor):
             if not self.client.has_module(sha):
                 self.client.put_module(data, "pickle")
             self._uploaded.add(sha)
+        try:
+            self._hashes[fn] = sha
+        except TypeError:
+            pass
         return sha
 
     def _submit_job(self, sha: str, lines: List[str]) -> Job:
