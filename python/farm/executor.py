@@ -97,8 +97,12 @@ class ShardFailed(JobFailed):
     worker that died too often, a function that cannot be loaded there) or was cancelled."""
 
 
-def _decode(line: str) -> Tuple[bool, Any]:
-    return _pickling.decode_output(line, RemoteError)
+def _decode(lines: Iterable[str]) -> List[Tuple[bool, Any]]:
+    """The outcomes of output lines, in order (a line carries a chunk's, or one item's)."""
+    out: List[Tuple[bool, Any]] = []
+    for line in lines:
+        out.extend(_pickling.decode_line(line, RemoteError))
+    return out
 
 
 def _lines(output: Any) -> Optional[List[str]]:
@@ -289,10 +293,11 @@ class Executor(concurrent.futures.Executor):
                 lines = status.get("result")
                 if status.get("result_in_store") or not isinstance(lines, list):
                     lines = list(job.results())
-                if len(lines) != 1:
-                    outcome = (False, RemoteError("farm.BadOutput", f"{len(lines)} outputs for one call", ""))
+                outcomes = _decode(lines)
+                if len(outcomes) != 1:
+                    outcome = (False, RemoteError("farm.BadOutput", f"{len(outcomes)} outputs for one call", ""))
                 else:
-                    outcome = _decode(lines[0])
+                    outcome = outcomes[0]
         except BaseException as exc:  # the master went away, or a bug here
             outcome = (False, exc)
         try:
@@ -425,20 +430,22 @@ class _MapRun:
             pending: Dict[int, List[str]] = {}
             next_shard = 0
             yielded = 0
+            lines_read = 0
             total = sum(self.sizes)
             final: Any = None
             while next_shard < len(self.sizes):
                 if next_shard in pending:
                     lines = pending.pop(next_shard)
-                    if len(lines) != self.sizes[next_shard]:
+                    outcomes = _decode(lines)
+                    if len(outcomes) != self.sizes[next_shard]:
                         raise RemoteError(
                             "farm.BadOutput",
-                            f"shard {next_shard} has {len(lines)} outputs for {self.sizes[next_shard]} items",
+                            f"shard {next_shard} has {len(outcomes)} outputs for {self.sizes[next_shard]} items",
                             "",
                         )
                     next_shard += 1
-                    for line in lines:
-                        ok, value = _decode(line)
+                    lines_read += len(lines)
+                    for ok, value in outcomes:
                         yielded += 1
                         if not ok:
                             raise value
@@ -460,14 +467,14 @@ class _MapRun:
                 raise ShardFailed(final)
             rest = final.get("result")
             if isinstance(rest, list) and not final.get("result_in_store"):
-                source: Iterable = rest[yielded:]
+                source: Iterable = rest[lines_read:]
             else:
-                source = self.job.results(offset=yielded)
+                source = self.job.results(offset=lines_read)
             for line in source:
-                ok, value = _decode(line)
-                if not ok:
-                    raise value
-                yield value
+                for ok, value in _decode((line,)):
+                    if not ok:
+                        raise value
+                    yield value
             done_ok = True
         finally:
             if not done_ok:

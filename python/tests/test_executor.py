@@ -193,7 +193,7 @@ def test_the_client_submits_a_python_job_by_hand_and_names_a_missing_function(sh
         requires=farm.environment(),
     )
     lines = job.result(WAIT)
-    assert [_pickling.decode_output(l, None)[1] for l in lines] == [0, 1, 4]
+    assert [v for l in lines for _, v in _pickling.decode_line(l, None)] == [0, 1, 4]
     assert job.status()["state"] == "succeeded"
     assert any(j["job"] == job.id for j in client.jobs())
     assert isinstance(job.logs(), list)
