@@ -174,3 +174,31 @@ def test_an_installed_module_is_pickled_by_reference():
 
     _, data = function_module(json.dumps)
     assert len(data) < 200, len(data)
+
+
+def test_values_take_the_c_pickler_unless_it_fails_or_would_name_main():
+    import pickle
+
+    assert _pickling.dumps([1, "a", (2.5, None)]) == pickle.dumps([1, "a", (2.5, None)], protocol=pickle.HIGHEST_PROTOCOL)
+    # The C pickler refuses a lambda: cloudpickle carries it.
+    assert pickle.loads(_pickling.dumps(lambda x: x + 1))(2) == 3
+    # The C pickler would name a class of __main__, which the other side lacks: it goes by value.
+    main = sys.modules["__main__"]
+    cls = type("FarmTestMainThing", (), {"__module__": "__main__", "n": 7})
+    setattr(main, "FarmTestMainThing", cls)
+    try:
+        pickle.dumps(cls())  # the C pickler takes it, by reference
+        data = _pickling.dumps(cls())
+    finally:
+        delattr(main, "FarmTestMainThing")
+    assert pickle.loads(data).n == 7
+
+
+def test_an_outcome_that_does_not_unpickle_fails_only_its_item():
+    import pickle
+
+    good = ("o", pickle.dumps(5))
+    line = "c" + base64.b64encode(pickle.dumps([good, ("o", b"not a pickle"), good])).decode()
+    out = _pickling.decode_line(line, remote_error)
+    assert out[0] == (True, 5) and out[2] == (True, 5)
+    assert out[1][0] is False and out[1][1][0] == "remote" and "could not be unpickled" in out[1][1][2]
