@@ -7,11 +7,15 @@ Everything here is pure Python over `cloudpickle`; the native module only moves 
   cloudpickle of ``(function, (initializer, initargs) or None)``, pickled together so that
   by-value functions share their globals with their initializer. A worker unpickles it once
   per hash and process, and runs the initializer then.
-- One shard input (one line, one chunk): ``base64(cloudpickle(list of (args, kwargs)))``.
-- One shard output line per item, in order: ``"o" + base64(pickle(value))`` for a value,
-  ``"e" + base64(pickle((pickled exception or None, type name, message, traceback text)))``
-  for an error (the exception pickled on its own, so that one the client cannot unpickle
-  still arrives as its type name, message and traceback).
+- One shard input (one line, one chunk): ``base64(pickle(list of (args, kwargs)))``.
+- One shard output line: ``"c" + base64(pickle(list of (tag, bytes)))``, one outcome per
+  item, in order (`run_chunk`): ``("o", pickle(value))`` for a value (the C pickler's,
+  cloudpickle's only when that fails: see `dumps`), ``("e", pickle((pickled exception or
+  None, type name, message, traceback text)))`` for an error (the exception pickled on its
+  own, so that one the client cannot unpickle still arrives as its type name, message and
+  traceback). Each outcome is pickled on its own, so one that does not unpickle fails only
+  its item. `decode_line` also reads the older one-line-per-item form, ``"o"`` or ``"e"`` +
+  base64 of the same bytes.
 - The environment: labels of a Python worker and requirements of a Python job,
   ``{"python": "CPython 3.12", "cloudpickle": "3.1"}``.
 """
@@ -239,21 +243,32 @@ def _b64(data: bytes) -> str:
 
 def encode_chunk(items: Iterable[Tuple[tuple, dict]]) -> str:
     """One shard's input line: its items' arguments."""
-    return _b64(cloudpickle.dumps([(tuple(a), dict(k)) for a, k in items], protocol=PROTOCOL))
+    return _b64(dumps([(tuple(a), dict(k)) for a, k in items]))
 
 
 def decode_chunk(line: str) -> List[Tuple[tuple, dict]]:
     return pickle.loads(base64.b64decode(line))
 
 
-def encode_value(value: Any) -> str:
-    """An item's output line for a value; raises when it cannot be pickled."""
-    return "o" + _b64(cloudpickle.dumps(value, protocol=PROTOCOL))
+def dumps(value: Any) -> bytes:
+    """The pickle of `value`: the C pickler's, which is much cheaper per call, and
+    cloudpickle's only when that one fails (a lambda, a class or function of a module pickled
+    by value, anything else it would have to carry by value)."""
+    try:
+        data = pickle.dumps(value, protocol=PROTOCOL)
+    except Exception:
+        return cloudpickle.dumps(value, protocol=PROTOCOL)
+    # The C pickler names every class and function by module; one of `__main__` or of a module
+    # marked by value would not be there on the other side, so those go by value. A global's
+    # module name is always spelled out in the pickle, so a substring test cannot miss one.
+    if b"__main__" in data or any(name.encode() in data for name in tuple(_by_value)):
+        return cloudpickle.dumps(value, protocol=PROTOCOL)
+    return data
 
 
-def encode_error(exc: BaseException, tb_text: Optional[str] = None) -> str:
-    """An item's output line for an exception: the exception itself when it pickles and
-    unpickles, else None, with its type name, message and traceback."""
+def _error_payload(exc: BaseException, tb_text: Optional[str] = None) -> bytes:
+    """The body of an item's error: the exception itself when it pickles and unpickles, else
+    None, with its type name, message and traceback."""
     if tb_text is None:
         tb_text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     type_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
@@ -266,22 +281,45 @@ def encode_error(exc: BaseException, tb_text: Optional[str] = None) -> str:
         pickle.loads(exc_bytes)
     except Exception:
         exc_bytes = None
-    payload = pickle.dumps((exc_bytes, type_name, message, tb_text), protocol=PROTOCOL)
-    return "e" + _b64(payload)
+    return pickle.dumps((exc_bytes, type_name, message, tb_text), protocol=PROTOCOL)
 
 
-def run_item(fn: Callable, args: tuple, kwargs: dict) -> str:
-    """Runs one item and encodes its outcome; an Exception becomes an error line, and so does a
-    result that cannot be pickled."""
+def encode_value(value: Any) -> str:
+    """An item's output line for a value; raises when it cannot be pickled."""
+    return "o" + _b64(dumps(value))
+
+
+def encode_error(exc: BaseException, tb_text: Optional[str] = None) -> str:
+    """An item's output line for an exception (see `_error_payload`)."""
+    return "e" + _b64(_error_payload(exc, tb_text))
+
+
+def _outcome(fn: Callable, args: tuple, kwargs: dict) -> Tuple[str, bytes]:
+    """Runs one item: ("o", pickled value) or ("e", error payload); an Exception becomes an
+    error, and so does a result that cannot be pickled."""
     try:
         value = fn(*args, **kwargs)
     except Exception as exc:
-        return encode_error(exc)
+        return "e", _error_payload(exc)
     try:
-        return encode_value(value)
+        return "o", dumps(value)
     except Exception as exc:
         reason = f"result of type {type(value).__qualname__} cannot be pickled: {exc}"
-        return encode_error(ResultNotPicklable(reason), tb_text=reason + "\n")
+        return "e", _error_payload(ResultNotPicklable(reason), tb_text=reason + "\n")
+
+
+def run_item(fn: Callable, args: tuple, kwargs: dict) -> str:
+    """Runs one item and encodes its outcome as its own output line."""
+    tag, data = _outcome(fn, args, kwargs)
+    return tag + _b64(data)
+
+
+def run_chunk(fn: Callable, items: Iterable[Tuple[tuple, dict]]) -> List[str]:
+    """Runs a chunk's items; its output is ONE line, ``"c" + base64(pickle(list of (tag,
+    bytes)))``, each item's outcome pickled on its own (so that one the client cannot unpickle
+    fails only its item) but the chunk base64-encoded, carried and decoded once."""
+    outcomes = [_outcome(fn, args, kwargs) for args, kwargs in items]
+    return ["c" + _b64(pickle.dumps(outcomes, protocol=PROTOCOL))]
 
 
 class ResultNotPicklable(TypeError):
@@ -299,13 +337,7 @@ class RemoteTraceback(Exception):
         return "\n\n" + self.tb.rstrip("\n")
 
 
-def decode_output(line: str, remote_error: Callable[[str, str, str], BaseException]) -> Tuple[bool, Any]:
-    """(True, value) or (False, exception) from an item's output line. `remote_error` builds the
-    exception for one that could not be pickled or unpickled."""
-    if not line:
-        return False, remote_error("farm.EmptyOutput", "an empty output line", "")
-    tag, body = line[0], line[1:]
-    data = base64.b64decode(body)
+def _decode_one(tag: str, data: bytes, remote_error: Callable[[str, str, str], BaseException]) -> Tuple[bool, Any]:
     if tag == "o":
         try:
             return True, pickle.loads(data)
@@ -316,7 +348,7 @@ def decode_output(line: str, remote_error: Callable[[str, str, str], BaseExcepti
                 "",
             )
     if tag != "e":
-        return False, remote_error("farm.BadOutput", f"an output line tagged {tag!r}", "")
+        return False, remote_error("farm.BadOutput", f"an output tagged {tag!r}", "")
     try:
         exc_bytes, type_name, message, tb_text = pickle.loads(data)
     except Exception as err:
@@ -332,3 +364,31 @@ def decode_output(line: str, remote_error: Callable[[str, str, str], BaseExcepti
     if tb_text:
         exc.__cause__ = RemoteTraceback(tb_text)
     return False, exc
+
+
+def decode_line(line: str, remote_error: Callable[[str, str, str], BaseException]) -> List[Tuple[bool, Any]]:
+    """The outcomes an output line carries, in order, each (True, value) or (False,
+    exception): a chunk's (tag "c") or one item's (tags "o" and "e"). `remote_error` builds the
+    exception for one that could not be pickled or unpickled."""
+    if not line:
+        return [(False, remote_error("farm.EmptyOutput", "an empty output line", ""))]
+    tag = line[0]
+    try:
+        data = base64.b64decode(line[1:])
+    except Exception as err:
+        return [(False, remote_error("farm.BadOutput", f"an output line that is not base64: {err}", ""))]
+    if tag != "c":
+        return [_decode_one(tag, data, remote_error)]
+    try:
+        outcomes = pickle.loads(data)
+        return [_decode_one(t, d, remote_error) for t, d in outcomes]
+    except Exception as err:
+        return [(False, remote_error("farm.BadOutput", f"a chunk line that does not decode: {err}", ""))]
+
+
+def decode_output(line: str, remote_error: Callable[[str, str, str], BaseException]) -> Tuple[bool, Any]:
+    """(True, value) or (False, exception) from the output line of ONE item."""
+    outcomes = decode_line(line, remote_error)
+    if len(outcomes) != 1:
+        return False, remote_error("farm.BadOutput", f"{len(outcomes)} outcomes in a line for one item", "")
+    return outcomes[0]

@@ -63,4 +63,4 @@ class Runner:
 
     def __call__(self, sha: str, data: bytes, line: str) -> List[str]:
         fn = self.function(sha, data)
-        return [_pickling.run_item(fn, args, kwargs) for args, kwargs in _pickling.decode_chunk(line)]
+        return _pickling.run_chunk(fn, _pickling.decode_chunk(line))

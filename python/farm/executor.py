@@ -97,8 +97,12 @@ class ShardFailed(JobFailed):
     worker that died too often, a function that cannot be loaded there) or was cancelled."""
 
 
-def _decode(line: str) -> Tuple[bool, Any]:
-    return _pickling.decode_output(line, RemoteError)
+def _decode(lines: Iterable[str]) -> List[Tuple[bool, Any]]:
+    """The outcomes of output lines, in order (a line carries a chunk's, or one item's)."""
+    out: List[Tuple[bool, Any]] = []
+    for line in lines:
+        out.extend(_pickling.decode_line(line, RemoteError))
+    return out
 
 
 def _lines(output: Any) -> Optional[List[str]]:
@@ -195,6 +199,8 @@ class Executor(concurrent.futures.Executor):
         self._priority = priority
         self._requires = _pickling.environment()
         self._uploaded: set = set()
+        # Function -> the hash of its module, so that a function is pickled once.
+        self._hashes: "weakref.WeakKeyDictionary[Callable, str]" = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._shutdown = False
         # Outstanding submit futures and the jobs of running maps.
@@ -205,7 +211,15 @@ class Executor(concurrent.futures.Executor):
     # -- plumbing -------------------------------------------------------------------------------
 
     def _module(self, fn: Callable) -> str:
-        """Pickles `fn` (with the initializer) and uploads it unless the master has it."""
+        """Pickles `fn` (with the initializer) and uploads it unless the master has it, once
+        per function object: later calls take its hash from a cache that holds the function
+        weakly (a callable that takes no weak reference is pickled every time)."""
+        try:
+            sha = self._hashes.get(fn)
+        except TypeError:  # not weakly referenceable, or not hashable
+            sha = None
+        if sha is not None:
+            return sha
         sha, data = _pickling.function_module(
             fn, self._initializer, self._initargs, self._max_pickle_bytes
         )
@@ -213,6 +227,10 @@ class Executor(concurrent.futures.Executor):
             if not self.client.has_module(sha):
                 self.client.put_module(data, "pickle")
             self._uploaded.add(sha)
+        try:
+            self._hashes[fn] = sha
+        except TypeError:
+            pass
         return sha
 
     def _submit_job(self, sha: str, lines: List[str]) -> Job:
@@ -275,10 +293,11 @@ class Executor(concurrent.futures.Executor):
                 lines = status.get("result")
                 if status.get("result_in_store") or not isinstance(lines, list):
                     lines = list(job.results())
-                if len(lines) != 1:
-                    outcome = (False, RemoteError("farm.BadOutput", f"{len(lines)} outputs for one call", ""))
+                outcomes = _decode(lines)
+                if len(outcomes) != 1:
+                    outcome = (False, RemoteError("farm.BadOutput", f"{len(outcomes)} outputs for one call", ""))
                 else:
-                    outcome = _decode(lines[0])
+                    outcome = outcomes[0]
         except BaseException as exc:  # the master went away, or a bug here
             outcome = (False, exc)
         try:
@@ -411,20 +430,22 @@ class _MapRun:
             pending: Dict[int, List[str]] = {}
             next_shard = 0
             yielded = 0
+            lines_read = 0
             total = sum(self.sizes)
             final: Any = None
             while next_shard < len(self.sizes):
                 if next_shard in pending:
                     lines = pending.pop(next_shard)
-                    if len(lines) != self.sizes[next_shard]:
+                    outcomes = _decode(lines)
+                    if len(outcomes) != self.sizes[next_shard]:
                         raise RemoteError(
                             "farm.BadOutput",
-                            f"shard {next_shard} has {len(lines)} outputs for {self.sizes[next_shard]} items",
+                            f"shard {next_shard} has {len(outcomes)} outputs for {self.sizes[next_shard]} items",
                             "",
                         )
                     next_shard += 1
-                    for line in lines:
-                        ok, value = _decode(line)
+                    lines_read += len(lines)
+                    for ok, value in outcomes:
                         yielded += 1
                         if not ok:
                             raise value
@@ -446,14 +467,14 @@ class _MapRun:
                 raise ShardFailed(final)
             rest = final.get("result")
             if isinstance(rest, list) and not final.get("result_in_store"):
-                source: Iterable = rest[yielded:]
+                source: Iterable = rest[lines_read:]
             else:
-                source = self.job.results(offset=yielded)
+                source = self.job.results(offset=lines_read)
             for line in source:
-                ok, value = _decode(line)
-                if not ok:
-                    raise value
-                yield value
+                for ok, value in _decode((line,)):
+                    if not ok:
+                        raise value
+                    yield value
             done_ok = True
         finally:
             if not done_ok:

@@ -193,7 +193,7 @@ def test_the_client_submits_a_python_job_by_hand_and_names_a_missing_function(sh
         requires=farm.environment(),
     )
     lines = job.result(WAIT)
-    assert [_pickling.decode_output(l, None)[1] for l in lines] == [0, 1, 4]
+    assert [v for l in lines for _, v in _pickling.decode_line(l, None)] == [0, 1, 4]
     assert job.status()["state"] == "succeeded"
     assert any(j["job"] == job.id for j in client.jobs())
     assert isinstance(job.logs(), list)
@@ -371,3 +371,24 @@ def test_the_local_executor_is_a_drop_in_for_process_pool(farm_bin):
         assert ex.submit(pow, 2, 10).result(WAIT) == 1024
         supervisor = ex._local.supervisor
     assert supervisor.poll() is not None, "shutdown stops the local workers"
+
+
+def test_an_executor_pickles_a_function_once(shared, monkeypatch):
+    from farm import _pickling
+
+    pickled = []
+    real = _pickling.function_module
+
+    def counting(fn, *args, **kwargs):
+        pickled.append(fn)
+        return real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(_pickling, "function_module", counting)
+    with shared.executor() as ex:
+        assert ex.submit(square, 3).result(WAIT) == 9
+        assert list(ex.map(square, range(3))) == [0, 1, 4]
+        assert ex.submit(square, 4).result(WAIT) == 16
+        assert pickled == [square]
+        # Another function object is pickled on its own.
+        assert ex.submit(slow_square, 2).result(WAIT) == 4
+        assert pickled == [square, slow_square]

@@ -13,7 +13,7 @@ from farm import _pickling
 from farm._pickling import (
     PickleTooLarge,
     RemoteTraceback,
-    decode_output,
+    decode_line,
     encode_chunk,
     function_module,
     load_module,
@@ -27,7 +27,9 @@ def remote_error(type_name, message, tb):
 
 def run(fn, items, initializer=None, initargs=()):
     sha, data = function_module(fn, initializer, initargs)
-    return [decode_output(line, remote_error) for line in Runner()(sha, data, encode_chunk(items))]
+    lines = Runner()(sha, data, encode_chunk(items))
+    assert len(lines) == 1, "a chunk's output is one line"
+    return decode_line(lines[0], remote_error)
 
 
 def test_the_module_is_named_by_its_sha256_and_loads_back():
@@ -100,7 +102,7 @@ def test_the_function_is_unpickled_once_per_hash_and_its_initializer_runs_then()
     runner = Runner()
     line = encode_chunk([((1,), {})])
     for _ in range(3):
-        assert [decode_output(l, remote_error) for l in runner(sha, data, line)] == [(True, 2)]
+        assert [o for l in runner(sha, data, line) for o in decode_line(l, remote_error)] == [(True, 2)]
     assert runner.unpickled == 1
     os.close(w)
     assert os.read(r, 100) == b"i"
@@ -111,7 +113,7 @@ def test_what_the_initializer_sets_is_what_the_function_sees():
     # Both come by value (this test module is not installed): they share their globals.
     sha, data = function_module(read_ready, set_ready, ("yes",))
     out = Runner()(sha, data, encode_chunk([((1,), {})]))
-    assert [decode_output(l, remote_error) for l in out] == [(True, ("yes", 1))]
+    assert [o for l in out for o in decode_line(l, remote_error)] == [(True, ("yes", 1))]
     assert STATE["ready"] is False, "the initializer ran on a copy, not here"
 
 
@@ -172,3 +174,31 @@ def test_an_installed_module_is_pickled_by_reference():
 
     _, data = function_module(json.dumps)
     assert len(data) < 200, len(data)
+
+
+def test_values_take_the_c_pickler_unless_it_fails_or_would_name_main():
+    import pickle
+
+    assert _pickling.dumps([1, "a", (2.5, None)]) == pickle.dumps([1, "a", (2.5, None)], protocol=pickle.HIGHEST_PROTOCOL)
+    # The C pickler refuses a lambda: cloudpickle carries it.
+    assert pickle.loads(_pickling.dumps(lambda x: x + 1))(2) == 3
+    # The C pickler would name a class of __main__, which the other side lacks: it goes by value.
+    main = sys.modules["__main__"]
+    cls = type("FarmTestMainThing", (), {"__module__": "__main__", "n": 7})
+    setattr(main, "FarmTestMainThing", cls)
+    try:
+        pickle.dumps(cls())  # the C pickler takes it, by reference
+        data = _pickling.dumps(cls())
+    finally:
+        delattr(main, "FarmTestMainThing")
+    assert pickle.loads(data).n == 7
+
+
+def test_an_outcome_that_does_not_unpickle_fails_only_its_item():
+    import pickle
+
+    good = ("o", pickle.dumps(5))
+    line = "c" + base64.b64encode(pickle.dumps([good, ("o", b"not a pickle"), good])).decode()
+    out = _pickling.decode_line(line, remote_error)
+    assert out[0] == (True, 5) and out[2] == (True, 5)
+    assert out[1][0] is False and out[1][1][0] == "remote" and "could not be unpickled" in out[1][1][2]
