@@ -3,15 +3,18 @@
 - ``submit(fn, *args, **kwargs)`` is one job of kind ``python`` with one shard of one item.
 - ``map(fn, *iterables, timeout=None, chunksize=1)`` is ONE job whose shards are chunks of
   `chunksize` items; it yields lazily and in order as the shards' outputs arrive on the job's
-  watch, and reads what the watch did not carry from the job's result at the end.
+  watch, and reads what the watch did not carry from the job's result at the end (also when
+  the master dropped the watch for falling behind, or shards ahead of a slow one pass
+  `MAP_PENDING_BYTES`). `shutdown(wait=True)` waits for every map's job to end, read or not.
 - With no master, it starts a local farm: a master in this process (`_native.start_master`)
   and one supervisor of `workers` Python worker processes (``python -m farm worker``), stopped
   on `shutdown` and at exit: a drop-in for ``ProcessPoolExecutor(max_workers=workers)``.
 
 The function is pickled with cloudpickle (by value from ``__main__`` and from local modules
 that are not installed) and uploaded once to the master's module store, named by its
-sha256; a job carries the client's environment as `requires`, so the master hands its shards
-only to workers on the same Python and cloudpickle.
+sha256 (again when a submit finds the master lost it); a job carries the client's
+environment as `requires`, so the master hands its shards only to workers on the same Python
+and cloudpickle.
 """
 
 from __future__ import annotations
