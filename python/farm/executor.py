@@ -3,15 +3,18 @@
 - ``submit(fn, *args, **kwargs)`` is one job of kind ``python`` with one shard of one item.
 - ``map(fn, *iterables, timeout=None, chunksize=1)`` is ONE job whose shards are chunks of
   `chunksize` items; it yields lazily and in order as the shards' outputs arrive on the job's
-  watch, and reads what the watch did not carry from the job's result at the end.
+  watch, and reads what the watch did not carry from the job's result at the end (also when
+  the master dropped the watch for falling behind, or shards ahead of a slow one pass
+  `MAP_PENDING_BYTES`). `shutdown(wait=True)` waits for every map's job to end, read or not.
 - With no master, it starts a local farm: a master in this process (`_native.start_master`)
   and one supervisor of `workers` Python worker processes (``python -m farm worker``), stopped
   on `shutdown` and at exit: a drop-in for ``ProcessPoolExecutor(max_workers=workers)``.
 
 The function is pickled with cloudpickle (by value from ``__main__`` and from local modules
 that are not installed) and uploaded once to the master's module store, named by its
-sha256; a job carries the client's environment as `requires`, so the master hands its shards
-only to workers on the same Python and cloudpickle.
+sha256 (again when a submit finds the master lost it); a job carries the client's
+environment as `requires`, so the master hands its shards only to workers on the same Python
+and cloudpickle.
 """
 
 from __future__ import annotations
@@ -40,6 +43,11 @@ WAITERS = 32
 #: at most this many bytes of output lines.
 MAP_READ_AHEAD = 64
 MAP_READ_AHEAD_BYTES = 16 << 20
+
+#: Bytes of shard outputs a `map` holds that arrived ahead of the one it waits for (the watch
+#: carries shards as they end, out of order). Past it, the map stops reading the watch and
+#: reads the rest in order from the job's stored result once the job ends.
+MAP_PENDING_BYTES = 64 << 20
 
 
 class _Buffer:
@@ -233,6 +241,19 @@ class Executor(concurrent.futures.Executor):
             pass
         return sha
 
+    def _submit_fn(self, fn: Callable, lines: List[str]) -> Job:
+        """Submits `lines` to `fn`'s module; when the master no longer has it (it evicted it
+        from its store, or restarted without a journal), uploads it again and retries once."""
+        sha = self._module(fn)
+        try:
+            return self._submit_job(sha, lines)
+        except _native.NotFound as exc:
+            if sha not in str(exc):
+                raise
+        with self._lock:
+            self._uploaded.discard(sha)
+        return self._submit_job(self._module(fn), lines)
+
     def _submit_job(self, sha: str, lines: List[str]) -> Job:
         return self.client.submit(
             "python",
@@ -254,8 +275,7 @@ class Executor(concurrent.futures.Executor):
     def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future:
         with self._lock:
             self._check_open()
-        sha = self._module(fn)
-        job = self._submit_job(sha, [_pickling.encode_chunk([(args, kwargs)])])
+        job = self._submit_fn(fn, [_pickling.encode_chunk([(args, kwargs)])])
         future: concurrent.futures.Future = concurrent.futures.Future()
         future.job = job  # type: ignore[attr-defined]
         with self._lock:
@@ -323,7 +343,6 @@ class Executor(concurrent.futures.Executor):
         with self._lock:
             self._check_open()
         deadline = None if timeout is None else time.monotonic() + timeout
-        sha = self._module(fn)
         items = zip(*iterables)
         lines: List[str] = []
         sizes: List[int] = []
@@ -335,7 +354,7 @@ class Executor(concurrent.futures.Executor):
             sizes.append(len(chunk))
         if not lines:
             return iter(())
-        job = self._submit_job(sha, lines)
+        job = self._submit_fn(fn, lines)
         run = _MapRun(self, job, sizes, deadline)
         with self._lock:
             self._maps.add(run)
@@ -353,8 +372,15 @@ class Executor(concurrent.futures.Executor):
                 run.cancel()
         if wait:
             concurrent.futures.wait(futures)
+            # Each map's job runs to its end, as ProcessPoolExecutor's maps do; its reader is
+            # then stopped, never waited on (it blocks on a full buffer when the iterator is not
+            # read). What the iterator has not yielded, it reads from the job's stored result.
             for run in maps:
-                run.finished.wait()
+                try:
+                    run.wait_final(deadline=False)
+                except Exception:  # the master went away: nothing left to wait for
+                    pass
+                run.stop.set()
         self._waiters.shutdown(wait=wait)
         if self._local is not None and (wait or cancel_futures):
             self._local.stop()
@@ -365,7 +391,12 @@ class Executor(concurrent.futures.Executor):
 
 
 class _MapRun:
-    """One `map`'s job, read by a thread into a bounded queue and yielded in order."""
+    """One `map`'s job, read by a thread into a bounded queue and yielded in order.
+
+    When the watch cannot carry the rest (the master dropped it as fell behind, the shards
+    that arrived ahead of the awaited one pass `MAP_PENDING_BYTES`, or the reader was stopped
+    by `shutdown`), the iterator waits for the job to end and reads the rest in order from the
+    job's stored result, by offset."""
 
     _END = object()
 
@@ -377,6 +408,10 @@ class _MapRun:
         self.buffer = _Buffer(MAP_READ_AHEAD, MAP_READ_AHEAD_BYTES)
         self.stop = threading.Event()
         self.finished = threading.Event()
+        #: Why the rest was read from the store (None while it comes from the watch).
+        self.from_store: Optional[str] = None
+        #: The most bytes of out-of-order shard outputs held at once.
+        self.pending_peak = 0
         self.thread = threading.Thread(target=self._read, name=f"farm-map-{job.id}", daemon=True)
         self.thread.start()
 
@@ -387,11 +422,27 @@ class _MapRun:
         except Exception:
             pass
 
+    def _remaining(self) -> Optional[float]:
+        if self.deadline is None:
+            return None
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise concurrent.futures.TimeoutError()
+        return remaining
+
+    def wait_final(self, deadline: bool = True) -> dict:
+        """Waits (with `deadline`, within the map's) until the job ends; its final status."""
+        while True:
+            remaining = self._remaining() if deadline else None
+            status = self.job.wait(1.0 if remaining is None else min(remaining, 1.0))
+            if status.get("state") in FINAL_STATES:
+                return status
+
     def _put(self, item: Any, nbytes: int = 0) -> bool:
         return self.buffer.put(item, nbytes, self.stop)
 
     def _read(self) -> None:
-        """Puts (shard, lines) as shards end, then (None, final status)."""
+        """Puts (shard, lines, size) as shards end, then (None, final status or error, 0)."""
         try:
             final = None
             for event in self.job.watch(shards=True, replay=True):
@@ -400,34 +451,36 @@ class _MapRun:
                 if event.get("type") == "shard":
                     lines = _lines(event.get("output"))
                     size = sum(len(line) for line in lines) if lines is not None else 0
-                    if lines is not None and not self._put((event.get("shard"), lines), size):
+                    if lines is not None and not self._put((event.get("shard"), lines, size), size):
                         return
                 elif event.get("type") == "final":
                     final = event.get("status") or {}
             if final is None:
                 final = self.job.wait(None)
-            self._put((None, final))
+            self._put((None, final, 0))
         except BaseException as exc:
-            self._put((None, exc))
+            self._put((None, exc, 0))
         finally:
             self.finished.set()
 
-    def _get(self) -> Tuple[Any, Any]:
+    def _get(self) -> Tuple[Any, Any, int]:
+        """The reader's next item; (None, None, 0) when the reader ended without one (stopped)."""
         while True:
-            remaining = None
-            if self.deadline is not None:
-                remaining = self.deadline - time.monotonic()
-                if remaining <= 0:
-                    raise concurrent.futures.TimeoutError()
+            remaining = self._remaining()
             try:
                 return self.buffer.get(min(remaining, 0.5) if remaining is not None else 0.5)
             except queue.Empty:
-                continue
+                if self.finished.is_set():
+                    try:
+                        return self.buffer.get(0)
+                    except queue.Empty:
+                        return (None, None, 0)
 
     def results(self) -> Iterator[Any]:
         done_ok = False
         try:
-            pending: Dict[int, List[str]] = {}
+            pending: Dict[int, Tuple[List[str], int]] = {}
+            pending_bytes = 0
             next_shard = 0
             yielded = 0
             lines_read = 0
@@ -435,7 +488,8 @@ class _MapRun:
             final: Any = None
             while next_shard < len(self.sizes):
                 if next_shard in pending:
-                    lines = pending.pop(next_shard)
+                    lines, size = pending.pop(next_shard)
+                    pending_bytes -= size
                     outcomes = _decode(lines)
                     if len(outcomes) != self.sizes[next_shard]:
                         raise RemoteError(
@@ -451,18 +505,33 @@ class _MapRun:
                             raise value
                         yield value
                     continue
-                shard, payload = self._get()
+                shard, payload, size = self._get()
                 if shard is None:
                     final = payload
                     break
-                if isinstance(shard, int) and shard >= next_shard:
-                    pending.setdefault(shard, payload)
+                if isinstance(shard, int) and shard >= next_shard and shard not in pending:
+                    pending[shard] = (payload, size)
+                    pending_bytes += size
+                    self.pending_peak = max(self.pending_peak, pending_bytes)
+                    if pending_bytes > MAP_PENDING_BYTES:
+                        # Shard `next_shard` is slow: stop holding the ones past it.
+                        self.from_store = "pending"
+                        pending.clear()
+                        self.stop.set()
+                        break
             if yielded == total:
                 done_ok = True
                 return
-            # The watch ended before carrying every shard: the rest from the job's result.
+            # The watch did not carry every shard: the rest from the job's result.
+            if isinstance(final, _native.ResourceExhausted) and "fell behind" in str(final):
+                self.from_store = "fell behind"
+                final = None
+            elif final is None and self.from_store is None:
+                self.from_store = "stopped"
             if isinstance(final, BaseException):
                 raise final
+            if final is None or final.get("state") not in FINAL_STATES:
+                final = self.wait_final()
             if final.get("state") != "succeeded":
                 raise ShardFailed(final)
             rest = final.get("result")
