@@ -63,7 +63,7 @@ type Accepted = (JobId, u64, oneshot::Receiver<Result<(), StoreError>>);
 
 enum Cmd {
     /// A submission, and the output shape that overrides its kernel's (a wasm module's).
-    Submit(Submission, Owner, Option<OutputShape>, oneshot::Sender<Result<Accepted>>),
+    Submit(Box<Submission>, Owner, Option<OutputShape>, oneshot::Sender<Result<Accepted>>),
     Get(JobId, oneshot::Sender<Option<JobView>>),
     List(oneshot::Sender<Vec<JobView>>),
     Cancel(JobId, oneshot::Sender<Result<JobView>>),
@@ -181,7 +181,8 @@ impl CoreHandle {
         shape: Option<OutputShape>,
     ) -> Result<(JobId, u64)> {
         let sub = sub.into();
-        let (id, shards, committed) = self.ask(|r| Cmd::Submit(sub, owner, shape, r)).await??;
+        let (id, shards, committed) =
+            self.ask(|r| Cmd::Submit(Box::new(sub), owner, shape, r)).await??;
         // Acknowledged only once the submission is in the journal (this waits here, in the
         // caller's task; the core's task has moved on).
         match committed.await {

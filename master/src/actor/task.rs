@@ -162,7 +162,7 @@ impl CoreTask {
                     .check(sub.spec())
                     .map(|declared| shape.unwrap_or(declared))
                     .map_err(Error::from)
-                    .and_then(|shape| Ok(core.submit(sub, owner, shape, now_std, fx)?))
+                    .and_then(|shape| Ok(core.submit(*sub, owner, shape, now_std, fx)?))
                     .map(|id| (id, shards, fx.journal_barrier()));
                 if let Ok((id, ..)) = &result {
                     let (live_bytes, kept_bytes) = core.memory();
