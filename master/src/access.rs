@@ -617,6 +617,23 @@ mod tests {
     }
 
     #[test]
+    fn the_minted_local_worker_token_opens_the_worker_service_only_and_never_prints() {
+        let minted = LocalWorkerToken::mint();
+        assert_eq!(minted.expose().len(), 64);
+        assert_ne!(minted.expose(), LocalWorkerToken::mint().expose(), "fresh each time");
+        assert!(!format!("{minted:?}").contains(minted.expose()), "Debug hides it");
+        assert!(check_name(LOCAL_WORKERS).is_err(), "no file can define the name");
+        let access = Access::new(None, None, Some(file(&alice_file())))
+            .expect("access")
+            .with_local_workers(&minted);
+        let bearer = format!("Bearer {}", minted.expose());
+        let p = access.worker(Some(&bearer)).expect("a worker").expect("checked");
+        assert_eq!((&*p.name, p.roles.as_slice()), (LOCAL_WORKERS, &[Role::Worker][..]));
+        let refused = access.client(Some(&bearer)).expect_err("no client call");
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    }
+
+    #[test]
     fn tokens_name_their_principal_and_the_shared_ones_keep_working() {
         let access = Access::new(Some("admin-tok"), Some("worker-tok"), Some(file(&alice_file())))
             .expect("access");
