@@ -275,7 +275,7 @@ fn local_workers_of_a_master_with_principals_connect_with_a_minted_token() {
     assert_eq!(mode, 0o600);
     let file_arg = file.display().to_string();
     let master = Master::start_logging(
-        &["--principals", &file_arg, "--workers", "2", "--threads", "1"],
+        &["--principals", &file_arg, "--workers", "2", "--threads", "1", "--http", "off"],
         &tag,
         "127.0.0.1:0",
         "farm=info",
