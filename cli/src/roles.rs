@@ -102,7 +102,15 @@ fn start(
     // Local workers take their settings from the master alone, not from a config file (which
     // may hold a client's token or CA): an empty FARM_CONFIG reads none.
     env.push(("FARM_CONFIG".to_string(), String::new()));
-    if let Some(token) = config.worker_token.clone() {
+    let mut config = config;
+    if config.principals.is_some() && workers > 0 {
+        // With a principals file there may be no shared worker token, and the operator's own
+        // is better kept out of the children's environment: the local workers get a token of
+        // their own, minted now and held in memory only, good for connecting as a worker.
+        let minted = farm_master::access::LocalWorkerToken::mint();
+        env.push(("FARM_TOKEN".to_string(), minted.expose().to_string()));
+        config.local_worker_token = Some(minted);
+    } else if let Some(token) = config.worker_token.clone() {
         env.push(("FARM_TOKEN".to_string(), token));
     }
     let server = tokio::spawn(farm_master::serve(listener, config, async {

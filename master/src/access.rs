@@ -193,6 +193,36 @@ pub struct Denied(pub String);
 pub const DEFAULT: &str = "default";
 /// The name of the principal the worker token (`--worker-token`) is.
 pub const WORKERS: &str = "workers";
+/// The name of the internal principal the master's own local workers (`--workers N`) are when
+/// a principals file is in use. Not a name a file may give ([`check_name`] refuses the
+/// parentheses and the space), so no file principal can clash with it.
+pub const LOCAL_WORKERS: &str = "(local workers)";
+
+/// The token the master mints at start for the local workers it spawns when a principals file
+/// leaves no shared worker token to hand them: 256 random bits, kept in memory only (handed to
+/// the workers through their environment), never written to disk and never logged, since its
+/// `Debug` shows nothing of it. It authenticates as [`LOCAL_WORKERS`], with the `worker` role
+/// only, so a leaked one opens no client call.
+#[derive(Clone)]
+pub struct LocalWorkerToken(String);
+
+impl LocalWorkerToken {
+    /// A fresh token from the operating system's random generator.
+    pub fn mint() -> LocalWorkerToken {
+        LocalWorkerToken(farm_net::auth::new_token())
+    }
+
+    /// The token itself, for the workers' environment.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for LocalWorkerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LocalWorkerToken(..)")
+    }
+}
 
 /// The principals file's largest accepted size.
 const FILE_BYTES: u64 = 1 << 20;
@@ -241,6 +271,14 @@ impl Access {
             workers_open: worker_token.is_none() && !has_file,
             refusals: Refusals::new("access"),
         })
+    }
+
+    /// Adds the internal principal [`LOCAL_WORKERS`] (role `worker` only) whose token is
+    /// `token`, for the workers this master spawns itself.
+    pub fn with_local_workers(mut self, token: &LocalWorkerToken) -> Access {
+        let p = Principal::new(LOCAL_WORKERS, vec![Role::Worker], Some(hash(token.expose())));
+        self.principals.push(Arc::new(p));
+        self
     }
 
     /// Access that checks nothing: every client is `default`, admin.
@@ -582,6 +620,23 @@ mod tests {
             format!("{}{}", entry("x", "t1", &[Role::Read]), entry("x", "t2", &[Role::Read]));
         let e = Access::new(None, None, Some(file(&twice))).expect_err("twice");
         assert!(e.contains("defined twice"), "{e}");
+    }
+
+    #[test]
+    fn the_minted_local_worker_token_opens_the_worker_service_only_and_never_prints() {
+        let minted = LocalWorkerToken::mint();
+        assert_eq!(minted.expose().len(), 64);
+        assert_ne!(minted.expose(), LocalWorkerToken::mint().expose(), "fresh each time");
+        assert!(!format!("{minted:?}").contains(minted.expose()), "Debug hides it");
+        assert!(check_name(LOCAL_WORKERS).is_err(), "no file can define the name");
+        let access = Access::new(None, None, Some(file(&alice_file())))
+            .expect("access")
+            .with_local_workers(&minted);
+        let bearer = format!("Bearer {}", minted.expose());
+        let p = access.worker(Some(&bearer)).expect("a worker").expect("checked");
+        assert_eq!((&*p.name, p.roles.as_slice()), (LOCAL_WORKERS, &[Role::Worker][..]));
+        let refused = access.client(Some(&bearer)).expect_err("no client call");
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
     }
 
     #[test]

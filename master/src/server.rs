@@ -42,6 +42,9 @@ pub struct MasterConfig {
     /// Named principals (`--principals FILE`) beside the two tokens' `default` and `workers`;
     /// with them, every client and worker call needs a token.
     pub principals: Option<crate::access::PrincipalsFile>,
+    /// The token of the master's own local workers, minted at start when a principals file
+    /// leaves no shared worker token to hand them (principal `(local workers)`, role worker).
+    pub local_worker_token: Option<crate::access::LocalWorkerToken>,
     /// Serve TLS with this identity (and, for mutual TLS, client CA).
     pub tls: Option<tonic::transport::ServerTlsConfig>,
     /// TLS for dialing listening workers.
@@ -69,6 +72,7 @@ impl Default for MasterConfig {
             client_token: None,
             worker_token: None,
             principals: None,
+            local_worker_token: None,
             tls: None,
             connect_tls: None,
             known_kinds: Vec::new(),
@@ -159,6 +163,10 @@ pub async fn serve(
         config.principals.clone(),
     )
     .map_err(MasterError::Access)?;
+    let access = match &config.local_worker_token {
+        Some(token) => access.with_local_workers(token),
+        None => access,
+    };
     let access = Arc::new(access);
     let (core, journal, modules, audit) = open_store(&config).await?;
     let audit = Arc::new(audit);

@@ -258,3 +258,74 @@ fn a_principals_file_others_can_read_is_refused() {
     assert_none_left(&tag);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `farm master --principals FILE --workers 2`: the local workers get a token the master mints
+/// for them (there is no shared worker token to hand them), connect, and run a job a `submit`
+/// principal sends. Their token is good for connecting as a worker and nothing else, is in no
+/// file, and shows in no log.
+#[test]
+fn local_workers_of_a_master_with_principals_connect_with_a_minted_token() {
+    let tag = tag();
+    let dir = std::env::temp_dir().join(format!("{tag}-principals"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("principals.toml");
+    let alice = new_token(&file, "alice", "submit", &tag);
+    let reader = new_token(&file, "reader", "read", &tag);
+    let mode = std::fs::metadata(&file).expect("file").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let file_arg = file.display().to_string();
+    let master = Master::start_logging(
+        &["--principals", &file_arg, "--workers", "2", "--threads", "1", "--http", "off"],
+        &tag,
+        "127.0.0.1:0",
+        "farm=info",
+    );
+
+    let out = as_(&master, &alice, &["submit", "primes", "--range", "0..1000", "--wait", "--json"]);
+    let job = json(&out);
+    assert_eq!(
+        (job["state"].as_str(), &job["result"]),
+        (Some("succeeded"), &Value::from(168)),
+        "{job}"
+    );
+    assert_eq!(job["owner"], "alice", "{job}");
+
+    let listed = |token: &str| {
+        let out = as_(&master, token, &["workers", "--json"]);
+        assert!(out.status.success(), "workers: {}", stderr_of(&out));
+        json(&out).as_array().expect("a list").clone()
+    };
+    let mut workers = Vec::new();
+    let two = wait_until(WAIT, || {
+        workers = listed(&reader);
+        workers.len() == 2
+    });
+    assert!(two, "farm workers lists the 2 local workers: {workers:?}");
+
+    // The minted token, as a worker holds it: a 64-hex-digit token of its own.
+    let pid = workers[0]["pid"].as_u64().expect("pid");
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("worker environment");
+    let minted = environ
+        .split(|b| *b == 0)
+        .filter_map(|kv| std::str::from_utf8(kv).ok())
+        .find_map(|kv| kv.strip_prefix("FARM_TOKEN="))
+        .expect("the local worker's FARM_TOKEN")
+        .to_string();
+    assert_eq!(minted.len(), 64, "256 random bits as hex");
+    assert!(minted != alice && minted != reader);
+    // It opens no client call.
+    let out = as_(&master, &minted, &["jobs"]);
+    assert!(!out.status.success(), "a worker's token lists no jobs");
+    assert!(stderr_of(&out).contains("unauthenticated"), "{}", stderr_of(&out));
+    // Never on disk (the principals file holds no hash of it either), never in the log.
+    let text = std::fs::read_to_string(&file).expect("read");
+    assert!(!text.contains(&minted), "not in the principals file");
+    assert_eq!(master.proc.log_count(|l| l.contains(&minted)), 0, "not in the master's log");
+    // No local worker was refused on the way (each was refused at most once before this fix,
+    // then restarted for ever; the job ran, so they had their chance).
+    assert_eq!(master.proc.log_count(|l| l.contains("missing token")), 0, "refused once");
+
+    drop(master);
+    assert!(wait_until(WAIT, || tagged_processes(&tag).is_empty()), "the workers stop with it");
+    let _ = std::fs::remove_dir_all(&dir);
+}
