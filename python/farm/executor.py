@@ -252,6 +252,10 @@ class Executor(concurrent.futures.Executor):
                 raise
         with self._lock:
             self._uploaded.discard(sha)
+            try:
+                self._hashes.pop(fn, None)
+            except TypeError:  # not weakly referenceable: never cached
+                pass
         return self._submit_job(self._module(fn), lines)
 
     def _submit_job(self, sha: str, lines: List[str]) -> Job:
