@@ -8,6 +8,9 @@
 //! is missing or names a file that is gone):
 //!
 //! - `access.rs`: who may do what: principals, token hashes, roles, and the role each call needs
+//! - `access/file.rs`: the principals file: read with its mode and size checked, parsed, names
+//!   checked
+//! - `access/tests.rs`: tests of roles, principals files, tokens and the role each call needs
 //! - `actor.rs`: the one task that owns the scheduler core, and `CoreHandle`, the way to talk to it
 //! - `actor/effects.rs`: the side effects the core asks for: messages to sessions, watchers,
 //!   journal writes
