@@ -86,6 +86,8 @@
 //! - `error_tests.rs`: every error's gRPC code and HTTP status, pinned
 //! - `grpc.rs`: the client service: thin adapters that hand a request to the core's task and map
 //!   errors
+//! - `grpc/convert.rs`: the client service's wire conversions: errors to statuses in one place,
+//!   jobs and workers to what clients see
 //! - `grpc/guard.rs`: the gRPC edge's access check, one tower service around both services
 //! - `grpc/run.rs`: `Run`: submit a job and answer once it ended, or once the caller's wait is over
 //! - `grpc/watch.rs`: the `Watch` stream: a job's subscription turned into events, after an
