@@ -41,6 +41,10 @@
 //! - `clock.rs`: wall-clock time as milliseconds since the Unix epoch, the one `unix_ms`
 //! - `connector.rs`: masters that dial their workers (`--connect`): one task per worker, with
 //!   backoff
+//! - `core/accumulator.rs`: a job's accumulator: shard outputs reduced into its result, the bytes
+//!   it keeps, the inline limit
+//! - `core/accumulator_tests.rs`: the accumulator: sums, joined lists, declared shapes, the inline
+//!   limit and the spill
 //! - `core/demand.rs`: what the allocator asks of the core on its tick: work waiting, room,
 //!   allocations
 //! - `core/dispatch.rs`: dispatch: handing pending shards to workers with free slots
@@ -48,8 +52,6 @@
 //!   each one's share of a worker's window
 //! - `core/job.rs`: one job in the core: its lazy shard cursor, shards in flight and its
 //!   accumulator
-//! - `core/job_tests.rs`: the accumulator: sums, joined lists, declared shapes, the inline limit
-//!   and the spill
 //! - `core/limits.rs`: submit validation: the limits a job must fit before the core queues it
 //! - `core/logs.rs`: per-shard log records of accepted outcomes, journaled to the `logs` table
 //! - `core/memory.rs`: what jobs hold in memory, in bytes: packed input lines, and the `Meter` of

@@ -18,6 +18,7 @@
 //! kept), `served.rs` (jobs no connected worker can run), `logs.rs` (per-shard log records),
 //! `recording.rs` (the tests' recording outbox).
 
+mod accumulator;
 mod demand;
 mod dispatch;
 mod fair;
@@ -49,11 +50,12 @@ mod verify;
 mod window;
 mod worker;
 
+use accumulator::ByteLimits;
 pub use demand::Demand;
 use dispatch::Dirty;
 use fair::Contention;
+use job::Job;
 pub use job::JobState;
-use job::{ByteLimits, Job};
 use memory::Meter;
 pub use memory::{Inputs, Submission, SubmittedJob};
 use overview::view;
