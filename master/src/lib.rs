@@ -54,6 +54,8 @@
 //!   accumulator
 //! - `core/limits.rs`: submit validation: the limits a job must fit before the core queues it
 //! - `core/logs.rs`: per-shard log records of accepted outcomes, journaled to the `logs` table
+//! - `core/membership.rs`: workers joining, heard from, draining and leaving, and the shards a
+//!   lost worker held taken back
 //! - `core/memory.rs`: what jobs hold in memory, in bytes: packed input lines, and the `Meter` of
 //!   live jobs
 //! - `core/memory_tests.rs`: memory bounded by bytes: retention, the memory budget, the per-job
