@@ -34,6 +34,8 @@
 //! - `show.rs`: what people and scripts see: progress bars, results, tables, the mandelbrot PNG
 //! - `showdown/chart.rs`: what people see: the table, the notes under it, and the SVG chart
 //! - `showdown/mod.rs`: `farm showdown`: the classic "threading vs multiprocessing" comparison
+//! - `showdown/python.rs`: the Python panel: its rows, each count checked against farm's own
+//!   test, and what it found
 //! - `showdown/run.rs`: running the configurations: `farm run` children and the embedded Python
 //!   script
 //! - `showdown/tests.rs`: tests of the pure parts: the math, the table, the chart

@@ -1,6 +1,8 @@
 //! The client service's own logic: what a List carries, the submit time.
 
 use super::*;
+use crate::clock::unix_ms;
+use farm_proto::LIST_RESULT_BYTES;
 
 fn view(result: Option<&str>, age_ms: u64) -> JobView {
     JobView {

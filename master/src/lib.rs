@@ -8,6 +8,9 @@
 //! is missing or names a file that is gone):
 //!
 //! - `access.rs`: who may do what: principals, token hashes, roles, and the role each call needs
+//! - `access/file.rs`: the principals file: read with its mode and size checked, parsed, names
+//!   checked
+//! - `access/tests.rs`: tests of roles, principals files, tokens and the role each call needs
 //! - `actor.rs`: the one task that owns the scheduler core, and `CoreHandle`, the way to talk to it
 //! - `actor/effects.rs`: the side effects the core asks for: messages to sessions, watchers,
 //!   journal writes
@@ -38,6 +41,10 @@
 //! - `clock.rs`: wall-clock time as milliseconds since the Unix epoch, the one `unix_ms`
 //! - `connector.rs`: masters that dial their workers (`--connect`): one task per worker, with
 //!   backoff
+//! - `core/accumulator.rs`: a job's accumulator: shard outputs reduced into its result, the bytes
+//!   it keeps, the inline limit
+//! - `core/accumulator_tests.rs`: the accumulator: sums, joined lists, declared shapes, the inline
+//!   limit and the spill
 //! - `core/demand.rs`: what the allocator asks of the core on its tick: work waiting, room,
 //!   allocations
 //! - `core/dispatch.rs`: dispatch: handing pending shards to workers with free slots
@@ -45,10 +52,10 @@
 //!   each one's share of a worker's window
 //! - `core/job.rs`: one job in the core: its lazy shard cursor, shards in flight and its
 //!   accumulator
-//! - `core/job_tests.rs`: the accumulator: sums, joined lists, declared shapes, the inline limit
-//!   and the spill
 //! - `core/limits.rs`: submit validation: the limits a job must fit before the core queues it
 //! - `core/logs.rs`: per-shard log records of accepted outcomes, journaled to the `logs` table
+//! - `core/membership.rs`: workers joining, heard from, draining and leaving, and the shards a
+//!   lost worker held taken back
 //! - `core/memory.rs`: what jobs hold in memory, in bytes: packed input lines, and the `Meter` of
 //!   live jobs
 //! - `core/memory_tests.rs`: memory bounded by bytes: retention, the memory budget, the per-job
@@ -83,6 +90,8 @@
 //! - `error_tests.rs`: every error's gRPC code and HTTP status, pinned
 //! - `grpc.rs`: the client service: thin adapters that hand a request to the core's task and map
 //!   errors
+//! - `grpc/convert.rs`: the client service's wire conversions: errors to statuses in one place,
+//!   jobs and workers to what clients see
 //! - `grpc/guard.rs`: the gRPC edge's access check, one tower service around both services
 //! - `grpc/run.rs`: `Run`: submit a job and answer once it ended, or once the caller's wait is over
 //! - `grpc/watch.rs`: the `Watch` stream: a job's subscription turned into events, after an
