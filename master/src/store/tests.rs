@@ -60,12 +60,19 @@ fn write(path: &Path, ops: Vec<JournalOp>) -> Core {
     core
 }
 
-#[test]
-fn a_reopened_journal_resumes_jobs_keeps_ended_ones_and_owners_and_continues_ids() {
-    let dir = std::env::temp_dir().join(format!("farm-store-test-{}", std::process::id()));
+/// A fresh folder for one test's journal (named after the test and this process), and the
+/// journal's path in it; the test removes the folder when it ends.
+fn scratch_journal(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let path = dir.join("journal.redb");
     let _ = std::fs::remove_file(&path);
+    (dir, path)
+}
+
+#[test]
+fn a_reopened_journal_resumes_jobs_keeps_ended_ones_and_owners_and_continues_ids() {
+    let (dir, path) = scratch_journal("farm-store-test");
     let now = Instant::now();
     let mut rec = Recording::default();
     let mut core = write(&path, vec![]);
@@ -113,10 +120,7 @@ fn a_reopened_journal_resumes_jobs_keeps_ended_ones_and_owners_and_continues_ids
 
 #[test]
 fn a_resumed_job_keeps_the_labels_it_requires() {
-    let dir = std::env::temp_dir().join(format!("farm-store-requires-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join("journal.redb");
-    let _ = std::fs::remove_file(&path);
+    let (dir, path) = scratch_journal("farm-store-requires");
     let now = Instant::now();
     let mut rec = Recording::default();
     let mut core = write(&path, vec![]);
@@ -155,10 +159,7 @@ fn a_resumed_job_keeps_the_labels_it_requires() {
 #[ignore]
 fn replay_of_a_million_outcomes() {
     const N: u64 = 1_000_000;
-    let dir = std::env::temp_dir().join(format!("farm-store-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join("journal.redb");
-    let _ = std::fs::remove_file(&path);
+    let (dir, path) = scratch_journal("farm-store-bench");
     let (_, journal, _) = open(Some(&path), CoreConfig::default()).expect("open");
     let spec = JobSpec::new(
         "noop",
@@ -213,10 +214,7 @@ fn lines(items: &[&str]) -> Output {
 
 #[test]
 fn list_outputs_are_replayed_kept_past_the_end_read_by_index_and_dropped_when_forgotten() {
-    let dir = std::env::temp_dir().join(format!("farm-store-lists-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join("journal.redb");
-    let _ = std::fs::remove_file(&path);
+    let (dir, path) = scratch_journal("farm-store-lists");
     let source = JobSource::Range { start: 0, end: 3, shard_size: 1 };
     let spec = JobSpec::new("hashchain", source, Params::default(), 0).expect("spec");
     let spec = submitted(spec);
