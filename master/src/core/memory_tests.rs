@@ -14,6 +14,16 @@ fn lines_job(lines: &[&str], params: &[&str]) -> JobSpec {
 }
 
 /// A core with one worker of many threads offering `echo`.
+/// Submits `sub` as the anonymous principal, its outputs of any shape.
+fn submit(
+    core: &mut Core,
+    sub: impl Into<Submission>,
+    now: Instant,
+    rec: &mut Recording,
+) -> Result<JobId, CoreError> {
+    core.submit(sub, Owner::anonymous(), OutputShape::Any, now, rec)
+}
+
 fn core(config: CoreConfig) -> (Core, WorkerId, Instant) {
     let now = Instant::now();
     let mut core = Core::new(config);
@@ -43,15 +53,7 @@ fn run(core: &mut Core, rec: &mut Recording, job: JobId, copies: usize, now: Ins
 fn ended_jobs_drop_inputs_and_params_and_give_back_their_bytes() {
     let (mut core, _, now) = core(CoreConfig::default());
     let mut rec = Recording::default();
-    let job = core
-        .submit(
-            lines_job(&["a", "b", "c"], &["k=v"]),
-            Owner::anonymous(),
-            OutputShape::Any,
-            now,
-            &mut rec,
-        )
-        .unwrap();
+    let job = submit(&mut core, lines_job(&["a", "b", "c"], &["k=v"]), now, &mut rec).unwrap();
     assert!(core.memory().0 > 0, "a queued job's inputs are counted");
     run(&mut core, &mut rec, job, 1, now);
     assert_eq!(rec.finished.len(), 1);
@@ -81,9 +83,7 @@ fn finished_jobs_are_kept_within_a_byte_budget_oldest_forgotten_first() {
     let line = "x".repeat(1000);
     let mut jobs = Vec::new();
     for _ in 0..4 {
-        let job = core
-            .submit(lines_job(&[&line], &[]), Owner::anonymous(), OutputShape::Any, now, &mut rec)
-            .unwrap();
+        let job = submit(&mut core, lines_job(&[&line], &[]), now, &mut rec).unwrap();
         run(&mut core, &mut rec, job, 1, now);
         jobs.push(job);
     }
@@ -96,9 +96,7 @@ fn finished_jobs_are_kept_within_a_byte_budget_oldest_forgotten_first() {
 
     // The newest is kept even alone over the budget, so its client can read it.
     let big = "y".repeat(8000);
-    let job = core
-        .submit(lines_job(&[&big], &[]), Owner::anonymous(), OutputShape::Any, now, &mut rec)
-        .unwrap();
+    let job = submit(&mut core, lines_job(&[&big], &[]), now, &mut rec).unwrap();
     run(&mut core, &mut rec, job, 1, now);
     assert!(core.status(job, now).is_some_and(|v| v.result_json.is_some()));
     assert!(core.status(jobs[3], now).is_none());
@@ -114,43 +112,18 @@ fn a_submit_past_the_memory_budget_is_refused_naming_the_budget() {
     let (mut core, _, now) = core(config);
     let mut rec = Recording::default();
     let line = "z".repeat(20 << 10);
-    let first = core
-        .submit(
-            lines_job(&[&line, &line], &[]),
-            Owner::anonymous(),
-            OutputShape::Any,
-            now,
-            &mut rec,
-        )
-        .unwrap();
-    let err = core
-        .submit(
-            lines_job(&[&line, &line], &[]),
-            Owner::anonymous(),
-            OutputShape::Any,
-            now,
-            &mut rec,
-        )
-        .unwrap_err();
+    let first = submit(&mut core, lines_job(&[&line, &line], &[]), now, &mut rec).unwrap();
+    let err = submit(&mut core, lines_job(&[&line, &line], &[]), now, &mut rec).unwrap_err();
     assert!(matches!(err, CoreError::MemoryBudget { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains("master memory budget of 0.1 MiB for job inputs and results"), "{msg}");
     // Params count too.
     let param = format!("p={}", "q".repeat(40 << 10));
-    assert!(core
-        .submit(lines_job(&["1"], &[&param]), Owner::anonymous(), OutputShape::Any, now, &mut rec)
-        .is_err());
+    assert!(submit(&mut core, lines_job(&["1"], &[&param]), now, &mut rec).is_err());
     // Once the first ends, its bytes are free again.
     run(&mut core, &mut rec, first, 0, now);
     assert_eq!(core.memory().0, 0);
-    core.submit(
-        lines_job(&[&line, &line], &[]),
-        Owner::anonymous(),
-        OutputShape::Any,
-        now,
-        &mut rec,
-    )
-    .unwrap();
+    submit(&mut core, lines_job(&[&line, &line], &[]), now, &mut rec).unwrap();
     assert_eq!(take(&mut rec.defs).len(), 1);
     assert_eq!(take(&mut rec.forgets).len(), 1);
     assert_eq!(take(&mut rec.outputs).len(), 2);
@@ -163,15 +136,7 @@ fn a_result_past_the_per_job_limit_is_kept_in_the_store_only() {
     let config = CoreConfig { inline_result_bytes: 10 << 10, ..Default::default() };
     let (mut core, _, now) = core(config);
     let mut rec = Recording::default();
-    let job = core
-        .submit(
-            lines_job(&["0123456789"; 100], &[]),
-            Owner::anonymous(),
-            OutputShape::Any,
-            now,
-            &mut rec,
-        )
-        .unwrap();
+    let job = submit(&mut core, lines_job(&["0123456789"; 100], &[]), now, &mut rec).unwrap();
     // Each shard returns its line 20 times: about 260 bytes a shard, 26 KiB in all.
     run(&mut core, &mut rec, job, 20, now);
     let v = core.status(job, now).unwrap();
@@ -190,15 +155,7 @@ fn results_that_would_pass_the_memory_budget_fail_their_job() {
     let config = CoreConfig { memory_budget: 32 << 10, ..Default::default() };
     let (mut core, _, now) = core(config);
     let mut rec = Recording::default();
-    let job = core
-        .submit(
-            lines_job(&["0123456789"; 50], &[]),
-            Owner::anonymous(),
-            OutputShape::Any,
-            now,
-            &mut rec,
-        )
-        .unwrap();
+    let job = submit(&mut core, lines_job(&["0123456789"; 50], &[]), now, &mut rec).unwrap();
     run(&mut core, &mut rec, job, 100, now);
     let v = core.status(job, now).unwrap();
     assert_eq!(v.state, JobState::Failed);
